@@ -1,0 +1,124 @@
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use http::Request;
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use super::service::attach;
+use crate::{BoxError, FetchError, Token, TokenCache};
+
+type TokenFetch = Pin<Box<dyn Future<Output = Result<Token, FetchError>> + Send>>;
+
+pin_project! {
+    /// Response future of [`BearerAuth`](super::BearerAuth).
+    ///
+    /// On the usual path it is the inner service's future and nothing else; only when a
+    /// token must be fetched first does it hold the (boxed) fetch.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct ResponseFuture<S, B>
+    where
+        S: Service<Request<B>>,
+    {
+        #[pin]
+        state: State<S, B>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, B>
+    where
+        S: Service<Request<B>>,
+    {
+        Fetching {
+            fetch: TokenFetch,
+            cache: TokenCache,
+            // Both `Some` until the token arrives.
+            service: Option<S>,
+            request: Option<Request<B>>,
+        },
+        Sent {
+            #[pin]
+            future: S::Future,
+        },
+    }
+}
+
+impl<S, B> ResponseFuture<S, B>
+where
+    S: Service<Request<B>>,
+{
+    pub(super) fn sent(future: S::Future) -> Self {
+        ResponseFuture {
+            state: State::Sent { future },
+        }
+    }
+
+    pub(super) fn fetching(cache: TokenCache, service: S, request: Request<B>) -> Self {
+        let fetch = {
+            let cache = cache.clone();
+            Box::pin(async move { cache.token().await })
+        };
+        ResponseFuture {
+            state: State::Fetching {
+                fetch,
+                cache,
+                service: Some(service),
+                request: Some(request),
+            },
+        }
+    }
+}
+
+impl<S, B> Future for ResponseFuture<S, B>
+where
+    S: Service<Request<B>>,
+    S::Error: Into<BoxError>,
+{
+    type Output = Result<S::Response, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Fetching {
+                    fetch,
+                    cache,
+                    service,
+                    request,
+                } => {
+                    let token = ready!(fetch.as_mut().poll(cx))?;
+                    let (Some(mut service), Some(mut request)) = (service.take(), request.take())
+                    else {
+                        return Poll::Ready(Err(FetchError::permanent(
+                            "BearerAuth's response future was polled after it completed",
+                        )
+                        .into()));
+                    };
+                    attach(&mut request, &token, cache);
+                    let future = service.call(request);
+                    this.state.set(State::Sent { future });
+                }
+                StateProj::Sent { future } => return future.poll(cx).map_err(Into::into),
+            }
+        }
+    }
+}
+
+impl<S, B> fmt::Debug for ResponseFuture<S, B>
+where
+    S: Service<Request<B>>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Fetching { .. } => "fetching token",
+            State::Sent { .. } => "sent",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
+    }
+}

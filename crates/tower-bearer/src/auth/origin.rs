@@ -1,0 +1,120 @@
+use std::fmt;
+use std::str::FromStr;
+
+use http::Uri;
+
+/// A scheme, host and port that may receive the token (RFC 6454 origin).
+///
+/// Parsed from `https://api.example.com` or `http://127.0.0.1:8080`; a missing port is the
+/// scheme's default. Hosts compare without regard to case.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origin {
+    scheme: String,
+    host: String,
+    port: u16,
+}
+
+impl Origin {
+    /// Whether `uri` points at this origin. A relative URI never does.
+    pub fn matches(&self, uri: &Uri) -> bool {
+        let (Some(scheme), Some(host)) = (uri.scheme_str(), uri.host()) else {
+            return false;
+        };
+        let Some(port) = uri.port_u16().or_else(|| default_port(scheme)) else {
+            return false;
+        };
+        port == self.port
+            && scheme.eq_ignore_ascii_case(&self.scheme)
+            && host.eq_ignore_ascii_case(&self.host)
+    }
+}
+
+fn default_port(scheme: &str) -> Option<u16> {
+    if scheme.eq_ignore_ascii_case("https") {
+        Some(443)
+    } else if scheme.eq_ignore_ascii_case("http") {
+        Some(80)
+    } else {
+        None
+    }
+}
+
+impl FromStr for Origin {
+    type Err = InvalidOrigin;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let invalid = |reason| InvalidOrigin {
+            origin: text.to_owned(),
+            reason,
+        };
+        let uri: Uri = text
+            .parse()
+            .map_err(|_| invalid("it is not a valid URI"))?;
+        let scheme = uri
+            .scheme_str()
+            .ok_or_else(|| invalid("it has no scheme; write it as https://host[:port]"))?;
+        let host = uri
+            .host()
+            .ok_or_else(|| invalid("it has no host; write it as https://host[:port]"))?;
+        if uri.path_and_query().is_some_and(|p| p.as_str() != "/" && !p.as_str().is_empty()) {
+            return Err(invalid("an origin has no path or query; remove them"));
+        }
+        let port = uri
+            .port_u16()
+            .or_else(|| default_port(scheme))
+            .ok_or_else(|| invalid("the scheme has no default port; add one"))?;
+        Ok(Origin {
+            scheme: scheme.to_ascii_lowercase(),
+            host: host.to_ascii_lowercase(),
+            port,
+        })
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
+    }
+}
+
+/// A string that is not an origin like `https://api.example.com`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidOrigin {
+    origin: String,
+    reason: &'static str,
+}
+
+impl fmt::Display for InvalidOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` is not a valid origin: {}", self.origin, self.reason)
+    }
+}
+
+impl std::error::Error for InvalidOrigin {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_matches() {
+        let origin: Origin = "https://API.example.com".parse().unwrap();
+        assert!(origin.matches(&"https://api.example.com/v1/x?y".parse().unwrap()));
+        assert!(origin.matches(&"https://api.example.com:443/".parse().unwrap()));
+        assert!(!origin.matches(&"http://api.example.com/".parse().unwrap()));
+        assert!(!origin.matches(&"https://api.example.com:8443/".parse().unwrap()));
+        assert!(!origin.matches(&"https://evil.example.com/".parse().unwrap()));
+        assert!(!origin.matches(&"/relative".parse().unwrap()));
+        let local: Origin = "http://127.0.0.1:8080".parse().unwrap();
+        assert!(local.matches(&"http://127.0.0.1:8080/a".parse().unwrap()));
+        assert_eq!(local.to_string(), "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn rejects_non_origins() {
+        for bad in ["api.example.com", "https://a.example/path", "ftp://host", "::"] {
+            let error = bad.parse::<Origin>().unwrap_err();
+            assert!(error.to_string().contains(bad), "{error}");
+        }
+    }
+}

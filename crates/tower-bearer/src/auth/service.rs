@@ -1,0 +1,123 @@
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::header::AUTHORIZATION;
+use http::Request;
+use tower_service::Service;
+
+use super::{BearerAuthLayer, Origin, ResponseFuture};
+use crate::cache::Reader;
+use crate::used_token::UsedTokenSlot;
+use crate::{BoxError, Token, TokenCache};
+
+/// Adds a bearer token to each request; built by [`BearerAuthLayer`].
+#[derive(Clone)]
+pub struct BearerAuth<S> {
+    inner: S,
+    reader: Reader,
+    allowed_origins: Option<Arc<[Origin]>>,
+}
+
+impl<S> BearerAuth<S> {
+    /// Wraps `inner`, attaching tokens from `cache` to every request.
+    pub fn new(inner: S, cache: TokenCache) -> Self {
+        Self::from_parts(inner, &cache, None)
+    }
+
+    pub(super) fn from_parts(
+        inner: S,
+        cache: &TokenCache,
+        allowed_origins: Option<Arc<[Origin]>>,
+    ) -> Self {
+        BearerAuth {
+            inner,
+            reader: cache.reader(),
+            allowed_origins,
+        }
+    }
+
+    /// A layer that wraps services in `BearerAuth`.
+    pub fn layer(cache: TokenCache) -> BearerAuthLayer {
+        BearerAuthLayer::new(cache)
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    /// The cache tokens come from.
+    pub fn cache(&self) -> &TokenCache {
+        self.reader.cache()
+    }
+
+    fn wants_token<B>(&self, request: &Request<B>) -> bool {
+        if request.headers().contains_key(AUTHORIZATION) {
+            return false;
+        }
+        match &self.allowed_origins {
+            None => true,
+            Some(origins) => origins.iter().any(|o| o.matches(request.uri())),
+        }
+    }
+}
+
+impl<S, B> Service<Request<B>> for BearerAuth<S>
+where
+    S: Service<Request<B>> + Clone,
+    S::Error: Into<BoxError>,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S, B>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        if !self.wants_token(&request) {
+            return ResponseFuture::sent(self.inner.call(request));
+        }
+        if let Some((token, cache)) = self.reader.usable_token() {
+            attach(&mut request, token, cache);
+            return ResponseFuture::sent(self.inner.call(request));
+        }
+        // No usable token: wait for the fetch, then call the service that was made ready.
+        let cache = self.reader.cache().clone();
+        let fresh = self.inner.clone();
+        let ready = std::mem::replace(&mut self.inner, fresh);
+        ResponseFuture::fetching(cache, ready, request)
+    }
+}
+
+/// Puts the token on the request, and tells a retry layer outside which token it was.
+pub(super) fn attach<B>(request: &mut Request<B>, token: &Token, cache: &TokenCache) {
+    request
+        .headers_mut()
+        .insert(AUTHORIZATION, token.header_value().clone());
+    if let Some(slot) = request.extensions().get::<UsedTokenSlot>() {
+        slot.record(token, cache);
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for BearerAuth<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BearerAuth")
+            .field("inner", &self.inner)
+            .field("cache", self.reader.cache())
+            .field("allowed_origins", &self.allowed_origins)
+            .finish()
+    }
+}

@@ -1,0 +1,193 @@
+//! How long tokens are used, when they are refreshed, and how failures back off.
+
+use std::time::Duration;
+
+/// Settings for a [`TokenCache`](super::TokenCache).
+///
+/// The defaults, and why:
+///
+/// - **Expiry skew 30 s.** A token is treated as expired 30 s before the server's
+///   `expires_in` says, to cover clock differences between the authorization server and the
+///   API, and the time a request spends in flight. Go's `x/oauth2` uses 10 s, which proved
+///   too small in practice; Spring and Duende use 60 s. The skew only matters when refreshes
+///   keep failing (the refresh window below normally replaces the token long before), so we
+///   take the middle and keep using a valid token for longer during an outage.
+/// - **Refresh window 5 minutes or 10 % of the lifetime, whichever is longer.** Inside it,
+///   the first caller starts one background refresh and everyone keeps using the current
+///   token, so nobody waits. Five minutes is what the Azure SDK uses; 10 % keeps the window
+///   in proportion for tokens that live a day.
+/// - **Up to 20 % jitter** added to the refresh window, so replicas that started together
+///   do not all refresh in the same second.
+/// - **Clamped for short-lived tokens:** the skew is at most a quarter of the lifetime and
+///   the refresh window at most half of it, so a 60 s token is refreshed after 30 s and
+///   used for 45 s, rather than refreshed on every call.
+/// - **Backoff 1 s doubling to 60 s**, with jitter, honouring a server's `Retry-After`: an
+///   unavailable authorization server sees at most one fetch per interval.
+/// - **Permanent errors remembered for at least 5 s** (a wrong client secret): a burst of
+///   callers gets the error at once without a burst of token requests.
+#[derive(Clone, Debug)]
+pub struct CacheConfig {
+    pub(crate) expiry_skew: Duration,
+    pub(crate) refresh_window: Duration,
+    pub(crate) refresh_fraction: f64,
+    pub(crate) refresh_jitter: f64,
+    pub(crate) backoff_initial: Duration,
+    pub(crate) backoff_max: Duration,
+    pub(crate) permanent_error_ttl: Duration,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            expiry_skew: Duration::from_secs(30),
+            refresh_window: Duration::from_secs(300),
+            refresh_fraction: 0.1,
+            refresh_jitter: 0.2,
+            backoff_initial: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+            permanent_error_ttl: Duration::from_secs(5),
+        }
+    }
+}
+
+impl CacheConfig {
+    /// The default settings, described above.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Treat tokens as expired this long before their stated expiry (default 30 s).
+    #[must_use]
+    pub fn expiry_skew(mut self, skew: Duration) -> Self {
+        self.expiry_skew = skew;
+        self
+    }
+
+    /// Start a background refresh this long before expiry, or `fraction` of the lifetime
+    /// before it if that is longer (defaults 5 minutes and 0.1).
+    ///
+    /// `fraction` is clamped to `0.0..=0.5`.
+    #[must_use]
+    pub fn refresh_window(mut self, window: Duration, fraction: f64) -> Self {
+        self.refresh_window = window;
+        self.refresh_fraction = clamp_fraction(fraction, 0.5);
+        self
+    }
+
+    /// Lengthen the refresh window by a random part of itself, up to this fraction
+    /// (default 0.2). `0.0` turns jitter off, which makes refresh times exact.
+    #[must_use]
+    pub fn refresh_jitter(mut self, fraction: f64) -> Self {
+        self.refresh_jitter = clamp_fraction(fraction, 1.0);
+        self
+    }
+
+    /// Back off from `initial`, doubling after each failure up to `max`, between failed
+    /// fetches (defaults 1 s and 60 s).
+    #[must_use]
+    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.backoff_initial = initial;
+        self.backoff_max = max.max(initial);
+        self
+    }
+
+    /// Remember a permanent error (a wrong secret) for at least this long (default 5 s).
+    #[must_use]
+    pub fn permanent_error_ttl(mut self, ttl: Duration) -> Self {
+        self.permanent_error_ttl = ttl;
+        self
+    }
+
+    /// The two deadlines for a token that lives `lifetime` from now: when to start a
+    /// background refresh, and when to stop using it. Both are offsets from now.
+    pub(crate) fn deadlines(&self, lifetime: Duration) -> Deadlines {
+        let skew = self.expiry_skew.min(lifetime / 4);
+        let proportional = lifetime.mul_f64(self.refresh_fraction);
+        let window = self.refresh_window.max(proportional);
+        let jitter = window.mul_f64(self.refresh_jitter * fastrand::f64());
+        let window = (window + jitter).min(lifetime / 2).max(skew);
+        Deadlines {
+            refresh_in: lifetime - window,
+            expire_in: lifetime - skew,
+        }
+    }
+
+    /// The wait after the `attempt`-th consecutive failure (1-based): exponential, with
+    /// "equal jitter" (half fixed, half random) so waits never collapse to zero.
+    pub(crate) fn backoff_after(&self, attempt: u32) -> Duration {
+        let exponent = attempt.saturating_sub(1).min(20);
+        let full = self
+            .backoff_initial
+            .saturating_mul(1u32 << exponent)
+            .min(self.backoff_max);
+        full / 2 + (full / 2).mul_f64(fastrand::f64())
+    }
+}
+
+fn clamp_fraction(fraction: f64, max: f64) -> f64 {
+    if fraction.is_nan() {
+        0.0
+    } else {
+        fraction.clamp(0.0, max)
+    }
+}
+
+/// Offsets from the moment a token was received.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Deadlines {
+    pub(crate) refresh_in: Duration,
+    pub(crate) expire_in: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exact() -> CacheConfig {
+        CacheConfig::default().refresh_jitter(0.0)
+    }
+
+    #[test]
+    fn hour_long_token_refreshes_five_minutes_early() {
+        let d = exact().deadlines(Duration::from_secs(3600));
+        assert_eq!(d.refresh_in, Duration::from_secs(3300));
+        assert_eq!(d.expire_in, Duration::from_secs(3570));
+    }
+
+    #[test]
+    fn day_long_token_uses_ten_percent() {
+        let d = exact().deadlines(Duration::from_secs(86_400));
+        assert_eq!(d.refresh_in, Duration::from_secs(86_400 - 8_640));
+    }
+
+    #[test]
+    fn short_token_is_clamped() {
+        let d = exact().deadlines(Duration::from_secs(60));
+        assert_eq!(d.refresh_in, Duration::from_secs(30));
+        assert_eq!(d.expire_in, Duration::from_secs(45));
+        let d = exact().deadlines(Duration::ZERO);
+        assert_eq!(d.expire_in, Duration::ZERO);
+    }
+
+    #[test]
+    fn jitter_only_moves_refresh_earlier_within_bounds() {
+        let config = CacheConfig::default();
+        for _ in 0..1000 {
+            let d = config.deadlines(Duration::from_secs(3600));
+            assert!(d.refresh_in <= Duration::from_secs(3300));
+            assert!(d.refresh_in >= Duration::from_secs(3240));
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let config = CacheConfig::default();
+        for _ in 0..100 {
+            let first = config.backoff_after(1);
+            assert!(first >= Duration::from_millis(500) && first <= Duration::from_secs(1));
+            let tenth = config.backoff_after(10);
+            assert!(tenth >= Duration::from_secs(30) && tenth <= Duration::from_secs(60));
+            assert!(config.backoff_after(u32::MAX) <= Duration::from_secs(60));
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! Outbound bearer-token auth for any HTTP client built on [`tower`](https://docs.rs/tower).
+//!
+//! Drop [`BearerAuthLayer`] into a `ServiceBuilder` and each request gets
+//! `Authorization: Bearer <token>`, with tokens from a pluggable [`TokenSource`] held in a
+//! [`TokenCache`] that:
+//!
+//! - fetches **once** for any number of concurrent callers (single flight, on its own task);
+//! - refreshes **ahead of expiry** in the background while callers keep the valid token;
+//! - keeps serving a still-valid token while the authorization server is down, and **backs
+//!   off** instead of hammering it;
+//! - costs two atomic loads and a reference-counted header clone per request when the token
+//!   is fresh: no lock, no clock read, no allocation, no await.
+//!
+//! [`RetryOn401Layer`] goes outside it: on a 401 for a rejected token it invalidates exactly
+//! that token and replays the request once. It never loops and never replays a body it cannot.
+//!
+//! Secrets never show up in `Debug`, `Display`, errors or logs, and the header value is
+//! marked sensitive.
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use http::{Request, Response};
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//! use tower_bearer::{source::EnvToken, BearerAuthLayer, RetryOn401Layer, TokenCache};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! # std::env::set_var("API_TOKEN", "from-the-environment");
+//! let cache = TokenCache::new(EnvToken::new("API_TOKEN"));
+//! let client = ServiceBuilder::new()
+//!     .layer(RetryOn401Layer::new())
+//!     .layer(BearerAuthLayer::new(cache))
+//!     .service(service_fn(|request: Request<String>| async move {
+//!         // Your HTTP client goes here, e.g. hyper-util's `Client`.
+//!         Ok::<_, Infallible>(Response::new(format!("{:?}", request.headers()["authorization"])))
+//!     }));
+//! let response = client.oneshot(Request::new(String::new())).await?;
+//! assert_eq!(response.body(), "Sensitive");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! OAuth 2.0 grants (client credentials, refresh token, ...) live in the
+//! `tower-bearer-oauth2` crate, so a user of a static or environment token compiles no HTTP
+//! client.
+//!
+//! # Features
+//!
+//! - `retry` (default): [`RetryOn401Layer`] and the replayable request body. Needs
+//!   `http-body` and `bytes`.
+//! - `full`: everything.
+
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+pub mod auth;
+pub mod cache;
+mod error;
+#[cfg(feature = "retry")]
+pub mod retry;
+pub mod source;
+mod token;
+mod used_token;
+
+pub use auth::{BearerAuth, BearerAuthLayer};
+pub use cache::{CacheConfig, CacheStats, TokenCache};
+pub use error::{BoxError, FetchError};
+#[cfg(feature = "retry")]
+pub use retry::{RetryOn401, RetryOn401Layer};
+pub use source::{SharedSource, TokenSource};
+pub use token::{InvalidToken, Token, TokenBuilder, TokenType};

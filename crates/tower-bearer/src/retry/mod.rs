@@ -1,0 +1,49 @@
+//! Retries a request once when the server rejects its bearer token with a 401.
+//!
+//! [`RetryOn401Layer`] goes outside [`BearerAuthLayer`](crate::BearerAuthLayer). When a
+//! response is `401 Unauthorized` and its `WWW-Authenticate` says the token was bad (RFC 6750
+//! `invalid_token`, a bare `Bearer` challenge, or no challenge at all), it invalidates exactly
+//! the token that was sent (compare-and-invalidate, so a hundred concurrent 401s for one
+//! token cause one refresh) and replays the request once through the auth layer, which
+//! fetches a new token.
+//!
+//! It does not retry:
+//! - a second 401 (the replay's response is returned as it is);
+//! - `insufficient_scope` or `invalid_request` (a new token would not help), nor 403;
+//! - a request whose `Authorization` the caller set, since the token was not ours;
+//! - a request whose body cannot be replayed.
+//!
+//! Bodies: with [`RetryOn401Layer::new`] the body type must be `Clone` and is cloned before
+//! the first send. For streaming bodies, [`RetryOn401Layer::buffered`] records the body as it
+//! is sent, up to a limit, and replays the recording; past the limit the 401 is returned
+//! untouched. The wrapped service then receives a [`ReplayBody`].
+//!
+//! ```
+//! use tower::ServiceBuilder;
+//! use tower_bearer::{source::StaticToken, BearerAuthLayer, RetryOn401Layer, TokenCache};
+//! # use std::convert::Infallible;
+//! # use http::{Request, Response};
+//! # use tower::service_fn;
+//!
+//! # fn main() -> Result<(), tower_bearer::InvalidToken> {
+//! let cache = TokenCache::new(StaticToken::new("token")?);
+//! let client = ServiceBuilder::new()
+//!     // Streaming bodies up to 64 KiB can be replayed.
+//!     .layer(RetryOn401Layer::buffered(64 * 1024))
+//!     .layer(BearerAuthLayer::new(cache))
+//!     .service(service_fn(|_: Request<_>| async { Ok::<_, Infallible>(Response::new(())) }));
+//! # let _ = client;
+//! # Ok(())
+//! # }
+//! ```
+
+mod body;
+mod challenge;
+mod future;
+mod layer;
+mod service;
+
+pub use body::{BufferBody, CloneBody, Recorder, ReplayBody, ReplayPolicy};
+pub use future::ResponseFuture;
+pub use layer::RetryOn401Layer;
+pub use service::RetryOn401;

@@ -1,0 +1,91 @@
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use tower_service::Service;
+
+use super::{CloneBody, ReplayPolicy, ResponseFuture, RetryOn401Layer};
+use crate::used_token::UsedTokenSlot;
+
+/// Retries once on a 401 for a rejected token; built by [`RetryOn401Layer`].
+#[derive(Clone, Debug)]
+pub struct RetryOn401<S, P = CloneBody> {
+    inner: S,
+    policy: P,
+}
+
+impl<S> RetryOn401<S> {
+    /// Wraps `inner`, replaying `Clone` bodies.
+    pub fn new(inner: S) -> Self {
+        RetryOn401 {
+            inner,
+            policy: CloneBody,
+        }
+    }
+
+    /// A layer that wraps services in `RetryOn401`.
+    pub fn layer() -> RetryOn401Layer {
+        RetryOn401Layer::new()
+    }
+}
+
+impl<S, P> RetryOn401<S, P> {
+    /// Wraps `inner`, keeping bodies for the replay with `policy`.
+    pub fn with_policy(inner: S, policy: P) -> Self {
+        RetryOn401 { inner, policy }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, P, B, ResBody> Service<Request<B>> for RetryOn401<S, P>
+where
+    P: ReplayPolicy<B> + Clone,
+    S: Service<Request<P::Body>, Response = Response<ResBody>> + Clone,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, P, B>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let (mut parts, body) = request.into_parts();
+        let (body, saved) = self.policy.prepare(body);
+        // Taken before the slot goes in, so the replay carries no used slot.
+        let mut replay = Request::new(());
+        *replay.method_mut() = parts.method.clone();
+        *replay.uri_mut() = parts.uri.clone();
+        *replay.version_mut() = parts.version;
+        *replay.headers_mut() = parts.headers.clone();
+        *replay.extensions_mut() = parts.extensions.clone();
+
+        let slot = UsedTokenSlot::default();
+        parts.extensions.insert(slot.clone());
+        let future = self.inner.call(Request::from_parts(parts, body));
+        ResponseFuture::new(
+            future,
+            super::future::Replay {
+                service: self.inner.clone(),
+                policy: self.policy.clone(),
+                request: replay,
+                saved,
+                slot,
+            },
+        )
+    }
+}
