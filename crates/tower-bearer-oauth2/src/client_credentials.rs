@@ -1,0 +1,947 @@
+//! The client credentials grant (RFC 6749 section 4.4): a confidential client asks for a
+//! token on its own behalf, with its client id and secret.
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::Body;
+use http_body_util::Full;
+use secrecy::SecretString;
+use tower::Service;
+use tower_bearer::source::TokenFuture;
+use tower_bearer::{BoxError, TokenSource};
+
+use crate::client_auth::ClientSecret;
+use crate::endpoint::{Grant, Limits, TokenEndpoint};
+use crate::http_client::{self, HttpClient};
+use crate::token_url::TokenUrl;
+use crate::{BuildError, ClientAuth};
+
+/// Parameters this crate sets itself, which `param` may not override.
+const RESERVED_PARAMS: &[&str] = &[
+    "grant_type",
+    "scope",
+    "client_id",
+    "client_secret",
+    "client_assertion",
+    "client_assertion_type",
+];
+
+/// A [`TokenSource`] for the OAuth 2.0 client credentials grant (RFC 6749 section 4.4).
+///
+/// Each [`fetch`](TokenSource::fetch) makes one `POST` to the token endpoint with
+/// `grant_type=client_credentials`, the scope and extra parameters, and the client's
+/// credentials ([`ClientAuth`]), and returns the token from the answer. It does not cache or
+/// retry: put it behind a [`TokenCache`](tower_bearer::TokenCache), which fetches once for
+/// all callers, refreshes ahead of expiry and backs off on failure.
+///
+/// Failures are [`FetchError`](tower_bearer::FetchError)s that say whether asking again may
+/// help: network errors, timeouts, 5xx and 429 are transient (with the server's
+/// `Retry-After`, capped at ten minutes); wrong credentials and other OAuth errors are
+/// permanent. The error's source is an [`OAuthError`](crate::OAuthError) when the server
+/// sent an error response, an [`EndpointError`](crate::EndpointError) otherwise.
+///
+/// `ClientCredentials` is cheap to clone; clones share the HTTP client's connection pool.
+///
+/// ```no_run
+/// use tower_bearer::{TokenCache, TokenSource};
+/// use tower_bearer_oauth2::ClientCredentials;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// let source = ClientCredentials::builder(
+///     "https://auth.example.com/oauth2/token",
+///     "my-service",
+///     std::env::var("CLIENT_SECRET")?,
+/// )
+/// .scopes(["orders:read", "orders:write"])
+/// .audience("https://api.example.com")
+/// .build()?;
+/// let cache = TokenCache::new(source);
+/// let token = cache.token().await?;
+/// # let _ = token;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct ClientCredentials {
+    endpoint: TokenEndpoint,
+    scope: Option<String>,
+    params: Vec<(String, String)>,
+}
+
+impl ClientCredentials {
+    /// Starts building a source for the token endpoint at `token_url`, authenticating as
+    /// `client_id` with `client_secret`.
+    ///
+    /// Nothing is checked until [`build`](ClientCredentialsBuilder::build).
+    pub fn builder(
+        token_url: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: impl Into<SecretString>,
+    ) -> ClientCredentialsBuilder {
+        ClientCredentialsBuilder {
+            token_url: token_url.into(),
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            client_auth: ClientAuth::default(),
+            scope: None,
+            params: Vec::new(),
+            timeout: ClientCredentialsBuilder::DEFAULT_TIMEOUT,
+            max_response_size: ClientCredentialsBuilder::DEFAULT_MAX_RESPONSE_SIZE,
+            default_lifetime: ClientCredentialsBuilder::DEFAULT_LIFETIME,
+            allow_insecure_http: false,
+            http_client: None,
+        }
+    }
+
+    /// The token endpoint URL.
+    pub fn token_url(&self) -> &http::Uri {
+        self.endpoint.url.uri()
+    }
+
+    /// The client id.
+    pub fn client_id(&self) -> &str {
+        &self.endpoint.client.id
+    }
+
+    /// How the client authenticates.
+    pub fn client_auth(&self) -> ClientAuth {
+        self.endpoint.client.method
+    }
+
+    /// The scope requested, space-separated, if any.
+    pub fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
+}
+
+impl TokenSource for ClientCredentials {
+    fn fetch(&self) -> TokenFuture<'_> {
+        Box::pin(self.endpoint.request(Grant {
+            grant_type: "client_credentials",
+            scope: self.scope.as_deref(),
+            params: &self.params,
+        }))
+    }
+}
+
+impl fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("token_url", &self.endpoint.url)
+            .field("client_id", &self.endpoint.client.id)
+            .field("client_secret", &"[redacted]")
+            .field("client_auth", &self.endpoint.client.method)
+            .field("scope", &self.scope)
+            .field("params", &ParamNames(&self.params))
+            .field("timeout", &self.endpoint.limits.timeout)
+            .field("max_response_size", &self.endpoint.limits.max_response_size)
+            .field("default_lifetime", &self.endpoint.limits.default_lifetime)
+            .finish()
+    }
+}
+
+/// Builds a [`ClientCredentials`]; see [`ClientCredentials::builder`].
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct ClientCredentialsBuilder {
+    token_url: String,
+    client_id: String,
+    client_secret: SecretString,
+    client_auth: ClientAuth,
+    scope: Option<String>,
+    params: Vec<(String, String)>,
+    timeout: Duration,
+    max_response_size: usize,
+    default_lifetime: Duration,
+    allow_insecure_http: bool,
+    http_client: Option<HttpClient>,
+}
+
+impl ClientCredentialsBuilder {
+    /// The default [`timeout`](Self::timeout): 30 seconds.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+    /// The default [`max_response_size`](Self::max_response_size): 64 KiB, far above any
+    /// real token response (large JWTs are a few KiB) and small enough that a wrong URL
+    /// serving a big page costs little.
+    pub const DEFAULT_MAX_RESPONSE_SIZE: usize = 64 * 1024;
+
+    /// The default [`default_lifetime`](Self::default_lifetime): 5 minutes.
+    pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(5 * 60);
+
+    /// How the client authenticates: [`ClientAuth::ClientSecretBasic`] (the default) or
+    /// [`ClientAuth::ClientSecretPost`].
+    pub fn client_auth(mut self, client_auth: ClientAuth) -> Self {
+        self.client_auth = client_auth;
+        self
+    }
+
+    /// The scope to request, as a space-separated list (RFC 6749 section 3.3). Replaces any
+    /// scope set before. Runs of whitespace are collapsed; an empty scope requests none.
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+
+    /// The scopes to request, one per item. Replaces any scope set before.
+    pub fn scopes<I>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let mut joined = String::new();
+        for scope in scopes {
+            if !joined.is_empty() {
+                joined.push(' ');
+            }
+            joined.push_str(scope.as_ref());
+        }
+        self.scope = Some(joined);
+        self
+    }
+
+    /// An extra form parameter for the token request, for servers that want more than the
+    /// RFC. Repeatable; parameters are sent in the order given.
+    ///
+    /// The parameters this crate sets itself (`grant_type`, `scope`, `client_id`,
+    /// `client_secret`, `client_assertion`, `client_assertion_type`) are refused by
+    /// [`build`](Self::build): use the dedicated methods.
+    pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.params.push((name.into(), value.into()));
+        self
+    }
+
+    /// The `audience` parameter: which API the token is for, as Auth0, Okta and token
+    /// exchange (RFC 8693) spell it.
+    pub fn audience(self, audience: impl Into<String>) -> Self {
+        self.param("audience", audience)
+    }
+
+    /// A `resource` parameter (RFC 8707): an absolute URI of an API the token is for, without
+    /// a fragment. Repeatable, for a token meant for several resources.
+    pub fn resource(self, resource: impl Into<String>) -> Self {
+        self.param("resource", resource)
+    }
+
+    /// How long one token request may take, from sending it to reading the whole response
+    /// (default 30 s). A request that takes longer fails as a transient error.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The largest response body read from the token endpoint, in bytes (default 64 KiB).
+    /// A larger response fails as a permanent error.
+    pub fn max_response_size(mut self, bytes: usize) -> Self {
+        self.max_response_size = bytes;
+        self
+    }
+
+    /// The lifetime assumed for a token whose response has no `expires_in` (or `0`)
+    /// (default 5 minutes).
+    ///
+    /// RFC 6749 section 5.1 leaves the lifetime to the server's documentation when
+    /// `expires_in` is missing. The default is short on purpose: guessing too short costs a
+    /// few more token requests (twelve an hour), guessing too long sends an expired token
+    /// until the API rejects it. Set your server's documented lifetime here.
+    pub fn default_lifetime(mut self, lifetime: Duration) -> Self {
+        self.default_lifetime = lifetime;
+        self
+    }
+
+    /// Allows a plain `http://` token URL to a host that is not loopback (default: refused).
+    ///
+    /// The client secret and the tokens then cross the network unencrypted, which RFC 6749
+    /// section 3.2 forbids; only for networks you trust, such as a service mesh that adds TLS.
+    /// Loopback hosts (`localhost`, 127.0.0.0/8, `::1`) are always allowed.
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
+        self
+    }
+
+    /// The HTTP client to reach the token endpoint with, instead of the default one (from
+    /// the `hyper-client` feature).
+    ///
+    /// Any tower service from `http::Request<Full<Bytes>>` to `http::Response<B>` works:
+    /// hyper-util's client with your own TLS settings or proxy, a client with tracing or
+    /// metrics layers, or a fake in tests. The request URI is absolute. Do not add a retry
+    /// layer that retries 4xx responses.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use bytes::Bytes;
+    /// use http::{Request, Response};
+    /// use http_body_util::Full;
+    /// use tower_bearer::TokenSource;
+    /// use tower_bearer_oauth2::ClientCredentials;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// // A fake authorization server that hands out the same token to everybody.
+    /// let fake_server = tower::service_fn(|_request: Request<Full<Bytes>>| async {
+    ///     let body = r#"{"access_token":"abc","token_type":"Bearer","expires_in":60}"#;
+    ///     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(body.as_bytes()))))
+    /// });
+    /// let source = ClientCredentials::builder("https://auth.example.com/token", "id", "secret")
+    ///     .http_client(fake_server)
+    ///     .build()?;
+    /// let token = source.fetch().await?;
+    /// assert_eq!(token.header_value(), "Bearer abc");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn http_client<S, B>(mut self, client: S) -> Self
+    where
+        S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: Body + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        self.http_client = Some(http_client::erase(client));
+        self
+    }
+
+    /// Checks the configuration and builds the source.
+    ///
+    /// Fails if the token URL is not absolute `https://` (or `http://` to loopback, or with
+    /// [`allow_insecure_http`](Self::allow_insecure_http)), if the client id or secret is
+    /// empty, if a scope, resource or parameter is malformed, or if no HTTP client is
+    /// available.
+    pub fn build(self) -> Result<ClientCredentials, BuildError> {
+        let url = TokenUrl::parse(&self.token_url, self.allow_insecure_http)?;
+        if self.client_id.is_empty() {
+            return Err(BuildError::invalid_credentials(
+                "the client id is empty; pass the id the authorization server registered"
+                    .to_owned(),
+            ));
+        }
+        if secrecy::ExposeSecret::expose_secret(&self.client_secret).is_empty() {
+            return Err(BuildError::invalid_credentials(format!(
+                "the client secret of client `{}` is empty; check where it is read from \
+                 (an unset environment variable?)",
+                self.client_id
+            )));
+        }
+        let scope = self
+            .scope
+            .as_deref()
+            .map(normalize_scope)
+            .transpose()?
+            .flatten();
+        for (name, value) in &self.params {
+            check_param(name, value)?;
+        }
+        let http = match self.http_client {
+            Some(client) => client,
+            None => default_http_client()?,
+        };
+        Ok(ClientCredentials {
+            endpoint: TokenEndpoint {
+                url,
+                client: ClientSecret {
+                    id: self.client_id,
+                    secret: self.client_secret,
+                    method: self.client_auth,
+                },
+                http,
+                limits: Limits {
+                    timeout: self.timeout,
+                    max_response_size: self.max_response_size,
+                    default_lifetime: self.default_lifetime,
+                },
+            },
+            scope,
+            params: self.params,
+        })
+    }
+}
+
+#[cfg(feature = "hyper-client")]
+fn default_http_client() -> Result<HttpClient, BuildError> {
+    http_client::default_client()
+}
+
+#[cfg(not(feature = "hyper-client"))]
+fn default_http_client() -> Result<HttpClient, BuildError> {
+    Err(BuildError::no_http_client())
+}
+
+impl fmt::Debug for ClientCredentialsBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientCredentialsBuilder")
+            .field("token_url", &self.token_url)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[redacted]")
+            .field("client_auth", &self.client_auth)
+            .field("scope", &self.scope)
+            .field("params", &ParamNames(&self.params))
+            .field("timeout", &self.timeout)
+            .field("max_response_size", &self.max_response_size)
+            .field("default_lifetime", &self.default_lifetime)
+            .field("allow_insecure_http", &self.allow_insecure_http)
+            .field("http_client", &self.http_client.as_ref().map(|_| ".."))
+            .finish()
+    }
+}
+
+/// Prints parameter names only: a value may be a credential of some other kind.
+struct ParamNames<'a>(&'a [(String, String)]);
+
+impl fmt::Debug for ParamNames<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(name, _)| name))
+            .finish()
+    }
+}
+
+/// Collapses whitespace and checks each scope token's characters (RFC 6749 section 3.3:
+/// visible ASCII except `"` and `\`). `None` for an empty scope.
+fn normalize_scope(scope: &str) -> Result<Option<String>, BuildError> {
+    let tokens: Vec<&str> = scope.split_ascii_whitespace().collect();
+    if let Some(bad) = tokens.iter().find(|token| {
+        !token
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+    }) {
+        return Err(BuildError::invalid_parameter(format!(
+            "the scope `{}` has a character RFC 6749 does not allow in a scope (only visible \
+             ASCII without `\"` and `\\`); check the scope names",
+            bad.escape_debug()
+        )));
+    }
+    Ok((!tokens.is_empty()).then(|| tokens.join(" ")))
+}
+
+fn check_param(name: &str, value: &str) -> Result<(), BuildError> {
+    if name.is_empty() {
+        return Err(BuildError::invalid_parameter(
+            "an extra parameter has an empty name; give every `param` a name".to_owned(),
+        ));
+    }
+    if RESERVED_PARAMS.contains(&name) {
+        return Err(BuildError::invalid_parameter(format!(
+            "the extra parameter `{name}` is set by tower-bearer-oauth2 itself; use the \
+             builder's own method for it (`scope`, `client_auth`, ...)"
+        )));
+    }
+    if name == "resource" && !is_absolute_uri_without_fragment(value) {
+        return Err(BuildError::invalid_parameter(format!(
+            "the resource `{}` is not an absolute URI without a fragment, as RFC 8707 \
+             section 2 requires; give a full URI such as https://api.example.com/",
+            value.escape_debug()
+        )));
+    }
+    Ok(())
+}
+
+/// `scheme ":" rest`, no `#` (RFC 3986 section 4.3; the scheme per section 3.1).
+fn is_absolute_uri_without_fragment(value: &str) -> bool {
+    let Some((scheme, rest)) = value.split_once(':') else {
+        return false;
+    };
+    let mut scheme_chars = scheme.chars();
+    scheme_chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme_chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        && !rest.is_empty()
+        && !value.contains('#')
+        && !value.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::error::Error as _;
+    use std::sync::{Arc, Mutex};
+
+    use http::{HeaderMap, HeaderValue, Method, StatusCode};
+    use http_body_util::BodyExt;
+    use secrecy::ExposeSecret;
+    use tower_bearer::FetchError;
+
+    use super::*;
+    use crate::{EndpointError, OAuthError};
+
+    const URL: &str = "https://auth.example.com/oauth2/token";
+    const ID: &str = "my client:1";
+    const SECRET: &str = "p@ss:w%rd+ ü";
+    const TOKEN_BODY: &str =
+        r#"{"access_token":"at-s3cr3t","token_type":"bearer","expires_in":"3600","scope":"a b"}"#;
+
+    /// What the fake server saw.
+    #[derive(Clone, Debug)]
+    struct Seen {
+        method: Method,
+        uri: String,
+        headers: HeaderMap,
+        body: String,
+    }
+
+    type FakeServer =
+        tower::util::BoxCloneSyncService<Request<Full<Bytes>>, Response<Full<Bytes>>, Infallible>;
+
+    /// A fake token endpoint answering every request with `status`, `headers` and `body`.
+    fn fake(
+        status: u16,
+        headers: &[(&'static str, &'static str)],
+        body: impl Into<Bytes>,
+    ) -> (FakeServer, Arc<Mutex<Vec<Seen>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let body: Bytes = body.into();
+        let headers: Vec<_> = headers.to_vec();
+        let service = tower::service_fn(move |request: Request<Full<Bytes>>| {
+            let log = log.clone();
+            let body = body.clone();
+            let headers = headers.clone();
+            async move {
+                let (parts, request_body) = request.into_parts();
+                let request_body = request_body.collect().await?.to_bytes();
+                log.lock().unwrap().push(Seen {
+                    method: parts.method,
+                    uri: parts.uri.to_string(),
+                    headers: parts.headers,
+                    body: String::from_utf8(request_body.to_vec()).unwrap(),
+                });
+                let mut response = Response::new(Full::new(body));
+                *response.status_mut() = StatusCode::from_u16(status).unwrap();
+                for (name, value) in headers {
+                    response
+                        .headers_mut()
+                        .insert(name, HeaderValue::from_static(value));
+                }
+                Ok::<_, Infallible>(response)
+            }
+        });
+        (FakeServer::new(service), seen)
+    }
+
+    fn builder() -> ClientCredentialsBuilder {
+        ClientCredentials::builder(URL, ID, SECRET)
+    }
+
+    async fn fetch_with(
+        builder: ClientCredentialsBuilder,
+        status: u16,
+        headers: &[(&'static str, &'static str)],
+        body: &'static str,
+    ) -> Result<tower_bearer::Token, FetchError> {
+        let (service, _) = fake(status, headers, body);
+        builder.http_client(service).build().unwrap().fetch().await
+    }
+
+    fn assert_no_secrets(printed: &str) {
+        for secret in [SECRET, "at-s3cr3t", "p%40ss", "cCU0MHNz"] {
+            assert!(!printed.contains(secret), "{secret} in {printed}");
+        }
+    }
+
+    fn oauth_source(error: &FetchError) -> &OAuthError {
+        error
+            .source()
+            .unwrap()
+            .downcast_ref::<OAuthError>()
+            .unwrap()
+    }
+
+    fn endpoint_source(error: &FetchError) -> &EndpointError {
+        error
+            .source()
+            .unwrap()
+            .downcast_ref::<EndpointError>()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn basic_auth_request() {
+        let (service, seen) = fake(200, &[], TOKEN_BODY);
+        let source = builder()
+            .scopes(["a", "b"])
+            .audience("https://api.example.com")
+            .resource("https://api.example.com/orders")
+            .resource("urn:example:billing")
+            .param("tenant", "ü&=")
+            .http_client(service)
+            .build()
+            .unwrap();
+        let token = source.fetch().await.unwrap();
+        assert_eq!(token.secret().expose_secret(), "at-s3cr3t");
+        assert_eq!(token.header_value(), "Bearer at-s3cr3t");
+        assert_eq!(token.scope(), Some("a b"));
+
+        let seen = seen.lock().unwrap()[0].clone();
+        assert_eq!(seen.method, Method::POST);
+        assert_eq!(seen.uri, URL);
+        assert_eq!(
+            seen.headers["authorization"],
+            "Basic bXkrY2xpZW50JTNBMTpwJTQwc3MlM0F3JTI1cmQlMkIrJUMzJUJD"
+        );
+        assert!(seen.headers["authorization"].is_sensitive());
+        assert_eq!(
+            seen.headers["content-type"],
+            "application/x-www-form-urlencoded"
+        );
+        assert_eq!(seen.headers["accept"], "application/json");
+        assert_eq!(
+            seen.body,
+            "grant_type=client_credentials&scope=a+b\
+             &audience=https%3A%2F%2Fapi.example.com\
+             &resource=https%3A%2F%2Fapi.example.com%2Forders\
+             &resource=urn%3Aexample%3Abilling\
+             &tenant=%C3%BC%26%3D"
+        );
+    }
+
+    #[tokio::test]
+    async fn post_auth_request() {
+        let (service, seen) = fake(200, &[], TOKEN_BODY);
+        let source = builder()
+            .client_auth(ClientAuth::ClientSecretPost)
+            .http_client(service)
+            .build()
+            .unwrap();
+        source.fetch().await.unwrap();
+        let seen = seen.lock().unwrap()[0].clone();
+        assert!(!seen.headers.contains_key("authorization"));
+        assert_eq!(
+            seen.body,
+            "grant_type=client_credentials\
+             &client_id=my+client%3A1&client_secret=p%40ss%3Aw%25rd%2B+%C3%BC"
+        );
+    }
+
+    #[tokio::test]
+    async fn invalid_client_is_permanent_with_oauth_source() {
+        let body =
+            r#"{"error":"invalid_client","error_description":"Client authentication failed"}"#;
+        let error = fetch_with(builder(), 401, &[], body).await.unwrap_err();
+        assert!(error.is_permanent());
+        let oauth = oauth_source(&error);
+        assert!(oauth.is_invalid_client());
+        assert_eq!(oauth.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(oauth.description(), Some("Client authentication failed"));
+        let message = error.to_string();
+        assert!(
+            message.contains("rejected the credentials of client `my client:1`"),
+            "{message}"
+        );
+        assert!(message.contains("client_secret_basic"), "{message}");
+        assert_no_secrets(&format!("{error} {error:?}"));
+    }
+
+    #[tokio::test]
+    async fn oauth_errors_map_to_permanent_or_transient() {
+        let permanent = [
+            "invalid_client",
+            "invalid_grant",
+            "unauthorized_client",
+            "invalid_scope",
+            "unsupported_grant_type",
+            "invalid_request",
+            "access_denied",
+        ];
+        for code in permanent {
+            let body: &'static str = Box::leak(format!(r#"{{"error":"{code}"}}"#).into_boxed_str());
+            let error = fetch_with(builder().scope("x"), 400, &[], body)
+                .await
+                .unwrap_err();
+            assert!(error.is_permanent(), "{code}: {error}");
+            assert_eq!(oauth_source(&error).error(), code);
+            assert!(error.to_string().contains(code), "{error}");
+        }
+        let busy = fetch_with(
+            builder(),
+            400,
+            &[],
+            r#"{"error":"temporarily_unavailable"}"#,
+        )
+        .await
+        .unwrap_err();
+        assert!(busy.is_transient(), "{busy}");
+        let server = fetch_with(builder(), 500, &[], r#"{"error":"invalid_request"}"#)
+            .await
+            .unwrap_err();
+        assert!(server.is_transient(), "{server}");
+    }
+
+    #[tokio::test]
+    async fn echoed_secret_is_redacted() {
+        let body = r#"{"error":"invalid_client","error_description":"bad secret p@ss:w%rd+ ü"}"#;
+        let error = fetch_with(builder(), 401, &[], body).await.unwrap_err();
+        let printed = format!("{error} {error:?} {}", error.source().unwrap());
+        assert_no_secrets(&printed);
+        assert!(printed.contains("bad secret [redacted]"), "{printed}");
+    }
+
+    #[tokio::test]
+    async fn unavailable_with_retry_after_is_transient() {
+        let error = fetch_with(builder(), 503, &[("retry-after", "7")], "")
+            .await
+            .unwrap_err();
+        assert!(error.is_transient());
+        assert_eq!(error.retry_after(), Some(Duration::from_secs(7)));
+        assert!(endpoint_source(&error).is_unexpected_status());
+
+        let error = fetch_with(builder(), 429, &[("retry-after", "86400")], "")
+            .await
+            .unwrap_err();
+        assert!(error.is_transient());
+        assert!(error.to_string().contains("rate limiting"), "{error}");
+        assert_eq!(error.retry_after(), Some(Duration::from_secs(600)));
+
+        let error = fetch_with(builder(), 502, &[], "<html>Bad Gateway</html>")
+            .await
+            .unwrap_err();
+        assert!(error.is_transient());
+        assert_eq!(error.retry_after(), None);
+        assert_eq!(
+            endpoint_source(&error).status(),
+            Some(StatusCode::BAD_GATEWAY)
+        );
+    }
+
+    #[tokio::test]
+    async fn retry_after_is_ignored_on_permanent_errors() {
+        let error = fetch_with(
+            builder(),
+            401,
+            &[("retry-after", "7")],
+            r#"{"error":"invalid_client"}"#,
+        )
+        .await
+        .unwrap_err();
+        assert!(error.is_permanent());
+        assert_eq!(error.retry_after(), None);
+    }
+
+    #[tokio::test]
+    async fn unexpected_statuses_are_permanent() {
+        for (status, advice) in [
+            (404, "token endpoint"),
+            (302, "redirect"),
+            (401, "client id and secret"),
+            (418, "token URL"),
+        ] {
+            let error = fetch_with(builder(), status, &[], "<html></html>")
+                .await
+                .unwrap_err();
+            assert!(error.is_permanent(), "{status}");
+            assert!(error.to_string().contains(advice), "{error}");
+            assert!(endpoint_source(&error).is_unexpected_status());
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_success_bodies() {
+        let error = fetch_with(builder(), 200, &[], "<html>at-s3cr3t</html>")
+            .await
+            .unwrap_err();
+        assert!(error.is_transient(), "{error}");
+        assert!(endpoint_source(&error).is_invalid_response());
+        assert_no_secrets(&format!("{error} {error:?}"));
+
+        let error = fetch_with(builder(), 200, &[], r#"{"access_token":"at-s3cr3t"}"#)
+            .await
+            .unwrap_err();
+        assert!(error.is_permanent(), "{error}");
+        assert!(
+            error.to_string().contains("`token_type` is missing"),
+            "{error}"
+        );
+        assert_no_secrets(&format!("{error} {error:?}"));
+
+        let error = fetch_with(
+            builder(),
+            200,
+            &[],
+            r#"{"access_token":"at-s3cr3t","token_type":"MAC"}"#,
+        )
+        .await
+        .unwrap_err();
+        assert!(error.is_permanent(), "{error}");
+        assert!(error.to_string().contains("`MAC`"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn responses_over_the_limit_are_refused() {
+        let body: &'static str = Box::leak(
+            format!(
+                r#"{{"access_token":"{}","token_type":"Bearer"}}"#,
+                "a".repeat(2000)
+            )
+            .into_boxed_str(),
+        );
+        let error = fetch_with(builder().max_response_size(1024), 200, &[], body)
+            .await
+            .unwrap_err();
+        assert!(error.is_permanent());
+        assert!(endpoint_source(&error).is_too_large());
+        assert!(error.to_string().contains("max_response_size"), "{error}");
+        assert!(
+            fetch_with(builder().max_response_size(4096), 200, &[], body)
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn timeout_is_transient() {
+        let never = tower::service_fn(|_request: Request<Full<Bytes>>| async {
+            std::future::pending::<Result<Response<Full<Bytes>>, Infallible>>().await
+        });
+        let source = builder()
+            .timeout(Duration::from_secs(2))
+            .http_client(never)
+            .build()
+            .unwrap();
+        let started = tokio::time::Instant::now();
+        let error = source.fetch().await.unwrap_err();
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
+        assert!(error.is_transient());
+        assert!(endpoint_source(&error).is_timeout());
+        assert!(
+            error.to_string().contains("did not answer within 2s"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn transport_errors_are_transient_and_name_the_cause() {
+        let refused = tower::service_fn(|_request: Request<Full<Bytes>>| async {
+            Err::<Response<Full<Bytes>>, _>(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "connection refused",
+            ))
+        });
+        let source = builder().http_client(refused).build().unwrap();
+        let error = source.fetch().await.unwrap_err();
+        assert!(error.is_transient());
+        assert!(endpoint_source(&error).is_transport());
+        assert!(error.to_string().contains("connection refused"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn missing_expires_in_uses_the_default_lifetime() {
+        let token = fetch_with(
+            builder().default_lifetime(Duration::from_secs(90)),
+            200,
+            &[],
+            r#"{"access_token":"t","token_type":"Bearer"}"#,
+        )
+        .await
+        .unwrap();
+        let lifetime = token.expires_at().unwrap() - tokio::time::Instant::now();
+        assert!(lifetime <= Duration::from_secs(90) && lifetime > Duration::from_secs(85));
+    }
+
+    #[test]
+    fn build_checks_the_configuration() {
+        let (service, _) = fake(200, &[], TOKEN_BODY);
+        let build =
+            |builder: ClientCredentialsBuilder| builder.http_client(service.clone()).build();
+
+        let error = build(ClientCredentials::builder(
+            "http://auth.example.com/token",
+            ID,
+            SECRET,
+        ))
+        .unwrap_err();
+        assert!(error.is_insecure_http(), "{error}");
+        assert!(build(
+            ClientCredentials::builder("http://auth.example.com/token", ID, SECRET)
+                .allow_insecure_http(true)
+        )
+        .is_ok());
+        assert!(build(ClientCredentials::builder(
+            "http://127.0.0.1:8080/token",
+            ID,
+            SECRET
+        ))
+        .is_ok());
+        assert!(build(ClientCredentials::builder("not a url", ID, SECRET))
+            .unwrap_err()
+            .is_invalid_url());
+        assert!(build(ClientCredentials::builder(URL, "", SECRET))
+            .unwrap_err()
+            .is_invalid_credentials());
+        let error = build(ClientCredentials::builder(URL, ID, "")).unwrap_err();
+        assert!(error.is_invalid_credentials());
+        assert!(error.to_string().contains("secret"), "{error}");
+
+        for reserved in ["grant_type", "scope", "client_id", "client_secret"] {
+            let error = build(builder().param(reserved, "x")).unwrap_err();
+            assert!(error.is_invalid_parameter(), "{reserved}");
+            assert!(!error.to_string().contains(SECRET));
+        }
+        assert!(build(builder().param("", "x"))
+            .unwrap_err()
+            .is_invalid_parameter());
+        for resource in [
+            "api",
+            "https://api.example.com/#frag",
+            "/relative",
+            "https:",
+        ] {
+            assert!(
+                build(builder().resource(resource))
+                    .unwrap_err()
+                    .is_invalid_parameter(),
+                "{resource}"
+            );
+        }
+        assert!(build(builder().scope("read \"write\""))
+            .unwrap_err()
+            .is_invalid_parameter());
+        assert!(build(builder().scope("réad"))
+            .unwrap_err()
+            .is_invalid_parameter());
+    }
+
+    #[test]
+    fn scopes_are_normalized() {
+        let (service, _) = fake(200, &[], TOKEN_BODY);
+        let scope = |builder: ClientCredentialsBuilder| {
+            builder
+                .http_client(service.clone())
+                .build()
+                .unwrap()
+                .scope()
+                .map(str::to_owned)
+        };
+        assert_eq!(scope(builder()), None);
+        assert_eq!(scope(builder().scope("  a   b\tc ")), Some("a b c".into()));
+        assert_eq!(scope(builder().scopes(["a", "b"])), Some("a b".into()));
+        assert_eq!(scope(builder().scopes(Vec::<String>::new())), None);
+        assert_eq!(scope(builder().scope("")), None);
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let (service, _) = fake(200, &[], TOKEN_BODY);
+        let builder = builder()
+            .param("assertion", "param-s3cr3t")
+            .http_client(service);
+        let printed = format!("{builder:?}");
+        assert_no_secrets(&printed);
+        assert!(!printed.contains("param-s3cr3t"), "{printed}");
+        let source = builder.build().unwrap();
+        let printed = format!("{source:?}");
+        assert_no_secrets(&printed);
+        assert!(!printed.contains("param-s3cr3t"), "{printed}");
+        assert!(printed.contains("my client:1"), "{printed}");
+        assert!(printed.contains("assertion"), "{printed}");
+    }
+
+    #[cfg(feature = "hyper-client")]
+    #[test]
+    fn builds_with_the_default_client() {
+        let source = builder().build().unwrap();
+        assert_eq!(source.token_url(), URL);
+        assert_eq!(source.client_id(), ID);
+        assert_eq!(source.client_auth(), ClientAuth::ClientSecretBasic);
+    }
+}

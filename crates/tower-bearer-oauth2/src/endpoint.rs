@@ -1,0 +1,368 @@
+//! One token request, any grant: build the form, send it with the client's credentials,
+//! read the answer within the limits, and turn it into a token or a [`FetchError`] that says
+//! what to do.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Collected, Full, LengthLimitError, Limited};
+use secrecy::ExposeSecret;
+use tower::ServiceExt;
+use tower_bearer::{BoxError, FetchError, Token};
+use zeroize::Zeroizing;
+
+use crate::client_auth::{ClientSecret, Credentials};
+use crate::error::is_transient_status;
+use crate::http_client::{HttpClient, ResponseBody};
+use crate::response::{self, InvalidResponse};
+use crate::token_url::TokenUrl;
+use crate::{EndpointError, OAuthError};
+
+/// The longest `Retry-After` honoured. A misconfigured proxy asking for a day must not stop
+/// token refresh for a day; the cache's own backoff still applies on top.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+
+const USER_AGENT_VALUE: &str = concat!("tower-bearer-oauth2/", env!("CARGO_PKG_VERSION"));
+
+/// Limits and defaults of a token request.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub(crate) timeout: Duration,
+    pub(crate) max_response_size: usize,
+    pub(crate) default_lifetime: Duration,
+}
+
+/// A token endpoint and the client credentials to present there.
+#[derive(Clone)]
+pub(crate) struct TokenEndpoint {
+    pub(crate) url: TokenUrl,
+    pub(crate) client: ClientSecret,
+    pub(crate) http: HttpClient,
+    pub(crate) limits: Limits,
+}
+
+/// What to ask the token endpoint for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Grant<'a> {
+    pub(crate) grant_type: &'a str,
+    pub(crate) scope: Option<&'a str>,
+    pub(crate) params: &'a [(String, String)],
+}
+
+/// A response, read in full within the size limit.
+struct RawResponse {
+    status: StatusCode,
+    headers: HeaderMap,
+    /// Zeroized on drop: on success it holds the access token (best effort; the transport
+    /// may have kept copies in its own buffers).
+    body: Zeroizing<Vec<u8>>,
+}
+
+impl TokenEndpoint {
+    /// Asks for a token. Makes exactly one HTTP request: retries are the cache's job.
+    pub(crate) async fn request(&self, grant: Grant<'_>) -> Result<Token, FetchError> {
+        tracing::debug!(
+            token_url = %self.url,
+            client_id = %self.client.id,
+            grant_type = grant.grant_type,
+            scope = grant.scope,
+            "requesting a token"
+        );
+        let result = self.exchange(grant).await;
+        match &result {
+            Ok(token) => tracing::debug!(
+                token_type = %token.token_type(),
+                expires_at = ?token.expires_at(),
+                "token endpoint issued a token"
+            ),
+            Err(error) => tracing::debug!(error = %error, "token request failed"),
+        }
+        result
+    }
+
+    async fn exchange(&self, grant: Grant<'_>) -> Result<Token, FetchError> {
+        let request = self.build_request(grant)?;
+        let response = tokio::time::timeout(self.limits.timeout, self.send(request))
+            .await
+            .map_err(|_| self.timeout_error())??;
+        self.interpret(grant, response)
+    }
+
+    fn build_request(&self, grant: Grant<'_>) -> Result<Request<Full<Bytes>>, FetchError> {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("grant_type", grant.grant_type);
+        if let Some(scope) = grant.scope {
+            form.append_pair("scope", scope);
+        }
+        for (name, value) in grant.params {
+            form.append_pair(name, value);
+        }
+        let credentials = self
+            .client
+            .apply(&mut form)
+            .map_err(|error| self.build_error(error))?;
+        // With client_secret_post the body holds the secret.
+        let body = Zeroizing::new(form.finish());
+
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri(self.url.uri().clone())
+            .header(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/x-www-form-urlencoded"),
+            )
+            .header(ACCEPT, HeaderValue::from_static("application/json"))
+            .header(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+        if let Credentials::Header(value) = credentials {
+            request = request.header(AUTHORIZATION, value);
+        }
+        request
+            .body(Full::new(Bytes::copy_from_slice(body.as_bytes())))
+            .map_err(|error| self.build_error(error))
+    }
+
+    async fn send(&self, request: Request<Full<Bytes>>) -> Result<RawResponse, FetchError> {
+        let response = self
+            .http
+            .clone()
+            .oneshot(request)
+            .await
+            .map_err(|error| self.transport_error(error))?;
+        let (parts, body) = response.into_parts();
+        let collected = read_limited(body, self.limits.max_response_size)
+            .await
+            .map_err(|error| {
+                if error.is::<LengthLimitError>() {
+                    self.too_large_error(parts.status)
+                } else {
+                    self.transport_error(error)
+                }
+            })?;
+        Ok(RawResponse {
+            status: parts.status,
+            headers: parts.headers,
+            body: Zeroizing::new(Vec::from(collected.to_bytes())),
+        })
+    }
+
+    fn interpret(&self, grant: Grant<'_>, response: RawResponse) -> Result<Token, FetchError> {
+        let RawResponse {
+            status,
+            headers,
+            body,
+        } = response;
+        if status.is_success() {
+            return response::parse_token(&body, grant.scope, self.limits.default_lifetime)
+                .map_err(|invalid| self.invalid_response_error(status, invalid));
+        }
+        let error = match response::parse_error(status, &body, self.client.secret.expose_secret()) {
+            Some(oauth) => self.oauth_error(grant, oauth),
+            None => self.status_error(status),
+        };
+        if error.is_transient() {
+            if let Some(wait) = response::retry_after(&headers, SystemTime::now()) {
+                return Err(error.with_retry_after(wait.min(MAX_RETRY_AFTER)));
+            }
+        }
+        Err(error)
+    }
+
+    fn oauth_error(&self, grant: Grant<'_>, oauth: OAuthError) -> FetchError {
+        let url = &self.url;
+        let client_id = &self.client.id;
+        let code = oauth.error();
+        let details = match oauth.description() {
+            Some(description) => format!("{code}: {description}"),
+            None => code.to_owned(),
+        };
+        let grant_type = grant.grant_type;
+        let message = match code {
+            "invalid_client" => format!(
+                "the token endpoint {url} rejected the credentials of client `{client_id}` \
+                 ({details}); check the client id and secret, and that the server accepts \
+                 {} client authentication for this client",
+                self.client.method
+            ),
+            "invalid_grant" => format!(
+                "the token endpoint {url} rejected the {grant_type} grant of client \
+                 `{client_id}` ({details}); the grant is invalid, expired or revoked, so get a \
+                 new one"
+            ),
+            "unauthorized_client" => format!(
+                "client `{client_id}` may not use the {grant_type} grant at {url} ({details}); \
+                 allow that grant for the client at the authorization server"
+            ),
+            "invalid_scope" => format!(
+                "the token endpoint {url} refused the scope {} for client `{client_id}` \
+                 ({details}); request only scopes the client is allowed",
+                grant.scope.map_or_else(
+                    || "(none requested)".to_owned(),
+                    |scope| format!("`{scope}`")
+                )
+            ),
+            "unsupported_grant_type" => format!(
+                "the token endpoint {url} does not support the {grant_type} grant ({details}); \
+                 check the token URL and the authorization server's configuration"
+            ),
+            "invalid_request" => format!(
+                "the token endpoint {url} says the token request is malformed ({details}); \
+                 check the extra parameters, audience and resource"
+            ),
+            _ if oauth.is_transient() => format!(
+                "the token endpoint {url} could not issue a token just now (HTTP {}, \
+                 {details}); it will be asked again after a backoff",
+                oauth.status().as_u16()
+            ),
+            _ => format!(
+                "the token endpoint {url} refused to issue a token to client `{client_id}` \
+                 (HTTP {}, {details}); see the authorization server's documentation of this \
+                 error",
+                oauth.status().as_u16()
+            ),
+        };
+        let fetch_error = if oauth.is_transient() {
+            FetchError::transient(message)
+        } else {
+            FetchError::permanent(message)
+        };
+        fetch_error.with_source(oauth)
+    }
+
+    fn status_error(&self, status: StatusCode) -> FetchError {
+        let url = &self.url;
+        let code = status.as_u16();
+        let error = EndpointError::unexpected_status(status);
+        if is_transient_status(status) {
+            let message = if status == StatusCode::TOO_MANY_REQUESTS {
+                format!(
+                    "the token endpoint {url} is rate limiting token requests (HTTP 429); it \
+                     will be asked again after a backoff"
+                )
+            } else {
+                format!(
+                    "the token endpoint {url} answered HTTP {code}; the authorization server may \
+                     be down or overloaded, it will be asked again after a backoff"
+                )
+            };
+            return FetchError::transient(message).with_source(error);
+        }
+        let advice = if status.is_redirection() {
+            "token requests do not follow redirects, so configure the URL it redirects to"
+        } else if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            "check the client id and secret and the client authentication method"
+        } else if status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED {
+            "check that the token URL is the authorization server's token endpoint"
+        } else {
+            "check the token URL and the request parameters"
+        };
+        FetchError::permanent(format!(
+            "the token endpoint {url} answered HTTP {code} without an OAuth error response; \
+             {advice}"
+        ))
+        .with_source(error)
+    }
+
+    fn invalid_response_error(&self, status: StatusCode, invalid: InvalidResponse) -> FetchError {
+        let url = &self.url;
+        let code = status.as_u16();
+        let what = &invalid.what;
+        let mut error = EndpointError::invalid_response(status, what.clone(), invalid.transient);
+        if let Some(source) = invalid.source {
+            error = error.with_source(source);
+        }
+        if invalid.transient {
+            FetchError::transient(format!(
+                "the token endpoint {url} answered HTTP {code} but {what}; it will be asked \
+                 again after a backoff, and if this persists check that the URL is the token \
+                 endpoint"
+            ))
+            .with_source(error)
+        } else {
+            FetchError::permanent(format!(
+                "the token endpoint {url} answered HTTP {code} but the response is not a usable \
+                 token response: {what}; check that the URL is an OAuth 2.0 token endpoint"
+            ))
+            .with_source(error)
+        }
+    }
+
+    fn too_large_error(&self, status: StatusCode) -> FetchError {
+        let limit = self.limits.max_response_size;
+        FetchError::permanent(format!(
+            "the token endpoint {} sent a response larger than {limit} bytes; check the token \
+             URL, or raise `max_response_size` if its tokens really are that large",
+            self.url
+        ))
+        .with_source(EndpointError::too_large(status, limit))
+    }
+
+    fn timeout_error(&self) -> FetchError {
+        let timeout = self.limits.timeout;
+        FetchError::transient(format!(
+            "the token endpoint {} did not answer within {timeout:?}; it will be asked again \
+             after a backoff (raise `timeout` if the server is just slow)",
+            self.url
+        ))
+        .with_source(EndpointError::timeout(timeout))
+    }
+
+    fn transport_error(&self, error: BoxError) -> FetchError {
+        FetchError::transient(format!(
+            "cannot reach the token endpoint {}: {}; it will be asked again after a backoff",
+            self.url,
+            ErrorChain(&*error)
+        ))
+        .with_source(EndpointError::transport(error))
+    }
+
+    fn build_error(&self, error: impl Into<BoxError>) -> FetchError {
+        FetchError::permanent(format!(
+            "cannot build the token request for {}; this is a bug in tower-bearer-oauth2",
+            self.url
+        ))
+        .with_source(error)
+    }
+}
+
+impl fmt::Debug for TokenEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenEndpoint")
+            .field("url", &self.url)
+            .field("client", &self.client)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads the whole body, failing with [`LengthLimitError`] past `limit` bytes.
+///
+/// Boxed so the future is checked for `Send` here, where its types are concrete: inside an
+/// `async fn` the compiler fails to prove `Limited`'s `Into<BoxError>` bound for every
+/// lifetime when it checks the whole future for `Send`.
+fn read_limited(
+    body: ResponseBody,
+    limit: usize,
+) -> Pin<Box<dyn Future<Output = Result<Collected<Bytes>, BoxError>> + Send>> {
+    Box::pin(Limited::new(body, limit).collect())
+}
+
+/// An error and its causes, joined with `: `, for messages that are logged on their own.
+struct ErrorChain<'a>(&'a (dyn StdError + 'static));
+
+impl fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(error) = source {
+            write!(f, ": {error}")?;
+            source = error.source();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,457 @@
+//! Reading token endpoint responses: the token response (RFC 6749 section 5.1), the error
+//! response (section 5.2) and `Retry-After` (RFC 9110 section 10.2.3).
+//!
+//! Pure functions over a status, headers and body bytes, so every case is tested without a
+//! server.
+
+use std::time::{Duration, SystemTime};
+
+use http::{HeaderMap, StatusCode};
+use serde_json::{Map, Value};
+use tower_bearer::{Token, TokenType};
+
+use crate::OAuthError;
+
+/// Why a success response is not a usable token.
+#[derive(Debug)]
+pub(crate) struct InvalidResponse {
+    /// What is wrong, for the message. Never contains a token.
+    pub(crate) what: String,
+    /// Worth asking again: the body was not JSON at all (cut short, a proxy's page).
+    pub(crate) transient: bool,
+    pub(crate) source: Option<tower_bearer::BoxError>,
+}
+
+impl InvalidResponse {
+    fn permanent(what: impl Into<String>) -> Self {
+        InvalidResponse {
+            what: what.into(),
+            transient: false,
+            source: None,
+        }
+    }
+}
+
+/// Builds the token from a success response.
+///
+/// - `access_token` and `token_type` are required; `token_type` is matched ignoring case
+///   and must be one [`TokenType`] knows.
+/// - `expires_in` may be a JSON number or a numeric string; fractions are dropped. When it is
+///   missing, `null` or `0` (which some servers send to mean "not said"), the token gets
+///   `default_lifetime`.
+/// - `scope`, when missing, is the scope that was requested (RFC 6749 section 5.1: the server
+///   may leave it out only when it granted exactly that).
+/// - `null` counts as missing for every field, as some servers serialize absent fields so.
+pub(crate) fn parse_token(
+    body: &[u8],
+    requested_scope: Option<&str>,
+    default_lifetime: Duration,
+) -> Result<Token, InvalidResponse> {
+    // Parse to a generic value first: serde's typed errors quote the offending value, which
+    // could be the token, while syntax errors only give a position.
+    let mut fields = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(fields)) => fields,
+        Ok(_) => {
+            return Err(InvalidResponse::permanent(
+                "the body is JSON but not an object",
+            ))
+        }
+        Err(error) => {
+            return Err(InvalidResponse {
+                what: "the body is not JSON".to_owned(),
+                transient: true,
+                source: Some(error.into()),
+            })
+        }
+    };
+
+    let access_token = match take_string(&mut fields, "access_token")? {
+        Some(token) if !token.is_empty() => token,
+        Some(_) => return Err(InvalidResponse::permanent("`access_token` is empty")),
+        None => return Err(InvalidResponse::permanent("`access_token` is missing")),
+    };
+    let token_type = match take_string(&mut fields, "token_type")? {
+        Some(token_type) => TokenType::parse(&token_type).ok_or_else(|| {
+            InvalidResponse::permanent(format!(
+                "the token type `{}` is not one this client can use (Bearer or DPoP)",
+                sanitize(&token_type, 40, None)
+            ))
+        })?,
+        None => return Err(InvalidResponse::permanent("`token_type` is missing")),
+    };
+    let lifetime = parse_expires_in(fields.get("expires_in").unwrap_or(&Value::Null))?
+        .filter(|lifetime| !lifetime.is_zero())
+        .unwrap_or(default_lifetime);
+
+    let mut builder = Token::builder(access_token)
+        .token_type(token_type)
+        .expires_in(lifetime);
+    match take_string(&mut fields, "scope")? {
+        Some(scope) => builder = builder.scope(scope),
+        None => {
+            if let Some(scope) = requested_scope {
+                builder = builder.scope(scope);
+            }
+        }
+    }
+    if let Some(refresh_token) = take_string(&mut fields, "refresh_token")? {
+        if !refresh_token.is_empty() {
+            builder = builder.refresh_token(refresh_token);
+        }
+    }
+    builder.build().map_err(|error| InvalidResponse {
+        what: format!("the access token cannot be sent in a header: {error}"),
+        transient: false,
+        source: Some(error.into()),
+    })
+}
+
+/// Moves a string field out of the object, so the token is not copied. `null` is missing.
+fn take_string(
+    fields: &mut Map<String, Value>,
+    name: &str,
+) -> Result<Option<String>, InvalidResponse> {
+    match fields.remove(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(value)) => Ok(Some(value)),
+        Some(_) => Err(InvalidResponse::permanent(format!(
+            "`{name}` is not a string"
+        ))),
+    }
+}
+
+/// `expires_in` in seconds, as a number or a numeric string.
+fn parse_expires_in(value: &Value) -> Result<Option<Duration>, InvalidResponse> {
+    let seconds = match value {
+        Value::Null => return Ok(None),
+        Value::Number(number) => number
+            .as_u64()
+            .map(Ok)
+            .unwrap_or_else(|| number.as_f64().map_or(Err(()), whole_seconds)),
+        Value::String(text) => {
+            let text = text.trim();
+            text.parse::<u64>()
+                .or_else(|_| text.parse::<f64>().map_err(|_| ()).and_then(whole_seconds))
+        }
+        _ => Err(()),
+    };
+    match seconds {
+        Ok(seconds) => Ok(Some(Duration::from_secs(seconds))),
+        Err(()) => Err(InvalidResponse::permanent(
+            "`expires_in` is not a non-negative number of seconds",
+        )),
+    }
+}
+
+fn whole_seconds(seconds: f64) -> Result<u64, ()> {
+    if seconds.is_finite() && seconds >= 0.0 {
+        // `as` saturates at u64::MAX, which is "never expires" in practice.
+        Ok(seconds.trunc() as u64)
+    } else {
+        Err(())
+    }
+}
+
+/// Reads an error response, if the body is one (a JSON object with a string `error`).
+///
+/// The server's texts are sanitized before anyone prints them: control characters dropped
+/// (no forged log lines), lengths capped, and `secret` replaced should the server echo it.
+pub(crate) fn parse_error(status: StatusCode, body: &[u8], secret: &str) -> Option<OAuthError> {
+    let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) else {
+        return None;
+    };
+    let text = |name: &str, max_chars: usize| match fields.get(name) {
+        Some(Value::String(value)) if !value.is_empty() => {
+            Some(sanitize(value, max_chars, Some(secret)))
+        }
+        _ => None,
+    };
+    let error = text("error", 100)?;
+    Some(OAuthError::new(
+        status,
+        error,
+        text("error_description", 500),
+        text("error_uri", 500),
+    ))
+}
+
+/// Keeps printable characters, cuts at `max_chars`, and redacts `secret`.
+fn sanitize(text: &str, max_chars: usize, secret: Option<&str>) -> String {
+    let mut clean: String = text.chars().filter(|c| !c.is_control()).collect();
+    if let Some(secret) = secret.filter(|secret| !secret.is_empty()) {
+        if clean.contains(secret) {
+            clean = clean.replace(secret, "[redacted]");
+        }
+    }
+    if let Some((cut, _)) = clean.char_indices().nth(max_chars) {
+        clean.truncate(cut);
+        clean.push_str("...");
+    }
+    clean
+}
+
+/// How long the server asks us to wait: `Retry-After` as delay-seconds or an HTTP-date
+/// (a date in the past is no wait). `None` if absent or unreadable.
+pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let value = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let date = httpdate::parse_http_date(value).ok()?;
+    Some(date.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+    use secrecy::ExposeSecret;
+    use tokio::time::Instant;
+
+    use super::*;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn parse(body: &str) -> Result<Token, InvalidResponse> {
+        parse_token(body.as_bytes(), Some("requested"), Duration::from_secs(300))
+    }
+
+    fn lifetime(token: &Token) -> Duration {
+        token.expires_at().unwrap() - Instant::now()
+    }
+
+    fn roughly(actual: Duration, expected: Duration) -> bool {
+        actual <= expected && actual + Duration::from_secs(5) >= expected
+    }
+
+    #[test]
+    fn full_response() {
+        let token = parse(
+            r#"{"access_token":"2YotnFZFEjr1zCsicMWpAA","token_type":"Bearer",
+                "expires_in":3600,"refresh_token":"tGzv3JOkF0XG5Qx2TlKWIA",
+                "scope":"read write","example_parameter":"example_value"}"#,
+        )
+        .unwrap();
+        assert_eq!(token.secret().expose_secret(), "2YotnFZFEjr1zCsicMWpAA");
+        assert_eq!(token.header_value(), "Bearer 2YotnFZFEjr1zCsicMWpAA");
+        assert_eq!(token.token_type(), &TokenType::Bearer);
+        assert!(roughly(lifetime(&token), HOUR));
+        assert_eq!(token.scope(), Some("read write"));
+        assert_eq!(
+            token.refresh_token().unwrap().expose_secret(),
+            "tGzv3JOkF0XG5Qx2TlKWIA"
+        );
+    }
+
+    #[test]
+    fn expires_in_as_number_string_or_fraction() {
+        for expires_in in [
+            r#"3600"#,
+            r#""3600""#,
+            r#"" 3600 ""#,
+            "3600.9",
+            r#""3600.0""#,
+        ] {
+            let body = format!(
+                r#"{{"access_token":"t","token_type":"bearer","expires_in":{expires_in}}}"#
+            );
+            let token = parse(&body).unwrap();
+            assert!(roughly(lifetime(&token), HOUR), "{expires_in}");
+        }
+    }
+
+    #[test]
+    fn missing_null_or_zero_expires_in_uses_the_default_lifetime() {
+        for expires_in in [
+            "",
+            r#","expires_in":null"#,
+            r#","expires_in":0"#,
+            r#","expires_in":"0""#,
+        ] {
+            let body = format!(r#"{{"access_token":"t","token_type":"Bearer"{expires_in}}}"#);
+            let token = parse(&body).unwrap();
+            assert!(
+                roughly(lifetime(&token), Duration::from_secs(300)),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_expires_in_is_refused() {
+        for expires_in in ["-1", r#""soon""#, "true", "[3600]", r#""-5""#] {
+            let body = format!(
+                r#"{{"access_token":"t","token_type":"Bearer","expires_in":{expires_in}}}"#
+            );
+            let invalid = parse(&body).unwrap_err();
+            assert!(!invalid.transient);
+            assert!(invalid.what.contains("expires_in"), "{}", invalid.what);
+        }
+    }
+
+    #[test]
+    fn token_type_ignores_case() {
+        for token_type in ["bearer", "BEARER", "Bearer", "bEaReR"] {
+            let body = format!(r#"{{"access_token":"t","token_type":"{token_type}"}}"#);
+            let token = parse(&body).unwrap();
+            assert_eq!(token.header_value(), "Bearer t");
+        }
+        let token = parse(r#"{"access_token":"t","token_type":"dpop"}"#).unwrap();
+        assert_eq!(token.token_type(), &TokenType::DPoP);
+    }
+
+    #[test]
+    fn unknown_token_type_is_permanent() {
+        let invalid = parse(r#"{"access_token":"t","token_type":"mac"}"#).unwrap_err();
+        assert!(!invalid.transient);
+        assert!(invalid.what.contains("`mac`"), "{}", invalid.what);
+    }
+
+    #[test]
+    fn missing_or_wrong_fields_are_permanent_and_never_quote_the_token() {
+        let cases = [
+            (r#"{"token_type":"Bearer"}"#, "`access_token` is missing"),
+            (
+                r#"{"access_token":null,"token_type":"Bearer"}"#,
+                "`access_token` is missing",
+            ),
+            (
+                r#"{"access_token":"","token_type":"Bearer"}"#,
+                "`access_token` is empty",
+            ),
+            (
+                r#"{"access_token":"s3cr3t-token"}"#,
+                "`token_type` is missing",
+            ),
+            (
+                r#"{"access_token":42,"token_type":"Bearer"}"#,
+                "`access_token` is not a string",
+            ),
+            (
+                r#"{"access_token":"s3cr3t-token","token_type":7}"#,
+                "`token_type` is not a string",
+            ),
+            (r#"["s3cr3t-token"]"#, "the body is JSON but not an object"),
+            (r#""s3cr3t-token""#, "the body is JSON but not an object"),
+            (
+                r#"{"access_token":"s3cr3t token","token_type":"Bearer"}"#,
+                "the access token cannot be sent in a header",
+            ),
+        ];
+        for (body, expected) in cases {
+            let invalid = parse(body).unwrap_err();
+            assert!(!invalid.transient, "{body}");
+            assert!(
+                invalid.what.starts_with(expected),
+                "{body}: {}",
+                invalid.what
+            );
+            assert!(!invalid.what.contains("s3cr3t"), "{}", invalid.what);
+            if let Some(source) = &invalid.source {
+                assert!(!source.to_string().contains("s3cr3t"), "{source}");
+            }
+        }
+    }
+
+    #[test]
+    fn not_json_is_transient_and_never_quotes_the_body() {
+        for body in ["<html>s3cr3t</html>", "", r#"{"access_token":"s3cr3t"#] {
+            let invalid = parse(body).unwrap_err();
+            assert!(invalid.transient, "{body}");
+            assert_eq!(invalid.what, "the body is not JSON");
+            let source = invalid.source.unwrap().to_string();
+            assert!(!source.contains("s3cr3t"), "{source}");
+        }
+    }
+
+    #[test]
+    fn scope_defaults_to_the_requested_one() {
+        let token = parse(r#"{"access_token":"t","token_type":"Bearer"}"#).unwrap();
+        assert_eq!(token.scope(), Some("requested"));
+        let token =
+            parse_token(br#"{"access_token":"t","token_type":"Bearer"}"#, None, HOUR).unwrap();
+        assert_eq!(token.scope(), None);
+        let token =
+            parse(r#"{"access_token":"t","token_type":"Bearer","scope":"narrower"}"#).unwrap();
+        assert_eq!(token.scope(), Some("narrower"));
+    }
+
+    #[test]
+    fn error_responses() {
+        let error = parse_error(
+            StatusCode::BAD_REQUEST,
+            br#"{"error":"invalid_scope","error_description":"scope x is unknown",
+                "error_uri":"https://auth.example/errors#scope"}"#,
+            "hunter2",
+        )
+        .unwrap();
+        assert!(error.is_invalid_scope());
+        assert_eq!(error.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(error.description(), Some("scope x is unknown"));
+        assert_eq!(error.uri(), Some("https://auth.example/errors#scope"));
+
+        let minimal = parse_error(
+            StatusCode::UNAUTHORIZED,
+            br#"{"error":"invalid_client"}"#,
+            "x",
+        )
+        .unwrap();
+        assert!(minimal.is_invalid_client());
+        assert_eq!(minimal.description(), None);
+        assert_eq!(minimal.uri(), None);
+
+        for not_oauth in [
+            &b"<html>Bad Gateway</html>"[..],
+            b"",
+            br#"{"message":"not found"}"#,
+            br#"{"error":42}"#,
+            br#"{"error":""}"#,
+            br#"["invalid_client"]"#,
+        ] {
+            assert!(parse_error(StatusCode::BAD_GATEWAY, not_oauth, "x").is_none());
+        }
+    }
+
+    #[test]
+    fn error_texts_are_sanitized() {
+        let long = "a".repeat(2000);
+        let body = format!(
+            r#"{{"error":"invalid_client","error_description":"secret hunter2 is wrong\r\nforged log line {long}"}}"#
+        );
+        let error = parse_error(StatusCode::UNAUTHORIZED, body.as_bytes(), "hunter2").unwrap();
+        let description = error.description().unwrap();
+        assert!(
+            description.starts_with("secret [redacted] is wrong"),
+            "{description}"
+        );
+        assert!(!description.contains('\n') && !description.contains('\r'));
+        assert_eq!(description.chars().count(), 503);
+        assert!(!error.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn retry_after_seconds_or_date() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480); // 2015-10-21 07:28:00 GMT
+        let mut headers = HeaderMap::new();
+        assert_eq!(retry_after(&headers, now), None);
+        headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static("120"));
+        assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(120)));
+        headers.insert(
+            http::header::RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:29:00 GMT"),
+        );
+        assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(60)));
+        headers.insert(
+            http::header::RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:00:00 GMT"),
+        );
+        assert_eq!(retry_after(&headers, now), Some(Duration::ZERO));
+        headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&headers, now), None);
+        headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static("-5"));
+        assert_eq!(retry_after(&headers, now), None);
+    }
+}
