@@ -1,0 +1,136 @@
+//! Configuring an [`AuthServer`] before it starts.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::io;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::{AuthServer, AuthState};
+
+/// Configures an [`AuthServer`]; from [`AuthServer::builder`].
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_bearer_testkit::AuthServer;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let auth = AuthServer::builder()
+///     .client("my client:1", "p@ss:w%rd+ ü")
+///     .client("other", "other-secret")
+///     .token_lifetime(Duration::from_secs(60))
+///     .scope_allowed("read write admin")
+///     .issue_refresh_tokens(true)
+///     .start()
+///     .await?;
+/// # drop(auth);
+/// # Ok(())
+/// # }
+/// ```
+pub struct AuthServerBuilder {
+    clients: Vec<(String, String)>,
+    token_lifetime: Duration,
+    allowed_scopes: Option<HashSet<String>>,
+    issue_refresh_tokens: bool,
+}
+
+impl AuthServerBuilder {
+    pub(super) fn new() -> Self {
+        Self {
+            clients: Vec::new(),
+            token_lifetime: AuthServer::DEFAULT_TOKEN_LIFETIME,
+            allowed_scopes: None,
+            issue_refresh_tokens: false,
+        }
+    }
+
+    /// Registers a confidential client. Call it once per client; registering any client
+    /// replaces the default `client` / `secret`. A later registration of the same id wins.
+    #[must_use]
+    pub fn client(
+        mut self,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> Self {
+        self.clients.push((client_id.into(), client_secret.into()));
+        self
+    }
+
+    /// The lifetime of issued access tokens, sent as `expires_in` in whole seconds.
+    /// Defaults to one hour; [`AuthServer::set_token_lifetime`] changes it later.
+    #[must_use]
+    pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.token_lifetime = lifetime;
+        self
+    }
+
+    /// Allows the space-separated scope values in `scope`; may be called several times.
+    ///
+    /// Without any call every scope is allowed. With one, a request for any other scope
+    /// value fails with 400 `invalid_scope` (RFC 6749 section 5.2).
+    #[must_use]
+    pub fn scope_allowed(mut self, scope: &str) -> Self {
+        self.allowed_scopes
+            .get_or_insert_with(HashSet::new)
+            .extend(scope.split_whitespace().map(str::to_owned));
+        self
+    }
+
+    /// Whether `client_credentials` responses carry a `refresh_token` as well. Off by
+    /// default, as RFC 6749 section 4.4.3 advises; the `refresh_token` grant works either way
+    /// and always rotates the refresh token.
+    #[must_use]
+    pub fn issue_refresh_tokens(mut self, issue: bool) -> Self {
+        self.issue_refresh_tokens = issue;
+        self
+    }
+
+    /// Binds `127.0.0.1` on a free port and starts serving on a spawned tokio task.
+    pub async fn start(self) -> io::Result<AuthServer> {
+        let mut clients: HashMap<String, String> = self.clients.into_iter().collect();
+        if clients.is_empty() {
+            clients.insert(
+                AuthServer::DEFAULT_CLIENT_ID.to_owned(),
+                AuthServer::DEFAULT_CLIENT_SECRET.to_owned(),
+            );
+        }
+        AuthServer::spawn(AuthState {
+            clients,
+            allowed_scopes: self.allowed_scopes,
+            issue_refresh_tokens: self.issue_refresh_tokens,
+            token_lifetime: Mutex::new(self.token_lifetime),
+            tokens: Default::default(),
+            faults: Default::default(),
+            token_requests: Default::default(),
+            tokens_issued: Default::default(),
+            last_request: Default::default(),
+        })
+        .await
+    }
+}
+
+impl fmt::Debug for AuthServerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let client_ids: Vec<&str> = self.clients.iter().map(|(id, _)| id.as_str()).collect();
+        f.debug_struct("AuthServerBuilder")
+            .field("client_ids", &client_ids)
+            .field("token_lifetime", &self.token_lifetime)
+            .field("allowed_scopes", &self.allowed_scopes)
+            .field("issue_refresh_tokens", &self.issue_refresh_tokens)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_names_clients_but_not_their_secrets() {
+        let builder = AuthServer::builder().client("alice", "hunter2");
+        let printed = format!("{builder:?}");
+        assert!(printed.contains("alice"));
+        assert!(!printed.contains("hunter2"));
+    }
+}

@@ -1,0 +1,256 @@
+//! The mock OAuth 2.0 authorization server.
+
+mod builder;
+mod client_auth;
+mod token_endpoint;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use builder::AuthServerBuilder;
+
+use crate::server::{self, ServerTask};
+use crate::token_store::TokenStore;
+use crate::{lock, Fault, TokenRequest};
+
+/// A mock OAuth 2.0 authorization server (RFC 6749) listening on `127.0.0.1`.
+///
+/// Its token endpoint, `POST /token`, authenticates clients with `client_secret_basic` or
+/// `client_secret_post` and grants `client_credentials` (section 4.4) and `refresh_token`
+/// (section 6, with rotation). Every other path answers 404. Faults can be injected into
+/// token requests ([`fail_next`](Self::fail_next), [`fail_always`](Self::fail_always)),
+/// tokens revoked and expired, and each request inspected afterwards.
+///
+/// The handle is cheap to clone; the clones control the same server. The server stops when
+/// the last handle is dropped, or at once for every handle with [`shutdown`](Self::shutdown).
+/// It needs a tokio runtime with I/O and time enabled, and logs nothing, so a
+/// [`capture_tracing`](crate::capture_tracing) guard sees only the code under test.
+///
+/// ```
+/// use http_body_util::{BodyExt, Full};
+/// use tower_bearer_testkit::{http_client, AuthServer};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let auth = AuthServer::start().await?;
+/// let request = http::Request::post(auth.token_url())
+///     .header("content-type", "application/x-www-form-urlencoded")
+///     .body(Full::from("grant_type=client_credentials&client_id=client&client_secret=secret"))?;
+/// let response = http_client().request(request).await?;
+/// assert_eq!(response.status(), 200);
+///
+/// let body: serde_json::Value = serde_json::from_slice(&response.collect().await?.to_bytes())?;
+/// assert!(auth.is_valid(body["access_token"].as_str().unwrap()));
+/// assert_eq!(auth.tokens_issued(), 1);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct AuthServer {
+    state: Arc<AuthState>,
+    task: Arc<ServerTask>,
+    addr: SocketAddr,
+}
+
+impl AuthServer {
+    /// The client id registered when the builder is given no client.
+    pub const DEFAULT_CLIENT_ID: &'static str = "client";
+    /// The secret of [`DEFAULT_CLIENT_ID`](Self::DEFAULT_CLIENT_ID).
+    pub const DEFAULT_CLIENT_SECRET: &'static str = "secret";
+    /// The lifetime of issued access tokens unless configured: one hour.
+    pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+
+    /// Starts a server with the defaults: one client `client` / `secret`, tokens valid for
+    /// an hour, any scope allowed, no refresh tokens.
+    pub async fn start() -> io::Result<AuthServer> {
+        Self::builder().start().await
+    }
+
+    /// Configures a server before starting it.
+    pub fn builder() -> AuthServerBuilder {
+        AuthServerBuilder::new()
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL, `http://127.0.0.1:PORT`, without a trailing slash.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The token endpoint, [`url`](Self::url) + `/token`.
+    pub fn token_url(&self) -> String {
+        format!("{}{}", self.url(), token_endpoint::TOKEN_PATH)
+    }
+
+    /// How many HTTP requests reached `/token`, whatever their outcome. A request is
+    /// counted as it arrives, before any fault (a delay, a dropped connection) applies.
+    pub fn token_requests(&self) -> u64 {
+        self.state.token_requests.load(Ordering::SeqCst)
+    }
+
+    /// How many access tokens the server has issued, by either grant.
+    pub fn tokens_issued(&self) -> u64 {
+        self.state.tokens_issued.load(Ordering::SeqCst)
+    }
+
+    /// Sets the lifetime (`expires_in`, whole seconds) of access tokens issued from now on.
+    /// Tokens already issued keep their expiry.
+    pub fn set_token_lifetime(&self, lifetime: Duration) {
+        *lock(&self.state.token_lifetime) = lifetime;
+    }
+
+    /// Gives the next `count` token requests `fault`, after any faults queued before.
+    /// A `count` of zero does nothing.
+    pub fn fail_next(&self, count: usize, fault: Fault) {
+        if count > 0 {
+            lock(&self.state.faults).queued.push_back((fault, count));
+        }
+    }
+
+    /// Gives every token request `fault`, once the [`fail_next`](Self::fail_next) queue is
+    /// used up, until [`heal`](Self::heal). Replaces an earlier `fail_always`.
+    pub fn fail_always(&self, fault: Fault) {
+        lock(&self.state.faults).always = Some(fault);
+    }
+
+    /// Clears every injected fault, queued or permanent.
+    pub fn heal(&self) {
+        let mut faults = lock(&self.state.faults);
+        faults.queued.clear();
+        faults.always = None;
+    }
+
+    /// Whether `access_token` was issued by this server and is neither expired (on the
+    /// tokio clock) nor revoked.
+    pub fn is_valid(&self, access_token: &str) -> bool {
+        self.state.tokens.is_valid(access_token)
+    }
+
+    /// Revokes an access token, so the [`ApiServer`](crate::ApiServer) answers 401
+    /// `invalid_token`, or a refresh token, so refreshing with it fails with
+    /// `invalid_grant`. Unknown tokens are ignored.
+    pub fn revoke(&self, access_token: &str) {
+        self.state.tokens.revoke(access_token);
+    }
+
+    /// Revokes every access token issued so far. Refresh tokens stay usable, so a client
+    /// can recover the way it would after a key rotation.
+    pub fn revoke_all(&self) {
+        self.state.tokens.revoke_all_access();
+    }
+
+    /// The last request to `/token` whose body was a form, as parsed, without the client
+    /// secret. Faulted requests are recorded too.
+    pub fn last_request(&self) -> Option<TokenRequest> {
+        lock(&self.state.last_request).clone()
+    }
+
+    /// Stops the server now, for every clone of the handle: no new connections, open ones
+    /// closed, requests in flight unanswered. Returns once the server's tasks are gone.
+    ///
+    /// Dropping the last handle stops the server the same way, without waiting.
+    pub async fn shutdown(self) {
+        self.task.shutdown().await;
+    }
+
+    /// The tokens, shared with an [`ApiServer`](crate::ApiServer) that checks them.
+    pub(crate) fn tokens(&self) -> Arc<TokenStore> {
+        Arc::clone(&self.state.tokens)
+    }
+
+    async fn spawn(state: AuthState) -> io::Result<AuthServer> {
+        let listener = server::bind_loopback().await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(state);
+        let handler_state = Arc::clone(&state);
+        let task = server::spawn(listener, move |request| {
+            token_endpoint::handle(Arc::clone(&handler_state), request)
+        });
+        Ok(AuthServer {
+            state,
+            task: Arc::new(task),
+            addr,
+        })
+    }
+}
+
+impl fmt::Debug for AuthServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthServer")
+            .field("addr", &self.addr)
+            .field("token_requests", &self.token_requests())
+            .field("tokens_issued", &self.tokens_issued())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything the token endpoint reads and the handle changes.
+struct AuthState {
+    /// Client secrets by client id.
+    clients: HashMap<String, String>,
+    /// `None` allows any scope.
+    allowed_scopes: Option<HashSet<String>>,
+    issue_refresh_tokens: bool,
+    token_lifetime: Mutex<Duration>,
+    tokens: Arc<TokenStore>,
+    faults: Mutex<Faults>,
+    token_requests: AtomicU64,
+    tokens_issued: AtomicU64,
+    last_request: Mutex<Option<TokenRequest>>,
+}
+
+/// Injected faults, taken in the order requests arrive.
+#[derive(Debug, Default)]
+struct Faults {
+    /// From [`AuthServer::fail_next`]: each fault with how many requests it still gets.
+    queued: VecDeque<(Fault, usize)>,
+    /// From [`AuthServer::fail_always`]: applies once `queued` is empty.
+    always: Option<Fault>,
+}
+
+impl Faults {
+    fn take(&mut self) -> Option<Fault> {
+        let Some((fault, remaining)) = self.queued.front_mut() else {
+            return self.always.clone();
+        };
+        *remaining -= 1;
+        if *remaining == 0 {
+            self.queued.pop_front().map(|(fault, _)| fault)
+        } else {
+            Some(fault.clone())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queued_faults_come_first_in_order_then_the_permanent_one() {
+        let mut faults = Faults::default();
+        faults.queued.push_back((Fault::BadJson, 2));
+        faults.queued.push_back((Fault::DropConnection, 1));
+        faults.always = Some(Fault::Status(http::StatusCode::BAD_GATEWAY));
+        let taken: Vec<_> = std::iter::from_fn(|| Some(faults.take())).take(5).collect();
+        assert_eq!(
+            taken,
+            [
+                Some(Fault::BadJson),
+                Some(Fault::BadJson),
+                Some(Fault::DropConnection),
+                Some(Fault::Status(http::StatusCode::BAD_GATEWAY)),
+                Some(Fault::Status(http::StatusCode::BAD_GATEWAY)),
+            ]
+        );
+    }
+}

@@ -1,0 +1,330 @@
+//! The token endpoint (RFC 6749 section 3.2): client authentication, grants, faults.
+
+use std::borrow::Cow;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{ALLOW, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use http::{request, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+
+use super::client_auth::{header_credentials, HeaderCredentials};
+use super::AuthState;
+use crate::response::{oauth_error, text, token_json};
+use crate::server::{DropConnection, Reply};
+use crate::token_store::RefreshRejected;
+use crate::{lock, ClientAuthMethod, Fault, TokenRequest};
+
+pub(super) const TOKEN_PATH: &str = "/token";
+
+/// Form parameters in the order sent, decoded.
+type Params = Vec<(String, String)>;
+
+type HttpResponse = Response<Full<Bytes>>;
+
+/// A value, or the error that ends the request.
+type Answer<T = HttpResponse> = Result<T, Rejection>;
+
+/// An RFC 6749 section 5.2 error, before it becomes a response.
+#[derive(Debug)]
+struct Rejection {
+    status: StatusCode,
+    error: &'static str,
+    description: Cow<'static, str>,
+}
+
+impl Rejection {
+    fn bad_request(error: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            error,
+            description: description.into(),
+        }
+    }
+
+    fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::bad_request("invalid_request", description)
+    }
+
+    fn invalid_grant(description: &'static str) -> Self {
+        Self::bad_request("invalid_grant", description)
+    }
+
+    fn invalid_scope(description: &'static str) -> Self {
+        Self::bad_request("invalid_scope", description)
+    }
+
+    /// Failed client authentication: 401 with a `Basic` challenge.
+    fn invalid_client(description: &'static str) -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            error: "invalid_client",
+            description: description.into(),
+        }
+    }
+
+    fn into_response(self) -> HttpResponse {
+        oauth_error(self.status, self.error, &self.description)
+    }
+}
+
+pub(super) async fn handle(state: Arc<AuthState>, request: Request<Incoming>) -> Reply {
+    if request.uri().path() != TOKEN_PATH {
+        return Ok(text(StatusCode::NOT_FOUND, "not found"));
+    }
+    state.token_requests.fetch_add(1, Ordering::SeqCst);
+    let fault = lock(&state.faults).take();
+
+    let (parts, body) = request.into_parts();
+    // A client that goes away halfway through its body gets nothing back.
+    let body = body.collect().await.map_err(|_| DropConnection)?.to_bytes();
+    let form = parse_form(&parts, &body);
+    let header = parts.headers.get(AUTHORIZATION).map(header_credentials);
+    if let Ok(params) = &form {
+        *lock(&state.last_request) = Some(for_assertions(params, header.as_ref()));
+    }
+
+    match fault {
+        None => {}
+        Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
+        Some(Fault::DropConnection) => return Err(DropConnection),
+        Some(Fault::Status(status)) => return Ok(injected_status(status)),
+        Some(Fault::StatusRetryAfter(status, seconds)) => {
+            let mut response = injected_status(status);
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(seconds));
+            return Ok(response);
+        }
+        Some(Fault::OAuthError { status, error }) => {
+            return Ok(oauth_error(status, &error, "injected fault"));
+        }
+        Some(Fault::BadJson) => {
+            // What a misrouted request gets from a proxy, labelled as JSON.
+            let mut response = text(StatusCode::OK, "<html><body>502 Bad Gateway</body></html>");
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            return Ok(response);
+        }
+    }
+
+    if parts.method != Method::POST {
+        let mut response = text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "the token endpoint takes POST",
+        );
+        response
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("POST"));
+        return Ok(response);
+    }
+    let answer = form.and_then(|params| state.answer(&params, header));
+    Ok(answer.unwrap_or_else(Rejection::into_response))
+}
+
+impl AuthState {
+    fn answer(&self, params: &Params, header: Option<HeaderCredentials>) -> Answer {
+        reject_repeated(params)?;
+        let client_id = self.authenticate(params, header)?;
+        match param(params, "grant_type") {
+            None => Err(Rejection::invalid_request(
+                "the grant_type parameter is missing",
+            )),
+            Some("client_credentials") => self.client_credentials(&client_id, params),
+            Some("refresh_token") => self.refresh(&client_id, params),
+            Some(_) => Err(Rejection::bad_request(
+                "unsupported_grant_type",
+                "this server grants client_credentials and refresh_token",
+            )),
+        }
+    }
+
+    /// Authenticates the client (RFC 6749 section 2.3.1) and returns its id.
+    fn authenticate(&self, params: &Params, header: Option<HeaderCredentials>) -> Answer<String> {
+        let posted_id = param(params, "client_id");
+        let posted_secret = param(params, "client_secret");
+        let (client_id, client_secret) = match header {
+            Some(HeaderCredentials::Basic(credentials)) => {
+                if posted_secret.is_some() {
+                    return Err(Rejection::invalid_request(
+                        "the client authenticated with both Basic and client_secret; use one",
+                    ));
+                }
+                if posted_id.is_some_and(|id| id != credentials.client_id) {
+                    return Err(Rejection::invalid_request(
+                        "the client_id parameter differs from the Basic credentials",
+                    ));
+                }
+                (credentials.client_id, credentials.client_secret)
+            }
+            Some(HeaderCredentials::Malformed(problem)) => {
+                return Err(Rejection::invalid_client(problem))
+            }
+            Some(HeaderCredentials::OtherScheme) => {
+                return Err(Rejection::invalid_client(
+                    "unsupported Authorization scheme; use Basic or client_secret_post",
+                ))
+            }
+            None => match (posted_id, posted_secret) {
+                (Some(id), Some(secret)) => (id.to_owned(), secret.to_owned()),
+                (Some(_), None) => {
+                    return Err(Rejection::invalid_client("the client_secret is missing"));
+                }
+                (None, Some(_)) => {
+                    return Err(Rejection::invalid_request(
+                        "client_secret was sent without client_id",
+                    ));
+                }
+                (None, None) => return Err(Rejection::invalid_client("no client authentication")),
+            },
+        };
+        match self.clients.get(&client_id) {
+            None => Err(Rejection::invalid_client("unknown client")),
+            Some(secret) if *secret != client_secret => {
+                Err(Rejection::invalid_client("wrong client secret"))
+            }
+            Some(_) => Ok(client_id),
+        }
+    }
+
+    /// RFC 6749 section 4.4.
+    fn client_credentials(&self, client_id: &str, params: &Params) -> Answer {
+        let scope = param(params, "scope");
+        if let Some(scope) = scope {
+            self.check_scope(scope)?;
+        }
+        Ok(self.issue(
+            client_id,
+            scope.map(str::to_owned),
+            self.issue_refresh_tokens,
+        ))
+    }
+
+    /// RFC 6749 section 6; the refresh token is rotated, the presented one dies.
+    fn refresh(&self, client_id: &str, params: &Params) -> Answer {
+        let presented = param(params, "refresh_token")
+            .ok_or_else(|| Rejection::invalid_request("the refresh_token parameter is missing"))?;
+        let scope = self
+            .tokens
+            .redeem_refresh(presented, client_id, param(params, "scope"))
+            .map_err(|rejected| match rejected {
+                RefreshRejected::Unknown => Rejection::invalid_grant(
+                    "the refresh token is unknown, revoked or already used",
+                ),
+                RefreshRejected::OtherClient => {
+                    Rejection::invalid_grant("the refresh token was issued to another client")
+                }
+                RefreshRejected::ScopeExceeded => Rejection::invalid_scope(
+                    "the requested scope exceeds the scope of the refresh token",
+                ),
+            })?;
+        Ok(self.issue(client_id, scope, true))
+    }
+
+    fn check_scope(&self, scope: &str) -> Answer<()> {
+        let Some(allowed) = &self.allowed_scopes else {
+            return Ok(());
+        };
+        if scope.split_whitespace().all(|item| allowed.contains(item)) {
+            Ok(())
+        } else {
+            Err(Rejection::invalid_scope(
+                "the requested scope is not allowed",
+            ))
+        }
+    }
+
+    /// A successful token response (RFC 6749 section 5.1).
+    fn issue(
+        &self,
+        client_id: &str,
+        scope: Option<String>,
+        with_refresh_token: bool,
+    ) -> HttpResponse {
+        let lifetime = *lock(&self.token_lifetime);
+        let access_token = self.tokens.issue_access(scope.clone(), lifetime);
+        self.tokens_issued.fetch_add(1, Ordering::SeqCst);
+        let mut body = serde_json::json!({
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": lifetime.as_secs(),
+        });
+        if with_refresh_token {
+            body["refresh_token"] = self.tokens.issue_refresh(client_id, scope.clone()).into();
+        }
+        if let Some(scope) = scope {
+            body["scope"] = scope.into();
+        }
+        token_json(StatusCode::OK, &body)
+    }
+}
+
+fn injected_status(status: StatusCode) -> HttpResponse {
+    text(status, format!("injected fault: {status}"))
+}
+
+fn parse_form(parts: &request::Parts, body: &Bytes) -> Answer<Params> {
+    let is_form = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|media_type| {
+            media_type
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !is_form {
+        return Err(Rejection::invalid_request(
+            "the body must be application/x-www-form-urlencoded",
+        ));
+    }
+    Ok(form_urlencoded::parse(body).into_owned().collect())
+}
+
+/// RFC 6749 section 3.1: parameters must not be included more than once.
+fn reject_repeated(params: &Params) -> Answer<()> {
+    for (index, (name, _)) in params.iter().enumerate() {
+        if params[..index].iter().any(|(earlier, _)| earlier == name) {
+            return Err(Rejection::invalid_request(format!(
+                "the {name} parameter is repeated"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn for_assertions(params: &Params, header: Option<&HeaderCredentials>) -> TokenRequest {
+    let auth_method = match header {
+        Some(HeaderCredentials::Basic(_) | HeaderCredentials::Malformed(_)) => {
+            ClientAuthMethod::Basic
+        }
+        _ if param(params, "client_secret").is_some() => ClientAuthMethod::Post,
+        _ => ClientAuthMethod::None,
+    };
+    let client_id = match header {
+        Some(HeaderCredentials::Basic(credentials)) => Some(credentials.client_id.clone()),
+        _ => param(params, "client_id").map(str::to_owned),
+    };
+    TokenRequest {
+        grant_type: param(params, "grant_type").unwrap_or_default().to_owned(),
+        client_id,
+        auth_method,
+        scope: param(params, "scope").map(str::to_owned),
+        params: params
+            .iter()
+            .filter(|(name, _)| name != "client_secret")
+            .cloned()
+            .collect(),
+    }
+}
+
+fn param<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.as_str())
+}
