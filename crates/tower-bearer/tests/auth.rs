@@ -1,0 +1,142 @@
+//! `BearerAuth` at the poll level and over an in-process service.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use http::header::AUTHORIZATION;
+use http::{HeaderValue, Request, Response};
+use tokio_test_shim::assert_pending;
+use tower::{service_fn, Layer, Service, ServiceBuilder, ServiceExt};
+use tower_bearer::source::{from_fn, StaticToken};
+use tower_bearer::{BearerAuthLayer, FetchError, Token, TokenCache};
+
+mod tokio_test_shim {
+    macro_rules! assert_pending {
+        ($e:expr) => {
+            assert!($e.is_pending(), "expected Poll::Pending")
+        };
+    }
+    pub(crate) use assert_pending;
+}
+
+/// Echoes the Authorization header it received.
+fn echo() -> impl Service<
+    Request<()>,
+    Response = Response<Option<HeaderValue>>,
+    Error = Infallible,
+    Future = impl Send,
+> + Clone {
+    service_fn(|request: Request<()>| async move {
+        Ok::<_, Infallible>(Response::new(request.headers().get(AUTHORIZATION).cloned()))
+    })
+}
+
+#[tokio::test]
+async fn attaches_a_sensitive_bearer_header() {
+    let cache = TokenCache::new(StaticToken::new("abc").unwrap());
+    let client = ServiceBuilder::new()
+        .layer(BearerAuthLayer::new(cache))
+        .service(echo());
+    let response = client.oneshot(Request::new(())).await.unwrap();
+    let header = response.into_body().unwrap();
+    assert_eq!(header, "Bearer abc");
+    assert!(header.is_sensitive());
+}
+
+#[tokio::test]
+async fn leaves_the_callers_authorization_alone() {
+    let cache = TokenCache::new(StaticToken::new("abc").unwrap());
+    let client = BearerAuthLayer::new(cache.clone()).layer(echo());
+    let request = Request::builder()
+        .header(AUTHORIZATION, "Basic dXNlcjpwYXNz")
+        .body(())
+        .unwrap();
+    let response = client.oneshot(request).await.unwrap();
+    assert_eq!(response.into_body().unwrap(), "Basic dXNlcjpwYXNz");
+    assert_eq!(cache.stats().fetches, 0, "no token was needed");
+}
+
+#[tokio::test]
+async fn origin_allow_list_keeps_the_token_at_home() {
+    let cache = TokenCache::new(StaticToken::new("abc").unwrap());
+    let layer = BearerAuthLayer::new(cache)
+        .allow_origins(["https://api.example.com", "http://127.0.0.1:8080"])
+        .unwrap();
+    let mut client = layer.layer(echo());
+    for (uri, expected) in [
+        ("https://api.example.com/v1/items", Some("Bearer abc")),
+        ("http://127.0.0.1:8080/", Some("Bearer abc")),
+        ("https://api.example.com.evil.test/", None),
+        ("http://api.example.com/", None),
+        ("/relative", None),
+    ] {
+        let request = Request::builder().uri(uri).body(()).unwrap();
+        let response = client.ready().await.unwrap().call(request).await.unwrap();
+        assert_eq!(
+            response.into_body().as_ref().map(|h| h.to_str().unwrap()),
+            expected,
+            "{uri}"
+        );
+    }
+    let error = BearerAuthLayer::new(TokenCache::new(StaticToken::new("t").unwrap()))
+        .allow_origins(["api.example.com"])
+        .unwrap_err();
+    assert!(error.to_string().contains("no scheme"), "{error}");
+}
+
+#[tokio::test]
+async fn a_token_error_means_the_request_is_not_sent() {
+    let cache = TokenCache::new(from_fn(|| async {
+        Err::<Token, _>(FetchError::permanent("the client secret is wrong"))
+    }));
+    let (service, mut handle) = tower_test::mock::pair::<Request<()>, Response<()>>();
+    let client = BearerAuthLayer::new(cache).layer(service);
+    handle.allow(1);
+    let error = client.oneshot(Request::new(())).await.unwrap_err();
+    let fetch_error = error
+        .downcast_ref::<FetchError>()
+        .expect("a FetchError, typed");
+    assert!(fetch_error.is_permanent());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), handle.next_request())
+            .await
+            .is_err(),
+        "nothing reached the inner service"
+    );
+}
+
+#[tokio::test]
+async fn poll_ready_is_the_inner_services() {
+    let cache = TokenCache::new(StaticToken::new("abc").unwrap());
+    let (service, mut handle) = tower_test::mock::pair::<Request<()>, Response<()>>();
+    let mut client = tower_test::mock::Spawn::new(BearerAuthLayer::new(cache).layer(service));
+
+    handle.allow(0);
+    assert_pending!(client.poll_ready());
+    handle.allow(1);
+    assert!(client.poll_ready().is_ready());
+
+    // Cold cache: the call waits for the fetch, then calls the service that was readied.
+    let response = client.call(Request::new(()));
+    let (request, send) = handle.next_request().await.unwrap();
+    assert_eq!(request.headers()[AUTHORIZATION], "Bearer abc");
+    send.send_response(Response::new(()));
+    response.await.unwrap();
+}
+
+#[tokio::test]
+async fn inner_errors_pass_through_boxed() {
+    let cache = TokenCache::new(StaticToken::new("abc").unwrap());
+    let failing = service_fn(|_: Request<()>| async {
+        Err::<Response<()>, _>(std::io::Error::other("connection reset"))
+    });
+    let error = BearerAuthLayer::new(cache)
+        .layer(failing)
+        .oneshot(Request::new(()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.downcast_ref::<std::io::Error>().unwrap().to_string(),
+        "connection reset"
+    );
+}
