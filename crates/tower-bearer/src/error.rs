@@ -142,8 +142,10 @@ impl StdError for FetchError {
 
 impl From<crate::InvalidToken> for FetchError {
     fn from(error: crate::InvalidToken) -> Self {
-        FetchError::permanent(format!("the token source returned an unusable token: {error}"))
-            .with_source(error)
+        FetchError::permanent(format!(
+            "the token source returned an unusable token: {error}"
+        ))
+        .with_source(error)
     }
 }
 

@@ -187,10 +187,8 @@ impl TokenBuilder {
         header_text.push(' ');
         header_text.push_str(value);
         // The characters were checked above, so this cannot fail; map it anyway rather than panic.
-        let mut header =
-            HeaderValue::from_str(&header_text).map_err(|_| InvalidToken::NotVisibleAscii {
-                position: 0,
-            })?;
+        let mut header = HeaderValue::from_str(&header_text)
+            .map_err(|_| InvalidToken::NotVisibleAscii { position: 0 })?;
         header.set_sensitive(true);
 
         let now = Instant::now();

@@ -98,7 +98,11 @@ async fn a_dropped_caller_does_not_cancel_the_fetch() {
     assert!(first.await.unwrap_err().is_cancelled());
     let token = cache.token().await.unwrap();
     assert_eq!(token.header_value(), "Bearer token-1");
-    assert_eq!(source.fetches(), 1, "the second caller joined the first fetch");
+    assert_eq!(
+        source.fetches(),
+        1,
+        "the second caller joined the first fetch"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -127,7 +131,11 @@ async fn steady_traffic_never_waits_after_the_first_fetch() {
     assert!(calls > 20_000, "{calls}");
     assert_eq!(stats.waits, 1, "only the very first call waits: {stats:?}");
     // 60 s tokens are refreshed after 30 s: about two fetches per lifetime.
-    assert!((23..=26).contains(&source.fetches()), "{}", source.fetches());
+    assert!(
+        (23..=26).contains(&source.fetches()),
+        "{}",
+        source.fetches()
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -171,7 +179,10 @@ async fn after_expiry_failures_are_fast_and_bounded() {
         let before = Instant::now();
         let error = cache.token().await.unwrap_err();
         assert_eq!(error.to_string(), "authorization server unavailable");
-        assert!(before.elapsed() <= Duration::from_millis(10), "no long wait");
+        assert!(
+            before.elapsed() <= Duration::from_millis(10),
+            "no long wait"
+        );
         errors += 1;
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -180,7 +191,10 @@ async fn after_expiry_failures_are_fast_and_bounded() {
 
     source.fail(false);
     tokio::time::sleep(Duration::from_secs(60)).await;
-    cache.token().await.expect("recovers once the server is back");
+    cache
+        .token()
+        .await
+        .expect("recovers once the server is back");
 }
 
 #[tokio::test(start_paused = true)]
@@ -202,7 +216,11 @@ async fn permanent_errors_are_remembered() {
     assert_eq!(source.fetches(), 1);
     tokio::time::sleep(Duration::from_secs(5)).await;
     let _ = cache.token().await;
-    assert_eq!(source.fetches(), 2, "tried again after the permanent error's ttl");
+    assert_eq!(
+        source.fetches(),
+        2,
+        "tried again after the permanent error's ttl"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -214,7 +232,10 @@ async fn invalidate_only_the_rejected_token_once() {
     assert_eq!(invalidated, 1);
     let second = cache.token().await.unwrap();
     assert!(!second.same_as(&first));
-    assert!(!cache.invalidate(&first), "an old token does not evict the new one");
+    assert!(
+        !cache.invalidate(&first),
+        "an old token does not evict the new one"
+    );
     assert!(cache.cached().unwrap().same_as(&second));
     assert_eq!(source.fetches(), 2);
 }

@@ -21,7 +21,9 @@ async fn env_token_names_the_variable_and_never_the_value() {
     let error = source.fetch().await.unwrap_err();
     assert!(error.is_permanent());
     assert!(
-        error.to_string().contains("TOWER_BEARER_TEST_MISSING is not set"),
+        error
+            .to_string()
+            .contains("TOWER_BEARER_TEST_MISSING is not set"),
         "{error}"
     );
 
@@ -48,7 +50,10 @@ async fn env_token_is_read_when_asked() {
     let source = EnvToken::new("TOWER_BEARER_TEST_ROTATING");
     assert_eq!(source.fetch().await.unwrap().header_value(), "Bearer first");
     std::env::set_var("TOWER_BEARER_TEST_ROTATING", "second");
-    assert_eq!(source.fetch().await.unwrap().header_value(), "Bearer second");
+    assert_eq!(
+        source.fetch().await.unwrap().header_value(),
+        "Bearer second"
+    );
 }
 
 #[tokio::test(start_paused = true)]

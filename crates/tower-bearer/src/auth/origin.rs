@@ -47,16 +47,17 @@ impl FromStr for Origin {
             origin: text.to_owned(),
             reason,
         };
-        let uri: Uri = text
-            .parse()
-            .map_err(|_| invalid("it is not a valid URI"))?;
+        let uri: Uri = text.parse().map_err(|_| invalid("it is not a valid URI"))?;
         let scheme = uri
             .scheme_str()
             .ok_or_else(|| invalid("it has no scheme; write it as https://host[:port]"))?;
         let host = uri
             .host()
             .ok_or_else(|| invalid("it has no host; write it as https://host[:port]"))?;
-        if uri.path_and_query().is_some_and(|p| p.as_str() != "/" && !p.as_str().is_empty()) {
+        if uri
+            .path_and_query()
+            .is_some_and(|p| p.as_str() != "/" && !p.as_str().is_empty())
+        {
             return Err(invalid("an origin has no path or query; remove them"));
         }
         let port = uri
@@ -86,7 +87,11 @@ pub struct InvalidOrigin {
 
 impl fmt::Display for InvalidOrigin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "`{}` is not a valid origin: {}", self.origin, self.reason)
+        write!(
+            f,
+            "`{}` is not a valid origin: {}",
+            self.origin, self.reason
+        )
     }
 }
 
@@ -112,7 +117,12 @@ mod tests {
 
     #[test]
     fn rejects_non_origins() {
-        for bad in ["api.example.com", "https://a.example/path", "ftp://host", "::"] {
+        for bad in [
+            "api.example.com",
+            "https://a.example/path",
+            "ftp://host",
+            "::",
+        ] {
             let error = bad.parse::<Origin>().unwrap_err();
             assert!(error.to_string().contains(bad), "{error}");
         }

@@ -214,17 +214,14 @@ impl TokenCache {
 
 impl fmt::Debug for TokenCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let phase = self
-            .shared
-            .current
-            .load()
-            .as_ref()
-            .map(|entry| match entry.phase.load(Ordering::Relaxed) {
+        let phase = self.shared.current.load().as_ref().map(|entry| {
+            match entry.phase.load(Ordering::Relaxed) {
                 FRESH => "fresh",
                 REFRESH_DUE => "refresh due",
                 REFRESHING => "refreshing",
                 _ => "expired",
-            });
+            }
+        });
         f.debug_struct("TokenCache")
             .field("token", &phase.unwrap_or("none"))
             .field("stats", &self.stats())
@@ -498,7 +495,9 @@ fn spawn_phase_timer(
 /// A panic while holding one of our locks leaves consistent data (every write is a single
 /// field store), so a poisoned lock is safe to keep using.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 async fn wait_for(mut receiver: watch::Receiver<FetchResult>) -> Result<Token, FetchError> {

@@ -55,7 +55,7 @@ fn parse(value: &str) -> Vec<Challenge> {
         if element.is_empty() {
             continue;
         }
-        match element.split_once(|c: char| c == ' ' || c == '\t') {
+        match element.split_once([' ', '\t']) {
             Some((scheme, rest)) if !scheme.contains('=') => {
                 let mut challenge = Challenge {
                     scheme: scheme.to_owned(),

@@ -24,6 +24,8 @@
 //! # use std::convert::Infallible;
 //! # use http::{Request, Response};
 //! # use tower::service_fn;
+//! # use tower_bearer::retry::ReplayBody;
+//! # type Body = http_body_util::Full<bytes::Bytes>;
 //!
 //! # fn main() -> Result<(), tower_bearer::InvalidToken> {
 //! let cache = TokenCache::new(StaticToken::new("token")?);
@@ -31,7 +33,7 @@
 //!     // Streaming bodies up to 64 KiB can be replayed.
 //!     .layer(RetryOn401Layer::buffered(64 * 1024))
 //!     .layer(BearerAuthLayer::new(cache))
-//!     .service(service_fn(|_: Request<_>| async { Ok::<_, Infallible>(Response::new(())) }));
+//!     .service(service_fn(|_: Request<ReplayBody<Body>>| async { Ok::<_, Infallible>(Response::new(())) }));
 //! # let _ = client;
 //! # Ok(())
 //! # }
