@@ -1,0 +1,248 @@
+//! The whole client stack against the testkit's authorization server and API, over real
+//! sockets on 127.0.0.1: the counts the core promises.
+
+mod support;
+
+use std::time::Duration;
+
+use http::StatusCode;
+use tokio::task::JoinSet;
+use tower::{Service, ServiceBuilder, ServiceExt};
+use tower_bearer::{BearerAuthLayer, CacheConfig, FetchError, RetryOn401Layer, TokenCache};
+use tower_bearer_testkit::{ApiServer, AuthServer, Fault, StreamingBody};
+
+use support::{capped_client, client, current_token, get, oauth_source};
+
+type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+const INVALID_TOKEN: &str = r#"Bearer realm="testkit", error="invalid_token""#;
+
+async fn servers() -> std::io::Result<(AuthServer, ApiServer)> {
+    let auth = AuthServer::start().await?;
+    let api = ApiServer::start(&auth).await?;
+    Ok((auth, api))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_cold_callers_cause_one_token_request() -> TestResult {
+    let (auth, api) = servers().await?;
+    // A slow token endpoint, so the callers really pile up behind the one fetch.
+    auth.fail_next(1, Fault::Delay(Duration::from_millis(300)));
+    let cache = TokenCache::new(oauth_source(&auth));
+    let client = client(&cache, 256);
+
+    let mut calls = JoinSet::new();
+    for _ in 0..10_000 {
+        let call = client.clone().oneshot(get(&api.url()));
+        calls.spawn(call);
+    }
+    let mut ok = 0;
+    while let Some(result) = calls.join_next().await {
+        assert_eq!(result??.status(), StatusCode::OK);
+        ok += 1;
+    }
+    assert_eq!(ok, 10_000);
+    assert_eq!(
+        auth.token_requests(),
+        1,
+        "one token request for 10,000 callers"
+    );
+    assert_eq!(api.authorized(), 10_000);
+    assert_eq!(cache.stats().fetches, 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundred_concurrent_401s_cause_one_refresh() -> TestResult {
+    let (auth, api) = servers().await?;
+    let cache = TokenCache::new(oauth_source(&auth));
+    let client = client(&cache, 100);
+    assert_eq!(client.clone().oneshot(get(&api.url())).await?.status(), 200);
+
+    // The API stops accepting the token everybody holds; the next fetch is slow, so the
+    // 401s all arrive while it is in flight.
+    auth.revoke(&current_token(&cache));
+    auth.fail_next(1, Fault::Delay(Duration::from_millis(200)));
+    let mut calls = JoinSet::new();
+    for _ in 0..100 {
+        calls.spawn(client.clone().oneshot(get(&api.url())));
+    }
+    while let Some(result) = calls.join_next().await {
+        assert_eq!(result??.status(), StatusCode::OK, "every request succeeds");
+    }
+    assert_eq!(
+        auth.token_requests(),
+        2,
+        "the first fetch and exactly one refresh"
+    );
+    assert_eq!(
+        api.rejected(),
+        100,
+        "all 100 were sent with the revoked token"
+    );
+    assert_eq!(api.authorized(), 101, "and all 100 were replayed once");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_second_401_goes_back_to_the_caller() -> TestResult {
+    let (auth, api) = servers().await?;
+    let cache = TokenCache::new(oauth_source(&auth));
+    let client = client(&cache, 4);
+
+    api.respond_next(2, StatusCode::UNAUTHORIZED, Some(INVALID_TOKEN));
+    let response = client.oneshot(get(&api.url())).await?;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(response.headers()["www-authenticate"], INVALID_TOKEN);
+    assert_eq!(api.requests(), 2, "sent, replayed once, never a third time");
+    assert_eq!(auth.token_requests(), 2, "one new token for the replay");
+    Ok(())
+}
+
+#[tokio::test]
+async fn insufficient_scope_and_403_are_not_retried() -> TestResult {
+    let (auth, api) = servers().await?;
+    let cache = TokenCache::new(oauth_source(&auth));
+    let mut client = client(&cache, 4);
+
+    // The testkit API wants the `admin` scope under /admin; our token does not have it.
+    let response = client
+        .ready()
+        .await?
+        .call(get(&format!("{}/admin", api.url())))
+        .await?;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+
+    // A 401 that says the scope is the problem: a new token would not help.
+    let challenge = r#"Bearer error="insufficient_scope", scope="admin""#;
+    api.respond_next(1, StatusCode::UNAUTHORIZED, Some(challenge));
+    let response = client.ready().await?.call(get(&api.url())).await?;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+    assert_eq!(api.requests(), 2, "no replays");
+    assert_eq!(auth.token_requests(), 1, "no refreshes");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_401_without_a_challenge_is_retried() -> TestResult {
+    let (auth, api) = servers().await?;
+    let cache = TokenCache::new(oauth_source(&auth));
+    let client = client(&cache, 4);
+
+    api.respond_next(1, StatusCode::UNAUTHORIZED, None);
+    let response = client.oneshot(get(&api.url())).await?;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!((api.requests(), auth.token_requests()), (2, 2));
+    Ok(())
+}
+
+fn post(url: &str, chunks: &[&'static str]) -> http::Request<StreamingBody> {
+    http::Request::post(url)
+        .body(StreamingBody::from_static(chunks))
+        .expect("a valid URL")
+}
+
+#[tokio::test]
+async fn streaming_bodies_are_replayed_only_under_the_limit() -> TestResult {
+    let (auth, api) = servers().await?;
+    let cache = TokenCache::new(oauth_source(&auth));
+    let mut client = ServiceBuilder::new()
+        .layer(RetryOn401Layer::buffered(16))
+        .layer(BearerAuthLayer::new(cache))
+        .service(capped_client(4));
+
+    // 11 bytes: recorded while sent, replayed after the 401.
+    api.respond_next(1, StatusCode::UNAUTHORIZED, Some(INVALID_TOKEN));
+    let response = client
+        .ready()
+        .await?
+        .call(post(&api.url(), &["hello ", "world"]))
+        .await?;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(api.last_body().as_deref(), Some(&b"hello world"[..]));
+    assert_eq!((api.requests(), auth.token_requests()), (2, 2));
+
+    // 24 bytes: over the limit, so the 401 comes back as the server sent it.
+    api.respond_next(1, StatusCode::UNAUTHORIZED, Some(INVALID_TOKEN));
+    let response = client
+        .ready()
+        .await?
+        .call(post(&api.url(), &["twelve bytes", " and twelve"]))
+        .await?;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(response.headers()["www-authenticate"], INVALID_TOKEN);
+    assert_eq!(api.requests(), 3, "not replayed");
+    // The rejected token was still invalidated: the next call fetches a new one.
+    let response = client.ready().await?.call(post(&api.url(), &["x"])).await?;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(auth.token_requests(), 3);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorization_server_down_while_the_token_is_valid_fails_nothing() -> TestResult {
+    let auth = AuthServer::builder()
+        .token_lifetime(Duration::from_secs(4))
+        .start()
+        .await?;
+    let api = ApiServer::start(&auth).await?;
+    // A 4 s token: refresh due after 2 s (the window is capped at half the lifetime),
+    // expired for us at 3.5 s (0.5 s skew).
+    let config = CacheConfig::new()
+        .expiry_skew(Duration::from_millis(500))
+        .refresh_window(Duration::from_secs(2), 0.5)
+        .refresh_jitter(0.0)
+        .backoff(Duration::from_millis(200), Duration::from_millis(400));
+    let cache = TokenCache::with_config(oauth_source(&auth), config);
+    let mut client = client(&cache, 8);
+    assert_eq!(
+        client.ready().await?.call(get(&api.url())).await?.status(),
+        200
+    );
+
+    auth.fail_always(Fault::Status(StatusCode::SERVICE_UNAVAILABLE));
+    // Calls for 3.1 s: fresh, then refresh-due while the server is down, but still valid.
+    let mut failed = 0;
+    let mut calls = 0;
+    let until = tokio::time::Instant::now() + Duration::from_millis(3100);
+    while tokio::time::Instant::now() < until {
+        let response = client.ready().await?.call(get(&api.url())).await;
+        calls += 1;
+        if !matches!(&response, Ok(r) if r.status() == StatusCode::OK) {
+            failed += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!(
+        "{calls} calls, {} refresh attempts",
+        auth.token_requests() - 1
+    );
+    assert!(calls > 20, "{calls} calls made");
+    assert_eq!(failed, 0, "0 of {calls} calls failed");
+    let attempts = auth.token_requests() - 1;
+    // Refreshing from 2 s with 100-400 ms waits between attempts: a handful, not a storm.
+    assert!(attempts >= 1, "the refresh was attempted");
+    assert!(attempts <= 12, "{attempts} refresh attempts in about 1.1 s");
+    assert_eq!(cache.stats().waits, 1, "only the first call waited");
+
+    // Past expiry with the server still down: a clear, typed error, without waiting.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let started = std::time::Instant::now();
+    let error = client
+        .ready()
+        .await?
+        .call(get(&api.url()))
+        .await
+        .unwrap_err();
+    let fetch_error = error.downcast_ref::<FetchError>().expect("a FetchError");
+    assert!(fetch_error.is_transient(), "{fetch_error}");
+    assert!(
+        fetch_error.to_string().contains("503"),
+        "says what went wrong: {fetch_error}"
+    );
+    // Not a timing assertion on the machine: a fast failure is one that did not sit out a
+    // request timeout (none is configured) or the whole backoff.
+    assert!(started.elapsed() < Duration::from_secs(5));
+    Ok(())
+}

@@ -1,0 +1,121 @@
+//! What the socket tests share: a token source that talks to the testkit authorization
+//! server over HTTP, and a client stack over hyper.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::Body;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use secrecy::ExposeSecret;
+use tokio::sync::Semaphore;
+use tower::util::BoxCloneService;
+use tower::{service_fn, ServiceBuilder, ServiceExt};
+use tower_bearer::{
+    source, BearerAuth, BearerAuthLayer, BoxError, FetchError, RetryOn401, RetryOn401Layer, Token,
+    TokenCache, TokenSource,
+};
+use tower_bearer_testkit::{http_client, AuthServer};
+
+/// The service the auth layers wrap: responses come back with their body read.
+pub type Inner<B> = BoxCloneService<Request<B>, Response<Bytes>, BoxError>;
+
+/// A client-credentials token source for the testkit server's default client, written
+/// against the wire so these tests do not depend on the oauth2 crate.
+pub fn oauth_source(auth: &AuthServer) -> impl TokenSource {
+    let client = http_client();
+    let token_url = auth.token_url();
+    source::from_fn(move || {
+        let client = client.clone();
+        let token_url = token_url.clone();
+        async move {
+            let request = Request::post(token_url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                // base64("client:secret")
+                .header("authorization", "Basic Y2xpZW50OnNlY3JldA==")
+                .body(Full::from("grant_type=client_credentials"))
+                .map_err(|e| FetchError::permanent("bad token request").with_source(e))?;
+            let response = client
+                .request(request)
+                .await
+                .map_err(|e| FetchError::transient("token endpoint unreachable").with_source(e))?;
+            let status = response.status();
+            let body = response
+                .collect()
+                .await
+                .map_err(|e| FetchError::transient("token response cut short").with_source(e))?
+                .to_bytes();
+            if !status.is_success() {
+                return Err(FetchError::transient(format!(
+                    "token endpoint answered {status}"
+                )));
+            }
+            let json: serde_json::Value = serde_json::from_slice(&body)
+                .map_err(|e| FetchError::transient("token response is not JSON").with_source(e))?;
+            let value = json["access_token"].as_str().unwrap_or_default();
+            let lifetime = json["expires_in"].as_u64().unwrap_or(60);
+            Token::builder(value)
+                .expires_in(Duration::from_secs(lifetime))
+                .build()
+                .map_err(FetchError::from)
+        }
+    })
+}
+
+/// hyper's client with at most `connections` requests on the wire at once. The limit is
+/// taken inside the call, not in `poll_ready`, so every caller still reaches the auth layer
+/// concurrently; it only keeps the test under the open-file limit.
+pub fn capped_client<B>(connections: usize) -> Inner<B>
+where
+    B: Body<Data = Bytes> + Send + 'static + Unpin,
+    B::Error: Into<BoxError>,
+{
+    let client: Client<HttpConnector, B> = Client::builder(TokioExecutor::new()).build_http();
+    let permits = Arc::new(Semaphore::new(connections));
+    let service = service_fn(move |request: Request<B>| {
+        let client = client.clone();
+        let permits = Arc::clone(&permits);
+        async move {
+            let _permit = permits.acquire().await?;
+            let response = client.request(request).await?;
+            let (parts, body) = response.into_parts();
+            let body = body.collect().await?.to_bytes();
+            Ok::<_, BoxError>(Response::from_parts(parts, body))
+        }
+    });
+    BoxCloneService::new(service.map_err(Into::into))
+}
+
+/// The stack a user builds: retry outside auth, over hyper with `connections` at most.
+pub fn client(
+    cache: &TokenCache,
+    connections: usize,
+) -> RetryOn401<BearerAuth<Inner<Full<Bytes>>>> {
+    ServiceBuilder::new()
+        .layer(RetryOn401Layer::new())
+        .layer(BearerAuthLayer::new(cache.clone()))
+        .service(capped_client(connections))
+}
+
+/// The value of the token the cache holds now.
+pub fn current_token(cache: &TokenCache) -> String {
+    cache
+        .cached()
+        .expect("a token is cached")
+        .secret()
+        .expose_secret()
+        .to_owned()
+}
+
+/// A GET request to `url` with an empty body.
+pub fn get(url: &str) -> Request<Full<Bytes>> {
+    Request::get(url)
+        .body(Full::default())
+        .expect("a valid URL")
+}
