@@ -75,12 +75,17 @@ async fn hundred_concurrent_401s_cause_one_refresh() -> TestResult {
         2,
         "the first fetch and exactly one refresh"
     );
+    // Normally all 100 go out with the revoked token before the first 401 is back; on a
+    // slow machine a late caller may already wait for the new token instead, which is fine.
+    let rejected = api.rejected();
+    println!("{rejected} of 100 calls were rejected and replayed");
+    assert!((1..=100).contains(&rejected), "{rejected}");
+    assert_eq!(api.authorized(), 101, "each call authorized exactly once");
     assert_eq!(
-        api.rejected(),
-        100,
-        "all 100 were sent with the revoked token"
+        api.requests(),
+        101 + rejected,
+        "each 401 replayed once, no more"
     );
-    assert_eq!(api.authorized(), 101, "and all 100 were replayed once");
     Ok(())
 }
 
