@@ -1,4 +1,4 @@
-//! Adds `Authorization: Bearer <token>` to requests, with tokens from a [`TokenCache`].
+//! Adds `Authorization: Bearer <token>` to requests, with tokens from a [`TokenCache`](crate::TokenCache).
 //!
 //! [`BearerAuthLayer`] wraps any `Service<http::Request<B>>`. On the usual path the cached
 //! token is fresh and attaching it costs an atomic load and a reference-counted clone of a

@@ -1,7 +1,7 @@
 //! The token cache: one fetch for any number of callers, refresh ahead of expiry, backoff.
 //!
 //! [`TokenCache`] sits between [`BearerAuth`](crate::BearerAuth) and a
-//! [`TokenSource`](crate::TokenSource). Each token it holds goes through three phases, moved
+//! [`TokenSource`]. Each token it holds goes through three phases, moved
 //! on by a timer rather than by reading the clock on every request:
 //!
 //! 1. **fresh**: callers take it with two atomic loads; no lock, no allocation, no await;
