@@ -1,1 +1,192 @@
-//! Benchmarks for tower-bearer.
+//! Shared pieces of the tower-bearer benchmarks: the inner no-op service, the hand-written
+//! baselines a user would write instead of tower-bearer, and a way to drive a service call
+//! to completion without a runtime, so the runtime's cost does not dilute the ratios.
+//!
+//! The benches themselves are in `benches/`; results are in `README.md`.
+
+use std::convert::Infallible;
+use std::future::{ready, Future, Ready};
+use std::pin::pin;
+use std::sync::{Arc, Mutex, RwLock};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use http::header::{ACCEPT, AUTHORIZATION, USER_AGENT};
+use http::{HeaderValue, Request, Response};
+use tower::Service;
+use tower_bearer::{source, FetchError, Token, TokenCache};
+
+pub mod alloc;
+
+/// The token value every bench uses.
+pub const TOKEN: &str = "bench-token-0123456789abcdef0123456789abcdef";
+
+/// The request every hot-path bench sends: a GET with the two headers a real client sets,
+/// built the same way for every id so its cost cancels out in the ratios.
+///
+/// The headers matter for allocation counts: inserting into an empty `HeaderMap` allocates
+/// its table, a cost of `http` that every header-adding layer would pay on a bare request.
+pub fn request() -> Request<()> {
+    let mut request = Request::new(());
+    let headers = request.headers_mut();
+    headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+    headers.insert(USER_AGENT, HeaderValue::from_static("tower-bearer-bench"));
+    request
+}
+
+/// An inner service that does nothing: the floor every layer is measured against.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Noop;
+
+impl<B> Service<Request<B>> for Noop {
+    type Response = Response<()>;
+    type Error = Infallible;
+    type Future = Ready<Result<Response<()>, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _request: Request<B>) -> Self::Future {
+        ready(Ok(Response::new(())))
+    }
+}
+
+/// Drives `service` through `poll_ready`, `call` and its future, all of which must be
+/// ready at once (true of every service here on the fresh-token path).
+///
+/// # Panics
+///
+/// If a step is pending or fails: the bench set-up is wrong, not the code under test.
+pub fn call_now<S, B>(service: &mut S, request: Request<B>) -> S::Response
+where
+    S: Service<Request<B>>,
+    S::Error: std::fmt::Debug,
+{
+    let mut cx = Context::from_waker(Waker::noop());
+    match service.poll_ready(&mut cx) {
+        Poll::Ready(Ok(())) => {}
+        other => panic!("service not ready: {other:?}"),
+    }
+    let future = pin!(service.call(request));
+    match future.poll(&mut cx) {
+        Poll::Ready(Ok(response)) => response,
+        Poll::Ready(Err(error)) => panic!("call failed: {error:?}"),
+        Poll::Pending => panic!("call did not complete at once"),
+    }
+}
+
+/// A token cache holding a fresh token valid for an hour, as on a service's usual path.
+///
+/// Needs a tokio runtime to fetch the token (once) and to run the expiry timer; keep
+/// `runtime` alive while the cache is used.
+pub fn warm_cache(runtime: &tokio::runtime::Runtime) -> TokenCache {
+    let source = source::from_fn(|| async {
+        Token::builder(TOKEN)
+            .expires_in(Duration::from_secs(3600))
+            .build()
+            .map_err(FetchError::from)
+    });
+    let cache = TokenCache::new(source);
+    runtime
+        .block_on(cache.token())
+        .expect("the bench source cannot fail");
+    cache
+}
+
+/// What a hand-written cache keeps: the header to send and when it stops being valid.
+#[derive(Debug)]
+struct Cached {
+    header: HeaderValue,
+    expires_at: std::time::Instant,
+}
+
+fn fresh_cached() -> Option<Cached> {
+    let mut header = HeaderValue::from_str(&format!("Bearer {TOKEN}")).expect("valid header");
+    header.set_sensitive(true);
+    Some(Cached {
+        header,
+        expires_at: std::time::Instant::now() + Duration::from_secs(3600),
+    })
+}
+
+/// Baseline: the `Mutex<Option<Token>>` with an expiry check that services write by hand.
+#[derive(Clone, Debug)]
+pub struct NaiveMutex<S> {
+    inner: S,
+    token: Arc<Mutex<Option<Cached>>>,
+}
+
+impl<S> NaiveMutex<S> {
+    /// Wraps `inner`, with a fresh token already cached.
+    pub fn new(inner: S) -> Self {
+        NaiveMutex {
+            inner,
+            token: Arc::new(Mutex::new(fresh_cached())),
+        }
+    }
+}
+
+impl<S: Service<Request<B>>, B> Service<Request<B>> for NaiveMutex<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> S::Future {
+        let guard = self.token.lock().expect("not poisoned");
+        if let Some(cached) = guard.as_ref() {
+            if std::time::Instant::now() < cached.expires_at {
+                request
+                    .headers_mut()
+                    .insert(AUTHORIZATION, cached.header.clone());
+            }
+        }
+        drop(guard);
+        self.inner.call(request)
+    }
+}
+
+/// Baseline: the same with an `RwLock`, which users reach for once the mutex shows up in
+/// profiles.
+#[derive(Clone, Debug)]
+pub struct NaiveRwLock<S> {
+    inner: S,
+    token: Arc<RwLock<Option<Cached>>>,
+}
+
+impl<S> NaiveRwLock<S> {
+    /// Wraps `inner`, with a fresh token already cached.
+    pub fn new(inner: S) -> Self {
+        NaiveRwLock {
+            inner,
+            token: Arc::new(RwLock::new(fresh_cached())),
+        }
+    }
+}
+
+impl<S: Service<Request<B>>, B> Service<Request<B>> for NaiveRwLock<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> S::Future {
+        let guard = self.token.read().expect("not poisoned");
+        if let Some(cached) = guard.as_ref() {
+            if std::time::Instant::now() < cached.expires_at {
+                request
+                    .headers_mut()
+                    .insert(AUTHORIZATION, cached.header.clone());
+            }
+        }
+        drop(guard);
+        self.inner.call(request)
+    }
+}
