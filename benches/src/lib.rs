@@ -96,7 +96,7 @@ pub fn warm_cache(runtime: &tokio::runtime::Runtime) -> TokenCache {
 
 /// What a hand-written cache keeps: the header to send and when it stops being valid.
 #[derive(Debug)]
-struct Cached {
+pub struct Cached {
     header: HeaderValue,
     expires_at: std::time::Instant,
 }
@@ -110,65 +110,69 @@ fn fresh_cached() -> Option<Cached> {
     })
 }
 
+/// How a hand-written cache reads its slot: through a `Mutex` or an `RwLock`.
+pub trait Slot: Send + Sync + 'static {
+    /// A slot holding a fresh token.
+    fn fresh() -> Self;
+    /// Runs `f` on the slot's contents under the lock.
+    fn read<R>(&self, f: impl FnOnce(&Option<Cached>) -> R) -> R;
+}
+
+impl Slot for Mutex<Option<Cached>> {
+    fn fresh() -> Self {
+        Mutex::new(fresh_cached())
+    }
+
+    fn read<R>(&self, f: impl FnOnce(&Option<Cached>) -> R) -> R {
+        f(&self.lock().expect("not poisoned"))
+    }
+}
+
+impl Slot for RwLock<Option<Cached>> {
+    fn fresh() -> Self {
+        RwLock::new(fresh_cached())
+    }
+
+    fn read<R>(&self, f: impl FnOnce(&Option<Cached>) -> R) -> R {
+        f(&self.read().expect("not poisoned"))
+    }
+}
+
 /// Baseline: the `Mutex<Option<Token>>` with an expiry check that services write by hand.
-#[derive(Clone, Debug)]
-pub struct NaiveMutex<S> {
-    inner: S,
-    token: Arc<Mutex<Option<Cached>>>,
-}
-
-impl<S> NaiveMutex<S> {
-    /// Wraps `inner`, with a fresh token already cached.
-    pub fn new(inner: S) -> Self {
-        NaiveMutex {
-            inner,
-            token: Arc::new(Mutex::new(fresh_cached())),
-        }
-    }
-}
-
-impl<S: Service<Request<B>>, B> Service<Request<B>> for NaiveMutex<S> {
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request<B>) -> S::Future {
-        let guard = self.token.lock().expect("not poisoned");
-        if let Some(cached) = guard.as_ref() {
-            if std::time::Instant::now() < cached.expires_at {
-                request
-                    .headers_mut()
-                    .insert(AUTHORIZATION, cached.header.clone());
-            }
-        }
-        drop(guard);
-        self.inner.call(request)
-    }
-}
+pub type NaiveMutex<S> = Naive<S, Mutex<Option<Cached>>>;
 
 /// Baseline: the same with an `RwLock`, which users reach for once the mutex shows up in
 /// profiles.
-#[derive(Clone, Debug)]
-pub struct NaiveRwLock<S> {
+pub type NaiveRwLock<S> = Naive<S, RwLock<Option<Cached>>>;
+
+/// A hand-written token cache: a lock around an optional token, its expiry checked against
+/// `Instant::now()` on every call.
+#[derive(Debug)]
+pub struct Naive<S, L> {
     inner: S,
-    token: Arc<RwLock<Option<Cached>>>,
+    token: Arc<L>,
 }
 
-impl<S> NaiveRwLock<S> {
-    /// Wraps `inner`, with a fresh token already cached.
-    pub fn new(inner: S) -> Self {
-        NaiveRwLock {
-            inner,
-            token: Arc::new(RwLock::new(fresh_cached())),
+impl<S: Clone, L> Clone for Naive<S, L> {
+    fn clone(&self) -> Self {
+        Naive {
+            inner: self.inner.clone(),
+            token: Arc::clone(&self.token),
         }
     }
 }
 
-impl<S: Service<Request<B>>, B> Service<Request<B>> for NaiveRwLock<S> {
+impl<S, L: Slot> Naive<S, L> {
+    /// Wraps `inner`, with a fresh token already cached.
+    pub fn new(inner: S) -> Self {
+        Naive {
+            inner,
+            token: Arc::new(L::fresh()),
+        }
+    }
+}
+
+impl<S: Service<Request<B>>, B, L: Slot> Service<Request<B>> for Naive<S, L> {
     type Response = S::Response;
     type Error = S::Error;
     type Future = S::Future;
@@ -178,15 +182,15 @@ impl<S: Service<Request<B>>, B> Service<Request<B>> for NaiveRwLock<S> {
     }
 
     fn call(&mut self, mut request: Request<B>) -> S::Future {
-        let guard = self.token.read().expect("not poisoned");
-        if let Some(cached) = guard.as_ref() {
-            if std::time::Instant::now() < cached.expires_at {
-                request
-                    .headers_mut()
-                    .insert(AUTHORIZATION, cached.header.clone());
-            }
+        let header = self.token.read(|cached| {
+            cached
+                .as_ref()
+                .filter(|c| std::time::Instant::now() < c.expires_at)
+                .map(|c| c.header.clone())
+        });
+        if let Some(header) = header {
+            request.headers_mut().insert(AUTHORIZATION, header);
         }
-        drop(guard);
         self.inner.call(request)
     }
 }

@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use http::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
-use zeroize::Zeroize;
 use tokio::time::Instant;
+use zeroize::Zeroize;
 
 /// An access token, as handed out by a [`TokenSource`](crate::TokenSource).
 ///
@@ -182,8 +182,7 @@ impl TokenBuilder {
     pub fn build(self) -> Result<Token, InvalidToken> {
         let value = self.value.expose_secret();
         check_token_chars(value)?;
-        let mut header_text =
-            Vec::with_capacity(self.token_type.as_str().len() + 1 + value.len());
+        let mut header_text = Vec::with_capacity(self.token_type.as_str().len() + 1 + value.len());
         header_text.extend_from_slice(self.token_type.as_str().as_bytes());
         header_text.push(b' ');
         header_text.extend_from_slice(value.as_bytes());
