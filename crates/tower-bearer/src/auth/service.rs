@@ -2,7 +2,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::header::AUTHORIZATION;
+use http::header::{Entry, AUTHORIZATION};
 use http::Request;
 use tower_service::Service;
 
@@ -62,10 +62,7 @@ impl<S> BearerAuth<S> {
         self.reader.cache()
     }
 
-    fn wants_token<B>(&self, request: &Request<B>) -> bool {
-        if request.headers().contains_key(AUTHORIZATION) {
-            return false;
-        }
+    fn origin_allowed<B>(&self, request: &Request<B>) -> bool {
         match &self.allowed_origins {
             None => true,
             Some(origins) => origins.iter().any(|o| o.matches(request.uri())),
@@ -87,12 +84,19 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        if !self.wants_token(&request) {
+        if !self.origin_allowed(&request) {
             return ResponseFuture::sent(self.inner.call(request));
         }
-        if let Some((token, cache)) = self.reader.usable_token() {
-            attach(&mut request, token, cache);
-            return ResponseFuture::sent(self.inner.call(request));
+        // One lookup both checks for a caller's own Authorization and makes room for ours.
+        match request.headers_mut().entry(AUTHORIZATION) {
+            Entry::Occupied(_) => return ResponseFuture::sent(self.inner.call(request)),
+            Entry::Vacant(slot) => {
+                if let Some((token, cache)) = self.reader.usable_token() {
+                    slot.insert(token.header_value().clone());
+                    record_used(&request, token, cache);
+                    return ResponseFuture::sent(self.inner.call(request));
+                }
+            }
         }
         // No usable token: wait for the fetch, then call the service that was made ready.
         let cache = self.reader.cache().clone();
@@ -107,6 +111,11 @@ pub(super) fn attach<B>(request: &mut Request<B>, token: &Token, cache: &TokenCa
     request
         .headers_mut()
         .insert(AUTHORIZATION, token.header_value().clone());
+    record_used(request, token, cache);
+}
+
+/// Tells a retry layer outside, if there is one, which token the request carries.
+fn record_used<B>(request: &Request<B>, token: &Token, cache: &TokenCache) {
     if let Some(slot) = request.extensions().get::<UsedTokenSlot>() {
         slot.record(token, cache);
     }
