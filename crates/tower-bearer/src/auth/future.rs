@@ -33,18 +33,24 @@ pin_project! {
     where
         S: Service<Request<B>>,
     {
+        // Boxed so that the usual `Sent` path does not carry a request's worth of bytes.
         Fetching {
-            fetch: TokenFetch,
-            cache: TokenCache,
-            // Both `Some` until the token arrives.
-            service: Option<S>,
-            request: Option<Request<B>>,
+            fetching: Box<Fetching<S, B>>,
         },
         Sent {
             #[pin]
             future: S::Future,
         },
     }
+}
+
+/// Everything needed to send the request once the token arrives.
+struct Fetching<S, B> {
+    fetch: TokenFetch,
+    cache: TokenCache,
+    // Both `Some` until the token arrives.
+    service: Option<S>,
+    request: Option<Request<B>>,
 }
 
 impl<S, B> ResponseFuture<S, B>
@@ -64,10 +70,12 @@ where
         };
         ResponseFuture {
             state: State::Fetching {
-                fetch,
-                cache,
-                service: Some(service),
-                request: Some(request),
+                fetching: Box::new(Fetching {
+                    fetch,
+                    cache,
+                    service: Some(service),
+                    request: Some(request),
+                }),
             },
         }
     }
@@ -84,21 +92,17 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Fetching {
-                    fetch,
-                    cache,
-                    service,
-                    request,
-                } => {
-                    let token = ready!(fetch.as_mut().poll(cx))?;
-                    let (Some(mut service), Some(mut request)) = (service.take(), request.take())
+                StateProj::Fetching { fetching } => {
+                    let token = ready!(fetching.fetch.as_mut().poll(cx))?;
+                    let (Some(mut service), Some(mut request)) =
+                        (fetching.service.take(), fetching.request.take())
                     else {
                         return Poll::Ready(Err(FetchError::permanent(
                             "BearerAuth's response future was polled after it completed",
                         )
                         .into()));
                     };
-                    attach(&mut request, &token, cache);
+                    attach(&mut request, &token, &fetching.cache);
                     let future = service.call(request);
                     this.state.set(State::Sent { future });
                 }
