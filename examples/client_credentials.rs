@@ -1,85 +1,60 @@
-//! A service that calls an API with OAuth 2.0 client credentials, configured from the
-//! environment as a twelve-factor service would be:
+//! A service that calls an API with tokens from the OAuth 2.0 client credentials grant,
+//! configured from its environment as a twelve-factor service is:
 //!
-//! | variable        |          | meaning                                   |
-//! |-----------------|----------|-------------------------------------------|
-//! | `TOKEN_URL`     | required | the authorization server's token endpoint |
-//! | `CLIENT_ID`     | required | this service's client id                  |
-//! | `CLIENT_SECRET` | required | its secret                                |
-//! | `SCOPE`         | optional | space-separated scopes to ask for         |
-//! | `API_URL`       | required | the URL to call                           |
-//! | `REQUESTS`      | optional | how many calls to make (default 1)        |
+//! | variable        |          | meaning                                               |
+//! |-----------------|----------|-------------------------------------------------------|
+//! | `TOKEN_URL`     | required | the authorization server's token endpoint             |
+//! | `CLIENT_ID`     | required | this service's client id                              |
+//! | `CLIENT_SECRET` | required | its client secret                                     |
+//! | `SCOPE`         | optional | the scope to ask for, space-separated                 |
+//! | `API_URL`       | required | the URL to call                                       |
+//! | `REQUESTS`      | optional | how many calls to make, one after another (default 1) |
 //!
-//! It prints each response's status and how many token requests were made. To try it
-//! without an authorization server of your own, start the testkit's mock servers in one
-//! terminal and paste the variables they print into another:
+//! It prints each response's status and, at the end, how many token requests it made: one
+//! for any number of calls while the token lasts. A missing or malformed setting stops it
+//! before any request with exit status 2 and a message naming the variable; a call that
+//! gets no response makes the exit status 1.
+//!
+//! `TOKEN_URL` must be `https://`, except for a loopback host, where `http://` is accepted.
+//!
+//! To try it without an authorization server of your own, start the testkit's mock servers
+//! in one terminal and paste the `export` lines they print into a second one:
 //!
 //! ```sh
-//! cargo run -p examples --bin testkit_servers
-//! # in a second terminal, after the `export` lines it printed:
-//! REQUESTS=5 cargo run -p examples --bin client_credentials
+//! cargo run -p examples --bin testkit_servers      # terminal 1
+//! REQUESTS=5 cargo run -p examples --bin client_credentials   # terminal 2
 //! ```
-//!
-//! An `http://` token URL is accepted only for loopback hosts.
 
+use std::env::{self, VarError};
 use std::error::Error;
+use std::fmt;
 use std::process::ExitCode;
 
-use bytes::Bytes;
-use http::Request;
-use http_body_util::Full;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http::{Request, Uri};
+use http_body_util::{BodyExt, Full};
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_bearer::{BearerAuthLayer, RetryOn401Layer, TokenCache};
 use tower_bearer_oauth2::ClientCredentials;
 
-/// The settings, read from the environment.
-struct Settings {
-    token_url: String,
-    client_id: String,
-    client_secret: String,
-    scope: Option<String>,
-    api_url: String,
-    requests: u32,
-}
+mod https_client;
 
-impl Settings {
-    fn from_env() -> Result<Settings, String> {
-        let required = |name: &str| match std::env::var(name) {
-            Ok(value) if !value.trim().is_empty() => Ok(value),
-            _ => Err(format!(
-                "{name} is not set; see the table at the top of this example"
-            )),
-        };
-        let requests = match std::env::var("REQUESTS") {
-            Err(_) => 1,
-            Ok(value) => value.trim().parse().map_err(|_| {
-                format!("REQUESTS must be a whole number of calls, like 10 (got {value:?})")
-            })?,
-        };
-        Ok(Settings {
-            token_url: required("TOKEN_URL")?,
-            client_id: required("CLIENT_ID")?,
-            client_secret: required("CLIENT_SECRET")?,
-            scope: std::env::var("SCOPE").ok().filter(|s| !s.trim().is_empty()),
-            api_url: required("API_URL")?,
-            requests,
-        })
-    }
-}
+type BoxError = Box<dyn Error + Send + Sync>;
+
+/// Exit status for a setting that is missing or wrong.
+const BAD_SETTINGS: u8 = 2;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let settings = match Settings::from_env() {
         Ok(settings) => settings,
-        Err(message) => {
-            eprintln!("configuration error: {message}");
-            return ExitCode::from(2);
+        Err(error) => {
+            eprintln!("configuration error: {error}");
+            return ExitCode::from(BAD_SETTINGS);
         }
     };
     match run(settings).await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
         Err(error) => {
             eprintln!("error: {error}");
             ExitCode::FAILURE
@@ -87,26 +62,124 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(settings: Settings) -> Result<(), Box<dyn Error + Send + Sync>> {
-    let mut source = ClientCredentials::builder(
-        settings.token_url,
-        settings.client_id,
-        settings.client_secret,
-    );
-    if let Some(scope) = settings.scope {
-        source = source.scope(scope);
-    }
-    let cache = TokenCache::new(source.build()?);
+/// Makes the calls; `Ok(false)` if any of them got no response.
+async fn run(settings: Settings) -> Result<bool, BoxError> {
+    let cache = TokenCache::new(settings.source);
     let mut client = ServiceBuilder::new()
         .layer(RetryOn401Layer::new())
         .layer(BearerAuthLayer::new(cache.clone()))
-        .service(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>());
+        .service(https_client::https_client()?);
 
+    let mut all_answered = true;
     for number in 1..=settings.requests {
-        let request = Request::get(&settings.api_url).body(Full::default())?;
-        let response = client.ready().await?.call(request).await?;
-        println!("request {number}: {}", response.status());
+        let request = Request::get(settings.api_url.clone()).body(Full::default())?;
+        match client.ready().await?.call(request).await {
+            Ok(response) => {
+                println!("request {number}: {}", response.status());
+                // Read to the end, so the connection can be reused.
+                response.into_body().collect().await?;
+            }
+            Err(error) => {
+                all_answered = false;
+                println!("request {number}: failed: {error}");
+                for cause in std::iter::successors(error.source(), |&cause| cause.source()) {
+                    println!("  caused by: {cause}");
+                }
+            }
+        }
     }
     println!("token requests made: {}", cache.stats().fetches);
-    Ok(())
+    Ok(all_answered)
+}
+
+/// What the environment says, checked.
+struct Settings {
+    source: ClientCredentials,
+    api_url: Uri,
+    requests: u32,
+}
+
+impl Settings {
+    fn from_env() -> Result<Settings, SettingsError> {
+        let token_url = required("TOKEN_URL", "the authorization server's token endpoint")?;
+        let client_id = required("CLIENT_ID", "this service's client id")?;
+        let client_secret = required("CLIENT_SECRET", "this service's client secret")?;
+        let scope = optional("SCOPE")?;
+        let api_url = required("API_URL", "the URL of the API to call")?;
+        let api_url = api_url
+            .parse::<Uri>()
+            .ok()
+            .filter(|uri| {
+                matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some()
+            })
+            .ok_or_else(|| {
+                SettingsError(format!(
+                    "API_URL must be an absolute http:// or https:// URL, got {api_url:?}"
+                ))
+            })?;
+        let requests = requests()?;
+
+        let mut source = ClientCredentials::builder(token_url, client_id, client_secret);
+        if let Some(scope) = scope {
+            source = source.scope(scope);
+        }
+        // Checks the token URL (https, or http to loopback), the id, secret and scope.
+        let source = source.build().map_err(|error| {
+            let variable = if error.is_invalid_url() || error.is_insecure_http() {
+                "TOKEN_URL"
+            } else if error.is_invalid_credentials() {
+                "CLIENT_ID or CLIENT_SECRET"
+            } else if error.is_invalid_parameter() {
+                "SCOPE"
+            } else {
+                "the client credentials settings"
+            };
+            SettingsError(format!("{variable}: {error}"))
+        })?;
+        Ok(Settings {
+            source,
+            api_url,
+            requests,
+        })
+    }
+}
+
+/// A setting that is missing or malformed; the message names the variable.
+#[derive(Debug)]
+struct SettingsError(String);
+
+impl fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Error for SettingsError {}
+
+/// A variable that must be set and not empty.
+fn required(name: &str, meaning: &str) -> Result<String, SettingsError> {
+    optional(name)?.ok_or_else(|| SettingsError(format!("{name} is not set; set it to {meaning}")))
+}
+
+/// A variable that may be unset; empty counts as unset.
+fn optional(name: &str) -> Result<Option<String>, SettingsError> {
+    match env::var(name) {
+        Ok(value) if value.trim().is_empty() => Ok(None),
+        Ok(value) => Ok(Some(value)),
+        Err(VarError::NotPresent) => Ok(None),
+        Err(VarError::NotUnicode(_)) => Err(SettingsError(format!("{name} is not valid UTF-8"))),
+    }
+}
+
+/// `REQUESTS`: a whole number of at least 1, 1 when unset.
+fn requests() -> Result<u32, SettingsError> {
+    let Some(value) = optional("REQUESTS")? else {
+        return Ok(1);
+    };
+    match value.trim().parse::<u32>() {
+        Ok(count) if count >= 1 => Ok(count),
+        _ => Err(SettingsError(format!(
+            "REQUESTS must be a whole number of calls, 1 or more (like REQUESTS=10), got {value:?}"
+        ))),
+    }
 }

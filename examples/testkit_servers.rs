@@ -1,30 +1,48 @@
-//! Starts the testkit's mock authorization server and mock API on 127.0.0.1 and keeps them
-//! running until Ctrl-C, printing the environment the `client_credentials` example needs.
+//! The testkit's mock authorization server and mock API on 127.0.0.1, running until Ctrl-C,
+//! so you can point the `client_credentials` example (or your own client) at them:
 //!
 //! ```sh
-//! cargo run -p examples --bin testkit_servers
+//! cargo run -p examples --bin testkit_servers      # terminal 1: prints `export` lines
+//! REQUESTS=5 cargo run -p examples --bin client_credentials   # terminal 2, after pasting them
 //! ```
+//!
+//! The API answers any path with 200 `hello` for a valid token and 401 with an RFC 6750
+//! challenge otherwise. On Ctrl-C it prints how many requests each server saw.
 
 use std::error::Error;
+use std::time::Duration;
 
 use tower_bearer_testkit::{ApiServer, AuthServer};
 
+/// Tokens live long enough for a session of trying things, short enough to see a refresh.
+const TOKEN_LIFETIME: Duration = Duration::from_secs(300);
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
-    let auth = AuthServer::start().await?;
+    let auth = AuthServer::builder()
+        .token_lifetime(TOKEN_LIFETIME)
+        .start()
+        .await?;
     let api = ApiServer::start(&auth).await?;
-    println!("# mock servers on 127.0.0.1; paste these into another shell:");
+
+    println!(
+        "# Mock servers on 127.0.0.1; tokens live {} s.",
+        TOKEN_LIFETIME.as_secs()
+    );
+    println!("# Paste these lines into another terminal:");
     println!("export TOKEN_URL={}", auth.token_url());
     println!("export CLIENT_ID={}", AuthServer::DEFAULT_CLIENT_ID);
     println!("export CLIENT_SECRET={}", AuthServer::DEFAULT_CLIENT_SECRET);
-    println!("export API_URL={}", api.url());
-    println!("# Ctrl-C stops them.");
+    println!("export API_URL={}/orders", api.url());
+    println!("# Ctrl-C stops the servers.");
+
     tokio::signal::ctrl_c().await?;
     println!(
-        "\nstopping: {} token requests, {} API requests ({} authorized)",
+        "\nStopped. Token requests: {}. API requests: {} ({} answered 200, {} answered 401).",
         auth.token_requests(),
         api.requests(),
-        api.authorized()
+        api.authorized(),
+        api.rejected()
     );
     Ok(())
 }
