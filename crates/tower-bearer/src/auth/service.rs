@@ -2,7 +2,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::header::{Entry, AUTHORIZATION};
+use http::header::AUTHORIZATION;
 use http::Request;
 use tower_service::Service;
 
@@ -62,6 +62,7 @@ impl<S> BearerAuth<S> {
         self.reader.cache()
     }
 
+    #[inline]
     fn origin_allowed<B>(&self, request: &Request<B>) -> bool {
         match &self.allowed_origins {
             None => true,
@@ -79,26 +80,54 @@ where
     type Error = BoxError;
     type Future = ResponseFuture<S, B>;
 
+    #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
+    #[inline]
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        if !self.origin_allowed(&request) {
-            return ResponseFuture::sent(self.inner.call(request));
+        if self.prepare(&mut request) {
+            ResponseFuture::sent(self.inner.call(request))
+        } else {
+            self.call_after_fetch(request)
         }
-        // One lookup both checks for a caller's own Authorization and makes room for ours.
-        match request.headers_mut().entry(AUTHORIZATION) {
-            Entry::Occupied(_) => return ResponseFuture::sent(self.inner.call(request)),
-            Entry::Vacant(slot) => {
-                if let Some((token, cache)) = self.reader.usable_token() {
-                    slot.insert(token.header_value().clone());
-                    record_used(&request, token, cache);
-                    return ResponseFuture::sent(self.inner.call(request));
-                }
+    }
+}
+
+impl<S> BearerAuth<S> {
+    /// Gets `request` ready to send if it can be without waiting: attaches the cached token,
+    /// or leaves the request alone when it is not ours to authorize. `false` means a token
+    /// must be fetched first.
+    #[inline]
+    fn prepare<B>(&mut self, request: &mut Request<B>) -> bool {
+        if !self.origin_allowed(request) {
+            return true;
+        }
+        // `contains_key` then `insert` costs less than the entry API in `http` 1.x.
+        if request.headers().contains_key(AUTHORIZATION) {
+            return true;
+        }
+        match self.reader.usable_token() {
+            Some((token, cache)) => {
+                request
+                    .headers_mut()
+                    .insert(AUTHORIZATION, token.header_value().clone());
+                record_used(request, token, cache);
+                true
             }
+            None => false,
         }
-        // No usable token: wait for the fetch, then call the service that was made ready.
+    }
+
+    /// The slow path: no usable token. The returned future waits for the fetch, then calls
+    /// the service that was made ready.
+    #[cold]
+    #[inline(never)]
+    fn call_after_fetch<B>(&mut self, request: Request<B>) -> ResponseFuture<S, B>
+    where
+        S: Service<Request<B>> + Clone,
+    {
         let cache = self.reader.cache().clone();
         let fresh = self.inner.clone();
         let ready = std::mem::replace(&mut self.inner, fresh);
@@ -115,6 +144,7 @@ pub(super) fn attach<B>(request: &mut Request<B>, token: &Token, cache: &TokenCa
 }
 
 /// Tells a retry layer outside, if there is one, which token the request carries.
+#[inline]
 fn record_used<B>(request: &Request<B>, token: &Token, cache: &TokenCache) {
     if let Some(slot) = request.extensions().get::<UsedTokenSlot>() {
         slot.record(token, cache);

@@ -242,6 +242,7 @@ impl Reader {
     ///
     /// Reads one pointer and one phase byte. Inside the refresh window the first caller
     /// also starts the background refresh.
+    #[inline]
     pub(crate) fn usable_token(&mut self) -> Option<(&Token, &TokenCache)> {
         let entry = self.view.load().as_ref()?;
         match entry.phase.load(Ordering::Acquire) {
