@@ -17,6 +17,7 @@ use tower::Service;
 use tower_bearer::{source, FetchError, Token, TokenCache};
 
 pub mod alloc;
+pub mod loopback;
 
 /// The token value every bench uses.
 pub const TOKEN: &str = "bench-token-0123456789abcdef0123456789abcdef";
