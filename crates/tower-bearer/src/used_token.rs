@@ -15,6 +15,9 @@ pub(crate) struct UsedToken {
 }
 
 impl UsedTokenSlot {
+    // Out of line: only requests through the retry layer get here, and keeping it out of the
+    // auth layer's fresh path leaves room for the header insert to be inlined there.
+    #[inline(never)]
     pub(crate) fn record(&self, token: &Token, cache: &TokenCache) {
         let _ = self.0.set(UsedToken {
             token: token.clone(),

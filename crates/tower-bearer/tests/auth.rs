@@ -56,6 +56,39 @@ async fn leaves_the_callers_authorization_alone() {
 }
 
 #[tokio::test]
+async fn leaves_the_callers_authorization_alone_among_many_headers() {
+    // Small header maps are scanned, large ones hashed: check both sides of the switch.
+    let cache = TokenCache::new(StaticToken::new("abc").unwrap());
+    for others in [0, 1, 15, 16, 17, 40] {
+        let mut client = BearerAuthLayer::new(cache.clone()).layer(echo());
+        let mut with_own = Request::builder();
+        let mut without = Request::builder();
+        for i in 0..others {
+            with_own = with_own.header(format!("x-extra-{i}"), "1");
+            without = without.header(format!("x-extra-{i}"), "1");
+        }
+        let with_own = with_own
+            .header(AUTHORIZATION, "Basic dXNlcjpwYXNz")
+            .body(())
+            .unwrap();
+        let response = client.ready().await.unwrap().call(with_own).await.unwrap();
+        assert_eq!(
+            response.into_body().unwrap(),
+            "Basic dXNlcjpwYXNz",
+            "{others}"
+        );
+        let response = client
+            .ready()
+            .await
+            .unwrap()
+            .call(without.body(()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.into_body().unwrap(), "Bearer abc", "{others}");
+    }
+}
+
+#[tokio::test]
 async fn origin_allow_list_keeps_the_token_at_home() {
     let cache = TokenCache::new(StaticToken::new("abc").unwrap());
     let layer = BearerAuthLayer::new(cache)

@@ -377,6 +377,8 @@ impl Shared {
     }
 
     /// Inside the refresh window: the first caller to see it starts the background refresh.
+    #[cold]
+    #[inline(never)]
     fn refresh_if_due(self: &Arc<Self>, entry: &Arc<Entry>) {
         if entry
             .phase
