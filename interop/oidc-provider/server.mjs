@@ -38,10 +38,11 @@ const CLIENTS = [
   {
     // RFC 6749 section 2.3.1: a client that sends these with HTTP Basic must
     // form-urlencode both before joining them with `:`. Each character here breaks a
-    // client that skips that step (`:` splits early, `%` and `+` decode wrongly, space and
-    // non-ASCII have no single raw spelling).
-    client_id: 'id: with%odd+chars é',
-    client_secret: 's3cr:et%+ sé',
+    // client that skips that step (`:` splits early, `%` and `+` decode wrongly, `&` and `=`
+    // confuse naive parsers). Only visible ASCII and space: Appendix A of the RFC allows
+    // nothing else in a client id or secret, and this server enforces that.
+    client_id: 'id: with%odd+chars &=',
+    client_secret: 's3cr:et%+ s&=',
     token_endpoint_auth_method: 'client_secret_basic',
   },
 ];
