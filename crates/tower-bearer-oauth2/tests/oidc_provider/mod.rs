@@ -7,7 +7,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
@@ -91,7 +91,12 @@ impl OidcProvider {
             if std::env::var(REQUIRE_ENV).is_ok_and(|value| value == "1") {
                 panic!("{test}: the interop server is required ({REQUIRE_ENV}=1) but {reason}");
             }
-            eprintln!("skipping {test}: {reason} (set {REQUIRE_ENV}=1 to fail instead)");
+            // Straight to the process's stderr: the test harness captures `eprintln!` of
+            // passing tests, and a skip should be seen.
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipping {test}: {reason} (set {REQUIRE_ENV}=1 to fail instead)"
+            );
             return None;
         }
         Some(spawn(&dir).unwrap_or_else(|error| panic!("{test}: {error}")))
@@ -126,7 +131,8 @@ impl Drop for OidcProvider {
 }
 
 fn interop_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../interop/oidc-provider")
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../interop/oidc-provider");
+    dir.canonicalize().unwrap_or(dir)
 }
 
 fn check_prerequisites(dir: &std::path::Path) -> Result<(), String> {
@@ -195,24 +201,28 @@ fn spawn(dir: &std::path::Path) -> Result<OidcProvider, String> {
         }
     });
 
-    let mut server = OidcProvider {
-        child,
-        _stdin: stdin,
-        issuer: String::new(),
-    };
     match issuer_receiver.recv_timeout(STARTUP_TIMEOUT) {
-        Ok(issuer) => {
-            server.issuer = issuer;
-            Ok(server)
-        }
+        Ok(issuer) => Ok(OidcProvider {
+            child,
+            _stdin: stdin,
+            issuer,
+        }),
         Err(error) => {
-            let status = server.child.try_wait().ok().flatten();
-            drop(server);
+            let reason = match error {
+                mpsc::RecvTimeoutError::Timeout => format!("nothing within {STARTUP_TIMEOUT:?}"),
+                mpsc::RecvTimeoutError::Disconnected => "its stdout closed first".to_owned(),
+            };
+            // Harmless if it already exited; either way `wait` reaps it and says how it ended.
+            let _ = child.kill();
+            let status = child
+                .wait()
+                .map_or_else(|error| error.to_string(), |status| status.to_string());
+            drop(stdin);
             let _ = stderr_reader.join();
             let stderr = log.lock().unwrap().clone();
             Err(format!(
-                "the interop server did not print `{LISTENING}URL` ({error}; exit status \
-                 {status:?}); its stderr:\n{stderr}"
+                "the interop server did not print `{LISTENING}URL` ({reason}; {status}); \
+                 its stderr:\n{stderr}"
             ))
         }
     }
