@@ -170,20 +170,28 @@ async fn requested_scopes_are_granted() -> TestResult {
 }
 
 #[tokio::test]
-async fn odd_characters_in_id_and_secret_authenticate_with_basic() -> TestResult {
+async fn odd_characters_in_id_and_secret_authenticate_with_basic_and_post() -> TestResult {
     let Some(server) =
-        OidcProvider::start("odd_characters_in_id_and_secret_authenticate_with_basic")
+        OidcProvider::start("odd_characters_in_id_and_secret_authenticate_with_basic_and_post")
     else {
         return Ok(());
     };
-    let token = source_for(&server, ODD)
-        .scope(SCOPES)
-        .build()?
-        .fetch()
-        .await?;
-    let introspection = introspect(&server, token.secret().expose_secret()).await?;
-    assert_eq!(introspection["active"], true, "{introspection}");
-    assert_eq!(introspection["client_id"], ODD.id, "{introspection}");
+    // oidc-provider lets a client registered for Basic use the form body too.
+    for method in [ClientAuth::ClientSecretBasic, ClientAuth::ClientSecretPost] {
+        let token = source_for(&server, ODD)
+            .client_auth(method)
+            .scope(SCOPES)
+            .build()?
+            .fetch()
+            .await
+            .map_err(|error| format!("{method}: {error}"))?;
+        let introspection = introspect(&server, token.secret().expose_secret()).await?;
+        assert_eq!(introspection["active"], true, "{method}: {introspection}");
+        assert_eq!(
+            introspection["client_id"], ODD.id,
+            "{method}: {introspection}"
+        );
+    }
 
     // The control: the same credentials without the form-urlencoding step (a common bug)
     // are refused, so the success above really depends on RFC 6749 section 2.3.1.
