@@ -22,13 +22,15 @@ use secrecy::ExposeSecret;
 use serde_json::Value;
 use tokio::task::JoinSet;
 use tower::{service_fn, ServiceBuilder, ServiceExt};
-use tower_bearer::{BearerAuthLayer, CacheConfig, FetchError, TokenCache, TokenSource};
+use tower_bearer::{
+    BearerAuthLayer, BoxError, CacheConfig, FetchError, RetryOn401Layer, TokenCache, TokenSource,
+};
 use tower_bearer_oauth2::{ClientAuth, ClientCredentials, ClientCredentialsBuilder, OAuthError};
 use tower_bearer_testkit::http_client;
 
 use oidc_provider::{Client, OidcProvider, BASIC, ODD, POST, RESOURCE};
 
-type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+type TestResult = Result<(), BoxError>;
 
 const SCOPES: &str = "api:read api:write";
 
@@ -57,27 +59,41 @@ impl RequestCounter {
 }
 
 /// Asks the server about `token` (RFC 7662), authenticating as [`BASIC`].
-async fn introspect(
-    server: &OidcProvider,
-    token: &str,
-) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+async fn introspect(server: &OidcProvider, token: &str) -> Result<Value, BoxError> {
+    introspect_at(&server.introspection_url(), token).await
+}
+
+async fn introspect_at(introspection_url: &str, token: &str) -> Result<Value, BoxError> {
+    let body = post_form(introspection_url, token).await?;
+    Ok(serde_json::from_slice(&body)?)
+}
+
+/// Revokes `token` at the server (RFC 7009), authenticating as [`BASIC`].
+async fn revoke(server: &OidcProvider, token: &str) -> Result<(), BoxError> {
+    post_form(&server.revocation_url(), token).await?;
+    Ok(())
+}
+
+/// POSTs `token=...` as [`BASIC`] and returns the body of the `200 OK` answer.
+async fn post_form(url: &str, token: &str) -> Result<Bytes, BoxError> {
     let body: String = form_urlencoded::Serializer::new(String::new())
         .append_pair("token", token)
         .finish();
-    let request = Request::post(server.introspection_url())
+    let request = Request::post(url)
         .header("authorization", BASIC.basic_authorization())
         .header("content-type", "application/x-www-form-urlencoded")
         .body(Full::from(body))?;
     let response = http_client().request(request).await?;
     let status = response.status();
     let body = response.into_body().collect().await?.to_bytes();
-    assert_eq!(
-        status,
-        StatusCode::OK,
-        "introspection: {}",
-        String::from_utf8_lossy(&body)
-    );
-    Ok(serde_json::from_slice(&body)?)
+    if status != StatusCode::OK {
+        return Err(format!(
+            "{url} answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        )
+        .into());
+    }
+    Ok(body)
 }
 
 fn oauth_error(error: &FetchError) -> &OAuthError {
@@ -98,7 +114,7 @@ fn printed(error: &FetchError) -> String {
     printed
 }
 
-fn decode_jwt_part(part: &str) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+fn decode_jwt_part(part: &str) -> Result<Value, BoxError> {
     Ok(serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part)?)?)
 }
 
@@ -351,16 +367,7 @@ async fn revoked_token_is_no_longer_active() -> TestResult {
     let token = source_for(&server, BASIC).build()?.fetch().await?;
     let value = token.secret().expose_secret();
 
-    let body: String = form_urlencoded::Serializer::new(String::new())
-        .append_pair("token", value)
-        .finish();
-    let request = Request::post(server.revocation_url())
-        .header("authorization", BASIC.basic_authorization())
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(Full::from(body))?;
-    let response = http_client().request(request).await?;
-    assert_eq!(response.status(), StatusCode::OK, "RFC 7009 section 2.2");
-
+    revoke(&server, value).await?;
     let introspection = introspect(&server, value).await?;
     assert_eq!(introspection["active"], false, "{introspection}");
     Ok(())
@@ -425,5 +432,75 @@ async fn full_stack_makes_one_token_request_for_many_concurrent_calls() -> TestR
     let introspection = introspect(&server, token).await?;
     assert_eq!(introspection["active"], true, "{introspection}");
     assert_eq!(introspection["scope"], SCOPES, "{introspection}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn revoked_token_is_replaced_after_the_api_answers_401() -> TestResult {
+    let Some(server) = OidcProvider::start("revoked_token_is_replaced_after_the_api_answers_401")
+    else {
+        return Ok(());
+    };
+    let counter = RequestCounter::default();
+    let cache = TokenCache::new(counter.attach(source_for(&server, BASIC)).build()?);
+
+    // An API that checks each token with the authorization server, as a resource server
+    // using introspection does, and records the tokens it was shown.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let api = {
+        let seen = Arc::clone(&seen);
+        let introspection_url = server.introspection_url();
+        service_fn(move |request: Request<String>| {
+            let seen = Arc::clone(&seen);
+            let introspection_url = introspection_url.clone();
+            async move {
+                let token = request
+                    .headers()
+                    .get("authorization")
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(|value| value.strip_prefix("Bearer "))
+                    .unwrap_or_default()
+                    .to_owned();
+                let active = introspect_at(&introspection_url, &token).await?["active"] == true;
+                seen.lock().unwrap().push(token);
+                let mut response = Response::new(String::new());
+                if !active {
+                    *response.status_mut() = StatusCode::UNAUTHORIZED;
+                    response.headers_mut().insert(
+                        "www-authenticate",
+                        http::HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+                    );
+                }
+                Ok::<_, BoxError>(response)
+            }
+        })
+    };
+    let client = ServiceBuilder::new()
+        .layer(RetryOn401Layer::new())
+        .layer(BearerAuthLayer::new(cache.clone()))
+        .service(api);
+    let call = || async {
+        let request = Request::get("http://127.0.0.1/api").body(String::new())?;
+        client.clone().oneshot(request).await
+    };
+
+    assert_eq!(call().await?.status(), StatusCode::OK);
+    let first = seen.lock().unwrap()[0].clone();
+    revoke(&server, &first).await?;
+    assert_eq!(
+        call().await?.status(),
+        StatusCode::OK,
+        "replayed with a new token"
+    );
+
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen.len(),
+        3,
+        "the first call, the rejected one and its replay"
+    );
+    assert_eq!(seen[1], first);
+    assert_ne!(seen[2], first);
+    assert_eq!(counter.count(), 2, "one token request after the 401");
     Ok(())
 }
