@@ -1,0 +1,506 @@
+//! `ClientCredentials` against a real, independent authorization server: the
+//! `oidc-provider` npm package, run by `interop/oidc-provider/server.mjs` on a free loopback
+//! port (one server per test).
+//!
+//! Each test is skipped, with the reason printed, when `node` or the server's npm packages
+//! are missing; with `TOWER_BEARER_REQUIRE_INTEROP=1` it fails instead. Tokens are checked
+//! with the server itself (introspection, RFC 7662), not with our own parsing.
+
+mod oidc_provider;
+
+use std::error::Error as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use secrecy::ExposeSecret;
+use serde_json::Value;
+use tokio::task::JoinSet;
+use tower::{service_fn, ServiceBuilder, ServiceExt};
+use tower_bearer::{
+    BearerAuthLayer, BoxError, CacheConfig, FetchError, RetryOn401Layer, TokenCache, TokenSource,
+};
+use tower_bearer_oauth2::{ClientAuth, ClientCredentials, ClientCredentialsBuilder, OAuthError};
+use tower_bearer_testkit::http_client;
+
+use oidc_provider::{Client, OidcProvider, BASIC, ODD, POST, RESOURCE};
+
+type TestResult = Result<(), BoxError>;
+
+const SCOPES: &str = "api:read api:write";
+
+fn source_for(server: &OidcProvider, client: Client) -> ClientCredentialsBuilder {
+    ClientCredentials::builder(server.token_url(), client.id, client.secret)
+}
+
+/// Counts the token requests a source sends.
+#[derive(Clone, Default)]
+struct RequestCounter(Arc<AtomicUsize>);
+
+impl RequestCounter {
+    fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// Sends the source's requests through a plain HTTP client that counts them.
+    fn attach(&self, builder: ClientCredentialsBuilder) -> ClientCredentialsBuilder {
+        let counter = Arc::clone(&self.0);
+        let client = http_client();
+        builder.http_client(service_fn(move |request: Request<Full<Bytes>>| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            client.request(request)
+        }))
+    }
+}
+
+/// Asks the server about `token` (RFC 7662), authenticating as [`BASIC`].
+async fn introspect(server: &OidcProvider, token: &str) -> Result<Value, BoxError> {
+    introspect_at(&server.introspection_url(), token).await
+}
+
+async fn introspect_at(introspection_url: &str, token: &str) -> Result<Value, BoxError> {
+    let body = post_form(introspection_url, token).await?;
+    Ok(serde_json::from_slice(&body)?)
+}
+
+/// Revokes `token` at the server (RFC 7009), authenticating as [`BASIC`].
+async fn revoke(server: &OidcProvider, token: &str) -> Result<(), BoxError> {
+    post_form(&server.revocation_url(), token).await?;
+    Ok(())
+}
+
+/// POSTs `token=...` as [`BASIC`] and returns the body of the `200 OK` answer.
+async fn post_form(url: &str, token: &str) -> Result<Bytes, BoxError> {
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("token", token)
+        .finish();
+    let request = Request::post(url)
+        .header("authorization", BASIC.basic_authorization())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Full::from(body))?;
+    let response = http_client().request(request).await?;
+    let status = response.status();
+    let body = response.into_body().collect().await?.to_bytes();
+    if status != StatusCode::OK {
+        return Err(format!(
+            "{url} answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        )
+        .into());
+    }
+    Ok(body)
+}
+
+fn oauth_error(error: &FetchError) -> &OAuthError {
+    error
+        .source()
+        .and_then(|source| source.downcast_ref::<OAuthError>())
+        .unwrap_or_else(|| panic!("no OAuthError source: {error:?}"))
+}
+
+/// Every way an error can be printed: its `Display`, `Debug` and those of its sources.
+fn printed(error: &FetchError) -> String {
+    let mut printed = format!("{error} {error:?}");
+    let mut source = error.source();
+    while let Some(cause) = source {
+        printed.push_str(&format!(" {cause} {cause:?}"));
+        source = cause.source();
+    }
+    printed
+}
+
+fn decode_jwt_part(part: &str) -> Result<Value, BoxError> {
+    Ok(serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part)?)?)
+}
+
+#[tokio::test]
+async fn client_secret_basic_token_is_active_at_introspection() -> TestResult {
+    let Some(server) = OidcProvider::start("client_secret_basic_token_is_active_at_introspection")
+    else {
+        return Ok(());
+    };
+    let source = source_for(&server, BASIC).build()?;
+    assert_eq!(source.client_auth(), ClientAuth::ClientSecretBasic);
+    let token = source.fetch().await?;
+
+    assert!(token.header_value().to_str()?.starts_with("Bearer "));
+    let lifetime =
+        token.expires_at().expect("the server sends expires_in") - tokio::time::Instant::now();
+    assert!(
+        lifetime <= Duration::from_secs(300) && lifetime > Duration::from_secs(240),
+        "{lifetime:?}"
+    );
+
+    let introspection = introspect(&server, token.secret().expose_secret()).await?;
+    assert_eq!(introspection["active"], true, "{introspection}");
+    assert_eq!(introspection["client_id"], BASIC.id, "{introspection}");
+    assert_eq!(introspection["iss"], server.issuer(), "{introspection}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn client_secret_post_token_is_active_at_introspection() -> TestResult {
+    let Some(server) = OidcProvider::start("client_secret_post_token_is_active_at_introspection")
+    else {
+        return Ok(());
+    };
+    let token = source_for(&server, POST)
+        .client_auth(ClientAuth::ClientSecretPost)
+        .build()?
+        .fetch()
+        .await?;
+
+    let introspection = introspect(&server, token.secret().expose_secret()).await?;
+    assert_eq!(introspection["active"], true, "{introspection}");
+    assert_eq!(introspection["client_id"], POST.id, "{introspection}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn requested_scopes_are_granted() -> TestResult {
+    let Some(server) = OidcProvider::start("requested_scopes_are_granted") else {
+        return Ok(());
+    };
+    for (requested, client, method) in [
+        (SCOPES, BASIC, ClientAuth::ClientSecretBasic),
+        ("api:read", BASIC, ClientAuth::ClientSecretBasic),
+        ("api:write", POST, ClientAuth::ClientSecretPost),
+    ] {
+        let token = source_for(&server, client)
+            .client_auth(method)
+            .scope(requested)
+            .build()?
+            .fetch()
+            .await?;
+        assert_eq!(token.scope(), Some(requested), "{method}");
+        let introspection = introspect(&server, token.secret().expose_secret()).await?;
+        assert_eq!(introspection["active"], true, "{introspection}");
+        assert_eq!(introspection["scope"], requested, "{introspection}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn odd_characters_in_id_and_secret_authenticate_with_basic_and_post() -> TestResult {
+    let Some(server) =
+        OidcProvider::start("odd_characters_in_id_and_secret_authenticate_with_basic_and_post")
+    else {
+        return Ok(());
+    };
+    // oidc-provider lets a client registered for Basic use the form body too.
+    for method in [ClientAuth::ClientSecretBasic, ClientAuth::ClientSecretPost] {
+        let token = source_for(&server, ODD)
+            .client_auth(method)
+            .scope(SCOPES)
+            .build()?
+            .fetch()
+            .await
+            .map_err(|error| format!("{method}: {error}"))?;
+        let introspection = introspect(&server, token.secret().expose_secret()).await?;
+        assert_eq!(introspection["active"], true, "{method}: {introspection}");
+        assert_eq!(
+            introspection["client_id"], ODD.id,
+            "{method}: {introspection}"
+        );
+    }
+
+    // The control: the same credentials without the form-urlencoding step (a common bug)
+    // are refused, so the success above really depends on RFC 6749 section 2.3.1.
+    let raw = STANDARD.encode(format!("{}:{}", ODD.id, ODD.secret));
+    let request = Request::post(server.token_url())
+        .header("authorization", format!("Basic {raw}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Full::from("grant_type=client_credentials"))?;
+    let response = http_client().request(request).await?;
+    assert!(response.status().is_client_error(), "{}", response.status());
+    Ok(())
+}
+
+#[tokio::test]
+async fn non_ascii_basic_credentials_are_a_permanent_invalid_request() -> TestResult {
+    let Some(server) =
+        OidcProvider::start("non_ascii_basic_credentials_are_a_permanent_invalid_request")
+    else {
+        return Ok(());
+    };
+    // RFC 6749 Appendix A allows only %x20-7E in a client id or secret, and this server
+    // holds Basic credentials to that: what it says must reach the caller as permanent.
+    let secret = "sé cr:et%+";
+    let error = ClientCredentials::builder(server.token_url(), "ünïcode id: %+", secret)
+        .build()?
+        .fetch()
+        .await
+        .expect_err("non-ASCII Basic credentials are refused");
+    assert!(error.is_permanent(), "{error}");
+    let oauth = oauth_error(&error);
+    assert!(oauth.is_invalid_request(), "{oauth}");
+    assert_eq!(oauth.status(), StatusCode::BAD_REQUEST);
+    assert!(!printed(&error).contains(secret));
+    Ok(())
+}
+
+#[tokio::test]
+async fn wrong_secret_is_a_permanent_invalid_client_error_without_the_secret() -> TestResult {
+    let Some(server) =
+        OidcProvider::start("wrong_secret_is_a_permanent_invalid_client_error_without_the_secret")
+    else {
+        return Ok(());
+    };
+    let wrong_secret = "wr0ng-interop-s3cret";
+    for method in [ClientAuth::ClientSecretBasic, ClientAuth::ClientSecretPost] {
+        let client = match method {
+            ClientAuth::ClientSecretPost => POST,
+            _ => BASIC,
+        };
+        let error = ClientCredentials::builder(server.token_url(), client.id, wrong_secret)
+            .client_auth(method)
+            .build()?
+            .fetch()
+            .await
+            .expect_err("a wrong secret is refused");
+        assert!(error.is_permanent(), "{method}: {error}");
+        let oauth = oauth_error(&error);
+        assert!(oauth.is_invalid_client(), "{method}: {oauth}");
+        assert_eq!(oauth.status(), StatusCode::UNAUTHORIZED, "{method}");
+        let printed = printed(&error);
+        assert!(!printed.contains(wrong_secret), "{method}: {printed}");
+        assert!(
+            printed.contains(client.id),
+            "{method}: names the client: {printed}"
+        );
+    }
+
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_sends_one_request_for_a_burst_of_callers_with_a_wrong_secret() -> TestResult {
+    let Some(server) =
+        OidcProvider::start("cache_sends_one_request_for_a_burst_of_callers_with_a_wrong_secret")
+    else {
+        return Ok(());
+    };
+    let counter = RequestCounter::default();
+    let source = counter
+        .attach(ClientCredentials::builder(
+            server.token_url(),
+            BASIC.id,
+            "wr0ng-interop-s3cret",
+        ))
+        .build()?;
+    // Remembered long enough that the second round cannot outlive it on a slow machine.
+    let config = CacheConfig::new().permanent_error_ttl(Duration::from_secs(600));
+    let cache = TokenCache::with_config(source, config);
+
+    let mut callers = JoinSet::new();
+    for _ in 0..20 {
+        let cache = cache.clone();
+        callers.spawn(async move { cache.token().await });
+    }
+    while let Some(result) = callers.join_next().await {
+        let error = result?.expect_err("a wrong secret is refused");
+        assert!(error.is_permanent(), "{error}");
+        assert!(oauth_error(&error).is_invalid_client(), "{error}");
+    }
+    let error = cache.token().await.expect_err("still refused");
+    assert!(oauth_error(&error).is_invalid_client(), "{error}");
+    assert_eq!(counter.count(), 1, "one token request for every caller");
+    Ok(())
+}
+
+#[tokio::test]
+async fn resource_indicator_yields_a_jwt_for_that_audience() -> TestResult {
+    let Some(server) = OidcProvider::start("resource_indicator_yields_a_jwt_for_that_audience")
+    else {
+        return Ok(());
+    };
+    let token = source_for(&server, BASIC)
+        .scope(SCOPES)
+        .resource(RESOURCE)
+        .build()?
+        .fetch()
+        .await?;
+    let jwt = token.secret().expose_secret();
+    let parts: Vec<&str> = jwt.split('.').collect();
+    assert_eq!(parts.len(), 3, "a JWS in compact form");
+    assert!(parts.iter().all(|part| !part.is_empty()));
+
+    let header = decode_jwt_part(parts[0])?;
+    assert_eq!(header["typ"], "at+jwt", "RFC 9068: {header}");
+    assert_eq!(header["alg"], "RS256", "{header}");
+    let claims = decode_jwt_part(parts[1])?;
+    assert_eq!(claims["aud"], RESOURCE, "{claims}");
+    assert_eq!(claims["iss"], server.issuer(), "{claims}");
+    assert_eq!(claims["client_id"], BASIC.id, "{claims}");
+    assert_eq!(claims["scope"], SCOPES, "{claims}");
+    assert_eq!(token.scope(), Some(SCOPES));
+    Ok(())
+}
+
+#[tokio::test]
+async fn unknown_resource_is_a_permanent_invalid_target() -> TestResult {
+    let Some(server) = OidcProvider::start("unknown_resource_is_a_permanent_invalid_target") else {
+        return Ok(());
+    };
+    let error = source_for(&server, BASIC)
+        .resource("https://unknown.interop.test/")
+        .build()?
+        .fetch()
+        .await
+        .expect_err("the server knows no such resource");
+    assert!(error.is_permanent(), "{error}");
+    assert_eq!(oauth_error(&error).error(), "invalid_target", "{error}");
+    assert!(!printed(&error).contains(BASIC.secret));
+    Ok(())
+}
+
+#[tokio::test]
+async fn revoked_token_is_no_longer_active() -> TestResult {
+    let Some(server) = OidcProvider::start("revoked_token_is_no_longer_active") else {
+        return Ok(());
+    };
+    let token = source_for(&server, BASIC).build()?.fetch().await?;
+    let value = token.secret().expose_secret();
+
+    revoke(&server, value).await?;
+    let introspection = introspect(&server, value).await?;
+    assert_eq!(introspection["active"], false, "{introspection}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_stack_makes_one_token_request_for_many_concurrent_calls() -> TestResult {
+    let Some(server) =
+        OidcProvider::start("full_stack_makes_one_token_request_for_many_concurrent_calls")
+    else {
+        return Ok(());
+    };
+    let counter = RequestCounter::default();
+    let source = counter
+        .attach(source_for(&server, BASIC).scope(SCOPES))
+        .build()?;
+    let cache = TokenCache::new(source);
+
+    // The API: records the Authorization header of every call.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let api = {
+        let seen = Arc::clone(&seen);
+        service_fn(move |request: Request<String>| {
+            let seen = Arc::clone(&seen);
+            async move {
+                let header = request
+                    .headers()
+                    .get("authorization")
+                    .map(|value| value.to_str().unwrap_or_default().to_owned());
+                seen.lock().unwrap().push(header);
+                Ok::<_, std::convert::Infallible>(Response::new(String::new()))
+            }
+        })
+    };
+    let client = ServiceBuilder::new()
+        .layer(BearerAuthLayer::new(cache.clone()))
+        .service(api);
+
+    let calls = 50;
+    let mut callers = JoinSet::new();
+    for _ in 0..calls {
+        let client = client.clone();
+        callers.spawn(async move {
+            let request = Request::get("http://127.0.0.1/api").body(String::new())?;
+            client.oneshot(request).await
+        });
+    }
+    while let Some(result) = callers.join_next().await {
+        result?.map_err(|error| format!("a call failed: {error}"))?;
+    }
+
+    assert_eq!(counter.count(), 1, "one token request for {calls} calls");
+    assert_eq!(cache.stats().fetches, 1);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), calls);
+    let first = seen[0].clone().expect("every call carries a token");
+    assert!(seen
+        .iter()
+        .all(|header| header.as_deref() == Some(first.as_str())));
+
+    let token = first.strip_prefix("Bearer ").expect("a bearer token");
+    let introspection = introspect(&server, token).await?;
+    assert_eq!(introspection["active"], true, "{introspection}");
+    assert_eq!(introspection["scope"], SCOPES, "{introspection}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn revoked_token_is_replaced_after_the_api_answers_401() -> TestResult {
+    let Some(server) = OidcProvider::start("revoked_token_is_replaced_after_the_api_answers_401")
+    else {
+        return Ok(());
+    };
+    let counter = RequestCounter::default();
+    let cache = TokenCache::new(counter.attach(source_for(&server, BASIC)).build()?);
+
+    // An API that checks each token with the authorization server, as a resource server
+    // using introspection does, and records the tokens it was shown.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let api = {
+        let seen = Arc::clone(&seen);
+        let introspection_url = server.introspection_url();
+        service_fn(move |request: Request<String>| {
+            let seen = Arc::clone(&seen);
+            let introspection_url = introspection_url.clone();
+            async move {
+                let token = request
+                    .headers()
+                    .get("authorization")
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(|value| value.strip_prefix("Bearer "))
+                    .unwrap_or_default()
+                    .to_owned();
+                let active = introspect_at(&introspection_url, &token).await?["active"] == true;
+                seen.lock().unwrap().push(token);
+                let mut response = Response::new(String::new());
+                if !active {
+                    *response.status_mut() = StatusCode::UNAUTHORIZED;
+                    response.headers_mut().insert(
+                        "www-authenticate",
+                        http::HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+                    );
+                }
+                Ok::<_, BoxError>(response)
+            }
+        })
+    };
+    let client = ServiceBuilder::new()
+        .layer(RetryOn401Layer::new())
+        .layer(BearerAuthLayer::new(cache.clone()))
+        .service(api);
+    let call = || async {
+        let request = Request::get("http://127.0.0.1/api").body(String::new())?;
+        client.clone().oneshot(request).await
+    };
+
+    assert_eq!(call().await?.status(), StatusCode::OK);
+    let first = seen.lock().unwrap()[0].clone();
+    revoke(&server, &first).await?;
+    assert_eq!(
+        call().await?.status(),
+        StatusCode::OK,
+        "replayed with a new token"
+    );
+
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen.len(),
+        3,
+        "the first call, the rejected one and its replay"
+    );
+    assert_eq!(seen[1], first);
+    assert_ne!(seen[2], first);
+    assert_eq!(counter.count(), 2, "one token request after the 401");
+    Ok(())
+}

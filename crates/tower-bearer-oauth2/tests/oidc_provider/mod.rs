@@ -1,0 +1,229 @@
+//! Runs the interop authorization server (`interop/oidc-provider/server.mjs`, the
+//! `oidc-provider` npm package) as a child process on a free loopback port.
+//!
+//! [`OidcProvider::start`] returns `None`, after printing why, when `node` or the server's
+//! npm packages are missing, so the suite passes on machines without Node.js. With
+//! `TOWER_BEARER_REQUIRE_INTEROP=1` (as in CI) it panics instead.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+
+/// Set to `1` to fail, rather than skip, when the interop server cannot run.
+pub const REQUIRE_ENV: &str = "TOWER_BEARER_REQUIRE_INTEROP";
+
+/// How long the server may take to print its `LISTENING` line.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The line prefix `server.mjs` prints once it accepts connections.
+const LISTENING: &str = "LISTENING ";
+
+/// A static client registered in `server.mjs`.
+#[derive(Clone, Copy, Debug)]
+pub struct Client {
+    /// The client id.
+    pub id: &'static str,
+    /// The client secret.
+    pub secret: &'static str,
+}
+
+impl Client {
+    /// An RFC 6749 section 2.3.1 `Authorization` header value for this client.
+    pub fn basic_authorization(&self) -> String {
+        let encode =
+            |value: &str| form_urlencoded::byte_serialize(value.as_bytes()).collect::<String>();
+        let joined: String = [encode(self.id), encode(self.secret)].join(":");
+        format!("Basic {}", STANDARD.encode(joined))
+    }
+}
+
+/// Registered with `client_secret_basic`.
+pub const BASIC: Client = Client {
+    id: "interop-basic",
+    secret: "interop-basic-secret",
+};
+
+/// Registered with `client_secret_post`.
+pub const POST: Client = Client {
+    id: "interop-post",
+    secret: "interop-post-secret",
+};
+
+/// Registered with `client_secret_basic`; every visible ASCII character that RFC 6749's
+/// form-urlencoding step exists for is in the id and the secret.
+pub const ODD: Client = Client {
+    id: "id: with%odd+chars &=",
+    secret: "s3cr:et%+ s&=",
+};
+
+/// The resource indicator for which the server issues JWT access tokens.
+pub const RESOURCE: &str = "https://api.interop.test/";
+
+/// A running interop server. Dropping it kills the process.
+#[derive(Debug)]
+pub struct OidcProvider {
+    child: Child,
+    // Held open: the server exits when it closes (`--exit-on-stdin-close`), so it does not
+    // outlive a test process that dies without running `Drop`.
+    _stdin: ChildStdin,
+    issuer: String,
+}
+
+impl OidcProvider {
+    /// Starts a server for the test `test`, or returns `None` after printing why it cannot.
+    ///
+    /// # Panics
+    ///
+    /// When `TOWER_BEARER_REQUIRE_INTEROP=1` and the server cannot run, or when the server
+    /// is installed but fails to start.
+    pub fn start(test: &str) -> Option<OidcProvider> {
+        let dir = interop_dir();
+        if let Err(reason) = check_prerequisites(&dir) {
+            if std::env::var(REQUIRE_ENV).is_ok_and(|value| value == "1") {
+                panic!("{test}: the interop server is required ({REQUIRE_ENV}=1) but {reason}");
+            }
+            // Straight to the process's stderr: the test harness captures `eprintln!` of
+            // passing tests, and a skip should be seen.
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipping {test}: {reason} (set {REQUIRE_ENV}=1 to fail instead)"
+            );
+            return None;
+        }
+        Some(spawn(&dir).unwrap_or_else(|error| panic!("{test}: {error}")))
+    }
+
+    /// The issuer, `http://127.0.0.1:PORT`, without a trailing slash.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The token endpoint.
+    pub fn token_url(&self) -> String {
+        format!("{}/token", self.issuer)
+    }
+
+    /// The token introspection endpoint (RFC 7662).
+    pub fn introspection_url(&self) -> String {
+        format!("{}/token/introspection", self.issuer)
+    }
+
+    /// The token revocation endpoint (RFC 7009).
+    pub fn revocation_url(&self) -> String {
+        format!("{}/token/revocation", self.issuer)
+    }
+}
+
+impl Drop for OidcProvider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn interop_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../interop/oidc-provider");
+    dir.canonicalize().unwrap_or(dir)
+}
+
+fn check_prerequisites(dir: &std::path::Path) -> Result<(), String> {
+    match Command::new("node")
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+    {
+        Ok(output) if output.status.success() => {}
+        Ok(output) => return Err(format!("`node --version` failed: {}", output.status)),
+        Err(error) => {
+            return Err(format!(
+                "`node` cannot be run ({error}); install Node.js 20+"
+            ))
+        }
+    }
+    if !dir.join("node_modules/oidc-provider").is_dir() {
+        return Err(format!(
+            "{} has no node_modules/oidc-provider; run `npm ci` there",
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
+fn spawn(dir: &std::path::Path) -> Result<OidcProvider, String> {
+    let mut child = Command::new("node")
+        .args(["server.mjs", "--port", "0", "--exit-on-stdin-close"])
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|error| {
+            format!(
+                "cannot start `node server.mjs` in {}: {error}",
+                dir.display()
+            )
+        })?;
+    let stdin = child.stdin.take().expect("stdin is piped");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+
+    // Kept for the failure message; drained all along so the server never blocks on a full
+    // pipe.
+    let log = Arc::new(Mutex::new(String::new()));
+    let stderr_log = Arc::clone(&log);
+    let stderr_reader = thread::spawn(move || {
+        let mut buffer = [0; 4096];
+        while let Ok(read @ 1..) = stderr.read(&mut buffer) {
+            let text = String::from_utf8_lossy(&buffer[..read]);
+            stderr_log.lock().unwrap().push_str(&text);
+        }
+    });
+
+    let (issuer_sender, issuer_receiver) = mpsc::channel();
+    thread::spawn(move || {
+        let mut sender = Some(issuer_sender);
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(issuer) = line.strip_prefix(LISTENING) {
+                if let Some(sender) = sender.take() {
+                    let _ = sender.send(issuer.trim().to_owned());
+                }
+            }
+        }
+    });
+
+    match issuer_receiver.recv_timeout(STARTUP_TIMEOUT) {
+        Ok(issuer) => Ok(OidcProvider {
+            child,
+            _stdin: stdin,
+            issuer,
+        }),
+        Err(error) => {
+            let reason = match error {
+                mpsc::RecvTimeoutError::Timeout => format!("nothing within {STARTUP_TIMEOUT:?}"),
+                mpsc::RecvTimeoutError::Disconnected => "its stdout closed first".to_owned(),
+            };
+            // Harmless if it already exited; either way `wait` reaps it and says how it ended.
+            let _ = child.kill();
+            let status = child
+                .wait()
+                .map_or_else(|error| error.to_string(), |status| status.to_string());
+            drop(stdin);
+            let _ = stderr_reader.join();
+            let stderr = log.lock().unwrap().clone();
+            Err(format!(
+                "the interop server did not print `{LISTENING}URL` ({reason}; {status}); \
+                 its stderr:\n{stderr}"
+            ))
+        }
+    }
+}

@@ -1,0 +1,177 @@
+// A real, independent OAuth 2.0 authorization server for tower-bearer's interop tests,
+// built on the `oidc-provider` package. See ../README.md for how to run it by hand.
+//
+// Usage: node server.mjs [--port N] [--exit-on-stdin-close]
+//
+// The port comes from `--port N`, else the PORT environment variable, else 0 (the system
+// picks a free one). The server binds to 127.0.0.1 only. Once it accepts connections it
+// prints exactly one line on stdout, the machine-readable contract the tests wait for:
+//
+//     LISTENING http://127.0.0.1:PORT
+//
+// and the issuer is that URL. Everything else it prints goes to stderr. With
+// `--exit-on-stdin-close` it exits when its stdin reaches end of file, so a test harness
+// that dies without killing it does not leave it running.
+//
+// INTEROP_EXTRA_CLIENTS may hold a JSON array of more client metadata objects (RFC 7591
+// names), e.g. a `private_key_jwt` client with the `jwks` of a key a test made.
+
+import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+import process from 'node:process';
+
+import Provider, { errors } from 'oidc-provider';
+
+// The clients the Rust interop tests use; keep in sync with crates/tower-bearer-oauth2/tests/interop.rs.
+const SCOPES = 'api:read api:write';
+const CLIENTS = [
+  {
+    client_id: 'interop-basic',
+    client_secret: 'interop-basic-secret',
+    token_endpoint_auth_method: 'client_secret_basic',
+  },
+  {
+    client_id: 'interop-post',
+    client_secret: 'interop-post-secret',
+    token_endpoint_auth_method: 'client_secret_post',
+  },
+  {
+    // RFC 6749 section 2.3.1: a client that sends these with HTTP Basic must
+    // form-urlencode both before joining them with `:`. Each character here breaks a
+    // client that skips that step (`:` splits early, `%` and `+` decode wrongly, `&` and `=`
+    // confuse naive parsers). Only visible ASCII and space: Appendix A of the RFC allows
+    // nothing else in a client id or secret, and this server enforces that.
+    client_id: 'id: with%odd+chars &=',
+    client_secret: 's3cr:et%+ s&=',
+    token_endpoint_auth_method: 'client_secret_basic',
+  },
+];
+
+// RFC 8707 resource indicators this server knows; a token asked for one of them is a JWT
+// whose `aud` is the indicator. Any other indicator is refused with `invalid_target`.
+const RESOURCE_SERVERS = new Map([
+  ['https://api.interop.test/', { scope: SCOPES }],
+]);
+
+// Lifetimes in seconds: short, so a test can see a real lifetime, long enough for any test.
+const ACCESS_TOKEN_TTL = 300;
+
+function parseArgs(argv) {
+  const options = { port: process.env.PORT ?? '0', exitOnStdinClose: false };
+  for (let i = 0; i < argv.length; i += 1) {
+    const arg = argv[i];
+    if (arg === '--port') {
+      options.port = argv[i + 1];
+      i += 1;
+    } else if (arg.startsWith('--port=')) {
+      options.port = arg.slice('--port='.length);
+    } else if (arg === '--exit-on-stdin-close') {
+      options.exitOnStdinClose = true;
+    } else {
+      throw new Error(`unknown argument \`${arg}\`; usage: node server.mjs [--port N] [--exit-on-stdin-close]`);
+    }
+  }
+  const port = Number(options.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new Error(`the port must be a number from 0 to 65535, got \`${options.port}\``);
+  }
+  return { ...options, port };
+}
+
+function extraClients() {
+  const raw = process.env.INTEROP_EXTRA_CLIENTS;
+  if (!raw) return [];
+  const parsed = JSON.parse(raw);
+  if (!Array.isArray(parsed)) {
+    throw new Error('INTEROP_EXTRA_CLIENTS must be a JSON array of client metadata objects');
+  }
+  return parsed;
+}
+
+// A fresh signing key per run: nothing outside this process ever trusts its tokens.
+function signingKeys() {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  return { keys: [{ ...privateKey.export({ format: 'jwk' }), kid: randomUUID(), alg: 'RS256', use: 'sig' }] };
+}
+
+function configuration() {
+  const clients = [...CLIENTS, ...extraClients()].map((client) => ({
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+    scope: SCOPES,
+    ...client,
+  }));
+  return {
+    clients,
+    jwks: signingKeys(),
+    cookies: { keys: [randomBytes(32).toString('base64url')] },
+    scopes: ['api:read', 'api:write'],
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: { enabled: true },
+      revocation: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        // No `resource` parameter: an opaque token, introspectable at this server.
+        defaultResource: () => undefined,
+        useGrantedResource: () => false,
+        getResourceServerInfo(_ctx, resourceIndicator) {
+          const server = RESOURCE_SERVERS.get(resourceIndicator);
+          if (!server) {
+            throw new errors.InvalidTarget(`unknown resource indicator \`${resourceIndicator}\``);
+          }
+          return {
+            scope: server.scope,
+            audience: resourceIndicator,
+            accessTokenTTL: ACCESS_TOKEN_TTL,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: 'RS256' } },
+          };
+        },
+      },
+    },
+    ttl: {
+      AccessToken: ACCESS_TOKEN_TTL,
+      ClientCredentials: ACCESS_TOKEN_TTL,
+    },
+  };
+}
+
+async function main() {
+  const options = parseArgs(process.argv.slice(2));
+
+  // Listen first: with port 0 the issuer URL is only known once the port is bound.
+  let handler = (_req, res) => {
+    res.statusCode = 503;
+    res.end();
+  };
+  const server = createServer((req, res) => handler(req, res));
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, '127.0.0.1', resolve);
+  });
+  const issuer = `http://127.0.0.1:${server.address().port}`;
+
+  const provider = new Provider(issuer, configuration());
+  provider.on('server_error', (_ctx, error) => console.error('server_error:', error));
+  handler = provider.callback();
+
+  if (options.exitOnStdinClose) {
+    process.stdin.on('end', () => process.exit(0));
+    process.stdin.on('error', () => process.exit(0));
+    process.stdin.resume();
+  }
+  for (const signal of ['SIGINT', 'SIGTERM']) {
+    process.on(signal, () => process.exit(0));
+  }
+
+  process.stdout.write(`LISTENING ${issuer}\n`);
+}
+
+main().catch((error) => {
+  console.error(`interop server failed to start: ${error.message}`);
+  process.exit(1);
+});
