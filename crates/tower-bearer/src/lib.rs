@@ -58,6 +58,7 @@ mod error;
 #[cfg(feature = "retry")]
 pub mod retry;
 pub mod source;
+pub mod store;
 mod token;
 mod used_token;
 

@@ -1,0 +1,330 @@
+//! The token source that shares its tokens through a [`TokenStore`].
+
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{StoreError, StoreErrorKind, StoreKey, TokenStore};
+use crate::source::{TokenFuture, TokenSource};
+use crate::{FetchError, Token};
+
+/// How a [`StoreSource`] uses its store.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    lease_ttl: Duration,
+    poll_interval: Duration,
+    max_wait: Duration,
+    op_timeout: Duration,
+    min_remaining: Duration,
+    no_expiry_ttl: Duration,
+    warn_interval: Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            lease_ttl: Duration::from_secs(10),
+            poll_interval: Duration::from_millis(50),
+            max_wait: Duration::from_secs(15),
+            op_timeout: Duration::from_millis(500),
+            min_remaining: Duration::from_secs(10),
+            no_expiry_ttl: Duration::from_secs(300),
+            warn_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+impl StoreConfig {
+    /// The defaults: a 10 s lease, polling every 50 ms for at most 15 s, 500 ms per store
+    /// operation, stored tokens taken with at least 10 s left, a warning a minute at most.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How long the fetch lease lasts (default 10 s): the longest a replica that dies while
+    /// fetching can hold up the others. Make it longer than a token request takes, or a
+    /// slow fetch lets a second replica fetch too (harmless, but not single flight).
+    #[must_use]
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How often a replica waiting for another's fetch looks at the store (default 50 ms).
+    #[must_use]
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long a replica waits for others before fetching itself (default 15 s).
+    #[must_use]
+    pub fn max_wait(mut self, wait: Duration) -> Self {
+        self.max_wait = wait;
+        self
+    }
+
+    /// The time limit for each store operation (default 500 ms); past it the store counts
+    /// as unavailable for that fetch.
+    #[must_use]
+    pub fn op_timeout(mut self, timeout: Duration) -> Self {
+        self.op_timeout = timeout;
+        self
+    }
+
+    /// A stored token with less time than this left is not taken (default 10 s); the
+    /// replica fetches a new one instead.
+    #[must_use]
+    pub fn min_remaining(mut self, remaining: Duration) -> Self {
+        self.min_remaining = remaining;
+        self
+    }
+
+    /// How long a token without an expiry is kept in the store (default 5 min).
+    #[must_use]
+    pub fn no_expiry_ttl(mut self, ttl: Duration) -> Self {
+        self.no_expiry_ttl = ttl;
+        self
+    }
+
+    /// At most one warning about a failing store per this interval (default 1 min); the
+    /// ones in between are counted and the count is reported with the next warning.
+    #[must_use]
+    pub fn warn_interval(mut self, interval: Duration) -> Self {
+        self.warn_interval = interval;
+        self
+    }
+}
+
+/// A [`TokenSource`] that shares the tokens of another source through a [`TokenStore`], so
+/// that a fleet of replicas fetches one token per lifetime; see the [module docs](super).
+///
+/// Put it where the source would go: `TokenCache::new(StoreSource::new(source, store,
+/// key))`. Cheap to clone; clones share their state.
+pub struct StoreSource<S> {
+    inner: Arc<Inner<S>>,
+}
+
+struct Inner<S> {
+    source: S,
+    store: Arc<dyn TokenStore>,
+    key: StoreKey,
+    config: StoreConfig,
+    /// The token this source returned last: the one its cache is replacing when it asks.
+    last: Mutex<Option<Token>>,
+    warned_at: Mutex<Option<Instant>>,
+    suppressed: AtomicU64,
+    from_store: AtomicU64,
+    fetched: AtomicU64,
+    fallbacks: AtomicU64,
+}
+
+/// What a [`StoreSource`] did so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreStats {
+    /// Tokens taken from the store, fetched by another replica (or an earlier one).
+    pub from_store: u64,
+    /// Tokens fetched from the source while holding the lease, and stored.
+    pub fetched: u64,
+    /// Tokens fetched from the source without the store, because it failed or because the
+    /// lease holder took longer than `max_wait`.
+    pub fallbacks: u64,
+}
+
+impl<S: TokenSource> StoreSource<S> {
+    /// Shares `source`'s tokens under `key` in `store`, with the default [`StoreConfig`].
+    pub fn new(source: S, store: impl TokenStore, key: StoreKey) -> Self {
+        Self::with_config(source, store, key, StoreConfig::default())
+    }
+
+    /// Like [`new`](Self::new), with `config`.
+    pub fn with_config(
+        source: S,
+        store: impl TokenStore,
+        key: StoreKey,
+        config: StoreConfig,
+    ) -> Self {
+        StoreSource {
+            inner: Arc::new(Inner {
+                source,
+                store: Arc::new(store),
+                key,
+                config,
+                last: Mutex::new(None),
+                warned_at: Mutex::new(None),
+                suppressed: AtomicU64::new(0),
+                from_store: AtomicU64::new(0),
+                fetched: AtomicU64::new(0),
+                fallbacks: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The key the tokens are shared under.
+    pub fn key(&self) -> &StoreKey {
+        &self.inner.key
+    }
+
+    /// Counts of where this source's tokens came from.
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
+            from_store: self.inner.from_store.load(Ordering::Relaxed),
+            fetched: self.inner.fetched.load(Ordering::Relaxed),
+            fallbacks: self.inner.fallbacks.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl<S> Clone for StoreSource<S> {
+    fn clone(&self) -> Self {
+        StoreSource {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<S: TokenSource> TokenSource for StoreSource<S> {
+    fn fetch(&self) -> TokenFuture<'_> {
+        let inner = Arc::clone(&self.inner);
+        Box::pin(async move {
+            let result = inner.fetch().await;
+            if let Ok(token) = &result {
+                *lock(&inner.last) = Some(token.clone());
+            }
+            result
+        })
+    }
+}
+
+impl<S: TokenSource> Inner<S> {
+    async fn fetch(&self) -> Result<Token, FetchError> {
+        let holder = format!("{}-{:016x}", std::process::id(), fastrand::u64(..));
+        let deadline = Instant::now() + self.config.max_wait;
+        loop {
+            match self.op(self.store.get(&self.key)).await {
+                Ok(Some(token)) if self.acceptable(&token) => {
+                    self.from_store.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(key = %self.key, "token taken from the shared store");
+                    return Ok(token);
+                }
+                Ok(_) => {}
+                Err(error) => return self.fallback(&error).await,
+            }
+            let ttl = self.config.lease_ttl;
+            match self.op(self.store.try_lease(&self.key, &holder, ttl)).await {
+                Ok(true) => return self.fetch_holding_lease(&holder).await,
+                Ok(false) => {}
+                Err(error) => return self.fallback(&error).await,
+            }
+            if Instant::now() >= deadline {
+                let waited = StoreError::new(
+                    StoreErrorKind::Timeout,
+                    format!(
+                        "another replica held the fetch lease for longer than max_wait ({:?}) \
+                         without storing a token",
+                        self.config.max_wait
+                    ),
+                );
+                return self.fallback(&waited).await;
+            }
+            tokio::time::sleep(self.config.poll_interval).await;
+        }
+    }
+
+    async fn fetch_holding_lease(&self, holder: &str) -> Result<Token, FetchError> {
+        // Another replica may have stored a token between our read and our lease.
+        if let Ok(Some(token)) = self.op(self.store.get(&self.key)).await {
+            if self.acceptable(&token) {
+                self.release(holder).await;
+                self.from_store.fetch_add(1, Ordering::Relaxed);
+                return Ok(token);
+            }
+        }
+        let result = self.source.fetch().await;
+        if let Ok(token) = &result {
+            self.fetched.fetch_add(1, Ordering::Relaxed);
+            let ttl = self.config.no_expiry_ttl;
+            match self.op(self.store.put(&self.key, token, ttl)).await {
+                Ok(()) => tracing::debug!(key = %self.key, "fetched a token and shared it"),
+                Err(error) => self.warn(&error),
+            }
+        }
+        self.release(holder).await;
+        result
+    }
+
+    async fn release(&self, holder: &str) {
+        // A lease that cannot be released expires by itself.
+        if let Err(error) = self.op(self.store.release(&self.key, holder)).await {
+            tracing::debug!(key = %self.key, %error, "could not release the fetch lease");
+        }
+    }
+
+    async fn fallback(&self, error: &StoreError) -> Result<Token, FetchError> {
+        self.warn(error);
+        self.fallbacks.fetch_add(1, Ordering::Relaxed);
+        self.source.fetch().await
+    }
+
+    /// Whether a stored token may be handed to the cache.
+    fn acceptable(&self, token: &Token) -> bool {
+        let replacing = lock(&self.last)
+            .as_ref()
+            .is_some_and(|last| last.same_as(token));
+        let fresh = token
+            .expires_at()
+            .is_none_or(|at| at > Instant::now() + self.config.min_remaining);
+        fresh && !replacing
+    }
+
+    async fn op<T>(
+        &self,
+        operation: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.config.op_timeout, operation).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::new(
+                StoreErrorKind::Timeout,
+                format!("no answer within {:?}", self.config.op_timeout),
+            )),
+        }
+    }
+
+    /// Warns about a failing store, at most once per `warn_interval`.
+    fn warn(&self, error: &StoreError) {
+        let now = Instant::now();
+        let mut warned_at = lock(&self.warned_at);
+        if warned_at.is_some_and(|at| now < at + self.config.warn_interval) {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        *warned_at = Some(now);
+        let suppressed = self.suppressed.swap(0, Ordering::Relaxed);
+        tracing::warn!(
+            key = %self.key,
+            %error,
+            suppressed,
+            "token store failed; fetching without it"
+        );
+    }
+}
+
+impl<S> fmt::Debug for StoreSource<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreSource")
+            .field("key", &self.inner.key)
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
