@@ -131,10 +131,11 @@ impl TokenEndpoint {
                     attempt += 1;
                 }
                 Decision::GiveUp(why) => {
+                    let retry_after = failure.error.retry_after();
                     tracing::debug!(
                         attempt,
                         reason = %reason,
-                        retry_after_ms = failure.error.retry_after().map(|wait| wait.as_millis() as u64),
+                        retry_after_ms = retry_after.map(|wait| wait.as_millis() as u64),
                         not_retried_because = %why,
                         error = %failure.error,
                         "token request failed"
