@@ -65,24 +65,21 @@ use http::StatusCode;
 /// use std::time::Duration;
 /// use tower_bearer_oauth2::{ClientCredentials, RetryPolicy};
 ///
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let source = ClientCredentials::builder("https://auth.example.com/token", "id", "secret")
-///     .retry(
-///         RetryPolicy::new()
-///             .max_attempts(5)
-///             .initial_backoff(Duration::from_millis(200))
-///             .max_retry_after(Duration::from_secs(30)),
-///     )
-///     .build()?;
-/// # let _ = source;
+/// let patient = RetryPolicy::new()
+///     .max_attempts(5)
+///     .initial_backoff(Duration::from_millis(200))
+///     .max_retry_after(Duration::from_secs(30));
+/// // Waits at most 4 × 30 s between attempts, plus 5 × the timeout for the requests.
+/// assert_eq!(patient.max_total_wait(), Duration::from_secs(120));
+///
+/// let builder = ClientCredentials::builder("https://auth.example.com/token", "id", "secret")
+///     .retry(patient);
+/// # let _ = builder;
 ///
 /// // One request per fetch; the cache's backoff is the only retry.
 /// let single = ClientCredentials::builder("https://auth.example.com/token", "id", "secret")
-///     .retry(RetryPolicy::none())
-///     .build()?;
+///     .retry(RetryPolicy::none());
 /// # let _ = single;
-/// # Ok(())
-/// # }
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
