@@ -17,7 +17,7 @@ use crate::client_auth::ClientSecret;
 use crate::endpoint::{Grant, Limits, TokenEndpoint};
 use crate::http_client::{self, HttpClient};
 use crate::token_url::TokenUrl;
-use crate::{BuildError, ClientAuth};
+use crate::{BuildError, ClientAuth, RetryPolicy};
 
 /// Parameters this crate sets itself, which `param` may not override.
 const RESERVED_PARAMS: &[&str] = &[
@@ -31,16 +31,19 @@ const RESERVED_PARAMS: &[&str] = &[
 
 /// A [`TokenSource`] for the OAuth 2.0 client credentials grant (RFC 6749 section 4.4).
 ///
-/// Each [`fetch`](TokenSource::fetch) makes one `POST` to the token endpoint with
+/// Each [`fetch`](TokenSource::fetch) makes a `POST` to the token endpoint with
 /// `grant_type=client_credentials`, the scope and extra parameters, and the client's
-/// credentials ([`ClientAuth`]), and returns the token from the answer. It does not cache or
-/// retry: put it behind a [`TokenCache`](tower_bearer::TokenCache), which fetches once for
-/// all callers, refreshes ahead of expiry and backs off on failure.
+/// credentials ([`ClientAuth`]), and returns the token from the answer. When the request
+/// fails in a way that may be brief (network error, timeout, 5xx, 429) it is sent again per
+/// the [`RetryPolicy`] (by default up to 3 attempts with a short backoff, honouring
+/// `Retry-After` up to 10 s). It does not cache: put it behind a
+/// [`TokenCache`](tower_bearer::TokenCache), which fetches once for all callers, refreshes
+/// ahead of expiry and backs off between fetches that failed.
 ///
 /// Failures are [`FetchError`](tower_bearer::FetchError)s that say whether asking again may
 /// help: network errors, timeouts, 5xx and 429 are transient (with the server's
 /// `Retry-After`, capped at ten minutes); wrong credentials and other OAuth errors are
-/// permanent. The error's source is an [`OAuthError`](crate::OAuthError) when the server
+/// permanent, and never retried. The error's source is an [`OAuthError`](crate::OAuthError) when the server
 /// sent an error response, an [`EndpointError`](crate::EndpointError) otherwise.
 ///
 /// `ClientCredentials` is cheap to clone; clones share the HTTP client's connection pool.
@@ -94,6 +97,7 @@ impl ClientCredentials {
             default_lifetime: ClientCredentialsBuilder::DEFAULT_LIFETIME,
             allow_insecure_http: false,
             http_client: None,
+            retry: RetryPolicy::new(),
         }
     }
 
@@ -140,6 +144,7 @@ impl fmt::Debug for ClientCredentials {
             .field("timeout", &self.endpoint.limits.timeout)
             .field("max_response_size", &self.endpoint.limits.max_response_size)
             .field("default_lifetime", &self.endpoint.limits.default_lifetime)
+            .field("retry", &self.endpoint.retry)
             .finish()
     }
 }
@@ -158,6 +163,7 @@ pub struct ClientCredentialsBuilder {
     default_lifetime: Duration,
     allow_insecure_http: bool,
     http_client: Option<HttpClient>,
+    retry: RetryPolicy,
 }
 
 impl ClientCredentialsBuilder {
@@ -227,9 +233,23 @@ impl ClientCredentialsBuilder {
     }
 
     /// How long one token request may take, from sending it to reading the whole response
-    /// (default 30 s). A request that takes longer fails as a transient error.
+    /// (default 30 s). A request that takes longer fails as a transient error, and is
+    /// retried per the [`retry`](Self::retry) policy.
+    ///
+    /// The timeout applies to each attempt: a whole fetch takes at most
+    /// `max_attempts × timeout` plus [`RetryPolicy::max_total_wait`] (110 s with the
+    /// defaults, for three requests that each hang).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// How a fetch retries failures that may be brief (network errors, timeouts, 5xx, 429)
+    /// before it gives up and lets the cache back off (default [`RetryPolicy::new`]: 3
+    /// attempts, backoff from 100 ms, `Retry-After` honoured up to 10 s).
+    /// [`RetryPolicy::none`] makes one request per fetch.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
         self
     }
 
@@ -309,8 +329,8 @@ impl ClientCredentialsBuilder {
     ///
     /// Fails if the token URL is not absolute `https://` (or `http://` to loopback, or with
     /// [`allow_insecure_http`](Self::allow_insecure_http)), if the client id or secret is
-    /// empty, if a scope, resource or parameter is malformed, or if no HTTP client is
-    /// available.
+    /// empty, if a scope, resource or parameter is malformed, if the retry policy allows no
+    /// attempt, or if no HTTP client is available.
     pub fn build(self) -> Result<ClientCredentials, BuildError> {
         let url = TokenUrl::parse(&self.token_url, self.allow_insecure_http)?;
         if self.client_id.is_empty() {
@@ -335,6 +355,13 @@ impl ClientCredentialsBuilder {
         for (name, value) in &self.params {
             check_param(name, value)?;
         }
+        if self.retry.attempts() == 0 {
+            return Err(BuildError::invalid_parameter(
+                "the retry policy allows 0 attempts, so no token could ever be fetched; set \
+                 `max_attempts` to 1 or more (1 means no retries)"
+                    .to_owned(),
+            ));
+        }
         let http = match self.http_client {
             Some(client) => client,
             None => default_http_client()?,
@@ -353,6 +380,7 @@ impl ClientCredentialsBuilder {
                     max_response_size: self.max_response_size,
                     default_lifetime: self.default_lifetime,
                 },
+                retry: self.retry,
             },
             scope,
             params: self.params,
@@ -384,6 +412,7 @@ impl fmt::Debug for ClientCredentialsBuilder {
             .field("default_lifetime", &self.default_lifetime)
             .field("allow_insecure_http", &self.allow_insecure_http)
             .field("http_client", &self.http_client.as_ref().map(|_| ".."))
+            .field("retry", &self.retry)
             .finish()
     }
 }
@@ -520,8 +549,9 @@ mod tests {
         (FakeServer::new(service), seen)
     }
 
+    /// One request per fetch: most tests here check what a single answer becomes.
     fn builder() -> ClientCredentialsBuilder {
-        ClientCredentials::builder(URL, ID, SECRET)
+        ClientCredentials::builder(URL, ID, SECRET).retry(RetryPolicy::none())
     }
 
     async fn fetch_with(
@@ -899,6 +929,11 @@ mod tests {
         assert!(build(builder().scope("réad"))
             .unwrap_err()
             .is_invalid_parameter());
+
+        let error = build(builder().retry(RetryPolicy::new().max_attempts(0))).unwrap_err();
+        assert!(error.is_invalid_parameter(), "{error}");
+        assert!(error.to_string().contains("max_attempts"), "{error}");
+        assert!(build(builder().retry(RetryPolicy::new().max_attempts(1))).is_ok());
     }
 
     #[test]

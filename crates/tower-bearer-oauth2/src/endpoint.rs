@@ -1,6 +1,6 @@
 //! One token request, any grant: build the form, send it with the client's credentials,
-//! read the answer within the limits, and turn it into a token or a [`FetchError`] that says
-//! what to do.
+//! read the answer within the limits, retry what may be brief per the [`RetryPolicy`], and
+//! turn the outcome into a token or a [`FetchError`] that says what to do.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -21,8 +21,9 @@ use crate::client_auth::{ClientSecret, Credentials};
 use crate::error::is_transient_status;
 use crate::http_client::{HttpClient, ResponseBody};
 use crate::response::{self, InvalidResponse};
+use crate::retry::{Decision, RetryReason};
 use crate::token_url::TokenUrl;
-use crate::{EndpointError, OAuthError};
+use crate::{EndpointError, OAuthError, RetryPolicy};
 
 /// The longest `Retry-After` honoured. A misconfigured proxy asking for a day must not stop
 /// token refresh for a day; the cache's own backoff still applies on top.
@@ -45,6 +46,7 @@ pub(crate) struct TokenEndpoint {
     pub(crate) client: ClientSecret,
     pub(crate) http: HttpClient,
     pub(crate) limits: Limits,
+    pub(crate) retry: RetryPolicy,
 }
 
 /// What to ask the token endpoint for.
@@ -64,8 +66,29 @@ struct RawResponse {
     body: Zeroizing<Vec<u8>>,
 }
 
+/// A failed attempt, and whether repeating it may help.
+struct Failure {
+    error: FetchError,
+    /// `None` when another attempt would fail the same way.
+    retry: Option<RetryReason>,
+}
+
+impl Failure {
+    fn last(error: FetchError) -> Self {
+        Failure { error, retry: None }
+    }
+
+    fn retryable(error: FetchError, reason: RetryReason) -> Self {
+        Failure {
+            error,
+            retry: Some(reason),
+        }
+    }
+}
+
 impl TokenEndpoint {
-    /// Asks for a token. Makes exactly one HTTP request: retries are the cache's job.
+    /// Asks for a token: one HTTP request, repeated per the [`RetryPolicy`] while the
+    /// failure may be brief. Returns the last attempt's error.
     pub(crate) async fn request(&self, grant: Grant<'_>) -> Result<Token, FetchError> {
         tracing::debug!(
             token_url = %self.url,
@@ -74,23 +97,61 @@ impl TokenEndpoint {
             scope = grant.scope,
             "requesting a token"
         );
-        let result = self.exchange(grant).await;
-        match &result {
-            Ok(token) => tracing::debug!(
-                token_type = %token.token_type(),
-                expires_at = ?token.expires_at(),
-                "token endpoint issued a token"
-            ),
-            Err(error) => tracing::debug!(error = %error, "token request failed"),
+        let max_attempts = self.retry.attempts().max(1);
+        let mut attempt = 1;
+        loop {
+            let failure = match self.exchange(grant).await {
+                Ok(token) => {
+                    tracing::debug!(
+                        token_type = %token.token_type(),
+                        expires_at = ?token.expires_at(),
+                        attempt,
+                        "token endpoint issued a token"
+                    );
+                    return Ok(token);
+                }
+                Err(failure) => failure,
+            };
+            let Some(reason) = failure.retry else {
+                tracing::debug!(error = %failure.error, attempt, "token request failed");
+                return Err(failure.error);
+            };
+            match self.retry.decide(attempt, failure.error.retry_after()) {
+                Decision::Retry(wait) => {
+                    tracing::warn!(
+                        token_url = %self.url,
+                        attempt,
+                        max_attempts,
+                        reason = %reason,
+                        retry_in_ms = wait.as_millis() as u64,
+                        error = %failure.error,
+                        "token request failed, retrying"
+                    );
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                Decision::GiveUp(why) => {
+                    let retry_after = failure.error.retry_after();
+                    tracing::debug!(
+                        attempt,
+                        reason = %reason,
+                        retry_after_ms = retry_after.map(|wait| wait.as_millis() as u64),
+                        not_retried_because = %why,
+                        error = %failure.error,
+                        "token request failed"
+                    );
+                    return Err(failure.error);
+                }
+            }
         }
-        result
     }
 
-    async fn exchange(&self, grant: Grant<'_>) -> Result<Token, FetchError> {
-        let request = self.build_request(grant)?;
+    /// One attempt: one HTTP request within the timeout, and its answer.
+    async fn exchange(&self, grant: Grant<'_>) -> Result<Token, Failure> {
+        let request = self.build_request(grant).map_err(Failure::last)?;
         let response = tokio::time::timeout(self.limits.timeout, self.send(request))
             .await
-            .map_err(|_| self.timeout_error())??;
+            .map_err(|_| Failure::retryable(self.timeout_error(), RetryReason::Timeout))??;
         self.interpret(grant, response)
     }
 
@@ -127,21 +188,18 @@ impl TokenEndpoint {
             .map_err(|error| self.build_error(error))
     }
 
-    async fn send(&self, request: Request<Full<Bytes>>) -> Result<RawResponse, FetchError> {
-        let response = self
-            .http
-            .clone()
-            .oneshot(request)
-            .await
-            .map_err(|error| self.transport_error(error))?;
+    async fn send(&self, request: Request<Full<Bytes>>) -> Result<RawResponse, Failure> {
+        let response = self.http.clone().oneshot(request).await.map_err(|error| {
+            Failure::retryable(self.transport_error(error), RetryReason::Transport)
+        })?;
         let (parts, body) = response.into_parts();
         let collected = read_limited(body, self.limits.max_response_size)
             .await
             .map_err(|error| {
                 if error.is::<LengthLimitError>() {
-                    self.too_large_error(parts.status)
+                    Failure::last(self.too_large_error(parts.status))
                 } else {
-                    self.transport_error(error)
+                    Failure::retryable(self.transport_error(error), RetryReason::Transport)
                 }
             })?;
         Ok(RawResponse {
@@ -151,7 +209,7 @@ impl TokenEndpoint {
         })
     }
 
-    fn interpret(&self, grant: Grant<'_>, response: RawResponse) -> Result<Token, FetchError> {
+    fn interpret(&self, grant: Grant<'_>, response: RawResponse) -> Result<Token, Failure> {
         let RawResponse {
             status,
             headers,
@@ -159,18 +217,24 @@ impl TokenEndpoint {
         } = response;
         if status.is_success() {
             return response::parse_token(&body, grant.scope, self.limits.default_lifetime)
-                .map_err(|invalid| self.invalid_response_error(status, invalid));
+                .map_err(|invalid| Failure::last(self.invalid_response_error(status, invalid)));
         }
-        let error = match response::parse_error(status, &body, self.client.secret.expose_secret()) {
-            Some(oauth) => self.oauth_error(grant, oauth),
-            None => self.status_error(status),
-        };
+        let (mut error, retry) =
+            match response::parse_error(status, &body, self.client.secret.expose_secret()) {
+                // Even on a 5xx or 429, these codes say the request itself is wrong.
+                Some(oauth) if is_never_retried(&oauth) => (self.oauth_error(grant, oauth), None),
+                Some(oauth) => (
+                    self.oauth_error(grant, oauth),
+                    RetryReason::for_status(status),
+                ),
+                None => (self.status_error(status), RetryReason::for_status(status)),
+            };
         if error.is_transient() {
             if let Some(wait) = response::retry_after(&headers, SystemTime::now()) {
-                return Err(error.with_retry_after(wait.min(MAX_RETRY_AFTER)));
+                error = error.with_retry_after(wait.min(MAX_RETRY_AFTER));
             }
         }
-        Err(error)
+        Err(Failure { error, retry })
     }
 
     fn oauth_error(&self, grant: Grant<'_>, oauth: OAuthError) -> FetchError {
@@ -336,8 +400,18 @@ impl fmt::Debug for TokenEndpoint {
             .field("url", &self.url)
             .field("client", &self.client)
             .field("limits", &self.limits)
+            .field("retry", &self.retry)
             .finish_non_exhaustive()
     }
+}
+
+/// OAuth errors that fail the same way however often they are repeated, whatever the status:
+/// wrong credentials, a revoked grant, a grant or scope the client may not have.
+fn is_never_retried(oauth: &OAuthError) -> bool {
+    oauth.is_invalid_client()
+        || oauth.is_invalid_grant()
+        || oauth.is_unauthorized_client()
+        || oauth.is_invalid_scope()
 }
 
 /// Reads the whole body, failing with [`LengthLimitError`] past `limit` bytes.

@@ -49,7 +49,15 @@
 //!   [`OAuthError`] with [`is_invalid_client`](OAuthError::is_invalid_client) and friends.
 //! - Transient failures (network, timeout, 5xx, 429, `Retry-After`) are told apart from
 //!   permanent ones (wrong secret, unknown scope), so the cache knows whether to retry.
-//! - Responses are read with a size limit and a timeout.
+//! - Transient failures are retried inside the fetch, per a [`RetryPolicy`]: by default up
+//!   to 3 attempts with exponential backoff and jitter from 100 ms, waiting at least as long
+//!   as the server's `Retry-After` (seconds or HTTP date) up to 10 s. A longer `Retry-After`
+//!   ends the fetch with a transient error that carries it, so the cache backs off for that
+//!   long instead of holding callers. `invalid_client`, `invalid_grant`,
+//!   `unauthorized_client`, `invalid_scope` and other 4xx answers (except 429) are never
+//!   retried. Each retry logs a `WARN` event with the attempt number and the reason.
+//! - Responses are read with a size limit and a timeout per attempt; a fetch's total time is
+//!   bounded by `max_attempts × timeout +` [`RetryPolicy::max_total_wait`].
 //! - A plain `http://` token URL is refused unless the host is loopback or you opt in.
 //! - The client secret and tokens never appear in `Debug`, `Display`, errors or logs.
 //!
@@ -71,8 +79,10 @@ mod endpoint;
 mod error;
 mod http_client;
 mod response;
+mod retry;
 mod token_url;
 
 pub use client_auth::ClientAuth;
 pub use client_credentials::{ClientCredentials, ClientCredentialsBuilder};
 pub use error::{BuildError, EndpointError, OAuthError};
+pub use retry::RetryPolicy;

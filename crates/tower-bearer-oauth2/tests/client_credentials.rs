@@ -7,7 +7,7 @@ use std::time::Duration;
 use http::StatusCode;
 use secrecy::ExposeSecret;
 use tower_bearer::{FetchError, TokenCache, TokenSource};
-use tower_bearer_oauth2::{ClientAuth, ClientCredentials, EndpointError, OAuthError};
+use tower_bearer_oauth2::{ClientAuth, ClientCredentials, EndpointError, OAuthError, RetryPolicy};
 use tower_bearer_testkit::{capture_tracing, AuthServer, ClientAuthMethod, Fault};
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
@@ -15,12 +15,15 @@ type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 const SPECIAL_ID: &str = "my client:1";
 const SPECIAL_SECRET: &str = "p@ss:w%rd+ ü";
 
+/// A source making one request per fetch: these tests check what a single answer becomes;
+/// `tests/retries.rs` covers retries.
 fn source_for(server: &AuthServer) -> tower_bearer_oauth2::ClientCredentialsBuilder {
     ClientCredentials::builder(
         server.token_url(),
         AuthServer::DEFAULT_CLIENT_ID,
         AuthServer::DEFAULT_CLIENT_SECRET,
     )
+    .retry(RetryPolicy::none())
 }
 
 fn oauth_error(error: &FetchError) -> &OAuthError {

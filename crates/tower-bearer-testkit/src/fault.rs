@@ -33,6 +33,13 @@ pub enum Fault {
     Status(StatusCode),
     /// Answer with this status and `Retry-After` set to the given number of seconds.
     StatusRetryAfter(StatusCode, u64),
+    /// Answer with this status and `Retry-After` as an HTTP date (RFC 9110 section 10.2.3):
+    /// the server's wall clock ([`SystemTime::now`](std::time::SystemTime::now)) at answer time plus the given duration.
+    ///
+    /// HTTP dates have whole seconds and the wall clock keeps running while tokio's clock is
+    /// paused, so a client reads a wait up to a second shorter than the duration (or more,
+    /// if the test machine stalls between the answer and the client reading it).
+    StatusRetryAfterDate(StatusCode, Duration),
     /// Answer with an RFC 6749 section 5.2 error: this status and the JSON body
     /// `{"error": error, "error_description": ...}`. A 401 also carries
     /// `WWW-Authenticate: Basic realm="testkit"`.

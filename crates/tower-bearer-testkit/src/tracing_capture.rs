@@ -2,10 +2,11 @@
 
 use std::fmt;
 use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tracing::level_filters::LevelFilter;
-use tracing::subscriber::DefaultGuard;
+use tracing::subscriber::{DefaultGuard, NoSubscriber};
+use tracing::Dispatch;
 use tracing_subscriber::fmt::MakeWriter;
 
 use crate::lock;
@@ -33,9 +34,18 @@ pub fn capture_tracing() -> TracingCapture {
         .with_max_level(LevelFilter::TRACE)
         .with_ansi(false)
         .finish();
+    // With a single subscriber registered, tracing-core asks only the current thread's
+    // subscriber whether a new callsite is of interest, so a test on another thread without
+    // one would switch that event off for everybody. A second, silent subscriber that lives
+    // as long as the process makes it ask every registered subscriber instead.
+    static KEEP_ASKING_ALL: OnceLock<Dispatch> = OnceLock::new();
+    KEEP_ASKING_ALL.get_or_init(|| Dispatch::new(NoSubscriber::default()));
+    let guard = tracing::subscriber::set_default(subscriber);
+    // Callsites registered before this subscriber: ask them again.
+    tracing::callsite::rebuild_interest_cache();
     TracingCapture {
         buffer,
-        _guard: tracing::subscriber::set_default(subscriber),
+        _guard: guard,
     }
 }
 

@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::header::{ALLOW, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
@@ -96,6 +97,17 @@ pub(super) async fn handle(state: Arc<AuthState>, request: Request<Incoming>) ->
             response
                 .headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from(seconds));
+            return Ok(response);
+        }
+        Some(Fault::StatusRetryAfterDate(status, ahead)) => {
+            let mut response = injected_status(status);
+            let date = SystemTime::now()
+                .checked_add(ahead)
+                .map(httpdate::fmt_http_date);
+            // An HTTP date is plain ASCII; a duration too long for the clock sends no header.
+            if let Some(Ok(value)) = date.as_deref().map(HeaderValue::from_str) {
+                response.headers_mut().insert(RETRY_AFTER, value);
+            }
             return Ok(response);
         }
         Some(Fault::OAuthError { status, error }) => {

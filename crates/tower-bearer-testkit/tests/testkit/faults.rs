@@ -54,6 +54,24 @@ async fn status_retry_after_sets_the_header() {
 }
 
 #[tokio::test]
+async fn status_retry_after_date_sets_an_http_date() {
+    let auth = AuthServer::start().await.unwrap();
+    auth.fail_next(
+        1,
+        Fault::StatusRetryAfterDate(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(120)),
+    );
+    let before = std::time::SystemTime::now();
+    let reply = fetch_token(&auth).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    let date = httpdate::parse_http_date(reply.header("retry-after").expect("Retry-After"))
+        .expect("an HTTP date");
+    // Whole seconds: the date is at most a second before `before + 120 s`.
+    let ahead = date.duration_since(before).expect("in the future");
+    assert!(ahead > Duration::from_secs(60), "{ahead:?}");
+    assert!(ahead <= Duration::from_secs(180), "{ahead:?}");
+}
+
+#[tokio::test]
 async fn oauth_error_sends_an_rfc_6749_error_body() {
     let auth = AuthServer::start().await.unwrap();
     auth.fail_next(

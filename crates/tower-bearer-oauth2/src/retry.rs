@@ -1,0 +1,342 @@
+//! Retries inside one token request: how many attempts, how long to wait between them, and
+//! how much of a server's `Retry-After` to wait out before handing the failure to the cache.
+
+use std::fmt;
+use std::time::Duration;
+
+use http::StatusCode;
+
+/// How a token source retries a failed token request before giving up on that fetch.
+///
+/// One [`fetch`](tower_bearer::TokenSource::fetch) makes up to
+/// [`max_attempts`](Self::max_attempts) requests to the token endpoint. A request is tried
+/// again only when the failure may be brief:
+///
+/// - the request could not be sent or the response not read (connection refused or reset,
+///   TLS or DNS failure),
+/// - no response within the [`timeout`](crate::ClientCredentialsBuilder::timeout),
+/// - a 5xx status, or 429 Too Many Requests.
+///
+/// Every other answer is final at once: OAuth errors such as `invalid_client`,
+/// `invalid_grant`, `unauthorized_client` and `invalid_scope` (they fail the same way until
+/// someone changes the configuration, and repeating wrong credentials can lock a client out),
+/// other 4xx statuses, and success responses that are not a usable token.
+///
+/// Between attempts it waits an exponential backoff with "equal jitter": the `n`-th retry
+/// waits a random time between half and all of `initial_backoff × 2^(n-1)`, capped at
+/// [`max_backoff`](Self::max_backoff). When the server sent `Retry-After` (seconds or an
+/// HTTP date, RFC 9110 section 10.2.3), it waits at least that long. If the server asks for
+/// more than [`max_retry_after`](Self::max_retry_after), or no attempt is left, the fetch
+/// stops there and fails with the transient error, carrying the server's `Retry-After` in
+/// [`FetchError::retry_after`](tower_bearer::FetchError::retry_after) so the
+/// [`TokenCache`](tower_bearer::TokenCache) backs off for that long (while it keeps serving a
+/// still-valid token) instead of holding callers in this fetch.
+///
+/// # Time bound
+///
+/// A fetch takes at most
+/// `max_attempts × timeout + (max_attempts - 1) × max(max_backoff, max_retry_after)`;
+/// [`max_total_wait`](Self::max_total_wait) is the second term. With the defaults and the
+/// default 30 s timeout that is 3 × 30 s + 2 × 10 s = 110 s in the worst case (three
+/// requests that each hang until the timeout); a server that answers at once with 503s
+/// costs well under a second.
+///
+/// # Defaults and why
+///
+/// - [`DEFAULT_MAX_ATTEMPTS`](Self::DEFAULT_MAX_ATTEMPTS), 3 attempts in total: a blip
+///   (a restarting pod, a dropped pooled connection) is ridden out inside the fetch, while a
+///   real outage reaches the cache after a few hundred milliseconds; the cache then backs off
+///   on its own and, if the token is still valid, nobody notices. Three is also what the AWS
+///   and Azure SDKs use by default.
+/// - [`DEFAULT_INITIAL_BACKOFF`](Self::DEFAULT_INITIAL_BACKOFF), 100 ms, doubling: long
+///   enough for a reset connection or a load balancer to pick another backend, short enough
+///   that callers waiting on an expired token barely notice.
+/// - [`DEFAULT_MAX_BACKOFF`](Self::DEFAULT_MAX_BACKOFF), 5 s: only reached with a larger
+///   `max_attempts`; longer pauses are the cache's backoff's job.
+/// - [`DEFAULT_MAX_RETRY_AFTER`](Self::DEFAULT_MAX_RETRY_AFTER), 10 s: a short pause the
+///   server asks for is cheaper to wait out than to turn into an error for callers waiting on
+///   this fetch; a longer one goes to the cache, which fails waiting callers fast instead of
+///   holding them and keeps serving a still-valid token meanwhile.
+/// - Equal rather than full jitter: the wait never collapses to almost zero, so a struggling
+///   server always gets at least half the pause, while replicas that failed together still
+///   spread out. The cache's own backoff uses the same scheme.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_bearer_oauth2::{ClientCredentials, RetryPolicy};
+///
+/// let patient = RetryPolicy::new()
+///     .max_attempts(5)
+///     .initial_backoff(Duration::from_millis(200))
+///     .max_retry_after(Duration::from_secs(30));
+/// // Waits at most 4 × 30 s between attempts, plus 5 × the timeout for the requests.
+/// assert_eq!(patient.max_total_wait(), Duration::from_secs(120));
+///
+/// let builder = ClientCredentials::builder("https://auth.example.com/token", "id", "secret")
+///     .retry(patient);
+/// # let _ = builder;
+///
+/// // One request per fetch; the cache's backoff is the only retry.
+/// let single = ClientCredentials::builder("https://auth.example.com/token", "id", "secret")
+///     .retry(RetryPolicy::none());
+/// # let _ = single;
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    max_attempts: u32,
+    initial_backoff: Duration,
+    max_backoff: Duration,
+    max_retry_after: Duration,
+}
+
+impl RetryPolicy {
+    /// The default [`max_attempts`](Self::max_attempts): 3 requests in total.
+    pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+    /// The default [`initial_backoff`](Self::initial_backoff): 100 ms.
+    pub const DEFAULT_INITIAL_BACKOFF: Duration = Duration::from_millis(100);
+    /// The default [`max_backoff`](Self::max_backoff): 5 s.
+    pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(5);
+    /// The default [`max_retry_after`](Self::max_retry_after): 10 s.
+    pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+
+    /// The default policy: 3 attempts, backoff from 100 ms doubling up to 5 s, `Retry-After`
+    /// honoured up to 10 s. See the type's documentation for the reasons.
+    pub const fn new() -> Self {
+        RetryPolicy {
+            max_attempts: Self::DEFAULT_MAX_ATTEMPTS,
+            initial_backoff: Self::DEFAULT_INITIAL_BACKOFF,
+            max_backoff: Self::DEFAULT_MAX_BACKOFF,
+            max_retry_after: Self::DEFAULT_MAX_RETRY_AFTER,
+        }
+    }
+
+    /// No retries: each fetch makes exactly one request, and every failure goes straight to
+    /// the cache, which backs off between fetches.
+    pub const fn none() -> Self {
+        Self::new().max_attempts(1)
+    }
+
+    /// How many requests one fetch may make in total, the first included (default 3).
+    /// `1` means no retries. `0` is refused by
+    /// [`ClientCredentialsBuilder::build`](crate::ClientCredentialsBuilder::build), as a
+    /// fetch needs at least one request.
+    #[must_use]
+    pub const fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts;
+        self
+    }
+
+    /// The backoff before the first retry, doubling for each one after (default 100 ms).
+    /// The actual wait is a random time between half and all of it.
+    #[must_use]
+    pub const fn initial_backoff(mut self, backoff: Duration) -> Self {
+        self.initial_backoff = backoff;
+        self
+    }
+
+    /// The longest backoff between two attempts, before jitter (default 5 s). A value below
+    /// [`initial_backoff`](Self::initial_backoff) caps every backoff at itself.
+    #[must_use]
+    pub const fn max_backoff(mut self, backoff: Duration) -> Self {
+        self.max_backoff = backoff;
+        self
+    }
+
+    /// The longest `Retry-After` waited out inside one fetch (default 10 s). When the server
+    /// asks for more, the fetch fails at once with a transient error that carries the
+    /// server's wait, and the cache backs off for it. `Duration::ZERO` waits out none: any
+    /// `Retry-After` above zero ends the fetch.
+    #[must_use]
+    pub const fn max_retry_after(mut self, wait: Duration) -> Self {
+        self.max_retry_after = wait;
+        self
+    }
+
+    /// The most one fetch can spend waiting between its attempts:
+    /// `(max_attempts - 1) × max(max_backoff, max_retry_after)`. Add `max_attempts` times
+    /// the request timeout for the bound on the whole fetch.
+    pub fn max_total_wait(&self) -> Duration {
+        self.max_backoff
+            .max(self.max_retry_after)
+            .saturating_mul(self.max_attempts.saturating_sub(1))
+    }
+
+    pub(crate) fn attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    /// What to do after attempt `attempt` (1-based) failed with a failure worth retrying,
+    /// given the server's `Retry-After`.
+    pub(crate) fn decide(&self, attempt: u32, retry_after: Option<Duration>) -> Decision {
+        if attempt >= self.max_attempts {
+            return Decision::GiveUp(GiveUp::NoAttemptsLeft);
+        }
+        match retry_after {
+            Some(wait) if wait > self.max_retry_after => {
+                Decision::GiveUp(GiveUp::RetryAfterTooLong)
+            }
+            Some(wait) => Decision::Retry(self.backoff(attempt).max(wait)),
+            None => Decision::Retry(self.backoff(attempt)),
+        }
+    }
+
+    /// The wait before retry number `retry` (1-based), with equal jitter.
+    fn backoff(&self, retry: u32) -> Duration {
+        let exponent = retry.saturating_sub(1).min(20);
+        let full = self
+            .initial_backoff
+            .saturating_mul(1u32 << exponent)
+            .min(self.max_backoff.max(self.initial_backoff));
+        full / 2 + (full / 2).mul_f64(fastrand::f64())
+    }
+}
+
+impl Default for RetryPolicy {
+    /// [`RetryPolicy::new`].
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// After a failed attempt that may be brief: wait and try again, or stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Decision {
+    Retry(Duration),
+    GiveUp(GiveUp),
+}
+
+/// Why a retryable failure ends the fetch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum GiveUp {
+    NoAttemptsLeft,
+    RetryAfterTooLong,
+}
+
+impl fmt::Display for GiveUp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            GiveUp::NoAttemptsLeft => "no attempts left",
+            GiveUp::RetryAfterTooLong => "Retry-After is longer than the policy waits out",
+        })
+    }
+}
+
+/// Why a failed attempt may succeed if repeated, for the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RetryReason {
+    Transport,
+    Timeout,
+    Status(StatusCode),
+}
+
+impl RetryReason {
+    /// The statuses retried inside a fetch: 5xx and 429. Other 4xx (408 included) are left
+    /// to the cache's backoff.
+    pub(crate) fn for_status(status: StatusCode) -> Option<Self> {
+        (status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS)
+            .then_some(RetryReason::Status(status))
+    }
+}
+
+impl fmt::Display for RetryReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RetryReason::Transport => f.write_str("transport error"),
+            RetryReason::Timeout => f.write_str("timeout"),
+            RetryReason::Status(status) => write!(f, "HTTP {}", status.as_u16()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn backoff_doubles_with_equal_jitter_and_caps() {
+        let policy = RetryPolicy::new().max_attempts(10);
+        for _ in 0..200 {
+            for (retry, full) in [
+                (1, 100),
+                (2, 200),
+                (3, 400),
+                (6, 3200),
+                (7, 5000),
+                (9, 5000),
+            ] {
+                let wait = policy.backoff(retry);
+                assert!(
+                    wait >= full * MS / 2 && wait <= full * MS,
+                    "{retry}: {wait:?}"
+                );
+            }
+        }
+        assert!(policy.backoff(u32::MAX) <= Duration::from_secs(5));
+        let tiny_cap = RetryPolicy::new().max_backoff(Duration::ZERO);
+        assert!(tiny_cap.backoff(5) <= 100 * MS);
+    }
+
+    #[test]
+    fn decide_counts_attempts_and_honours_retry_after() {
+        let policy = RetryPolicy::new();
+        assert!(matches!(policy.decide(1, None), Decision::Retry(wait) if wait <= 100 * MS));
+        assert!(matches!(policy.decide(2, None), Decision::Retry(wait) if wait <= 200 * MS));
+        assert_eq!(
+            policy.decide(3, None),
+            Decision::GiveUp(GiveUp::NoAttemptsLeft)
+        );
+        assert_eq!(
+            policy.decide(1, Some(Duration::from_secs(7))),
+            Decision::Retry(Duration::from_secs(7))
+        );
+        assert_eq!(
+            policy.decide(1, Some(Duration::from_secs(10))),
+            Decision::Retry(Duration::from_secs(10))
+        );
+        assert_eq!(
+            policy.decide(1, Some(Duration::from_secs(11))),
+            Decision::GiveUp(GiveUp::RetryAfterTooLong)
+        );
+        // A Retry-After shorter than the backoff does not shorten it.
+        assert!(
+            matches!(policy.decide(2, Some(Duration::ZERO)), Decision::Retry(wait) if wait >= 100 * MS)
+        );
+        assert_eq!(
+            RetryPolicy::none().decide(1, None),
+            Decision::GiveUp(GiveUp::NoAttemptsLeft)
+        );
+    }
+
+    #[test]
+    fn total_wait_is_bounded() {
+        assert_eq!(RetryPolicy::new().max_total_wait(), Duration::from_secs(20));
+        assert_eq!(RetryPolicy::none().max_total_wait(), Duration::ZERO);
+        assert_eq!(
+            RetryPolicy::new().max_attempts(0).max_total_wait(),
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn retried_statuses() {
+        for status in [500, 502, 503, 504, 429] {
+            let status = StatusCode::from_u16(status).unwrap();
+            assert_eq!(
+                RetryReason::for_status(status),
+                Some(RetryReason::Status(status))
+            );
+        }
+        for status in [400, 401, 403, 404, 408, 200, 302] {
+            assert_eq!(
+                RetryReason::for_status(StatusCode::from_u16(status).unwrap()),
+                None
+            );
+        }
+        assert_eq!(
+            RetryReason::Status(StatusCode::SERVICE_UNAVAILABLE).to_string(),
+            "HTTP 503"
+        );
+    }
+}
