@@ -164,9 +164,8 @@ impl RedisStoreBuilder {
 }
 
 fn check_key_id(id: &str) -> Result<(), BuildError> {
-    let valid = !id.is_empty()
-        && id.len() <= MAX_KEY_ID_LEN
-        && id.bytes().all(|b| b.is_ascii_graphic());
+    let valid =
+        !id.is_empty() && id.len() <= MAX_KEY_ID_LEN && id.bytes().all(|b| b.is_ascii_graphic());
     if valid {
         Ok(())
     } else {

@@ -106,8 +106,11 @@ impl Connection {
             .set_max_delay(self.settings.reconnect_interval);
         let created = ConnectionManager::new_lazy_with_config(self.client.clone(), config)
             .map_err(|error| {
-                StoreError::new(StoreErrorKind::Config, "creating the Redis connection failed")
-                    .with_source(error)
+                StoreError::new(
+                    StoreErrorKind::Config,
+                    "creating the Redis connection failed",
+                )
+                .with_source(error)
             })?;
         *manager = Some(created.clone());
         Ok(created)

@@ -184,7 +184,13 @@ mod tests {
     fn garbage_and_truncation_are_unreadable() {
         let codec = codec("k1", 7);
         let sealed = codec.seal("k", b"secret-value").unwrap();
-        for value in [&b""[..], b"\x01", b"\x01\x02k1", &sealed[..sealed.len() - 1], b"\x7fxyz"] {
+        for value in [
+            &b""[..],
+            b"\x01",
+            b"\x01\x02k1",
+            &sealed[..sealed.len() - 1],
+            b"\x7fxyz",
+        ] {
             assert_eq!(
                 codec.open("k", value).unwrap_err().kind(),
                 StoreErrorKind::Unreadable

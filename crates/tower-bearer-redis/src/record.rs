@@ -42,8 +42,9 @@ pub(crate) fn encode(token: &Token) -> Zeroizing<Vec<u8>> {
 
 /// The token in `json`, or `None` if it has expired.
 pub(crate) fn decode(json: &[u8]) -> Result<Option<Token>, StoreError> {
-    let record: RecordIn = serde_json::from_slice(json)
-        .map_err(|_| unreadable("the stored token record is not valid JSON of the expected shape"))?;
+    let record: RecordIn = serde_json::from_slice(json).map_err(|_| {
+        unreadable("the stored token record is not valid JSON of the expected shape")
+    })?;
     let mut secret = Zeroizing::new(record.access_token);
     let token_type = TokenType::parse(&record.token_type).ok_or_else(|| {
         unreadable(format!(

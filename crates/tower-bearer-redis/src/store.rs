@@ -109,7 +109,11 @@ impl RedisStore {
         self.connection
             .query::<()>(
                 "storing the token",
-                redis::cmd("SET").arg(&name).arg(value).arg("PX").arg(millis),
+                redis::cmd("SET")
+                    .arg(&name)
+                    .arg(value)
+                    .arg("PX")
+                    .arg(millis),
             )
             .await
     }
