@@ -87,13 +87,15 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// The time limit for connecting to Redis (default 1 s).
+    /// The time limit for connecting to Redis (default 400 ms, under the 500 ms that a
+    /// [`StoreSource`](tower_bearer::store::StoreSource) allows each operation by default).
     pub fn connection_timeout(mut self, timeout: Duration) -> Self {
         self.settings.connection_timeout = timeout;
         self
     }
 
-    /// The time limit for each answer from Redis (default 1 s).
+    /// The time limit for each answer from Redis (default 400 ms). Past it the store reports
+    /// a timeout and fails at once for a [`reconnect_interval`](Self::reconnect_interval).
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
         self.settings.response_timeout = timeout;
         self

@@ -17,8 +17,10 @@ pub(crate) struct ConnectionSettings {
 impl Default for ConnectionSettings {
     fn default() -> Self {
         ConnectionSettings {
-            connection_timeout: Duration::from_secs(1),
-            response_timeout: Duration::from_secs(1),
+            // Under StoreSource's default 500 ms operation timeout, so a slow Redis is seen
+            // here (and calls fail fast for a while) rather than only timed out there.
+            connection_timeout: Duration::from_millis(400),
+            response_timeout: Duration::from_millis(400),
             reconnect_interval: Duration::from_secs(1),
         }
     }

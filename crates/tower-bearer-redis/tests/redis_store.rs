@@ -490,6 +490,101 @@ async fn redis_down_is_unavailable_fast_and_sharing_resumes_when_it_is_back() {
     );
 }
 
+#[tokio::test]
+async fn a_slow_redis_times_out_and_the_source_falls_back() {
+    let Some(redis) = RedisServer::start_or_skip("slow_redis") else {
+        return;
+    };
+    let redis = Arc::new(redis);
+    let store = Arc::new(encrypted(&redis, "k1", KEY_1));
+    let key = store_key("slow");
+    store
+        .put(&key, &token("slow-secret"), Duration::ZERO)
+        .await
+        .unwrap();
+    // A script that keeps Redis busy for 1.5 s: every other client waits meanwhile.
+    let busy = {
+        let redis = Arc::clone(&redis);
+        std::thread::spawn(move || {
+            let script = b"local s = redis.call('TIME') \
+                local start = s[1] * 1000000 + s[2] \
+                while true do \
+                  local t = redis.call('TIME') \
+                  if t[1] * 1000000 + t[2] - start > 1500000 then break end \
+                end \
+                return 1";
+            redis.command(&[b"EVAL", script, b"0"]).unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let error = store.get(&key).await.unwrap_err();
+    assert_eq!(error.kind(), StoreErrorKind::Timeout, "{error}");
+    // The StoreSource falls back to its own source: the call does not fail.
+    let counting = Counting::default();
+    let source = StoreSource::new(counting.clone(), Arc::clone(&store), key.clone());
+    assert_eq!(
+        source.fetch().await.unwrap().secret().expose_secret(),
+        "fetched-1"
+    );
+    assert_eq!(source.stats().fallbacks, 1);
+    assert_eq!(busy.join().unwrap(), b":1\r\n");
+}
+
+#[tokio::test]
+async fn secrets_stay_out_of_logs_debug_and_errors() {
+    let Some(mut redis) = RedisServer::start_or_skip("no_secret_leaks") else {
+        return;
+    };
+    redis
+        .command(&[
+            b"ACL",
+            b"SETUSER",
+            b"app",
+            b"on",
+            b">pw-leak-check",
+            b"~*",
+            b"+@all",
+        ])
+        .unwrap();
+    let logs = tower_bearer_testkit::capture_tracing();
+    let store = Arc::new(
+        RedisStore::builder(&format!("redis://app:pw-leak-check@{}", redis.addr()))
+            .encryption_key("k1", KEY_1)
+            .reconnect_interval(Duration::from_millis(50))
+            .build()
+            .unwrap(),
+    );
+    let key = store_key("leaks");
+    let source = StoreSource::with_config(
+        Counting::default(),
+        Arc::clone(&store),
+        key.clone(),
+        StoreConfig::new().warn_interval(Duration::ZERO),
+    );
+    let shared = source.fetch().await.unwrap();
+    let mut seen = format!("{store:?} {shared:?}");
+    // Garbage, then Redis gone: both warn, and the errors are printed.
+    redis
+        .command(&[b"SET", store.token_key(&key).as_bytes(), b"\x01junk"])
+        .unwrap();
+    let error = store.get(&key).await.unwrap_err();
+    seen.push_str(&format!("{error} {error:?}"));
+    source.fetch().await.unwrap();
+    redis.stop();
+    let error = store.get(&key).await.unwrap_err();
+    seen.push_str(&format!("{error} {error:?}"));
+    source.fetch().await.unwrap();
+    let logged = logs.contents();
+    assert!(
+        logged.contains("token store failed"),
+        "the fallbacks warned: {logged}"
+    );
+    seen.push_str(&logged);
+    for secret in ["fetched-1", "fetched-2", "fetched-3", "pw-leak-check"] {
+        assert!(!seen.contains(secret), "{secret} leaked: {seen}");
+    }
+}
+
 /// A source that counts its fetches and hands out `fetched-N` tokens.
 #[derive(Clone, Default)]
 struct Counting {
