@@ -374,7 +374,8 @@ fn over_five_token_lifetimes_the_fleet_makes_at_most_six_token_requests() {
         total(&results, |r| r.fallbacks),
         total(&results, |r| r.from_store),
     );
-    assert_eq!(at_start, 1, "a cold fleet makes one request");
+    // `at_start` is 1 unless starting the processes took longer than a lifetime; the cold
+    // test asserts the 1, this one the window.
     assert_eq!(total(&results, |r| r.failed), 0);
     assert_eq!(total(&results, |r| r.fallbacks), 0);
     assert!(in_window >= 1, "tokens were refreshed in the window");
@@ -466,7 +467,7 @@ fn redis_stopped_mid_run_fails_no_call_and_sharing_resumes_when_it_is_back() {
     for member in &members {
         member.expect("WARM");
     }
-    assert!(stored(&redis));
+    wait_until("the shared token is in Redis", || stored(&redis));
     let before_outage = auth.token_requests();
 
     redis.stop();
