@@ -1,0 +1,264 @@
+//! Configuring a [`RedisStore`].
+
+use std::fmt;
+use std::time::Duration;
+
+use redis::IntoConnectionInfo;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::connection::{Connection, ConnectionSettings};
+use crate::envelope::{Codec, Key};
+use crate::RedisStore;
+
+/// The key prefix used unless [`RedisStoreBuilder::key_prefix`] sets another.
+pub const DEFAULT_KEY_PREFIX: &str = "tower-bearer:";
+
+const MAX_KEY_ID_LEN: usize = 64;
+
+/// Configures a [`RedisStore`]; from [`RedisStore::builder`].
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct RedisStoreBuilder {
+    url: SecretString,
+    username: Option<String>,
+    password: Option<SecretString>,
+    key_prefix: String,
+    encryption_key: Option<(String, [u8; 32])>,
+    decryption_keys: Vec<(String, [u8; 32])>,
+    store_in_clear: bool,
+    settings: ConnectionSettings,
+}
+
+impl RedisStoreBuilder {
+    pub(crate) fn new(url: &str) -> Self {
+        RedisStoreBuilder {
+            url: SecretString::from(url.to_owned()),
+            username: None,
+            password: None,
+            key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
+            encryption_key: None,
+            decryption_keys: Vec::new(),
+            store_in_clear: false,
+            settings: ConnectionSettings::default(),
+        }
+    }
+
+    /// The ACL user name, overriding one in the URL.
+    pub fn username(mut self, username: impl Into<String>) -> Self {
+        self.username = Some(username.into());
+        self
+    }
+
+    /// The password, overriding one in the URL. Kept as a secret: never printed.
+    pub fn password(mut self, password: impl Into<String>) -> Self {
+        self.password = Some(SecretString::from(password.into()));
+        self
+    }
+
+    /// Put before every key name this store uses (default `tower-bearer:`), so several
+    /// applications can share one Redis.
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = prefix.into();
+        self
+    }
+
+    /// Encrypt stored tokens with this 256-bit key (XChaCha20-Poly1305), stored values
+    /// naming `key_id` so that the key can be rotated. Every replica needs the same key
+    /// under the same id. Key ids are 1 to 64 visible ASCII characters.
+    pub fn encryption_key(mut self, key_id: impl Into<String>, key: [u8; 32]) -> Self {
+        self.encryption_key = Some((key_id.into(), key));
+        self
+    }
+
+    /// Also read values encrypted with this older key; call once per old key.
+    ///
+    /// To rotate: give every replica the new key as `encryption_key` and the old one as a
+    /// `decryption_key`; once all run the new setup and the old tokens have expired, drop
+    /// the old key.
+    pub fn decryption_key(mut self, key_id: impl Into<String>, key: [u8; 32]) -> Self {
+        self.decryption_keys.push((key_id.into(), key));
+        self
+    }
+
+    /// Store tokens in clear, readable by anyone who can read the Redis. The explicit
+    /// alternative to [`encryption_key`](Self::encryption_key), for a Redis that nobody
+    /// else can read.
+    pub fn store_in_clear(mut self) -> Self {
+        self.store_in_clear = true;
+        self
+    }
+
+    /// The time limit for connecting to Redis (default 400 ms, under the 500 ms that a
+    /// [`StoreSource`](tower_bearer::store::StoreSource) allows each operation by default).
+    pub fn connection_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.connection_timeout = timeout;
+        self
+    }
+
+    /// The time limit for each answer from Redis (default 400 ms). Past it the store reports
+    /// a timeout and fails at once for a [`reconnect_interval`](Self::reconnect_interval).
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.response_timeout = timeout;
+        self
+    }
+
+    /// After Redis failed to answer, calls fail at once for this long (default 1 s) before
+    /// the next one tries again: a Redis that is down is not hammered with reconnects.
+    pub fn reconnect_interval(mut self, interval: Duration) -> Self {
+        self.settings.reconnect_interval = interval;
+        self
+    }
+
+    /// Checks the settings. Does not connect: a Redis that is down now is not an error
+    /// (the store reports it per operation, and the fleet falls back to fetching alone).
+    pub fn build(mut self) -> Result<RedisStore, BuildError> {
+        let mut info = self
+            .url
+            .expose_secret()
+            .into_connection_info()
+            .map_err(|_| BuildError::InvalidUrl)?;
+        let mut redis_settings = info.redis_settings().clone();
+        if let Some(username) = &self.username {
+            redis_settings = redis_settings.set_username(username);
+        }
+        if let Some(password) = &self.password {
+            redis_settings = redis_settings.set_password(password.expose_secret());
+        }
+        info = info.set_redis_settings(redis_settings);
+        if matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }) {
+            // rediss:// uses rustls; make ring its provider unless the program chose one.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let client = redis::Client::open(info).map_err(|_| BuildError::InvalidUrl)?;
+
+        let codec = match (self.encryption_key.take(), self.store_in_clear) {
+            (Some(_), true) => return Err(BuildError::BothEncryptionAndClear),
+            (None, false) => return Err(BuildError::NoEncryptionChoice),
+            (None, true) if !self.decryption_keys.is_empty() => {
+                return Err(BuildError::DecryptionKeyWithoutEncryption)
+            }
+            (None, true) => Codec::Clear,
+            (Some((id, key)), false) => {
+                let mut ids = vec![id.as_str()];
+                for (old_id, _) in &self.decryption_keys {
+                    if ids.contains(&old_id.as_str()) {
+                        return Err(BuildError::DuplicateKeyId(old_id.clone()));
+                    }
+                    ids.push(old_id);
+                }
+                for id in ids {
+                    check_key_id(id)?;
+                }
+                Codec::Encrypted {
+                    current: Key::new(id, key),
+                    older: std::mem::take(&mut self.decryption_keys)
+                        .into_iter()
+                        .map(|(id, key)| Key::new(id, key))
+                        .collect(),
+                }
+            }
+        };
+        Ok(RedisStore::new(
+            Connection::new(client, self.settings.clone()),
+            std::mem::take(&mut self.key_prefix),
+            codec,
+        ))
+    }
+}
+
+fn check_key_id(id: &str) -> Result<(), BuildError> {
+    let valid =
+        !id.is_empty() && id.len() <= MAX_KEY_ID_LEN && id.bytes().all(|b| b.is_ascii_graphic());
+    if valid {
+        Ok(())
+    } else {
+        Err(BuildError::InvalidKeyId(id.to_owned()))
+    }
+}
+
+impl fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStoreBuilder")
+            .field("url", &"[redacted]")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
+            .field("key_prefix", &self.key_prefix)
+            .field(
+                "encryption_key_id",
+                &self.encryption_key.as_ref().map(|(id, _)| id),
+            )
+            .field(
+                "decryption_key_ids",
+                &self
+                    .decryption_keys
+                    .iter()
+                    .map(|(id, _)| id)
+                    .collect::<Vec<_>>(),
+            )
+            .field("store_in_clear", &self.store_in_clear)
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+impl Drop for RedisStoreBuilder {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        if let Some((_, key)) = &mut self.encryption_key {
+            key.zeroize();
+        }
+        for (_, key) in &mut self.decryption_keys {
+            key.zeroize();
+        }
+    }
+}
+
+/// Why [`RedisStoreBuilder::build`] refused the settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// Neither an encryption key nor `store_in_clear` was given.
+    NoEncryptionChoice,
+    /// Both an encryption key and `store_in_clear` were given.
+    BothEncryptionAndClear,
+    /// A decryption key was given without an encryption key.
+    DecryptionKeyWithoutEncryption,
+    /// A key id is empty, too long or has characters other than visible ASCII.
+    InvalidKeyId(String),
+    /// Two keys have the same id.
+    DuplicateKeyId(String),
+    /// The URL is not a Redis URL.
+    InvalidUrl,
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::NoEncryptionChoice => f.write_str(
+                "choose how tokens are stored in Redis: call `encryption_key(key_id, key)` with \
+                 a 32-byte key shared by all replicas (recommended), or `store_in_clear()` if \
+                 nobody else can read this Redis",
+            ),
+            BuildError::BothEncryptionAndClear => f.write_str(
+                "`encryption_key` and `store_in_clear` were both called; keep one of them",
+            ),
+            BuildError::DecryptionKeyWithoutEncryption => f.write_str(
+                "`decryption_key` was given but no `encryption_key`; set the current key with \
+                 `encryption_key` and keep older ones as `decryption_key`",
+            ),
+            BuildError::InvalidKeyId(id) => write!(
+                f,
+                "key id {id:?} is not valid: use 1 to {MAX_KEY_ID_LEN} visible ASCII characters"
+            ),
+            BuildError::DuplicateKeyId(id) => write!(
+                f,
+                "key id {id:?} is used for two keys; give each key its own id"
+            ),
+            BuildError::InvalidUrl => f.write_str(
+                "the Redis URL is not valid; expected redis://[user[:password]@]host[:port][/db] \
+                 or rediss://... for TLS",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}

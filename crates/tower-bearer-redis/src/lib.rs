@@ -1,0 +1,74 @@
+//! A shared token store over Redis for [`tower_bearer`]: a fleet of replicas fetches one
+//! token per lifetime instead of one per replica, and keeps working when Redis does not.
+//!
+//! Three lines turn a replica's token cache into a fleet member: build a [`RedisStore`],
+//! name the token with a [`StoreKey`](tower_bearer::store::StoreKey), and wrap the source
+//! in a [`StoreSource`](tower_bearer::store::StoreSource):
+//!
+//! ```no_run
+//! use tower_bearer::store::{StoreKey, StoreSource};
+//! use tower_bearer::TokenCache;
+//! use tower_bearer_oauth2::ClientCredentials;
+//! use tower_bearer_redis::RedisStore;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let token_url = "https://auth.example.com/oauth2/token";
+//! let source = ClientCredentials::builder(token_url, "billing", std::env::var("CLIENT_SECRET")?)
+//!     .scope("invoices:read")
+//!     .build()?;
+//! let key: [u8; 32] = [7; 32]; // load from your secret manager; the same on every replica
+//!
+//! let store = RedisStore::builder("rediss://redis.internal:6380").encryption_key("k1", key).build()?;
+//! let token_key = StoreKey::builder(token_url, "billing").scope("invoices:read").build();
+//! let cache = TokenCache::new(StoreSource::new(source, store, token_key));
+//! # let _ = cache;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # What is stored
+//!
+//! For each [`StoreKey`](tower_bearer::store::StoreKey) (a SHA-256 of the token endpoint,
+//! client id, scopes and parameters, never the secret), under the key prefix (default
+//! `tower-bearer:`):
+//!
+//! - `{prefix}token:{key}`: the access token, its type, expiry and scope, expiring in Redis
+//!   when the token does (`PX`);
+//! - `{prefix}lease:{key}`: the fetch lease (`SET NX PX`), released by a compare-and-delete
+//!   script, so only its holder can release it;
+//! - `{prefix}refresh:{key}`: a hash of `gen` and `val`, replaced by a compare-and-set script
+//!   on `gen`, so a replica holding an older refresh token never overwrites a newer one.
+//!
+//! # Encryption
+//!
+//! Values are sealed with XChaCha20-Poly1305 under a 256-bit key you supply, with a random
+//! 24-byte nonce per value and the Redis key name as associated data, so a value moved to
+//! another key does not decrypt. Each value names its key id: rotate by adding the new key
+//! as [`encryption_key`](RedisStoreBuilder::encryption_key) and keeping the old one as a
+//! [`decryption_key`](RedisStoreBuilder::decryption_key). A value that does not decrypt, or
+//! is not what this crate writes, is reported as unreadable, and the
+//! [`StoreSource`](tower_bearer::store::StoreSource) fetches on its own. Storing in clear
+//! needs the explicit [`store_in_clear`](RedisStoreBuilder::store_in_clear).
+//!
+//! # When Redis is down
+//!
+//! Building the store does not connect; the connection is made on first use and remade by
+//! itself after Redis comes back. While Redis does not answer, operations fail at once (one
+//! attempt per [`reconnect_interval`](RedisStoreBuilder::reconnect_interval)) and the
+//! `StoreSource` fetches without it, so no request fails because of Redis.
+//!
+//! # Features
+//!
+//! - `testing`: [`testing::RedisServer`], a private `redis-server` on a free loopback port
+//!   for tests and examples.
+
+mod builder;
+mod connection;
+mod envelope;
+mod record;
+mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use builder::{BuildError, RedisStoreBuilder, DEFAULT_KEY_PREFIX};
+pub use store::RedisStore;

@@ -1,0 +1,248 @@
+//! [`RedisStore`]: the [`TokenStore`] methods as Redis commands.
+
+use std::fmt;
+use std::sync::LazyLock;
+use std::time::{Duration, SystemTime};
+
+use redis::Script;
+use secrecy::{ExposeSecret, SecretString};
+use tower_bearer::store::{StoreFuture, StoreKey, StoredRefresh, TokenStore};
+use tower_bearer::Token;
+
+use crate::builder::RedisStoreBuilder;
+use crate::connection::Connection;
+use crate::envelope::{unreadable, Codec};
+use crate::record;
+
+/// Deletes the lease only if `holder` still holds it.
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('GET', KEYS[1]) == ARGV[1] then
+            return redis.call('DEL', KEYS[1])
+          end
+          return 0",
+    )
+});
+
+/// Replaces the refresh token only if the stored generation is the expected one.
+static REPLACE_REFRESH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local current = tonumber(redis.call('HGET', KEYS[1], 'gen') or '0')
+          if current ~= tonumber(ARGV[1]) then
+            return 0
+          end
+          redis.call('HSET', KEYS[1], 'gen', current + 1, 'val', ARGV[2])
+          return 1",
+    )
+});
+
+/// A [`TokenStore`] in Redis, shared by every replica that connects to it.
+///
+/// Built with [`RedisStore::builder`]; cheap to share (`Arc` it, or hand it to one
+/// [`StoreSource`](tower_bearer::store::StoreSource) per token). See the
+/// [crate docs](crate) for the key layout and the encryption.
+pub struct RedisStore {
+    connection: Connection,
+    prefix: String,
+    codec: Codec,
+}
+
+impl RedisStore {
+    /// Starts configuring a store for the Redis at `url`: `redis://[user[:password]@]host[:port][/db]`,
+    /// or `rediss://...` for TLS.
+    pub fn builder(url: &str) -> RedisStoreBuilder {
+        RedisStoreBuilder::new(url)
+    }
+
+    pub(crate) fn new(connection: Connection, prefix: String, codec: Codec) -> Self {
+        RedisStore {
+            connection,
+            prefix,
+            codec,
+        }
+    }
+
+    /// The Redis key holding the access token for `key`.
+    pub fn token_key(&self, key: &StoreKey) -> String {
+        format!("{}token:{key}", self.prefix)
+    }
+
+    /// The Redis key holding the fetch lease for `key`.
+    pub fn lease_key(&self, key: &StoreKey) -> String {
+        format!("{}lease:{key}", self.prefix)
+    }
+
+    /// The Redis key holding the refresh token hash (`gen`, `val`) for `key`.
+    pub fn refresh_key(&self, key: &StoreKey) -> String {
+        format!("{}refresh:{key}", self.prefix)
+    }
+
+    async fn get(&self, key: &StoreKey) -> Result<Option<Token>, tower_bearer::store::StoreError> {
+        let name = self.token_key(key);
+        let value: Option<Vec<u8>> = self
+            .connection
+            .query("reading the token", redis::cmd("GET").arg(&name))
+            .await?;
+        match value {
+            None => Ok(None),
+            Some(value) => record::decode(&self.codec.open(&name, &value)?),
+        }
+    }
+
+    async fn put(
+        &self,
+        key: &StoreKey,
+        token: &Token,
+        ttl: Duration,
+    ) -> Result<(), tower_bearer::store::StoreError> {
+        let lifetime = match token.expires_at_system() {
+            Some(at) => at.duration_since(SystemTime::now()).unwrap_or_default(),
+            None => ttl,
+        };
+        let millis = u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX);
+        if millis == 0 {
+            // Expired already: nothing worth sharing.
+            return Ok(());
+        }
+        let name = self.token_key(key);
+        let value = self.codec.seal(&name, &record::encode(token))?;
+        self.connection
+            .query::<()>(
+                "storing the token",
+                redis::cmd("SET")
+                    .arg(&name)
+                    .arg(value)
+                    .arg("PX")
+                    .arg(millis),
+            )
+            .await
+    }
+
+    async fn try_lease(
+        &self,
+        key: &StoreKey,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, tower_bearer::store::StoreError> {
+        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let set: Option<String> = self
+            .connection
+            .query(
+                "taking the fetch lease",
+                redis::cmd("SET")
+                    .arg(self.lease_key(key))
+                    .arg(holder)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(millis),
+            )
+            .await?;
+        Ok(set.is_some())
+    }
+
+    async fn release(
+        &self,
+        key: &StoreKey,
+        holder: &str,
+    ) -> Result<(), tower_bearer::store::StoreError> {
+        let mut invocation = RELEASE.key(self.lease_key(key));
+        invocation.arg(holder);
+        self.connection
+            .invoke::<i64>("releasing the fetch lease", &invocation)
+            .await
+            .map(drop)
+    }
+
+    async fn refresh_token(
+        &self,
+        key: &StoreKey,
+    ) -> Result<Option<StoredRefresh>, tower_bearer::store::StoreError> {
+        let name = self.refresh_key(key);
+        let (generation, value): (Option<u64>, Option<Vec<u8>>) = self
+            .connection
+            .query(
+                "reading the refresh token",
+                redis::cmd("HMGET").arg(&name).arg("gen").arg("val"),
+            )
+            .await?;
+        let (Some(generation), Some(value)) = (generation, value) else {
+            return Ok(None);
+        };
+        let plaintext = self.codec.open(&name, &value)?;
+        let text = std::str::from_utf8(&plaintext)
+            .map_err(|_| unreadable("the stored refresh token is not UTF-8"))?;
+        Ok(Some(StoredRefresh {
+            refresh_token: SecretString::from(text.to_owned()),
+            generation,
+        }))
+    }
+
+    async fn replace_refresh_token(
+        &self,
+        key: &StoreKey,
+        expected: u64,
+        refresh_token: &SecretString,
+    ) -> Result<bool, tower_bearer::store::StoreError> {
+        let name = self.refresh_key(key);
+        let value = self
+            .codec
+            .seal(&name, refresh_token.expose_secret().as_bytes())?;
+        let mut invocation = REPLACE_REFRESH.key(&name);
+        invocation.arg(expected).arg(value);
+        let replaced: i64 = self
+            .connection
+            .invoke("replacing the refresh token", &invocation)
+            .await?;
+        Ok(replaced == 1)
+    }
+}
+
+impl TokenStore for RedisStore {
+    fn get<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<Token>> {
+        Box::pin(self.get(key))
+    }
+
+    fn put<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        token: &'a Token,
+        ttl: Duration,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(self.put(key, token, ttl))
+    }
+
+    fn try_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(self.try_lease(key, holder, ttl))
+    }
+
+    fn release<'a>(&'a self, key: &'a StoreKey, holder: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(self.release(key, holder))
+    }
+
+    fn refresh_token<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoredRefresh>> {
+        Box::pin(self.refresh_token(key))
+    }
+
+    fn replace_refresh_token<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        expected: u64,
+        refresh_token: &'a SecretString,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(self.replace_refresh_token(key, expected, refresh_token))
+    }
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("key_prefix", &self.prefix)
+            .field("values", &self.codec)
+            .finish_non_exhaustive()
+    }
+}

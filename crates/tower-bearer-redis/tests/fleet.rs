@@ -1,0 +1,507 @@
+//! The fleet: real OS processes sharing tokens through one real redis-server.
+//!
+//! Each parent test starts a redis-server and the testkit's mock authorization server, then
+//! re-executes this test binary as member processes (`--exact fleet_member`), configured
+//! by environment variables. A member builds a cold `TokenCache` over
+//! `StoreSource<ClientCredentials>` over `RedisStore`, runs 200 concurrent callers, and
+//! prints machine-readable lines (`FLEET READY`, `FLEET WARM`, `FLEET RESULT k=v ...`) that
+//! the parent parses.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tower_bearer::store::{StoreConfig, StoreKey, StoreSource};
+use tower_bearer::{CacheConfig, TokenCache};
+use tower_bearer_oauth2::ClientCredentials;
+use tower_bearer_redis::testing::RedisServer;
+use tower_bearer_redis::RedisStore;
+use tower_bearer_testkit::{AuthServer, Fault};
+
+const ROLE_ENV: &str = "TOWER_BEARER_FLEET_MEMBER";
+const REDIS_URL_ENV: &str = "TOWER_BEARER_FLEET_REDIS_URL";
+const TOKEN_URL_ENV: &str = "TOWER_BEARER_FLEET_TOKEN_URL";
+const LEASE_MS_ENV: &str = "TOWER_BEARER_FLEET_LEASE_MS";
+
+const PROCESSES: usize = 8;
+const CALLERS: usize = 200;
+const SCOPE: &str = "fleet:read";
+const ENCRYPTION_KEY: [u8; 32] = [42; 32];
+/// Every wait in these tests is bounded by this, so a broken fleet fails instead of hanging.
+const HANG_GUARD: Duration = Duration::from_secs(90);
+
+/// The fleet tests start many processes; one at a time keeps a small machine responsive.
+static ONE_FLEET_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+// ---------------------------------------------------------------------------------------
+// The member process.
+
+/// Runs as a fleet member when re-executed by a parent test; otherwise returns at once.
+#[test]
+fn fleet_member() {
+    let Ok(role) = std::env::var(ROLE_ENV) else {
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(member(&role));
+}
+
+async fn member(role: &str) {
+    let redis_url = std::env::var(REDIS_URL_ENV).unwrap();
+    let token_url = std::env::var(TOKEN_URL_ENV).unwrap();
+    let lease = Duration::from_millis(std::env::var(LEASE_MS_ENV).unwrap().parse().unwrap());
+
+    // The three lines a user adds: the store, the key, the StoreSource around the source.
+    let store = RedisStore::builder(&redis_url)
+        .encryption_key("fleet-1", ENCRYPTION_KEY)
+        .reconnect_interval(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let key = StoreKey::builder(&token_url, AuthServer::DEFAULT_CLIENT_ID)
+        .scope(SCOPE)
+        .build();
+    let source = ClientCredentials::builder(
+        &token_url,
+        AuthServer::DEFAULT_CLIENT_ID,
+        AuthServer::DEFAULT_CLIENT_SECRET,
+    )
+    .scope(SCOPE)
+    .build()
+    .unwrap();
+    let source = StoreSource::with_config(source, store, key, store_config(lease));
+    let cache = TokenCache::with_config(source.clone(), cache_config());
+
+    let stop = Arc::new(AtomicBool::new(false));
+    if role == "continuous" {
+        // The parent closes our stdin to stop us.
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+            stop.store(true, Ordering::SeqCst);
+        });
+    }
+    say("READY");
+
+    let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let warm = Arc::new(AtomicBool::new(false));
+    let mut callers = Vec::new();
+    for _ in 0..CALLERS {
+        let (cache, ok, failed, warm, stop) = (
+            cache.clone(),
+            Arc::clone(&ok),
+            Arc::clone(&failed),
+            Arc::clone(&warm),
+            Arc::clone(&stop),
+        );
+        let continuous = role == "continuous";
+        callers.push(tokio::spawn(async move {
+            loop {
+                match cache.token().await {
+                    Ok(_) => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                        if !warm.swap(true, Ordering::SeqCst) {
+                            say("WARM");
+                        }
+                    }
+                    Err(error) => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                        eprintln!("token failed: {error}");
+                    }
+                }
+                if !continuous || stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }));
+    }
+    for caller in callers {
+        caller.await.unwrap();
+    }
+    let stats = source.stats();
+    say(&format!(
+        "RESULT ok={} failed={} fetched={} from_store={} fallbacks={} done_ms={}",
+        ok.load(Ordering::SeqCst),
+        failed.load(Ordering::SeqCst),
+        stats.fetched,
+        stats.from_store,
+        stats.fallbacks,
+        unix_ms(),
+    ));
+}
+
+fn store_config(lease: Duration) -> StoreConfig {
+    StoreConfig::new()
+        .lease_ttl(lease)
+        .poll_interval(Duration::from_millis(20))
+        .max_wait(Duration::from_secs(60))
+        .op_timeout(Duration::from_secs(2))
+        .min_remaining(Duration::from_millis(100))
+        .warn_interval(Duration::from_secs(1))
+}
+
+/// For 2 s tokens: a refresh starts 250 ms before expiry (no jitter), and a token is used
+/// until 100 ms before it. So consecutive fetches are at least 1.75 s apart.
+fn cache_config() -> CacheConfig {
+    CacheConfig::new()
+        .expiry_skew(Duration::from_millis(100))
+        .refresh_window(Duration::from_millis(250), 0.0)
+        .refresh_jitter(0.0)
+        .backoff(Duration::from_millis(100), Duration::from_secs(1))
+}
+
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "FLEET {line}");
+    let _ = out.flush();
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+// ---------------------------------------------------------------------------------------
+// The parent side.
+
+/// One member process; killed and reaped when dropped.
+struct Member {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+}
+
+impl Member {
+    fn spawn(role: &str, redis: &RedisServer, auth: &AuthServer, lease: Duration) -> Member {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "fleet_member",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env(ROLE_ENV, role)
+            .env(REDIS_URL_ENV, redis.url())
+            .env(TOKEN_URL_ENV, auth.token_url())
+            .env(LEASE_MS_ENV, lease.as_millis().to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (send, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                // libtest may have printed the test's name on the same line first.
+                if let Some(at) = line.find("FLEET ") {
+                    if send.send(line[at + "FLEET ".len()..].to_owned()).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        Member {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    /// Waits for the line starting with `prefix`, skipping others.
+    fn expect(&self, prefix: &str) -> String {
+        let deadline = Instant::now() + HANG_GUARD;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.starts_with(prefix) => return line,
+                Ok(_) => {}
+                Err(error) => panic!("member never said {prefix:?}: {error}"),
+            }
+        }
+    }
+
+    /// Waits for the result line and the exit.
+    fn result(mut self) -> MemberResult {
+        let line = self.expect("RESULT");
+        let fields: HashMap<&str, u64> = line
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|field| field.split_once('='))
+            .map(|(name, value)| (name, value.parse().unwrap()))
+            .collect();
+        let _ = self.child.wait();
+        MemberResult {
+            ok: fields["ok"],
+            failed: fields["failed"],
+            fetched: fields["fetched"],
+            from_store: fields["from_store"],
+            fallbacks: fields["fallbacks"],
+            done_ms: fields["done_ms"],
+        }
+    }
+
+    /// Closes stdin: a continuous member stops calling and reports.
+    fn stop(&mut self) {
+        self.stdin.take();
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct MemberResult {
+    ok: u64,
+    failed: u64,
+    fetched: u64,
+    from_store: u64,
+    fallbacks: u64,
+    done_ms: u64,
+}
+
+fn total(results: &[MemberResult], field: impl Fn(&MemberResult) -> u64) -> u64 {
+    results.iter().map(field).sum()
+}
+
+/// A runtime of its own for the mock authorization server, so the test thread can block.
+fn auth_server(lifetime: Duration) -> (tokio::runtime::Runtime, AuthServer) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let auth = runtime
+        .block_on(AuthServer::builder().token_lifetime(lifetime).start())
+        .unwrap();
+    (runtime, auth)
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + HANG_GUARD;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn fleet_lock() -> std::sync::MutexGuard<'static, ()> {
+    ONE_FLEET_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[test]
+fn eight_cold_processes_with_200_callers_each_make_one_token_request() {
+    let Some(redis) = RedisServer::start_or_skip("fleet_cold") else {
+        return;
+    };
+    let _one = fleet_lock();
+    let (_runtime, auth) = auth_server(Duration::from_secs(3600));
+    let lease = Duration::from_secs(10);
+
+    let members: Vec<Member> = (0..PROCESSES)
+        .map(|_| Member::spawn("burst", &redis, &auth, lease))
+        .collect();
+    let results: Vec<MemberResult> = members.into_iter().map(Member::result).collect();
+
+    println!(
+        "fleet cold: {} processes x {CALLERS} callers: {} token request(s), {} fetched, \
+         {} from the store, {} fallbacks",
+        PROCESSES,
+        auth.token_requests(),
+        total(&results, |r| r.fetched),
+        total(&results, |r| r.from_store),
+        total(&results, |r| r.fallbacks),
+    );
+    assert_eq!(total(&results, |r| r.ok), (PROCESSES * CALLERS) as u64);
+    assert_eq!(total(&results, |r| r.failed), 0);
+    assert_eq!(total(&results, |r| r.fallbacks), 0);
+    assert_eq!(total(&results, |r| r.fetched), 1);
+    assert_eq!(auth.token_requests(), 1);
+}
+
+/// With 2 s tokens, fetches are at least 1.75 s apart (the cache refreshes 250 ms before
+/// expiry, and every member takes the token the first one stored). A window of 5
+/// lifetimes (10 s) therefore holds at most floor(10 / 1.75) + 1 = 6 fetch starts: the
+/// bound asserted is lifetimes + 1 = 6 token requests inside the window.
+#[test]
+fn over_five_token_lifetimes_the_fleet_makes_at_most_six_token_requests() {
+    let Some(redis) = RedisServer::start_or_skip("fleet_lifetimes") else {
+        return;
+    };
+    let _one = fleet_lock();
+    let lifetime = Duration::from_secs(2);
+    let (_runtime, auth) = auth_server(lifetime);
+    let lease = Duration::from_secs(5);
+
+    let mut members: Vec<Member> = (0..PROCESSES)
+        .map(|_| Member::spawn("continuous", &redis, &auth, lease))
+        .collect();
+    for member in &members {
+        member.expect("WARM");
+    }
+    let at_start = auth.token_requests();
+    std::thread::sleep(lifetime * 5);
+    let in_window = auth.token_requests() - at_start;
+    for member in &mut members {
+        member.stop();
+    }
+    let results: Vec<MemberResult> = members.into_iter().map(Member::result).collect();
+
+    println!(
+        "fleet lifetimes: {at_start} request(s) to warm up, then {in_window} in 5 lifetimes \
+         of {lifetime:?}; {} calls, {} failed, {} fallbacks, {} from the store",
+        total(&results, |r| r.ok),
+        total(&results, |r| r.failed),
+        total(&results, |r| r.fallbacks),
+        total(&results, |r| r.from_store),
+    );
+    // `at_start` is 1 unless starting the processes took longer than a lifetime; the cold
+    // test asserts the 1, this one the window.
+    assert_eq!(total(&results, |r| r.failed), 0);
+    assert_eq!(total(&results, |r| r.fallbacks), 0);
+    assert!(in_window >= 1, "tokens were refreshed in the window");
+    assert!(
+        in_window <= 6,
+        "{in_window} token requests in 5 lifetimes, bound 6"
+    );
+}
+
+#[test]
+fn a_lease_holder_killed_mid_fetch_holds_the_fleet_up_only_until_the_lease_expires() {
+    let Some(redis) = RedisServer::start_or_skip("fleet_sigkill") else {
+        return;
+    };
+    let _one = fleet_lock();
+    let (_runtime, auth) = auth_server(Duration::from_secs(3600));
+    let lease = Duration::from_secs(2);
+    // The first token request hangs: its sender holds the lease and is stuck fetching.
+    auth.fail_next(1, Fault::Delay(Duration::from_secs(120)));
+
+    let mut holder = Member::spawn("burst", &redis, &auth, lease);
+    wait_until("the holder is stuck in its token request", || {
+        auth.token_requests() == 1
+    });
+    let others: Vec<Member> = (1..PROCESSES)
+        .map(|_| Member::spawn("burst", &redis, &auth, lease))
+        .collect();
+    for member in &others {
+        member.expect("READY");
+    }
+    // Give them a moment to find the lease taken and start polling (not asserted).
+    std::thread::sleep(Duration::from_millis(300));
+    holder.child.kill().unwrap(); // SIGKILL
+    let killed_at = unix_ms();
+    let _ = holder.child.wait();
+
+    let results: Vec<MemberResult> = others.into_iter().map(Member::result).collect();
+    let recovered_after = results.iter().map(|r| r.done_ms).max().unwrap() - killed_at;
+    println!(
+        "fleet sigkill: lease {lease:?}; all {} callers of the {} other processes had a \
+         token {recovered_after} ms after the holder was killed; {} token requests",
+        total(&results, |r| r.ok),
+        PROCESSES - 1,
+        auth.token_requests(),
+    );
+    assert_eq!(
+        total(&results, |r| r.ok),
+        ((PROCESSES - 1) * CALLERS) as u64
+    );
+    assert_eq!(total(&results, |r| r.failed), 0);
+    assert_eq!(total(&results, |r| r.fallbacks), 0);
+    assert_eq!(
+        auth.token_requests(),
+        2,
+        "the stuck one and one after the lease expired"
+    );
+    // A hang guard, not a timing assertion.
+    assert!(Duration::from_millis(recovered_after) < lease * 10);
+}
+
+#[test]
+fn redis_stopped_mid_run_fails_no_call_and_sharing_resumes_when_it_is_back() {
+    let Some(mut redis) = RedisServer::start_or_skip("fleet_redis_down") else {
+        return;
+    };
+    let _one = fleet_lock();
+    let lifetime = Duration::from_secs(2);
+    let (_runtime, auth) = auth_server(lifetime);
+    let lease = Duration::from_secs(5);
+    let token_url = auth.token_url();
+    let store = RedisStore::builder(&redis.url())
+        .store_in_clear()
+        .build()
+        .unwrap();
+    let token_key = store.token_key(
+        &StoreKey::builder(&token_url, AuthServer::DEFAULT_CLIENT_ID)
+            .scope(SCOPE)
+            .build(),
+    );
+    let stored = |redis: &RedisServer| {
+        redis
+            .command(&[b"EXISTS", token_key.as_bytes()])
+            .is_ok_and(|reply| reply == b":1\r\n")
+    };
+
+    let mut members: Vec<Member> = (0..PROCESSES)
+        .map(|_| Member::spawn("continuous", &redis, &auth, lease))
+        .collect();
+    for member in &members {
+        member.expect("WARM");
+    }
+    wait_until("the shared token is in Redis", || stored(&redis));
+    let before_outage = auth.token_requests();
+
+    redis.stop();
+    std::thread::sleep(lifetime * 2);
+    let during_outage = auth.token_requests() - before_outage;
+    redis.start_again().unwrap();
+    let restarted = Instant::now();
+    wait_until("a member stores a token in the restarted Redis", || {
+        stored(&redis)
+    });
+    let resumed_after = restarted.elapsed();
+    let at_resume = auth.token_requests();
+    std::thread::sleep(lifetime * 2);
+    let after_resume = auth.token_requests() - at_resume;
+    for member in &mut members {
+        member.stop();
+    }
+    let results: Vec<MemberResult> = members.into_iter().map(Member::result).collect();
+
+    println!(
+        "fleet redis down: {} calls, {} failed; {during_outage} token requests in 2 lifetimes \
+         without Redis, sharing resumed {resumed_after:?} after the restart, then \
+         {after_resume} token requests in 2 lifetimes; {} fallbacks in all",
+        total(&results, |r| r.ok),
+        total(&results, |r| r.failed),
+        total(&results, |r| r.fallbacks),
+    );
+    assert_eq!(
+        total(&results, |r| r.failed),
+        0,
+        "no call fails because of Redis"
+    );
+    assert!(
+        total(&results, |r| r.fallbacks) >= 1,
+        "members fetched alone meanwhile"
+    );
+}

@@ -1,0 +1,604 @@
+//! RedisStore against a real redis-server started by the test harness.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret, SecretString};
+use tower_bearer::source::{TokenFuture, TokenSource};
+use tower_bearer::store::{StoreConfig, StoreErrorKind, StoreKey, StoreSource, TokenStore};
+use tower_bearer::Token;
+use tower_bearer_redis::testing::RedisServer;
+use tower_bearer_redis::{BuildError, RedisStore};
+
+const KEY_1: [u8; 32] = [1; 32];
+const KEY_2: [u8; 32] = [2; 32];
+
+fn store_key(name: &str) -> StoreKey {
+    StoreKey::builder("http://127.0.0.1/token", name).build()
+}
+
+fn token(secret: &str) -> Token {
+    Token::builder(secret)
+        .expires_in(Duration::from_secs(60))
+        .scope("read")
+        .build()
+        .unwrap()
+}
+
+fn encrypted(redis: &RedisServer, id: &str, key: [u8; 32]) -> RedisStore {
+    RedisStore::builder(&redis.url())
+        .encryption_key(id, key)
+        .build()
+        .unwrap()
+}
+
+/// The raw bytes of a bulk-string reply.
+fn raw_get(redis: &RedisServer, name: &str) -> Vec<u8> {
+    redis.command(&[b"GET", name.as_bytes()]).unwrap()
+}
+
+#[tokio::test]
+async fn round_trip_keeps_secret_type_scope_and_expiry() {
+    let Some(redis) = RedisServer::start_or_skip("round_trip") else {
+        return;
+    };
+    let store = encrypted(&redis, "k1", KEY_1);
+    let key = store_key("round-trip");
+    assert!(store.get(&key).await.unwrap().is_none());
+    let stored = token("round-trip-secret");
+    store
+        .put(&key, &stored, Duration::from_secs(1))
+        .await
+        .unwrap();
+    let back = store.get(&key).await.unwrap().expect("a stored token");
+    assert_eq!(back.secret().expose_secret(), "round-trip-secret");
+    assert_eq!(back.scope(), Some("read"));
+    let left = back.expires_at_system().unwrap();
+    let want = stored.expires_at_system().unwrap();
+    let diff = left.duration_since(want).unwrap_or_else(|e| e.duration());
+    assert!(diff < Duration::from_secs(2), "expiry kept: {diff:?}");
+    // Redis expires the value with the token.
+    let pttl = redis
+        .command(&[b"PTTL", store.token_key(&key).as_bytes()])
+        .unwrap();
+    let pttl: i64 = std::str::from_utf8(&pttl[1..pttl.len() - 2])
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        pttl > 50_000 && pttl <= 60_000,
+        "PX from the lifetime: {pttl}"
+    );
+}
+
+#[tokio::test]
+async fn raw_value_hides_the_token_and_does_not_open_with_another_key() {
+    let Some(redis) = RedisServer::start_or_skip("raw_value") else {
+        return;
+    };
+    let store = encrypted(&redis, "k1", KEY_1);
+    let key = store_key("raw");
+    store
+        .put(&key, &token("raw-secret-value"), Duration::ZERO)
+        .await
+        .unwrap();
+    let raw = raw_get(&redis, &store.token_key(&key));
+    assert!(raw.starts_with(b"$"), "a bulk string: {raw:?}");
+    assert!(!raw.windows(16).any(|w| w == b"raw-secret-value"));
+    assert!(!raw.windows(6).any(|w| w == b"Bearer"));
+
+    // Same id, different key: unreadable, and the secret is not in the error.
+    let wrong = encrypted(&redis, "k1", KEY_2);
+    let error = wrong.get(&key).await.unwrap_err();
+    assert_eq!(error.kind(), StoreErrorKind::Unreadable);
+    assert!(!format!("{error} {error:?}").contains("raw-secret-value"));
+    // Unknown id: unreadable, naming the id.
+    let other = encrypted(&redis, "k9", KEY_1);
+    let error = other.get(&key).await.unwrap_err();
+    assert_eq!(error.kind(), StoreErrorKind::Unreadable);
+    assert!(error.to_string().contains("k1"));
+}
+
+#[tokio::test]
+async fn a_value_moved_to_another_key_is_unreadable() {
+    let Some(redis) = RedisServer::start_or_skip("moved_value") else {
+        return;
+    };
+    let store = encrypted(&redis, "k1", KEY_1);
+    let (a, b) = (store_key("a"), store_key("b"));
+    store
+        .put(&a, &token("moved-secret"), Duration::ZERO)
+        .await
+        .unwrap();
+    let reply = redis
+        .command(&[
+            b"COPY",
+            store.token_key(&a).as_bytes(),
+            store.token_key(&b).as_bytes(),
+        ])
+        .unwrap();
+    assert_eq!(reply, b":1\r\n");
+    let error = store.get(&b).await.unwrap_err();
+    assert_eq!(error.kind(), StoreErrorKind::Unreadable);
+}
+
+#[tokio::test]
+async fn rotation_reads_old_values_with_a_decryption_key() {
+    let Some(redis) = RedisServer::start_or_skip("rotation") else {
+        return;
+    };
+    let old = encrypted(&redis, "2025", KEY_1);
+    let key = store_key("rotation");
+    old.put(&key, &token("written-with-old"), Duration::ZERO)
+        .await
+        .unwrap();
+
+    let rotated = RedisStore::builder(&redis.url())
+        .encryption_key("2026", KEY_2)
+        .decryption_key("2025", KEY_1)
+        .build()
+        .unwrap();
+    let read = rotated.get(&key).await.unwrap().unwrap();
+    assert_eq!(read.secret().expose_secret(), "written-with-old");
+    // New values use the new key: the old setup cannot read them.
+    rotated
+        .put(&key, &token("written-with-new"), Duration::ZERO)
+        .await
+        .unwrap();
+    let raw = raw_get(&redis, &rotated.token_key(&key));
+    assert!(raw.windows(4).any(|w| w == b"2026"));
+    assert_eq!(
+        old.get(&key).await.unwrap_err().kind(),
+        StoreErrorKind::Unreadable
+    );
+    let only_new = encrypted(&redis, "2026", KEY_2);
+    assert_eq!(
+        only_new
+            .get(&key)
+            .await
+            .unwrap()
+            .unwrap()
+            .secret()
+            .expose_secret(),
+        "written-with-new"
+    );
+}
+
+#[tokio::test]
+async fn clear_storage_is_an_explicit_choice() {
+    let error = RedisStore::builder("redis://127.0.0.1:1")
+        .build()
+        .unwrap_err();
+    assert_eq!(error, BuildError::NoEncryptionChoice);
+    assert!(error.to_string().contains("encryption_key"));
+    assert!(error.to_string().contains("store_in_clear"));
+    let both = RedisStore::builder("redis://127.0.0.1:1")
+        .encryption_key("k1", KEY_1)
+        .store_in_clear()
+        .build()
+        .unwrap_err();
+    assert_eq!(both, BuildError::BothEncryptionAndClear);
+
+    let Some(redis) = RedisServer::start_or_skip("clear_mode") else {
+        return;
+    };
+    let clear = RedisStore::builder(&redis.url())
+        .store_in_clear()
+        .build()
+        .unwrap();
+    let key = store_key("clear");
+    clear
+        .put(&key, &token("clear-secret"), Duration::ZERO)
+        .await
+        .unwrap();
+    let raw = raw_get(&redis, &clear.token_key(&key));
+    assert!(
+        raw.windows(12).any(|w| w == b"clear-secret"),
+        "stored in clear as asked"
+    );
+    assert_eq!(
+        clear
+            .get(&key)
+            .await
+            .unwrap()
+            .unwrap()
+            .secret()
+            .expose_secret(),
+        "clear-secret"
+    );
+    // A store that encrypts refuses a clear value rather than trusting it.
+    let error = encrypted(&redis, "k1", KEY_1).get(&key).await.unwrap_err();
+    assert_eq!(error.kind(), StoreErrorKind::Unreadable);
+}
+
+#[tokio::test]
+async fn bad_settings_are_typed_errors() {
+    assert_eq!(
+        RedisStore::builder("http://nope")
+            .store_in_clear()
+            .build()
+            .unwrap_err(),
+        BuildError::InvalidUrl
+    );
+    let url_error = RedisStore::builder("redis://user:hunter2@[bad")
+        .store_in_clear()
+        .build()
+        .unwrap_err();
+    assert!(!url_error.to_string().contains("hunter2"));
+    assert!(matches!(
+        RedisStore::builder("redis://127.0.0.1")
+            .encryption_key("", KEY_1)
+            .build(),
+        Err(BuildError::InvalidKeyId(_))
+    ));
+    assert!(matches!(
+        RedisStore::builder("redis://127.0.0.1")
+            .encryption_key("k", KEY_1)
+            .decryption_key("k", KEY_2)
+            .build(),
+        Err(BuildError::DuplicateKeyId(_))
+    ));
+    // TLS URLs build (and connect lazily).
+    let tls = RedisStore::builder("rediss://127.0.0.1:1")
+        .username("app")
+        .password("hunter2")
+        .encryption_key("k", KEY_1)
+        .build()
+        .unwrap();
+    assert!(!format!("{tls:?}").contains("hunter2"));
+    let builder = RedisStore::builder("redis://u:hunter2@127.0.0.1").password("hunter3");
+    let text = format!("{builder:?}");
+    assert!(!text.contains("hunter2") && !text.contains("hunter3"));
+}
+
+#[tokio::test]
+async fn password_from_the_builder_authenticates() {
+    let Some(redis) = RedisServer::start_or_skip("password") else {
+        return;
+    };
+    let reply = redis
+        .command(&[
+            b"ACL", b"SETUSER", b"app", b"on", b">s3cret", b"~*", b"+@all",
+        ])
+        .unwrap();
+    assert_eq!(reply, b"+OK\r\n");
+    let key = store_key("acl");
+    let store = RedisStore::builder(&redis.url())
+        .username("app")
+        .password("s3cret")
+        .key_prefix("myapp:")
+        .encryption_key("k1", KEY_1)
+        .build()
+        .unwrap();
+    store
+        .put(&key, &token("acl-secret"), Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(store.token_key(&key).starts_with("myapp:token:"));
+    let in_url = format!("redis://app:s3cret@{}", redis.addr());
+    let via_url = RedisStore::builder(&in_url)
+        .key_prefix("myapp:")
+        .encryption_key("k1", KEY_1)
+        .build()
+        .unwrap();
+    assert!(via_url.get(&key).await.unwrap().is_some());
+    let wrong = RedisStore::builder(&redis.url())
+        .username("app")
+        .password("pw-9f3k")
+        .encryption_key("k1", KEY_1)
+        .build()
+        .unwrap();
+    let error = wrong.get(&key).await.unwrap_err();
+    assert!(!format!("{error} {error:?}").contains("pw-9f3k"));
+}
+
+#[tokio::test]
+async fn the_lease_is_exclusive_until_released_or_expired() {
+    let Some(redis) = RedisServer::start_or_skip("lease") else {
+        return;
+    };
+    let store = encrypted(&redis, "k1", KEY_1);
+    let key = store_key("lease");
+    let ttl = Duration::from_millis(300);
+    assert!(store.try_lease(&key, "a", ttl).await.unwrap());
+    assert!(!store.try_lease(&key, "b", ttl).await.unwrap());
+    // Only the holder can release it.
+    store.release(&key, "b").await.unwrap();
+    assert!(!store.try_lease(&key, "b", ttl).await.unwrap());
+    store.release(&key, "a").await.unwrap();
+    assert!(store.try_lease(&key, "b", ttl).await.unwrap());
+    // An abandoned lease expires by itself.
+    let started = Instant::now();
+    while !store.try_lease(&key, "c", ttl).await.unwrap() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "lease never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Many concurrent takers: exactly one wins.
+    let key = store_key("lease-race");
+    let store = Arc::new(store);
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let (store, key) = (Arc::clone(&store), key.clone());
+        tasks.push(tokio::spawn(async move {
+            store
+                .try_lease(&key, &format!("holder-{i}"), Duration::from_secs(30))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut winners = 0;
+    for task in tasks {
+        winners += usize::from(task.await.unwrap());
+    }
+    assert_eq!(winners, 1);
+}
+
+#[tokio::test]
+async fn refresh_tokens_are_replaced_by_compare_and_set() {
+    let Some(redis) = RedisServer::start_or_skip("refresh_cas") else {
+        return;
+    };
+    let store = Arc::new(encrypted(&redis, "k1", KEY_1));
+    let key = store_key("refresh");
+    assert!(store.refresh_token(&key).await.unwrap().is_none());
+    let first = SecretString::from("refresh-1".to_owned());
+    assert!(store.replace_refresh_token(&key, 0, &first).await.unwrap());
+    let stored = store.refresh_token(&key).await.unwrap().unwrap();
+    assert_eq!(stored.generation, 1);
+    assert_eq!(stored.refresh_token.expose_secret(), "refresh-1");
+    let raw = redis
+        .command(&[b"HGET", store.refresh_key(&key).as_bytes(), b"val"])
+        .unwrap();
+    assert!(!raw.windows(9).any(|w| w == b"refresh-1"));
+
+    // Two writers holding generation 1: exactly one wins.
+    let mut tasks = Vec::new();
+    for writer in ["refresh-2a", "refresh-2b"] {
+        let (store, key) = (Arc::clone(&store), key.clone());
+        tasks.push(tokio::spawn(async move {
+            let value = SecretString::from(writer.to_owned());
+            store.replace_refresh_token(&key, 1, &value).await.unwrap()
+        }));
+    }
+    let mut wins = 0;
+    for task in tasks {
+        wins += usize::from(task.await.unwrap());
+    }
+    assert_eq!(wins, 1);
+    let now = store.refresh_token(&key).await.unwrap().unwrap();
+    assert_eq!(now.generation, 2);
+    let newer = now.refresh_token.expose_secret().to_owned();
+
+    // A replica still holding generation 1 never clobbers the newer token.
+    let stale = SecretString::from("refresh-stale".to_owned());
+    assert!(!store.replace_refresh_token(&key, 1, &stale).await.unwrap());
+    assert!(!store.replace_refresh_token(&key, 0, &stale).await.unwrap());
+    let after = store.refresh_token(&key).await.unwrap().unwrap();
+    assert_eq!(after.generation, 2);
+    assert_eq!(after.refresh_token.expose_secret(), newer);
+}
+
+#[tokio::test]
+async fn garbage_values_are_unreadable_not_panics() {
+    let Some(redis) = RedisServer::start_or_skip("garbage") else {
+        return;
+    };
+    let store = encrypted(&redis, "k1", KEY_1);
+    let key = store_key("garbage");
+    let name = store.token_key(&key);
+    let garbage: [&[u8]; 5] = [
+        b"",
+        b"\x01",
+        b"\x01\x02k1short",
+        b"{\"access_token\":1}",
+        &[0xff; 300],
+    ];
+    for value in garbage {
+        redis.command(&[b"SET", name.as_bytes(), value]).unwrap();
+        let error = store.get(&key).await.unwrap_err();
+        assert_eq!(error.kind(), StoreErrorKind::Unreadable, "{value:?}");
+    }
+    // Garbage of the wrong Redis type is an error too, not a panic.
+    redis.command(&[b"DEL", name.as_bytes()]).unwrap();
+    redis.command(&[b"LPUSH", name.as_bytes(), b"x"]).unwrap();
+    assert!(store.get(&key).await.is_err());
+    let refresh = store.refresh_key(&key);
+    redis
+        .command(&[b"HSET", refresh.as_bytes(), b"gen", b"1", b"val", b"junk"])
+        .unwrap();
+    assert_eq!(
+        store.refresh_token(&key).await.unwrap_err().kind(),
+        StoreErrorKind::Unreadable
+    );
+
+    // A StoreSource over the garbage falls back and still hands out tokens.
+    redis
+        .command(&[b"SET", name.as_bytes(), b"\x01junk"])
+        .unwrap();
+    let counting = Counting::default();
+    let source = StoreSource::new(counting.clone(), store, key);
+    let token = source.fetch().await.unwrap();
+    assert_eq!(token.secret().expose_secret(), "fetched-1");
+    assert_eq!(source.stats().fallbacks, 1);
+}
+
+#[tokio::test]
+async fn redis_down_is_unavailable_fast_and_sharing_resumes_when_it_is_back() {
+    let Some(mut redis) = RedisServer::start_or_skip("redis_down") else {
+        return;
+    };
+    let store = Arc::new(
+        RedisStore::builder(&redis.url())
+            .encryption_key("k1", KEY_1)
+            .reconnect_interval(Duration::from_millis(200))
+            .build()
+            .unwrap(),
+    );
+    let key = store_key("down");
+    let counting = Counting::default();
+    let config = StoreConfig::new()
+        .op_timeout(Duration::from_secs(2))
+        .min_remaining(Duration::ZERO);
+    let source =
+        StoreSource::with_config(counting.clone(), Arc::clone(&store), key.clone(), config);
+    source.fetch().await.unwrap();
+    assert_eq!(source.stats().fetched, 1);
+
+    redis.stop();
+    let mut failures = 0;
+    for _ in 0..20 {
+        let started = Instant::now();
+        let error = store.get(&key).await.unwrap_err();
+        assert!(
+            matches!(
+                error.kind(),
+                StoreErrorKind::Unavailable | StoreErrorKind::Timeout
+            ),
+            "{error}"
+        );
+        // A hang guard, not a timing assertion: well past the 1 s response timeout.
+        assert!(started.elapsed() < Duration::from_secs(5));
+        if source.fetch().await.is_err() {
+            failures += 1;
+        }
+    }
+    assert_eq!(failures, 0, "no token fetch fails because Redis is down");
+    assert!(source.stats().fallbacks >= 20);
+
+    // Back again (empty: no persistence): the same store reconnects and shares again.
+    redis.start_again().unwrap();
+    let started = Instant::now();
+    loop {
+        let before = source.stats().fetched;
+        source.fetch().await.unwrap();
+        if source.stats().fetched > before {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "sharing never resumed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        store.get(&key).await.unwrap().is_some(),
+        "a token is stored again"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_redis_times_out_and_the_source_falls_back() {
+    let Some(redis) = RedisServer::start_or_skip("slow_redis") else {
+        return;
+    };
+    let redis = Arc::new(redis);
+    let store = Arc::new(encrypted(&redis, "k1", KEY_1));
+    let key = store_key("slow");
+    store
+        .put(&key, &token("slow-secret"), Duration::ZERO)
+        .await
+        .unwrap();
+    // A script that keeps Redis busy for 1.5 s: every other client waits meanwhile.
+    let busy = {
+        let redis = Arc::clone(&redis);
+        std::thread::spawn(move || {
+            let script = b"local s = redis.call('TIME') \
+                local start = s[1] * 1000000 + s[2] \
+                while true do \
+                  local t = redis.call('TIME') \
+                  if t[1] * 1000000 + t[2] - start > 1500000 then break end \
+                end \
+                return 1";
+            redis.command(&[b"EVAL", script, b"0"]).unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let error = store.get(&key).await.unwrap_err();
+    assert_eq!(error.kind(), StoreErrorKind::Timeout, "{error}");
+    // The StoreSource falls back to its own source: the call does not fail.
+    let counting = Counting::default();
+    let source = StoreSource::new(counting.clone(), Arc::clone(&store), key.clone());
+    assert_eq!(
+        source.fetch().await.unwrap().secret().expose_secret(),
+        "fetched-1"
+    );
+    assert_eq!(source.stats().fallbacks, 1);
+    assert_eq!(busy.join().unwrap(), b":1\r\n");
+}
+
+#[tokio::test]
+async fn secrets_stay_out_of_logs_debug_and_errors() {
+    let Some(mut redis) = RedisServer::start_or_skip("no_secret_leaks") else {
+        return;
+    };
+    redis
+        .command(&[
+            b"ACL",
+            b"SETUSER",
+            b"app",
+            b"on",
+            b">pw-leak-check",
+            b"~*",
+            b"+@all",
+        ])
+        .unwrap();
+    let logs = tower_bearer_testkit::capture_tracing();
+    let store = Arc::new(
+        RedisStore::builder(&format!("redis://app:pw-leak-check@{}", redis.addr()))
+            .encryption_key("k1", KEY_1)
+            .reconnect_interval(Duration::from_millis(50))
+            .build()
+            .unwrap(),
+    );
+    let key = store_key("leaks");
+    let source = StoreSource::with_config(
+        Counting::default(),
+        Arc::clone(&store),
+        key.clone(),
+        StoreConfig::new().warn_interval(Duration::ZERO),
+    );
+    let shared = source.fetch().await.unwrap();
+    let mut seen = format!("{store:?} {shared:?}");
+    // Garbage, then Redis gone: both warn, and the errors are printed.
+    redis
+        .command(&[b"SET", store.token_key(&key).as_bytes(), b"\x01junk"])
+        .unwrap();
+    let error = store.get(&key).await.unwrap_err();
+    seen.push_str(&format!("{error} {error:?}"));
+    source.fetch().await.unwrap();
+    redis.stop();
+    let error = store.get(&key).await.unwrap_err();
+    seen.push_str(&format!("{error} {error:?}"));
+    source.fetch().await.unwrap();
+    let logged = logs.contents();
+    assert!(
+        logged.contains("token store failed"),
+        "the fallbacks warned: {logged}"
+    );
+    seen.push_str(&logged);
+    for secret in ["fetched-1", "fetched-2", "fetched-3", "pw-leak-check"] {
+        assert!(!seen.contains(secret), "{secret} leaked: {seen}");
+    }
+}
+
+/// A source that counts its fetches and hands out `fetched-N` tokens.
+#[derive(Clone, Default)]
+struct Counting {
+    fetches: Arc<AtomicUsize>,
+}
+
+impl TokenSource for Counting {
+    fn fetch(&self) -> TokenFuture<'_> {
+        let n = self.fetches.fetch_add(1, Ordering::SeqCst) + 1;
+        Box::pin(async move {
+            Token::builder(format!("fetched-{n}"))
+                .expires_in(Duration::from_secs(60))
+                .build()
+                .map_err(|e| tower_bearer::FetchError::permanent("bad test token").with_source(e))
+        })
+    }
+}

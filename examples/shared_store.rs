@@ -1,0 +1,123 @@
+//! A fleet of replicas sharing one token through Redis: the authorization server sees one
+//! token request per token lifetime for the whole fleet, not one per replica.
+//!
+//! The part to copy is `replica` below: compared with a plain `TokenCache::new(source)`,
+//! a replica adds three lines (the store, the key, the `StoreSource` around the source).
+//!
+//! ```sh
+//! # Starts its own redis-server on a free 127.0.0.1 port (needs the redis-server binary):
+//! cargo run -p examples --bin shared_store
+//! # Or uses yours; TOKEN_STORE_KEY is 64 hex digits, the same on every replica:
+//! REDIS_URL=redis://127.0.0.1:6379 TOKEN_STORE_KEY=$(openssl rand -hex 32) \
+//!     cargo run -p examples --bin shared_store
+//! ```
+//!
+//! It runs against the testkit's mock authorization server on 127.0.0.1 and plays three
+//! replicas in one process (in production each is its own process or pod; the
+//! `tower-bearer-redis` fleet tests use real processes).
+
+use std::error::Error;
+use std::process::ExitCode;
+
+use tower_bearer::store::{StoreKey, StoreSource};
+use tower_bearer::TokenCache;
+use tower_bearer_oauth2::ClientCredentials;
+use tower_bearer_redis::testing::RedisServer;
+use tower_bearer_redis::RedisStore;
+use tower_bearer_testkit::AuthServer;
+
+type BoxError = Box<dyn Error + Send + Sync>;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            for cause in std::iter::successors(error.source(), |&cause| cause.source()) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One replica's token cache, as each process of the fleet would build it.
+fn replica(
+    redis_url: &str,
+    encryption_key: [u8; 32],
+    token_url: &str,
+) -> Result<TokenCache, BoxError> {
+    let (client_id, client_secret) = (
+        AuthServer::DEFAULT_CLIENT_ID,
+        AuthServer::DEFAULT_CLIENT_SECRET,
+    );
+    let source = ClientCredentials::builder(token_url, client_id, client_secret)
+        .scope("orders:read")
+        .build()?;
+
+    // The three lines that share the token across replicas:
+    let store = RedisStore::builder(redis_url)
+        .encryption_key("k1", encryption_key)
+        .build()?;
+    let key = StoreKey::builder(token_url, client_id)
+        .scope("orders:read")
+        .build();
+    Ok(TokenCache::new(StoreSource::new(source, store, key)))
+}
+
+async fn run() -> Result<(), BoxError> {
+    let (redis_url, encryption_key, _redis) = match std::env::var("REDIS_URL") {
+        Ok(url) => {
+            let hex = std::env::var("TOKEN_STORE_KEY").map_err(|_| {
+                "REDIS_URL is set, so set TOKEN_STORE_KEY to 64 hex digits as well \
+                 (for example from `openssl rand -hex 32`)"
+            })?;
+            (url, parse_key(&hex)?, None)
+        }
+        Err(_) => {
+            let redis = RedisServer::start().map_err(|error| {
+                format!("REDIS_URL is not set and redis-server could not be started: {error}")
+            })?;
+            println!(
+                "REDIS_URL is not set: started redis-server at {}",
+                redis.url()
+            );
+            // A fixed demo key; a real fleet loads its key from a secret store.
+            (redis.url(), [7; 32], Some(redis))
+        }
+    };
+    let auth = AuthServer::start().await?;
+    let token_url = auth.token_url();
+
+    let replicas = (0..3)
+        .map(|_| replica(&redis_url, encryption_key, &token_url))
+        .collect::<Result<Vec<_>, _>>()?;
+    for (n, cache) in replicas.iter().enumerate() {
+        cache.token().await?;
+        println!(
+            "replica {n} has a token; the authorization server has had {} token request(s)",
+            auth.token_requests()
+        );
+    }
+    println!(
+        "three replicas, {} token request(s): the first fetched and shared, the others read it \
+         from Redis (encrypted)",
+        auth.token_requests()
+    );
+    Ok(())
+}
+
+fn parse_key(hex: &str) -> Result<[u8; 32], BoxError> {
+    let hex = hex.trim();
+    let mut key = [0u8; 32];
+    if hex.len() != 64 || !hex.is_ascii() {
+        return Err("TOKEN_STORE_KEY must be exactly 64 hex digits (32 bytes)".into());
+    }
+    for (byte, pair) in key.iter_mut().zip(hex.as_bytes().chunks(2)) {
+        let pair = std::str::from_utf8(pair)?;
+        *byte = u8::from_str_radix(pair, 16)
+            .map_err(|_| "TOKEN_STORE_KEY must be exactly 64 hex digits (32 bytes)")?;
+    }
+    Ok(key)
+}
