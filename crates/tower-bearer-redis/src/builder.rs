@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use redis::IntoConnectionInfo;
 use secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
 
 use crate::connection::{Connection, ConnectionSettings};
 use crate::envelope::{Codec, Key};
@@ -26,6 +27,8 @@ pub struct RedisStoreBuilder {
     decryption_keys: Vec<(String, [u8; 32])>,
     store_in_clear: bool,
     settings: ConnectionSettings,
+    tls_root: Option<Vec<u8>>,
+    tls_client: Option<(Vec<u8>, Zeroizing<Vec<u8>>)>,
 }
 
 impl RedisStoreBuilder {
@@ -39,6 +42,8 @@ impl RedisStoreBuilder {
             decryption_keys: Vec::new(),
             store_in_clear: false,
             settings: ConnectionSettings::default(),
+            tls_root: None,
+            tls_client: None,
         }
     }
 
@@ -87,6 +92,24 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// For `rediss://`: trust only this CA (PEM) for the server's certificate, instead of
+    /// the Mozilla roots compiled in; for a Redis with a certificate from a private CA.
+    pub fn tls_root_certificate(mut self, ca_pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_root = Some(ca_pem.into());
+        self
+    }
+
+    /// For `rediss://` with mutual TLS (`tls-auth-clients yes`): the client certificate
+    /// chain and its private key, both PEM. The key is zeroed when the builder is dropped.
+    pub fn tls_client_certificate(
+        mut self,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.tls_client = Some((cert_pem.into(), Zeroizing::new(key_pem.into())));
+        self
+    }
+
     /// The time limit for connecting to Redis (default 400 ms, under the 500 ms that a
     /// [`StoreSource`](tower_bearer::store::StoreSource) allows each operation by default).
     pub fn connection_timeout(mut self, timeout: Duration) -> Self {
@@ -124,11 +147,30 @@ impl RedisStoreBuilder {
             redis_settings = redis_settings.set_password(password.expose_secret());
         }
         info = info.set_redis_settings(redis_settings);
-        if matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }) {
+        let tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
+        if tls {
             // rediss:// uses rustls; make ring its provider unless the program chose one.
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
-        let client = redis::Client::open(info).map_err(|_| BuildError::InvalidUrl)?;
+        let custom_tls = self.tls_root.is_some() || self.tls_client.is_some();
+        let client = match (tls, custom_tls) {
+            (_, false) => redis::Client::open(info).map_err(|_| BuildError::InvalidUrl)?,
+            (false, true) => return Err(BuildError::TlsSettingsWithoutRediss),
+            (true, true) => {
+                let certificates = redis::TlsCertificates {
+                    client_tls: self
+                        .tls_client
+                        .take()
+                        .map(|(cert, key)| redis::ClientTlsConfig {
+                            client_cert: cert,
+                            client_key: key.to_vec(),
+                        }),
+                    root_cert: self.tls_root.take(),
+                };
+                redis::Client::build_with_tls(info, certificates)
+                    .map_err(|_| BuildError::InvalidTlsCertificate)?
+            }
+        };
 
         let codec = match (self.encryption_key.take(), self.store_in_clear) {
             (Some(_), true) => return Err(BuildError::BothEncryptionAndClear),
@@ -228,6 +270,10 @@ pub enum BuildError {
     DuplicateKeyId(String),
     /// The URL is not a Redis URL.
     InvalidUrl,
+    /// A TLS root or client certificate was given for a `redis://` URL.
+    TlsSettingsWithoutRediss,
+    /// A TLS root or client certificate (or key) is not valid PEM.
+    InvalidTlsCertificate,
 }
 
 impl fmt::Display for BuildError {
@@ -256,6 +302,14 @@ impl fmt::Display for BuildError {
             BuildError::InvalidUrl => f.write_str(
                 "the Redis URL is not valid; expected redis://[user[:password]@]host[:port][/db] \
                  or rediss://... for TLS",
+            ),
+            BuildError::TlsSettingsWithoutRediss => f.write_str(
+                "a TLS certificate was given but the URL is redis://; use rediss:// to connect \
+                 with TLS",
+            ),
+            BuildError::InvalidTlsCertificate => f.write_str(
+                "the TLS root or client certificate, or the client key, could not be read; \
+                 pass PEM-encoded certificates and a PEM private key",
             ),
         }
     }

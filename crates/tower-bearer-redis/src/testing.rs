@@ -36,6 +36,26 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    tls: Option<Tls>,
+}
+
+/// The PEM files of a TLS listener, see [`RedisServer::start_tls`].
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    /// The server's certificate chain.
+    pub cert: PathBuf,
+    /// The server's private key.
+    pub key: PathBuf,
+    /// The CA that client certificates must chain to.
+    pub ca: PathBuf,
+    /// Whether clients must present a certificate (mutual TLS).
+    pub require_client_cert: bool,
+}
+
+#[derive(Clone, Debug)]
+struct Tls {
+    port: u16,
+    files: TlsFiles,
 }
 
 impl RedisServer {
@@ -43,6 +63,16 @@ impl RedisServer {
     ///
     /// Fails with [`io::ErrorKind::NotFound`] when the binary is not installed.
     pub fn start() -> io::Result<Self> {
+        Self::start_with(None)
+    }
+
+    /// Starts a server that also listens for TLS on a second free port, with `files`; its
+    /// URL is [`tls_url`](Self::tls_url). The plain port stays open for [`command`](Self::command).
+    pub fn start_tls(files: TlsFiles) -> io::Result<Self> {
+        Self::start_with(Some(files))
+    }
+
+    fn start_with(tls: Option<TlsFiles>) -> io::Result<Self> {
         let binary = std::env::var_os(REDIS_SERVER_ENV)
             .map_or_else(|| PathBuf::from("redis-server"), PathBuf::from);
         let dir = temp_dir()?;
@@ -50,11 +80,19 @@ impl RedisServer {
         // Another program may take the free port between our check and the server's bind.
         for _ in 0..3 {
             let port = free_port()?;
+            let tls = match &tls {
+                Some(files) => Some(Tls {
+                    port: free_port()?,
+                    files: files.clone(),
+                }),
+                None => None,
+            };
             let mut server = RedisServer {
                 binary: binary.clone(),
                 port,
                 dir: dir.clone(),
                 child: None,
+                tls,
             };
             match server.start_again() {
                 Ok(()) => return Ok(server),
@@ -105,7 +143,15 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    /// The loopback address it listens on.
+    /// The `rediss://` URL of the TLS listener, if the server was started with
+    /// [`start_tls`](Self::start_tls).
+    pub fn tls_url(&self) -> Option<String> {
+        self.tls
+            .as_ref()
+            .map(|tls| format!("rediss://127.0.0.1:{}", tls.port))
+    }
+
+    /// The loopback address it listens on (the plain port).
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
     }
@@ -129,12 +175,31 @@ impl RedisServer {
         if self.child.is_some() {
             return Ok(());
         }
-        let child = Command::new(&self.binary)
+        let mut command = Command::new(&self.binary);
+        command
             .arg("--port")
             .arg(self.port.to_string())
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
-            .arg(&self.dir)
+            .arg(&self.dir);
+        if let Some(tls) = &self.tls {
+            command
+                .arg("--tls-port")
+                .arg(tls.port.to_string())
+                .arg("--tls-cert-file")
+                .arg(&tls.files.cert)
+                .arg("--tls-key-file")
+                .arg(&tls.files.key)
+                .arg("--tls-ca-cert-file")
+                .arg(&tls.files.ca)
+                .arg("--tls-auth-clients")
+                .arg(if tls.files.require_client_cert {
+                    "yes"
+                } else {
+                    "no"
+                });
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
