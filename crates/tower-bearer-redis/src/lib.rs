@@ -50,6 +50,16 @@
 //! [`StoreSource`](tower_bearer::store::StoreSource) fetches on its own. Storing in clear
 //! needs the explicit [`store_in_clear`](RedisStoreBuilder::store_in_clear).
 //!
+//! # Connecting
+//!
+//! `redis://host:port/db` or, for TLS, `rediss://host:port/db`, with `user:password@` in
+//! the URL or from [`username`](RedisStoreBuilder::username) and
+//! [`password`](RedisStoreBuilder::password). TLS uses rustls and trusts the Mozilla roots
+//! compiled in; a Redis with a certificate from your own CA needs
+//! [`tls_root_certificate`](RedisStoreBuilder::tls_root_certificate), and one that
+//! requires client certificates (`tls-auth-clients yes`) needs
+//! [`tls_client_certificate`](RedisStoreBuilder::tls_client_certificate).
+//!
 //! # When Redis is down
 //!
 //! Building the store does not connect; the connection is made on first use and remade by
