@@ -69,7 +69,7 @@
 //!
 //! # Features
 //!
-//! - `testing`: [`testing::RedisServer`], a private `redis-server` on a free loopback port
+//! - `testing`: `testing::RedisServer`, a private `redis-server` on a free loopback port
 //!   for tests and examples.
 
 mod builder;
