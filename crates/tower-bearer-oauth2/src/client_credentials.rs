@@ -11,6 +11,7 @@ use http_body_util::Full;
 use secrecy::SecretString;
 use tower::Service;
 use tower_bearer::source::TokenFuture;
+use tower_bearer::store::StoreKey;
 use tower_bearer::{BoxError, TokenSource};
 
 use crate::client_auth::ClientSecret;
@@ -119,6 +120,38 @@ impl ClientCredentials {
     /// The scope requested, space-separated, if any.
     pub fn scope(&self) -> Option<&str> {
         self.scope.as_deref()
+    }
+
+    /// The key that names this source's tokens in a shared
+    /// [`TokenStore`](tower_bearer::store::TokenStore): built from everything that changes
+    /// the token issued (token URL, client id, scope, audience, resources and extra
+    /// parameters), never from the secret. Two sources share tokens exactly when their keys
+    /// are equal.
+    ///
+    /// ```
+    /// use tower_bearer::store::{MemoryStore, StoreSource};
+    /// use tower_bearer::TokenCache;
+    /// use tower_bearer_oauth2::ClientCredentials;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let source = ClientCredentials::builder("https://auth.example.com/token", "billing", "s3cret")
+    ///     .scope("invoices:read")
+    ///     .build()?;
+    /// let key = source.store_key();
+    /// let cache = TokenCache::new(StoreSource::new(source, MemoryStore::new(), key));
+    /// # let _ = cache;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn store_key(&self) -> StoreKey {
+        let mut key = StoreKey::builder(self.token_url().to_string(), self.client_id());
+        if let Some(scope) = &self.scope {
+            key = key.scope(scope);
+        }
+        for (name, value) in &self.params {
+            key = key.param(name.as_str(), value.as_str());
+        }
+        key.build()
     }
 }
 
