@@ -43,6 +43,8 @@ pub(crate) struct Limits {
 #[derive(Clone)]
 pub(crate) struct TokenEndpoint {
     pub(crate) url: TokenUrl,
+    /// The revocation endpoint (RFC 7009), when configured.
+    pub(crate) revocation_url: Option<TokenUrl>,
     pub(crate) client: ClientSecret,
     pub(crate) http: HttpClient,
     pub(crate) limits: Limits,
@@ -502,6 +504,7 @@ impl fmt::Debug for TokenEndpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenEndpoint")
             .field("url", &self.url)
+            .field("revocation_url", &self.revocation_url)
             .field("client", &self.client)
             .field("limits", &self.limits)
             .field("retry", &self.retry)

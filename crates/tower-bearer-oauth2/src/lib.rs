@@ -80,9 +80,12 @@ mod error;
 mod http_client;
 mod response;
 mod retry;
+mod revocation;
+mod settings;
 mod token_url;
 
 pub use client_auth::ClientAuth;
 pub use client_credentials::{ClientCredentials, ClientCredentialsBuilder};
 pub use error::{BuildError, EndpointError, OAuthError};
 pub use retry::RetryPolicy;
+pub use revocation::{RevocationError, TokenTypeHint};

@@ -504,3 +504,54 @@ async fn revoked_token_is_replaced_after_the_api_answers_401() -> TestResult {
     assert_eq!(counter.count(), 2, "one token request after the 401");
     Ok(())
 }
+
+#[tokio::test]
+async fn revoke_cached_token_then_introspection_says_inactive() -> TestResult {
+    let Some(server) = OidcProvider::start("revoke_cached_token_then_introspection_says_inactive")
+    else {
+        return Ok(());
+    };
+    for (client, method) in [
+        (BASIC, ClientAuth::ClientSecretBasic),
+        (POST, ClientAuth::ClientSecretPost),
+    ] {
+        let source = source_for(&server, client)
+            .client_auth(method)
+            .revocation_url(server.revocation_url())
+            .build()?;
+        let cache = TokenCache::new(source.clone());
+        let token = cache.token().await?;
+        let value = token.secret().expose_secret();
+        let introspection = introspect(&server, value).await?;
+        assert_eq!(introspection["active"], true, "{method}: {introspection}");
+
+        assert!(source.revoke_cached(&cache).await?, "{method}");
+        assert!(cache.cached().is_none(), "{method}");
+        let introspection = introspect(&server, value).await?;
+        assert_eq!(introspection["active"], false, "{method}: {introspection}");
+
+        // Revoking it again is still a success (RFC 7009 section 2.2).
+        source.revoke(&token).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn revocation_with_a_wrong_secret_is_invalid_client() -> TestResult {
+    let Some(server) = OidcProvider::start("revocation_with_a_wrong_secret_is_invalid_client")
+    else {
+        return Ok(());
+    };
+    let token = source_for(&server, BASIC).build()?.fetch().await?;
+    let wrong = ClientCredentials::builder(server.token_url(), BASIC.id, "wr0ng-interop-s3cret")
+        .revocation_url(server.revocation_url())
+        .build()?;
+    let error = wrong.revoke(&token).await.expect_err("a wrong secret");
+    assert!(!error.is_transient(), "{error}");
+    let oauth = error.oauth_error().expect("an OAuth error response");
+    assert!(oauth.is_invalid_client(), "{oauth}");
+    assert!(!format!("{error} {error:?}").contains("wr0ng-interop-s3cret"));
+    let introspection = introspect(&server, token.secret().expose_secret()).await?;
+    assert_eq!(introspection["active"], true, "{introspection}");
+    Ok(())
+}

@@ -2,8 +2,9 @@
 //! protected API, both in process on real `127.0.0.1` sockets.
 //!
 //! - [`AuthServer`] is a token endpoint (RFC 6749) with client authentication by `Basic`
-//!   header or form parameters, the `client_credentials` and `refresh_token` grants,
-//!   revocation, expiry on the tokio clock and injectable [`Fault`]s.
+//!   header or form parameters, the `client_credentials` and `refresh_token` grants (with
+//!   rotation, optionally reuse detection), revocation (RFC 7009), metadata (RFC 8414),
+//!   expiry on the tokio clock and injectable [`Fault`]s.
 //! - [`ApiServer`] accepts the `AuthServer`'s access tokens (RFC 6750) and counts what it
 //!   authorized and rejected.
 //! - [`capture_tracing`] records logs to prove no secret reaches them; [`StreamingBody`] is a

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::{AuthServer, AuthState};
+use crate::ClientAuthMethod;
 
 /// Configures an [`AuthServer`]; from [`AuthServer::builder`].
 ///
@@ -33,6 +34,9 @@ pub struct AuthServerBuilder {
     token_lifetime: Duration,
     allowed_scopes: Option<HashSet<String>>,
     issue_refresh_tokens: bool,
+    rotate_refresh_tokens: bool,
+    detect_refresh_token_reuse: bool,
+    auth_methods: Option<Vec<ClientAuthMethod>>,
 }
 
 impl AuthServerBuilder {
@@ -42,6 +46,9 @@ impl AuthServerBuilder {
             token_lifetime: AuthServer::DEFAULT_TOKEN_LIFETIME,
             allowed_scopes: None,
             issue_refresh_tokens: false,
+            rotate_refresh_tokens: true,
+            detect_refresh_token_reuse: false,
+            auth_methods: None,
         }
     }
 
@@ -86,6 +93,33 @@ impl AuthServerBuilder {
         self
     }
 
+    /// Whether the `refresh_token` grant rotates: issues a new refresh token and retires the
+    /// presented one (default `true`). With `false` the response has no `refresh_token` and
+    /// the presented one stays valid, as with servers that do not rotate.
+    #[must_use]
+    pub fn rotate_refresh_tokens(mut self, rotate: bool) -> Self {
+        self.rotate_refresh_tokens = rotate;
+        self
+    }
+
+    /// Reuse detection (RFC 9700 section 4.14.2, off by default): a refresh token that was
+    /// rotated away and is presented again gets `invalid_grant` and also revokes the refresh
+    /// token that replaced it, as servers do that take reuse as a sign of theft.
+    #[must_use]
+    pub fn detect_refresh_token_reuse(mut self, detect: bool) -> Self {
+        self.detect_refresh_token_reuse = detect;
+        self
+    }
+
+    /// Accepts only these client authentication methods at `/token` and `/revoke`, and
+    /// advertises only them in the metadata (default: Basic and form parameters). A client
+    /// using another one gets 401 `invalid_client`.
+    #[must_use]
+    pub fn client_auth_methods(mut self, methods: &[ClientAuthMethod]) -> Self {
+        self.auth_methods = Some(methods.to_vec());
+        self
+    }
+
     /// Binds `127.0.0.1` on a free port and starts serving on a spawned tokio task.
     pub async fn start(self) -> io::Result<AuthServer> {
         let mut clients: HashMap<String, String> = self.clients.into_iter().collect();
@@ -99,11 +133,18 @@ impl AuthServerBuilder {
             clients,
             allowed_scopes: self.allowed_scopes,
             issue_refresh_tokens: self.issue_refresh_tokens,
+            rotate_refresh_tokens: self.rotate_refresh_tokens,
+            detect_refresh_token_reuse: self.detect_refresh_token_reuse,
+            auth_methods: self.auth_methods,
+            issuer: Default::default(),
             token_lifetime: Mutex::new(self.token_lifetime),
             tokens: Default::default(),
             faults: Default::default(),
             token_requests: Default::default(),
+            revocation_requests: Default::default(),
+            metadata_requests: Default::default(),
             tokens_issued: Default::default(),
+            tokens_revoked: Default::default(),
             last_request: Default::default(),
         })
         .await
@@ -118,6 +159,12 @@ impl fmt::Debug for AuthServerBuilder {
             .field("token_lifetime", &self.token_lifetime)
             .field("allowed_scopes", &self.allowed_scopes)
             .field("issue_refresh_tokens", &self.issue_refresh_tokens)
+            .field("rotate_refresh_tokens", &self.rotate_refresh_tokens)
+            .field(
+                "detect_refresh_token_reuse",
+                &self.detect_refresh_token_reuse,
+            )
+            .field("auth_methods", &self.auth_methods)
             .finish()
     }
 }
