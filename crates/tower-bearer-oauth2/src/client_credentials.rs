@@ -17,7 +17,9 @@ use crate::endpoint::{Grant, TokenEndpoint};
 use crate::http_client;
 use crate::settings::{self, EndpointSettings};
 use crate::token_url::TokenUrl;
-use crate::{BuildError, ClientAuth, RetryPolicy, RevocationError, TokenTypeHint};
+use crate::{
+    AuthServerMetadata, BuildError, ClientAuth, RetryPolicy, RevocationError, TokenTypeHint,
+};
 
 /// Parameters this crate sets itself, which `param` may not override.
 const RESERVED_PARAMS: &[&str] = &[
@@ -95,6 +97,22 @@ impl ClientCredentials {
             scope: None,
             params: Vec::new(),
         }
+    }
+
+    /// Starts building a source from an authorization server's metadata (see
+    /// [`Discovery`](crate::Discovery)): its token endpoint, its revocation endpoint if it
+    /// has one, and the client authentication it accepts ([`ClientAuth::ClientSecretBasic`]
+    /// when listed, else [`ClientAuth::ClientSecretPost`] when listed, else the default
+    /// `client_secret_basic`). Each can still be changed on the builder.
+    pub fn builder_from_metadata(
+        metadata: &AuthServerMetadata,
+        client_id: impl Into<String>,
+        client_secret: impl Into<SecretString>,
+    ) -> ClientCredentialsBuilder {
+        let mut builder = Self::builder(metadata.token_endpoint(), client_id, client_secret)
+            .client_auth(metadata.preferred_client_auth().unwrap_or_default());
+        builder.settings.revocation_url = metadata.revocation_endpoint().map(str::to_owned);
+        builder
     }
 
     /// The token endpoint URL.

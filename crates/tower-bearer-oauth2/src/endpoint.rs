@@ -29,7 +29,8 @@ use crate::{EndpointError, OAuthError, RetryPolicy};
 /// token refresh for a day; the cache's own backoff still applies on top.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 
-const USER_AGENT_VALUE: &str = concat!("tower-bearer-oauth2/", env!("CARGO_PKG_VERSION"));
+pub(crate) const USER_AGENT_VALUE: &str =
+    concat!("tower-bearer-oauth2/", env!("CARGO_PKG_VERSION"));
 
 /// Limits and defaults of a token request.
 #[derive(Clone, Copy, Debug)]

@@ -75,6 +75,7 @@
 
 mod client_auth;
 mod client_credentials;
+mod discovery;
 mod endpoint;
 mod error;
 mod http_client;
@@ -86,6 +87,7 @@ mod token_url;
 
 pub use client_auth::ClientAuth;
 pub use client_credentials::{ClientCredentials, ClientCredentialsBuilder};
+pub use discovery::{AuthServerMetadata, Discovery, DiscoveryError};
 pub use error::{BuildError, EndpointError, OAuthError};
 pub use retry::RetryPolicy;
 pub use revocation::{RevocationError, TokenTypeHint};

@@ -124,11 +124,11 @@ impl EndpointSettings {
 }
 
 #[cfg(feature = "hyper-client")]
-fn default_http_client() -> Result<HttpClient, BuildError> {
+pub(crate) fn default_http_client() -> Result<HttpClient, BuildError> {
     http_client::default_client()
 }
 
 #[cfg(not(feature = "hyper-client"))]
-fn default_http_client() -> Result<HttpClient, BuildError> {
+pub(crate) fn default_http_client() -> Result<HttpClient, BuildError> {
     Err(BuildError::no_http_client())
 }

@@ -25,7 +25,9 @@ use tower::{service_fn, ServiceBuilder, ServiceExt};
 use tower_bearer::{
     BearerAuthLayer, BoxError, CacheConfig, FetchError, RetryOn401Layer, TokenCache, TokenSource,
 };
-use tower_bearer_oauth2::{ClientAuth, ClientCredentials, ClientCredentialsBuilder, OAuthError};
+use tower_bearer_oauth2::{
+    ClientAuth, ClientCredentials, ClientCredentialsBuilder, Discovery, OAuthError,
+};
 use tower_bearer_testkit::http_client;
 
 use oidc_provider::{Client, OidcProvider, BASIC, ODD, POST, RESOURCE};
@@ -553,5 +555,67 @@ async fn revocation_with_a_wrong_secret_is_invalid_client() -> TestResult {
     assert!(!format!("{error} {error:?}").contains("wr0ng-interop-s3cret"));
     let introspection = introspect(&server, token.secret().expose_secret()).await?;
     assert_eq!(introspection["active"], true, "{introspection}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn discovery_from_the_issuer_then_a_token_and_its_revocation() -> TestResult {
+    let Some(server) =
+        OidcProvider::start("discovery_from_the_issuer_then_a_token_and_its_revocation")
+    else {
+        return Ok(());
+    };
+    let metadata = Discovery::new().fetch(server.issuer()).await?;
+    assert_eq!(metadata.issuer(), server.issuer());
+    assert_eq!(metadata.token_endpoint(), server.token_url());
+    assert_eq!(
+        metadata.revocation_endpoint(),
+        Some(server.revocation_url().as_str())
+    );
+    assert_eq!(
+        metadata.introspection_endpoint(),
+        Some(server.introspection_url().as_str())
+    );
+    for method in ["client_secret_basic", "client_secret_post"] {
+        assert!(
+            metadata
+                .token_endpoint_auth_methods_supported()
+                .iter()
+                .any(|supported| supported == method),
+            "{method}: {metadata:?}"
+        );
+    }
+
+    let source = ClientCredentials::builder_from_metadata(&metadata, BASIC.id, BASIC.secret)
+        .scope(SCOPES)
+        .build()?;
+    assert_eq!(source.client_auth(), ClientAuth::ClientSecretBasic);
+    let token = source.fetch().await?;
+    let value = token.secret().expose_secret();
+    let introspection_url = metadata.introspection_endpoint().expect("advertised");
+    let introspection = introspect_at(introspection_url, value).await?;
+    assert_eq!(introspection["active"], true, "{introspection}");
+    assert_eq!(introspection["scope"], SCOPES, "{introspection}");
+
+    source.revoke(&token).await?;
+    let introspection = introspect_at(introspection_url, value).await?;
+    assert_eq!(introspection["active"], false, "{introspection}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn discovery_refuses_an_issuer_spelled_differently() -> TestResult {
+    let Some(server) = OidcProvider::start("discovery_refuses_an_issuer_spelled_differently")
+    else {
+        return Ok(());
+    };
+    let error = Discovery::new()
+        .fetch(&format!("{}/", server.issuer()))
+        .await
+        .expect_err("the trailing slash makes another issuer");
+    assert!(
+        error.is_issuer_mismatch() || error.is_not_found(),
+        "{error}"
+    );
     Ok(())
 }
