@@ -198,6 +198,7 @@ impl TokenSource for ClientCredentials {
     fn fetch(&self) -> TokenFuture<'_> {
         Box::pin(self.endpoint.request(Grant {
             grant_type: "client_credentials",
+            credential: None,
             scope: self.scope.as_deref(),
             params: &self.params,
         }))
@@ -433,7 +434,7 @@ impl fmt::Debug for ClientCredentialsBuilder {
 }
 
 /// Prints parameter names only: a value may be a credential of some other kind.
-pub(crate) struct ParamNames<'a>(&'a [(String, String)]);
+pub(crate) struct ParamNames<'a>(pub(crate) &'a [(String, String)]);
 
 impl fmt::Debug for ParamNames<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -307,7 +307,7 @@ fn well_known_urls(issuer: &str) -> [String; 2] {
 ///
 /// From [`Discovery::fetch`]; pass it to
 /// [`ClientCredentials::builder_from_metadata`](crate::ClientCredentials::builder_from_metadata)
-/// or `RefreshToken::builder_from_metadata`.
+/// or [`RefreshToken::builder_from_metadata`](crate::RefreshToken::builder_from_metadata).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct AuthServerMetadata {

@@ -56,6 +56,9 @@ pub(crate) struct TokenEndpoint {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Grant<'a> {
     pub(crate) grant_type: &'a str,
+    /// A credential the grant presents, such as `("refresh_token", value)`; sent right after
+    /// `grant_type` and never logged.
+    pub(crate) credential: Option<(&'a str, &'a str)>,
     pub(crate) scope: Option<&'a str>,
     pub(crate) params: &'a [(String, String)],
 }
@@ -180,6 +183,7 @@ impl TokenEndpoint {
     /// One attempt: one HTTP request within the timeout, and its answer.
     async fn exchange(&self, grant: Grant<'_>) -> Result<Token, Failure> {
         let mut form: Vec<(&str, &str)> = vec![("grant_type", grant.grant_type)];
+        form.extend(grant.credential);
         if let Some(scope) = grant.scope {
             form.push(("scope", scope));
         }
@@ -279,19 +283,22 @@ impl TokenEndpoint {
             return response::parse_token(&body, grant.scope, self.limits.default_lifetime)
                 .map_err(|invalid| Failure::last(self.invalid_response_error(status, invalid)));
         }
-        let (mut error, retry) =
-            match response::parse_error(status, &body, self.client.secret.expose_secret()) {
-                // Even on a 5xx or 429, these codes say the request itself is wrong.
-                Some(oauth) if is_never_retried(&oauth) => (self.oauth_error(grant, oauth), None),
-                Some(oauth) => (
-                    self.oauth_error(grant, oauth),
-                    RetryReason::for_status(status),
-                ),
-                None => (
-                    status_error(self.target(), status),
-                    RetryReason::for_status(status),
-                ),
-            };
+        let secrets = [
+            self.client.secret.expose_secret(),
+            grant.credential.map_or("", |(_, value)| value),
+        ];
+        let (mut error, retry) = match response::parse_error(status, &body, &secrets) {
+            // Even on a 5xx or 429, these codes say the request itself is wrong.
+            Some(oauth) if is_never_retried(&oauth) => (self.oauth_error(grant, oauth), None),
+            Some(oauth) => (
+                self.oauth_error(grant, oauth),
+                RetryReason::for_status(status),
+            ),
+            None => (
+                status_error(self.target(), status),
+                RetryReason::for_status(status),
+            ),
+        };
         if error.is_transient() {
             error = with_retry_after(error, &headers);
         }

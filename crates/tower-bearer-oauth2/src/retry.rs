@@ -112,7 +112,7 @@ impl RetryPolicy {
         }
     }
 
-    /// The default policy of the `RefreshToken` source: like
+    /// The default policy of the [`RefreshToken`](crate::RefreshToken) source: like
     /// [`new`](Self::new), but with [`retry_processed(false)`](Self::retry_processed), so only
     /// connection failures (the request never left) and 429 (the server says it did not
     /// act) are retried.

@@ -135,7 +135,7 @@ impl TokenEndpoint {
         let ((), attempt) = self
             .with_retries(target, || async {
                 let response = self.post_form(target, &form).await?;
-                self.interpret_revocation(target, hint, response)
+                self.interpret_revocation(target, hint, token, response)
             })
             .await?;
         tracing::debug!(
@@ -152,6 +152,7 @@ impl TokenEndpoint {
         &self,
         target: Target<'_>,
         hint: TokenTypeHint,
+        token: &str,
         response: RawResponse,
     ) -> Result<(), Failure> {
         let RawResponse {
@@ -163,45 +164,45 @@ impl TokenEndpoint {
             return Ok(());
         }
         let client_id = &self.client.id;
-        let (error, retry) =
-            match response::parse_error(status, &body, self.client.secret.expose_secret()) {
-                Some(oauth) => {
-                    let details = match oauth.description() {
-                        Some(description) => format!("{}: {description}", oauth.error()),
-                        None => oauth.error().to_owned(),
-                    };
-                    let retry = if oauth.is_transient() {
-                        RetryReason::for_status(status)
-                    } else {
-                        None
-                    };
-                    let error = if oauth.is_transient() {
-                        FetchError::transient(format!(
-                            "{target} could not revoke the {hint} just now (HTTP {}, \
+        let secrets = [self.client.secret.expose_secret(), token];
+        let (error, retry) = match response::parse_error(status, &body, &secrets) {
+            Some(oauth) => {
+                let details = match oauth.description() {
+                    Some(description) => format!("{}: {description}", oauth.error()),
+                    None => oauth.error().to_owned(),
+                };
+                let retry = if oauth.is_transient() {
+                    RetryReason::for_status(status)
+                } else {
+                    None
+                };
+                let error = if oauth.is_transient() {
+                    FetchError::transient(format!(
+                        "{target} could not revoke the {hint} just now (HTTP {}, \
                              {details}); try again later",
-                            status.as_u16()
-                        ))
-                    } else if oauth.is_invalid_client() {
-                        FetchError::permanent(format!(
-                            "{target} rejected the credentials of client `{client_id}` \
+                        status.as_u16()
+                    ))
+                } else if oauth.is_invalid_client() {
+                    FetchError::permanent(format!(
+                        "{target} rejected the credentials of client `{client_id}` \
                              ({details}); check the client id and secret, and that the server \
                              accepts {} at its revocation endpoint",
-                            self.client.method
-                        ))
-                    } else {
-                        FetchError::permanent(format!(
-                            "{target} refused to revoke the {hint} of client `{client_id}` \
+                        self.client.method
+                    ))
+                } else {
+                    FetchError::permanent(format!(
+                        "{target} refused to revoke the {hint} of client `{client_id}` \
                              (HTTP {}, {details})",
-                            status.as_u16()
-                        ))
-                    };
-                    (error.with_source(oauth), retry)
-                }
-                None => (
-                    endpoint::status_error(target, status),
-                    RetryReason::for_status(status),
-                ),
-            };
+                        status.as_u16()
+                    ))
+                };
+                (error.with_source(oauth), retry)
+            }
+            None => (
+                endpoint::status_error(target, status),
+                RetryReason::for_status(status),
+            ),
+        };
         let error = if error.is_transient() {
             endpoint::with_retry_after(error, &headers)
         } else {
