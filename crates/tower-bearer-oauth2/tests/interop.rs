@@ -1,6 +1,6 @@
-//! `ClientCredentials` against a real, independent authorization server: the
-//! `oidc-provider` npm package, run by `interop/oidc-provider/server.mjs` on a free loopback
-//! port (one server per test).
+//! `ClientCredentials`, `RefreshToken`, revocation and discovery against a real,
+//! independent authorization server: the `oidc-provider` npm package, run by
+//! `interop/oidc-provider/server.mjs` on a free loopback port (one server per test).
 //!
 //! Each test is skipped, with the reason printed, when `node` or the server's npm packages
 //! are missing; with `TOWER_BEARER_REQUIRE_INTEROP=1` it fails instead. Tokens are checked
@@ -26,11 +26,12 @@ use tower_bearer::{
     BearerAuthLayer, BoxError, CacheConfig, FetchError, RetryOn401Layer, TokenCache, TokenSource,
 };
 use tower_bearer_oauth2::{
-    ClientAuth, ClientCredentials, ClientCredentialsBuilder, Discovery, OAuthError,
+    ClientAuth, ClientCredentials, ClientCredentialsBuilder, Discovery, OAuthError, RefreshToken,
+    RefreshTokenBuilder,
 };
 use tower_bearer_testkit::http_client;
 
-use oidc_provider::{Client, OidcProvider, BASIC, ODD, POST, RESOURCE};
+use oidc_provider::{Client, OidcProvider, BASIC, ODD, POST, REFRESH, RESOURCE};
 
 type TestResult = Result<(), BoxError>;
 
@@ -617,5 +618,136 @@ async fn discovery_refuses_an_issuer_spelled_differently() -> TestResult {
         error.is_issuer_mismatch() || error.is_not_found(),
         "{error}"
     );
+    Ok(())
+}
+
+/// A refresh token for [`REFRESH`], from the interop server's test-only seeding path.
+async fn seed_refresh_token(server: &OidcProvider) -> Result<String, BoxError> {
+    let request = Request::post(server.seed_refresh_token_url()).body(Full::default())?;
+    let response = http_client().request(request).await?;
+    let status = response.status();
+    let body: Value = serde_json::from_slice(&response.into_body().collect().await?.to_bytes())?;
+    if status != StatusCode::OK {
+        return Err(format!("seeding a refresh token failed: {status} {body}").into());
+    }
+    Ok(body["refresh_token"]
+        .as_str()
+        .ok_or("no refresh_token in the seeding answer")?
+        .to_owned())
+}
+
+fn refresh_source(server: &OidcProvider, refresh_token: &str) -> RefreshTokenBuilder {
+    RefreshToken::builder(
+        server.token_url(),
+        REFRESH.id,
+        REFRESH.secret,
+        refresh_token,
+    )
+    .revocation_url(server.revocation_url())
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_the_rotated_away_refresh_token_is_inactive() -> TestResult {
+    let Some(server) =
+        OidcProvider::start("refresh_rotates_and_the_rotated_away_refresh_token_is_inactive")
+    else {
+        return Ok(());
+    };
+    let seeded = seed_refresh_token(&server).await?;
+    let rotations = Arc::new(Mutex::new(Vec::new()));
+    let hook_seen = Arc::clone(&rotations);
+    let source = refresh_source(&server, &seeded)
+        .on_rotate(move |new| {
+            hook_seen
+                .lock()
+                .unwrap()
+                .push(new.expose_secret().to_owned())
+        })
+        .build()?;
+
+    let mut presented = seeded;
+    for round in 1..=2 {
+        let token = source.fetch().await?;
+        assert_eq!(token.scope(), Some(SCOPES), "round {round}");
+        let introspection = introspect(&server, token.secret().expose_secret()).await?;
+        assert_eq!(
+            introspection["active"], true,
+            "round {round}: {introspection}"
+        );
+        assert_eq!(introspection["client_id"], REFRESH.id, "{introspection}");
+
+        let current = source.refresh_token().expose_secret().to_owned();
+        assert_ne!(current, presented, "round {round}: rotated");
+        assert_eq!(
+            rotations.lock().unwrap().len(),
+            round,
+            "one hook call per rotation"
+        );
+        assert_eq!(rotations.lock().unwrap().last(), Some(&current));
+        let old = introspect(&server, &presented).await?;
+        assert_eq!(old["active"], false, "round {round}: {old}");
+        let new = introspect(&server, &current).await?;
+        assert_eq!(new["active"], true, "round {round}: {new}");
+        assert_eq!(new["client_id"], REFRESH.id, "{new}");
+        presented = current;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn replaying_a_rotated_away_refresh_token_revokes_the_grant() -> TestResult {
+    let Some(server) =
+        OidcProvider::start("replaying_a_rotated_away_refresh_token_revokes_the_grant")
+    else {
+        return Ok(());
+    };
+    // What a client that retried a refresh whose answer it lost would do: the server takes
+    // it as theft (reuse detection) and revokes the grant. This is why RefreshToken does not
+    // retry such failures by default.
+    let seeded = seed_refresh_token(&server).await?;
+    let source = refresh_source(&server, &seeded).build()?;
+    source.fetch().await?;
+
+    let replay = refresh_source(&server, &seeded)
+        .build()?
+        .fetch()
+        .await
+        .expect_err("a rotated-away refresh token");
+    assert!(replay.is_permanent(), "{replay}");
+    assert!(oauth_error(&replay).is_invalid_grant(), "{replay}");
+    assert!(!printed(&replay).contains(&seeded));
+
+    let error = source.fetch().await.expect_err("the grant was revoked");
+    assert!(error.is_permanent(), "{error}");
+    assert!(oauth_error(&error).is_invalid_grant(), "{error}");
+    assert!(!printed(&error).contains(source.refresh_token().expose_secret()));
+    Ok(())
+}
+
+#[tokio::test]
+async fn revoked_refresh_token_is_inactive_and_refresh_fails_with_invalid_grant() -> TestResult {
+    let Some(server) = OidcProvider::start(
+        "revoked_refresh_token_is_inactive_and_refresh_fails_with_invalid_grant",
+    ) else {
+        return Ok(());
+    };
+    let metadata = Discovery::new().fetch(server.issuer()).await?;
+    let seeded = seed_refresh_token(&server).await?;
+    let source = RefreshToken::builder_from_metadata(&metadata, REFRESH.id, REFRESH.secret, seeded)
+        .build()?;
+    let cache = TokenCache::new(source.clone());
+    let token = cache.token().await?;
+    let current = source.refresh_token().expose_secret().to_owned();
+
+    source.revoke_refresh_token().await?;
+    let introspection = introspect(&server, &current).await?;
+    assert_eq!(introspection["active"], false, "{introspection}");
+    // RFC 7009 section 2.1: revoking the refresh token revokes the grant's access tokens.
+    let introspection = introspect(&server, token.secret().expose_secret()).await?;
+    assert_eq!(introspection["active"], false, "{introspection}");
+
+    let error = source.fetch().await.expect_err("revoked");
+    assert!(error.is_permanent(), "{error}");
+    assert!(oauth_error(&error).is_invalid_grant(), "{error}");
     Ok(())
 }

@@ -65,6 +65,13 @@ pub const ODD: Client = Client {
     secret: "s3cr:et%+ s&=",
 };
 
+/// Allowed the `refresh_token` grant; its refresh tokens come from
+/// [`OidcProvider::seed_refresh_token_url`].
+pub const REFRESH: Client = Client {
+    id: "interop-refresh",
+    secret: "interop-refresh-secret",
+};
+
 /// The resource indicator for which the server issues JWT access tokens.
 pub const RESOURCE: &str = "https://api.interop.test/";
 
@@ -115,6 +122,15 @@ impl OidcProvider {
     /// The token introspection endpoint (RFC 7662).
     pub fn introspection_url(&self) -> String {
         format!("{}/token/introspection", self.issuer)
+    }
+
+    /// The test-only path of `server.mjs` that mints a refresh token for [`REFRESH`], as
+    /// if its user had signed in (`POST`; answers `{"refresh_token": "..."}`).
+    pub fn seed_refresh_token_url(&self) -> String {
+        format!(
+            "{}/interop/seed-refresh-token?client_id={}",
+            self.issuer, REFRESH.id
+        )
     }
 
     /// The token revocation endpoint (RFC 7009).
