@@ -1,10 +1,18 @@
 //! OAuth 2.0 token sources for [`tower-bearer`](tower_bearer).
 //!
-//! [`ClientCredentials`] gets tokens with the client credentials grant (RFC 6749 section
-//! 4.4): a service authenticating as itself with a client id and secret. It is a
-//! [`TokenSource`](tower_bearer::TokenSource): put it in a
-//! [`TokenCache`](tower_bearer::TokenCache) and the cache fetches once for all callers,
-//! refreshes ahead of expiry and backs off when the authorization server has trouble.
+//! Two [`TokenSource`](tower_bearer::TokenSource)s talk to an authorization server's token
+//! endpoint:
+//!
+//! - [`ClientCredentials`], the client credentials grant (RFC 6749 section 4.4): a service
+//!   authenticating as itself with a client id and secret.
+//! - [`RefreshToken`], the refresh token grant (section 6): access tokens on behalf of a user
+//!   who signed in once, with refresh token rotation and a hook to persist each new refresh
+//!   token.
+//!
+//! Put either in a [`TokenCache`](tower_bearer::TokenCache) and the cache fetches once for
+//! all callers, refreshes ahead of expiry and backs off when the authorization server has
+//! trouble. [`Discovery`] finds the endpoints from the issuer URL (RFC 8414, OpenID Connect
+//! Discovery), and both sources revoke what they hold (RFC 7009) when you are done.
 //!
 //! ```no_run
 //! use std::convert::Infallible;
@@ -58,8 +66,50 @@
 //!   retried. Each retry logs a `WARN` event with the attempt number and the reason.
 //! - Responses are read with a size limit and a timeout per attempt; a fetch's total time is
 //!   bounded by `max_attempts × timeout +` [`RetryPolicy::max_total_wait`].
+//! - Refresh token rotation: a new refresh token replaces the old one before the fetch
+//!   returns, the [`on_rotate`](RefreshTokenBuilder::on_rotate) hook runs once per rotation,
+//!   and refreshes are serialized so none presents a rotated-away token. Refreshes retry only
+//!   what the server cannot have processed ([`RetryPolicy::for_refresh_tokens`]), as a
+//!   replayed refresh trips reuse detection.
+//! - Revocation (RFC 7009) with the same client authentication:
+//!   [`ClientCredentials::revoke_cached`] at shutdown revokes the cached access token,
+//!   [`RefreshToken::revoke_refresh_token`] ends a user's grant.
+//! - Discovery: [`Discovery::fetch`] reads the RFC 8414 metadata (or the OpenID Connect
+//!   document), insists the `issuer` is exactly the one asked for (RFC 8414 section 3.3),
+//!   and [`ClientCredentials::builder_from_metadata`] takes the token and revocation
+//!   endpoints and a client authentication method the server lists.
 //! - A plain `http://` token URL is refused unless the host is loopback or you opt in.
-//! - The client secret and tokens never appear in `Debug`, `Display`, errors or logs.
+//! - The client secret, refresh tokens and access tokens never appear in `Debug`, `Display`,
+//!   errors or logs.
+//!
+//! # Shutdown
+//!
+//! `Drop` cannot wait for a request, so revoking is an explicit, async step:
+//!
+//! ```no_run
+//! use tower_bearer::TokenCache;
+//! use tower_bearer_oauth2::{ClientCredentials, Discovery};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let metadata = Discovery::new().fetch("https://auth.example.com").await?;
+//! let source = ClientCredentials::builder_from_metadata(
+//!     &metadata,
+//!     "billing-service",
+//!     std::env::var("BILLING_CLIENT_SECRET")?,
+//! )
+//! .build()?;
+//! let cache = TokenCache::new(source.clone());
+//!
+//! // ... serve requests with `BearerAuthLayer::new(cache.clone())` until asked to stop ...
+//!
+//! match source.revoke_cached(&cache).await {
+//!     Ok(revoked) => println!("access token revoked: {revoked}"),
+//!     Err(error) => eprintln!("could not revoke the access token: {error}"),
+//! }
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! # Features
 //!
