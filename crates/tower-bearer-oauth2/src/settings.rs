@@ -9,7 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::client_auth::ClientSecret;
 use crate::endpoint::{Limits, TokenEndpoint};
-use crate::http_client::{self, HttpClient};
+use crate::http_client::HttpClient;
 use crate::token_url::TokenUrl;
 use crate::{BuildError, ClientAuth, RetryPolicy};
 
@@ -125,7 +125,7 @@ impl EndpointSettings {
 
 #[cfg(feature = "hyper-client")]
 pub(crate) fn default_http_client() -> Result<HttpClient, BuildError> {
-    http_client::default_client()
+    crate::http_client::default_client()
 }
 
 #[cfg(not(feature = "hyper-client"))]
