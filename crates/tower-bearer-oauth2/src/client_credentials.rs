@@ -99,6 +99,22 @@ impl ClientCredentials {
         }
     }
 
+    /// Starts building a source that authenticates with `private_key_jwt` (RFC 7523 section
+    /// 2.2): each request carries a fresh assertion signed with `key`, with the token URL as
+    /// its audience unless [`assertion_audience`](ClientCredentialsBuilder::assertion_audience)
+    /// says otherwise.
+    #[cfg(feature = "private-key-jwt")]
+    pub fn builder_with_private_key(
+        token_url: impl Into<String>,
+        client_id: impl Into<String>,
+        key: crate::PrivateKey,
+    ) -> ClientCredentialsBuilder {
+        let mut builder = Self::builder(token_url, client_id, String::new());
+        builder.settings.client_auth = ClientAuth::PrivateKeyJwt;
+        builder.settings.private_key = Some(key);
+        builder
+    }
+
     /// Starts building a source from an authorization server's metadata (see
     /// [`Discovery`](crate::Discovery)): its token endpoint, its revocation endpoint if it
     /// has one, and the client authentication it accepts ([`ClientAuth::ClientSecretBasic`]
@@ -281,6 +297,14 @@ impl ClientCredentialsBuilder {
     /// [`build`](Self::build): use the dedicated methods.
     pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.params.push((name.into(), value.into()));
+        self
+    }
+
+    /// The `aud` claim of `private_key_jwt` client assertions (default: the token URL).
+    /// Some servers want their issuer identifier instead.
+    #[cfg(feature = "private-key-jwt")]
+    pub fn assertion_audience(mut self, audience: impl Into<String>) -> Self {
+        self.settings.assertion_audience = Some(audience.into());
         self
     }
 

@@ -221,7 +221,7 @@ impl TokenEndpoint {
         }
         let credentials = self
             .client
-            .apply(&mut form)
+            .apply(&mut form, &self.url.to_string())
             .map_err(|error| build_error(target, error))?;
         // With client_secret_post the body holds the secret.
         let body = Zeroizing::new(form.finish());

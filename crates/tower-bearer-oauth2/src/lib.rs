@@ -119,6 +119,9 @@
 //!   it behaves the same in a scratch container as on a laptop. For the operating system's
 //!   trust store, a proxy or a custom CA, turn the feature off and pass your own client to
 //!   [`http_client`](ClientCredentialsBuilder::http_client).
+//! - `private-key-jwt`: `private_key_jwt` client authentication (RFC 7523 section 2.2):
+//!   [`PrivateKey`] signs a short-lived client assertion per request with an RS256 or ES256
+//!   key, using `ring`, which the default client's rustls already builds. Off by default.
 //! - `full`: everything.
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -129,6 +132,8 @@ mod discovery;
 mod endpoint;
 mod error;
 mod http_client;
+#[cfg(feature = "private-key-jwt")]
+mod private_key_jwt;
 mod refresh_token;
 mod response;
 mod retry;
@@ -140,6 +145,8 @@ pub use client_auth::ClientAuth;
 pub use client_credentials::{ClientCredentials, ClientCredentialsBuilder};
 pub use discovery::{AuthServerMetadata, Discovery, DiscoveryError};
 pub use error::{BuildError, EndpointError, OAuthError};
+#[cfg(feature = "private-key-jwt")]
+pub use private_key_jwt::PrivateKey;
 pub use refresh_token::{RefreshToken, RefreshTokenBuilder};
 pub use retry::RetryPolicy;
 pub use revocation::{RevocationError, TokenTypeHint};

@@ -135,6 +135,21 @@ impl RefreshToken {
         }
     }
 
+    /// Starts building a source that authenticates with `private_key_jwt`; see
+    /// [`ClientCredentials::builder_with_private_key`](crate::ClientCredentials::builder_with_private_key).
+    #[cfg(feature = "private-key-jwt")]
+    pub fn builder_with_private_key(
+        token_url: impl Into<String>,
+        client_id: impl Into<String>,
+        key: crate::PrivateKey,
+        refresh_token: impl Into<SecretString>,
+    ) -> RefreshTokenBuilder {
+        let mut builder = Self::builder(token_url, client_id, String::new(), refresh_token);
+        builder.settings.client_auth = ClientAuth::PrivateKeyJwt;
+        builder.settings.private_key = Some(key);
+        builder
+    }
+
     /// Starts building a source from an authorization server's metadata, as
     /// [`ClientCredentials::builder_from_metadata`](crate::ClientCredentials::builder_from_metadata)
     /// does: token endpoint, revocation endpoint and client authentication method.
@@ -350,6 +365,13 @@ impl RefreshTokenBuilder {
     /// A `resource` parameter (RFC 8707), repeatable.
     pub fn resource(self, resource: impl Into<String>) -> Self {
         self.param("resource", resource)
+    }
+
+    /// The `aud` claim of `private_key_jwt` client assertions (default: the token URL).
+    #[cfg(feature = "private-key-jwt")]
+    pub fn assertion_audience(mut self, audience: impl Into<String>) -> Self {
+        self.settings.assertion_audience = Some(audience.into());
+        self
     }
 
     /// The revocation endpoint (RFC 7009) for

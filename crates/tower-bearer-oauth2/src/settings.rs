@@ -27,6 +27,9 @@ pub(crate) struct EndpointSettings {
     pub(crate) client_id: String,
     pub(crate) client_secret: SecretString,
     pub(crate) client_auth: ClientAuth,
+    #[cfg(feature = "private-key-jwt")]
+    pub(crate) private_key: Option<crate::PrivateKey>,
+    pub(crate) assertion_audience: Option<String>,
     pub(crate) timeout: Duration,
     pub(crate) max_response_size: usize,
     pub(crate) default_lifetime: Duration,
@@ -48,6 +51,9 @@ impl EndpointSettings {
             client_id,
             client_secret,
             client_auth: ClientAuth::default(),
+            #[cfg(feature = "private-key-jwt")]
+            private_key: None,
+            assertion_audience: None,
             timeout: DEFAULT_TIMEOUT,
             max_response_size: DEFAULT_MAX_RESPONSE_SIZE,
             default_lifetime: DEFAULT_LIFETIME,
@@ -71,7 +77,9 @@ impl EndpointSettings {
                     .to_owned(),
             ));
         }
-        if self.client_secret.expose_secret().is_empty() {
+        if self.client_auth == ClientAuth::PrivateKeyJwt {
+            self.check_private_key()?;
+        } else if self.client_secret.expose_secret().is_empty() {
             return Err(BuildError::invalid_credentials(format!(
                 "the client secret of client `{}` is empty; check where it is read from \
                  (an unset environment variable?)",
@@ -96,6 +104,9 @@ impl EndpointSettings {
                 id: self.client_id,
                 secret: self.client_secret,
                 method: self.client_auth,
+                #[cfg(feature = "private-key-jwt")]
+                key: self.private_key,
+                assertion_audience: self.assertion_audience,
             },
             http,
             limits: Limits {
@@ -107,6 +118,26 @@ impl EndpointSettings {
         })
     }
 
+    #[cfg(feature = "private-key-jwt")]
+    fn check_private_key(&self) -> Result<(), BuildError> {
+        match self.private_key {
+            Some(_) => Ok(()),
+            None => Err(BuildError::invalid_credentials(format!(
+                "client `{}` is set to authenticate with private_key_jwt but has no private                  key; build the source with `builder_with_private_key`",
+                self.client_id
+            ))),
+        }
+    }
+
+    #[cfg(not(feature = "private-key-jwt"))]
+    fn check_private_key(&self) -> Result<(), BuildError> {
+        Err(BuildError::invalid_credentials(
+            "private_key_jwt client authentication needs the `private-key-jwt` feature of \
+             tower-bearer-oauth2"
+                .to_owned(),
+        ))
+    }
+
     /// Adds the settings to a builder's `Debug` output, without the secret.
     pub(crate) fn debug_fields(&self, f: &mut fmt::DebugStruct<'_, '_>) {
         f.field("token_url", &self.token_url)
@@ -114,6 +145,7 @@ impl EndpointSettings {
             .field("client_id", &self.client_id)
             .field("client_secret", &"[redacted]")
             .field("client_auth", &self.client_auth)
+            .field("assertion_audience", &self.assertion_audience)
             .field("timeout", &self.timeout)
             .field("max_response_size", &self.max_response_size)
             .field("default_lifetime", &self.default_lifetime)
