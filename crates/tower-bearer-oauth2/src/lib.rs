@@ -121,7 +121,8 @@
 //!   [`http_client`](ClientCredentialsBuilder::http_client).
 //! - `private-key-jwt`: `private_key_jwt` client authentication (RFC 7523 section 2.2):
 //!   [`PrivateKey`] signs a short-lived client assertion per request with an RS256 or ES256
-//!   key, using `ring`, which the default client's rustls already builds. Off by default.
+//!   key, using `ring`. On by default, as the default client's rustls builds `ring` anyway;
+//!   without `hyper-client`, turn it off to avoid building `ring`.
 //! - `full`: everything.
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]

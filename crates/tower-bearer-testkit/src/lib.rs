@@ -7,6 +7,8 @@
 //!   expiry on the tokio clock and injectable [`Fault`]s.
 //! - [`ApiServer`] accepts the `AuthServer`'s access tokens (RFC 6750) and counts what it
 //!   authorized and rejected.
+//! - [`TestKey`] is an RS256 or ES256 key pair for `private_key_jwt` clients, which the
+//!   `AuthServer` verifies.
 //! - [`capture_tracing`] records logs to prove no secret reaches them; [`StreamingBody`] is a
 //!   body that cannot be replayed; [`http_client`] is a plain hyper client.
 //!
@@ -53,6 +55,7 @@ mod http_client;
 mod response;
 mod server;
 mod streaming_body;
+mod test_key;
 mod token_request;
 mod token_store;
 mod tracing_capture;
@@ -62,6 +65,7 @@ pub use auth_server::{AuthServer, AuthServerBuilder};
 pub use fault::Fault;
 pub use http_client::{http_client, HttpClient};
 pub use streaming_body::StreamingBody;
+pub use test_key::TestKey;
 pub use token_request::{ClientAuthMethod, TokenRequest};
 pub use tracing_capture::{capture_tracing, TracingCapture};
 

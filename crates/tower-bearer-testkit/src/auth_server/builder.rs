@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::{AuthServer, AuthState};
-use crate::ClientAuthMethod;
+use crate::{ClientAuthMethod, TestKey};
 
 /// Configures an [`AuthServer`]; from [`AuthServer::builder`].
 ///
@@ -31,6 +31,7 @@ use crate::ClientAuthMethod;
 /// ```
 pub struct AuthServerBuilder {
     clients: Vec<(String, String)>,
+    key_clients: Vec<(String, TestKey)>,
     token_lifetime: Duration,
     allowed_scopes: Option<HashSet<String>>,
     issue_refresh_tokens: bool,
@@ -43,6 +44,7 @@ impl AuthServerBuilder {
     pub(super) fn new() -> Self {
         Self {
             clients: Vec::new(),
+            key_clients: Vec::new(),
             token_lifetime: AuthServer::DEFAULT_TOKEN_LIFETIME,
             allowed_scopes: None,
             issue_refresh_tokens: false,
@@ -61,6 +63,17 @@ impl AuthServerBuilder {
         client_secret: impl Into<String>,
     ) -> Self {
         self.clients.push((client_id.into(), client_secret.into()));
+        self
+    }
+
+    /// Registers a client that authenticates with `private_key_jwt` (RFC 7523 section 2.2)
+    /// using `key`. The server checks each `client_assertion`: signature and `alg`, `iss` and
+    /// `sub` equal to the client id, `aud` naming the token or revocation endpoint or the
+    /// issuer ([`AuthServer::url`]), `exp` in the future (wall clock), and a `jti` it has not
+    /// seen before. Does not replace the default secret client.
+    #[must_use]
+    pub fn private_key_jwt_client(mut self, client_id: impl Into<String>, key: &TestKey) -> Self {
+        self.key_clients.push((client_id.into(), key.clone()));
         self
     }
 
@@ -131,6 +144,8 @@ impl AuthServerBuilder {
         }
         AuthServer::spawn(AuthState {
             clients,
+            key_clients: self.key_clients.into_iter().collect(),
+            seen_jtis: Default::default(),
             allowed_scopes: self.allowed_scopes,
             issue_refresh_tokens: self.issue_refresh_tokens,
             rotate_refresh_tokens: self.rotate_refresh_tokens,

@@ -244,6 +244,10 @@ impl fmt::Debug for AuthServer {
 struct AuthState {
     /// Client secrets by client id.
     clients: HashMap<String, String>,
+    /// Public keys of `private_key_jwt` clients by client id.
+    key_clients: HashMap<String, crate::TestKey>,
+    /// Every client assertion `jti` accepted, so none is accepted twice.
+    seen_jtis: Mutex<HashSet<String>>,
     /// `None` allows any scope.
     allowed_scopes: Option<HashSet<String>>,
     issue_refresh_tokens: bool,

@@ -5,6 +5,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use bytes::Bytes;
 use http::header::{ALLOW, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use http::{request, HeaderValue, Method, Request, Response, StatusCode};
@@ -19,6 +21,7 @@ use crate::token_store::RefreshRejected;
 use crate::{lock, ClientAuthMethod, Fault, TokenRequest};
 
 pub(super) const TOKEN_PATH: &str = "/token";
+const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 pub(super) const REVOCATION_PATH: &str = "/revoke";
 pub(super) const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 
@@ -195,14 +198,19 @@ impl AuthState {
     }
 
     fn auth_methods_supported(&self) -> Vec<&'static str> {
-        [ClientAuthMethod::Basic, ClientAuthMethod::Post]
-            .into_iter()
-            .filter(|method| self.accepts(*method))
-            .map(|method| match method {
-                ClientAuthMethod::Basic => "client_secret_basic",
-                _ => "client_secret_post",
-            })
-            .collect()
+        [
+            ClientAuthMethod::Basic,
+            ClientAuthMethod::Post,
+            ClientAuthMethod::PrivateKeyJwt,
+        ]
+        .into_iter()
+        .filter(|method| self.accepts(*method))
+        .map(|method| match method {
+            ClientAuthMethod::Basic => "client_secret_basic",
+            ClientAuthMethod::Post => "client_secret_post",
+            _ => "private_key_jwt",
+        })
+        .collect()
     }
 
     fn accepts(&self, method: ClientAuthMethod) -> bool {
@@ -231,6 +239,27 @@ impl AuthState {
     fn authenticate(&self, params: &Params, header: Option<HeaderCredentials>) -> Answer<String> {
         let posted_id = param(params, "client_id");
         let posted_secret = param(params, "client_secret");
+        if let Some(assertion_type) = param(params, "client_assertion_type") {
+            if header.is_some() || posted_secret.is_some() {
+                return Err(Rejection::invalid_request(
+                    "the client used more than one authentication method",
+                ));
+            }
+            if !self.accepts(ClientAuthMethod::PrivateKeyJwt) {
+                return Err(Rejection::invalid_client(
+                    "this server does not accept private_key_jwt",
+                ));
+            }
+            if assertion_type != JWT_BEARER_ASSERTION {
+                return Err(Rejection::invalid_client(
+                    "unsupported client_assertion_type",
+                ));
+            }
+            let assertion = param(params, "client_assertion").ok_or_else(|| {
+                Rejection::invalid_request("the client_assertion parameter is missing")
+            })?;
+            return self.verify_assertion(assertion, posted_id);
+        }
         let (client_id, client_secret) = match header {
             Some(HeaderCredentials::Basic(credentials)) => {
                 if posted_secret.is_some() {
@@ -283,6 +312,84 @@ impl AuthState {
             }
             Some(_) => Ok(client_id),
         }
+    }
+
+    /// Checks a `private_key_jwt` client assertion (RFC 7523 sections 2.2 and 3) and returns
+    /// the client id.
+    fn verify_assertion(&self, assertion: &str, posted_id: Option<&str>) -> Answer<String> {
+        let reject = Rejection::invalid_client;
+        let mut parts = assertion.split('.');
+        let (Some(header_part), Some(claims_part), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(reject("the client assertion is not a compact JWS"));
+        };
+        let decode_json = |part: &str| {
+            URL_SAFE_NO_PAD
+                .decode(part)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        };
+        let header = decode_json(header_part).ok_or(reject("the assertion header is not JSON"))?;
+        let claims_json =
+            decode_json(claims_part).ok_or(reject("the assertion claims are not JSON"))?;
+        let client_id = claims_json["iss"]
+            .as_str()
+            .ok_or(reject("the assertion has no iss"))?
+            .to_owned();
+        let key = self
+            .key_clients
+            .get(&client_id)
+            .ok_or(reject("unknown private_key_jwt client"))?;
+        if header["alg"] != key.algorithm() {
+            return Err(reject(
+                "the assertion alg is not the client's key algorithm",
+            ));
+        }
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature)
+            .map_err(|_| reject("the assertion signature is not base64url"))?;
+        let signed =
+            &assertion[..assertion.len() - assertion.rsplit('.').next().unwrap_or("").len() - 1];
+        if !key.verify(signed.as_bytes(), &signature) {
+            return Err(reject("the assertion signature does not verify"));
+        }
+        if claims_json["sub"] != client_id.as_str() {
+            return Err(reject("the assertion sub is not the client id"));
+        }
+        if posted_id.is_some_and(|posted| posted != client_id) {
+            return Err(reject("client_id differs from the assertion's iss"));
+        }
+        let issuer = self.issuer.get().cloned().unwrap_or_default();
+        let accepted = [
+            format!("{issuer}{TOKEN_PATH}"),
+            format!("{issuer}{REVOCATION_PATH}"),
+            issuer,
+        ];
+        let audience_ok = match &claims_json["aud"] {
+            serde_json::Value::String(aud) => accepted.contains(aud),
+            serde_json::Value::Array(auds) => auds.iter().any(|aud| {
+                aud.as_str()
+                    .is_some_and(|aud| accepted.iter().any(|a| a == aud))
+            }),
+            _ => false,
+        };
+        if !audience_ok {
+            return Err(reject("the assertion aud does not name this server"));
+        }
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        if claims_json["exp"].as_u64().is_none_or(|exp| exp <= now) {
+            return Err(reject("the assertion is expired or has no exp"));
+        }
+        let jti = claims_json["jti"]
+            .as_str()
+            .ok_or(reject("the assertion has no jti"))?;
+        if !lock(&self.seen_jtis).insert(jti.to_owned()) {
+            return Err(reject("the assertion jti was used before"));
+        }
+        Ok(client_id)
     }
 
     /// RFC 6749 section 4.4.
@@ -407,6 +514,7 @@ fn for_assertions(params: &Params, header: Option<&HeaderCredentials>) -> TokenR
         Some(HeaderCredentials::Basic(_) | HeaderCredentials::Malformed(_)) => {
             ClientAuthMethod::Basic
         }
+        _ if param(params, "client_assertion").is_some() => ClientAuthMethod::PrivateKeyJwt,
         _ if param(params, "client_secret").is_some() => ClientAuthMethod::Post,
         _ => ClientAuthMethod::None,
     };
