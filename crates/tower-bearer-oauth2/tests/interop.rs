@@ -751,3 +751,76 @@ async fn revoked_refresh_token_is_inactive_and_refresh_fails_with_invalid_grant(
     assert!(oauth_error(&error).is_invalid_grant(), "{error}");
     Ok(())
 }
+
+#[tokio::test]
+async fn private_key_jwt_with_rs256_and_es256_gets_tokens_and_revokes_them() -> TestResult {
+    use tower_bearer_oauth2::PrivateKey;
+    use tower_bearer_testkit::TestKey;
+
+    let keys = [
+        ("interop-jwt-rs256", TestKey::rs256()),
+        ("interop-jwt-es256", TestKey::es256()),
+    ];
+    let clients: Vec<Value> = keys
+        .iter()
+        .map(|(id, key)| {
+            serde_json::json!({
+                "client_id": id,
+                "token_endpoint_auth_method": "private_key_jwt",
+                "token_endpoint_auth_signing_alg": key.algorithm(),
+                "jwks": { "keys": [key.public_jwk()] },
+            })
+        })
+        .collect();
+    let Some(server) = OidcProvider::start_with_clients(
+        "private_key_jwt_with_rs256_and_es256_gets_tokens_and_revokes_them",
+        &clients,
+    ) else {
+        return Ok(());
+    };
+    for (id, key) in &keys {
+        let private = match key.algorithm() {
+            "RS256" => PrivateKey::rs256_from_pem(key.pkcs8_pem())?,
+            _ => PrivateKey::es256_from_pem(key.pkcs8_pem())?,
+        }
+        .key_id(key.key_id());
+        for audience in [None, Some(server.issuer().to_owned())] {
+            let mut builder = ClientCredentials::builder_with_private_key(
+                server.token_url(),
+                *id,
+                private.clone(),
+            )
+            .scope(SCOPES)
+            .revocation_url(server.revocation_url());
+            if let Some(audience) = &audience {
+                builder = builder.assertion_audience(audience.as_str());
+            }
+            let source = builder.build()?;
+            let token = source
+                .fetch()
+                .await
+                .map_err(|error| format!("{id} (aud {audience:?}): {error}"))?;
+            let value = token.secret().expose_secret();
+            let introspection = introspect(&server, value).await?;
+            assert_eq!(introspection["active"], true, "{id}: {introspection}");
+            assert_eq!(introspection["client_id"], *id, "{introspection}");
+            assert_eq!(introspection["scope"], SCOPES, "{introspection}");
+
+            source.revoke(&token).await?;
+            let introspection = introspect(&server, value).await?;
+            assert_eq!(introspection["active"], false, "{id}: {introspection}");
+        }
+    }
+
+    // The ES256 client, signing with a key the server does not know.
+    let stranger = PrivateKey::es256_from_pem(TestKey::es256().pkcs8_pem())?;
+    let error =
+        ClientCredentials::builder_with_private_key(server.token_url(), keys[1].0, stranger)
+            .build()?
+            .fetch()
+            .await
+            .expect_err("an unregistered key");
+    assert!(error.is_permanent(), "{error}");
+    assert!(oauth_error(&error).is_invalid_client(), "{error}");
+    Ok(())
+}
