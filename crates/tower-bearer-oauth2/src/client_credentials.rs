@@ -177,6 +177,11 @@ impl ClientCredentials {
     /// feeds; a token from elsewhere is sent to this source's revocation endpoint all the
     /// same, and the server is free to refuse it.
     ///
+    /// Not for replicas that share a token through a
+    /// [`TokenStore`](tower_bearer::store::TokenStore): the token is theirs too, and one replica
+    /// stopping would revoke it under the others (they recover after a 401, at the cost of a
+    /// failed request each).
+    ///
     /// ```no_run
     /// use tower_bearer::TokenCache;
     /// use tower_bearer_oauth2::ClientCredentials;
