@@ -50,7 +50,10 @@
 //! # What it does for you
 //!
 //! - Client authentication per RFC 6749 section 2.3.1: `client_secret_basic` (default), with
-//!   the id and secret form-urlencoded before base64 as the RFC says, or `client_secret_post`.
+//!   the id and secret form-urlencoded before base64 as the RFC says, or `client_secret_post`;
+//!   or `private_key_jwt` (RFC 7523 section 2.2) with an RS256 or ES256 `PrivateKey`: a
+//!   fresh assertion per request (`iss` = `sub` = client id, `aud` = the token URL unless
+//!   configured, random `jti`, one-minute `exp`).
 //! - Scope, `audience`, RFC 8707 `resource` and extra parameters.
 //! - Token responses per section 5.1: `token_type` in any case, `expires_in` as a number or a
 //!   numeric string, `refresh_token`, `scope`. Error responses per section 5.2 become an
@@ -120,7 +123,7 @@
 //!   trust store, a proxy or a custom CA, turn the feature off and pass your own client to
 //!   [`http_client`](ClientCredentialsBuilder::http_client).
 //! - `private-key-jwt`: `private_key_jwt` client authentication (RFC 7523 section 2.2):
-//!   [`PrivateKey`] signs a short-lived client assertion per request with an RS256 or ES256
+//!   `PrivateKey` signs a short-lived client assertion per request with an RS256 or ES256
 //!   key, using `ring`. On by default, as the default client's rustls builds `ring` anyway;
 //!   without `hyper-client`, turn it off to avoid building `ring`.
 //! - `full`: everything.

@@ -17,6 +17,10 @@ use http::StatusCode;
 /// - no response within the [`timeout`](crate::ClientCredentialsBuilder::timeout),
 /// - a 5xx status, or 429 Too Many Requests.
 ///
+/// With [`retry_processed(false)`](Self::retry_processed) (the default of the
+/// [`RefreshToken`](crate::RefreshToken) source, [`for_refresh_tokens`](Self::for_refresh_tokens))
+/// only failures to connect and 429 are retried: those the server cannot have acted on.
+///
 /// Every other answer is final at once: OAuth errors such as `invalid_client`,
 /// `invalid_grant`, `unauthorized_client` and `invalid_scope` (they fail the same way until
 /// someone changes the configuration, and repeating wrong credentials can lock a client out),
