@@ -15,6 +15,14 @@
 //
 // INTEROP_EXTRA_CLIENTS may hold a JSON array of more client metadata objects (RFC 7591
 // names), e.g. a `private_key_jwt` client with the `jwks` of a key a test made.
+//
+// TEST-ONLY PATH, not part of oidc-provider: `POST /interop/seed-refresh-token?client_id=ID`
+// mints a refresh token for that client with the provider's own Grant and RefreshToken
+// models, as if a user had consented to `api:read api:write` in an authorization code flow.
+// It lets the Rust tests exercise the refresh_token grant (with rotation and reuse
+// detection, as oidc-provider implements them) without scripting a browser login. It
+// answers `{"refresh_token": "..."}`. Never copy it into a real deployment: it hands out
+// refresh tokens to anybody who asks.
 
 import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -34,6 +42,13 @@ const CLIENTS = [
     client_id: 'interop-post',
     client_secret: 'interop-post-secret',
     token_endpoint_auth_method: 'client_secret_post',
+  },
+  {
+    // For the refresh_token grant; its refresh tokens come from the test-only seeding path.
+    client_id: 'interop-refresh',
+    client_secret: 'interop-refresh-secret',
+    token_endpoint_auth_method: 'client_secret_basic',
+    grant_types: ['refresh_token'],
   },
   {
     // RFC 6749 section 2.3.1: a client that sends these with HTTP Basic must
@@ -107,6 +122,18 @@ function configuration() {
     jwks: signingKeys(),
     cookies: { keys: [randomBytes(32).toString('base64url')] },
     scopes: ['api:read', 'api:write'],
+    // Every refresh rotates the refresh token; presenting a rotated one again is taken as
+    // reuse and revokes the whole grant (oidc-provider's reuse detection).
+    rotateRefreshToken: true,
+    // Customizing this enables the refresh_token grant type; the seeding path is the only
+    // way these tests get refresh tokens, so what it answers matters little.
+    async issueRefreshToken(_ctx, client) {
+      return client.grantTypeAllowed('refresh_token');
+    },
+    // The seeded refresh tokens belong to this one made-up account.
+    async findAccount(_ctx, sub) {
+      return { accountId: sub, async claims() { return { sub }; } };
+    },
     clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
     features: {
       devInteractions: { enabled: false },
@@ -140,6 +167,29 @@ function configuration() {
   };
 }
 
+// See the TEST-ONLY PATH note at the top.
+const SEED_REFRESH_TOKEN_PATH = '/interop/seed-refresh-token';
+const SEEDED_ACCOUNT = 'interop-user';
+
+async function seedRefreshToken(provider, clientId) {
+  const client = clientId ? await provider.Client.find(clientId) : undefined;
+  if (!client) throw new Error(`unknown client \`${clientId}\``);
+  if (!client.grantTypeAllowed('refresh_token')) {
+    throw new Error(`client \`${clientId}\` may not use the refresh_token grant`);
+  }
+  const grant = new provider.Grant({ clientId: client.clientId, accountId: SEEDED_ACCOUNT });
+  grant.addOIDCScope(SCOPES);
+  const grantId = await grant.save();
+  const refreshToken = new provider.RefreshToken({
+    client,
+    accountId: SEEDED_ACCOUNT,
+    grantId,
+    gty: 'authorization_code',
+    scope: SCOPES,
+  });
+  return refreshToken.save();
+}
+
 async function main() {
   const options = parseArgs(process.argv.slice(2));
 
@@ -157,7 +207,24 @@ async function main() {
 
   const provider = new Provider(issuer, configuration());
   provider.on('server_error', (_ctx, error) => console.error('server_error:', error));
-  handler = provider.callback();
+  const providerHandler = provider.callback();
+  handler = (req, res) => {
+    const url = new URL(req.url, issuer);
+    if (url.pathname === SEED_REFRESH_TOKEN_PATH && req.method === 'POST') {
+      seedRefreshToken(provider, url.searchParams.get('client_id'))
+        .then((refreshToken) => {
+          res.setHeader('content-type', 'application/json');
+          res.end(JSON.stringify({ refresh_token: refreshToken }));
+        })
+        .catch((error) => {
+          res.statusCode = 400;
+          res.setHeader('content-type', 'application/json');
+          res.end(JSON.stringify({ error: 'seed_failed', error_description: error.message }));
+        });
+      return;
+    }
+    providerHandler(req, res);
+  };
 
   if (options.exitOnStdinClose) {
     process.stdin.on('end', () => process.exit(0));

@@ -31,14 +31,20 @@ pub enum ClientAuth {
     /// The client id and secret as `client_id` and `client_secret` in the request body
     /// (RFC 6749 section 2.3.1). The RFC discourages it; use it when the server asks for it.
     ClientSecretPost,
+    /// A JWT signed with the client's private key, sent as `client_assertion` (RFC 7523
+    /// section 2.2). Needs the `private-key-jwt` feature and a key: build the source with
+    /// `builder_with_private_key`.
+    PrivateKeyJwt,
 }
 
 impl ClientAuth {
-    /// The registered name: `client_secret_basic` or `client_secret_post`.
+    /// The registered name: `client_secret_basic`, `client_secret_post` or
+    /// `private_key_jwt`.
     pub fn as_str(&self) -> &'static str {
         match self {
             ClientAuth::ClientSecretBasic => "client_secret_basic",
             ClientAuth::ClientSecretPost => "client_secret_post",
+            ClientAuth::PrivateKeyJwt => "private_key_jwt",
         }
     }
 }
@@ -49,12 +55,18 @@ impl fmt::Display for ClientAuth {
     }
 }
 
-/// A client id, its secret and how to present them.
+/// A client id, its secret or private key, and how to present them.
 #[derive(Clone)]
 pub(crate) struct ClientSecret {
     pub(crate) id: String,
+    /// Empty with `private_key_jwt`.
     pub(crate) secret: SecretString,
     pub(crate) method: ClientAuth,
+    /// The signing key for `private_key_jwt`.
+    #[cfg(feature = "private-key-jwt")]
+    pub(crate) key: Option<crate::PrivateKey>,
+    /// The `aud` of client assertions; the token endpoint URL when `None`.
+    pub(crate) assertion_audience: Option<String>,
 }
 
 /// Where the credentials go in one token request.
@@ -66,22 +78,57 @@ pub(crate) enum Credentials {
 }
 
 impl ClientSecret {
-    /// Adds the credentials to a token request: the header value to send, or the form
-    /// fields appended to `form`.
+    /// Adds the credentials to a request to one of the server's endpoints: the header value
+    /// to send, or the form fields appended to `form`. `token_url` is the default audience
+    /// of a client assertion (RFC 7523 section 3 lets it name the token endpoint, and
+    /// servers accept it at their other endpoints too).
     pub(crate) fn apply(
         &self,
         form: &mut form_urlencoded::Serializer<'_, String>,
-    ) -> Result<Credentials, http::header::InvalidHeaderValue> {
+        token_url: &str,
+    ) -> Result<Credentials, tower_bearer::BoxError> {
         match self.method {
-            ClientAuth::ClientSecretBasic => {
-                basic_authorization(&self.id, self.secret.expose_secret()).map(Credentials::Header)
-            }
+            ClientAuth::ClientSecretBasic => Ok(Credentials::Header(basic_authorization(
+                &self.id,
+                self.secret.expose_secret(),
+            )?)),
             ClientAuth::ClientSecretPost => {
                 form.append_pair("client_id", &self.id);
                 form.append_pair("client_secret", self.secret.expose_secret());
                 Ok(Credentials::Form)
             }
+            ClientAuth::PrivateKeyJwt => self.apply_assertion(form, token_url),
         }
+    }
+
+    #[cfg(feature = "private-key-jwt")]
+    fn apply_assertion(
+        &self,
+        form: &mut form_urlencoded::Serializer<'_, String>,
+        token_url: &str,
+    ) -> Result<Credentials, tower_bearer::BoxError> {
+        let key = self
+            .key
+            .as_ref()
+            .ok_or("private_key_jwt without a private key")?;
+        let audience = self.assertion_audience.as_deref().unwrap_or(token_url);
+        let assertion = Zeroizing::new(key.assertion(&self.id, audience)?);
+        form.append_pair("client_id", &self.id);
+        form.append_pair(
+            "client_assertion_type",
+            crate::private_key_jwt::ASSERTION_TYPE,
+        );
+        form.append_pair("client_assertion", &assertion);
+        Ok(Credentials::Form)
+    }
+
+    #[cfg(not(feature = "private-key-jwt"))]
+    fn apply_assertion(
+        &self,
+        _form: &mut form_urlencoded::Serializer<'_, String>,
+        _token_url: &str,
+    ) -> Result<Credentials, tower_bearer::BoxError> {
+        Err("private_key_jwt needs the `private-key-jwt` feature".into())
     }
 }
 
@@ -91,7 +138,8 @@ impl fmt::Debug for ClientSecret {
             .field("id", &self.id)
             .field("secret", &"[redacted]")
             .field("method", &self.method)
-            .finish()
+            .field("assertion_audience", &self.assertion_audience)
+            .finish_non_exhaustive()
     }
 }
 
@@ -143,9 +191,15 @@ mod tests {
             id: "my client:1".into(),
             secret: SecretString::from("p@ss:w%rd+ ü"),
             method: ClientAuth::ClientSecretPost,
+            #[cfg(feature = "private-key-jwt")]
+            key: None,
+            assertion_audience: None,
         };
         let mut form = form_urlencoded::Serializer::new(String::new());
-        assert!(matches!(client.apply(&mut form), Ok(Credentials::Form)));
+        assert!(matches!(
+            client.apply(&mut form, "https://auth.example.com/token"),
+            Ok(Credentials::Form)
+        ));
         assert_eq!(
             form.finish(),
             "client_id=my+client%3A1&client_secret=p%40ss%3Aw%25rd%2B+%C3%BC"
@@ -158,6 +212,9 @@ mod tests {
             id: "client".into(),
             secret: SecretString::from("hunter2"),
             method: ClientAuth::ClientSecretBasic,
+            #[cfg(feature = "private-key-jwt")]
+            key: None,
+            assertion_audience: None,
         };
         let printed = format!("{client:?}");
         assert!(!printed.contains("hunter2"), "{printed}");

@@ -8,17 +8,19 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
 use http_body_util::Full;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use tower::Service;
 use tower_bearer::source::TokenFuture;
 use tower_bearer::store::StoreKey;
-use tower_bearer::{BoxError, TokenSource};
+use tower_bearer::{BoxError, Token, TokenCache, TokenSource};
 
-use crate::client_auth::ClientSecret;
-use crate::endpoint::{Grant, Limits, TokenEndpoint};
-use crate::http_client::{self, HttpClient};
+use crate::endpoint::{Grant, TokenEndpoint};
+use crate::http_client;
+use crate::settings::{self, EndpointSettings};
 use crate::token_url::TokenUrl;
-use crate::{BuildError, ClientAuth, RetryPolicy};
+use crate::{
+    AuthServerMetadata, BuildError, ClientAuth, RetryPolicy, RevocationError, TokenTypeHint,
+};
 
 /// Parameters this crate sets itself, which `param` may not override.
 const RESERVED_PARAMS: &[&str] = &[
@@ -71,7 +73,7 @@ const RESERVED_PARAMS: &[&str] = &[
 /// ```
 #[derive(Clone)]
 pub struct ClientCredentials {
-    endpoint: TokenEndpoint,
+    pub(crate) endpoint: TokenEndpoint,
     scope: Option<String>,
     params: Vec<(String, String)>,
 }
@@ -87,19 +89,47 @@ impl ClientCredentials {
         client_secret: impl Into<SecretString>,
     ) -> ClientCredentialsBuilder {
         ClientCredentialsBuilder {
-            token_url: token_url.into(),
-            client_id: client_id.into(),
-            client_secret: client_secret.into(),
-            client_auth: ClientAuth::default(),
+            settings: EndpointSettings::new(
+                token_url.into(),
+                client_id.into(),
+                client_secret.into(),
+                RetryPolicy::new(),
+            ),
             scope: None,
             params: Vec::new(),
-            timeout: ClientCredentialsBuilder::DEFAULT_TIMEOUT,
-            max_response_size: ClientCredentialsBuilder::DEFAULT_MAX_RESPONSE_SIZE,
-            default_lifetime: ClientCredentialsBuilder::DEFAULT_LIFETIME,
-            allow_insecure_http: false,
-            http_client: None,
-            retry: RetryPolicy::new(),
         }
+    }
+
+    /// Starts building a source that authenticates with `private_key_jwt` (RFC 7523 section
+    /// 2.2): each request carries a fresh assertion signed with `key`, with the token URL as
+    /// its audience unless [`assertion_audience`](ClientCredentialsBuilder::assertion_audience)
+    /// says otherwise.
+    #[cfg(feature = "private-key-jwt")]
+    pub fn builder_with_private_key(
+        token_url: impl Into<String>,
+        client_id: impl Into<String>,
+        key: crate::PrivateKey,
+    ) -> ClientCredentialsBuilder {
+        let mut builder = Self::builder(token_url, client_id, String::new());
+        builder.settings.client_auth = ClientAuth::PrivateKeyJwt;
+        builder.settings.private_key = Some(key);
+        builder
+    }
+
+    /// Starts building a source from an authorization server's metadata (see
+    /// [`Discovery`](crate::Discovery)): its token endpoint, its revocation endpoint if it
+    /// has one, and the client authentication it accepts ([`ClientAuth::ClientSecretBasic`]
+    /// when listed, else [`ClientAuth::ClientSecretPost`] when listed, else the default
+    /// `client_secret_basic`). Each can still be changed on the builder.
+    pub fn builder_from_metadata(
+        metadata: &AuthServerMetadata,
+        client_id: impl Into<String>,
+        client_secret: impl Into<SecretString>,
+    ) -> ClientCredentialsBuilder {
+        let mut builder = Self::builder(metadata.token_endpoint(), client_id, client_secret)
+            .client_auth(metadata.preferred_client_auth().unwrap_or_default());
+        builder.settings.revocation_url = metadata.revocation_endpoint().map(str::to_owned);
+        builder
     }
 
     /// The token endpoint URL.
@@ -153,12 +183,76 @@ impl ClientCredentials {
         }
         key.build()
     }
+
+    /// The revocation endpoint URL, if one is configured.
+    pub fn revocation_url(&self) -> Option<&http::Uri> {
+        self.endpoint.revocation_url.as_ref().map(TokenUrl::uri)
+    }
+
+    /// Revokes an access token this source issued (RFC 7009), with the same client
+    /// authentication as token requests, so the server stops accepting it before it expires.
+    ///
+    /// Failures that may be brief are retried per the source's [`RetryPolicy`]. A token the
+    /// server no longer knows (expired, revoked already) counts as revoked, as RFC 7009
+    /// section 2.2 says. Fails with [`RevocationError::is_not_configured`] when the builder
+    /// was given no [`revocation_url`](ClientCredentialsBuilder::revocation_url).
+    pub async fn revoke(&self, token: &Token) -> Result<(), RevocationError> {
+        self.endpoint
+            .revoke(token.secret().expose_secret(), TokenTypeHint::AccessToken)
+            .await
+    }
+
+    /// Revokes the token `cache` holds, if it holds one that has not expired, and drops it
+    /// from the cache so no request uses it afterwards. For shutdown: an access token
+    /// that dies with the process cannot leak from a log or a core dump later.
+    ///
+    /// Returns whether there was a token to revoke. The cache must be the one this source
+    /// feeds; a token from elsewhere is sent to this source's revocation endpoint all the
+    /// same, and the server is free to refuse it.
+    ///
+    /// Not for replicas that share a token through a
+    /// [`TokenStore`](tower_bearer::store::TokenStore): the token is theirs too, and one replica
+    /// stopping would revoke it under the others (they recover after a 401, at the cost of a
+    /// failed request each).
+    ///
+    /// ```no_run
+    /// use tower_bearer::TokenCache;
+    /// use tower_bearer_oauth2::ClientCredentials;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// let source = ClientCredentials::builder(
+    ///     "https://auth.example.com/oauth2/token",
+    ///     "my-service",
+    ///     std::env::var("CLIENT_SECRET")?,
+    /// )
+    /// .revocation_url("https://auth.example.com/oauth2/revoke")
+    /// .build()?;
+    /// let cache = TokenCache::new(source.clone());
+    ///
+    /// // ... serve until asked to stop ...
+    ///
+    /// if let Err(error) = source.revoke_cached(&cache).await {
+    ///     eprintln!("could not revoke the access token at shutdown: {error}");
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn revoke_cached(&self, cache: &TokenCache) -> Result<bool, RevocationError> {
+        let Some(token) = cache.cached() else {
+            return Ok(false);
+        };
+        self.revoke(&token).await?;
+        cache.invalidate(&token);
+        Ok(true)
+    }
 }
 
 impl TokenSource for ClientCredentials {
     fn fetch(&self) -> TokenFuture<'_> {
         Box::pin(self.endpoint.request(Grant {
             grant_type: "client_credentials",
+            credential: None,
             scope: self.scope.as_deref(),
             params: &self.params,
         }))
@@ -185,36 +279,27 @@ impl fmt::Debug for ClientCredentials {
 /// Builds a [`ClientCredentials`]; see [`ClientCredentials::builder`].
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct ClientCredentialsBuilder {
-    token_url: String,
-    client_id: String,
-    client_secret: SecretString,
-    client_auth: ClientAuth,
+    settings: EndpointSettings,
     scope: Option<String>,
     params: Vec<(String, String)>,
-    timeout: Duration,
-    max_response_size: usize,
-    default_lifetime: Duration,
-    allow_insecure_http: bool,
-    http_client: Option<HttpClient>,
-    retry: RetryPolicy,
 }
 
 impl ClientCredentialsBuilder {
     /// The default [`timeout`](Self::timeout): 30 seconds.
-    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const DEFAULT_TIMEOUT: Duration = settings::DEFAULT_TIMEOUT;
 
     /// The default [`max_response_size`](Self::max_response_size): 64 KiB, far above any
     /// real token response (large JWTs are a few KiB) and small enough that a wrong URL
     /// serving a big page costs little.
-    pub const DEFAULT_MAX_RESPONSE_SIZE: usize = 64 * 1024;
+    pub const DEFAULT_MAX_RESPONSE_SIZE: usize = settings::DEFAULT_MAX_RESPONSE_SIZE;
 
     /// The default [`default_lifetime`](Self::default_lifetime): 5 minutes.
-    pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(5 * 60);
+    pub const DEFAULT_LIFETIME: Duration = settings::DEFAULT_LIFETIME;
 
     /// How the client authenticates: [`ClientAuth::ClientSecretBasic`] (the default) or
     /// [`ClientAuth::ClientSecretPost`].
     pub fn client_auth(mut self, client_auth: ClientAuth) -> Self {
-        self.client_auth = client_auth;
+        self.settings.client_auth = client_auth;
         self
     }
 
@@ -253,6 +338,23 @@ impl ClientCredentialsBuilder {
         self
     }
 
+    /// The `aud` claim of `private_key_jwt` client assertions (default: the token URL).
+    /// Some servers want their issuer identifier instead.
+    #[cfg(feature = "private-key-jwt")]
+    pub fn assertion_audience(mut self, audience: impl Into<String>) -> Self {
+        self.settings.assertion_audience = Some(audience.into());
+        self
+    }
+
+    /// The revocation endpoint (RFC 7009) that [`ClientCredentials::revoke`] and
+    /// [`revoke_cached`](ClientCredentials::revoke_cached) send to (default: none). Checked
+    /// like the token URL: `https://`, or `http://` to loopback or with
+    /// [`allow_insecure_http`](Self::allow_insecure_http).
+    pub fn revocation_url(mut self, url: impl Into<String>) -> Self {
+        self.settings.revocation_url = Some(url.into());
+        self
+    }
+
     /// The `audience` parameter: which API the token is for, as Auth0, Okta and token
     /// exchange (RFC 8693) spell it.
     pub fn audience(self, audience: impl Into<String>) -> Self {
@@ -273,7 +375,7 @@ impl ClientCredentialsBuilder {
     /// `max_attempts × timeout` plus [`RetryPolicy::max_total_wait`] (110 s with the
     /// defaults, for three requests that each hang).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.settings.timeout = timeout;
         self
     }
 
@@ -282,14 +384,14 @@ impl ClientCredentialsBuilder {
     /// attempts, backoff from 100 ms, `Retry-After` honoured up to 10 s).
     /// [`RetryPolicy::none`] makes one request per fetch.
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
-        self.retry = policy;
+        self.settings.retry = policy;
         self
     }
 
     /// The largest response body read from the token endpoint, in bytes (default 64 KiB).
     /// A larger response fails as a permanent error.
     pub fn max_response_size(mut self, bytes: usize) -> Self {
-        self.max_response_size = bytes;
+        self.settings.max_response_size = bytes;
         self
     }
 
@@ -301,7 +403,7 @@ impl ClientCredentialsBuilder {
     /// few more token requests (twelve an hour), guessing too long sends an expired token
     /// until the API rejects it. Set your server's documented lifetime here.
     pub fn default_lifetime(mut self, lifetime: Duration) -> Self {
-        self.default_lifetime = lifetime;
+        self.settings.default_lifetime = lifetime;
         self
     }
 
@@ -311,7 +413,7 @@ impl ClientCredentialsBuilder {
     /// section 3.2 forbids; only for networks you trust, such as a service mesh that adds TLS.
     /// Loopback hosts (`localhost`, 127.0.0.0/8, `::1`) are always allowed.
     pub fn allow_insecure_http(mut self, allow: bool) -> Self {
-        self.allow_insecure_http = allow;
+        self.settings.allow_insecure_http = allow;
         self
     }
 
@@ -354,7 +456,7 @@ impl ClientCredentialsBuilder {
         B: Body + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        self.http_client = Some(http_client::erase(client));
+        self.settings.http_client = Some(http_client::erase(client));
         self
     }
 
@@ -365,20 +467,6 @@ impl ClientCredentialsBuilder {
     /// empty, if a scope, resource or parameter is malformed, if the retry policy allows no
     /// attempt, or if no HTTP client is available.
     pub fn build(self) -> Result<ClientCredentials, BuildError> {
-        let url = TokenUrl::parse(&self.token_url, self.allow_insecure_http)?;
-        if self.client_id.is_empty() {
-            return Err(BuildError::invalid_credentials(
-                "the client id is empty; pass the id the authorization server registered"
-                    .to_owned(),
-            ));
-        }
-        if secrecy::ExposeSecret::expose_secret(&self.client_secret).is_empty() {
-            return Err(BuildError::invalid_credentials(format!(
-                "the client secret of client `{}` is empty; check where it is read from \
-                 (an unset environment variable?)",
-                self.client_id
-            )));
-        }
         let scope = self
             .scope
             .as_deref()
@@ -388,70 +476,27 @@ impl ClientCredentialsBuilder {
         for (name, value) in &self.params {
             check_param(name, value)?;
         }
-        if self.retry.attempts() == 0 {
-            return Err(BuildError::invalid_parameter(
-                "the retry policy allows 0 attempts, so no token could ever be fetched; set \
-                 `max_attempts` to 1 or more (1 means no retries)"
-                    .to_owned(),
-            ));
-        }
-        let http = match self.http_client {
-            Some(client) => client,
-            None => default_http_client()?,
-        };
         Ok(ClientCredentials {
-            endpoint: TokenEndpoint {
-                url,
-                client: ClientSecret {
-                    id: self.client_id,
-                    secret: self.client_secret,
-                    method: self.client_auth,
-                },
-                http,
-                limits: Limits {
-                    timeout: self.timeout,
-                    max_response_size: self.max_response_size,
-                    default_lifetime: self.default_lifetime,
-                },
-                retry: self.retry,
-            },
+            endpoint: self.settings.build()?,
             scope,
             params: self.params,
         })
     }
 }
 
-#[cfg(feature = "hyper-client")]
-fn default_http_client() -> Result<HttpClient, BuildError> {
-    http_client::default_client()
-}
-
-#[cfg(not(feature = "hyper-client"))]
-fn default_http_client() -> Result<HttpClient, BuildError> {
-    Err(BuildError::no_http_client())
-}
-
 impl fmt::Debug for ClientCredentialsBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientCredentialsBuilder")
-            .field("token_url", &self.token_url)
-            .field("client_id", &self.client_id)
-            .field("client_secret", &"[redacted]")
-            .field("client_auth", &self.client_auth)
+        let mut debug = f.debug_struct("ClientCredentialsBuilder");
+        self.settings.debug_fields(&mut debug);
+        debug
             .field("scope", &self.scope)
             .field("params", &ParamNames(&self.params))
-            .field("timeout", &self.timeout)
-            .field("max_response_size", &self.max_response_size)
-            .field("default_lifetime", &self.default_lifetime)
-            .field("allow_insecure_http", &self.allow_insecure_http)
-            .field("http_client", &self.http_client.as_ref().map(|_| ".."))
-            .field("retry", &self.retry)
             .finish()
     }
 }
 
 /// Prints parameter names only: a value may be a credential of some other kind.
-struct ParamNames<'a>(&'a [(String, String)]);
+pub(crate) struct ParamNames<'a>(pub(crate) &'a [(String, String)]);
 
 impl fmt::Debug for ParamNames<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -463,7 +508,7 @@ impl fmt::Debug for ParamNames<'_> {
 
 /// Collapses whitespace and checks each scope token's characters (RFC 6749 section 3.3:
 /// visible ASCII except `"` and `\`). `None` for an empty scope.
-fn normalize_scope(scope: &str) -> Result<Option<String>, BuildError> {
+pub(crate) fn normalize_scope(scope: &str) -> Result<Option<String>, BuildError> {
     let tokens: Vec<&str> = scope.split_ascii_whitespace().collect();
     if let Some(bad) = tokens.iter().find(|token| {
         !token
@@ -479,7 +524,7 @@ fn normalize_scope(scope: &str) -> Result<Option<String>, BuildError> {
     Ok((!tokens.is_empty()).then(|| tokens.join(" ")))
 }
 
-fn check_param(name: &str, value: &str) -> Result<(), BuildError> {
+pub(crate) fn check_param(name: &str, value: &str) -> Result<(), BuildError> {
     if name.is_empty() {
         return Err(BuildError::invalid_parameter(
             "an extra parameter has an empty name; give every `param` a name".to_owned(),

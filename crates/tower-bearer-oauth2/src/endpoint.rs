@@ -29,7 +29,8 @@ use crate::{EndpointError, OAuthError, RetryPolicy};
 /// token refresh for a day; the cache's own backoff still applies on top.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 
-const USER_AGENT_VALUE: &str = concat!("tower-bearer-oauth2/", env!("CARGO_PKG_VERSION"));
+pub(crate) const USER_AGENT_VALUE: &str =
+    concat!("tower-bearer-oauth2/", env!("CARGO_PKG_VERSION"));
 
 /// Limits and defaults of a token request.
 #[derive(Clone, Copy, Debug)]
@@ -43,6 +44,8 @@ pub(crate) struct Limits {
 #[derive(Clone)]
 pub(crate) struct TokenEndpoint {
     pub(crate) url: TokenUrl,
+    /// The revocation endpoint (RFC 7009), when configured.
+    pub(crate) revocation_url: Option<TokenUrl>,
     pub(crate) client: ClientSecret,
     pub(crate) http: HttpClient,
     pub(crate) limits: Limits,
@@ -53,32 +56,35 @@ pub(crate) struct TokenEndpoint {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Grant<'a> {
     pub(crate) grant_type: &'a str,
+    /// A credential the grant presents, such as `("refresh_token", value)`; sent right after
+    /// `grant_type` and never logged.
+    pub(crate) credential: Option<(&'a str, &'a str)>,
     pub(crate) scope: Option<&'a str>,
     pub(crate) params: &'a [(String, String)],
 }
 
 /// A response, read in full within the size limit.
-struct RawResponse {
-    status: StatusCode,
-    headers: HeaderMap,
+pub(crate) struct RawResponse {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
     /// Zeroized on drop: on success it holds the access token (best effort; the transport
     /// may have kept copies in its own buffers).
-    body: Zeroizing<Vec<u8>>,
+    pub(crate) body: Zeroizing<Vec<u8>>,
 }
 
 /// A failed attempt, and whether repeating it may help.
-struct Failure {
-    error: FetchError,
+pub(crate) struct Failure {
+    pub(crate) error: FetchError,
     /// `None` when another attempt would fail the same way.
-    retry: Option<RetryReason>,
+    pub(crate) retry: Option<RetryReason>,
 }
 
 impl Failure {
-    fn last(error: FetchError) -> Self {
+    pub(crate) fn last(error: FetchError) -> Self {
         Failure { error, retry: None }
     }
 
-    fn retryable(error: FetchError, reason: RetryReason) -> Self {
+    pub(crate) fn retryable(error: FetchError, reason: RetryReason) -> Self {
         Failure {
             error,
             retry: Some(reason),
@@ -97,35 +103,54 @@ impl TokenEndpoint {
             scope = grant.scope,
             "requesting a token"
         );
+        let (token, attempt) = self
+            .with_retries(self.target(), || self.exchange(grant))
+            .await?;
+        tracing::debug!(
+            token_type = %token.token_type(),
+            expires_at = ?token.expires_at(),
+            attempt,
+            "token endpoint issued a token"
+        );
+        Ok(token)
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or the [`RetryPolicy`] says stop.
+    /// Returns the value and the number of the attempt that produced it.
+    pub(crate) async fn with_retries<T, F, Fut>(
+        &self,
+        target: Target<'_>,
+        mut attempt_once: F,
+    ) -> Result<(T, u32), FetchError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Failure>>,
+    {
         let max_attempts = self.retry.attempts().max(1);
         let mut attempt = 1;
         loop {
-            let failure = match self.exchange(grant).await {
-                Ok(token) => {
-                    tracing::debug!(
-                        token_type = %token.token_type(),
-                        expires_at = ?token.expires_at(),
-                        attempt,
-                        "token endpoint issued a token"
-                    );
-                    return Ok(token);
-                }
+            let failure = match attempt_once().await {
+                Ok(value) => return Ok((value, attempt)),
                 Err(failure) => failure,
             };
             let Some(reason) = failure.retry else {
-                tracing::debug!(error = %failure.error, attempt, "token request failed");
+                tracing::debug!(error = %failure.error, attempt, "{} request failed", target.name);
                 return Err(failure.error);
             };
-            match self.retry.decide(attempt, failure.error.retry_after()) {
+            match self
+                .retry
+                .decide(attempt, reason, failure.error.retry_after())
+            {
                 Decision::Retry(wait) => {
                     tracing::warn!(
-                        token_url = %self.url,
+                        url = %target.url,
                         attempt,
                         max_attempts,
                         reason = %reason,
                         retry_in_ms = wait.as_millis() as u64,
                         error = %failure.error,
-                        "token request failed, retrying"
+                        "{} request failed, retrying",
+                        target.name
                     );
                     tokio::time::sleep(wait).await;
                     attempt += 1;
@@ -138,7 +163,8 @@ impl TokenEndpoint {
                         retry_after_ms = retry_after.map(|wait| wait.as_millis() as u64),
                         not_retried_because = %why,
                         error = %failure.error,
-                        "token request failed"
+                        "{} request failed",
+                        target.name
                     );
                     return Err(failure.error);
                 }
@@ -146,34 +172,63 @@ impl TokenEndpoint {
         }
     }
 
+    /// The token endpoint, for messages.
+    pub(crate) fn target(&self) -> Target<'_> {
+        Target {
+            name: "token",
+            url: &self.url,
+        }
+    }
+
     /// One attempt: one HTTP request within the timeout, and its answer.
     async fn exchange(&self, grant: Grant<'_>) -> Result<Token, Failure> {
-        let request = self.build_request(grant).map_err(Failure::last)?;
-        let response = tokio::time::timeout(self.limits.timeout, self.send(request))
-            .await
-            .map_err(|_| Failure::retryable(self.timeout_error(), RetryReason::Timeout))??;
+        let mut form: Vec<(&str, &str)> = vec![("grant_type", grant.grant_type)];
+        form.extend(grant.credential);
+        if let Some(scope) = grant.scope {
+            form.push(("scope", scope));
+        }
+        form.extend(
+            grant
+                .params
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_str())),
+        );
+        let response = self.post_form(self.target(), &form).await?;
         self.interpret(grant, response)
     }
 
-    fn build_request(&self, grant: Grant<'_>) -> Result<Request<Full<Bytes>>, FetchError> {
+    /// Sends one form POST with the client's credentials to `target` within the timeout,
+    /// and reads the answer within the size limit.
+    pub(crate) async fn post_form(
+        &self,
+        target: Target<'_>,
+        form: &[(&str, &str)],
+    ) -> Result<RawResponse, Failure> {
+        let request = self.build_request(target, form).map_err(Failure::last)?;
+        tokio::time::timeout(self.limits.timeout, self.send(target, request))
+            .await
+            .map_err(|_| Failure::retryable(self.timeout_error(target), RetryReason::Timeout))?
+    }
+
+    fn build_request(
+        &self,
+        target: Target<'_>,
+        fields: &[(&str, &str)],
+    ) -> Result<Request<Full<Bytes>>, FetchError> {
         let mut form = form_urlencoded::Serializer::new(String::new());
-        form.append_pair("grant_type", grant.grant_type);
-        if let Some(scope) = grant.scope {
-            form.append_pair("scope", scope);
-        }
-        for (name, value) in grant.params {
+        for (name, value) in fields {
             form.append_pair(name, value);
         }
         let credentials = self
             .client
-            .apply(&mut form)
-            .map_err(|error| self.build_error(error))?;
+            .apply(&mut form, &self.url.to_string())
+            .map_err(|error| build_error(target, error))?;
         // With client_secret_post the body holds the secret.
         let body = Zeroizing::new(form.finish());
 
         let mut request = Request::builder()
             .method(Method::POST)
-            .uri(self.url.uri().clone())
+            .uri(target.url.uri().clone())
             .header(
                 CONTENT_TYPE,
                 HeaderValue::from_static("application/x-www-form-urlencoded"),
@@ -185,21 +240,30 @@ impl TokenEndpoint {
         }
         request
             .body(Full::new(Bytes::copy_from_slice(body.as_bytes())))
-            .map_err(|error| self.build_error(error))
+            .map_err(|error| build_error(target, error))
     }
 
-    async fn send(&self, request: Request<Full<Bytes>>) -> Result<RawResponse, Failure> {
+    async fn send(
+        &self,
+        target: Target<'_>,
+        request: Request<Full<Bytes>>,
+    ) -> Result<RawResponse, Failure> {
         let response = self.http.clone().oneshot(request).await.map_err(|error| {
-            Failure::retryable(self.transport_error(error), RetryReason::Transport)
+            let reason = if is_connect_error(&*error) {
+                RetryReason::Connect
+            } else {
+                RetryReason::Transport
+            };
+            Failure::retryable(transport_error(target, error), reason)
         })?;
         let (parts, body) = response.into_parts();
         let collected = read_limited(body, self.limits.max_response_size)
             .await
             .map_err(|error| {
                 if error.is::<LengthLimitError>() {
-                    Failure::last(self.too_large_error(parts.status))
+                    Failure::last(self.too_large_error(target, parts.status))
                 } else {
-                    Failure::retryable(self.transport_error(error), RetryReason::Transport)
+                    Failure::retryable(transport_error(target, error), RetryReason::Transport)
                 }
             })?;
         Ok(RawResponse {
@@ -219,20 +283,24 @@ impl TokenEndpoint {
             return response::parse_token(&body, grant.scope, self.limits.default_lifetime)
                 .map_err(|invalid| Failure::last(self.invalid_response_error(status, invalid)));
         }
-        let (mut error, retry) =
-            match response::parse_error(status, &body, self.client.secret.expose_secret()) {
-                // Even on a 5xx or 429, these codes say the request itself is wrong.
-                Some(oauth) if is_never_retried(&oauth) => (self.oauth_error(grant, oauth), None),
-                Some(oauth) => (
-                    self.oauth_error(grant, oauth),
-                    RetryReason::for_status(status),
-                ),
-                None => (self.status_error(status), RetryReason::for_status(status)),
-            };
+        let secrets = [
+            self.client.secret.expose_secret(),
+            grant.credential.map_or("", |(_, value)| value),
+        ];
+        let (mut error, retry) = match response::parse_error(status, &body, &secrets) {
+            // Even on a 5xx or 429, these codes say the request itself is wrong.
+            Some(oauth) if is_never_retried(&oauth) => (self.oauth_error(grant, oauth), None),
+            Some(oauth) => (
+                self.oauth_error(grant, oauth),
+                RetryReason::for_status(status),
+            ),
+            None => (
+                status_error(self.target(), status),
+                RetryReason::for_status(status),
+            ),
+        };
         if error.is_transient() {
-            if let Some(wait) = response::retry_after(&headers, SystemTime::now()) {
-                error = error.with_retry_after(wait.min(MAX_RETRY_AFTER));
-            }
+            error = with_retry_after(error, &headers);
         }
         Err(Failure { error, retry })
     }
@@ -298,40 +366,6 @@ impl TokenEndpoint {
         fetch_error.with_source(oauth)
     }
 
-    fn status_error(&self, status: StatusCode) -> FetchError {
-        let url = &self.url;
-        let code = status.as_u16();
-        let error = EndpointError::unexpected_status(status);
-        if is_transient_status(status) {
-            let message = if status == StatusCode::TOO_MANY_REQUESTS {
-                format!(
-                    "the token endpoint {url} is rate limiting token requests (HTTP 429); it \
-                     will be asked again after a backoff"
-                )
-            } else {
-                format!(
-                    "the token endpoint {url} answered HTTP {code}; the authorization server may \
-                     be down or overloaded, it will be asked again after a backoff"
-                )
-            };
-            return FetchError::transient(message).with_source(error);
-        }
-        let advice = if status.is_redirection() {
-            "token requests do not follow redirects, so configure the URL it redirects to"
-        } else if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            "check the client id and secret and the client authentication method"
-        } else if status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED {
-            "check that the token URL is the authorization server's token endpoint"
-        } else {
-            "check the token URL and the request parameters"
-        };
-        FetchError::permanent(format!(
-            "the token endpoint {url} answered HTTP {code} without an OAuth error response; \
-             {advice}"
-        ))
-        .with_source(error)
-    }
-
     fn invalid_response_error(&self, status: StatusCode, invalid: InvalidResponse) -> FetchError {
         let url = &self.url;
         let code = status.as_u16();
@@ -356,48 +390,129 @@ impl TokenEndpoint {
         }
     }
 
-    fn too_large_error(&self, status: StatusCode) -> FetchError {
+    fn too_large_error(&self, target: Target<'_>, status: StatusCode) -> FetchError {
         let limit = self.limits.max_response_size;
         FetchError::permanent(format!(
-            "the token endpoint {} sent a response larger than {limit} bytes; check the token \
-             URL, or raise `max_response_size` if its tokens really are that large",
-            self.url
+            "{target} sent a response larger than {limit} bytes; check the URL, or raise \
+             `max_response_size` if its tokens really are that large"
         ))
         .with_source(EndpointError::too_large(status, limit))
     }
 
-    fn timeout_error(&self) -> FetchError {
+    fn timeout_error(&self, target: Target<'_>) -> FetchError {
         let timeout = self.limits.timeout;
         FetchError::transient(format!(
-            "the token endpoint {} did not answer within {timeout:?}; it will be asked again \
-             after a backoff (raise `timeout` if the server is just slow)",
-            self.url
+            "{target} did not answer within {timeout:?}; it will be asked again after a \
+             backoff (raise `timeout` if the server is just slow)"
         ))
         .with_source(EndpointError::timeout(timeout))
     }
+}
 
-    fn transport_error(&self, error: BoxError) -> FetchError {
-        FetchError::transient(format!(
-            "cannot reach the token endpoint {}: {}; it will be asked again after a backoff",
-            self.url,
-            ErrorChain(&*error)
-        ))
-        .with_source(EndpointError::transport(error))
+pub(crate) fn status_error(target: Target<'_>, status: StatusCode) -> FetchError {
+    let name = target.name;
+    let code = status.as_u16();
+    let error = EndpointError::unexpected_status(status);
+    if is_transient_status(status) {
+        let message = if status == StatusCode::TOO_MANY_REQUESTS {
+            format!(
+                "{target} is rate limiting {name} requests (HTTP 429); it \
+                 will be asked again after a backoff"
+            )
+        } else {
+            format!(
+                "{target} answered HTTP {code}; the authorization server may \
+                 be down or overloaded, it will be asked again after a backoff"
+            )
+        };
+        return FetchError::transient(message).with_source(error);
     }
+    let endpoint_advice;
+    let advice = if status.is_redirection() {
+        "requests to it do not follow redirects, so configure the URL it redirects to"
+    } else if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        "check the client id and secret and the client authentication method"
+    } else if status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED {
+        endpoint_advice =
+            format!("check that the URL is the authorization server's {name} endpoint");
+        &endpoint_advice
+    } else {
+        endpoint_advice = format!("check the {name} URL and the request parameters");
+        &endpoint_advice
+    };
+    FetchError::permanent(format!(
+        "{target} answered HTTP {code} without an OAuth error response; \
+         {advice}"
+    ))
+    .with_source(error)
+}
 
-    fn build_error(&self, error: impl Into<BoxError>) -> FetchError {
-        FetchError::permanent(format!(
-            "cannot build the token request for {}; this is a bug in tower-bearer-oauth2",
-            self.url
-        ))
-        .with_source(error)
+fn transport_error(target: Target<'_>, error: BoxError) -> FetchError {
+    FetchError::transient(format!(
+        "cannot reach {target}: {}; it will be asked again after a backoff",
+        ErrorChain(&*error)
+    ))
+    .with_source(EndpointError::transport(error))
+}
+
+fn build_error(target: Target<'_>, error: impl Into<BoxError>) -> FetchError {
+    FetchError::permanent(format!(
+        "cannot build the request for {target}; this is a bug in tower-bearer-oauth2"
+    ))
+    .with_source(error)
+}
+
+/// Adds the server's `Retry-After` (capped) to a transient error.
+pub(crate) fn with_retry_after(error: FetchError, headers: &HeaderMap) -> FetchError {
+    match response::retry_after(headers, SystemTime::now()) {
+        Some(wait) => error.with_retry_after(wait.min(MAX_RETRY_AFTER)),
+        None => error,
     }
+}
+
+/// An endpoint of the authorization server, named for messages: "the token endpoint
+/// https://...".
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Target<'a> {
+    pub(crate) name: &'static str,
+    pub(crate) url: &'a TokenUrl,
+}
+
+impl fmt::Display for Target<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the {} endpoint {}", self.name, self.url)
+    }
+}
+
+/// Whether the request failed before a connection was made, so the server never saw it:
+/// hyper-util's connect errors, or an I/O error saying the connection was refused.
+fn is_connect_error(error: &(dyn StdError + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        #[cfg(feature = "hyper-client")]
+        if let Some(error) = error.downcast_ref::<hyper_util::client::legacy::Error>() {
+            if error.is_connect() {
+                return true;
+            }
+        }
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::AddrNotAvailable
+            ) {
+                return true;
+            }
+        }
+        cause = error.source();
+    }
+    false
 }
 
 impl fmt::Debug for TokenEndpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenEndpoint")
             .field("url", &self.url)
+            .field("revocation_url", &self.revocation_url)
             .field("client", &self.client)
             .field("limits", &self.limits)
             .field("retry", &self.retry)

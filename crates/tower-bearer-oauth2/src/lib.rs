@@ -1,10 +1,18 @@
 //! OAuth 2.0 token sources for [`tower-bearer`](tower_bearer).
 //!
-//! [`ClientCredentials`] gets tokens with the client credentials grant (RFC 6749 section
-//! 4.4): a service authenticating as itself with a client id and secret. It is a
-//! [`TokenSource`](tower_bearer::TokenSource): put it in a
-//! [`TokenCache`](tower_bearer::TokenCache) and the cache fetches once for all callers,
-//! refreshes ahead of expiry and backs off when the authorization server has trouble.
+//! Two [`TokenSource`](tower_bearer::TokenSource)s talk to an authorization server's token
+//! endpoint:
+//!
+//! - [`ClientCredentials`], the client credentials grant (RFC 6749 section 4.4): a service
+//!   authenticating as itself with a client id and secret.
+//! - [`RefreshToken`], the refresh token grant (section 6): access tokens on behalf of a user
+//!   who signed in once, with refresh token rotation and a hook to persist each new refresh
+//!   token.
+//!
+//! Put either in a [`TokenCache`](tower_bearer::TokenCache) and the cache fetches once for
+//! all callers, refreshes ahead of expiry and backs off when the authorization server has
+//! trouble. [`Discovery`] finds the endpoints from the issuer URL (RFC 8414, OpenID Connect
+//! Discovery), and both sources revoke what they hold (RFC 7009) when you are done.
 //!
 //! ```no_run
 //! use std::convert::Infallible;
@@ -42,7 +50,10 @@
 //! # What it does for you
 //!
 //! - Client authentication per RFC 6749 section 2.3.1: `client_secret_basic` (default), with
-//!   the id and secret form-urlencoded before base64 as the RFC says, or `client_secret_post`.
+//!   the id and secret form-urlencoded before base64 as the RFC says, or `client_secret_post`;
+//!   or `private_key_jwt` (RFC 7523 section 2.2) with an RS256 or ES256 `PrivateKey`: a
+//!   fresh assertion per request (`iss` = `sub` = client id, `aud` = the token URL unless
+//!   configured, random `jti`, one-minute `exp`).
 //! - Scope, `audience`, RFC 8707 `resource` and extra parameters.
 //! - Token responses per section 5.1: `token_type` in any case, `expires_in` as a number or a
 //!   numeric string, `refresh_token`, `scope`. Error responses per section 5.2 become an
@@ -58,8 +69,50 @@
 //!   retried. Each retry logs a `WARN` event with the attempt number and the reason.
 //! - Responses are read with a size limit and a timeout per attempt; a fetch's total time is
 //!   bounded by `max_attempts × timeout +` [`RetryPolicy::max_total_wait`].
+//! - Refresh token rotation: a new refresh token replaces the old one before the fetch
+//!   returns, the [`on_rotate`](RefreshTokenBuilder::on_rotate) hook runs once per rotation,
+//!   and refreshes are serialized so none presents a rotated-away token. Refreshes retry only
+//!   what the server cannot have processed ([`RetryPolicy::for_refresh_tokens`]), as a
+//!   replayed refresh trips reuse detection.
+//! - Revocation (RFC 7009) with the same client authentication:
+//!   [`ClientCredentials::revoke_cached`] at shutdown revokes the cached access token,
+//!   [`RefreshToken::revoke_refresh_token`] ends a user's grant.
+//! - Discovery: [`Discovery::fetch`] reads the RFC 8414 metadata (or the OpenID Connect
+//!   document), insists the `issuer` is exactly the one asked for (RFC 8414 section 3.3),
+//!   and [`ClientCredentials::builder_from_metadata`] takes the token and revocation
+//!   endpoints and a client authentication method the server lists.
 //! - A plain `http://` token URL is refused unless the host is loopback or you opt in.
-//! - The client secret and tokens never appear in `Debug`, `Display`, errors or logs.
+//! - The client secret, refresh tokens and access tokens never appear in `Debug`, `Display`,
+//!   errors or logs.
+//!
+//! # Shutdown
+//!
+//! `Drop` cannot wait for a request, so revoking is an explicit, async step:
+//!
+//! ```no_run
+//! use tower_bearer::TokenCache;
+//! use tower_bearer_oauth2::{ClientCredentials, Discovery};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let metadata = Discovery::new().fetch("https://auth.example.com").await?;
+//! let source = ClientCredentials::builder_from_metadata(
+//!     &metadata,
+//!     "billing-service",
+//!     std::env::var("BILLING_CLIENT_SECRET")?,
+//! )
+//! .build()?;
+//! let cache = TokenCache::new(source.clone());
+//!
+//! // ... serve requests with `BearerAuthLayer::new(cache.clone())` until asked to stop ...
+//!
+//! match source.revoke_cached(&cache).await {
+//!     Ok(revoked) => println!("access token revoked: {revoked}"),
+//!     Err(error) => eprintln!("could not revoke the access token: {error}"),
+//! }
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! # Features
 //!
@@ -69,20 +122,35 @@
 //!   it behaves the same in a scratch container as on a laptop. For the operating system's
 //!   trust store, a proxy or a custom CA, turn the feature off and pass your own client to
 //!   [`http_client`](ClientCredentialsBuilder::http_client).
+//! - `private-key-jwt`: `private_key_jwt` client authentication (RFC 7523 section 2.2):
+//!   `PrivateKey` signs a short-lived client assertion per request with an RS256 or ES256
+//!   key, using `ring`. On by default, as the default client's rustls builds `ring` anyway;
+//!   without `hyper-client`, turn it off to avoid building `ring`.
 //! - `full`: everything.
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod client_auth;
 mod client_credentials;
+mod discovery;
 mod endpoint;
 mod error;
 mod http_client;
+#[cfg(feature = "private-key-jwt")]
+mod private_key_jwt;
+mod refresh_token;
 mod response;
 mod retry;
+mod revocation;
+mod settings;
 mod token_url;
 
 pub use client_auth::ClientAuth;
 pub use client_credentials::{ClientCredentials, ClientCredentialsBuilder};
+pub use discovery::{AuthServerMetadata, Discovery, DiscoveryError};
 pub use error::{BuildError, EndpointError, OAuthError};
+#[cfg(feature = "private-key-jwt")]
+pub use private_key_jwt::PrivateKey;
+pub use refresh_token::{RefreshToken, RefreshTokenBuilder};
 pub use retry::RetryPolicy;
+pub use revocation::{RevocationError, TokenTypeHint};

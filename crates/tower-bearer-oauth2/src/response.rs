@@ -74,7 +74,7 @@ pub(crate) fn parse_token(
         Some(token_type) => TokenType::parse(&token_type).ok_or_else(|| {
             InvalidResponse::permanent(format!(
                 "the token type `{}` is not one this client can use (Bearer or DPoP)",
-                sanitize(&token_type, 40, None)
+                sanitize(&token_type, 40, &[])
             ))
         })?,
         None => return Err(InvalidResponse::permanent("`token_type` is missing")),
@@ -155,14 +155,15 @@ fn whole_seconds(seconds: f64) -> Result<u64, ()> {
 /// Reads an error response, if the body is one (a JSON object with a string `error`).
 ///
 /// The server's texts are sanitized before anyone prints them: control characters dropped
-/// (no forged log lines), lengths capped, and `secret` replaced should the server echo it.
-pub(crate) fn parse_error(status: StatusCode, body: &[u8], secret: &str) -> Option<OAuthError> {
+/// (no forged log lines), lengths capped, and each of `secrets` (the client secret, a
+/// refresh token, ...) replaced should the server echo it.
+pub(crate) fn parse_error(status: StatusCode, body: &[u8], secrets: &[&str]) -> Option<OAuthError> {
     let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) else {
         return None;
     };
     let text = |name: &str, max_chars: usize| match fields.get(name) {
         Some(Value::String(value)) if !value.is_empty() => {
-            Some(sanitize(value, max_chars, Some(secret)))
+            Some(sanitize(value, max_chars, secrets))
         }
         _ => None,
     };
@@ -176,9 +177,9 @@ pub(crate) fn parse_error(status: StatusCode, body: &[u8], secret: &str) -> Opti
 }
 
 /// Keeps printable characters, cuts at `max_chars`, and redacts `secret`.
-fn sanitize(text: &str, max_chars: usize, secret: Option<&str>) -> String {
+fn sanitize(text: &str, max_chars: usize, secrets: &[&str]) -> String {
     let mut clean: String = text.chars().filter(|c| !c.is_control()).collect();
-    if let Some(secret) = secret.filter(|secret| !secret.is_empty()) {
+    for secret in secrets.iter().filter(|secret| !secret.is_empty()) {
         if clean.contains(secret) {
             clean = clean.replace(secret, "[redacted]");
         }
@@ -385,7 +386,7 @@ mod tests {
             StatusCode::BAD_REQUEST,
             br#"{"error":"invalid_scope","error_description":"scope x is unknown",
                 "error_uri":"https://auth.example/errors#scope"}"#,
-            "hunter2",
+            &["hunter2"],
         )
         .unwrap();
         assert!(error.is_invalid_scope());
@@ -396,7 +397,7 @@ mod tests {
         let minimal = parse_error(
             StatusCode::UNAUTHORIZED,
             br#"{"error":"invalid_client"}"#,
-            "x",
+            &["x"],
         )
         .unwrap();
         assert!(minimal.is_invalid_client());
@@ -411,7 +412,7 @@ mod tests {
             br#"{"error":""}"#,
             br#"["invalid_client"]"#,
         ] {
-            assert!(parse_error(StatusCode::BAD_GATEWAY, not_oauth, "x").is_none());
+            assert!(parse_error(StatusCode::BAD_GATEWAY, not_oauth, &["x"]).is_none());
         }
     }
 
@@ -421,7 +422,7 @@ mod tests {
         let body = format!(
             r#"{{"error":"invalid_client","error_description":"secret hunter2 is wrong\r\nforged log line {long}"}}"#
         );
-        let error = parse_error(StatusCode::UNAUTHORIZED, body.as_bytes(), "hunter2").unwrap();
+        let error = parse_error(StatusCode::UNAUTHORIZED, body.as_bytes(), &["hunter2"]).unwrap();
         let description = error.description().unwrap();
         assert!(
             description.starts_with("secret [redacted] is wrong"),

@@ -17,6 +17,10 @@ use http::StatusCode;
 /// - no response within the [`timeout`](crate::ClientCredentialsBuilder::timeout),
 /// - a 5xx status, or 429 Too Many Requests.
 ///
+/// With [`retry_processed(false)`](Self::retry_processed) (the default of the
+/// [`RefreshToken`](crate::RefreshToken) source, [`for_refresh_tokens`](Self::for_refresh_tokens))
+/// only failures to connect and 429 are retried: those the server cannot have acted on.
+///
 /// Every other answer is final at once: OAuth errors such as `invalid_client`,
 /// `invalid_grant`, `unauthorized_client` and `invalid_scope` (they fail the same way until
 /// someone changes the configuration, and repeating wrong credentials can lock a client out),
@@ -87,6 +91,7 @@ pub struct RetryPolicy {
     initial_backoff: Duration,
     max_backoff: Duration,
     max_retry_after: Duration,
+    retry_processed: bool,
 }
 
 impl RetryPolicy {
@@ -107,7 +112,25 @@ impl RetryPolicy {
             initial_backoff: Self::DEFAULT_INITIAL_BACKOFF,
             max_backoff: Self::DEFAULT_MAX_BACKOFF,
             max_retry_after: Self::DEFAULT_MAX_RETRY_AFTER,
+            retry_processed: true,
         }
+    }
+
+    /// The default policy of the [`RefreshToken`](crate::RefreshToken) source: like
+    /// [`new`](Self::new), but with [`retry_processed(false)`](Self::retry_processed), so only
+    /// connection failures (the request never left) and 429 (the server says it did not
+    /// act) are retried.
+    ///
+    /// Why: with refresh token rotation, a refresh request the server processed has already
+    /// used up the refresh token it carried. If the answer is then lost (a timeout, a reset
+    /// connection, a 502 from a proxy after the server acted), sending the same request
+    /// again presents a refresh token the server has seen before; servers with reuse
+    /// detection (RFC 9700 section 4.14.2, the OAuth 2.0 Security BCP) take that as theft
+    /// and revoke the whole grant, logging the user out for good. Failing the fetch instead
+    /// lets the cache back off and try again later, which costs the same replay but only
+    /// once, and only when the caller still needs a token.
+    pub const fn for_refresh_tokens() -> Self {
+        Self::new().retry_processed(false)
     }
 
     /// No retries: each fetch makes exactly one request, and every failure goes straight to
@@ -152,6 +175,17 @@ impl RetryPolicy {
         self
     }
 
+    /// Whether to retry failures after which the server may have processed the request
+    /// (default `true`): timeouts, connections that broke after the request was sent, and
+    /// 5xx answers. With `false` only failures to connect and 429 Too Many Requests are
+    /// retried, as both mean the server did not act on the request. See
+    /// [`for_refresh_tokens`](Self::for_refresh_tokens) for why a refresh wants that.
+    #[must_use]
+    pub const fn retry_processed(mut self, retry: bool) -> Self {
+        self.retry_processed = retry;
+        self
+    }
+
     /// The most one fetch can spend waiting between its attempts:
     /// `(max_attempts - 1) × max(max_backoff, max_retry_after)`. Add `max_attempts` times
     /// the request timeout for the bound on the whole fetch.
@@ -165,9 +199,17 @@ impl RetryPolicy {
         self.max_attempts
     }
 
-    /// What to do after attempt `attempt` (1-based) failed with a failure worth retrying,
-    /// given the server's `Retry-After`.
-    pub(crate) fn decide(&self, attempt: u32, retry_after: Option<Duration>) -> Decision {
+    /// What to do after attempt `attempt` (1-based) failed for `reason`, given the server's
+    /// `Retry-After`.
+    pub(crate) fn decide(
+        &self,
+        attempt: u32,
+        reason: RetryReason,
+        retry_after: Option<Duration>,
+    ) -> Decision {
+        if !self.retry_processed && reason.may_have_been_processed() {
+            return Decision::GiveUp(GiveUp::MayHaveBeenProcessed);
+        }
         if attempt >= self.max_attempts {
             return Decision::GiveUp(GiveUp::NoAttemptsLeft);
         }
@@ -210,6 +252,7 @@ pub(crate) enum Decision {
 pub(crate) enum GiveUp {
     NoAttemptsLeft,
     RetryAfterTooLong,
+    MayHaveBeenProcessed,
 }
 
 impl fmt::Display for GiveUp {
@@ -217,6 +260,9 @@ impl fmt::Display for GiveUp {
         f.write_str(match self {
             GiveUp::NoAttemptsLeft => "no attempts left",
             GiveUp::RetryAfterTooLong => "Retry-After is longer than the policy waits out",
+            GiveUp::MayHaveBeenProcessed => {
+                "the server may have processed the request, and the policy does not replay such"
+            }
         })
     }
 }
@@ -224,6 +270,9 @@ impl fmt::Display for GiveUp {
 /// Why a failed attempt may succeed if repeated, for the log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum RetryReason {
+    /// No connection could be made, so the request never left.
+    Connect,
+    /// The request may have been sent before the connection failed.
     Transport,
     Timeout,
     Status(StatusCode),
@@ -236,11 +285,21 @@ impl RetryReason {
         (status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS)
             .then_some(RetryReason::Status(status))
     }
+
+    /// Whether the server may have acted on the request: everything but a failure to
+    /// connect and 429 (RFC 6585: the server refused it for the rate).
+    fn may_have_been_processed(self) -> bool {
+        !matches!(
+            self,
+            RetryReason::Connect | RetryReason::Status(StatusCode::TOO_MANY_REQUESTS)
+        )
+    }
 }
 
 impl fmt::Display for RetryReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            RetryReason::Connect => f.write_str("connection failed"),
             RetryReason::Transport => f.write_str("transport error"),
             RetryReason::Timeout => f.write_str("timeout"),
             RetryReason::Status(status) => write!(f, "HTTP {}", status.as_u16()),
@@ -253,6 +312,7 @@ mod tests {
     use super::*;
 
     const MS: Duration = Duration::from_millis(1);
+    const T: RetryReason = RetryReason::Transport;
 
     #[test]
     fn backoff_doubles_with_equal_jitter_and_caps() {
@@ -281,30 +341,64 @@ mod tests {
     #[test]
     fn decide_counts_attempts_and_honours_retry_after() {
         let policy = RetryPolicy::new();
-        assert!(matches!(policy.decide(1, None), Decision::Retry(wait) if wait <= 100 * MS));
-        assert!(matches!(policy.decide(2, None), Decision::Retry(wait) if wait <= 200 * MS));
+        assert!(matches!(policy.decide(1, T, None), Decision::Retry(wait) if wait <= 100 * MS));
+        assert!(matches!(policy.decide(2, T, None), Decision::Retry(wait) if wait <= 200 * MS));
         assert_eq!(
-            policy.decide(3, None),
+            policy.decide(3, T, None),
             Decision::GiveUp(GiveUp::NoAttemptsLeft)
         );
         assert_eq!(
-            policy.decide(1, Some(Duration::from_secs(7))),
+            policy.decide(1, T, Some(Duration::from_secs(7))),
             Decision::Retry(Duration::from_secs(7))
         );
         assert_eq!(
-            policy.decide(1, Some(Duration::from_secs(10))),
+            policy.decide(1, T, Some(Duration::from_secs(10))),
             Decision::Retry(Duration::from_secs(10))
         );
         assert_eq!(
-            policy.decide(1, Some(Duration::from_secs(11))),
+            policy.decide(1, T, Some(Duration::from_secs(11))),
             Decision::GiveUp(GiveUp::RetryAfterTooLong)
         );
         // A Retry-After shorter than the backoff does not shorten it.
         assert!(
-            matches!(policy.decide(2, Some(Duration::ZERO)), Decision::Retry(wait) if wait >= 100 * MS)
+            matches!(policy.decide(2, T, Some(Duration::ZERO)), Decision::Retry(wait) if wait >= 100 * MS)
         );
         assert_eq!(
-            RetryPolicy::none().decide(1, None),
+            RetryPolicy::none().decide(1, T, None),
+            Decision::GiveUp(GiveUp::NoAttemptsLeft)
+        );
+    }
+
+    #[test]
+    fn refresh_policy_retries_only_what_the_server_did_not_process() {
+        let policy = RetryPolicy::for_refresh_tokens();
+        let too_many = RetryReason::Status(StatusCode::TOO_MANY_REQUESTS);
+        assert!(matches!(
+            policy.decide(1, RetryReason::Connect, None),
+            Decision::Retry(_)
+        ));
+        assert_eq!(
+            policy.decide(1, too_many, Some(Duration::from_secs(2))),
+            Decision::Retry(Duration::from_secs(2))
+        );
+        for processed in [
+            RetryReason::Transport,
+            RetryReason::Timeout,
+            RetryReason::Status(StatusCode::BAD_GATEWAY),
+            RetryReason::Status(StatusCode::SERVICE_UNAVAILABLE),
+        ] {
+            assert_eq!(
+                policy.decide(1, processed, None),
+                Decision::GiveUp(GiveUp::MayHaveBeenProcessed),
+                "{processed}"
+            );
+            assert!(matches!(
+                RetryPolicy::new().decide(1, processed, None),
+                Decision::Retry(_)
+            ));
+        }
+        assert_eq!(
+            policy.decide(3, RetryReason::Connect, None),
             Decision::GiveUp(GiveUp::NoAttemptsLeft)
         );
     }

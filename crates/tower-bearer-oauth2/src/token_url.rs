@@ -20,26 +20,30 @@ impl TokenUrl {
     /// sent to it. Plain `http://` is allowed for loopback hosts (`localhost`, 127.0.0.0/8,
     /// `::1`), where nothing leaves the machine, and otherwise only when
     /// `allow_insecure_http` is set.
-    pub(crate) fn parse(text: &str, allow_insecure_http: bool) -> Result<Self, BuildError> {
+    /// `name` says which endpoint it is, for messages: `"token"`, `"revocation"`, ...
+    pub(crate) fn parse(
+        text: &str,
+        name: &str,
+        allow_insecure_http: bool,
+    ) -> Result<Self, BuildError> {
         let uri: Uri = text.parse().map_err(|error| {
             BuildError::invalid_url(format!(
-                "the token URL `{text}` is not a valid URL ({error}); give an absolute URL such \
+                "the {name} URL `{text}` is not a valid URL ({error}); give an absolute URL such \
                  as https://auth.example.com/oauth2/token"
             ))
         })?;
         let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
             return Err(BuildError::invalid_url(format!(
-                "the token URL `{text}` is not absolute; give a full URL such as \
+                "the {name} URL `{text}` is not absolute; give a full URL such as \
                  https://auth.example.com/oauth2/token"
             )));
         };
         if authority.as_str().contains('@') {
             // Never echo the URL here: the part before `@` is a credential.
-            return Err(BuildError::invalid_url(
-                "the token URL has credentials before `@`; remove them and pass the client id \
+            return Err(BuildError::invalid_url(format!(
+                "the {name} URL has credentials before `@`; remove them and pass the client id \
                  and secret to the builder instead"
-                    .to_owned(),
-            ));
+            )));
         }
         let host = authority.host();
         if scheme.eq_ignore_ascii_case("https") {
@@ -49,14 +53,14 @@ impl TokenUrl {
                 Ok(TokenUrl { uri })
             } else {
                 Err(BuildError::insecure_http(format!(
-                    "the token URL `{text}` uses plain http:// to {host}, which would send the \
+                    "the {name} URL `{text}` uses plain http:// to {host}, which would send the \
                      client secret and tokens unencrypted; use https://, or call \
                      `allow_insecure_http(true)` if the network is trusted"
                 )))
             }
         } else {
             Err(BuildError::invalid_url(format!(
-                "the token URL `{text}` has scheme `{scheme}`; only https:// (and http:// to \
+                "the {name} URL `{text}` has scheme `{scheme}`; only https:// (and http:// to \
                  loopback) can reach a token endpoint"
             )))
         }
@@ -98,7 +102,12 @@ mod tests {
 
     #[test]
     fn https_is_accepted() {
-        let url = TokenUrl::parse("https://auth.example.com/oauth2/token?tenant=a", false).unwrap();
+        let url = TokenUrl::parse(
+            "https://auth.example.com/oauth2/token?tenant=a",
+            "token",
+            false,
+        )
+        .unwrap();
         assert_eq!(
             url.to_string(),
             "https://auth.example.com/oauth2/token?tenant=a"
@@ -107,11 +116,11 @@ mod tests {
 
     #[test]
     fn http_is_refused_unless_loopback_or_allowed() {
-        let error = TokenUrl::parse("http://auth.example.com/token", false).unwrap_err();
+        let error = TokenUrl::parse("http://auth.example.com/token", "token", false).unwrap_err();
         assert!(error.is_insecure_http());
         assert!(error.to_string().contains("allow_insecure_http"), "{error}");
-        assert!(TokenUrl::parse("http://auth.example.com/token", true).is_ok());
-        assert!(TokenUrl::parse("HTTP://10.0.0.1/token", false)
+        assert!(TokenUrl::parse("http://auth.example.com/token", "token", true).is_ok());
+        assert!(TokenUrl::parse("HTTP://10.0.0.1/token", "token", false)
             .unwrap_err()
             .is_insecure_http());
         // Loopback in its spellings.
@@ -123,7 +132,7 @@ mod tests {
             "http://[::1]:9000/token",
             "http://[::ffff:127.0.0.1]/token",
         ] {
-            assert!(TokenUrl::parse(url, false).is_ok(), "{url}");
+            assert!(TokenUrl::parse(url, "token", false).is_ok(), "{url}");
         }
         // Look-alikes are not loopback.
         for url in [
@@ -132,7 +141,9 @@ mod tests {
             "http://[::2]/token",
         ] {
             assert!(
-                TokenUrl::parse(url, false).unwrap_err().is_insecure_http(),
+                TokenUrl::parse(url, "token", false)
+                    .unwrap_err()
+                    .is_insecure_http(),
                 "{url}"
             );
         }
@@ -146,15 +157,19 @@ mod tests {
             "auth.example.com/token",
             "ftp://auth.example.com/",
         ] {
-            let error = TokenUrl::parse(url, true).unwrap_err();
+            let error = TokenUrl::parse(url, "token", true).unwrap_err();
             assert!(error.is_invalid_url(), "{url}: {error}");
         }
     }
 
     #[test]
     fn credentials_in_the_url_are_refused_without_echoing_them() {
-        let error =
-            TokenUrl::parse("https://client:hunter2@auth.example.com/token", false).unwrap_err();
+        let error = TokenUrl::parse(
+            "https://client:hunter2@auth.example.com/token",
+            "token",
+            false,
+        )
+        .unwrap_err();
         assert!(error.is_invalid_url());
         assert!(!error.to_string().contains("hunter2"), "{error}");
     }

@@ -1,6 +1,6 @@
-//! `ClientCredentials` against a real, independent authorization server: the
-//! `oidc-provider` npm package, run by `interop/oidc-provider/server.mjs` on a free loopback
-//! port (one server per test).
+//! `ClientCredentials`, `RefreshToken`, revocation and discovery against a real,
+//! independent authorization server: the `oidc-provider` npm package, run by
+//! `interop/oidc-provider/server.mjs` on a free loopback port (one server per test).
 //!
 //! Each test is skipped, with the reason printed, when `node` or the server's npm packages
 //! are missing; with `TOWER_BEARER_REQUIRE_INTEROP=1` it fails instead. Tokens are checked
@@ -25,10 +25,13 @@ use tower::{service_fn, ServiceBuilder, ServiceExt};
 use tower_bearer::{
     BearerAuthLayer, BoxError, CacheConfig, FetchError, RetryOn401Layer, TokenCache, TokenSource,
 };
-use tower_bearer_oauth2::{ClientAuth, ClientCredentials, ClientCredentialsBuilder, OAuthError};
+use tower_bearer_oauth2::{
+    ClientAuth, ClientCredentials, ClientCredentialsBuilder, Discovery, OAuthError, RefreshToken,
+    RefreshTokenBuilder,
+};
 use tower_bearer_testkit::http_client;
 
-use oidc_provider::{Client, OidcProvider, BASIC, ODD, POST, RESOURCE};
+use oidc_provider::{Client, OidcProvider, BASIC, ODD, POST, REFRESH, RESOURCE};
 
 type TestResult = Result<(), BoxError>;
 
@@ -502,5 +505,322 @@ async fn revoked_token_is_replaced_after_the_api_answers_401() -> TestResult {
     assert_eq!(seen[1], first);
     assert_ne!(seen[2], first);
     assert_eq!(counter.count(), 2, "one token request after the 401");
+    Ok(())
+}
+
+#[tokio::test]
+async fn revoke_cached_token_then_introspection_says_inactive() -> TestResult {
+    let Some(server) = OidcProvider::start("revoke_cached_token_then_introspection_says_inactive")
+    else {
+        return Ok(());
+    };
+    for (client, method) in [
+        (BASIC, ClientAuth::ClientSecretBasic),
+        (POST, ClientAuth::ClientSecretPost),
+    ] {
+        let source = source_for(&server, client)
+            .client_auth(method)
+            .revocation_url(server.revocation_url())
+            .build()?;
+        let cache = TokenCache::new(source.clone());
+        let token = cache.token().await?;
+        let value = token.secret().expose_secret();
+        let introspection = introspect(&server, value).await?;
+        assert_eq!(introspection["active"], true, "{method}: {introspection}");
+
+        assert!(source.revoke_cached(&cache).await?, "{method}");
+        assert!(cache.cached().is_none(), "{method}");
+        let introspection = introspect(&server, value).await?;
+        assert_eq!(introspection["active"], false, "{method}: {introspection}");
+
+        // Revoking it again is still a success (RFC 7009 section 2.2).
+        source.revoke(&token).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn revocation_with_a_wrong_secret_is_invalid_client() -> TestResult {
+    let Some(server) = OidcProvider::start("revocation_with_a_wrong_secret_is_invalid_client")
+    else {
+        return Ok(());
+    };
+    let token = source_for(&server, BASIC).build()?.fetch().await?;
+    let wrong = ClientCredentials::builder(server.token_url(), BASIC.id, "wr0ng-interop-s3cret")
+        .revocation_url(server.revocation_url())
+        .build()?;
+    let error = wrong.revoke(&token).await.expect_err("a wrong secret");
+    assert!(!error.is_transient(), "{error}");
+    let oauth = error.oauth_error().expect("an OAuth error response");
+    assert!(oauth.is_invalid_client(), "{oauth}");
+    assert!(!format!("{error} {error:?}").contains("wr0ng-interop-s3cret"));
+    let introspection = introspect(&server, token.secret().expose_secret()).await?;
+    assert_eq!(introspection["active"], true, "{introspection}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn discovery_from_the_issuer_then_a_token_and_its_revocation() -> TestResult {
+    let Some(server) =
+        OidcProvider::start("discovery_from_the_issuer_then_a_token_and_its_revocation")
+    else {
+        return Ok(());
+    };
+    let metadata = Discovery::new().fetch(server.issuer()).await?;
+    assert_eq!(metadata.issuer(), server.issuer());
+    assert_eq!(metadata.token_endpoint(), server.token_url());
+    assert_eq!(
+        metadata.revocation_endpoint(),
+        Some(server.revocation_url().as_str())
+    );
+    assert_eq!(
+        metadata.introspection_endpoint(),
+        Some(server.introspection_url().as_str())
+    );
+    for method in ["client_secret_basic", "client_secret_post"] {
+        assert!(
+            metadata
+                .token_endpoint_auth_methods_supported()
+                .iter()
+                .any(|supported| supported == method),
+            "{method}: {metadata:?}"
+        );
+    }
+
+    let source = ClientCredentials::builder_from_metadata(&metadata, BASIC.id, BASIC.secret)
+        .scope(SCOPES)
+        .build()?;
+    assert_eq!(source.client_auth(), ClientAuth::ClientSecretBasic);
+    let token = source.fetch().await?;
+    let value = token.secret().expose_secret();
+    let introspection_url = metadata.introspection_endpoint().expect("advertised");
+    let introspection = introspect_at(introspection_url, value).await?;
+    assert_eq!(introspection["active"], true, "{introspection}");
+    assert_eq!(introspection["scope"], SCOPES, "{introspection}");
+
+    source.revoke(&token).await?;
+    let introspection = introspect_at(introspection_url, value).await?;
+    assert_eq!(introspection["active"], false, "{introspection}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn discovery_refuses_an_issuer_spelled_differently() -> TestResult {
+    let Some(server) = OidcProvider::start("discovery_refuses_an_issuer_spelled_differently")
+    else {
+        return Ok(());
+    };
+    let error = Discovery::new()
+        .fetch(&format!("{}/", server.issuer()))
+        .await
+        .expect_err("the trailing slash makes another issuer");
+    assert!(
+        error.is_issuer_mismatch() || error.is_not_found(),
+        "{error}"
+    );
+    Ok(())
+}
+
+/// A refresh token for [`REFRESH`], from the interop server's test-only seeding path.
+async fn seed_refresh_token(server: &OidcProvider) -> Result<String, BoxError> {
+    let request = Request::post(server.seed_refresh_token_url()).body(Full::default())?;
+    let response = http_client().request(request).await?;
+    let status = response.status();
+    let body: Value = serde_json::from_slice(&response.into_body().collect().await?.to_bytes())?;
+    if status != StatusCode::OK {
+        return Err(format!("seeding a refresh token failed: {status} {body}").into());
+    }
+    Ok(body["refresh_token"]
+        .as_str()
+        .ok_or("no refresh_token in the seeding answer")?
+        .to_owned())
+}
+
+fn refresh_source(server: &OidcProvider, refresh_token: &str) -> RefreshTokenBuilder {
+    RefreshToken::builder(
+        server.token_url(),
+        REFRESH.id,
+        REFRESH.secret,
+        refresh_token,
+    )
+    .revocation_url(server.revocation_url())
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_the_rotated_away_refresh_token_is_inactive() -> TestResult {
+    let Some(server) =
+        OidcProvider::start("refresh_rotates_and_the_rotated_away_refresh_token_is_inactive")
+    else {
+        return Ok(());
+    };
+    let seeded = seed_refresh_token(&server).await?;
+    let rotations = Arc::new(Mutex::new(Vec::new()));
+    let hook_seen = Arc::clone(&rotations);
+    let source = refresh_source(&server, &seeded)
+        .on_rotate(move |new| {
+            hook_seen
+                .lock()
+                .unwrap()
+                .push(new.expose_secret().to_owned())
+        })
+        .build()?;
+
+    let mut presented = seeded;
+    for round in 1..=2 {
+        let token = source.fetch().await?;
+        assert_eq!(token.scope(), Some(SCOPES), "round {round}");
+        let introspection = introspect(&server, token.secret().expose_secret()).await?;
+        assert_eq!(
+            introspection["active"], true,
+            "round {round}: {introspection}"
+        );
+        assert_eq!(introspection["client_id"], REFRESH.id, "{introspection}");
+
+        let current = source.refresh_token().expose_secret().to_owned();
+        assert_ne!(current, presented, "round {round}: rotated");
+        assert_eq!(
+            rotations.lock().unwrap().len(),
+            round,
+            "one hook call per rotation"
+        );
+        assert_eq!(rotations.lock().unwrap().last(), Some(&current));
+        let old = introspect(&server, &presented).await?;
+        assert_eq!(old["active"], false, "round {round}: {old}");
+        let new = introspect(&server, &current).await?;
+        assert_eq!(new["active"], true, "round {round}: {new}");
+        assert_eq!(new["client_id"], REFRESH.id, "{new}");
+        presented = current;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn replaying_a_rotated_away_refresh_token_revokes_the_grant() -> TestResult {
+    let Some(server) =
+        OidcProvider::start("replaying_a_rotated_away_refresh_token_revokes_the_grant")
+    else {
+        return Ok(());
+    };
+    // What a client that retried a refresh whose answer it lost would do: the server takes
+    // it as theft (reuse detection) and revokes the grant. This is why RefreshToken does not
+    // retry such failures by default.
+    let seeded = seed_refresh_token(&server).await?;
+    let source = refresh_source(&server, &seeded).build()?;
+    source.fetch().await?;
+
+    let replay = refresh_source(&server, &seeded)
+        .build()?
+        .fetch()
+        .await
+        .expect_err("a rotated-away refresh token");
+    assert!(replay.is_permanent(), "{replay}");
+    assert!(oauth_error(&replay).is_invalid_grant(), "{replay}");
+    assert!(!printed(&replay).contains(&seeded));
+
+    let error = source.fetch().await.expect_err("the grant was revoked");
+    assert!(error.is_permanent(), "{error}");
+    assert!(oauth_error(&error).is_invalid_grant(), "{error}");
+    assert!(!printed(&error).contains(source.refresh_token().expose_secret()));
+    Ok(())
+}
+
+#[tokio::test]
+async fn revoked_refresh_token_is_inactive_and_refresh_fails_with_invalid_grant() -> TestResult {
+    let Some(server) = OidcProvider::start(
+        "revoked_refresh_token_is_inactive_and_refresh_fails_with_invalid_grant",
+    ) else {
+        return Ok(());
+    };
+    let metadata = Discovery::new().fetch(server.issuer()).await?;
+    let seeded = seed_refresh_token(&server).await?;
+    let source = RefreshToken::builder_from_metadata(&metadata, REFRESH.id, REFRESH.secret, seeded)
+        .build()?;
+    let cache = TokenCache::new(source.clone());
+    let token = cache.token().await?;
+    let current = source.refresh_token().expose_secret().to_owned();
+
+    source.revoke_refresh_token().await?;
+    let introspection = introspect(&server, &current).await?;
+    assert_eq!(introspection["active"], false, "{introspection}");
+    // RFC 7009 section 2.1: revoking the refresh token revokes the grant's access tokens.
+    let introspection = introspect(&server, token.secret().expose_secret()).await?;
+    assert_eq!(introspection["active"], false, "{introspection}");
+
+    let error = source.fetch().await.expect_err("revoked");
+    assert!(error.is_permanent(), "{error}");
+    assert!(oauth_error(&error).is_invalid_grant(), "{error}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn private_key_jwt_with_rs256_and_es256_gets_tokens_and_revokes_them() -> TestResult {
+    use tower_bearer_oauth2::PrivateKey;
+    use tower_bearer_testkit::TestKey;
+
+    let keys = [
+        ("interop-jwt-rs256", TestKey::rs256()),
+        ("interop-jwt-es256", TestKey::es256()),
+    ];
+    let clients: Vec<Value> = keys
+        .iter()
+        .map(|(id, key)| {
+            serde_json::json!({
+                "client_id": id,
+                "token_endpoint_auth_method": "private_key_jwt",
+                "token_endpoint_auth_signing_alg": key.algorithm(),
+                "jwks": { "keys": [key.public_jwk()] },
+            })
+        })
+        .collect();
+    let Some(server) = OidcProvider::start_with_clients(
+        "private_key_jwt_with_rs256_and_es256_gets_tokens_and_revokes_them",
+        &clients,
+    ) else {
+        return Ok(());
+    };
+    for (id, key) in &keys {
+        let private = match key.algorithm() {
+            "RS256" => PrivateKey::rs256_from_pem(key.pkcs8_pem())?,
+            _ => PrivateKey::es256_from_pem(key.pkcs8_pem())?,
+        }
+        .key_id(key.key_id());
+        for audience in [None, Some(server.issuer().to_owned())] {
+            let mut builder = ClientCredentials::builder_with_private_key(
+                server.token_url(),
+                *id,
+                private.clone(),
+            )
+            .scope(SCOPES)
+            .revocation_url(server.revocation_url());
+            if let Some(audience) = &audience {
+                builder = builder.assertion_audience(audience.as_str());
+            }
+            let source = builder.build()?;
+            let token = source
+                .fetch()
+                .await
+                .map_err(|error| format!("{id} (aud {audience:?}): {error}"))?;
+            let value = token.secret().expose_secret();
+            let introspection = introspect(&server, value).await?;
+            assert_eq!(introspection["active"], true, "{id}: {introspection}");
+            assert_eq!(introspection["client_id"], *id, "{introspection}");
+            assert_eq!(introspection["scope"], SCOPES, "{introspection}");
+
+            source.revoke(&token).await?;
+            let introspection = introspect(&server, value).await?;
+            assert_eq!(introspection["active"], false, "{id}: {introspection}");
+        }
+    }
+
+    // The ES256 client, signing with a key the server does not know.
+    let stranger = PrivateKey::es256_from_pem(TestKey::es256().pkcs8_pem())?;
+    let error =
+        ClientCredentials::builder_with_private_key(server.token_url(), keys[1].0, stranger)
+            .build()?
+            .fetch()
+            .await
+            .expect_err("an unregistered key");
+    assert!(error.is_permanent(), "{error}");
+    assert!(oauth_error(&error).is_invalid_client(), "{error}");
     Ok(())
 }

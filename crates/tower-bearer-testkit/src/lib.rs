@@ -2,10 +2,13 @@
 //! protected API, both in process on real `127.0.0.1` sockets.
 //!
 //! - [`AuthServer`] is a token endpoint (RFC 6749) with client authentication by `Basic`
-//!   header or form parameters, the `client_credentials` and `refresh_token` grants,
-//!   revocation, expiry on the tokio clock and injectable [`Fault`]s.
+//!   header or form parameters, the `client_credentials` and `refresh_token` grants (with
+//!   rotation, optionally reuse detection), revocation (RFC 7009), metadata (RFC 8414),
+//!   expiry on the tokio clock and injectable [`Fault`]s.
 //! - [`ApiServer`] accepts the `AuthServer`'s access tokens (RFC 6750) and counts what it
 //!   authorized and rejected.
+//! - [`TestKey`] is an RS256 or ES256 key pair for `private_key_jwt` clients, which the
+//!   `AuthServer` verifies.
 //! - [`capture_tracing`] records logs to prove no secret reaches them; [`StreamingBody`] is a
 //!   body that cannot be replayed; [`http_client`] is a plain hyper client.
 //!
@@ -52,6 +55,7 @@ mod http_client;
 mod response;
 mod server;
 mod streaming_body;
+mod test_key;
 mod token_request;
 mod token_store;
 mod tracing_capture;
@@ -61,6 +65,7 @@ pub use auth_server::{AuthServer, AuthServerBuilder};
 pub use fault::Fault;
 pub use http_client::{http_client, HttpClient};
 pub use streaming_body::StreamingBody;
+pub use test_key::TestKey;
 pub use token_request::{ClientAuthMethod, TokenRequest};
 pub use tracing_capture::{capture_tracing, TracingCapture};
 

@@ -10,6 +10,8 @@ pub enum ClientAuthMethod {
     Basic,
     /// `client_secret_post`: `client_id` and `client_secret` form parameters.
     Post,
+    /// `private_key_jwt`: a `client_assertion` JWT (RFC 7523 section 2.2).
+    PrivateKeyJwt,
     /// No client secret at all (at most a `client_id` form parameter).
     None,
 }
@@ -49,7 +51,8 @@ pub struct TokenRequest {
     pub auth_method: ClientAuthMethod,
     /// The `scope` form parameter.
     pub scope: Option<String>,
-    /// Every form parameter except `client_secret`, decoded, in the order sent.
+    /// Every form parameter except `client_secret`, decoded, in the order sent. A
+    /// `client_assertion` is kept, so tests can read its claims.
     pub params: Vec<(String, String)>,
 }
 

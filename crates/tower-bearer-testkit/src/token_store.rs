@@ -1,6 +1,7 @@
 //! Tokens the mock authorization server issued, shared with the mock API that checks them.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -14,11 +15,21 @@ use crate::lock;
 #[derive(Debug, Default)]
 pub(crate) struct TokenStore {
     access: Mutex<HashMap<String, AccessGrant>>,
-    refresh: Mutex<HashMap<String, RefreshGrant>>,
+    refresh: Mutex<RefreshTokens>,
+    families: AtomicU64,
+}
+
+/// Live refresh tokens, and the ones rotated away, remembered for reuse detection.
+#[derive(Debug, Default)]
+struct RefreshTokens {
+    live: HashMap<String, RefreshGrant>,
+    /// Rotated-away tokens and the family (chain of rotations) each belonged to.
+    used: HashMap<String, u64>,
 }
 
 #[derive(Debug)]
 struct AccessGrant {
+    client_id: String,
     scope: Option<String>,
     // The tokio clock, so tests on paused time can expire tokens by advancing it.
     expires_at: Instant,
@@ -29,6 +40,14 @@ struct AccessGrant {
 struct RefreshGrant {
     client_id: String,
     scope: Option<String>,
+    family: u64,
+}
+
+/// A redeemed refresh token: the scope to issue, and the family a rotated token joins.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Redeemed {
+    pub(crate) scope: Option<String>,
+    pub(crate) family: u64,
 }
 
 /// What the store knows about an access token.
@@ -46,8 +65,11 @@ pub(crate) enum AccessStatus {
 /// Why a refresh token was not accepted.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum RefreshRejected {
-    /// Never issued, revoked, or already rotated away.
+    /// Never issued or revoked.
     Unknown,
+    /// Already rotated away: presented again, it revokes its whole family (RFC 9700
+    /// section 4.14.2), so the live successor dies too.
+    Reused,
     /// Issued to another client (RFC 6749 section 6).
     OtherClient,
     /// The request asked for a scope the refresh token was not granted.
@@ -56,9 +78,15 @@ pub(crate) enum RefreshRejected {
 
 impl TokenStore {
     /// Issues an access token for `scope` that expires `lifetime` from now.
-    pub(crate) fn issue_access(&self, scope: Option<String>, lifetime: Duration) -> String {
+    pub(crate) fn issue_access(
+        &self,
+        client_id: &str,
+        scope: Option<String>,
+        lifetime: Duration,
+    ) -> String {
         let token = random_token();
         let grant = AccessGrant {
+            client_id: client_id.to_owned(),
             scope,
             expires_at: Instant::now() + lifetime,
             revoked: false,
@@ -87,7 +115,39 @@ impl TokenStore {
         if let Some(grant) = lock(&self.access).get_mut(token) {
             grant.revoked = true;
         }
-        lock(&self.refresh).remove(token);
+        lock(&self.refresh).live.remove(token);
+    }
+
+    /// Revokes `token` if it was issued to `client_id`; whether a live token was revoked.
+    /// Tokens of other clients are left alone, as RFC 7009 section 2.1 requires.
+    pub(crate) fn revoke_as(&self, token: &str, client_id: &str) -> bool {
+        if let Some(grant) = lock(&self.access).get_mut(token) {
+            if grant.client_id == client_id && !grant.revoked {
+                grant.revoked = true;
+                return true;
+            }
+            return false;
+        }
+        let mut refresh = lock(&self.refresh);
+        if refresh
+            .live
+            .get(token)
+            .is_some_and(|grant| grant.client_id == client_id)
+        {
+            refresh.live.remove(token);
+            return true;
+        }
+        false
+    }
+
+    /// Whether `token` is a refresh token that can be redeemed now.
+    pub(crate) fn is_refresh_live(&self, token: &str) -> bool {
+        lock(&self.refresh).live.contains_key(token)
+    }
+
+    /// A new family for a refresh token issued outside a rotation.
+    pub(crate) fn new_family(&self) -> u64 {
+        self.families.fetch_add(1, Ordering::SeqCst)
     }
 
     /// Revokes every access token issued so far; refresh tokens stay usable.
@@ -97,19 +157,26 @@ impl TokenStore {
         }
     }
 
-    /// Issues a refresh token bound to `client_id` and `scope`.
-    pub(crate) fn issue_refresh(&self, client_id: &str, scope: Option<String>) -> String {
+    /// Issues a refresh token bound to `client_id` and `scope`, in `family`.
+    pub(crate) fn issue_refresh(
+        &self,
+        client_id: &str,
+        scope: Option<String>,
+        family: u64,
+    ) -> String {
         let token = random_token();
         let grant = RefreshGrant {
             client_id: client_id.to_owned(),
             scope,
+            family,
         };
-        lock(&self.refresh).insert(token.clone(), grant);
+        lock(&self.refresh).live.insert(token.clone(), grant);
         token
     }
 
-    /// Redeems a refresh token once: on success it is gone (rotation) and the caller
-    /// issues a new one for the returned scope.
+    /// Redeems a refresh token. With `rotate` it is used up (the caller issues a new one in
+    /// the returned family); presenting it again is refused, and with `detect_reuse` also
+    /// revokes the family.
     ///
     /// `requested_scope` may narrow the granted scope, never widen it (RFC 6749
     /// section 6); without it the granted scope carries over. A rejected token stays usable.
@@ -118,9 +185,18 @@ impl TokenStore {
         token: &str,
         client_id: &str,
         requested_scope: Option<&str>,
-    ) -> Result<Option<String>, RefreshRejected> {
+        rotate: bool,
+        detect_reuse: bool,
+    ) -> Result<Redeemed, RefreshRejected> {
         let mut refresh = lock(&self.refresh);
-        let grant = refresh.get(token).ok_or(RefreshRejected::Unknown)?;
+        if let Some(&family) = refresh.used.get(token) {
+            if !detect_reuse {
+                return Err(RefreshRejected::Unknown);
+            }
+            refresh.live.retain(|_, grant| grant.family != family);
+            return Err(RefreshRejected::Reused);
+        }
+        let grant = refresh.live.get(token).ok_or(RefreshRejected::Unknown)?;
         if grant.client_id != client_id {
             return Err(RefreshRejected::OtherClient);
         }
@@ -137,8 +213,12 @@ impl TokenStore {
                 Some(requested.to_owned())
             }
         };
-        refresh.remove(token);
-        Ok(scope)
+        let family = grant.family;
+        if rotate {
+            refresh.live.remove(token);
+            refresh.used.insert(token.to_owned(), family);
+        }
+        Ok(Redeemed { scope, family })
     }
 }
 
@@ -158,7 +238,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn access_tokens_expire_on_the_tokio_clock() {
         let store = TokenStore::default();
-        let token = store.issue_access(Some("read".into()), Duration::from_secs(60));
+        let token = store.issue_access("c", Some("read".into()), Duration::from_secs(60));
         assert_eq!(
             store.access_status(&token),
             AccessStatus::Valid {
@@ -173,8 +253,8 @@ mod tests {
     #[test]
     fn revoked_access_tokens_are_reported_as_revoked() {
         let store = TokenStore::default();
-        let first = store.issue_access(None, Duration::from_secs(60));
-        let second = store.issue_access(None, Duration::from_secs(60));
+        let first = store.issue_access("c", None, Duration::from_secs(60));
+        let second = store.issue_access("c", None, Duration::from_secs(60));
         store.revoke(&first);
         assert_eq!(store.access_status(&first), AccessStatus::Revoked);
         assert_eq!(
@@ -188,21 +268,35 @@ mod tests {
     #[test]
     fn refresh_tokens_are_single_use_and_bound_to_their_client() {
         let store = TokenStore::default();
-        let token = store.issue_refresh("alice", Some("read write".into()));
+        let family = store.new_family();
+        let token = store.issue_refresh("alice", Some("read write".into()), family);
         assert_eq!(
-            store.redeem_refresh(&token, "bob", None),
+            store.redeem_refresh(&token, "bob", None, true, true),
             Err(RefreshRejected::OtherClient)
         );
         assert_eq!(
-            store.redeem_refresh(&token, "alice", Some("read admin")),
+            store.redeem_refresh(&token, "alice", Some("read admin"), true, true),
             Err(RefreshRejected::ScopeExceeded)
         );
         assert_eq!(
-            store.redeem_refresh(&token, "alice", Some("write")),
-            Ok(Some("write".into()))
+            store.redeem_refresh(&token, "alice", Some("write"), true, true),
+            Ok(Redeemed {
+                scope: Some("write".into()),
+                family
+            })
+        );
+        let successor = store.issue_refresh("alice", Some("write".into()), family);
+        assert_eq!(
+            store.redeem_refresh(&token, "alice", None, true, true),
+            Err(RefreshRejected::Reused)
         );
         assert_eq!(
-            store.redeem_refresh(&token, "alice", None),
+            store.redeem_refresh(&successor, "alice", None, true, true),
+            Err(RefreshRejected::Unknown),
+            "reuse revoked the whole family"
+        );
+        assert_eq!(
+            store.redeem_refresh("never-issued", "alice", None, true, true),
             Err(RefreshRejected::Unknown)
         );
     }

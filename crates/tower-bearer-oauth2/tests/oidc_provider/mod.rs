@@ -65,6 +65,13 @@ pub const ODD: Client = Client {
     secret: "s3cr:et%+ s&=",
 };
 
+/// Allowed the `refresh_token` grant; its refresh tokens come from
+/// [`OidcProvider::seed_refresh_token_url`].
+pub const REFRESH: Client = Client {
+    id: "interop-refresh",
+    secret: "interop-refresh-secret",
+};
+
 /// The resource indicator for which the server issues JWT access tokens.
 pub const RESOURCE: &str = "https://api.interop.test/";
 
@@ -86,6 +93,15 @@ impl OidcProvider {
     /// When `TOWER_BEARER_REQUIRE_INTEROP=1` and the server cannot run, or when the server
     /// is installed but fails to start.
     pub fn start(test: &str) -> Option<OidcProvider> {
+        Self::start_with_clients(test, &[])
+    }
+
+    /// Like [`start`](Self::start), with more clients registered for this run
+    /// (`INTEROP_EXTRA_CLIENTS`: client metadata objects with RFC 7591 names).
+    pub fn start_with_clients(
+        test: &str,
+        extra_clients: &[serde_json::Value],
+    ) -> Option<OidcProvider> {
         let dir = interop_dir();
         if let Err(reason) = check_prerequisites(&dir) {
             if std::env::var(REQUIRE_ENV).is_ok_and(|value| value == "1") {
@@ -99,7 +115,8 @@ impl OidcProvider {
             );
             return None;
         }
-        Some(spawn(&dir).unwrap_or_else(|error| panic!("{test}: {error}")))
+        let extra = serde_json::Value::from(extra_clients.to_vec()).to_string();
+        Some(spawn(&dir, &extra).unwrap_or_else(|error| panic!("{test}: {error}")))
     }
 
     /// The issuer, `http://127.0.0.1:PORT`, without a trailing slash.
@@ -115,6 +132,15 @@ impl OidcProvider {
     /// The token introspection endpoint (RFC 7662).
     pub fn introspection_url(&self) -> String {
         format!("{}/token/introspection", self.issuer)
+    }
+
+    /// The test-only path of `server.mjs` that mints a refresh token for [`REFRESH`], as
+    /// if its user had signed in (`POST`; answers `{"refresh_token": "..."}`).
+    pub fn seed_refresh_token_url(&self) -> String {
+        format!(
+            "{}/interop/seed-refresh-token?client_id={}",
+            self.issuer, REFRESH.id
+        )
     }
 
     /// The token revocation endpoint (RFC 7009).
@@ -158,9 +184,10 @@ fn check_prerequisites(dir: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
-fn spawn(dir: &std::path::Path) -> Result<OidcProvider, String> {
+fn spawn(dir: &std::path::Path, extra_clients: &str) -> Result<OidcProvider, String> {
     let mut child = Command::new("node")
         .args(["server.mjs", "--port", "0", "--exit-on-stdin-close"])
+        .env("INTEROP_EXTRA_CLIENTS", extra_clients)
         .current_dir(dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

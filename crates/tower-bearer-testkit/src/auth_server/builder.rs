@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::{AuthServer, AuthState};
+use crate::{ClientAuthMethod, TestKey};
 
 /// Configures an [`AuthServer`]; from [`AuthServer::builder`].
 ///
@@ -30,18 +31,26 @@ use super::{AuthServer, AuthState};
 /// ```
 pub struct AuthServerBuilder {
     clients: Vec<(String, String)>,
+    key_clients: Vec<(String, TestKey)>,
     token_lifetime: Duration,
     allowed_scopes: Option<HashSet<String>>,
     issue_refresh_tokens: bool,
+    rotate_refresh_tokens: bool,
+    detect_refresh_token_reuse: bool,
+    auth_methods: Option<Vec<ClientAuthMethod>>,
 }
 
 impl AuthServerBuilder {
     pub(super) fn new() -> Self {
         Self {
             clients: Vec::new(),
+            key_clients: Vec::new(),
             token_lifetime: AuthServer::DEFAULT_TOKEN_LIFETIME,
             allowed_scopes: None,
             issue_refresh_tokens: false,
+            rotate_refresh_tokens: true,
+            detect_refresh_token_reuse: false,
+            auth_methods: None,
         }
     }
 
@@ -54,6 +63,17 @@ impl AuthServerBuilder {
         client_secret: impl Into<String>,
     ) -> Self {
         self.clients.push((client_id.into(), client_secret.into()));
+        self
+    }
+
+    /// Registers a client that authenticates with `private_key_jwt` (RFC 7523 section 2.2)
+    /// using `key`. The server checks each `client_assertion`: signature and `alg`, `iss` and
+    /// `sub` equal to the client id, `aud` naming the token or revocation endpoint or the
+    /// issuer ([`AuthServer::url`]), `exp` in the future (wall clock), and a `jti` it has not
+    /// seen before. Does not replace the default secret client.
+    #[must_use]
+    pub fn private_key_jwt_client(mut self, client_id: impl Into<String>, key: &TestKey) -> Self {
+        self.key_clients.push((client_id.into(), key.clone()));
         self
     }
 
@@ -86,6 +106,33 @@ impl AuthServerBuilder {
         self
     }
 
+    /// Whether the `refresh_token` grant rotates: issues a new refresh token and retires the
+    /// presented one (default `true`). With `false` the response has no `refresh_token` and
+    /// the presented one stays valid, as with servers that do not rotate.
+    #[must_use]
+    pub fn rotate_refresh_tokens(mut self, rotate: bool) -> Self {
+        self.rotate_refresh_tokens = rotate;
+        self
+    }
+
+    /// Reuse detection (RFC 9700 section 4.14.2, off by default): a refresh token that was
+    /// rotated away and is presented again gets `invalid_grant` and also revokes the refresh
+    /// token that replaced it, as servers do that take reuse as a sign of theft.
+    #[must_use]
+    pub fn detect_refresh_token_reuse(mut self, detect: bool) -> Self {
+        self.detect_refresh_token_reuse = detect;
+        self
+    }
+
+    /// Accepts only these client authentication methods at `/token` and `/revoke`, and
+    /// advertises only them in the metadata (default: Basic and form parameters). A client
+    /// using another one gets 401 `invalid_client`.
+    #[must_use]
+    pub fn client_auth_methods(mut self, methods: &[ClientAuthMethod]) -> Self {
+        self.auth_methods = Some(methods.to_vec());
+        self
+    }
+
     /// Binds `127.0.0.1` on a free port and starts serving on a spawned tokio task.
     pub async fn start(self) -> io::Result<AuthServer> {
         let mut clients: HashMap<String, String> = self.clients.into_iter().collect();
@@ -97,13 +144,22 @@ impl AuthServerBuilder {
         }
         AuthServer::spawn(AuthState {
             clients,
+            key_clients: self.key_clients.into_iter().collect(),
+            seen_jtis: Default::default(),
             allowed_scopes: self.allowed_scopes,
             issue_refresh_tokens: self.issue_refresh_tokens,
+            rotate_refresh_tokens: self.rotate_refresh_tokens,
+            detect_refresh_token_reuse: self.detect_refresh_token_reuse,
+            auth_methods: self.auth_methods,
+            issuer: Default::default(),
             token_lifetime: Mutex::new(self.token_lifetime),
             tokens: Default::default(),
             faults: Default::default(),
             token_requests: Default::default(),
+            revocation_requests: Default::default(),
+            metadata_requests: Default::default(),
             tokens_issued: Default::default(),
+            tokens_revoked: Default::default(),
             last_request: Default::default(),
         })
         .await
@@ -118,6 +174,12 @@ impl fmt::Debug for AuthServerBuilder {
             .field("token_lifetime", &self.token_lifetime)
             .field("allowed_scopes", &self.allowed_scopes)
             .field("issue_refresh_tokens", &self.issue_refresh_tokens)
+            .field("rotate_refresh_tokens", &self.rotate_refresh_tokens)
+            .field(
+                "detect_refresh_token_reuse",
+                &self.detect_refresh_token_reuse,
+            )
+            .field("auth_methods", &self.auth_methods)
             .finish()
     }
 }

@@ -9,22 +9,25 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 pub use builder::AuthServerBuilder;
 
 use crate::server::{self, ServerTask};
 use crate::token_store::TokenStore;
-use crate::{lock, Fault, TokenRequest};
+use crate::{lock, ClientAuthMethod, Fault, TokenRequest};
 
 /// A mock OAuth 2.0 authorization server (RFC 6749) listening on `127.0.0.1`.
 ///
 /// Its token endpoint, `POST /token`, authenticates clients with `client_secret_basic` or
 /// `client_secret_post` and grants `client_credentials` (section 4.4) and `refresh_token`
-/// (section 6, with rotation). Every other path answers 404. Faults can be injected into
-/// token requests ([`fail_next`](Self::fail_next), [`fail_always`](Self::fail_always)),
-/// tokens revoked and expired, and each request inspected afterwards.
+/// (section 6, with rotation, and optionally reuse detection). `POST /revoke` is a revocation endpoint (RFC 7009) with the
+/// same client authentication, and `GET /.well-known/oauth-authorization-server` serves the
+/// server's metadata (RFC 8414) with the issuer [`url`](Self::url). Every other path
+/// answers 404. Faults can be injected into token and revocation requests
+/// ([`fail_next`](Self::fail_next), [`fail_always`](Self::fail_always)), tokens revoked and
+/// expired, and each request inspected afterwards.
 ///
 /// The handle is cheap to clone; the clones control the same server. The server stops when
 /// the last handle is dropped, or at once for every handle with [`shutdown`](Self::shutdown).
@@ -97,6 +100,48 @@ impl AuthServer {
         self.state.token_requests.load(Ordering::SeqCst)
     }
 
+    /// The revocation endpoint (RFC 7009), [`url`](Self::url) + `/revoke`.
+    pub fn revocation_url(&self) -> String {
+        format!("{}{}", self.url(), token_endpoint::REVOCATION_PATH)
+    }
+
+    /// The metadata document (RFC 8414),
+    /// [`url`](Self::url) + `/.well-known/oauth-authorization-server`.
+    pub fn metadata_url(&self) -> String {
+        format!("{}{}", self.url(), token_endpoint::METADATA_PATH)
+    }
+
+    /// How many HTTP requests reached `/revoke`, whatever their outcome.
+    pub fn revocation_requests(&self) -> u64 {
+        self.state.revocation_requests.load(Ordering::SeqCst)
+    }
+
+    /// How many live tokens a client revoked at `/revoke` (requests for unknown, already
+    /// revoked or other clients' tokens are answered 200 but not counted).
+    pub fn tokens_revoked(&self) -> u64 {
+        self.state.tokens_revoked.load(Ordering::SeqCst)
+    }
+
+    /// How many times the metadata document was fetched.
+    pub fn metadata_requests(&self) -> u64 {
+        self.state.metadata_requests.load(Ordering::SeqCst)
+    }
+
+    /// Issues a refresh token to `client_id` for `scope`, as if the client had got it with an
+    /// authorization code, so a test can start a `refresh_token` grant.
+    pub fn issue_refresh_token(&self, client_id: &str, scope: Option<&str>) -> String {
+        let family = self.state.tokens.new_family();
+        self.state
+            .tokens
+            .issue_refresh(client_id, scope.map(str::to_owned), family)
+    }
+
+    /// Whether `refresh_token` would be accepted now: issued by this server, not revoked,
+    /// not rotated away.
+    pub fn is_refresh_token_valid(&self, refresh_token: &str) -> bool {
+        self.state.tokens.is_refresh_live(refresh_token)
+    }
+
     /// How many access tokens the server has issued, by either grant.
     pub fn tokens_issued(&self) -> u64 {
         self.state.tokens_issued.load(Ordering::SeqCst)
@@ -108,7 +153,8 @@ impl AuthServer {
         *lock(&self.state.token_lifetime) = lifetime;
     }
 
-    /// Gives the next `count` token requests `fault`, after any faults queued before.
+    /// Gives the next `count` requests to `/token` or `/revoke` `fault`, after any faults
+    /// queued before.
     /// A `count` of zero does nothing.
     pub fn fail_next(&self, count: usize, fault: Fault) {
         if count > 0 {
@@ -116,7 +162,7 @@ impl AuthServer {
         }
     }
 
-    /// Gives every token request `fault`, once the [`fail_next`](Self::fail_next) queue is
+    /// Gives every request to `/token` and `/revoke` `fault`, once the [`fail_next`](Self::fail_next) queue is
     /// used up, until [`heal`](Self::heal). Replaces an earlier `fail_always`.
     pub fn fail_always(&self, fault: Fault) {
         lock(&self.state.faults).always = Some(fault);
@@ -170,6 +216,7 @@ impl AuthServer {
     async fn spawn(state: AuthState) -> io::Result<AuthServer> {
         let listener = server::bind_loopback().await?;
         let addr = listener.local_addr()?;
+        let _ = state.issuer.set(format!("http://{addr}"));
         let state = Arc::new(state);
         let handler_state = Arc::clone(&state);
         let task = server::spawn(listener, move |request| {
@@ -197,14 +244,29 @@ impl fmt::Debug for AuthServer {
 struct AuthState {
     /// Client secrets by client id.
     clients: HashMap<String, String>,
+    /// Public keys of `private_key_jwt` clients by client id.
+    key_clients: HashMap<String, crate::TestKey>,
+    /// Every client assertion `jti` accepted, so none is accepted twice.
+    seen_jtis: Mutex<HashSet<String>>,
     /// `None` allows any scope.
     allowed_scopes: Option<HashSet<String>>,
     issue_refresh_tokens: bool,
+    /// Whether the `refresh_token` grant issues a new refresh token and retires the old one.
+    rotate_refresh_tokens: bool,
+    /// Whether presenting a rotated-away refresh token revokes its successor.
+    detect_refresh_token_reuse: bool,
+    /// `None` accepts every client authentication method.
+    auth_methods: Option<Vec<ClientAuthMethod>>,
+    /// `http://127.0.0.1:PORT`, set once the port is bound.
+    issuer: OnceLock<String>,
     token_lifetime: Mutex<Duration>,
     tokens: Arc<TokenStore>,
     faults: Mutex<Faults>,
     token_requests: AtomicU64,
+    revocation_requests: AtomicU64,
+    metadata_requests: AtomicU64,
     tokens_issued: AtomicU64,
+    tokens_revoked: AtomicU64,
     last_request: Mutex<Option<TokenRequest>>,
 }
 

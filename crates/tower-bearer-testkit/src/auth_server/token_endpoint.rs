@@ -5,6 +5,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use bytes::Bytes;
 use http::header::{ALLOW, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use http::{request, HeaderValue, Method, Request, Response, StatusCode};
@@ -19,6 +21,9 @@ use crate::token_store::RefreshRejected;
 use crate::{lock, ClientAuthMethod, Fault, TokenRequest};
 
 pub(super) const TOKEN_PATH: &str = "/token";
+const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+pub(super) const REVOCATION_PATH: &str = "/revoke";
+pub(super) const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 
 /// Form parameters in the order sent, decoded.
 type Params = Vec<(String, String)>;
@@ -72,10 +77,20 @@ impl Rejection {
 }
 
 pub(super) async fn handle(state: Arc<AuthState>, request: Request<Incoming>) -> Reply {
-    if request.uri().path() != TOKEN_PATH {
-        return Ok(text(StatusCode::NOT_FOUND, "not found"));
-    }
-    state.token_requests.fetch_add(1, Ordering::SeqCst);
+    let endpoint = match request.uri().path() {
+        TOKEN_PATH => Endpoint::Token,
+        REVOCATION_PATH => Endpoint::Revocation,
+        METADATA_PATH if request.method() == Method::GET => {
+            state.metadata_requests.fetch_add(1, Ordering::SeqCst);
+            return Ok(state.metadata());
+        }
+        _ => return Ok(text(StatusCode::NOT_FOUND, "not found")),
+    };
+    let counter = match endpoint {
+        Endpoint::Token => &state.token_requests,
+        Endpoint::Revocation => &state.revocation_requests,
+    };
+    counter.fetch_add(1, Ordering::SeqCst);
     let fault = lock(&state.faults).take();
 
     let (parts, body) = request.into_parts();
@@ -124,20 +139,86 @@ pub(super) async fn handle(state: Arc<AuthState>, request: Request<Incoming>) ->
     }
 
     if parts.method != Method::POST {
-        let mut response = text(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "the token endpoint takes POST",
-        );
+        let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "this endpoint takes POST");
         response
             .headers_mut()
             .insert(ALLOW, HeaderValue::from_static("POST"));
         return Ok(response);
     }
-    let answer = form.and_then(|params| state.answer(&params, header));
+    let answer = form.and_then(|params| match endpoint {
+        Endpoint::Token => state.answer(&params, header),
+        Endpoint::Revocation => state.revocation(&params, header),
+    });
     Ok(answer.unwrap_or_else(Rejection::into_response))
 }
 
+/// The endpoints that take client-authenticated form POSTs, and share the fault queue.
+#[derive(Clone, Copy)]
+enum Endpoint {
+    Token,
+    Revocation,
+}
+
 impl AuthState {
+    /// RFC 7009 section 2: revokes `token` (access or refresh, whatever the hint says) and
+    /// answers 200 with an empty body, also for tokens it does not know (section 2.2).
+    fn revocation(&self, params: &Params, header: Option<HeaderCredentials>) -> Answer {
+        reject_repeated(params)?;
+        let client_id = self.authenticate(params, header)?;
+        let token = param(params, "token")
+            .ok_or_else(|| Rejection::invalid_request("the token parameter is missing"))?;
+        match param(params, "token_type_hint") {
+            None | Some("access_token" | "refresh_token") => {}
+            Some(_) => {
+                return Err(Rejection::bad_request(
+                    "unsupported_token_type",
+                    "this server revokes access_token and refresh_token",
+                ))
+            }
+        }
+        if self.tokens.revoke_as(token, &client_id) {
+            self.tokens_revoked.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(text(StatusCode::OK, ""))
+    }
+
+    /// RFC 8414 section 3.2: this server's metadata.
+    fn metadata(&self) -> HttpResponse {
+        let issuer = self.issuer.get().cloned().unwrap_or_default();
+        let body = serde_json::json!({
+            "issuer": issuer,
+            "token_endpoint": format!("{issuer}{TOKEN_PATH}"),
+            "revocation_endpoint": format!("{issuer}{REVOCATION_PATH}"),
+            "token_endpoint_auth_methods_supported": self.auth_methods_supported(),
+            "revocation_endpoint_auth_methods_supported": self.auth_methods_supported(),
+            "grant_types_supported": ["client_credentials", "refresh_token"],
+            "response_types_supported": [],
+        });
+        token_json(StatusCode::OK, &body)
+    }
+
+    fn auth_methods_supported(&self) -> Vec<&'static str> {
+        [
+            ClientAuthMethod::Basic,
+            ClientAuthMethod::Post,
+            ClientAuthMethod::PrivateKeyJwt,
+        ]
+        .into_iter()
+        .filter(|method| self.accepts(*method))
+        .map(|method| match method {
+            ClientAuthMethod::Basic => "client_secret_basic",
+            ClientAuthMethod::Post => "client_secret_post",
+            _ => "private_key_jwt",
+        })
+        .collect()
+    }
+
+    fn accepts(&self, method: ClientAuthMethod) -> bool {
+        self.auth_methods
+            .as_ref()
+            .is_none_or(|methods| methods.contains(&method))
+    }
+
     fn answer(&self, params: &Params, header: Option<HeaderCredentials>) -> Answer {
         reject_repeated(params)?;
         let client_id = self.authenticate(params, header)?;
@@ -158,6 +239,27 @@ impl AuthState {
     fn authenticate(&self, params: &Params, header: Option<HeaderCredentials>) -> Answer<String> {
         let posted_id = param(params, "client_id");
         let posted_secret = param(params, "client_secret");
+        if let Some(assertion_type) = param(params, "client_assertion_type") {
+            if header.is_some() || posted_secret.is_some() {
+                return Err(Rejection::invalid_request(
+                    "the client used more than one authentication method",
+                ));
+            }
+            if !self.accepts(ClientAuthMethod::PrivateKeyJwt) {
+                return Err(Rejection::invalid_client(
+                    "this server does not accept private_key_jwt",
+                ));
+            }
+            if assertion_type != JWT_BEARER_ASSERTION {
+                return Err(Rejection::invalid_client(
+                    "unsupported client_assertion_type",
+                ));
+            }
+            let assertion = param(params, "client_assertion").ok_or_else(|| {
+                Rejection::invalid_request("the client_assertion parameter is missing")
+            })?;
+            return self.verify_assertion(assertion, posted_id);
+        }
         let (client_id, client_secret) = match header {
             Some(HeaderCredentials::Basic(credentials)) => {
                 if posted_secret.is_some() {
@@ -168,6 +270,11 @@ impl AuthState {
                 if posted_id.is_some_and(|id| id != credentials.client_id) {
                     return Err(Rejection::invalid_request(
                         "the client_id parameter differs from the Basic credentials",
+                    ));
+                }
+                if !self.accepts(ClientAuthMethod::Basic) {
+                    return Err(Rejection::invalid_client(
+                        "this server does not accept client_secret_basic",
                     ));
                 }
                 (credentials.client_id, credentials.client_secret)
@@ -181,6 +288,11 @@ impl AuthState {
                 ))
             }
             None => match (posted_id, posted_secret) {
+                (Some(_), Some(_)) if !self.accepts(ClientAuthMethod::Post) => {
+                    return Err(Rejection::invalid_client(
+                        "this server does not accept client_secret_post",
+                    ));
+                }
                 (Some(id), Some(secret)) => (id.to_owned(), secret.to_owned()),
                 (Some(_), None) => {
                     return Err(Rejection::invalid_client("the client_secret is missing"));
@@ -202,27 +314,111 @@ impl AuthState {
         }
     }
 
+    /// Checks a `private_key_jwt` client assertion (RFC 7523 sections 2.2 and 3) and returns
+    /// the client id.
+    fn verify_assertion(&self, assertion: &str, posted_id: Option<&str>) -> Answer<String> {
+        let reject = Rejection::invalid_client;
+        let mut parts = assertion.split('.');
+        let (Some(header_part), Some(claims_part), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(reject("the client assertion is not a compact JWS"));
+        };
+        let decode_json = |part: &str| {
+            URL_SAFE_NO_PAD
+                .decode(part)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        };
+        let header = decode_json(header_part).ok_or(reject("the assertion header is not JSON"))?;
+        let claims_json =
+            decode_json(claims_part).ok_or(reject("the assertion claims are not JSON"))?;
+        let client_id = claims_json["iss"]
+            .as_str()
+            .ok_or(reject("the assertion has no iss"))?
+            .to_owned();
+        let key = self
+            .key_clients
+            .get(&client_id)
+            .ok_or(reject("unknown private_key_jwt client"))?;
+        if header["alg"] != key.algorithm() {
+            return Err(reject(
+                "the assertion alg is not the client's key algorithm",
+            ));
+        }
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature)
+            .map_err(|_| reject("the assertion signature is not base64url"))?;
+        let signed =
+            &assertion[..assertion.len() - assertion.rsplit('.').next().unwrap_or("").len() - 1];
+        if !key.verify(signed.as_bytes(), &signature) {
+            return Err(reject("the assertion signature does not verify"));
+        }
+        if claims_json["sub"] != client_id.as_str() {
+            return Err(reject("the assertion sub is not the client id"));
+        }
+        if posted_id.is_some_and(|posted| posted != client_id) {
+            return Err(reject("client_id differs from the assertion's iss"));
+        }
+        let issuer = self.issuer.get().cloned().unwrap_or_default();
+        let accepted = [
+            format!("{issuer}{TOKEN_PATH}"),
+            format!("{issuer}{REVOCATION_PATH}"),
+            issuer,
+        ];
+        let audience_ok = match &claims_json["aud"] {
+            serde_json::Value::String(aud) => accepted.contains(aud),
+            serde_json::Value::Array(auds) => auds.iter().any(|aud| {
+                aud.as_str()
+                    .is_some_and(|aud| accepted.iter().any(|a| a == aud))
+            }),
+            _ => false,
+        };
+        if !audience_ok {
+            return Err(reject("the assertion aud does not name this server"));
+        }
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        if claims_json["exp"].as_u64().is_none_or(|exp| exp <= now) {
+            return Err(reject("the assertion is expired or has no exp"));
+        }
+        let jti = claims_json["jti"]
+            .as_str()
+            .ok_or(reject("the assertion has no jti"))?;
+        if !lock(&self.seen_jtis).insert(jti.to_owned()) {
+            return Err(reject("the assertion jti was used before"));
+        }
+        Ok(client_id)
+    }
+
     /// RFC 6749 section 4.4.
     fn client_credentials(&self, client_id: &str, params: &Params) -> Answer {
         let scope = param(params, "scope");
         if let Some(scope) = scope {
             self.check_scope(scope)?;
         }
-        Ok(self.issue(
-            client_id,
-            scope.map(str::to_owned),
-            self.issue_refresh_tokens,
-        ))
+        let refresh_family = self.issue_refresh_tokens.then(|| self.tokens.new_family());
+        Ok(self.issue(client_id, scope.map(str::to_owned), refresh_family))
     }
 
     /// RFC 6749 section 6; the refresh token is rotated, the presented one dies.
     fn refresh(&self, client_id: &str, params: &Params) -> Answer {
         let presented = param(params, "refresh_token")
             .ok_or_else(|| Rejection::invalid_request("the refresh_token parameter is missing"))?;
-        let scope = self
+        let redeemed = self
             .tokens
-            .redeem_refresh(presented, client_id, param(params, "scope"))
+            .redeem_refresh(
+                presented,
+                client_id,
+                param(params, "scope"),
+                self.rotate_refresh_tokens,
+                self.detect_refresh_token_reuse,
+            )
             .map_err(|rejected| match rejected {
+                RefreshRejected::Reused => Rejection::invalid_grant(
+                    "the refresh token was already used; the grant is revoked (reuse detection)",
+                ),
                 RefreshRejected::Unknown => Rejection::invalid_grant(
                     "the refresh token is unknown, revoked or already used",
                 ),
@@ -233,7 +429,8 @@ impl AuthState {
                     "the requested scope exceeds the scope of the refresh token",
                 ),
             })?;
-        Ok(self.issue(client_id, scope, true))
+        let refresh_family = self.rotate_refresh_tokens.then_some(redeemed.family);
+        Ok(self.issue(client_id, redeemed.scope, refresh_family))
     }
 
     fn check_scope(&self, scope: &str) -> Answer<()> {
@@ -254,18 +451,21 @@ impl AuthState {
         &self,
         client_id: &str,
         scope: Option<String>,
-        with_refresh_token: bool,
+        refresh_family: Option<u64>,
     ) -> HttpResponse {
         let lifetime = *lock(&self.token_lifetime);
-        let access_token = self.tokens.issue_access(scope.clone(), lifetime);
+        let access_token = self.tokens.issue_access(client_id, scope.clone(), lifetime);
         self.tokens_issued.fetch_add(1, Ordering::SeqCst);
         let mut body = serde_json::json!({
             "access_token": access_token,
             "token_type": "Bearer",
             "expires_in": lifetime.as_secs(),
         });
-        if with_refresh_token {
-            body["refresh_token"] = self.tokens.issue_refresh(client_id, scope.clone()).into();
+        if let Some(family) = refresh_family {
+            body["refresh_token"] = self
+                .tokens
+                .issue_refresh(client_id, scope.clone(), family)
+                .into();
         }
         if let Some(scope) = scope {
             body["scope"] = scope.into();
@@ -314,6 +514,7 @@ fn for_assertions(params: &Params, header: Option<&HeaderCredentials>) -> TokenR
         Some(HeaderCredentials::Basic(_) | HeaderCredentials::Malformed(_)) => {
             ClientAuthMethod::Basic
         }
+        _ if param(params, "client_assertion").is_some() => ClientAuthMethod::PrivateKeyJwt,
         _ if param(params, "client_secret").is_some() => ClientAuthMethod::Post,
         _ => ClientAuthMethod::None,
     };

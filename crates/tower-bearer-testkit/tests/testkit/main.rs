@@ -4,4 +4,5 @@ mod api_server;
 mod auth_server;
 mod faults;
 mod lifecycle;
+mod revocation_metadata;
 mod support;

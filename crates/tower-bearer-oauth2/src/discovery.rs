@@ -1,0 +1,725 @@
+//! Authorization server metadata (RFC 8414, and OpenID Connect Discovery 1.0): learning the
+//! token, revocation and introspection endpoints and the accepted client authentication
+//! methods from the issuer URL alone.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{ACCEPT, USER_AGENT};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use serde_json::{Map, Value};
+use tower::{Service, ServiceExt};
+use tower_bearer::BoxError;
+
+use crate::http_client::{self, HttpClient};
+use crate::token_url::TokenUrl;
+use crate::{settings, ClientAuth};
+
+/// The RFC 8414 well-known path, inserted between the host and the issuer's path.
+const OAUTH_WELL_KNOWN: &str = "/.well-known/oauth-authorization-server";
+/// The OpenID Connect Discovery path, appended to the issuer.
+const OPENID_WELL_KNOWN: &str = "/.well-known/openid-configuration";
+
+/// Fetches an authorization server's metadata from its issuer URL.
+///
+/// [`fetch`](Self::fetch) first asks for the RFC 8414 document
+/// (`https://host/.well-known/oauth-authorization-server/path`), and when the server has
+/// none (404 and other 4xx answers), the OpenID Connect one
+/// (`https://host/path/.well-known/openid-configuration`), which most OpenID providers
+/// serve instead. The metadata's `issuer` must be exactly the issuer asked for (RFC 8414
+/// section 3.3): that check is what stops a document served from one place from sending
+/// your client secret to another.
+///
+/// Discovery makes one request per document, without retries: it usually runs at startup,
+/// where failing loudly beats waiting. Call it again if
+/// [`DiscoveryError::is_transient`] says that may help.
+///
+/// ```no_run
+/// use tower_bearer::TokenCache;
+/// use tower_bearer_oauth2::{ClientCredentials, Discovery};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// let metadata = Discovery::new().fetch("https://auth.example.com").await?;
+/// let source = ClientCredentials::builder_from_metadata(
+///     &metadata,
+///     "my-service",
+///     std::env::var("CLIENT_SECRET")?,
+/// )
+/// .scope("orders:read")
+/// .build()?;
+/// let cache = TokenCache::new(source);
+/// # let _ = cache;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+#[must_use = "a Discovery does nothing until `fetch` is called"]
+pub struct Discovery {
+    http_client: Option<HttpClient>,
+    timeout: Duration,
+    max_response_size: usize,
+    allow_insecure_http: bool,
+}
+
+impl Discovery {
+    /// The default [`timeout`](Self::timeout) of each request: 30 seconds.
+    pub const DEFAULT_TIMEOUT: Duration = settings::DEFAULT_TIMEOUT;
+    /// The default [`max_response_size`](Self::max_response_size): 256 KiB, as OpenID
+    /// providers' documents list many algorithms and claims.
+    pub const DEFAULT_MAX_RESPONSE_SIZE: usize = 256 * 1024;
+
+    /// Discovery with the default HTTP client (from the `hyper-client` feature) and limits.
+    pub fn new() -> Self {
+        Discovery {
+            http_client: None,
+            timeout: Self::DEFAULT_TIMEOUT,
+            max_response_size: Self::DEFAULT_MAX_RESPONSE_SIZE,
+            allow_insecure_http: false,
+        }
+    }
+
+    /// The HTTP client to fetch the metadata with, instead of the default one; see
+    /// [`ClientCredentialsBuilder::http_client`](crate::ClientCredentialsBuilder::http_client).
+    pub fn http_client<S, B>(mut self, client: S) -> Self
+    where
+        S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: Body + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        self.http_client = Some(http_client::erase(client));
+        self
+    }
+
+    /// How long each metadata request may take (default 30 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The largest metadata document read, in bytes (default 256 KiB).
+    pub fn max_response_size(mut self, bytes: usize) -> Self {
+        self.max_response_size = bytes;
+        self
+    }
+
+    /// Allows a plain `http://` issuer that is not loopback (default: refused). Metadata
+    /// fetched in the clear can be changed on the way to point your client at another
+    /// server; only for networks you trust.
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
+        self
+    }
+
+    /// Fetches and checks the metadata of `issuer`, an `https://` URL without query or
+    /// fragment (RFC 8414 section 2), such as `https://auth.example.com` or
+    /// `https://login.example.com/tenant-1`.
+    pub async fn fetch(&self, issuer: &str) -> Result<AuthServerMetadata, DiscoveryError> {
+        let issuer_url = TokenUrl::parse(issuer, "issuer", self.allow_insecure_http)
+            .map_err(|error| DiscoveryError::invalid_issuer(error.to_string()))?;
+        if issuer_url.uri().query().is_some() || issuer.contains('#') {
+            return Err(DiscoveryError::invalid_issuer(format!(
+                "the issuer `{issuer}` has a query or fragment, which RFC 8414 section 2 does \
+                 not allow; give the issuer URL exactly as the server names it"
+            )));
+        }
+        let http = match &self.http_client {
+            Some(client) => client.clone(),
+            None => settings::default_http_client()
+                .map_err(|error| DiscoveryError::new(Kind::HttpClient, error.to_string()))?,
+        };
+        let mut not_found = Vec::new();
+        for url in well_known_urls(issuer) {
+            match self.get(&http, &url).await? {
+                Fetched::Document(document) => {
+                    let metadata = AuthServerMetadata::from_document(&url, document)?;
+                    if metadata.issuer != issuer {
+                        return Err(DiscoveryError::new(
+                            Kind::IssuerMismatch,
+                            format!(
+                                "the metadata at {url} names the issuer `{}`, not `{issuer}` as \
+                                 asked; RFC 8414 section 3.3 requires them to be identical, so \
+                                 it is not used (if that server is the one you mean, configure \
+                                 the issuer exactly as it names itself)",
+                                metadata.issuer
+                            ),
+                        ));
+                    }
+                    tracing::debug!(
+                        %issuer,
+                        metadata_url = %url,
+                        token_endpoint = %metadata.token_endpoint,
+                        "fetched authorization server metadata"
+                    );
+                    return Ok(metadata);
+                }
+                Fetched::NotThere(status) => not_found.push(format!("{url} (HTTP {status})")),
+            }
+        }
+        Err(DiscoveryError::new(
+            Kind::NotFound,
+            format!(
+                "the issuer `{issuer}` serves no authorization server metadata: {}; check the \
+                 issuer URL, or configure the token URL directly",
+                not_found.join(", ")
+            ),
+        ))
+    }
+
+    async fn get(&self, http: &HttpClient, url: &str) -> Result<Fetched, DiscoveryError> {
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri(url)
+            .header(ACCEPT, HeaderValue::from_static("application/json"))
+            .header(
+                USER_AGENT,
+                HeaderValue::from_static(crate::endpoint::USER_AGENT_VALUE),
+            )
+            .body(Full::default())
+            .map_err(|error| {
+                DiscoveryError::new(
+                    Kind::InvalidIssuer,
+                    format!("cannot build a request for {url}: {error}"),
+                )
+            })?;
+        let exchange = async {
+            let response = http.clone().oneshot(request).await.map_err(|error| {
+                DiscoveryError::new(
+                    Kind::Transport,
+                    format!("cannot reach {url} for the authorization server metadata"),
+                )
+                .with_source(error)
+            })?;
+            let (parts, body) = response.into_parts();
+            if parts.status.is_client_error() {
+                return Ok(Fetched::NotThere(parts.status));
+            }
+            if !parts.status.is_success() {
+                let transient =
+                    parts.status.is_server_error() || parts.status == StatusCode::TOO_MANY_REQUESTS;
+                let kind = if transient {
+                    Kind::Unavailable
+                } else {
+                    Kind::InvalidMetadata
+                };
+                return Err(DiscoveryError::new(
+                    kind,
+                    format!(
+                        "{url} answered HTTP {} instead of the authorization server metadata",
+                        parts.status.as_u16()
+                    ),
+                ));
+            }
+            let body = Limited::new(body, self.max_response_size)
+                .collect()
+                .await
+                .map_err(|error| {
+                    if error.is::<LengthLimitError>() {
+                        DiscoveryError::new(
+                            Kind::InvalidMetadata,
+                            format!(
+                                "the metadata at {url} is larger than {} bytes; raise \
+                                 `max_response_size` if that is expected",
+                                self.max_response_size
+                            ),
+                        )
+                    } else {
+                        DiscoveryError::new(
+                            Kind::Transport,
+                            format!("reading the metadata from {url} failed"),
+                        )
+                        .with_source(error)
+                    }
+                })?
+                .to_bytes();
+            match serde_json::from_slice::<Value>(&body) {
+                Ok(Value::Object(document)) => Ok(Fetched::Document(document)),
+                _ => Err(DiscoveryError::new(
+                    Kind::InvalidMetadata,
+                    format!("the metadata at {url} is not a JSON object"),
+                )),
+            }
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| {
+                DiscoveryError::new(
+                    Kind::Timeout,
+                    format!(
+                        "{url} did not answer within {:?} with the authorization server metadata",
+                        self.timeout
+                    ),
+                )
+            })?
+    }
+}
+
+impl Default for Discovery {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for Discovery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Discovery")
+            .field("http_client", &self.http_client.as_ref().map(|_| ".."))
+            .field("timeout", &self.timeout)
+            .field("max_response_size", &self.max_response_size)
+            .field("allow_insecure_http", &self.allow_insecure_http)
+            .finish()
+    }
+}
+
+enum Fetched {
+    Document(Map<String, Value>),
+    NotThere(StatusCode),
+}
+
+/// The RFC 8414 URL (well-known path before the issuer's path), then the OpenID Connect one
+/// (well-known path after it). For an issuer without a path both are the same but the name.
+fn well_known_urls(issuer: &str) -> [String; 2] {
+    let trimmed = issuer.trim_end_matches('/');
+    // After "scheme://", the first '/' starts the path.
+    let path_start = trimmed
+        .find("://")
+        .map(|scheme_end| scheme_end + 3)
+        .and_then(|authority_start| {
+            trimmed[authority_start..]
+                .find('/')
+                .map(|slash| authority_start + slash)
+        })
+        .unwrap_or(trimmed.len());
+    let (origin, path) = trimmed.split_at(path_start);
+    [
+        format!("{origin}{OAUTH_WELL_KNOWN}{path}"),
+        format!("{trimmed}{OPENID_WELL_KNOWN}"),
+    ]
+}
+
+/// An authorization server's metadata (RFC 8414 section 2), the parts this crate uses.
+///
+/// From [`Discovery::fetch`]; pass it to
+/// [`ClientCredentials::builder_from_metadata`](crate::ClientCredentials::builder_from_metadata)
+/// or [`RefreshToken::builder_from_metadata`](crate::RefreshToken::builder_from_metadata).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AuthServerMetadata {
+    issuer: String,
+    token_endpoint: String,
+    revocation_endpoint: Option<String>,
+    introspection_endpoint: Option<String>,
+    jwks_uri: Option<String>,
+    token_endpoint_auth_methods_supported: Vec<String>,
+    revocation_endpoint_auth_methods_supported: Vec<String>,
+    grant_types_supported: Vec<String>,
+    scopes_supported: Option<Vec<String>>,
+}
+
+impl AuthServerMetadata {
+    fn from_document(url: &str, document: Map<String, Value>) -> Result<Self, DiscoveryError> {
+        let invalid = |what: String| {
+            DiscoveryError::new(
+                Kind::InvalidMetadata,
+                format!("the metadata at {url} is not usable: {what}"),
+            )
+        };
+        let string = |name: &str| -> Result<Option<String>, DiscoveryError> {
+            match document.get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(value)) => Ok(Some(value.clone())),
+                Some(_) => Err(invalid(format!("`{name}` is not a string"))),
+            }
+        };
+        let strings = |name: &str| -> Result<Option<Vec<String>>, DiscoveryError> {
+            match document.get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .map(|item| match item {
+                        Value::String(value) => Ok(value.clone()),
+                        _ => Err(invalid(format!(
+                            "`{name}` has an item that is not a string"
+                        ))),
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Some),
+                Some(_) => Err(invalid(format!("`{name}` is not an array"))),
+            }
+        };
+        let issuer = string("issuer")?.ok_or_else(|| invalid("`issuer` is missing".into()))?;
+        let token_endpoint = string("token_endpoint")?
+            .ok_or_else(|| invalid("`token_endpoint` is missing".into()))?;
+        // RFC 8414 section 2: when omitted, the default is client_secret_basic.
+        let default_auth = || vec![ClientAuth::ClientSecretBasic.as_str().to_owned()];
+        let token_auth = strings("token_endpoint_auth_methods_supported")?;
+        let revocation_auth = strings("revocation_endpoint_auth_methods_supported")?;
+        Ok(AuthServerMetadata {
+            issuer,
+            token_endpoint,
+            revocation_endpoint: string("revocation_endpoint")?,
+            introspection_endpoint: string("introspection_endpoint")?,
+            jwks_uri: string("jwks_uri")?,
+            token_endpoint_auth_methods_supported: token_auth.unwrap_or_else(default_auth),
+            revocation_endpoint_auth_methods_supported: revocation_auth
+                .unwrap_or_else(default_auth),
+            // RFC 8414 section 2's default.
+            grant_types_supported: strings("grant_types_supported")?
+                .unwrap_or_else(|| vec!["authorization_code".into(), "implicit".into()]),
+            scopes_supported: strings("scopes_supported")?,
+        })
+    }
+
+    /// The issuer, exactly as asked for and as the server names itself.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The token endpoint.
+    pub fn token_endpoint(&self) -> &str {
+        &self.token_endpoint
+    }
+
+    /// The revocation endpoint (RFC 7009), if the server has one.
+    pub fn revocation_endpoint(&self) -> Option<&str> {
+        self.revocation_endpoint.as_deref()
+    }
+
+    /// The introspection endpoint (RFC 7662), if the server has one.
+    pub fn introspection_endpoint(&self) -> Option<&str> {
+        self.introspection_endpoint.as_deref()
+    }
+
+    /// Where the server publishes its signing keys, if it does.
+    pub fn jwks_uri(&self) -> Option<&str> {
+        self.jwks_uri.as_deref()
+    }
+
+    /// The client authentication methods the token endpoint accepts; `client_secret_basic`
+    /// alone when the server does not say (RFC 8414 section 2).
+    pub fn token_endpoint_auth_methods_supported(&self) -> &[String] {
+        &self.token_endpoint_auth_methods_supported
+    }
+
+    /// The client authentication methods the revocation endpoint accepts;
+    /// `client_secret_basic` alone when the server does not say.
+    pub fn revocation_endpoint_auth_methods_supported(&self) -> &[String] {
+        &self.revocation_endpoint_auth_methods_supported
+    }
+
+    /// The grant types the server supports; `authorization_code` and `implicit` when it
+    /// does not say (RFC 8414 section 2).
+    pub fn grant_types_supported(&self) -> &[String] {
+        &self.grant_types_supported
+    }
+
+    /// The scopes the server advertises, if it does (it need not list them all).
+    pub fn scopes_supported(&self) -> Option<&[String]> {
+        self.scopes_supported.as_deref()
+    }
+
+    /// The client secret method to use at the token endpoint: `client_secret_basic` when
+    /// the server accepts it (every server must, per RFC 6749 section 2.3.1), else
+    /// `client_secret_post` when it accepts that, else `None`.
+    pub fn preferred_client_auth(&self) -> Option<ClientAuth> {
+        let supports = |method: ClientAuth| {
+            self.token_endpoint_auth_methods_supported
+                .iter()
+                .any(|name| name == method.as_str())
+        };
+        [ClientAuth::ClientSecretBasic, ClientAuth::ClientSecretPost]
+            .into_iter()
+            .find(|method| supports(*method))
+    }
+}
+
+/// Fetching or checking authorization server metadata failed.
+///
+/// The message says which URL and what to do; it never contains a secret (discovery sends
+/// none).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct DiscoveryError {
+    kind: Kind,
+    message: String,
+    source: Option<BoxError>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    InvalidIssuer,
+    HttpClient,
+    Transport,
+    Timeout,
+    Unavailable,
+    NotFound,
+    InvalidMetadata,
+    IssuerMismatch,
+}
+
+impl DiscoveryError {
+    fn new(kind: Kind, message: String) -> Self {
+        DiscoveryError {
+            kind,
+            message,
+            source: None,
+        }
+    }
+
+    fn invalid_issuer(message: String) -> Self {
+        Self::new(Kind::InvalidIssuer, message)
+    }
+
+    fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// Whether asking again later may succeed: the server could not be reached, timed out,
+    /// or answered 5xx or 429.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self.kind,
+            Kind::Transport | Kind::Timeout | Kind::Unavailable
+        )
+    }
+
+    /// The issuer URL is malformed, has a query or fragment, or is plain `http://` to a host
+    /// that is not loopback.
+    pub fn is_invalid_issuer(&self) -> bool {
+        self.kind == Kind::InvalidIssuer
+    }
+
+    /// Neither well-known document exists at the issuer.
+    pub fn is_not_found(&self) -> bool {
+        self.kind == Kind::NotFound
+    }
+
+    /// A document was found but is not usable metadata (not JSON, `token_endpoint` missing,
+    /// a field of the wrong type, too large).
+    pub fn is_invalid_metadata(&self) -> bool {
+        self.kind == Kind::InvalidMetadata
+    }
+
+    /// The metadata names another issuer than the one asked for (RFC 8414 section 3.3).
+    pub fn is_issuer_mismatch(&self) -> bool {
+        self.kind == Kind::IssuerMismatch
+    }
+}
+
+impl fmt::Display for DiscoveryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl StdError for DiscoveryError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source
+            .as_ref()
+            .map(|source| &**source as &(dyn StdError + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[test]
+    fn well_known_urls_follow_rfc_8414_and_openid() {
+        assert_eq!(
+            well_known_urls("https://auth.example.com"),
+            [
+                "https://auth.example.com/.well-known/oauth-authorization-server",
+                "https://auth.example.com/.well-known/openid-configuration",
+            ]
+        );
+        assert_eq!(
+            well_known_urls("https://auth.example.com/"),
+            [
+                "https://auth.example.com/.well-known/oauth-authorization-server",
+                "https://auth.example.com/.well-known/openid-configuration",
+            ]
+        );
+        assert_eq!(
+            well_known_urls("https://login.example.com/tenant/1"),
+            [
+                "https://login.example.com/.well-known/oauth-authorization-server/tenant/1",
+                "https://login.example.com/tenant/1/.well-known/openid-configuration",
+            ]
+        );
+    }
+
+    /// A fake server answering each path from `documents`, 404 for the rest; records paths.
+    fn fake(documents: Vec<(&'static str, u16, String)>) -> (Discovery, Arc<Mutex<Vec<String>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        let service = tower::service_fn(move |request: Request<Full<Bytes>>| {
+            let path = request.uri().path().to_owned();
+            log.lock().unwrap().push(path.clone());
+            let (status, body) = documents
+                .iter()
+                .find(|(document_path, _, _)| *document_path == path)
+                .map_or((404, String::new()), |(_, status, body)| {
+                    (*status, body.clone())
+                });
+            async move {
+                let mut response = Response::new(Full::new(Bytes::from(body)));
+                *response.status_mut() = StatusCode::from_u16(status).unwrap();
+                Ok::<_, Infallible>(response)
+            }
+        });
+        (Discovery::new().http_client(service), seen)
+    }
+
+    fn document(issuer: &str, extra: &str) -> String {
+        format!(r#"{{"issuer":"{issuer}","token_endpoint":"{issuer}/token"{extra}}}"#)
+    }
+
+    #[tokio::test]
+    async fn rfc_8414_document_comes_first() {
+        let issuer = "https://auth.example.com";
+        let (discovery, seen) = fake(vec![(
+            OAUTH_WELL_KNOWN,
+            200,
+            document(
+                issuer,
+                r#","revocation_endpoint":"https://auth.example.com/revoke",
+                   "token_endpoint_auth_methods_supported":["private_key_jwt","client_secret_post"]"#,
+            ),
+        )]);
+        let metadata = discovery.fetch(issuer).await.unwrap();
+        assert_eq!(metadata.issuer(), issuer);
+        assert_eq!(metadata.token_endpoint(), "https://auth.example.com/token");
+        assert_eq!(
+            metadata.revocation_endpoint(),
+            Some("https://auth.example.com/revoke")
+        );
+        assert_eq!(metadata.introspection_endpoint(), None);
+        assert_eq!(
+            metadata.preferred_client_auth(),
+            Some(ClientAuth::ClientSecretPost)
+        );
+        assert_eq!(
+            metadata.revocation_endpoint_auth_methods_supported(),
+            ["client_secret_basic"]
+        );
+        assert_eq!(*seen.lock().unwrap(), [OAUTH_WELL_KNOWN]);
+    }
+
+    #[tokio::test]
+    async fn openid_document_is_the_fallback() {
+        let issuer = "https://auth.example.com/tenant";
+        let (discovery, seen) = fake(vec![(
+            "/tenant/.well-known/openid-configuration",
+            200,
+            document(issuer, ""),
+        )]);
+        let metadata = discovery.fetch(issuer).await.unwrap();
+        assert_eq!(
+            metadata.token_endpoint(),
+            "https://auth.example.com/tenant/token"
+        );
+        // Nothing said: client_secret_basic, as RFC 8414 has it.
+        assert_eq!(
+            metadata.preferred_client_auth(),
+            Some(ClientAuth::ClientSecretBasic)
+        );
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                "/.well-known/oauth-authorization-server/tenant",
+                "/tenant/.well-known/openid-configuration"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn issuer_must_match_exactly() {
+        let (discovery, _) = fake(vec![(
+            OAUTH_WELL_KNOWN,
+            200,
+            document("https://evil.example.com", ""),
+        )]);
+        let error = discovery
+            .fetch("https://auth.example.com")
+            .await
+            .unwrap_err();
+        assert!(error.is_issuer_mismatch(), "{error}");
+        assert!(error.to_string().contains("evil.example.com"), "{error}");
+        assert!(!error.is_transient());
+
+        // A trailing slash is a different issuer (RFC 8414 section 3.3: identical).
+        let (discovery, _) = fake(vec![(
+            OAUTH_WELL_KNOWN,
+            200,
+            document("https://auth.example.com", ""),
+        )]);
+        let error = discovery
+            .fetch("https://auth.example.com/")
+            .await
+            .unwrap_err();
+        assert!(error.is_issuer_mismatch(), "{error}");
+    }
+
+    #[tokio::test]
+    async fn missing_or_malformed_documents_are_reported() {
+        let (discovery, _) = fake(vec![]);
+        let error = discovery
+            .fetch("https://auth.example.com")
+            .await
+            .unwrap_err();
+        assert!(error.is_not_found(), "{error}");
+        assert!(
+            error.to_string().contains("openid-configuration"),
+            "{error}"
+        );
+
+        for body in [
+            "<html></html>".to_owned(),
+            r#"{"issuer":"https://auth.example.com"}"#.to_owned(),
+            document(
+                "https://auth.example.com",
+                r#","token_endpoint_auth_methods_supported":"client_secret_basic""#,
+            ),
+        ] {
+            let (discovery, _) = fake(vec![(OAUTH_WELL_KNOWN, 200, body.clone())]);
+            let error = discovery
+                .fetch("https://auth.example.com")
+                .await
+                .unwrap_err();
+            assert!(error.is_invalid_metadata(), "{body}: {error}");
+        }
+
+        let (discovery, _) = fake(vec![(OAUTH_WELL_KNOWN, 503, String::new())]);
+        let error = discovery
+            .fetch("https://auth.example.com")
+            .await
+            .unwrap_err();
+        assert!(error.is_transient(), "{error}");
+    }
+
+    #[tokio::test]
+    async fn bad_issuers_are_refused_before_any_request() {
+        let (discovery, seen) = fake(vec![]);
+        for issuer in [
+            "http://auth.example.com",
+            "https://auth.example.com?tenant=1",
+            "https://auth.example.com#x",
+            "auth.example.com",
+        ] {
+            let error = discovery.fetch(issuer).await.unwrap_err();
+            assert!(error.is_invalid_issuer(), "{issuer}: {error}");
+        }
+        assert!(seen.lock().unwrap().is_empty());
+    }
+}

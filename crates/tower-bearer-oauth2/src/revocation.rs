@@ -1,0 +1,233 @@
+//! Token revocation (RFC 7009): telling the authorization server that a token is no longer
+//! needed, so it stops being accepted before it expires.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use tower_bearer::FetchError;
+
+use crate::endpoint::{self, Failure, RawResponse, Target, TokenEndpoint};
+use crate::retry::RetryReason;
+use crate::{response, OAuthError};
+
+/// What kind of token is being revoked, sent as `token_type_hint` (RFC 7009 section 2.1) so
+/// the server looks in the right place first. A server that does not find the token there
+/// looks elsewhere, so a wrong hint costs time, not correctness.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TokenTypeHint {
+    /// `access_token`.
+    AccessToken,
+    /// `refresh_token`. RFC 7009 section 2.1 says a server should also revoke the access
+    /// tokens issued with it, when it can.
+    RefreshToken,
+}
+
+impl TokenTypeHint {
+    /// The registered name: `access_token` or `refresh_token`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            TokenTypeHint::AccessToken => "access_token",
+            TokenTypeHint::RefreshToken => "refresh_token",
+        }
+    }
+}
+
+impl fmt::Display for TokenTypeHint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Revoking a token failed.
+///
+/// The server answered with an error ([`oauth_error`](Self::oauth_error) says which), could
+/// not be reached, or no revocation endpoint was configured
+/// ([`is_not_configured`](Self::is_not_configured)). A revocation that found the token
+/// already invalid or unknown is not an error: RFC 7009 section 2.2 has the server answer
+/// 200 for it, as the token is unusable either way.
+///
+/// The message never contains the token or the client secret.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct RevocationError {
+    inner: FetchError,
+    not_configured: bool,
+}
+
+impl RevocationError {
+    pub(crate) fn not_configured(client_id: &str) -> Self {
+        RevocationError {
+            inner: FetchError::permanent(format!(
+                "no revocation endpoint is configured for client `{client_id}`; set \
+                 `revocation_url` on the builder, or build the source from the server's \
+                 metadata (`Discovery`), which names it"
+            )),
+            not_configured: true,
+        }
+    }
+
+    /// Whether trying again later may succeed: the server could not be reached, timed out,
+    /// answered 5xx or 429 (503 is how RFC 7009 section 2.2.1 says "not now").
+    pub fn is_transient(&self) -> bool {
+        self.inner.is_transient()
+    }
+
+    /// Whether the source has no revocation endpoint to send the request to.
+    pub fn is_not_configured(&self) -> bool {
+        self.not_configured
+    }
+
+    /// How long the server asked to wait before trying again (`Retry-After`), if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.inner.retry_after()
+    }
+
+    /// The server's OAuth error response, such as `unsupported_token_type` or
+    /// `invalid_client`, if it sent one.
+    pub fn oauth_error(&self) -> Option<&OAuthError> {
+        self.inner.source()?.downcast_ref::<OAuthError>()
+    }
+}
+
+impl fmt::Display for RevocationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.inner.message())
+    }
+}
+
+impl StdError for RevocationError {
+    /// An [`OAuthError`] when the server sent an error response, an
+    /// [`EndpointError`](crate::EndpointError) when the request failed otherwise.
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.inner.source()
+    }
+}
+
+impl From<FetchError> for RevocationError {
+    fn from(inner: FetchError) -> Self {
+        RevocationError {
+            inner,
+            not_configured: false,
+        }
+    }
+}
+
+impl TokenEndpoint {
+    /// Revokes `token` at the revocation endpoint with the client's credentials, retrying
+    /// per the [`RetryPolicy`](crate::RetryPolicy) (revocation is idempotent, but the
+    /// policy's `retry_processed` is honoured all the same).
+    pub(crate) async fn revoke(
+        &self,
+        token: &str,
+        hint: TokenTypeHint,
+    ) -> Result<(), RevocationError> {
+        let Some(url) = &self.revocation_url else {
+            return Err(RevocationError::not_configured(&self.client.id));
+        };
+        let target = Target {
+            name: "revocation",
+            url,
+        };
+        let form = [("token", token), ("token_type_hint", hint.as_str())];
+        let ((), attempt) = self
+            .with_retries(target, || async {
+                let response = self.post_form(target, &form).await?;
+                self.interpret_revocation(target, hint, token, response)
+            })
+            .await?;
+        tracing::debug!(
+            revocation_url = %url,
+            client_id = %self.client.id,
+            token_type_hint = %hint,
+            attempt,
+            "token revoked"
+        );
+        Ok(())
+    }
+
+    fn interpret_revocation(
+        &self,
+        target: Target<'_>,
+        hint: TokenTypeHint,
+        token: &str,
+        response: RawResponse,
+    ) -> Result<(), Failure> {
+        let RawResponse {
+            status,
+            headers,
+            body,
+        } = response;
+        if status.is_success() {
+            return Ok(());
+        }
+        let client_id = &self.client.id;
+        let secrets = [self.client.secret.expose_secret(), token];
+        let (error, retry) = match response::parse_error(status, &body, &secrets) {
+            Some(oauth) => {
+                let details = match oauth.description() {
+                    Some(description) => format!("{}: {description}", oauth.error()),
+                    None => oauth.error().to_owned(),
+                };
+                let retry = if oauth.is_transient() {
+                    RetryReason::for_status(status)
+                } else {
+                    None
+                };
+                let error = if oauth.is_transient() {
+                    FetchError::transient(format!(
+                        "{target} could not revoke the {hint} just now (HTTP {}, \
+                             {details}); try again later",
+                        status.as_u16()
+                    ))
+                } else if oauth.is_invalid_client() {
+                    FetchError::permanent(format!(
+                        "{target} rejected the credentials of client `{client_id}` \
+                             ({details}); check the client id and secret, and that the server \
+                             accepts {} at its revocation endpoint",
+                        self.client.method
+                    ))
+                } else {
+                    FetchError::permanent(format!(
+                        "{target} refused to revoke the {hint} of client `{client_id}` \
+                             (HTTP {}, {details})",
+                        status.as_u16()
+                    ))
+                };
+                (error.with_source(oauth), retry)
+            }
+            None => (
+                endpoint::status_error(target, status),
+                RetryReason::for_status(status),
+            ),
+        };
+        let error = if error.is_transient() {
+            endpoint::with_retry_after(error, &headers)
+        } else {
+            error
+        };
+        Err(Failure { error, retry })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_have_their_registered_names() {
+        assert_eq!(TokenTypeHint::AccessToken.to_string(), "access_token");
+        assert_eq!(TokenTypeHint::RefreshToken.as_str(), "refresh_token");
+    }
+
+    #[test]
+    fn not_configured_says_what_to_do() {
+        let error = RevocationError::not_configured("svc");
+        assert!(error.is_not_configured());
+        assert!(!error.is_transient());
+        assert!(error.oauth_error().is_none());
+        assert!(error.to_string().contains("revocation_url"), "{error}");
+    }
+}

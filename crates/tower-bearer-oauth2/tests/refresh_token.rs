@@ -1,0 +1,365 @@
+//! `RefreshToken` against the testkit's mock authorization server, over real loopback
+//! sockets with the default hyper client: rotation, the hook, serialization of concurrent
+//! refreshes, which failures are retried, revocation.
+
+use std::error::Error as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::Full;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::task::JoinSet;
+use tower::service_fn;
+use tower_bearer::{FetchError, TokenCache, TokenSource};
+use tower_bearer_oauth2::{OAuthError, RefreshToken, RefreshTokenBuilder, RetryPolicy};
+use tower_bearer_testkit::{capture_tracing, http_client, AuthServer, Fault};
+
+type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+fn source_for(server: &AuthServer, refresh_token: &str) -> RefreshTokenBuilder {
+    RefreshToken::builder(
+        server.token_url(),
+        AuthServer::DEFAULT_CLIENT_ID,
+        AuthServer::DEFAULT_CLIENT_SECRET,
+        refresh_token,
+    )
+    .revocation_url(server.revocation_url())
+}
+
+/// Records every refresh token the hook was called with.
+#[derive(Clone, Default)]
+struct Rotations(Arc<Mutex<Vec<String>>>);
+
+impl Rotations {
+    fn attach(&self, builder: RefreshTokenBuilder) -> RefreshTokenBuilder {
+        let seen = Arc::clone(&self.0);
+        builder.on_rotate(move |new: &SecretString| {
+            seen.lock().unwrap().push(new.expose_secret().to_owned());
+        })
+    }
+
+    fn seen(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+fn oauth_error(error: &FetchError) -> &OAuthError {
+    error
+        .source()
+        .and_then(|source| source.downcast_ref::<OAuthError>())
+        .unwrap_or_else(|| panic!("no OAuthError source: {error:?}"))
+}
+
+#[tokio::test]
+async fn each_refresh_rotates_the_refresh_token_and_calls_the_hook_once() -> TestResult {
+    let server = AuthServer::builder()
+        .detect_refresh_token_reuse(true)
+        .start()
+        .await?;
+    let seeded = server.issue_refresh_token("client", Some("read write"));
+    let rotations = Rotations::default();
+    let source = rotations.attach(source_for(&server, &seeded)).build()?;
+
+    let first = source.fetch().await?;
+    assert!(server.is_valid(first.secret().expose_secret()));
+    assert_eq!(first.scope(), Some("read write"));
+    let after_first = source.refresh_token();
+    assert_ne!(after_first.expose_secret(), seeded);
+    assert!(!server.is_refresh_token_valid(&seeded), "rotated away");
+    assert!(server.is_refresh_token_valid(after_first.expose_secret()));
+    assert_eq!(rotations.seen(), [after_first.expose_secret().to_owned()]);
+
+    let request = server.last_request().expect("a refresh request");
+    assert_eq!(request.grant_type, "refresh_token");
+    assert_eq!(request.param("refresh_token"), Some(seeded.as_str()));
+
+    let second = source.fetch().await?;
+    assert!(!second.same_as(&first));
+    let after_second = source.refresh_token();
+    assert_eq!(
+        server.last_request().unwrap().param("refresh_token"),
+        Some(after_first.expose_secret())
+    );
+    assert_eq!(
+        rotations.seen(),
+        [
+            after_first.expose_secret().to_owned(),
+            after_second.expose_secret().to_owned()
+        ]
+    );
+    assert!(server.is_refresh_token_valid(after_second.expose_secret()));
+    assert_eq!(server.token_requests(), 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_async_hook_gets_the_new_refresh_token() -> TestResult {
+    let server = AuthServer::start().await?;
+    let seeded = server.issue_refresh_token("client", None);
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+    let source = source_for(&server, &seeded)
+        .on_rotate_async(move |new: SecretString| {
+            let sender = sender.clone();
+            async move {
+                tokio::task::yield_now().await;
+                let _ = sender.send(new.expose_secret().to_owned());
+            }
+        })
+        .build()?;
+    source.fetch().await?;
+    // The hook finished before fetch returned.
+    let persisted = receiver.try_recv()?;
+    assert_eq!(persisted, source.refresh_token().expose_secret());
+    assert!(receiver.try_recv().is_err(), "called once");
+    Ok(())
+}
+
+#[tokio::test]
+async fn without_rotation_the_refresh_token_is_kept_and_the_hook_not_called() -> TestResult {
+    let server = AuthServer::builder()
+        .rotate_refresh_tokens(false)
+        .start()
+        .await?;
+    let seeded = server.issue_refresh_token("client", None);
+    let rotations = Rotations::default();
+    let source = rotations.attach(source_for(&server, &seeded)).build()?;
+    for _ in 0..2 {
+        let token = source.fetch().await?;
+        assert!(server.is_valid(token.secret().expose_secret()));
+        assert_eq!(source.refresh_token().expose_secret(), seeded);
+    }
+    assert!(rotations.seen().is_empty());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_fetches_never_present_a_rotated_away_refresh_token() -> TestResult {
+    // With reuse detection a single stale refresh token would revoke the grant and fail
+    // every later fetch.
+    let server = AuthServer::builder()
+        .detect_refresh_token_reuse(true)
+        .start()
+        .await?;
+    let seeded = server.issue_refresh_token("client", None);
+    let rotations = Rotations::default();
+    let source = rotations.attach(source_for(&server, &seeded)).build()?;
+
+    let callers = 20;
+    let mut tasks = JoinSet::new();
+    for _ in 0..callers {
+        let source = source.clone();
+        tasks.spawn(async move { source.fetch().await });
+    }
+    while let Some(result) = tasks.join_next().await {
+        let token = result??;
+        assert!(server.is_valid(token.secret().expose_secret()));
+    }
+    assert_eq!(server.token_requests(), callers);
+    let seen = rotations.seen();
+    assert_eq!(seen.len(), callers as usize, "one hook call per rotation");
+    assert_eq!(
+        seen.last().map(String::as_str),
+        Some(source.refresh_token().expose_secret())
+    );
+    assert!(server.is_refresh_token_valid(source.refresh_token().expose_secret()));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_makes_one_refresh_for_a_burst_of_callers() -> TestResult {
+    let server = AuthServer::builder()
+        .detect_refresh_token_reuse(true)
+        .start()
+        .await?;
+    let seeded = server.issue_refresh_token("client", None);
+    let rotations = Rotations::default();
+    let cache = TokenCache::new(rotations.attach(source_for(&server, &seeded)).build()?);
+
+    let mut tasks = JoinSet::new();
+    for _ in 0..50 {
+        let cache = cache.clone();
+        tasks.spawn(async move { cache.token().await });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result??;
+    }
+    assert_eq!(server.token_requests(), 1);
+    assert_eq!(rotations.seen().len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn invalid_grant_is_permanent_and_not_retried() -> TestResult {
+    let server = AuthServer::start().await?;
+    let seeded = server.issue_refresh_token("client", None);
+    server.revoke(&seeded);
+    let source = source_for(&server, &seeded)
+        .retry(RetryPolicy::new().max_attempts(5))
+        .build()?;
+
+    let capture = capture_tracing();
+    let error = source.fetch().await.expect_err("revoked");
+    assert!(error.is_permanent(), "{error}");
+    assert!(oauth_error(&error).is_invalid_grant(), "{error}");
+    assert!(error.to_string().contains("refresh_token grant"), "{error}");
+    assert_eq!(server.token_requests(), 1, "never retried");
+    let printed = format!(
+        "{error} {error:?} {:?} {source:?} {}",
+        error.source(),
+        capture.contents()
+    );
+    assert!(!printed.contains(&seeded), "{printed}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_429_is_retried_by_default() -> TestResult {
+    let server = AuthServer::start().await?;
+    let seeded = server.issue_refresh_token("client", None);
+    server.fail_next(1, Fault::StatusRetryAfter(StatusCode::TOO_MANY_REQUESTS, 0));
+    let source = source_for(&server, &seeded).build()?;
+    source.fetch().await?;
+    assert_eq!(server.token_requests(), 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn failures_after_the_request_was_sent_are_not_retried_by_default() -> TestResult {
+    for fault in [
+        Fault::Status(StatusCode::SERVICE_UNAVAILABLE),
+        Fault::Status(StatusCode::BAD_GATEWAY),
+        Fault::DropConnection,
+    ] {
+        let server = AuthServer::start().await?;
+        let seeded = server.issue_refresh_token("client", None);
+        server.fail_next(1, fault.clone());
+        let source = source_for(&server, &seeded).build()?;
+        let error = source.fetch().await.expect_err("the fault");
+        assert!(error.is_transient(), "{fault:?}: {error}");
+        assert_eq!(server.token_requests(), 1, "{fault:?}: not replayed");
+        // The next fetch (the cache's, after its backoff) works.
+        source.fetch().await?;
+        assert_eq!(server.token_requests(), 2, "{fault:?}");
+    }
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timeout_is_not_retried_by_default() -> TestResult {
+    let server = AuthServer::start().await?;
+    let seeded = server.issue_refresh_token("client", None);
+    server.fail_next(1, Fault::Delay(Duration::from_secs(60)));
+    let source = source_for(&server, &seeded)
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    let error = source.fetch().await.expect_err("timed out");
+    assert!(error.is_transient(), "{error}");
+    assert_eq!(server.token_requests(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn retry_processed_replays_a_503_when_asked() -> TestResult {
+    let server = AuthServer::builder()
+        .rotate_refresh_tokens(false)
+        .start()
+        .await?;
+    let seeded = server.issue_refresh_token("client", None);
+    server.fail_next(1, Fault::Status(StatusCode::SERVICE_UNAVAILABLE));
+    let source = source_for(&server, &seeded)
+        .retry(RetryPolicy::new())
+        .build()?;
+    source.fetch().await?;
+    assert_eq!(server.token_requests(), 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn connection_refused_is_retried() -> TestResult {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    drop(listener);
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&attempts);
+    let client = http_client();
+    let source = RefreshToken::builder(
+        format!("http://127.0.0.1:{port}/token"),
+        "client",
+        "secret",
+        "refresh-s3cret",
+    )
+    .http_client(service_fn(move |request: Request<Full<Bytes>>| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        client.request(request)
+    }))
+    .build()?;
+    let error = source.fetch().await.expect_err("nothing listens");
+    assert!(error.is_transient(), "{error}");
+    assert_eq!(
+        attempts.load(Ordering::SeqCst),
+        RetryPolicy::DEFAULT_MAX_ATTEMPTS as usize
+    );
+    assert!(!format!("{error} {error:?}").contains("refresh-s3cret"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn revoking_the_refresh_token_ends_the_grant() -> TestResult {
+    let server = AuthServer::start().await?;
+    let seeded = server.issue_refresh_token("client", None);
+    let source = source_for(&server, &seeded).build()?;
+    let cache = TokenCache::new(source.clone());
+    let token = cache.token().await?;
+
+    assert!(source.revoke_cached(&cache).await?);
+    assert!(!server.is_valid(token.secret().expose_secret()));
+    let current = source.refresh_token();
+    assert!(server.is_refresh_token_valid(current.expose_secret()));
+
+    source.revoke_refresh_token().await?;
+    assert!(!server.is_refresh_token_valid(current.expose_secret()));
+    assert_eq!(
+        server.last_request().unwrap().param("token_type_hint"),
+        Some("refresh_token")
+    );
+    let error = source.fetch().await.expect_err("the grant is gone");
+    assert!(oauth_error(&error).is_invalid_grant(), "{error}");
+    Ok(())
+}
+
+#[test]
+fn build_checks_the_refresh_token_and_parameters() {
+    let builder = || {
+        RefreshToken::builder(
+            "https://auth.example.com/token",
+            "id",
+            "secret",
+            "refresh-s3cret",
+        )
+    };
+    let error = RefreshToken::builder("https://auth.example.com/token", "id", "secret", "")
+        .build()
+        .expect_err("empty refresh token");
+    assert!(error.is_invalid_credentials(), "{error}");
+    let error = builder()
+        .param("refresh_token", "x")
+        .build()
+        .expect_err("reserved");
+    assert!(error.is_invalid_parameter(), "{error}");
+    let error = builder()
+        .param("grant_type", "x")
+        .build()
+        .expect_err("reserved");
+    assert!(error.is_invalid_parameter(), "{error}");
+
+    let printed = format!("{:?}", builder().scope("a b"));
+    assert!(!printed.contains("refresh-s3cret"), "{printed}");
+    let source = builder().build().unwrap();
+    let printed = format!("{source:?}");
+    assert!(!printed.contains("refresh-s3cret"), "{printed}");
+    assert!(!printed.contains("secret\""), "{printed}");
+    assert_eq!(source.client_id(), "id");
+}
