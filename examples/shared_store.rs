@@ -19,7 +19,7 @@
 use std::error::Error;
 use std::process::ExitCode;
 
-use tower_bearer::store::{StoreKey, StoreSource};
+use tower_bearer::store::StoreSource;
 use tower_bearer::TokenCache;
 use tower_bearer_oauth2::ClientCredentials;
 use tower_bearer_redis::testing::RedisServer;
@@ -60,9 +60,7 @@ fn replica(
     let store = RedisStore::builder(redis_url)
         .encryption_key("k1", encryption_key)
         .build()?;
-    let key = StoreKey::builder(token_url, client_id)
-        .scope("orders:read")
-        .build();
+    let key = source.store_key(); // token URL, client id, scope: never the secret
     Ok(TokenCache::new(StoreSource::new(source, store, key)))
 }
 

@@ -6,7 +6,7 @@
 //! in a [`StoreSource`](tower_bearer::store::StoreSource):
 //!
 //! ```no_run
-//! use tower_bearer::store::{StoreKey, StoreSource};
+//! use tower_bearer::store::StoreSource;
 //! use tower_bearer::TokenCache;
 //! use tower_bearer_oauth2::ClientCredentials;
 //! use tower_bearer_redis::RedisStore;
@@ -19,7 +19,7 @@
 //! let key: [u8; 32] = [7; 32]; // load from your secret manager; the same on every replica
 //!
 //! let store = RedisStore::builder("rediss://redis.internal:6380").encryption_key("k1", key).build()?;
-//! let token_key = StoreKey::builder(token_url, "billing").scope("invoices:read").build();
+//! let token_key = source.store_key(); // token URL, client id, scope: never the secret
 //! let cache = TokenCache::new(StoreSource::new(source, store, token_key));
 //! # let _ = cache;
 //! # Ok(())
