@@ -28,6 +28,8 @@ use tower_bearer::TokenCache;
 use tower_bearer_oauth2::{ClientCredentials, Discovery};
 use tower_bearer_testkit::AuthServer;
 
+mod report;
+
 type BoxError = Box<dyn Error + Send + Sync>;
 
 #[tokio::main]
@@ -60,18 +62,7 @@ async fn main() -> ExitCode {
             }
         },
     };
-    match run(&issuer, client_id, client_secret).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error}");
-            let mut cause = error.source();
-            while let Some(error) = cause {
-                eprintln!("  caused by: {error}");
-                cause = error.source();
-            }
-            ExitCode::FAILURE
-        }
-    }
+    report::exit_code(run(&issuer, client_id, client_secret).await)
 }
 
 async fn run(issuer: &str, client_id: String, client_secret: String) -> Result<(), BoxError> {

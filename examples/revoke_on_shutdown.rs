@@ -35,6 +35,7 @@ use tower_bearer_oauth2::ClientCredentials;
 use tower_bearer_testkit::{ApiServer, AuthServer};
 
 mod https_client;
+mod report;
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
@@ -46,18 +47,7 @@ struct Mocks {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error}");
-            let mut cause = error.source();
-            while let Some(error) = cause {
-                eprintln!("  caused by: {error}");
-                cause = error.source();
-            }
-            ExitCode::FAILURE
-        }
-    }
+    report::exit_code(run().await)
 }
 
 async fn run() -> Result<(), BoxError> {

@@ -26,20 +26,13 @@ use tower_bearer_redis::testing::RedisServer;
 use tower_bearer_redis::RedisStore;
 use tower_bearer_testkit::AuthServer;
 
+mod report;
+
 type BoxError = Box<dyn Error + Send + Sync>;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error}");
-            for cause in std::iter::successors(error.source(), |&cause| cause.source()) {
-                eprintln!("  caused by: {cause}");
-            }
-            ExitCode::FAILURE
-        }
-    }
+    report::exit_code(run().await)
 }
 
 /// One replica's token cache, as each process of the fleet would build it.

@@ -30,21 +30,13 @@ use tower_bearer_oauth2::ClientCredentials;
 use tower_bearer_testkit::{ApiServer, AuthServer};
 
 mod https_client;
+mod report;
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error}");
-            for cause in std::iter::successors(error.source(), |&cause| cause.source()) {
-                eprintln!("  caused by: {cause}");
-            }
-            ExitCode::FAILURE
-        }
-    }
+    report::exit_code(run().await)
 }
 
 async fn run() -> Result<(), BoxError> {
