@@ -73,7 +73,10 @@
 //!   returns, the [`on_rotate`](RefreshTokenBuilder::on_rotate) hook runs once per rotation,
 //!   and refreshes are serialized so none presents a rotated-away token. Refreshes retry only
 //!   what the server cannot have processed ([`RetryPolicy::for_refresh_tokens`]), as a
-//!   replayed refresh trips reuse detection.
+//!   replayed refresh trips reuse detection. A fleet shares one refresh token through a
+//!   [`TokenStore`](tower_bearer::store::TokenStore) with
+//!   [`share_through`](RefreshTokenBuilder::share_through): compare-and-set, so an older
+//!   refresh token never overwrites a newer one.
 //! - Revocation (RFC 7009) with the same client authentication:
 //!   [`ClientCredentials::revoke_cached`] at shutdown revokes the cached access token,
 //!   [`RefreshToken::revoke_refresh_token`] ends a user's grant.

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use http_body_util::Full;
 use secrecy::{ExposeSecret, SecretString};
 use tower::Service;
 use tower_bearer::source::TokenFuture;
+use tower_bearer::store::{StoreKey, TokenStore};
 use tower_bearer::{BoxError, FetchError, Token, TokenCache, TokenSource};
 
 use crate::client_credentials::{check_param, normalize_scope, ParamNames};
@@ -99,7 +101,19 @@ struct Inner {
     /// Held for a whole refresh, so each one presents what the one before it left.
     refreshing: tokio::sync::Mutex<()>,
     on_rotate: Option<RotateHook>,
+    shared: Option<Shared>,
 }
+
+/// Where a fleet keeps its one refresh token; see [`RefreshTokenBuilder::share_through`].
+struct Shared {
+    store: Arc<dyn TokenStore>,
+    key: StoreKey,
+    /// The store's generation of the refresh token in `current` (0: not from the store).
+    generation: AtomicU64,
+}
+
+/// How long a store operation may take before the source goes on with its own copy.
+const STORE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// What to call with a new refresh token.
 #[derive(Clone)]
@@ -132,6 +146,7 @@ impl RefreshToken {
             scope: None,
             params: Vec::new(),
             on_rotate: None,
+            shared: None,
         }
     }
 
@@ -247,6 +262,9 @@ impl RefreshToken {
 
     async fn refresh(&self) -> Result<Token, FetchError> {
         let _turn = self.inner.refreshing.lock().await;
+        if let Some(shared) = &self.inner.shared {
+            self.adopt_shared(shared).await;
+        }
         let presented = self.refresh_token();
         let token = self
             .inner
@@ -265,6 +283,9 @@ impl RefreshToken {
                     client_id = %self.inner.endpoint.client.id,
                     "the token endpoint rotated the refresh token"
                 );
+                if let Some(shared) = &self.inner.shared {
+                    self.publish_shared(shared, rotated).await;
+                }
                 match &self.inner.on_rotate {
                     Some(RotateHook::Sync(hook)) => hook(rotated),
                     Some(RotateHook::Async(hook)) => hook(rotated.clone()).await,
@@ -273,6 +294,63 @@ impl RefreshToken {
             }
         }
         Ok(token)
+    }
+}
+
+impl RefreshToken {
+    /// Takes the fleet's refresh token if the store holds a newer one than this replica's.
+    async fn adopt_shared(&self, shared: &Shared) {
+        let read = tokio::time::timeout(STORE_TIMEOUT, shared.store.refresh_token(&shared.key));
+        match read.await {
+            Ok(Ok(Some(stored)))
+                if stored.generation > shared.generation.load(Ordering::Acquire) =>
+            {
+                *self.current() = stored.refresh_token;
+                shared
+                    .generation
+                    .store(stored.generation, Ordering::Release);
+                tracing::debug!(
+                    key = %shared.key,
+                    generation = stored.generation,
+                    "took the fleet's newer refresh token from the store"
+                );
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::warn!(
+                key = %shared.key,
+                %error,
+                "could not read the shared refresh token; refreshing with this replica's"
+            ),
+            Err(_) => tracing::warn!(
+                key = %shared.key,
+                "the store did not answer in time; refreshing with this replica's refresh token"
+            ),
+        }
+    }
+
+    /// Stores a rotated refresh token for the fleet, unless another replica stored a newer
+    /// one meanwhile (compare-and-set on the generation).
+    async fn publish_shared(&self, shared: &Shared, rotated: &SecretString) {
+        let expected = shared.generation.load(Ordering::Acquire);
+        let write = shared
+            .store
+            .replace_refresh_token(&shared.key, expected, rotated);
+        match tokio::time::timeout(STORE_TIMEOUT, write).await {
+            Ok(Ok(true)) => shared.generation.store(expected + 1, Ordering::Release),
+            Ok(Ok(false)) => tracing::warn!(
+                key = %shared.key,
+                "another replica stored a newer refresh token meanwhile; keeping the store's"
+            ),
+            Ok(Err(error)) => tracing::warn!(
+                key = %shared.key,
+                %error,
+                "could not store the rotated refresh token for the fleet"
+            ),
+            Err(_) => tracing::warn!(
+                key = %shared.key,
+                "the store did not answer in time; the rotated refresh token is not shared"
+            ),
+        }
     }
 }
 
@@ -295,6 +373,7 @@ impl fmt::Debug for RefreshToken {
             .field("scope", &inner.scope)
             .field("params", &ParamNames(&inner.params))
             .field("on_rotate", &inner.on_rotate.as_ref().map(|_| ".."))
+            .field("shared", &inner.shared.as_ref().map(|shared| &shared.key))
             .field("retry", &inner.endpoint.retry)
             .finish_non_exhaustive()
     }
@@ -311,9 +390,30 @@ pub struct RefreshTokenBuilder {
     scope: Option<String>,
     params: Vec<(String, String)>,
     on_rotate: Option<RotateHook>,
+    shared: Option<(Arc<dyn TokenStore>, StoreKey)>,
 }
 
 impl RefreshTokenBuilder {
+    /// Shares the refresh token with the other replicas through `store` under `key`, for
+    /// fleets whose server rotates refresh tokens.
+    ///
+    /// With rotation, each refresh invalidates the refresh token it presented; a replica
+    /// that kept its own copy would present a dead one (and a server with reuse detection
+    /// would then revoke the whole grant). So before each refresh the source takes the
+    /// store's refresh token if it is newer than its own, and after a rotation it stores
+    /// the new one with compare-and-set on the store's generation
+    /// ([`TokenStore::replace_refresh_token`]), so an older refresh token never overwrites a
+    /// newer one. The store's token also wins over the one passed to
+    /// [`RefreshToken::builder`], so a replica started with a stale one catches up.
+    ///
+    /// Pair it with a [`StoreSource`](tower_bearer::store::StoreSource) over the same store
+    /// so that only one replica refreshes at a time. If the store fails, the source warns
+    /// and refreshes with its own copy.
+    pub fn share_through(mut self, store: impl TokenStore, key: StoreKey) -> Self {
+        self.shared = Some((Arc::new(store), key));
+        self
+    }
+
     /// Called with the new refresh token each time the server rotates it, after the source
     /// holds it and before the fetch returns; once per rotation, never concurrently. Persist
     /// it here: the old one no longer works. Keep it quick, as the refresh waits for it;
@@ -466,6 +566,11 @@ impl RefreshTokenBuilder {
                 current: Mutex::new(self.refresh_token),
                 refreshing: tokio::sync::Mutex::new(()),
                 on_rotate: self.on_rotate,
+                shared: self.shared.map(|(store, key)| Shared {
+                    store,
+                    key,
+                    generation: AtomicU64::new(0),
+                }),
             }),
         })
     }
@@ -480,6 +585,7 @@ impl fmt::Debug for RefreshTokenBuilder {
             .field("scope", &self.scope)
             .field("params", &ParamNames(&self.params))
             .field("on_rotate", &self.on_rotate.as_ref().map(|_| ".."))
+            .field("shared", &self.shared.as_ref().map(|(_, key)| key))
             .finish()
     }
 }

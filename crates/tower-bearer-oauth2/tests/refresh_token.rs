@@ -363,3 +363,54 @@ fn build_checks_the_refresh_token_and_parameters() {
     assert!(!printed.contains("secret\""), "{printed}");
     assert_eq!(source.client_id(), "id");
 }
+
+#[tokio::test]
+async fn replicas_share_rotated_refresh_tokens_through_a_store() -> TestResult {
+    use tower_bearer::store::{MemoryStore, StoreKey, TokenStore};
+
+    let server = AuthServer::builder()
+        .detect_refresh_token_reuse(true)
+        .start()
+        .await?;
+    let initial = server.issue_refresh_token(AuthServer::DEFAULT_CLIENT_ID, None);
+    let store = MemoryStore::new();
+    let key = StoreKey::builder(server.token_url(), AuthServer::DEFAULT_CLIENT_ID).build();
+    let replica = || {
+        source_for(&server, &initial)
+            .share_through(store.clone(), key.clone())
+            .build()
+    };
+    let (a, b) = (replica()?, replica()?);
+    // Taking turns, as the lease of a StoreSource over the same store makes replicas do.
+    // Each refresh rotates; each replica starts from the other's newer refresh token.
+    for _ in 0..3 {
+        a.fetch().await?;
+        b.fetch().await?;
+    }
+    let stored = store
+        .refresh_token(&key)
+        .await?
+        .expect("a shared refresh token");
+    assert_eq!(stored.generation, 6, "six rotations, each stored once");
+    assert_eq!(
+        stored.refresh_token.expose_secret(),
+        b.refresh_token().expose_secret()
+    );
+    assert!(server.is_refresh_token_valid(stored.refresh_token.expose_secret()));
+    assert!(!format!("{a:?}").contains(stored.refresh_token.expose_secret()));
+
+    // A replica started later with the stale refresh token from its configuration catches
+    // up from the store instead of presenting a dead one.
+    let late = replica()?;
+    late.fetch().await?;
+    assert_eq!(store.refresh_token(&key).await?.unwrap().generation, 7);
+
+    // Without the store, a replica presents the rotated-away refresh token: the server takes
+    // it for a stolen one and revokes the grant.
+    let alone = source_for(&server, &initial).build()?;
+    let error = alone.fetch().await.unwrap_err();
+    assert!(oauth_error(&error).is_invalid_grant(), "{error}");
+    let current = store.refresh_token(&key).await?.unwrap().refresh_token;
+    assert!(!server.is_refresh_token_valid(current.expose_secret()));
+    Ok(())
+}
