@@ -4,18 +4,13 @@
 use std::fmt;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Request, Response};
-use http_body::Body;
-use http_body_util::Full;
 use secrecy::{ExposeSecret, SecretString};
-use tower::Service;
 use tower_bearer::source::TokenFuture;
 use tower_bearer::store::StoreKey;
-use tower_bearer::{BoxError, Token, TokenCache, TokenSource};
+use tower_bearer::{Token, TokenCache, TokenSource};
 
 use crate::endpoint::{Grant, TokenEndpoint};
-use crate::http_client;
+use crate::response::TokenResponseRules;
 use crate::settings::{self, EndpointSettings};
 use crate::token_url::TokenUrl;
 use crate::{
@@ -252,9 +247,10 @@ impl TokenSource for ClientCredentials {
     fn fetch(&self) -> TokenFuture<'_> {
         Box::pin(self.endpoint.request(Grant {
             grant_type: "client_credentials",
-            credential: None,
+            credentials: &[],
             scope: self.scope.as_deref(),
             params: &self.params,
+            response: TokenResponseRules::Standard,
         }))
     }
 }
@@ -285,6 +281,11 @@ pub struct ClientCredentialsBuilder {
 }
 
 impl ClientCredentialsBuilder {
+    crate::settings::endpoint_setters!(
+        retry_default = "[`RetryPolicy::new`]: 3 attempts, backoff from 100 ms, `Retry-After` \
+                         honoured up to 10 s"
+    );
+
     /// The default [`timeout`](Self::timeout): 30 seconds.
     pub const DEFAULT_TIMEOUT: Duration = settings::DEFAULT_TIMEOUT;
 
@@ -295,13 +296,6 @@ impl ClientCredentialsBuilder {
 
     /// The default [`default_lifetime`](Self::default_lifetime): 5 minutes.
     pub const DEFAULT_LIFETIME: Duration = settings::DEFAULT_LIFETIME;
-
-    /// How the client authenticates: [`ClientAuth::ClientSecretBasic`] (the default) or
-    /// [`ClientAuth::ClientSecretPost`].
-    pub fn client_auth(mut self, client_auth: ClientAuth) -> Self {
-        self.settings.client_auth = client_auth;
-        self
-    }
 
     /// The scope to request, as a space-separated list (RFC 6749 section 3.3). Replaces any
     /// scope set before. Runs of whitespace are collapsed; an empty scope requests none.
@@ -338,14 +332,6 @@ impl ClientCredentialsBuilder {
         self
     }
 
-    /// The `aud` claim of `private_key_jwt` client assertions (default: the token URL).
-    /// Some servers want their issuer identifier instead.
-    #[cfg(feature = "private-key-jwt")]
-    pub fn assertion_audience(mut self, audience: impl Into<String>) -> Self {
-        self.settings.assertion_audience = Some(audience.into());
-        self
-    }
-
     /// The revocation endpoint (RFC 7009) that [`ClientCredentials::revoke`] and
     /// [`revoke_cached`](ClientCredentials::revoke_cached) send to (default: none). Checked
     /// like the token URL: `https://`, or `http://` to loopback or with
@@ -365,99 +351,6 @@ impl ClientCredentialsBuilder {
     /// a fragment. Repeatable, for a token meant for several resources.
     pub fn resource(self, resource: impl Into<String>) -> Self {
         self.param("resource", resource)
-    }
-
-    /// How long one token request may take, from sending it to reading the whole response
-    /// (default 30 s). A request that takes longer fails as a transient error, and is
-    /// retried per the [`retry`](Self::retry) policy.
-    ///
-    /// The timeout applies to each attempt: a whole fetch takes at most
-    /// `max_attempts × timeout` plus [`RetryPolicy::max_total_wait`] (110 s with the
-    /// defaults, for three requests that each hang).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.settings.timeout = timeout;
-        self
-    }
-
-    /// How a fetch retries failures that may be brief (network errors, timeouts, 5xx, 429)
-    /// before it gives up and lets the cache back off (default [`RetryPolicy::new`]: 3
-    /// attempts, backoff from 100 ms, `Retry-After` honoured up to 10 s).
-    /// [`RetryPolicy::none`] makes one request per fetch.
-    pub fn retry(mut self, policy: RetryPolicy) -> Self {
-        self.settings.retry = policy;
-        self
-    }
-
-    /// The largest response body read from the token endpoint, in bytes (default 64 KiB).
-    /// A larger response fails as a permanent error.
-    pub fn max_response_size(mut self, bytes: usize) -> Self {
-        self.settings.max_response_size = bytes;
-        self
-    }
-
-    /// The lifetime assumed for a token whose response has no `expires_in` (or `0`)
-    /// (default 5 minutes).
-    ///
-    /// RFC 6749 section 5.1 leaves the lifetime to the server's documentation when
-    /// `expires_in` is missing. The default is short on purpose: guessing too short costs a
-    /// few more token requests (twelve an hour), guessing too long sends an expired token
-    /// until the API rejects it. Set your server's documented lifetime here.
-    pub fn default_lifetime(mut self, lifetime: Duration) -> Self {
-        self.settings.default_lifetime = lifetime;
-        self
-    }
-
-    /// Allows a plain `http://` token URL to a host that is not loopback (default: refused).
-    ///
-    /// The client secret and the tokens then cross the network unencrypted, which RFC 6749
-    /// section 3.2 forbids; only for networks you trust, such as a service mesh that adds TLS.
-    /// Loopback hosts (`localhost`, 127.0.0.0/8, `::1`) are always allowed.
-    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
-        self.settings.allow_insecure_http = allow;
-        self
-    }
-
-    /// The HTTP client to reach the token endpoint with, instead of the default one (from
-    /// the `hyper-client` feature).
-    ///
-    /// Any tower service from `http::Request<Full<Bytes>>` to `http::Response<B>` works:
-    /// hyper-util's client with your own TLS settings or proxy, a client with tracing or
-    /// metrics layers, or a fake in tests. The request URI is absolute. Do not add a retry
-    /// layer that retries 4xx responses.
-    ///
-    /// ```
-    /// use std::convert::Infallible;
-    /// use bytes::Bytes;
-    /// use http::{Request, Response};
-    /// use http_body_util::Full;
-    /// use tower_bearer::TokenSource;
-    /// use tower_bearer_oauth2::ClientCredentials;
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    /// // A fake authorization server that hands out the same token to everybody.
-    /// let fake_server = tower::service_fn(|_request: Request<Full<Bytes>>| async {
-    ///     let body = r#"{"access_token":"abc","token_type":"Bearer","expires_in":60}"#;
-    ///     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(body.as_bytes()))))
-    /// });
-    /// let source = ClientCredentials::builder("https://auth.example.com/token", "id", "secret")
-    ///     .http_client(fake_server)
-    ///     .build()?;
-    /// let token = source.fetch().await?;
-    /// assert_eq!(token.header_value(), "Bearer abc");
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn http_client<S, B>(mut self, client: S) -> Self
-    where
-        S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<BoxError>,
-        B: Body + Send + 'static,
-        B::Error: Into<BoxError>,
-    {
-        self.settings.http_client = Some(http_client::erase(client));
-        self
     }
 
     /// Checks the configuration and builds the source.
@@ -562,6 +455,10 @@ fn is_absolute_uri_without_fragment(value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use std::convert::Infallible;
+
+    use bytes::Bytes;
+    use http::{Request, Response};
+    use http_body_util::Full;
     use std::error::Error as _;
     use std::sync::{Arc, Mutex};
 

@@ -5,20 +5,14 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Request, Response};
-use http_body::Body;
-use http_body_util::Full;
 use secrecy::{ExposeSecret, SecretString};
-use tower::Service;
 use tower_bearer::source::TokenFuture;
-use tower_bearer::{BoxError, FetchError, Token, TokenCache, TokenSource};
+use tower_bearer::{FetchError, Token, TokenCache, TokenSource};
 
 use crate::client_credentials::{check_param, normalize_scope, ParamNames};
 use crate::endpoint::{Grant, TokenEndpoint};
-use crate::http_client;
+use crate::response::TokenResponseRules;
 use crate::settings::EndpointSettings;
 use crate::token_url::TokenUrl;
 use crate::{
@@ -253,9 +247,10 @@ impl RefreshToken {
             .endpoint
             .request(Grant {
                 grant_type: "refresh_token",
-                credential: Some(("refresh_token", presented.expose_secret())),
+                credentials: &[("refresh_token", presented.expose_secret())],
                 scope: self.inner.scope.as_deref(),
                 params: &self.inner.params,
+                response: TokenResponseRules::Standard,
             })
             .await?;
         if let Some(rotated) = token.refresh_token() {
@@ -314,6 +309,13 @@ pub struct RefreshTokenBuilder {
 }
 
 impl RefreshTokenBuilder {
+    crate::settings::endpoint_setters!(
+        retry_default = "[`RetryPolicy::for_refresh_tokens`]: only failures to connect and 429; \
+                         see [`RefreshToken`] for why. A policy with \
+                         [`retry_processed(true)`](RetryPolicy::retry_processed) is fine with \
+                         servers that neither rotate refresh tokens nor detect reuse"
+    );
+
     /// Called with the new refresh token each time the server rotates it, after the source
     /// holds it and before the fetch returns; once per rotation, never concurrently. Persist
     /// it here: the old one no longer works. Keep it quick, as the refresh waits for it;
@@ -341,12 +343,6 @@ impl RefreshTokenBuilder {
         self
     }
 
-    /// How the client authenticates (default [`ClientAuth::ClientSecretBasic`]).
-    pub fn client_auth(mut self, client_auth: ClientAuth) -> Self {
-        self.settings.client_auth = client_auth;
-        self
-    }
-
     /// The scope to request, space-separated. RFC 6749 section 6 lets it only narrow the
     /// scope the refresh token was granted; without it the server grants that whole scope.
     pub fn scope(mut self, scope: impl Into<String>) -> Self {
@@ -367,66 +363,11 @@ impl RefreshTokenBuilder {
         self.param("resource", resource)
     }
 
-    /// The `aud` claim of `private_key_jwt` client assertions (default: the token URL).
-    #[cfg(feature = "private-key-jwt")]
-    pub fn assertion_audience(mut self, audience: impl Into<String>) -> Self {
-        self.settings.assertion_audience = Some(audience.into());
-        self
-    }
-
     /// The revocation endpoint (RFC 7009) for
     /// [`revoke_refresh_token`](RefreshToken::revoke_refresh_token) and
     /// [`revoke`](RefreshToken::revoke) (default: none).
     pub fn revocation_url(mut self, url: impl Into<String>) -> Self {
         self.settings.revocation_url = Some(url.into());
-        self
-    }
-
-    /// How long one token request may take (default 30 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.settings.timeout = timeout;
-        self
-    }
-
-    /// How a fetch retries (default [`RetryPolicy::for_refresh_tokens`]: only failures to
-    /// connect and 429; see [`RefreshToken`] for why). A policy with
-    /// [`retry_processed(true)`](RetryPolicy::retry_processed) is fine with servers that
-    /// neither rotate refresh tokens nor detect reuse.
-    pub fn retry(mut self, policy: RetryPolicy) -> Self {
-        self.settings.retry = policy;
-        self
-    }
-
-    /// The largest response body read, in bytes (default 64 KiB).
-    pub fn max_response_size(mut self, bytes: usize) -> Self {
-        self.settings.max_response_size = bytes;
-        self
-    }
-
-    /// The lifetime assumed for an access token whose response has no `expires_in`
-    /// (default 5 minutes).
-    pub fn default_lifetime(mut self, lifetime: Duration) -> Self {
-        self.settings.default_lifetime = lifetime;
-        self
-    }
-
-    /// Allows a plain `http://` token URL to a host that is not loopback (default: refused).
-    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
-        self.settings.allow_insecure_http = allow;
-        self
-    }
-
-    /// The HTTP client to reach the token endpoint with; see
-    /// [`ClientCredentialsBuilder::http_client`](crate::ClientCredentialsBuilder::http_client).
-    pub fn http_client<S, B>(mut self, client: S) -> Self
-    where
-        S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<BoxError>,
-        B: Body + Send + 'static,
-        B::Error: Into<BoxError>,
-    {
-        self.settings.http_client = Some(http_client::erase(client));
         self
     }
 
