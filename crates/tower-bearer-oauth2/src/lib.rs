@@ -136,6 +136,7 @@ mod discovery;
 mod endpoint;
 mod error;
 mod http_client;
+mod jwt_bearer;
 #[cfg(feature = "private-key-jwt")]
 mod private_key_jwt;
 mod refresh_token;
@@ -143,14 +144,17 @@ mod response;
 mod retry;
 mod revocation;
 mod settings;
+mod token_exchange;
 mod token_url;
 
 pub use client_auth::ClientAuth;
 pub use client_credentials::{ClientCredentials, ClientCredentialsBuilder};
 pub use discovery::{AuthServerMetadata, Discovery, DiscoveryError};
 pub use error::{BuildError, EndpointError, OAuthError};
+pub use jwt_bearer::{JwtBearer, JwtBearerBuilder};
 #[cfg(feature = "private-key-jwt")]
 pub use private_key_jwt::PrivateKey;
 pub use refresh_token::{RefreshToken, RefreshTokenBuilder};
 pub use retry::RetryPolicy;
 pub use revocation::{RevocationError, TokenTypeHint};
+pub use token_exchange::{token_type, TokenExchange, TokenExchangeBuilder};
