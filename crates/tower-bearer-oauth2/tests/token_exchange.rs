@@ -91,7 +91,10 @@ async fn the_form_carries_every_rfc_8693_parameter() -> TestResult {
     assert_eq!(sent.param_values("audience"), ["ledger", "billing"]);
     assert_eq!(
         sent.param_values("resource"),
-        ["https://ledger.example.com/", "https://billing.example.com/"]
+        [
+            "https://ledger.example.com/",
+            "https://billing.example.com/"
+        ]
     );
     assert_eq!(sent.scope.as_deref(), Some("read write"));
     Ok(())
@@ -131,12 +134,8 @@ async fn the_subject_token_is_read_fresh_for_each_exchange() -> TestResult {
 #[tokio::test]
 async fn a_public_client_exchanges_an_access_token_the_server_issued() -> TestResult {
     let server = auth().start().await?;
-    let upstream = ClientCredentials::builder(
-        server.token_url(),
-        CLIENT_ID,
-        CLIENT_SECRET,
-    )
-    .build()?;
+    let upstream =
+        ClientCredentials::builder(server.token_url(), CLIENT_ID, CLIENT_SECRET).build()?;
     let source = TokenExchange::public_client_builder(
         server.token_url(),
         "spa",
@@ -151,7 +150,11 @@ async fn a_public_client_exchanges_an_access_token_the_server_issued() -> TestRe
     let sent = server.last_request().unwrap();
     assert_eq!(sent.auth_method, ClientAuthMethod::None);
     assert_eq!(sent.client_id.as_deref(), Some("spa"));
-    assert_eq!(server.tokens_issued(), 2, "one upstream token, one exchanged");
+    assert_eq!(
+        server.tokens_issued(),
+        2,
+        "one upstream token, one exchanged"
+    );
     Ok(())
 }
 
@@ -215,7 +218,10 @@ async fn n_a_for_an_id_token_is_refused_with_advice() -> TestResult {
     let source = exchange_for(&server, StaticToken::new(SUBJECT)?)
         .requested_token_type(token_type::ID_TOKEN)
         .build()?;
-    let error = source.fetch().await.expect_err("an ID token is not a bearer credential");
+    let error = source
+        .fetch()
+        .await
+        .expect_err("an ID token is not a bearer credential");
     assert!(error.is_permanent(), "{error}");
     let message = error.to_string();
     assert!(message.contains(token_type::ID_TOKEN), "{message}");
