@@ -127,20 +127,7 @@ impl ClientCredentials {
         builder
     }
 
-    /// The token endpoint URL.
-    pub fn token_url(&self) -> &http::Uri {
-        self.endpoint.url.uri()
-    }
-
-    /// The client id.
-    pub fn client_id(&self) -> &str {
-        &self.endpoint.client.id
-    }
-
-    /// How the client authenticates.
-    pub fn client_auth(&self) -> ClientAuth {
-        self.endpoint.client.method
-    }
+    crate::settings::endpoint_getters!(endpoint);
 
     /// The scope requested, space-separated, if any.
     pub fn scope(&self) -> Option<&str> {
@@ -281,10 +268,7 @@ pub struct ClientCredentialsBuilder {
 }
 
 impl ClientCredentialsBuilder {
-    crate::settings::endpoint_setters!(
-        retry_default = "[`RetryPolicy::new`]: 3 attempts, backoff from 100 ms, `Retry-After` \
-                         honoured up to 10 s"
-    );
+    crate::settings::endpoint_setters!();
 
     /// The default [`timeout`](Self::timeout): 30 seconds.
     pub const DEFAULT_TIMEOUT: Duration = settings::DEFAULT_TIMEOUT;
@@ -297,12 +281,12 @@ impl ClientCredentialsBuilder {
     /// The default [`default_lifetime`](Self::default_lifetime): 5 minutes.
     pub const DEFAULT_LIFETIME: Duration = settings::DEFAULT_LIFETIME;
 
-    /// The scope to request, as a space-separated list (RFC 6749 section 3.3). Replaces any
-    /// scope set before. Runs of whitespace are collapsed; an empty scope requests none.
-    pub fn scope(mut self, scope: impl Into<String>) -> Self {
-        self.scope = Some(scope.into());
-        self
-    }
+    crate::settings::request_setters!(
+        scope_doc = "The scope to request, as a space-separated list (RFC 6749 section 3.3).",
+        param_doc = "The parameters this crate sets itself (`grant_type`, `scope`, `client_id`, \
+                     `client_secret`, `client_assertion`, `client_assertion_type`) are refused \
+                     by [`build`](Self::build): use the dedicated methods."
+    );
 
     /// The scopes to request, one per item. Replaces any scope set before.
     pub fn scopes<I>(mut self, scopes: I) -> Self
@@ -318,17 +302,6 @@ impl ClientCredentialsBuilder {
             joined.push_str(scope.as_ref());
         }
         self.scope = Some(joined);
-        self
-    }
-
-    /// An extra form parameter for the token request, for servers that want more than the
-    /// RFC. Repeatable; parameters are sent in the order given.
-    ///
-    /// The parameters this crate sets itself (`grant_type`, `scope`, `client_id`,
-    /// `client_secret`, `client_assertion`, `client_assertion_type`) are refused by
-    /// [`build`](Self::build): use the dedicated methods.
-    pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.params.push((name.into(), value.into()));
         self
     }
 
@@ -360,15 +333,7 @@ impl ClientCredentialsBuilder {
     /// empty, if a scope, resource or parameter is malformed, if the retry policy allows no
     /// attempt, or if no HTTP client is available.
     pub fn build(self) -> Result<ClientCredentials, BuildError> {
-        let scope = self
-            .scope
-            .as_deref()
-            .map(normalize_scope)
-            .transpose()?
-            .flatten();
-        for (name, value) in &self.params {
-            check_param(name, value)?;
-        }
+        let scope = check_request(self.scope.as_deref(), &self.params, &[], "")?;
         Ok(ClientCredentials {
             endpoint: self.settings.build()?,
             scope,
@@ -415,6 +380,25 @@ pub(crate) fn normalize_scope(scope: &str) -> Result<Option<String>, BuildError>
         )));
     }
     Ok((!tokens.is_empty()).then(|| tokens.join(" ")))
+}
+
+/// Normalizes the scope and checks the extra parameters, for a builder's `build`.
+/// `grant_params` are the names the grant sets itself, refused with `advice`.
+pub(crate) fn check_request(
+    scope: Option<&str>,
+    params: &[(String, String)],
+    grant_params: &[&str],
+    advice: &str,
+) -> Result<Option<String>, BuildError> {
+    for (name, value) in params {
+        if grant_params.contains(&name.as_str()) {
+            return Err(BuildError::invalid_parameter(format!(
+                "the extra parameter `{name}` is set by tower-bearer-oauth2 itself; {advice}"
+            )));
+        }
+        check_param(name, value)?;
+    }
+    Ok(scope.map(normalize_scope).transpose()?.flatten())
 }
 
 pub(crate) fn check_param(name: &str, value: &str) -> Result<(), BuildError> {

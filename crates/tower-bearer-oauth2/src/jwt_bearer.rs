@@ -12,7 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tower_bearer::source::TokenFuture;
 use tower_bearer::{FetchError, Token, TokenSource};
 
-use crate::client_credentials::{check_param, normalize_scope, ParamNames};
+use crate::client_credentials::{check_request, ParamNames};
 use crate::endpoint::{Grant, TokenEndpoint};
 use crate::response::TokenResponseRules;
 use crate::settings::EndpointSettings;
@@ -20,6 +20,10 @@ use crate::{BuildError, ClientAuth, RetryPolicy};
 
 /// The `grant_type` of the JWT bearer grant (RFC 7523 section 2.1).
 const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+/// The form parameter this grant sets itself, and what to do instead of setting it.
+const GRANT_PARAMS: &[&str] = &["assertion"];
+const ADVICE: &str = "give the assertion to the builder";
 
 /// Claims the signed assertion sets itself, which [`JwtBearerBuilder::claim`] may not set.
 #[cfg(feature = "private-key-jwt")]
@@ -80,10 +84,10 @@ pub struct JwtBearer {
 }
 
 struct Inner {
-    endpoint: TokenEndpoint,
     assertion: Assertion,
     scope: Option<String>,
     params: Vec<(String, String)>,
+    endpoint: TokenEndpoint,
 }
 
 /// Where each fetch's assertion comes from.
@@ -164,15 +168,7 @@ impl JwtBearer {
         )
     }
 
-    /// The token endpoint URL.
-    pub fn token_url(&self) -> &http::Uri {
-        self.inner.endpoint.url.uri()
-    }
-
-    /// How the client authenticates ([`ClientAuth::None`] unless configured).
-    pub fn client_auth(&self) -> ClientAuth {
-        self.inner.endpoint.client.method
-    }
+    crate::settings::endpoint_getters!(inner.endpoint);
 
     async fn request(&self) -> Result<Token, FetchError> {
         let inner = &*self.inner;
@@ -292,10 +288,7 @@ impl JwtBearerBuilder {
         }
     }
 
-    crate::settings::endpoint_setters!(
-        retry_default = "[`RetryPolicy::new`]: 3 attempts, backoff from 100 ms, `Retry-After` \
-                         honoured up to 10 s"
-    );
+    crate::settings::endpoint_setters!();
 
     /// Authenticates the client with `client_id` and `client_secret`, by
     /// `client_secret_basic` unless [`client_auth`](Self::client_auth) says
@@ -366,18 +359,11 @@ impl JwtBearerBuilder {
         self
     }
 
-    /// The scope to request, space-separated.
-    pub fn scope(mut self, scope: impl Into<String>) -> Self {
-        self.scope = Some(scope.into());
-        self
-    }
-
-    /// An extra form parameter (repeatable); `assertion` and the parameters this crate sets
-    /// itself are refused by [`build`](Self::build).
-    pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.params.push((name.into(), value.into()));
-        self
-    }
+    crate::settings::request_setters!(
+        scope_doc = "The scope to request, space-separated (RFC 7523 section 2.1).",
+        param_doc = "The parameters this crate sets itself, `assertion` among them, are \
+                     refused by [`build`](Self::build)."
+    );
 
     /// Checks the configuration and builds the source.
     ///
@@ -391,28 +377,14 @@ impl JwtBearerBuilder {
         if let Assertion::Signed(signed) = &self.assertion {
             check_signed(signed)?;
         }
-        let scope = self
-            .scope
-            .as_deref()
-            .map(normalize_scope)
-            .transpose()?
-            .flatten();
-        for (name, value) in &self.params {
-            if name == "assertion" {
-                return Err(BuildError::invalid_parameter(
-                    "the extra parameter `assertion` is set by tower-bearer-oauth2 itself; \
-                     give the assertion to the builder"
-                        .to_owned(),
-                ));
-            }
-            check_param(name, value)?;
-        }
+        let scope = check_request(self.scope.as_deref(), &self.params, GRANT_PARAMS, ADVICE)?;
+        let endpoint = self.settings.build()?;
         Ok(JwtBearer {
             inner: Arc::new(Inner {
-                endpoint: self.settings.build()?,
                 assertion: self.assertion,
                 scope,
                 params: self.params,
+                endpoint,
             }),
         })
     }

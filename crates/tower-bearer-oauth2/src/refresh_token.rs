@@ -10,7 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tower_bearer::source::TokenFuture;
 use tower_bearer::{FetchError, Token, TokenCache, TokenSource};
 
-use crate::client_credentials::{check_param, normalize_scope, ParamNames};
+use crate::client_credentials::{check_request, ParamNames};
 use crate::endpoint::{Grant, TokenEndpoint};
 use crate::response::TokenResponseRules;
 use crate::settings::EndpointSettings;
@@ -170,20 +170,7 @@ impl RefreshToken {
         self.current().clone()
     }
 
-    /// The token endpoint URL.
-    pub fn token_url(&self) -> &http::Uri {
-        self.inner.endpoint.url.uri()
-    }
-
-    /// The client id.
-    pub fn client_id(&self) -> &str {
-        &self.inner.endpoint.client.id
-    }
-
-    /// How the client authenticates.
-    pub fn client_auth(&self) -> ClientAuth {
-        self.inner.endpoint.client.method
-    }
+    crate::settings::endpoint_getters!(inner.endpoint);
 
     /// The revocation endpoint URL, if one is configured.
     pub fn revocation_url(&self) -> Option<&http::Uri> {
@@ -343,20 +330,13 @@ impl RefreshTokenBuilder {
         self
     }
 
-    /// The scope to request, space-separated. RFC 6749 section 6 lets it only narrow the
-    /// scope the refresh token was granted; without it the server grants that whole scope.
-    pub fn scope(mut self, scope: impl Into<String>) -> Self {
-        self.scope = Some(scope.into());
-        self
-    }
-
-    /// An extra form parameter for the token request (repeatable). The parameters this
-    /// crate sets itself, `refresh_token` among them, are refused by
-    /// [`build`](Self::build).
-    pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.params.push((name.into(), value.into()));
-        self
-    }
+    crate::settings::request_setters!(
+        scope_doc = "The scope to request, space-separated. RFC 6749 section 6 lets it only \
+                     narrow the scope the refresh token was granted; without it the server \
+                     grants that whole scope.",
+        param_doc = "The parameters this crate sets itself, `refresh_token` among them, are \
+                     refused by [`build`](Self::build)."
+    );
 
     /// A `resource` parameter (RFC 8707), repeatable.
     pub fn resource(self, resource: impl Into<String>) -> Self {
@@ -383,22 +363,12 @@ impl RefreshTokenBuilder {
                 self.settings.client_id
             )));
         }
-        let scope = self
-            .scope
-            .as_deref()
-            .map(normalize_scope)
-            .transpose()?
-            .flatten();
-        for (name, value) in &self.params {
-            if name == "refresh_token" {
-                return Err(BuildError::invalid_parameter(
-                    "the extra parameter `refresh_token` is set by tower-bearer-oauth2 itself; \
-                     pass the refresh token to `RefreshToken::builder`"
-                        .to_owned(),
-                ));
-            }
-            check_param(name, value)?;
-        }
+        let scope = check_request(
+            self.scope.as_deref(),
+            &self.params,
+            &["refresh_token"],
+            "pass the refresh token to `RefreshToken::builder`",
+        )?;
         Ok(RefreshToken {
             inner: Arc::new(Inner {
                 endpoint: self.settings.build()?,

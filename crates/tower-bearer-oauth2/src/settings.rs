@@ -169,8 +169,14 @@ pub(crate) fn default_http_client() -> Result<HttpClient, BuildError> {
 
 /// The setters every source's builder shares, writing to its `settings:`
 /// [`EndpointSettings`] field, so they are written (and documented) once. `$retry_default`
-/// documents the builder's default [`RetryPolicy`].
+/// documents the builder's default [`RetryPolicy`] when it is not [`RetryPolicy::new`].
 macro_rules! endpoint_setters {
+    () => {
+        $crate::settings::endpoint_setters!(
+            retry_default = "[`RetryPolicy::new`]: 3 attempts, backoff from 100 ms, \
+                             `Retry-After` honoured up to 10 s"
+        );
+    };
     (retry_default = $retry_default:literal) => {
         /// How the client authenticates: [`ClientAuth::ClientSecretBasic`] (the default for
         /// sources built with a secret), [`ClientAuth::ClientSecretPost`], or
@@ -294,3 +300,52 @@ macro_rules! endpoint_setters {
 }
 
 pub(crate) use endpoint_setters;
+
+/// The `scope` and `param` setters of a builder with `scope: Option<String>` and
+/// `params: Vec<(String, String)>` fields; `scope_doc` and `param_doc` say what is special
+/// about them for the grant.
+macro_rules! request_setters {
+    (scope_doc = $scope_doc:literal, param_doc = $param_doc:literal) => {
+        #[doc = $scope_doc]
+        ///
+        /// Replaces any scope set before. Runs of whitespace are collapsed; an empty scope
+        /// requests none.
+        pub fn scope(mut self, scope: impl Into<String>) -> Self {
+            self.scope = Some(scope.into());
+            self
+        }
+
+        /// An extra form parameter for the token request, for servers that want more than
+        /// the RFC. Repeatable; parameters are sent in the order given.
+        ///
+        #[doc = $param_doc]
+        pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+            self.params.push((name.into(), value.into()));
+            self
+        }
+    };
+}
+
+pub(crate) use request_setters;
+
+/// A source's accessors for its endpoint settings, at `self.<path>`.
+macro_rules! endpoint_getters {
+    ($($path:ident).+) => {
+        /// The token endpoint URL.
+        pub fn token_url(&self) -> &http::Uri {
+            self.$($path).+.url.uri()
+        }
+
+        /// The client id (empty when a source without client authentication was given none).
+        pub fn client_id(&self) -> &str {
+            &self.$($path).+.client.id
+        }
+
+        /// How the client authenticates.
+        pub fn client_auth(&self) -> $crate::ClientAuth {
+            self.$($path).+.client.method
+        }
+    };
+}
+
+pub(crate) use endpoint_getters;

@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tower_bearer::source::TokenFuture;
 use tower_bearer::{FetchError, Token, TokenSource};
 
-use crate::client_credentials::{check_param, normalize_scope, ParamNames};
+use crate::client_credentials::{check_request, ParamNames};
 use crate::endpoint::{Grant, TokenEndpoint};
 use crate::response::TokenResponseRules;
 use crate::settings::EndpointSettings;
@@ -95,12 +95,14 @@ pub struct TokenExchange {
 }
 
 struct Inner {
-    endpoint: TokenEndpoint,
+    /// Where each exchange gets its subject token.
     subject: Arc<dyn TokenSource>,
-    actor: Option<Arc<dyn TokenSource>>,
     scope: Option<String>,
     /// The token type parameters, audiences, resources and extra parameters, in order.
     params: Vec<(String, String)>,
+    /// Where each exchange gets its actor token, if it has one.
+    actor: Option<Arc<dyn TokenSource>>,
+    endpoint: TokenEndpoint,
 }
 
 impl TokenExchange {
@@ -125,34 +127,11 @@ impl TokenExchange {
             ),
             subject: Arc::new(subject),
             subject_token_type: subject_token_type.into(),
-            actor: None,
-            requested_token_type: None,
             scope: None,
             params: Vec::new(),
+            actor: None,
+            requested_token_type: None,
         }
-    }
-
-    /// Starts building a source that authenticates with `private_key_jwt` (RFC 7523 section
-    /// 2.2); see
-    /// [`ClientCredentials::builder_with_private_key`](crate::ClientCredentials::builder_with_private_key).
-    #[cfg(feature = "private-key-jwt")]
-    pub fn builder_with_private_key(
-        token_url: impl Into<String>,
-        client_id: impl Into<String>,
-        key: crate::PrivateKey,
-        subject: impl TokenSource,
-        subject_token_type: impl Into<String>,
-    ) -> TokenExchangeBuilder {
-        let mut builder = Self::builder(
-            token_url,
-            client_id,
-            String::new(),
-            subject,
-            subject_token_type,
-        );
-        builder.settings.client_auth = ClientAuth::PrivateKeyJwt;
-        builder.settings.private_key = Some(key);
-        builder
     }
 
     /// Starts building a source for a public client ([`ClientAuth::None`]): RFC 8693 makes
@@ -175,20 +154,25 @@ impl TokenExchange {
         builder
     }
 
-    /// The token endpoint URL.
-    pub fn token_url(&self) -> &http::Uri {
-        self.inner.endpoint.url.uri()
+    /// Starts building a source that authenticates with `private_key_jwt` (RFC 7523 section
+    /// 2.2); see
+    /// [`ClientCredentials::builder_with_private_key`](crate::ClientCredentials::builder_with_private_key).
+    #[cfg(feature = "private-key-jwt")]
+    pub fn builder_with_private_key(
+        token_url: impl Into<String>,
+        client_id: impl Into<String>,
+        key: crate::PrivateKey,
+        subject: impl TokenSource,
+        subject_token_type: impl Into<String>,
+    ) -> TokenExchangeBuilder {
+        let mut builder =
+            Self::public_client_builder(token_url, client_id, subject, subject_token_type);
+        builder.settings.client_auth = ClientAuth::PrivateKeyJwt;
+        builder.settings.private_key = Some(key);
+        builder
     }
 
-    /// The client id (empty for a public client without one).
-    pub fn client_id(&self) -> &str {
-        &self.inner.endpoint.client.id
-    }
-
-    /// How the client authenticates.
-    pub fn client_auth(&self) -> ClientAuth {
-        self.inner.endpoint.client.method
-    }
+    crate::settings::endpoint_getters!(inner.endpoint);
 
     async fn exchange(&self) -> Result<Token, FetchError> {
         let inner = &*self.inner;
@@ -277,10 +261,7 @@ pub struct TokenExchangeBuilder {
 }
 
 impl TokenExchangeBuilder {
-    crate::settings::endpoint_setters!(
-        retry_default = "[`RetryPolicy::new`]: 3 attempts, backoff from 100 ms, `Retry-After` \
-                         honoured up to 10 s"
-    );
+    crate::settings::endpoint_setters!();
 
     /// The party acting on behalf of the subject (delegation, RFC 8693 section 1.1): its token
     /// is fetched from `actor` for each exchange and sent as `actor_token` with
@@ -314,18 +295,11 @@ impl TokenExchangeBuilder {
         self
     }
 
-    /// The scope to request, space-separated.
-    pub fn scope(mut self, scope: impl Into<String>) -> Self {
-        self.scope = Some(scope.into());
-        self
-    }
-
-    /// An extra form parameter (repeatable). The parameters this crate sets itself are
-    /// refused by [`build`](Self::build).
-    pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.params.push((name.into(), value.into()));
-        self
-    }
+    crate::settings::request_setters!(
+        scope_doc = "The scope to request, space-separated (RFC 8693 section 2.1).",
+        param_doc = "The parameters this crate sets itself, the subject, actor and token type \
+                     ones among them, are refused by [`build`](Self::build)."
+    );
 
     /// Checks the configuration and builds the source.
     ///
@@ -334,21 +308,12 @@ impl TokenExchangeBuilder {
     /// client needs no secret), if a token type is empty, or if a parameter this crate sets
     /// itself was added with `param`.
     pub fn build(self) -> Result<TokenExchange, BuildError> {
-        let scope = self
-            .scope
-            .as_deref()
-            .map(normalize_scope)
-            .transpose()?
-            .flatten();
-        for (name, value) in &self.params {
-            if EXCHANGE_PARAMS.contains(&name.as_str()) {
-                return Err(BuildError::invalid_parameter(format!(
-                    "the extra parameter `{name}` is set by tower-bearer-oauth2 itself; use the \
-                     builder's own method for it"
-                )));
-            }
-            check_param(name, value)?;
-        }
+        let scope = check_request(
+            self.scope.as_deref(),
+            &self.params,
+            EXCHANGE_PARAMS,
+            "use the builder's own method for it",
+        )?;
         let mut params = vec![(
             "subject_token_type".to_owned(),
             check_token_type("subject_token_type", self.subject_token_type)?,

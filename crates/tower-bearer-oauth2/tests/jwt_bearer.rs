@@ -2,7 +2,6 @@
 //! server, which verifies each assertion with the issuer's registered public key and checks
 //! `aud`, `exp` and a single-use `jti`.
 
-use std::error::Error as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -14,11 +13,15 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::PrivatePkcs8KeyDer;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
-use tower_bearer::{FetchError, TokenCache, TokenSource};
-use tower_bearer_oauth2::{ClientAuth, JwtBearer, OAuthError, PrivateKey};
+use tower_bearer::{TokenCache, TokenSource};
+use tower_bearer_oauth2::{ClientAuth, JwtBearer, JwtBearerBuilder};
 use tower_bearer_testkit::{capture_tracing, AuthServer, ClientAuthMethod, TestKey};
 
-type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+mod support;
+
+use support::{
+    everything_printed, oauth_error, private_key, tokens_for_concurrent_callers, TestResult,
+};
 
 const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 const ISSUER: &str = "reporting@example.iam";
@@ -26,20 +29,14 @@ const SUBJECT: &str = "user-42";
 const CLIENT_ID: &str = "reporting";
 const CLIENT_SECRET: &str = "cl1ent-5ecr3t";
 
-fn private_key(key: &TestKey) -> PrivateKey {
-    let private = match key.algorithm() {
-        "RS256" => PrivateKey::rs256_from_pem(key.pkcs8_pem()),
-        _ => PrivateKey::es256_from_pem(key.pkcs8_pem()),
-    };
-    private.expect("a valid test key").key_id(key.key_id())
-}
-
-async fn server_trusting(key: &TestKey) -> std::io::Result<AuthServer> {
-    AuthServer::builder()
+/// A server with our client, trusting `key` to sign for `ISSUER`; and the key.
+async fn trusting(key: TestKey) -> std::io::Result<(AuthServer, TestKey)> {
+    let server = AuthServer::builder()
         .client(CLIENT_ID, CLIENT_SECRET)
-        .jwt_bearer_issuer(ISSUER, key)
+        .jwt_bearer_issuer(ISSUER, &key)
         .start()
-        .await
+        .await?;
+    Ok((server, key))
 }
 
 /// The claims of the assertion the server last received.
@@ -50,11 +47,9 @@ fn sent_claims(server: &AuthServer) -> Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims).unwrap()).unwrap()
 }
 
-fn oauth_error(error: &FetchError) -> &OAuthError {
-    error
-        .source()
-        .and_then(|source| source.downcast_ref::<OAuthError>())
-        .expect("an OAuthError source")
+/// A source signing its own assertions with `key` as `ISSUER` about `SUBJECT`.
+fn signed_by(server: &AuthServer, key: &TestKey) -> JwtBearerBuilder {
+    JwtBearer::builder(server.token_url(), private_key(key), ISSUER, SUBJECT)
 }
 
 /// Signs an ES256 JWT with `claims` by hand, as a user's own signer (a KMS) would.
@@ -87,8 +82,8 @@ fn now() -> u64 {
 #[tokio::test]
 async fn signed_assertions_carry_the_rfc_7523_claims() -> TestResult {
     for key in [TestKey::rs256(), TestKey::es256()] {
-        let server = server_trusting(&key).await?;
-        let source = JwtBearer::builder(server.token_url(), private_key(&key), ISSUER, SUBJECT)
+        let (server, key) = trusting(key).await?;
+        let source = signed_by(&server, &key)
             .claim("tenant", "acme")
             .scope("reports.read")
             .build()?;
@@ -122,9 +117,8 @@ async fn signed_assertions_carry_the_rfc_7523_claims() -> TestResult {
 
 #[tokio::test]
 async fn audience_and_lifetime_are_configurable() -> TestResult {
-    let key = TestKey::es256();
-    let server = server_trusting(&key).await?;
-    let source = JwtBearer::builder(server.token_url(), private_key(&key), ISSUER, SUBJECT)
+    let (server, key) = trusting(TestKey::es256()).await?;
+    let source = signed_by(&server, &key)
         .audience(server.url())
         .assertion_lifetime(std::time::Duration::from_secs(300))
         .build()?;
@@ -140,8 +134,7 @@ async fn audience_and_lifetime_are_configurable() -> TestResult {
 
 #[tokio::test]
 async fn a_closure_assertion_is_used_and_a_replayed_one_is_invalid_grant() -> TestResult {
-    let key = TestKey::es256();
-    let server = server_trusting(&key).await?;
+    let (server, key) = trusting(TestKey::es256()).await?;
     // One assertion, handed out every time: the server takes it once, then sees its jti again.
     let assertion = sign_es256(
         &key,
@@ -177,19 +170,14 @@ async fn a_closure_assertion_is_used_and_a_replayed_one_is_invalid_grant() -> Te
     assert!(oauth_error(&error).is_invalid_grant(), "{error}");
     assert_eq!(server.token_requests(), 2, "invalid_grant is not retried");
     assert_eq!(calls.load(Ordering::SeqCst), 2, "one assertion per fetch");
-    let printed = format!(
-        "{error} {error:?} {:?} {source:?} {}",
-        error.source(),
-        capture.contents()
-    );
+    let printed = everything_printed(&error, &source, &capture);
     assert!(!printed.contains(&assertion), "{printed}");
     Ok(())
 }
 
 #[tokio::test]
 async fn expired_or_misaddressed_assertions_are_invalid_grant() -> TestResult {
-    let key = TestKey::es256();
-    let server = server_trusting(&key).await?;
+    let (server, key) = trusting(TestKey::es256()).await?;
     let cases = [
         ("expired", server.token_url(), now() - 10),
         (
@@ -219,7 +207,7 @@ async fn expired_or_misaddressed_assertions_are_invalid_grant() -> TestResult {
 
 #[tokio::test]
 async fn an_untrusted_issuer_is_invalid_grant() -> TestResult {
-    let server = server_trusting(&TestKey::es256()).await?;
+    let (server, _) = trusting(TestKey::es256()).await?;
     let other = TestKey::es256();
     let source =
         JwtBearer::builder(server.token_url(), private_key(&other), "stranger", SUBJECT).build()?;
@@ -232,9 +220,8 @@ async fn an_untrusted_issuer_is_invalid_grant() -> TestResult {
 
 #[tokio::test]
 async fn client_authentication_is_optional_and_checked_when_given() -> TestResult {
-    let key = TestKey::es256();
-    let server = server_trusting(&key).await?;
-    let source = JwtBearer::builder(server.token_url(), private_key(&key), ISSUER, SUBJECT)
+    let (server, key) = trusting(TestKey::es256()).await?;
+    let source = signed_by(&server, &key)
         .client_secret(CLIENT_ID, CLIENT_SECRET)
         .build()?;
     assert_eq!(source.client_auth(), ClientAuth::ClientSecretBasic);
@@ -243,7 +230,7 @@ async fn client_authentication_is_optional_and_checked_when_given() -> TestResul
     assert_eq!(sent.auth_method, ClientAuthMethod::Basic);
     assert_eq!(sent.client_id.as_deref(), Some(CLIENT_ID));
 
-    let posted = JwtBearer::builder(server.token_url(), private_key(&key), ISSUER, SUBJECT)
+    let posted = signed_by(&server, &key)
         .client_secret(CLIENT_ID, CLIENT_SECRET)
         .client_auth(ClientAuth::ClientSecretPost)
         .build()?;
@@ -253,15 +240,13 @@ async fn client_authentication_is_optional_and_checked_when_given() -> TestResul
         ClientAuthMethod::Post
     );
 
-    let public = JwtBearer::builder(server.token_url(), private_key(&key), ISSUER, SUBJECT)
-        .client_id(CLIENT_ID)
-        .build()?;
+    let public = signed_by(&server, &key).client_id(CLIENT_ID).build()?;
     public.fetch().await?;
     let sent = server.last_request().unwrap();
     assert_eq!(sent.auth_method, ClientAuthMethod::None);
     assert_eq!(sent.client_id.as_deref(), Some(CLIENT_ID));
 
-    let wrong = JwtBearer::builder(server.token_url(), private_key(&key), ISSUER, SUBJECT)
+    let wrong = signed_by(&server, &key)
         .client_secret(CLIENT_ID, "wrong-5ecr3t")
         .build()?;
     let error = wrong.fetch().await.expect_err("wrong secret");
@@ -272,20 +257,10 @@ async fn client_authentication_is_optional_and_checked_when_given() -> TestResul
 
 #[tokio::test]
 async fn concurrent_callers_through_a_cache_cause_one_token_request() -> TestResult {
-    let key = TestKey::rs256();
-    let server = server_trusting(&key).await?;
-    let source =
-        JwtBearer::builder(server.token_url(), private_key(&key), ISSUER, SUBJECT).build()?;
+    let (server, key) = trusting(TestKey::rs256()).await?;
+    let source = signed_by(&server, &key).build()?;
     let cache = TokenCache::new(source);
-    let callers: Vec<_> = (0..64)
-        .map(|_| {
-            let cache = cache.clone();
-            tokio::spawn(async move { cache.token().await })
-        })
-        .collect();
-    for caller in callers {
-        caller.await??;
-    }
+    tokens_for_concurrent_callers(&cache, 64).await?;
     assert_eq!(server.token_requests(), 1);
     Ok(())
 }

@@ -2,7 +2,6 @@
 //! sockets: the form on the wire, a subject token fetched for each exchange, the response
 //! rules of section 2.2.1, error paths, and the subject token kept out of every output.
 
-use std::error::Error as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -10,14 +9,17 @@ use secrecy::ExposeSecret;
 use tower_bearer::source::{from_fn, FileToken, StaticToken};
 use tower_bearer::{FetchError, Token, TokenCache, TokenSource};
 use tower_bearer_oauth2::{
-    token_type, ClientAuth, ClientCredentials, OAuthError, PrivateKey, TokenExchange,
-    TokenExchangeBuilder,
+    token_type, ClientAuth, ClientCredentials, TokenExchange, TokenExchangeBuilder,
 };
 use tower_bearer_testkit::{
     capture_tracing, AuthServer, AuthServerBuilder, ClientAuthMethod, Fault, TestKey,
 };
 
-type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+mod support;
+
+use support::{
+    everything_printed, oauth_error, private_key, tokens_for_concurrent_callers, TestResult,
+};
 
 const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const CLIENT_ID: &str = "workload";
@@ -48,11 +50,16 @@ async fn server() -> std::io::Result<AuthServer> {
         .await
 }
 
-fn oauth_error(error: &FetchError) -> &OAuthError {
-    error
-        .source()
-        .and_then(|source| source.downcast_ref::<OAuthError>())
-        .expect("an OAuthError source")
+/// The server, and what an exchange asking it for `requested_token_type` gives.
+async fn exchange_requesting(
+    requested_token_type: &str,
+) -> Result<(AuthServer, Result<Token, FetchError>), Box<dyn std::error::Error + Send + Sync>> {
+    let server = server().await?;
+    let source = exchange_for(&server, StaticToken::new(SUBJECT)?)
+        .requested_token_type(requested_token_type)
+        .build()?;
+    let outcome = source.fetch().await;
+    Ok((server, outcome))
 }
 
 #[tokio::test]
@@ -166,11 +173,10 @@ async fn private_key_jwt_authenticates_the_exchange() -> TestResult {
         .subject_token(SUBJECT)
         .start()
         .await?;
-    let private = PrivateKey::es256_from_pem(key.pkcs8_pem())?.key_id(key.key_id());
     let source = TokenExchange::builder_with_private_key(
         server.token_url(),
         "workload",
-        private,
+        private_key(&key),
         StaticToken::new(SUBJECT)?,
         token_type::JWT,
     )
@@ -201,11 +207,8 @@ async fn a_response_without_issued_token_type_is_a_permanent_error() -> TestResu
 
 #[tokio::test]
 async fn n_a_is_accepted_for_a_jwt_and_sent_as_bearer() -> TestResult {
-    let server = server().await?;
-    let source = exchange_for(&server, StaticToken::new(SUBJECT)?)
-        .requested_token_type(token_type::JWT)
-        .build()?;
-    let token = source.fetch().await?;
+    let (server, outcome) = exchange_requesting(token_type::JWT).await?;
+    let token = outcome?;
     let value = token.secret().expose_secret().to_owned();
     assert!(server.is_valid(&value));
     assert_eq!(token.header_value(), format!("Bearer {value}").as_str());
@@ -214,14 +217,8 @@ async fn n_a_is_accepted_for_a_jwt_and_sent_as_bearer() -> TestResult {
 
 #[tokio::test]
 async fn n_a_for_an_id_token_is_refused_with_advice() -> TestResult {
-    let server = server().await?;
-    let source = exchange_for(&server, StaticToken::new(SUBJECT)?)
-        .requested_token_type(token_type::ID_TOKEN)
-        .build()?;
-    let error = source
-        .fetch()
-        .await
-        .expect_err("an ID token is not a bearer credential");
+    let (server, outcome) = exchange_requesting(token_type::ID_TOKEN).await?;
+    let error = outcome.expect_err("an ID token is not a bearer credential");
     assert!(error.is_permanent(), "{error}");
     let message = error.to_string();
     assert!(message.contains(token_type::ID_TOKEN), "{message}");
@@ -243,11 +240,7 @@ async fn an_unknown_subject_token_is_invalid_grant_never_retried_never_printed()
     assert!(error.is_permanent(), "{error}");
     assert!(oauth_error(&error).is_invalid_grant(), "{error}");
     assert_eq!(server.token_requests(), 1, "never retried");
-    let printed = format!(
-        "{error} {error:?} {:?} {source:?} {}",
-        error.source(),
-        capture.contents()
-    );
+    let printed = everything_printed(&error, &source, &capture);
     for secret in [stolen, ACTOR, CLIENT_SECRET] {
         assert!(!printed.contains(secret), "{secret} in {printed}");
     }
@@ -323,14 +316,7 @@ async fn concurrent_callers_through_a_cache_cause_one_exchange() -> TestResult {
     )
     .build()?;
     let cache = TokenCache::new(source);
-    let callers: Vec<_> = (0..64)
-        .map(|_| {
-            let cache = cache.clone();
-            tokio::spawn(async move { cache.token().await })
-        })
-        .collect();
-    for caller in callers {
-        let token = caller.await??;
+    for token in tokens_for_concurrent_callers(&cache, 64).await? {
         assert!(server.is_valid(token.secret().expose_secret()));
     }
     assert_eq!(server.token_requests(), 1);

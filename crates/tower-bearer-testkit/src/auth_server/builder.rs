@@ -219,6 +219,11 @@ impl AuthServerBuilder {
 impl fmt::Debug for AuthServerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let client_ids: Vec<&str> = self.clients.iter().map(|(id, _)| id.as_str()).collect();
+        let issuers: Vec<&str> = self
+            .jwt_bearer_issuers
+            .iter()
+            .map(|(iss, _)| iss.as_str())
+            .collect();
         f.debug_struct("AuthServerBuilder")
             .field("client_ids", &client_ids)
             .field("token_lifetime", &self.token_lifetime)
@@ -230,14 +235,7 @@ impl fmt::Debug for AuthServerBuilder {
                 &self.detect_refresh_token_reuse,
             )
             .field("auth_methods", &self.auth_methods)
-            .field(
-                "jwt_bearer_issuers",
-                &self
-                    .jwt_bearer_issuers
-                    .iter()
-                    .map(|(issuer, _)| issuer)
-                    .collect::<Vec<_>>(),
-            )
+            .field("jwt_bearer_issuers", &issuers)
             .field("subject_tokens", &self.subject_tokens.len())
             .field("exchange_targets", &self.exchange_targets)
             .field("omit_issued_token_type", &self.omit_issued_token_type)
