@@ -518,4 +518,68 @@ mod tests {
         headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static("-5"));
         assert_eq!(retry_after(&headers, now), None);
     }
+
+    fn exchanged(body: &str) -> Result<Token, InvalidResponse> {
+        parse_token(
+            body.as_bytes(),
+            TokenResponseRules::TokenExchange,
+            None,
+            HOUR,
+        )
+    }
+
+    #[test]
+    fn token_exchange_needs_issued_token_type() {
+        for body in [
+            r#"{"access_token":"t-5ecr3t","token_type":"Bearer"}"#,
+            r#"{"access_token":"t-5ecr3t","token_type":"Bearer","issued_token_type":null}"#,
+            r#"{"access_token":"t-5ecr3t","token_type":"Bearer","issued_token_type":7}"#,
+            r#"{"access_token":"t-5ecr3t","token_type":"Bearer","issued_token_type":""}"#,
+        ] {
+            let invalid = exchanged(body).expect_err(body);
+            assert!(!invalid.transient, "{body}");
+            assert!(
+                invalid.what.contains("issued_token_type"),
+                "{}",
+                invalid.what
+            );
+            assert!(invalid.what.contains("RFC 8693"), "{}", invalid.what);
+            assert!(!invalid.what.contains("5ecr3t"));
+        }
+        // The standard rules do not ask for it.
+        assert!(parse(r#"{"access_token":"t","token_type":"Bearer"}"#).is_ok());
+    }
+
+    #[test]
+    fn token_exchange_takes_n_a_only_for_bearer_usable_tokens() {
+        for issued in BEARER_USABLE_TYPES {
+            for token_type in ["N_A", "n_a"] {
+                let body = format!(
+                    r#"{{"access_token":"t","token_type":"{token_type}","issued_token_type":"{issued}"}}"#
+                );
+                let token = exchanged(&body).unwrap();
+                assert_eq!(token.header_value(), "Bearer t", "{body}");
+            }
+        }
+        for issued in [
+            "urn:ietf:params:oauth:token-type:id_token",
+            "urn:ietf:params:oauth:token-type:refresh_token",
+            "urn:ietf:params:oauth:token-type:saml2",
+        ] {
+            let body = format!(
+                r#"{{"access_token":"t","token_type":"N_A","issued_token_type":"{issued}"}}"#
+            );
+            let invalid = exchanged(&body).expect_err(issued);
+            assert!(!invalid.transient);
+            assert!(invalid.what.contains(issued), "{}", invalid.what);
+            assert!(
+                invalid.what.contains("requested_token_type"),
+                "{}",
+                invalid.what
+            );
+        }
+        // A real token type is used as it is, whatever was issued.
+        let body = r#"{"access_token":"t","token_type":"bearer","issued_token_type":"urn:ietf:params:oauth:token-type:id_token"}"#;
+        assert_eq!(exchanged(body).unwrap().header_value(), "Bearer t");
+    }
 }
