@@ -13,9 +13,7 @@ use crate::endpoint::{Grant, TokenEndpoint};
 use crate::response::TokenResponseRules;
 use crate::settings::{self, EndpointSettings};
 use crate::token_url::TokenUrl;
-use crate::{
-    AuthServerMetadata, BuildError, ClientAuth, RetryPolicy, RevocationError, TokenTypeHint,
-};
+use crate::{AuthServerMetadata, BuildError, RetryPolicy, RevocationError, TokenTypeHint};
 
 /// Parameters this crate sets itself, which `param` may not override.
 const RESERVED_PARAMS: &[&str] = &[
@@ -31,7 +29,7 @@ const RESERVED_PARAMS: &[&str] = &[
 ///
 /// Each [`fetch`](TokenSource::fetch) makes a `POST` to the token endpoint with
 /// `grant_type=client_credentials`, the scope and extra parameters, and the client's
-/// credentials ([`ClientAuth`]), and returns the token from the answer. When the request
+/// credentials ([`ClientAuth`](crate::ClientAuth)), and returns the token from the answer. When the request
 /// fails in a way that may be brief (network error, timeout, 5xx, 429) it is sent again per
 /// the [`RetryPolicy`] (by default up to 3 attempts with a short backoff, honouring
 /// `Retry-After` up to 10 s). It does not cache: put it behind a
@@ -106,15 +104,15 @@ impl ClientCredentials {
         key: crate::PrivateKey,
     ) -> ClientCredentialsBuilder {
         let mut builder = Self::builder(token_url, client_id, String::new());
-        builder.settings.client_auth = ClientAuth::PrivateKeyJwt;
+        builder.settings.client_auth = crate::ClientAuth::PrivateKeyJwt;
         builder.settings.private_key = Some(key);
         builder
     }
 
     /// Starts building a source from an authorization server's metadata (see
     /// [`Discovery`](crate::Discovery)): its token endpoint, its revocation endpoint if it
-    /// has one, and the client authentication it accepts ([`ClientAuth::ClientSecretBasic`]
-    /// when listed, else [`ClientAuth::ClientSecretPost`] when listed, else the default
+    /// has one, and the client authentication it accepts ([`ClientAuth::ClientSecretBasic`](crate::ClientAuth::ClientSecretBasic)
+    /// when listed, else [`ClientAuth::ClientSecretPost`](crate::ClientAuth::ClientSecretPost) when listed, else the default
     /// `client_secret_basic`). Each can still be changed on the builder.
     pub fn builder_from_metadata(
         metadata: &AuthServerMetadata,
@@ -452,7 +450,7 @@ mod tests {
     use tower_bearer::FetchError;
 
     use super::*;
-    use crate::{EndpointError, OAuthError};
+    use crate::{ClientAuth, EndpointError, OAuthError};
 
     const URL: &str = "https://auth.example.com/oauth2/token";
     const ID: &str = "my client:1";

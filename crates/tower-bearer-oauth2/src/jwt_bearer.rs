@@ -42,18 +42,18 @@ type AssertionFuture = Pin<Box<dyn Future<Output = Result<SecretString, FetchErr
 /// token endpoint with `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`,
 /// `assertion`, the scope and extra parameters. The assertion is either
 ///
-/// - signed here with a [`PrivateKey`](crate::PrivateKey) (RS256 or ES256), from
-///   [`JwtBearer::builder`]: `iss` and `sub` as given, `aud` the token URL unless
-///   [`audience`](JwtBearerBuilder::audience) says otherwise, `iat` now, `exp` a minute
-///   later ([`assertion_lifetime`](JwtBearerBuilder::assertion_lifetime)), a random `jti`,
-///   and any extra [`claim`](JwtBearerBuilder::claim)s (RFC 7523 section 3); or
+/// - signed here with a `PrivateKey` (RS256 or ES256), from
+///   `JwtBearer::builder`: `iss` and `sub` as given, `aud` the token URL unless
+///   `audience` says otherwise, `iat` now, `exp` a minute
+///   later (`assertion_lifetime`), a random `jti`,
+///   and any extra `claim`s (RFC 7523 section 3); or
 /// - made by your closure, from [`JwtBearer::builder_with_assertion`], for keys held in a
 ///   KMS or an HSM.
 ///
 /// Client authentication is optional with this grant (section 3.1) and off by default
 /// ([`ClientAuth::None`]): many servers take the assertion alone. For those that want it,
 /// [`client_secret`](JwtBearerBuilder::client_secret) or
-/// [`client_private_key`](JwtBearerBuilder::client_private_key) adds it.
+/// `client_private_key` adds it.
 ///
 /// Errors and retries work as in [`ClientCredentials`](crate::ClientCredentials);
 /// `invalid_grant` (the server does not accept the assertion) is permanent. The assertion
@@ -261,7 +261,7 @@ impl fmt::Debug for JwtBearer {
     }
 }
 
-/// Builds a [`JwtBearer`]; see [`JwtBearer::builder`] and
+/// Builds a [`JwtBearer`]; see `JwtBearer::builder` and
 /// [`JwtBearer::builder_with_assertion`].
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct JwtBearerBuilder {

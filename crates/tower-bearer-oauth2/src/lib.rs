@@ -14,7 +14,7 @@
 //!   accepts, with `audience`, `resource`, `requested_token_type` and an optional actor
 //!   token; [`token_type`] has the RFC's token type URIs.
 //! - [`JwtBearer`], the JWT bearer grant (RFC 7523 section 2.1): a signed JWT is the grant,
-//!   signed here with a [`PrivateKey`] (fresh `jti`, short `exp`) or by your own closure
+//!   signed here with a `PrivateKey` (fresh `jti`, short `exp`) or by your own closure
 //!   (a KMS), with or without client authentication.
 //!
 //! Put any of them in a [`TokenCache`](tower_bearer::TokenCache) and the cache fetches once for
@@ -136,7 +136,7 @@
 //!   [`http_client`](ClientCredentialsBuilder::http_client).
 //! - `private-key-jwt`: `private_key_jwt` client authentication (RFC 7523 section 2.2):
 //!   `PrivateKey` signs a short-lived client assertion per request with an RS256 or ES256
-//!   key, using `ring`; it also signs the assertions of [`JwtBearer::builder`] (without the
+//!   key, using `ring`; it also signs the assertions of `JwtBearer::builder` (without the
 //!   feature, [`JwtBearer::builder_with_assertion`] takes your own). On by default, as the default client's rustls builds `ring` anyway;
 //!   without `hyper-client`, turn it off to avoid building `ring`.
 //! - `full`: everything.

@@ -15,9 +15,7 @@ use crate::endpoint::{Grant, TokenEndpoint};
 use crate::response::TokenResponseRules;
 use crate::settings::EndpointSettings;
 use crate::token_url::TokenUrl;
-use crate::{
-    AuthServerMetadata, BuildError, ClientAuth, RetryPolicy, RevocationError, TokenTypeHint,
-};
+use crate::{AuthServerMetadata, BuildError, RetryPolicy, RevocationError, TokenTypeHint};
 
 /// A [`TokenSource`] for the OAuth 2.0 refresh token grant (RFC 6749 section 6).
 ///
@@ -139,7 +137,7 @@ impl RefreshToken {
         refresh_token: impl Into<SecretString>,
     ) -> RefreshTokenBuilder {
         let mut builder = Self::builder(token_url, client_id, String::new(), refresh_token);
-        builder.settings.client_auth = ClientAuth::PrivateKeyJwt;
+        builder.settings.client_auth = crate::ClientAuth::PrivateKeyJwt;
         builder.settings.private_key = Some(key);
         builder
     }

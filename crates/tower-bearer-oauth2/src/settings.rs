@@ -178,9 +178,12 @@ macro_rules! endpoint_setters {
         );
     };
     (retry_default = $retry_default:literal) => {
-        /// How the client authenticates: [`ClientAuth::ClientSecretBasic`] (the default for
-        /// sources built with a secret), [`ClientAuth::ClientSecretPost`], or
-        /// [`ClientAuth::None`] where the grant allows a public client.
+        /// How the client authenticates:
+        /// [`ClientAuth::ClientSecretBasic`](crate::ClientAuth::ClientSecretBasic) (the default
+        /// for sources built with a secret),
+        /// [`ClientAuth::ClientSecretPost`](crate::ClientAuth::ClientSecretPost), or
+        /// [`ClientAuth::None`](crate::ClientAuth::None) where the grant allows a public
+        /// client.
         pub fn client_auth(mut self, client_auth: $crate::ClientAuth) -> Self {
             self.settings.client_auth = client_auth;
             self
@@ -200,7 +203,7 @@ macro_rules! endpoint_setters {
         ///
         /// The timeout applies to each attempt: a whole fetch takes at most
         /// `max_attempts × timeout` plus
-        /// [`RetryPolicy::max_total_wait`]($crate::RetryPolicy::max_total_wait).
+        /// [`RetryPolicy::max_total_wait`](crate::RetryPolicy::max_total_wait).
         pub fn timeout(mut self, timeout: std::time::Duration) -> Self {
             self.settings.timeout = timeout;
             self
