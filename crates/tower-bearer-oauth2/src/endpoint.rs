@@ -326,6 +326,11 @@ impl TokenEndpoint {
                  {} client authentication for this client",
                 self.client.method
             ),
+            "invalid_grant" if grant.response == TokenResponseRules::TokenExchange => format!(
+                "the token endpoint {url} refused the token exchange of client `{client_id}` \
+                 ({details}); the subject or actor token is invalid, expired or not trusted \
+                 there, so check where it comes from"
+            ),
             "invalid_grant" => format!(
                 "the token endpoint {url} rejected the {grant_type} grant of client \
                  `{client_id}` ({details}); the grant is invalid, expired or revoked, so get a \

@@ -239,6 +239,10 @@ async fn an_unknown_subject_token_is_invalid_grant_never_retried_never_printed()
     let error = source.fetch().await.expect_err("unknown subject");
     assert!(error.is_permanent(), "{error}");
     assert!(oauth_error(&error).is_invalid_grant(), "{error}");
+    assert!(
+        error.to_string().contains("subject or actor token"),
+        "{error}"
+    );
     assert_eq!(server.token_requests(), 1, "never retried");
     let printed = everything_printed(&error, &source, &capture);
     for secret in [stolen, ACTOR, CLIENT_SECRET] {
