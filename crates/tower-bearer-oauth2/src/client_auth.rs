@@ -35,16 +35,21 @@ pub enum ClientAuth {
     /// section 2.2). Needs the `private-key-jwt` feature and a key: build the source with
     /// `builder_with_private_key`.
     PrivateKeyJwt,
+    /// No client authentication: a public client (RFC 6749 section 2.1), which sends only its
+    /// `client_id` (when it has one). For grants that carry their own proof, such as token
+    /// exchange (RFC 8693) and the JWT bearer grant (RFC 7523 section 3.1).
+    None,
 }
 
 impl ClientAuth {
-    /// The registered name: `client_secret_basic`, `client_secret_post` or
-    /// `private_key_jwt`.
+    /// The registered name: `client_secret_basic`, `client_secret_post`, `private_key_jwt`
+    /// or `none`.
     pub fn as_str(&self) -> &'static str {
         match self {
             ClientAuth::ClientSecretBasic => "client_secret_basic",
             ClientAuth::ClientSecretPost => "client_secret_post",
             ClientAuth::PrivateKeyJwt => "private_key_jwt",
+            ClientAuth::None => "none",
         }
     }
 }
@@ -98,6 +103,12 @@ impl ClientSecret {
                 Ok(Credentials::Form)
             }
             ClientAuth::PrivateKeyJwt => self.apply_assertion(form, token_url),
+            ClientAuth::None => {
+                if !self.id.is_empty() {
+                    form.append_pair("client_id", &self.id);
+                }
+                Ok(Credentials::Form)
+            }
         }
     }
 

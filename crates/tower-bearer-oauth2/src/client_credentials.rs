@@ -4,23 +4,16 @@
 use std::fmt;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Request, Response};
-use http_body::Body;
-use http_body_util::Full;
 use secrecy::{ExposeSecret, SecretString};
-use tower::Service;
 use tower_bearer::source::TokenFuture;
 use tower_bearer::store::StoreKey;
-use tower_bearer::{BoxError, Token, TokenCache, TokenSource};
+use tower_bearer::{Token, TokenCache, TokenSource};
 
 use crate::endpoint::{Grant, TokenEndpoint};
-use crate::http_client;
+use crate::response::TokenResponseRules;
 use crate::settings::{self, EndpointSettings};
 use crate::token_url::TokenUrl;
-use crate::{
-    AuthServerMetadata, BuildError, ClientAuth, RetryPolicy, RevocationError, TokenTypeHint,
-};
+use crate::{AuthServerMetadata, BuildError, RetryPolicy, RevocationError, TokenTypeHint};
 
 /// Parameters this crate sets itself, which `param` may not override.
 const RESERVED_PARAMS: &[&str] = &[
@@ -36,7 +29,7 @@ const RESERVED_PARAMS: &[&str] = &[
 ///
 /// Each [`fetch`](TokenSource::fetch) makes a `POST` to the token endpoint with
 /// `grant_type=client_credentials`, the scope and extra parameters, and the client's
-/// credentials ([`ClientAuth`]), and returns the token from the answer. When the request
+/// credentials ([`ClientAuth`](crate::ClientAuth)), and returns the token from the answer. When the request
 /// fails in a way that may be brief (network error, timeout, 5xx, 429) it is sent again per
 /// the [`RetryPolicy`] (by default up to 3 attempts with a short backoff, honouring
 /// `Retry-After` up to 10 s). It does not cache: put it behind a
@@ -111,15 +104,15 @@ impl ClientCredentials {
         key: crate::PrivateKey,
     ) -> ClientCredentialsBuilder {
         let mut builder = Self::builder(token_url, client_id, String::new());
-        builder.settings.client_auth = ClientAuth::PrivateKeyJwt;
+        builder.settings.client_auth = crate::ClientAuth::PrivateKeyJwt;
         builder.settings.private_key = Some(key);
         builder
     }
 
     /// Starts building a source from an authorization server's metadata (see
     /// [`Discovery`](crate::Discovery)): its token endpoint, its revocation endpoint if it
-    /// has one, and the client authentication it accepts ([`ClientAuth::ClientSecretBasic`]
-    /// when listed, else [`ClientAuth::ClientSecretPost`] when listed, else the default
+    /// has one, and the client authentication it accepts ([`ClientAuth::ClientSecretBasic`](crate::ClientAuth::ClientSecretBasic)
+    /// when listed, else [`ClientAuth::ClientSecretPost`](crate::ClientAuth::ClientSecretPost) when listed, else the default
     /// `client_secret_basic`). Each can still be changed on the builder.
     pub fn builder_from_metadata(
         metadata: &AuthServerMetadata,
@@ -132,20 +125,7 @@ impl ClientCredentials {
         builder
     }
 
-    /// The token endpoint URL.
-    pub fn token_url(&self) -> &http::Uri {
-        self.endpoint.url.uri()
-    }
-
-    /// The client id.
-    pub fn client_id(&self) -> &str {
-        &self.endpoint.client.id
-    }
-
-    /// How the client authenticates.
-    pub fn client_auth(&self) -> ClientAuth {
-        self.endpoint.client.method
-    }
+    crate::settings::endpoint_getters!(endpoint);
 
     /// The scope requested, space-separated, if any.
     pub fn scope(&self) -> Option<&str> {
@@ -252,9 +232,10 @@ impl TokenSource for ClientCredentials {
     fn fetch(&self) -> TokenFuture<'_> {
         Box::pin(self.endpoint.request(Grant {
             grant_type: "client_credentials",
-            credential: None,
+            credentials: &[],
             scope: self.scope.as_deref(),
             params: &self.params,
+            response: TokenResponseRules::Standard,
         }))
     }
 }
@@ -285,6 +266,8 @@ pub struct ClientCredentialsBuilder {
 }
 
 impl ClientCredentialsBuilder {
+    crate::settings::endpoint_setters!();
+
     /// The default [`timeout`](Self::timeout): 30 seconds.
     pub const DEFAULT_TIMEOUT: Duration = settings::DEFAULT_TIMEOUT;
 
@@ -296,19 +279,12 @@ impl ClientCredentialsBuilder {
     /// The default [`default_lifetime`](Self::default_lifetime): 5 minutes.
     pub const DEFAULT_LIFETIME: Duration = settings::DEFAULT_LIFETIME;
 
-    /// How the client authenticates: [`ClientAuth::ClientSecretBasic`] (the default) or
-    /// [`ClientAuth::ClientSecretPost`].
-    pub fn client_auth(mut self, client_auth: ClientAuth) -> Self {
-        self.settings.client_auth = client_auth;
-        self
-    }
-
-    /// The scope to request, as a space-separated list (RFC 6749 section 3.3). Replaces any
-    /// scope set before. Runs of whitespace are collapsed; an empty scope requests none.
-    pub fn scope(mut self, scope: impl Into<String>) -> Self {
-        self.scope = Some(scope.into());
-        self
-    }
+    crate::settings::request_setters!(
+        scope_doc = "The scope to request, as a space-separated list (RFC 6749 section 3.3).",
+        param_doc = "The parameters this crate sets itself (`grant_type`, `scope`, `client_id`, \
+                     `client_secret`, `client_assertion`, `client_assertion_type`) are refused \
+                     by [`build`](Self::build): use the dedicated methods."
+    );
 
     /// The scopes to request, one per item. Replaces any scope set before.
     pub fn scopes<I>(mut self, scopes: I) -> Self
@@ -324,25 +300,6 @@ impl ClientCredentialsBuilder {
             joined.push_str(scope.as_ref());
         }
         self.scope = Some(joined);
-        self
-    }
-
-    /// An extra form parameter for the token request, for servers that want more than the
-    /// RFC. Repeatable; parameters are sent in the order given.
-    ///
-    /// The parameters this crate sets itself (`grant_type`, `scope`, `client_id`,
-    /// `client_secret`, `client_assertion`, `client_assertion_type`) are refused by
-    /// [`build`](Self::build): use the dedicated methods.
-    pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.params.push((name.into(), value.into()));
-        self
-    }
-
-    /// The `aud` claim of `private_key_jwt` client assertions (default: the token URL).
-    /// Some servers want their issuer identifier instead.
-    #[cfg(feature = "private-key-jwt")]
-    pub fn assertion_audience(mut self, audience: impl Into<String>) -> Self {
-        self.settings.assertion_audience = Some(audience.into());
         self
     }
 
@@ -367,99 +324,6 @@ impl ClientCredentialsBuilder {
         self.param("resource", resource)
     }
 
-    /// How long one token request may take, from sending it to reading the whole response
-    /// (default 30 s). A request that takes longer fails as a transient error, and is
-    /// retried per the [`retry`](Self::retry) policy.
-    ///
-    /// The timeout applies to each attempt: a whole fetch takes at most
-    /// `max_attempts × timeout` plus [`RetryPolicy::max_total_wait`] (110 s with the
-    /// defaults, for three requests that each hang).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.settings.timeout = timeout;
-        self
-    }
-
-    /// How a fetch retries failures that may be brief (network errors, timeouts, 5xx, 429)
-    /// before it gives up and lets the cache back off (default [`RetryPolicy::new`]: 3
-    /// attempts, backoff from 100 ms, `Retry-After` honoured up to 10 s).
-    /// [`RetryPolicy::none`] makes one request per fetch.
-    pub fn retry(mut self, policy: RetryPolicy) -> Self {
-        self.settings.retry = policy;
-        self
-    }
-
-    /// The largest response body read from the token endpoint, in bytes (default 64 KiB).
-    /// A larger response fails as a permanent error.
-    pub fn max_response_size(mut self, bytes: usize) -> Self {
-        self.settings.max_response_size = bytes;
-        self
-    }
-
-    /// The lifetime assumed for a token whose response has no `expires_in` (or `0`)
-    /// (default 5 minutes).
-    ///
-    /// RFC 6749 section 5.1 leaves the lifetime to the server's documentation when
-    /// `expires_in` is missing. The default is short on purpose: guessing too short costs a
-    /// few more token requests (twelve an hour), guessing too long sends an expired token
-    /// until the API rejects it. Set your server's documented lifetime here.
-    pub fn default_lifetime(mut self, lifetime: Duration) -> Self {
-        self.settings.default_lifetime = lifetime;
-        self
-    }
-
-    /// Allows a plain `http://` token URL to a host that is not loopback (default: refused).
-    ///
-    /// The client secret and the tokens then cross the network unencrypted, which RFC 6749
-    /// section 3.2 forbids; only for networks you trust, such as a service mesh that adds TLS.
-    /// Loopback hosts (`localhost`, 127.0.0.0/8, `::1`) are always allowed.
-    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
-        self.settings.allow_insecure_http = allow;
-        self
-    }
-
-    /// The HTTP client to reach the token endpoint with, instead of the default one (from
-    /// the `hyper-client` feature).
-    ///
-    /// Any tower service from `http::Request<Full<Bytes>>` to `http::Response<B>` works:
-    /// hyper-util's client with your own TLS settings or proxy, a client with tracing or
-    /// metrics layers, or a fake in tests. The request URI is absolute. Do not add a retry
-    /// layer that retries 4xx responses.
-    ///
-    /// ```
-    /// use std::convert::Infallible;
-    /// use bytes::Bytes;
-    /// use http::{Request, Response};
-    /// use http_body_util::Full;
-    /// use tower_bearer::TokenSource;
-    /// use tower_bearer_oauth2::ClientCredentials;
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    /// // A fake authorization server that hands out the same token to everybody.
-    /// let fake_server = tower::service_fn(|_request: Request<Full<Bytes>>| async {
-    ///     let body = r#"{"access_token":"abc","token_type":"Bearer","expires_in":60}"#;
-    ///     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(body.as_bytes()))))
-    /// });
-    /// let source = ClientCredentials::builder("https://auth.example.com/token", "id", "secret")
-    ///     .http_client(fake_server)
-    ///     .build()?;
-    /// let token = source.fetch().await?;
-    /// assert_eq!(token.header_value(), "Bearer abc");
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn http_client<S, B>(mut self, client: S) -> Self
-    where
-        S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<BoxError>,
-        B: Body + Send + 'static,
-        B::Error: Into<BoxError>,
-    {
-        self.settings.http_client = Some(http_client::erase(client));
-        self
-    }
-
     /// Checks the configuration and builds the source.
     ///
     /// Fails if the token URL is not absolute `https://` (or `http://` to loopback, or with
@@ -467,15 +331,7 @@ impl ClientCredentialsBuilder {
     /// empty, if a scope, resource or parameter is malformed, if the retry policy allows no
     /// attempt, or if no HTTP client is available.
     pub fn build(self) -> Result<ClientCredentials, BuildError> {
-        let scope = self
-            .scope
-            .as_deref()
-            .map(normalize_scope)
-            .transpose()?
-            .flatten();
-        for (name, value) in &self.params {
-            check_param(name, value)?;
-        }
+        let scope = check_request(self.scope.as_deref(), &self.params, &[], "")?;
         Ok(ClientCredentials {
             endpoint: self.settings.build()?,
             scope,
@@ -524,6 +380,25 @@ pub(crate) fn normalize_scope(scope: &str) -> Result<Option<String>, BuildError>
     Ok((!tokens.is_empty()).then(|| tokens.join(" ")))
 }
 
+/// Normalizes the scope and checks the extra parameters, for a builder's `build`.
+/// `grant_params` are the names the grant sets itself, refused with `advice`.
+pub(crate) fn check_request(
+    scope: Option<&str>,
+    params: &[(String, String)],
+    grant_params: &[&str],
+    advice: &str,
+) -> Result<Option<String>, BuildError> {
+    for (name, value) in params {
+        if grant_params.contains(&name.as_str()) {
+            return Err(BuildError::invalid_parameter(format!(
+                "the extra parameter `{name}` is set by tower-bearer-oauth2 itself; {advice}"
+            )));
+        }
+        check_param(name, value)?;
+    }
+    Ok(scope.map(normalize_scope).transpose()?.flatten())
+}
+
 pub(crate) fn check_param(name: &str, value: &str) -> Result<(), BuildError> {
     if name.is_empty() {
         return Err(BuildError::invalid_parameter(
@@ -562,6 +437,10 @@ fn is_absolute_uri_without_fragment(value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use std::convert::Infallible;
+
+    use bytes::Bytes;
+    use http::{Request, Response};
+    use http_body_util::Full;
     use std::error::Error as _;
     use std::sync::{Arc, Mutex};
 
@@ -571,7 +450,7 @@ mod tests {
     use tower_bearer::FetchError;
 
     use super::*;
-    use crate::{EndpointError, OAuthError};
+    use crate::{ClientAuth, EndpointError, OAuthError};
 
     const URL: &str = "https://auth.example.com/oauth2/token";
     const ID: &str = "my client:1";

@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 use crate::client_auth::{ClientSecret, Credentials};
 use crate::error::is_transient_status;
 use crate::http_client::{HttpClient, ResponseBody};
-use crate::response::{self, InvalidResponse};
+use crate::response::{self, InvalidResponse, TokenResponseRules};
 use crate::retry::{Decision, RetryReason};
 use crate::token_url::TokenUrl;
 use crate::{EndpointError, OAuthError, RetryPolicy};
@@ -56,11 +56,13 @@ pub(crate) struct TokenEndpoint {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Grant<'a> {
     pub(crate) grant_type: &'a str,
-    /// A credential the grant presents, such as `("refresh_token", value)`; sent right after
-    /// `grant_type` and never logged.
-    pub(crate) credential: Option<(&'a str, &'a str)>,
+    /// Credentials the grant presents, such as `("refresh_token", value)`; sent right after
+    /// `grant_type`, never logged, and redacted should the server echo them in an error.
+    pub(crate) credentials: &'a [(&'a str, &'a str)],
     pub(crate) scope: Option<&'a str>,
     pub(crate) params: &'a [(String, String)],
+    /// The rules a success response must follow.
+    pub(crate) response: TokenResponseRules,
 }
 
 /// A response, read in full within the size limit.
@@ -183,7 +185,7 @@ impl TokenEndpoint {
     /// One attempt: one HTTP request within the timeout, and its answer.
     async fn exchange(&self, grant: Grant<'_>) -> Result<Token, Failure> {
         let mut form: Vec<(&str, &str)> = vec![("grant_type", grant.grant_type)];
-        form.extend(grant.credential);
+        form.extend(grant.credentials.iter().copied());
         if let Some(scope) = grant.scope {
             form.push(("scope", scope));
         }
@@ -280,13 +282,16 @@ impl TokenEndpoint {
             body,
         } = response;
         if status.is_success() {
-            return response::parse_token(&body, grant.scope, self.limits.default_lifetime)
-                .map_err(|invalid| Failure::last(self.invalid_response_error(status, invalid)));
+            return response::parse_token(
+                &body,
+                grant.response,
+                grant.scope,
+                self.limits.default_lifetime,
+            )
+            .map_err(|invalid| Failure::last(self.invalid_response_error(status, invalid)));
         }
-        let secrets = [
-            self.client.secret.expose_secret(),
-            grant.credential.map_or("", |(_, value)| value),
-        ];
+        let mut secrets = vec![self.client.secret.expose_secret()];
+        secrets.extend(grant.credentials.iter().map(|(_, value)| *value));
         let (mut error, retry) = match response::parse_error(status, &body, &secrets) {
             // Even on a 5xx or 429, these codes say the request itself is wrong.
             Some(oauth) if is_never_retried(&oauth) => (self.oauth_error(grant, oauth), None),
@@ -321,6 +326,11 @@ impl TokenEndpoint {
                  {} client authentication for this client",
                 self.client.method
             ),
+            "invalid_grant" if grant.response == TokenResponseRules::TokenExchange => format!(
+                "the token endpoint {url} refused the token exchange of client `{client_id}` \
+                 ({details}); the subject or actor token is invalid, expired or not trusted \
+                 there, so check where it comes from"
+            ),
             "invalid_grant" => format!(
                 "the token endpoint {url} rejected the {grant_type} grant of client \
                  `{client_id}` ({details}); the grant is invalid, expired or revoked, so get a \
@@ -341,6 +351,11 @@ impl TokenEndpoint {
             "unsupported_grant_type" => format!(
                 "the token endpoint {url} does not support the {grant_type} grant ({details}); \
                  check the token URL and the authorization server's configuration"
+            ),
+            "invalid_target" => format!(
+                "the token endpoint {url} will not issue a token for the requested audience or \
+                 resource to client `{client_id}` ({details}); check the `audience` and \
+                 `resource` values (RFC 8693 section 2.2.2)"
             ),
             "invalid_request" => format!(
                 "the token endpoint {url} says the token request is malformed ({details}); \

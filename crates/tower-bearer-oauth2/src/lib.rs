@@ -1,6 +1,6 @@
 //! OAuth 2.0 token sources for [`tower-bearer`](tower_bearer).
 //!
-//! Two [`TokenSource`](tower_bearer::TokenSource)s talk to an authorization server's token
+//! Four [`TokenSource`](tower_bearer::TokenSource)s talk to an authorization server's token
 //! endpoint:
 //!
 //! - [`ClientCredentials`], the client credentials grant (RFC 6749 section 4.4): a service
@@ -8,8 +8,16 @@
 //! - [`RefreshToken`], the refresh token grant (section 6): access tokens on behalf of a user
 //!   who signed in once, with refresh token rotation and a hook to persist each new refresh
 //!   token.
+//! - [`TokenExchange`], token exchange (RFC 8693): trading a token the workload already has,
+//!   such as a Kubernetes projected service account token read by a
+//!   [`FileToken`](tower_bearer::source::FileToken) for each exchange, for one another API
+//!   accepts, with `audience`, `resource`, `requested_token_type` and an optional actor
+//!   token; [`token_type`] has the RFC's token type URIs.
+//! - [`JwtBearer`], the JWT bearer grant (RFC 7523 section 2.1): a signed JWT is the grant,
+//!   signed here with a `PrivateKey` (fresh `jti`, short `exp`) or by your own closure
+//!   (a KMS), with or without client authentication.
 //!
-//! Put either in a [`TokenCache`](tower_bearer::TokenCache) and the cache fetches once for
+//! Put any of them in a [`TokenCache`](tower_bearer::TokenCache) and the cache fetches once for
 //! all callers, refreshes ahead of expiry and backs off when the authorization server has
 //! trouble. [`Discovery`] finds the endpoints from the issuer URL (RFC 8414, OpenID Connect
 //! Discovery), and both sources revoke what they hold (RFC 7009) when you are done.
@@ -49,14 +57,18 @@
 //!
 //! # What it does for you
 //!
-//! - Client authentication per RFC 6749 section 2.3.1: `client_secret_basic` (default), with
-//!   the id and secret form-urlencoded before base64 as the RFC says, or `client_secret_post`;
-//!   or `private_key_jwt` (RFC 7523 section 2.2) with an RS256 or ES256 `PrivateKey`: a
-//!   fresh assertion per request (`iss` = `sub` = client id, `aud` = the token URL unless
-//!   configured, random `jti`, one-minute `exp`).
+//! - Client authentication per RFC 6749 section 2.3.1, the same for every grant:
+//!   `client_secret_basic` (default), with the id and secret form-urlencoded before base64 as
+//!   the RFC says, or `client_secret_post`; none ([`ClientAuth::None`], a public client) where
+//!   the grant allows it (token exchange, JWT bearer); or `private_key_jwt` (RFC 7523
+//!   section 2.2) with an RS256 or ES256 `PrivateKey`: a fresh assertion per request (`iss` =
+//!   `sub` = client id, `aud` = the token URL unless configured, random `jti`, one-minute
+//!   `exp`).
 //! - Scope, `audience`, RFC 8707 `resource` and extra parameters.
 //! - Token responses per section 5.1: `token_type` in any case, `expires_in` as a number or a
-//!   numeric string, `refresh_token`, `scope`. Error responses per section 5.2 become an
+//!   numeric string, `refresh_token`, `scope`. Token exchange responses must also carry
+//!   `issued_token_type` (RFC 8693 section 2.2.1); a `token_type` of `N_A` is taken as
+//!   `Bearer` only for an issued access token or JWT, and refused with advice otherwise. Error responses per section 5.2 become an
 //!   [`OAuthError`] with [`is_invalid_client`](OAuthError::is_invalid_client) and friends.
 //! - Transient failures (network, timeout, 5xx, 429, `Retry-After`) are told apart from
 //!   permanent ones (wrong secret, unknown scope), so the cache knows whether to retry.
@@ -85,8 +97,8 @@
 //!   and [`ClientCredentials::builder_from_metadata`] takes the token and revocation
 //!   endpoints and a client authentication method the server lists.
 //! - A plain `http://` token URL is refused unless the host is loopback or you opt in.
-//! - The client secret, refresh tokens and access tokens never appear in `Debug`, `Display`,
-//!   errors or logs.
+//! - The client secret, refresh tokens, access tokens, subject and actor tokens and JWT bearer
+//!   assertions never appear in `Debug`, `Display`, errors or logs.
 //!
 //! # Shutdown
 //!
@@ -127,7 +139,8 @@
 //!   [`http_client`](ClientCredentialsBuilder::http_client).
 //! - `private-key-jwt`: `private_key_jwt` client authentication (RFC 7523 section 2.2):
 //!   `PrivateKey` signs a short-lived client assertion per request with an RS256 or ES256
-//!   key, using `ring`. On by default, as the default client's rustls builds `ring` anyway;
+//!   key, using `ring`; it also signs the assertions of `JwtBearer::builder` (without the
+//!   feature, [`JwtBearer::builder_with_assertion`] takes your own). On by default, as the default client's rustls builds `ring` anyway;
 //!   without `hyper-client`, turn it off to avoid building `ring`.
 //! - `full`: everything.
 
@@ -139,6 +152,7 @@ mod discovery;
 mod endpoint;
 mod error;
 mod http_client;
+mod jwt_bearer;
 #[cfg(feature = "private-key-jwt")]
 mod private_key_jwt;
 mod refresh_token;
@@ -146,14 +160,17 @@ mod response;
 mod retry;
 mod revocation;
 mod settings;
+mod token_exchange;
 mod token_url;
 
 pub use client_auth::ClientAuth;
 pub use client_credentials::{ClientCredentials, ClientCredentialsBuilder};
 pub use discovery::{AuthServerMetadata, Discovery, DiscoveryError};
 pub use error::{BuildError, EndpointError, OAuthError};
+pub use jwt_bearer::{JwtBearer, JwtBearerBuilder};
 #[cfg(feature = "private-key-jwt")]
 pub use private_key_jwt::PrivateKey;
 pub use refresh_token::{RefreshToken, RefreshTokenBuilder};
 pub use retry::RetryPolicy;
 pub use revocation::{RevocationError, TokenTypeHint};
+pub use token_exchange::{token_type, TokenExchange, TokenExchangeBuilder};

@@ -131,6 +131,17 @@ impl PrivateKey {
     /// A fresh client assertion: `iss` and `sub` the client id, `aud` the given audience, a
     /// random `jti`, `iat` now and `exp` a minute later (RFC 7523 section 3).
     pub(crate) fn assertion(&self, client_id: &str, audience: &str) -> Result<String, SignError> {
+        self.sign_claims(&AssertionClaims {
+            issuer: client_id,
+            subject: client_id,
+            audience,
+            lifetime: ASSERTION_LIFETIME,
+            extra: None,
+        })
+    }
+
+    /// A fresh signed JWT with `claims`, a random `jti` and `iat` now (RFC 7523 section 3).
+    pub(crate) fn sign_claims(&self, claims: &AssertionClaims<'_>) -> Result<String, SignError> {
         let rng = SystemRandom::new();
         let mut jti = [0_u8; 16];
         rng.fill(&mut jti).map_err(|_| SignError)?;
@@ -142,17 +153,16 @@ impl PrivateKey {
         if let Some(key_id) = &self.key_id {
             header["kid"] = key_id.as_str().into();
         }
-        let claims = serde_json::json!({
-            "iss": client_id,
-            "sub": client_id,
-            "aud": audience,
-            "jti": URL_SAFE_NO_PAD.encode(jti),
-            "iat": now,
-            "exp": now + ASSERTION_LIFETIME.as_secs(),
-        });
+        let mut payload = claims.extra.cloned().unwrap_or_default();
+        payload.insert("iss".to_owned(), claims.issuer.into());
+        payload.insert("sub".to_owned(), claims.subject.into());
+        payload.insert("aud".to_owned(), claims.audience.into());
+        payload.insert("jti".to_owned(), URL_SAFE_NO_PAD.encode(jti).into());
+        payload.insert("iat".to_owned(), now.into());
+        payload.insert("exp".to_owned(), (now + claims.lifetime.as_secs()).into());
         let mut jwt = URL_SAFE_NO_PAD.encode(header.to_string());
         jwt.push('.');
-        URL_SAFE_NO_PAD.encode_string(claims.to_string(), &mut jwt);
+        URL_SAFE_NO_PAD.encode_string(serde_json::Value::Object(payload).to_string(), &mut jwt);
         let signature = match &*self.key {
             KeyPair::Rs256(pair) => {
                 let mut signature = vec![0; pair.public().modulus_len()];
@@ -175,6 +185,17 @@ impl PrivateKey {
         URL_SAFE_NO_PAD.encode_string(signature, &mut jwt);
         Ok(jwt)
     }
+}
+
+/// The claims of a JWT this crate signs, besides the `jti` and `iat` it adds.
+pub(crate) struct AssertionClaims<'a> {
+    pub(crate) issuer: &'a str,
+    pub(crate) subject: &'a str,
+    pub(crate) audience: &'a str,
+    /// `exp` is `iat` plus this.
+    pub(crate) lifetime: Duration,
+    /// More claims; the registered ones above win over any of the same name.
+    pub(crate) extra: Option<&'a serde_json::Map<String, serde_json::Value>>,
 }
 
 impl fmt::Debug for PrivateKey {

@@ -8,24 +8,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Request, Response};
-use http_body::Body;
-use http_body_util::Full;
 use secrecy::{ExposeSecret, SecretString};
-use tower::Service;
 use tower_bearer::source::TokenFuture;
 use tower_bearer::store::{StoreKey, TokenStore};
-use tower_bearer::{BoxError, FetchError, Token, TokenCache, TokenSource};
+use tower_bearer::{FetchError, Token, TokenCache, TokenSource};
 
-use crate::client_credentials::{check_param, normalize_scope, ParamNames};
+use crate::client_credentials::{check_request, ParamNames};
 use crate::endpoint::{Grant, TokenEndpoint};
-use crate::http_client;
+use crate::response::TokenResponseRules;
 use crate::settings::EndpointSettings;
 use crate::token_url::TokenUrl;
-use crate::{
-    AuthServerMetadata, BuildError, ClientAuth, RetryPolicy, RevocationError, TokenTypeHint,
-};
+use crate::{AuthServerMetadata, BuildError, RetryPolicy, RevocationError, TokenTypeHint};
 
 /// A [`TokenSource`] for the OAuth 2.0 refresh token grant (RFC 6749 section 6).
 ///
@@ -160,7 +153,7 @@ impl RefreshToken {
         refresh_token: impl Into<SecretString>,
     ) -> RefreshTokenBuilder {
         let mut builder = Self::builder(token_url, client_id, String::new(), refresh_token);
-        builder.settings.client_auth = ClientAuth::PrivateKeyJwt;
+        builder.settings.client_auth = crate::ClientAuth::PrivateKeyJwt;
         builder.settings.private_key = Some(key);
         builder
     }
@@ -191,20 +184,7 @@ impl RefreshToken {
         self.current().clone()
     }
 
-    /// The token endpoint URL.
-    pub fn token_url(&self) -> &http::Uri {
-        self.inner.endpoint.url.uri()
-    }
-
-    /// The client id.
-    pub fn client_id(&self) -> &str {
-        &self.inner.endpoint.client.id
-    }
-
-    /// How the client authenticates.
-    pub fn client_auth(&self) -> ClientAuth {
-        self.inner.endpoint.client.method
-    }
+    crate::settings::endpoint_getters!(inner.endpoint);
 
     /// The revocation endpoint URL, if one is configured.
     pub fn revocation_url(&self) -> Option<&http::Uri> {
@@ -271,9 +251,10 @@ impl RefreshToken {
             .endpoint
             .request(Grant {
                 grant_type: "refresh_token",
-                credential: Some(("refresh_token", presented.expose_secret())),
+                credentials: &[("refresh_token", presented.expose_secret())],
                 scope: self.inner.scope.as_deref(),
                 params: &self.inner.params,
+                response: TokenResponseRules::Standard,
             })
             .await?;
         if let Some(rotated) = token.refresh_token() {
@@ -414,6 +395,13 @@ impl RefreshTokenBuilder {
         self
     }
 
+    crate::settings::endpoint_setters!(
+        retry_default = "[`RetryPolicy::for_refresh_tokens`]: only failures to connect and 429; \
+                         see [`RefreshToken`] for why. A policy with \
+                         [`retry_processed(true)`](RetryPolicy::retry_processed) is fine with \
+                         servers that neither rotate refresh tokens nor detect reuse"
+    );
+
     /// Called with the new refresh token each time the server rotates it, after the source
     /// holds it and before the fetch returns; once per rotation, never concurrently. Persist
     /// it here: the old one no longer works. Keep it quick, as the refresh waits for it;
@@ -441,37 +429,17 @@ impl RefreshTokenBuilder {
         self
     }
 
-    /// How the client authenticates (default [`ClientAuth::ClientSecretBasic`]).
-    pub fn client_auth(mut self, client_auth: ClientAuth) -> Self {
-        self.settings.client_auth = client_auth;
-        self
-    }
-
-    /// The scope to request, space-separated. RFC 6749 section 6 lets it only narrow the
-    /// scope the refresh token was granted; without it the server grants that whole scope.
-    pub fn scope(mut self, scope: impl Into<String>) -> Self {
-        self.scope = Some(scope.into());
-        self
-    }
-
-    /// An extra form parameter for the token request (repeatable). The parameters this
-    /// crate sets itself, `refresh_token` among them, are refused by
-    /// [`build`](Self::build).
-    pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.params.push((name.into(), value.into()));
-        self
-    }
+    crate::settings::request_setters!(
+        scope_doc = "The scope to request, space-separated. RFC 6749 section 6 lets it only \
+                     narrow the scope the refresh token was granted; without it the server \
+                     grants that whole scope.",
+        param_doc = "The parameters this crate sets itself, `refresh_token` among them, are \
+                     refused by [`build`](Self::build)."
+    );
 
     /// A `resource` parameter (RFC 8707), repeatable.
     pub fn resource(self, resource: impl Into<String>) -> Self {
         self.param("resource", resource)
-    }
-
-    /// The `aud` claim of `private_key_jwt` client assertions (default: the token URL).
-    #[cfg(feature = "private-key-jwt")]
-    pub fn assertion_audience(mut self, audience: impl Into<String>) -> Self {
-        self.settings.assertion_audience = Some(audience.into());
-        self
     }
 
     /// The revocation endpoint (RFC 7009) for
@@ -479,54 +447,6 @@ impl RefreshTokenBuilder {
     /// [`revoke`](RefreshToken::revoke) (default: none).
     pub fn revocation_url(mut self, url: impl Into<String>) -> Self {
         self.settings.revocation_url = Some(url.into());
-        self
-    }
-
-    /// How long one token request may take (default 30 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.settings.timeout = timeout;
-        self
-    }
-
-    /// How a fetch retries (default [`RetryPolicy::for_refresh_tokens`]: only failures to
-    /// connect and 429; see [`RefreshToken`] for why). A policy with
-    /// [`retry_processed(true)`](RetryPolicy::retry_processed) is fine with servers that
-    /// neither rotate refresh tokens nor detect reuse.
-    pub fn retry(mut self, policy: RetryPolicy) -> Self {
-        self.settings.retry = policy;
-        self
-    }
-
-    /// The largest response body read, in bytes (default 64 KiB).
-    pub fn max_response_size(mut self, bytes: usize) -> Self {
-        self.settings.max_response_size = bytes;
-        self
-    }
-
-    /// The lifetime assumed for an access token whose response has no `expires_in`
-    /// (default 5 minutes).
-    pub fn default_lifetime(mut self, lifetime: Duration) -> Self {
-        self.settings.default_lifetime = lifetime;
-        self
-    }
-
-    /// Allows a plain `http://` token URL to a host that is not loopback (default: refused).
-    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
-        self.settings.allow_insecure_http = allow;
-        self
-    }
-
-    /// The HTTP client to reach the token endpoint with; see
-    /// [`ClientCredentialsBuilder::http_client`](crate::ClientCredentialsBuilder::http_client).
-    pub fn http_client<S, B>(mut self, client: S) -> Self
-    where
-        S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<BoxError>,
-        B: Body + Send + 'static,
-        B::Error: Into<BoxError>,
-    {
-        self.settings.http_client = Some(http_client::erase(client));
         self
     }
 
@@ -542,22 +462,12 @@ impl RefreshTokenBuilder {
                 self.settings.client_id
             )));
         }
-        let scope = self
-            .scope
-            .as_deref()
-            .map(normalize_scope)
-            .transpose()?
-            .flatten();
-        for (name, value) in &self.params {
-            if name == "refresh_token" {
-                return Err(BuildError::invalid_parameter(
-                    "the extra parameter `refresh_token` is set by tower-bearer-oauth2 itself; \
-                     pass the refresh token to `RefreshToken::builder`"
-                        .to_owned(),
-                ));
-            }
-            check_param(name, value)?;
-        }
+        let scope = check_request(
+            self.scope.as_deref(),
+            &self.params,
+            &["refresh_token"],
+            "pass the refresh token to `RefreshToken::builder`",
+        )?;
         Ok(RefreshToken {
             inner: Arc::new(Inner {
                 endpoint: self.settings.build()?,

@@ -32,6 +32,24 @@ impl InvalidResponse {
     }
 }
 
+/// What a success response must hold beyond RFC 6749 section 5.1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TokenResponseRules {
+    /// RFC 6749 section 5.1 alone.
+    Standard,
+    /// RFC 8693 section 2.2.1: `issued_token_type` is required, and `token_type` may be
+    /// `N_A` when the issued token is not an access token.
+    TokenExchange,
+}
+
+/// `issued_token_type`s that can be sent as `Authorization: Bearer` when the server says
+/// `token_type` `N_A`: an access token, or a JWT, which APIs that accept JWTs take as a
+/// bearer credential.
+const BEARER_USABLE_TYPES: &[&str] = &[
+    "urn:ietf:params:oauth:token-type:access_token",
+    "urn:ietf:params:oauth:token-type:jwt",
+];
+
 /// Builds the token from a success response.
 ///
 /// - `access_token` and `token_type` are required; `token_type` is matched ignoring case
@@ -44,6 +62,7 @@ impl InvalidResponse {
 /// - `null` counts as missing for every field, as some servers serialize absent fields so.
 pub(crate) fn parse_token(
     body: &[u8],
+    rules: TokenResponseRules,
     requested_scope: Option<&str>,
     default_lifetime: Duration,
 ) -> Result<Token, InvalidResponse> {
@@ -64,6 +83,10 @@ pub(crate) fn parse_token(
             })
         }
     };
+
+    if rules == TokenResponseRules::TokenExchange {
+        check_exchange_response(&mut fields)?;
+    }
 
     let access_token = match take_string(&mut fields, "access_token")? {
         Some(token) if !token.is_empty() => token,
@@ -104,6 +127,36 @@ pub(crate) fn parse_token(
         transient: false,
         source: Some(error.into()),
     })
+}
+
+/// RFC 8693 section 2.2.1: insists on `issued_token_type`, and turns a `token_type` of
+/// `N_A` into `Bearer` when the issued token can be used as one.
+fn check_exchange_response(fields: &mut Map<String, Value>) -> Result<(), InvalidResponse> {
+    let issued_token_type = match fields.get("issued_token_type") {
+        Some(Value::String(issued)) if !issued.is_empty() => issued.clone(),
+        _ => {
+            return Err(InvalidResponse::permanent(
+                "`issued_token_type` is missing, and RFC 8693 section 2.2.1 requires it in a \
+                 token exchange response",
+            ))
+        }
+    };
+    let not_applicable = matches!(
+        fields.get("token_type"),
+        Some(Value::String(token_type)) if token_type.eq_ignore_ascii_case("N_A")
+    );
+    if not_applicable {
+        if !BEARER_USABLE_TYPES.contains(&issued_token_type.as_str()) {
+            return Err(InvalidResponse::permanent(format!(
+                "the issued token is a `{}` with `token_type` N_A, which cannot be sent as a \
+                 bearer credential; set `requested_token_type` to \
+                 urn:ietf:params:oauth:token-type:access_token",
+                sanitize(&issued_token_type, 100, &[])
+            )));
+        }
+        fields.insert("token_type".to_owned(), Value::from("Bearer"));
+    }
+    Ok(())
 }
 
 /// Moves a string field out of the object, so the token is not copied. `null` is missing.
@@ -217,7 +270,12 @@ mod tests {
     const HOUR: Duration = Duration::from_secs(3600);
 
     fn parse(body: &str) -> Result<Token, InvalidResponse> {
-        parse_token(body.as_bytes(), Some("requested"), Duration::from_secs(300))
+        parse_token(
+            body.as_bytes(),
+            TokenResponseRules::Standard,
+            Some("requested"),
+            Duration::from_secs(300),
+        )
     }
 
     fn lifetime(token: &Token) -> Duration {
@@ -372,8 +430,13 @@ mod tests {
     fn scope_defaults_to_the_requested_one() {
         let token = parse(r#"{"access_token":"t","token_type":"Bearer"}"#).unwrap();
         assert_eq!(token.scope(), Some("requested"));
-        let token =
-            parse_token(br#"{"access_token":"t","token_type":"Bearer"}"#, None, HOUR).unwrap();
+        let token = parse_token(
+            br#"{"access_token":"t","token_type":"Bearer"}"#,
+            TokenResponseRules::Standard,
+            None,
+            HOUR,
+        )
+        .unwrap();
         assert_eq!(token.scope(), None);
         let token =
             parse(r#"{"access_token":"t","token_type":"Bearer","scope":"narrower"}"#).unwrap();
@@ -454,5 +517,69 @@ mod tests {
         assert_eq!(retry_after(&headers, now), None);
         headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static("-5"));
         assert_eq!(retry_after(&headers, now), None);
+    }
+
+    fn exchanged(body: &str) -> Result<Token, InvalidResponse> {
+        parse_token(
+            body.as_bytes(),
+            TokenResponseRules::TokenExchange,
+            None,
+            HOUR,
+        )
+    }
+
+    #[test]
+    fn token_exchange_needs_issued_token_type() {
+        for body in [
+            r#"{"access_token":"t-5ecr3t","token_type":"Bearer"}"#,
+            r#"{"access_token":"t-5ecr3t","token_type":"Bearer","issued_token_type":null}"#,
+            r#"{"access_token":"t-5ecr3t","token_type":"Bearer","issued_token_type":7}"#,
+            r#"{"access_token":"t-5ecr3t","token_type":"Bearer","issued_token_type":""}"#,
+        ] {
+            let invalid = exchanged(body).expect_err(body);
+            assert!(!invalid.transient, "{body}");
+            assert!(
+                invalid.what.contains("issued_token_type"),
+                "{}",
+                invalid.what
+            );
+            assert!(invalid.what.contains("RFC 8693"), "{}", invalid.what);
+            assert!(!invalid.what.contains("5ecr3t"));
+        }
+        // The standard rules do not ask for it.
+        assert!(parse(r#"{"access_token":"t","token_type":"Bearer"}"#).is_ok());
+    }
+
+    #[test]
+    fn token_exchange_takes_n_a_only_for_bearer_usable_tokens() {
+        for issued in BEARER_USABLE_TYPES {
+            for token_type in ["N_A", "n_a"] {
+                let body = format!(
+                    r#"{{"access_token":"t","token_type":"{token_type}","issued_token_type":"{issued}"}}"#
+                );
+                let token = exchanged(&body).unwrap();
+                assert_eq!(token.header_value(), "Bearer t", "{body}");
+            }
+        }
+        for issued in [
+            "urn:ietf:params:oauth:token-type:id_token",
+            "urn:ietf:params:oauth:token-type:refresh_token",
+            "urn:ietf:params:oauth:token-type:saml2",
+        ] {
+            let body = format!(
+                r#"{{"access_token":"t","token_type":"N_A","issued_token_type":"{issued}"}}"#
+            );
+            let invalid = exchanged(&body).expect_err(issued);
+            assert!(!invalid.transient);
+            assert!(invalid.what.contains(issued), "{}", invalid.what);
+            assert!(
+                invalid.what.contains("requested_token_type"),
+                "{}",
+                invalid.what
+            );
+        }
+        // A real token type is used as it is, whatever was issued.
+        let body = r#"{"access_token":"t","token_type":"bearer","issued_token_type":"urn:ietf:params:oauth:token-type:id_token"}"#;
+        assert_eq!(exchanged(body).unwrap().header_value(), "Bearer t");
     }
 }

@@ -71,7 +71,7 @@ impl EndpointSettings {
             .as_deref()
             .map(|text| TokenUrl::parse(text, "revocation", self.allow_insecure_http))
             .transpose()?;
-        if self.client_id.is_empty() {
+        if self.client_id.is_empty() && self.client_auth != ClientAuth::None {
             return Err(BuildError::invalid_credentials(
                 "the client id is empty; pass the id the authorization server registered"
                     .to_owned(),
@@ -79,7 +79,9 @@ impl EndpointSettings {
         }
         if self.client_auth == ClientAuth::PrivateKeyJwt {
             self.check_private_key()?;
-        } else if self.client_secret.expose_secret().is_empty() {
+        } else if self.client_auth != ClientAuth::None
+            && self.client_secret.expose_secret().is_empty()
+        {
             return Err(BuildError::invalid_credentials(format!(
                 "the client secret of client `{}` is empty; check where it is read from \
                  (an unset environment variable?)",
@@ -164,3 +166,189 @@ pub(crate) fn default_http_client() -> Result<HttpClient, BuildError> {
 pub(crate) fn default_http_client() -> Result<HttpClient, BuildError> {
     Err(BuildError::no_http_client())
 }
+
+/// The setters every source's builder shares, writing to its `settings:`
+/// [`EndpointSettings`] field, so they are written (and documented) once. `$retry_default`
+/// documents the builder's default [`RetryPolicy`] when it is not [`RetryPolicy::new`].
+macro_rules! endpoint_setters {
+    () => {
+        $crate::settings::endpoint_setters!(
+            retry_default = "[`RetryPolicy::new`]: 3 attempts, backoff from 100 ms, \
+                             `Retry-After` honoured up to 10 s"
+        );
+    };
+    (retry_default = $retry_default:literal) => {
+        /// How the client authenticates:
+        /// [`ClientAuth::ClientSecretBasic`](crate::ClientAuth::ClientSecretBasic) (the default
+        /// for sources built with a secret),
+        /// [`ClientAuth::ClientSecretPost`](crate::ClientAuth::ClientSecretPost), or
+        /// [`ClientAuth::None`](crate::ClientAuth::None) where the grant allows a public
+        /// client.
+        pub fn client_auth(mut self, client_auth: $crate::ClientAuth) -> Self {
+            self.settings.client_auth = client_auth;
+            self
+        }
+
+        /// The `aud` claim of `private_key_jwt` client assertions (default: the token URL).
+        /// Some servers want their issuer identifier instead.
+        #[cfg(feature = "private-key-jwt")]
+        pub fn assertion_audience(mut self, audience: impl Into<String>) -> Self {
+            self.settings.assertion_audience = Some(audience.into());
+            self
+        }
+
+        /// How long one token request may take, from sending it to reading the whole
+        /// response (default 30 s). A request that takes longer fails as a transient error,
+        /// and is retried per the [`retry`](Self::retry) policy.
+        ///
+        /// The timeout applies to each attempt: a whole fetch takes at most
+        /// `max_attempts × timeout` plus
+        /// [`RetryPolicy::max_total_wait`](crate::RetryPolicy::max_total_wait).
+        pub fn timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.settings.timeout = timeout;
+            self
+        }
+
+        #[doc = concat!(
+            "How a fetch retries failures that may be brief before it gives up and lets the \
+             cache back off (default ",
+            $retry_default,
+            "). [`RetryPolicy::none`](crate::RetryPolicy::none) makes one request per fetch."
+        )]
+        pub fn retry(mut self, policy: $crate::RetryPolicy) -> Self {
+            self.settings.retry = policy;
+            self
+        }
+
+        /// The largest response body read from the token endpoint, in bytes (default
+        /// 64 KiB). A larger response fails as a permanent error.
+        pub fn max_response_size(mut self, bytes: usize) -> Self {
+            self.settings.max_response_size = bytes;
+            self
+        }
+
+        /// The lifetime assumed for a token whose response has no `expires_in` (or `0`)
+        /// (default 5 minutes).
+        ///
+        /// RFC 6749 section 5.1 leaves the lifetime to the server's documentation when
+        /// `expires_in` is missing. The default is short on purpose: guessing too short costs
+        /// a few more token requests (twelve an hour), guessing too long sends an expired
+        /// token until the API rejects it. Set your server's documented lifetime here.
+        pub fn default_lifetime(mut self, lifetime: std::time::Duration) -> Self {
+            self.settings.default_lifetime = lifetime;
+            self
+        }
+
+        /// Allows a plain `http://` token URL to a host that is not loopback (default:
+        /// refused).
+        ///
+        /// The client secret and the tokens then cross the network unencrypted, which
+        /// RFC 6749 section 3.2 forbids; only for networks you trust, such as a service mesh
+        /// that adds TLS. Loopback hosts (`localhost`, 127.0.0.0/8, `::1`) are always
+        /// allowed.
+        pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+            self.settings.allow_insecure_http = allow;
+            self
+        }
+
+        /// The HTTP client to reach the token endpoint with, instead of the default one (from
+        /// the `hyper-client` feature).
+        ///
+        /// Any tower service from `http::Request<Full<Bytes>>` to `http::Response<B>` works:
+        /// hyper-util's client with your own TLS settings or proxy, a client with tracing or
+        /// metrics layers, or a fake in tests. The request URI is absolute. Do not add a
+        /// retry layer that retries 4xx responses.
+        ///
+        /// ```
+        /// use std::convert::Infallible;
+        /// use bytes::Bytes;
+        /// use http::{Request, Response};
+        /// use http_body_util::Full;
+        /// use tower_bearer::TokenSource;
+        /// use tower_bearer_oauth2::ClientCredentials;
+        ///
+        /// # #[tokio::main(flavor = "current_thread")]
+        /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        /// // A fake authorization server that hands out the same token to everybody.
+        /// let fake_server = tower::service_fn(|_request: Request<Full<Bytes>>| async {
+        ///     let body = r#"{"access_token":"abc","token_type":"Bearer","expires_in":60}"#;
+        ///     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(body.as_bytes()))))
+        /// });
+        /// let source = ClientCredentials::builder("https://auth.example.com/token", "id", "secret")
+        ///     .http_client(fake_server)
+        ///     .build()?;
+        /// let token = source.fetch().await?;
+        /// assert_eq!(token.header_value(), "Bearer abc");
+        /// # Ok(())
+        /// # }
+        /// ```
+        pub fn http_client<S, B>(mut self, client: S) -> Self
+        where
+            S: tower::Service<
+                    http::Request<http_body_util::Full<bytes::Bytes>>,
+                    Response = http::Response<B>,
+                > + Clone
+                + Send
+                + Sync
+                + 'static,
+            S::Future: Send + 'static,
+            S::Error: Into<tower_bearer::BoxError>,
+            B: http_body::Body + Send + 'static,
+            B::Error: Into<tower_bearer::BoxError>,
+        {
+            self.settings.http_client = Some($crate::http_client::erase(client));
+            self
+        }
+    };
+}
+
+pub(crate) use endpoint_setters;
+
+/// The `scope` and `param` setters of a builder with `scope: Option<String>` and
+/// `params: Vec<(String, String)>` fields; `scope_doc` and `param_doc` say what is special
+/// about them for the grant.
+macro_rules! request_setters {
+    (scope_doc = $scope_doc:literal, param_doc = $param_doc:literal) => {
+        #[doc = $scope_doc]
+        ///
+        /// Replaces any scope set before. Runs of whitespace are collapsed; an empty scope
+        /// requests none.
+        pub fn scope(mut self, scope: impl Into<String>) -> Self {
+            self.scope = Some(scope.into());
+            self
+        }
+
+        /// An extra form parameter for the token request, for servers that want more than
+        /// the RFC. Repeatable; parameters are sent in the order given.
+        ///
+        #[doc = $param_doc]
+        pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+            self.params.push((name.into(), value.into()));
+            self
+        }
+    };
+}
+
+pub(crate) use request_setters;
+
+/// A source's accessors for its endpoint settings, at `self.<path>`.
+macro_rules! endpoint_getters {
+    ($($path:ident).+) => {
+        /// The token endpoint URL.
+        pub fn token_url(&self) -> &http::Uri {
+            self.$($path).+.url.uri()
+        }
+
+        /// The client id (empty when a source without client authentication was given none).
+        pub fn client_id(&self) -> &str {
+            &self.$($path).+.client.id
+        }
+
+        /// How the client authenticates.
+        pub fn client_auth(&self) -> $crate::ClientAuth {
+            self.$($path).+.client.method
+        }
+    };
+}
+
+pub(crate) use endpoint_getters;

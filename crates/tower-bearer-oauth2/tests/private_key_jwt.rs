@@ -8,20 +8,14 @@ use base64::Engine as _;
 use secrecy::ExposeSecret;
 use serde_json::Value;
 use tower_bearer::TokenSource;
-use tower_bearer_oauth2::{ClientAuth, ClientCredentials, OAuthError, PrivateKey, RefreshToken};
+use tower_bearer_oauth2::{ClientAuth, ClientCredentials, OAuthError, RefreshToken};
 use tower_bearer_testkit::{AuthServer, ClientAuthMethod, TestKey};
 
-type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+mod support;
+
+use support::{private_key, TestResult};
 
 const CLIENT: &str = "jwt-client";
-
-fn private_key(key: &TestKey) -> PrivateKey {
-    let private = match key.algorithm() {
-        "RS256" => PrivateKey::rs256_from_pem(key.pkcs8_pem()),
-        _ => PrivateKey::es256_from_pem(key.pkcs8_pem()),
-    };
-    private.expect("a valid test key").key_id(key.key_id())
-}
 
 async fn server_for(key: &TestKey) -> std::io::Result<AuthServer> {
     AuthServer::builder()

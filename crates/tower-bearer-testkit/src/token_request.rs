@@ -64,4 +64,14 @@ impl TokenRequest {
             .find(|(key, _)| key == name)
             .map(|(_, value)| value.as_str())
     }
+
+    /// Every value of the form parameter `name`, in the order sent (`audience` and
+    /// `resource` may repeat in token exchange).
+    pub fn param_values(&self, name: &str) -> Vec<&str> {
+        self.params
+            .iter()
+            .filter(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+            .collect()
+    }
 }

@@ -38,6 +38,10 @@ pub struct AuthServerBuilder {
     rotate_refresh_tokens: bool,
     detect_refresh_token_reuse: bool,
     auth_methods: Option<Vec<ClientAuthMethod>>,
+    jwt_bearer_issuers: Vec<(String, TestKey)>,
+    subject_tokens: Vec<String>,
+    exchange_targets: Option<HashSet<String>>,
+    omit_issued_token_type: bool,
 }
 
 impl AuthServerBuilder {
@@ -51,6 +55,10 @@ impl AuthServerBuilder {
             rotate_refresh_tokens: true,
             detect_refresh_token_reuse: false,
             auth_methods: None,
+            jwt_bearer_issuers: Vec::new(),
+            subject_tokens: Vec::new(),
+            exchange_targets: None,
+            omit_issued_token_type: false,
         }
     }
 
@@ -74,6 +82,44 @@ impl AuthServerBuilder {
     #[must_use]
     pub fn private_key_jwt_client(mut self, client_id: impl Into<String>, key: &TestKey) -> Self {
         self.key_clients.push((client_id.into(), key.clone()));
+        self
+    }
+
+    /// Trusts JWT bearer assertions (RFC 7523 section 2.1) whose `iss` is `issuer`, signed
+    /// with `key`. The server checks each `assertion` as it checks client assertions:
+    /// signature and `alg`, `aud` naming the token endpoint or the issuer
+    /// ([`AuthServer::url`]), `exp` in the future (wall clock), a `jti` not seen before, and a
+    /// `sub`; a failure is 400 `invalid_grant`. The token is issued to the assertion's `sub`.
+    #[must_use]
+    pub fn jwt_bearer_issuer(mut self, issuer: impl Into<String>, key: &TestKey) -> Self {
+        self.jwt_bearer_issuers.push((issuer.into(), key.clone()));
+        self
+    }
+
+    /// Accepts `token` as a `subject_token` or `actor_token` in token exchange (RFC 8693),
+    /// besides the live access tokens this server issued. Repeatable.
+    #[must_use]
+    pub fn subject_token(mut self, token: impl Into<String>) -> Self {
+        self.subject_tokens.push(token.into());
+        self
+    }
+
+    /// Token exchange issues tokens only for these `audience` and `resource` values; any
+    /// other gets 400 `invalid_target` (RFC 8693 section 2.2.2). Repeatable; without a call,
+    /// every target is allowed.
+    #[must_use]
+    pub fn exchange_target_allowed(mut self, target: impl Into<String>) -> Self {
+        self.exchange_targets
+            .get_or_insert_with(HashSet::new)
+            .insert(target.into());
+        self
+    }
+
+    /// Leaves `issued_token_type` out of token exchange responses, as a server that breaks
+    /// RFC 8693 section 2.2.1 would (default: sent).
+    #[must_use]
+    pub fn omit_issued_token_type(mut self, omit: bool) -> Self {
+        self.omit_issued_token_type = omit;
         self
     }
 
@@ -151,6 +197,10 @@ impl AuthServerBuilder {
             rotate_refresh_tokens: self.rotate_refresh_tokens,
             detect_refresh_token_reuse: self.detect_refresh_token_reuse,
             auth_methods: self.auth_methods,
+            jwt_bearer_issuers: self.jwt_bearer_issuers.into_iter().collect(),
+            subject_tokens: self.subject_tokens.into_iter().collect(),
+            exchange_targets: self.exchange_targets,
+            omit_issued_token_type: self.omit_issued_token_type,
             issuer: Default::default(),
             token_lifetime: Mutex::new(self.token_lifetime),
             tokens: Default::default(),
@@ -169,6 +219,11 @@ impl AuthServerBuilder {
 impl fmt::Debug for AuthServerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let client_ids: Vec<&str> = self.clients.iter().map(|(id, _)| id.as_str()).collect();
+        let issuers: Vec<&str> = self
+            .jwt_bearer_issuers
+            .iter()
+            .map(|(iss, _)| iss.as_str())
+            .collect();
         f.debug_struct("AuthServerBuilder")
             .field("client_ids", &client_ids)
             .field("token_lifetime", &self.token_lifetime)
@@ -180,6 +235,10 @@ impl fmt::Debug for AuthServerBuilder {
                 &self.detect_refresh_token_reuse,
             )
             .field("auth_methods", &self.auth_methods)
+            .field("jwt_bearer_issuers", &issuers)
+            .field("subject_tokens", &self.subject_tokens.len())
+            .field("exchange_targets", &self.exchange_targets)
+            .field("omit_issued_token_type", &self.omit_issued_token_type)
             .finish()
     }
 }

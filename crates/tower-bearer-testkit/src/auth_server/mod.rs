@@ -20,9 +20,13 @@ use crate::{lock, ClientAuthMethod, Fault, TokenRequest};
 
 /// A mock OAuth 2.0 authorization server (RFC 6749) listening on `127.0.0.1`.
 ///
-/// Its token endpoint, `POST /token`, authenticates clients with `client_secret_basic` or
-/// `client_secret_post` and grants `client_credentials` (section 4.4) and `refresh_token`
-/// (section 6, with rotation, and optionally reuse detection). `POST /revoke` is a revocation endpoint (RFC 7009) with the
+/// Its token endpoint, `POST /token`, authenticates clients with `client_secret_basic`,
+/// `client_secret_post` or `private_key_jwt` and grants `client_credentials` (section 4.4),
+/// `refresh_token` (section 6, with rotation, and optionally reuse detection), token
+/// exchange (RFC 8693, for the access tokens it issued and
+/// [`subject_token`](AuthServerBuilder::subject_token)s) and the JWT bearer grant (RFC 7523
+/// section 2.1, for [`jwt_bearer_issuer`](AuthServerBuilder::jwt_bearer_issuer)s); the last
+/// two also from public clients (no client authentication, at most a `client_id`). `POST /revoke` is a revocation endpoint (RFC 7009) with the
 /// same client authentication, and `GET /.well-known/oauth-authorization-server` serves the
 /// server's metadata (RFC 8414) with the issuer [`url`](Self::url). Every other path
 /// answers 404. Faults can be injected into token and revocation requests
@@ -257,6 +261,13 @@ struct AuthState {
     detect_refresh_token_reuse: bool,
     /// `None` accepts every client authentication method.
     auth_methods: Option<Vec<ClientAuthMethod>>,
+    /// Keys of trusted JWT bearer assertion issuers, by `iss`.
+    jwt_bearer_issuers: HashMap<String, crate::TestKey>,
+    /// Subject and actor tokens accepted in token exchange besides issued access tokens.
+    subject_tokens: HashSet<String>,
+    /// `None` allows every token exchange `audience` and `resource`.
+    exchange_targets: Option<HashSet<String>>,
+    omit_issued_token_type: bool,
     /// `http://127.0.0.1:PORT`, set once the port is bound.
     issuer: OnceLock<String>,
     token_lifetime: Mutex<Duration>,

@@ -1,6 +1,7 @@
 //! The token endpoint (RFC 6749 section 3.2): client authentication, grants, faults.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -18,10 +19,19 @@ use super::AuthState;
 use crate::response::{oauth_error, text, token_json};
 use crate::server::{DropConnection, Reply};
 use crate::token_store::RefreshRejected;
-use crate::{lock, ClientAuthMethod, Fault, TokenRequest};
+use crate::{lock, ClientAuthMethod, Fault, TestKey, TokenRequest};
 
 pub(super) const TOKEN_PATH: &str = "/token";
 const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+/// Token types this server issues with `token_type` `N_A` when asked for them.
+const NOT_ACCESS_TOKEN_TYPES: &[&str] = &[
+    "urn:ietf:params:oauth:token-type:jwt",
+    "urn:ietf:params:oauth:token-type:id_token",
+    "urn:ietf:params:oauth:token-type:saml2",
+];
 pub(super) const REVOCATION_PATH: &str = "/revoke";
 pub(super) const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 
@@ -54,7 +64,7 @@ impl Rejection {
         Self::bad_request("invalid_request", description)
     }
 
-    fn invalid_grant(description: &'static str) -> Self {
+    fn invalid_grant(description: impl Into<Cow<'static, str>>) -> Self {
         Self::bad_request("invalid_grant", description)
     }
 
@@ -191,7 +201,12 @@ impl AuthState {
             "revocation_endpoint": format!("{issuer}{REVOCATION_PATH}"),
             "token_endpoint_auth_methods_supported": self.auth_methods_supported(),
             "revocation_endpoint_auth_methods_supported": self.auth_methods_supported(),
-            "grant_types_supported": ["client_credentials", "refresh_token"],
+            "grant_types_supported": [
+                "client_credentials",
+                "refresh_token",
+                TOKEN_EXCHANGE_GRANT,
+                JWT_BEARER_GRANT,
+            ],
             "response_types_supported": [],
         });
         token_json(StatusCode::OK, &body)
@@ -221,18 +236,113 @@ impl AuthState {
 
     fn answer(&self, params: &Params, header: Option<HeaderCredentials>) -> Answer {
         reject_repeated(params)?;
-        let client_id = self.authenticate(params, header)?;
-        match param(params, "grant_type") {
+        let grant_type = param(params, "grant_type");
+        // RFC 8693 and RFC 7523 section 3.1 make client authentication optional.
+        let public_allowed = matches!(grant_type, Some(TOKEN_EXCHANGE_GRANT | JWT_BEARER_GRANT));
+        let unauthenticated = header.is_none()
+            && param(params, "client_secret").is_none()
+            && param(params, "client_assertion_type").is_none();
+        let client_id = if public_allowed && unauthenticated {
+            param(params, "client_id").unwrap_or_default().to_owned()
+        } else {
+            self.authenticate(params, header)?
+        };
+        match grant_type {
             None => Err(Rejection::invalid_request(
                 "the grant_type parameter is missing",
             )),
             Some("client_credentials") => self.client_credentials(&client_id, params),
             Some("refresh_token") => self.refresh(&client_id, params),
+            Some(TOKEN_EXCHANGE_GRANT) => self.token_exchange(&client_id, params),
+            Some(JWT_BEARER_GRANT) => self.jwt_bearer(params),
             Some(_) => Err(Rejection::bad_request(
                 "unsupported_grant_type",
-                "this server grants client_credentials and refresh_token",
+                "this server grants client_credentials, refresh_token, token exchange and \
+                 jwt-bearer",
             )),
         }
+    }
+
+    /// RFC 8693 section 2: the subject (and actor) token must be one this server issued
+    /// and still honours, or a configured one.
+    fn token_exchange(&self, client_id: &str, params: &Params) -> Answer {
+        let required = |name: &'static str| {
+            param(params, name).ok_or_else(|| {
+                Rejection::invalid_request(format!("the {name} parameter is missing"))
+            })
+        };
+        let subject = required("subject_token")?;
+        required("subject_token_type")?;
+        if !self.is_exchangeable(subject) {
+            return Err(Rejection::invalid_grant(
+                "the subject_token is unknown, expired or revoked",
+            ));
+        }
+        if let Some(actor) = param(params, "actor_token") {
+            required("actor_token_type")?;
+            if !self.is_exchangeable(actor) {
+                return Err(Rejection::invalid_grant(
+                    "the actor_token is unknown, expired or revoked",
+                ));
+            }
+        } else if param(params, "actor_token_type").is_some() {
+            return Err(Rejection::invalid_request(
+                "actor_token_type was sent without actor_token",
+            ));
+        }
+        if let Some(allowed) = &self.exchange_targets {
+            let targets = params
+                .iter()
+                .filter(|(name, _)| name == "audience" || name == "resource");
+            if let Some((name, _)) = targets.clone().find(|(_, value)| !allowed.contains(value)) {
+                return Err(Rejection::bad_request(
+                    "invalid_target",
+                    format!("this server issues no token for that {name}"),
+                ));
+            }
+        }
+        let scope = param(params, "scope");
+        if let Some(scope) = scope {
+            self.check_scope(scope)?;
+        }
+        let requested = param(params, "requested_token_type").unwrap_or(ACCESS_TOKEN_TYPE);
+        let not_access_token = NOT_ACCESS_TOKEN_TYPES.contains(&requested);
+        if requested != ACCESS_TOKEN_TYPE && !not_access_token {
+            return Err(Rejection::invalid_request(
+                "this server issues access tokens, JWTs, ID tokens and SAML 2 assertions",
+            ));
+        }
+        let mut response = self.issue_body(client_id, scope.map(str::to_owned), None);
+        if !self.omit_issued_token_type {
+            response["issued_token_type"] = requested.into();
+        }
+        if not_access_token {
+            response["token_type"] = "N_A".into();
+        }
+        Ok(token_json(StatusCode::OK, &response))
+    }
+
+    fn is_exchangeable(&self, token: &str) -> bool {
+        self.subject_tokens.contains(token) || self.tokens.is_valid(token)
+    }
+
+    /// RFC 7523 sections 2.1 and 3: a signed assertion from a trusted issuer is the grant.
+    fn jwt_bearer(&self, params: &Params) -> Answer {
+        let assertion = param(params, "assertion")
+            .ok_or_else(|| Rejection::invalid_request("the assertion parameter is missing"))?;
+        let claims = self.verify_jwt(
+            assertion,
+            &self.jwt_bearer_issuers,
+            Rejection::invalid_grant,
+        )?;
+        let subject = claims["sub"]
+            .as_str()
+            .ok_or_else(|| Rejection::invalid_grant("the assertion has no sub"))?;
+        let scope = param(params, "scope");
+        if let Some(scope) = scope {
+            self.check_scope(scope)?;
+        }
+        Ok(self.issue(subject, scope.map(str::to_owned), None))
     }
 
     /// Authenticates the client (RFC 6749 section 2.3.1) and returns its id.
@@ -318,11 +428,31 @@ impl AuthState {
     /// the client id.
     fn verify_assertion(&self, assertion: &str, posted_id: Option<&str>) -> Answer<String> {
         let reject = Rejection::invalid_client;
+        let claims = self.verify_jwt(assertion, &self.key_clients, reject)?;
+        let client_id = claims["iss"].as_str().unwrap_or_default().to_owned();
+        if claims["sub"] != client_id.as_str() {
+            return Err(reject("the assertion sub is not the client id"));
+        }
+        if posted_id.is_some_and(|posted| posted != client_id) {
+            return Err(reject("client_id differs from the assertion's iss"));
+        }
+        Ok(client_id)
+    }
+
+    /// Checks a JWT assertion (RFC 7523 section 3) from one of `issuers`: signature and
+    /// `alg`, `aud` naming this server, `exp` ahead, a `jti` never seen. Returns its claims;
+    /// failures are rejected with `reject`.
+    fn verify_jwt(
+        &self,
+        assertion: &str,
+        issuers: &HashMap<String, TestKey>,
+        reject: fn(&'static str) -> Rejection,
+    ) -> Answer<serde_json::Value> {
         let mut parts = assertion.split('.');
         let (Some(header_part), Some(claims_part), Some(signature), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err(reject("the client assertion is not a compact JWS"));
+            return Err(reject("the assertion is not a compact JWS"));
         };
         let decode_json = |part: &str| {
             URL_SAFE_NO_PAD
@@ -331,42 +461,32 @@ impl AuthState {
                 .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
         };
         let header = decode_json(header_part).ok_or(reject("the assertion header is not JSON"))?;
-        let claims_json =
-            decode_json(claims_part).ok_or(reject("the assertion claims are not JSON"))?;
-        let client_id = claims_json["iss"]
+        let claims = decode_json(claims_part).ok_or(reject("the assertion claims are not JSON"))?;
+        let issuer = claims["iss"]
             .as_str()
-            .ok_or(reject("the assertion has no iss"))?
-            .to_owned();
-        let key = self
-            .key_clients
-            .get(&client_id)
-            .ok_or(reject("unknown private_key_jwt client"))?;
+            .ok_or(reject("the assertion has no iss"))?;
+        let key = issuers
+            .get(issuer)
+            .ok_or(reject("the assertion's iss is not a trusted issuer"))?;
         if header["alg"] != key.algorithm() {
             return Err(reject(
-                "the assertion alg is not the client's key algorithm",
+                "the assertion alg is not the issuer's key algorithm",
             ));
         }
         let signature = URL_SAFE_NO_PAD
             .decode(signature)
             .map_err(|_| reject("the assertion signature is not base64url"))?;
-        let signed =
-            &assertion[..assertion.len() - assertion.rsplit('.').next().unwrap_or("").len() - 1];
+        let signed = &assertion[..header_part.len() + 1 + claims_part.len()];
         if !key.verify(signed.as_bytes(), &signature) {
             return Err(reject("the assertion signature does not verify"));
         }
-        if claims_json["sub"] != client_id.as_str() {
-            return Err(reject("the assertion sub is not the client id"));
-        }
-        if posted_id.is_some_and(|posted| posted != client_id) {
-            return Err(reject("client_id differs from the assertion's iss"));
-        }
-        let issuer = self.issuer.get().cloned().unwrap_or_default();
+        let server = self.issuer.get().cloned().unwrap_or_default();
         let accepted = [
-            format!("{issuer}{TOKEN_PATH}"),
-            format!("{issuer}{REVOCATION_PATH}"),
-            issuer,
+            format!("{server}{TOKEN_PATH}"),
+            format!("{server}{REVOCATION_PATH}"),
+            server,
         ];
-        let audience_ok = match &claims_json["aud"] {
+        let audience_ok = match &claims["aud"] {
             serde_json::Value::String(aud) => accepted.contains(aud),
             serde_json::Value::Array(auds) => auds.iter().any(|aud| {
                 aud.as_str()
@@ -380,16 +500,16 @@ impl AuthState {
         let now = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |since| since.as_secs());
-        if claims_json["exp"].as_u64().is_none_or(|exp| exp <= now) {
+        if claims["exp"].as_u64().is_none_or(|exp| exp <= now) {
             return Err(reject("the assertion is expired or has no exp"));
         }
-        let jti = claims_json["jti"]
+        let jti = claims["jti"]
             .as_str()
             .ok_or(reject("the assertion has no jti"))?;
         if !lock(&self.seen_jtis).insert(jti.to_owned()) {
             return Err(reject("the assertion jti was used before"));
         }
-        Ok(client_id)
+        Ok(claims)
     }
 
     /// RFC 6749 section 4.4.
@@ -453,6 +573,20 @@ impl AuthState {
         scope: Option<String>,
         refresh_family: Option<u64>,
     ) -> HttpResponse {
+        token_json(
+            StatusCode::OK,
+            &self.issue_body(client_id, scope, refresh_family),
+        )
+    }
+
+    /// Issues an access token (and a refresh token with a family) and returns the JSON of
+    /// the response.
+    fn issue_body(
+        &self,
+        client_id: &str,
+        scope: Option<String>,
+        refresh_family: Option<u64>,
+    ) -> serde_json::Value {
         let lifetime = *lock(&self.token_lifetime);
         let access_token = self.tokens.issue_access(client_id, scope.clone(), lifetime);
         self.tokens_issued.fetch_add(1, Ordering::SeqCst);
@@ -470,7 +604,7 @@ impl AuthState {
         if let Some(scope) = scope {
             body["scope"] = scope.into();
         }
-        token_json(StatusCode::OK, &body)
+        body
     }
 }
 
@@ -497,9 +631,13 @@ fn parse_form(parts: &request::Parts, body: &Bytes) -> Answer<Params> {
     Ok(form_urlencoded::parse(body).into_owned().collect())
 }
 
-/// RFC 6749 section 3.1: parameters must not be included more than once.
+/// RFC 6749 section 3.1: parameters must not be included more than once, except those
+/// RFC 8693 section 2.1 and RFC 8707 let repeat.
 fn reject_repeated(params: &Params) -> Answer<()> {
     for (index, (name, _)) in params.iter().enumerate() {
+        if name == "audience" || name == "resource" {
+            continue;
+        }
         if params[..index].iter().any(|(earlier, _)| earlier == name) {
             return Err(Rejection::invalid_request(format!(
                 "the {name} parameter is repeated"

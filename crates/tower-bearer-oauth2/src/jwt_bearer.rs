@@ -1,0 +1,432 @@
+//! The JWT bearer grant (RFC 7523 section 2.1): a signed JWT, the assertion, is the grant
+//! itself, as with Google service accounts or Salesforce's server-to-server flow.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+#[cfg(feature = "private-key-jwt")]
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use tower_bearer::source::TokenFuture;
+use tower_bearer::{FetchError, Token, TokenSource};
+
+use crate::client_credentials::{check_request, ParamNames};
+use crate::endpoint::{Grant, TokenEndpoint};
+use crate::response::TokenResponseRules;
+use crate::settings::EndpointSettings;
+use crate::{BuildError, ClientAuth, RetryPolicy};
+
+/// The `grant_type` of the JWT bearer grant (RFC 7523 section 2.1).
+const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+/// The form parameter this grant sets itself, and what to do instead of setting it.
+const GRANT_PARAMS: &[&str] = &["assertion"];
+const ADVICE: &str = "give the assertion to the builder";
+
+/// Claims the signed assertion sets itself, which [`JwtBearerBuilder::claim`] may not set.
+#[cfg(feature = "private-key-jwt")]
+const REGISTERED_CLAIMS: &[&str] = &["iss", "sub", "aud", "exp", "iat", "jti"];
+
+/// The default lifetime of an assertion this crate signs: the same minute as client
+/// assertions, as each fetch signs a fresh one.
+#[cfg(feature = "private-key-jwt")]
+const DEFAULT_ASSERTION_LIFETIME: Duration = Duration::from_secs(60);
+
+type AssertionFuture = Pin<Box<dyn Future<Output = Result<SecretString, FetchError>> + Send>>;
+
+/// A [`TokenSource`] for the JWT bearer grant (RFC 7523 section 2.1).
+///
+/// Each [`fetch`](TokenSource::fetch) gets a fresh assertion and makes a `POST` to the
+/// token endpoint with `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`,
+/// `assertion`, the scope and extra parameters. The assertion is either
+///
+/// - signed here with a `PrivateKey` (RS256 or ES256), from
+///   `JwtBearer::builder`: `iss` and `sub` as given, `aud` the token URL unless
+///   `audience` says otherwise, `iat` now, `exp` a minute
+///   later (`assertion_lifetime`), a random `jti`,
+///   and any extra `claim`s (RFC 7523 section 3); or
+/// - made by your closure, from [`JwtBearer::builder_with_assertion`], for keys held in a
+///   KMS or an HSM.
+///
+/// Client authentication is optional with this grant (section 3.1) and off by default
+/// ([`ClientAuth::None`]): many servers take the assertion alone. For those that want it,
+/// [`client_secret`](JwtBearerBuilder::client_secret) or
+/// `client_private_key` adds it.
+///
+/// Errors and retries work as in [`ClientCredentials`](crate::ClientCredentials);
+/// `invalid_grant` (the server does not accept the assertion) is permanent. The assertion
+/// never appears in `Debug`, errors or logs.
+///
+/// ```no_run
+/// use tower_bearer::TokenCache;
+/// use tower_bearer_oauth2::{JwtBearer, PrivateKey};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// let key = PrivateKey::rs256_from_pem(&std::fs::read_to_string("/run/secrets/sa-key.pem")?)?;
+/// let source = JwtBearer::builder(
+///     "https://auth.example.com/oauth2/token",
+///     key,
+///     "reporting@example.iam",
+///     "reporting@example.iam",
+/// )
+/// .scope("reports.read")
+/// .build()?;
+/// let cache = TokenCache::new(source);
+/// # let _ = cache;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct JwtBearer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    assertion: Assertion,
+    scope: Option<String>,
+    params: Vec<(String, String)>,
+    endpoint: TokenEndpoint,
+}
+
+/// Where each fetch's assertion comes from.
+#[derive(Clone)]
+enum Assertion {
+    #[cfg(feature = "private-key-jwt")]
+    Signed(SignedAssertion),
+    Custom(Arc<dyn Fn() -> AssertionFuture + Send + Sync>),
+}
+
+/// An assertion this crate signs.
+#[cfg(feature = "private-key-jwt")]
+#[derive(Clone)]
+struct SignedAssertion {
+    key: crate::PrivateKey,
+    issuer: String,
+    subject: String,
+    /// The token URL when `None`.
+    audience: Option<String>,
+    lifetime: Duration,
+    claims: serde_json::Map<String, serde_json::Value>,
+}
+
+impl JwtBearer {
+    /// Starts building a source whose assertions are signed with `key`, with `iss` =
+    /// `issuer` and `sub` = `subject` (for a service account, usually both its id).
+    ///
+    /// Nothing is checked until [`build`](JwtBearerBuilder::build).
+    #[cfg(feature = "private-key-jwt")]
+    pub fn builder(
+        token_url: impl Into<String>,
+        key: crate::PrivateKey,
+        issuer: impl Into<String>,
+        subject: impl Into<String>,
+    ) -> JwtBearerBuilder {
+        JwtBearerBuilder::new(
+            token_url.into(),
+            Assertion::Signed(SignedAssertion {
+                key,
+                issuer: issuer.into(),
+                subject: subject.into(),
+                audience: None,
+                lifetime: DEFAULT_ASSERTION_LIFETIME,
+                claims: serde_json::Map::new(),
+            }),
+        )
+    }
+
+    /// Starts building a source whose assertion comes from `assertion`, called once per
+    /// fetch: sign the JWT there with a key this crate cannot hold. Return a
+    /// [`FetchError`], transient or permanent, when you cannot.
+    ///
+    /// ```
+    /// use secrecy::SecretString;
+    /// use tower_bearer_oauth2::JwtBearer;
+    ///
+    /// # fn sign_with_kms() -> String { String::new() }
+    /// # fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// let source = JwtBearer::builder_with_assertion("https://auth.example.com/token", || async {
+    ///     Ok(SecretString::from(sign_with_kms()))
+    /// })
+    /// .build()?;
+    /// # let _ = source;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn builder_with_assertion<F, Fut>(
+        token_url: impl Into<String>,
+        assertion: F,
+    ) -> JwtBearerBuilder
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<SecretString, FetchError>> + Send + 'static,
+    {
+        JwtBearerBuilder::new(
+            token_url.into(),
+            Assertion::Custom(Arc::new(move || Box::pin(assertion()) as AssertionFuture)),
+        )
+    }
+
+    crate::settings::endpoint_getters!(inner.endpoint);
+
+    async fn request(&self) -> Result<Token, FetchError> {
+        let inner = &*self.inner;
+        let assertion = self.assertion().await?;
+        inner
+            .endpoint
+            .request(Grant {
+                grant_type: GRANT_TYPE,
+                credentials: &[("assertion", assertion.expose_secret())],
+                scope: inner.scope.as_deref(),
+                params: &inner.params,
+                response: TokenResponseRules::Standard,
+            })
+            .await
+    }
+
+    async fn assertion(&self) -> Result<SecretString, FetchError> {
+        let url = &self.inner.endpoint.url;
+        match &self.inner.assertion {
+            #[cfg(feature = "private-key-jwt")]
+            Assertion::Signed(signed) => {
+                let audience = url.to_string();
+                let claims = crate::private_key_jwt::AssertionClaims {
+                    issuer: &signed.issuer,
+                    subject: &signed.subject,
+                    audience: signed.audience.as_deref().unwrap_or(&audience),
+                    lifetime: signed.lifetime,
+                    extra: Some(&signed.claims),
+                };
+                signed
+                    .key
+                    .sign_claims(&claims)
+                    .map(SecretString::from)
+                    .map_err(|error| {
+                        FetchError::transient(format!(
+                            "cannot sign the JWT bearer assertion for {url}: {error}; it will be \
+                         tried again after a backoff"
+                        ))
+                        .with_source(error)
+                    })
+            }
+            Assertion::Custom(make) => make().await.map_err(|error| {
+                let message = format!(
+                    "cannot get the JWT bearer assertion for {url}: {}",
+                    error.message()
+                );
+                if error.is_transient() {
+                    FetchError::transient(message).with_source(error)
+                } else {
+                    FetchError::permanent(message).with_source(error)
+                }
+            }),
+        }
+    }
+}
+
+impl TokenSource for JwtBearer {
+    fn fetch(&self) -> TokenFuture<'_> {
+        Box::pin(self.request())
+    }
+}
+
+impl fmt::Debug for Assertion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            #[cfg(feature = "private-key-jwt")]
+            Assertion::Signed(signed) => f
+                .debug_struct("Signed")
+                .field("key", &signed.key)
+                .field("issuer", &signed.issuer)
+                .field("subject", &signed.subject)
+                .field("audience", &signed.audience)
+                .field("lifetime", &signed.lifetime)
+                .field("claims", &signed.claims.keys().collect::<Vec<_>>())
+                .finish(),
+            Assertion::Custom(_) => f.write_str("Custom(..)"),
+        }
+    }
+}
+
+impl fmt::Debug for JwtBearer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &self.inner;
+        f.debug_struct("JwtBearer")
+            .field("endpoint", &inner.endpoint)
+            .field("assertion", &inner.assertion)
+            .field("scope", &inner.scope)
+            .field("params", &ParamNames(&inner.params))
+            .finish()
+    }
+}
+
+/// Builds a [`JwtBearer`]; see `JwtBearer::builder` and
+/// [`JwtBearer::builder_with_assertion`].
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct JwtBearerBuilder {
+    settings: EndpointSettings,
+    assertion: Assertion,
+    scope: Option<String>,
+    params: Vec<(String, String)>,
+}
+
+impl JwtBearerBuilder {
+    fn new(token_url: String, assertion: Assertion) -> Self {
+        let mut settings = EndpointSettings::new(
+            token_url,
+            String::new(),
+            SecretString::from(String::new()),
+            RetryPolicy::new(),
+        );
+        settings.client_auth = ClientAuth::None;
+        JwtBearerBuilder {
+            settings,
+            assertion,
+            scope: None,
+            params: Vec::new(),
+        }
+    }
+
+    crate::settings::endpoint_setters!();
+
+    /// Authenticates the client with `client_id` and `client_secret`, by
+    /// `client_secret_basic` unless [`client_auth`](Self::client_auth) says
+    /// `client_secret_post` (RFC 7523 section 3.1 allows it; some servers require it).
+    pub fn client_secret(
+        mut self,
+        client_id: impl Into<String>,
+        client_secret: impl Into<SecretString>,
+    ) -> Self {
+        self.settings.client_id = client_id.into();
+        self.settings.client_secret = client_secret.into();
+        self.settings.client_auth = ClientAuth::ClientSecretBasic;
+        self
+    }
+
+    /// Authenticates the client with `private_key_jwt` (RFC 7523 section 2.2) as
+    /// `client_id`, with a client assertion signed by `key` besides the grant's assertion.
+    #[cfg(feature = "private-key-jwt")]
+    pub fn client_private_key(
+        mut self,
+        client_id: impl Into<String>,
+        key: crate::PrivateKey,
+    ) -> Self {
+        self.settings.client_id = client_id.into();
+        self.settings.private_key = Some(key);
+        self.settings.client_auth = ClientAuth::PrivateKeyJwt;
+        self
+    }
+
+    /// Sends `client_id` without authenticating (a public client, [`ClientAuth::None`]),
+    /// for servers that want to know the client but not authenticate it.
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.settings.client_id = client_id.into();
+        self.settings.client_auth = ClientAuth::None;
+        self
+    }
+
+    /// The `aud` claim of the assertions this crate signs (default: the token URL). Some
+    /// servers want their issuer identifier. No effect with
+    /// [`builder_with_assertion`](JwtBearer::builder_with_assertion).
+    #[cfg(feature = "private-key-jwt")]
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        if let Assertion::Signed(signed) = &mut self.assertion {
+            signed.audience = Some(audience.into());
+        }
+        self
+    }
+
+    /// How long the assertions this crate signs are valid, `exp` - `iat` (default one
+    /// minute). Keep it short: servers cap it (Google at one hour), and a leaked assertion
+    /// works until it expires.
+    #[cfg(feature = "private-key-jwt")]
+    pub fn assertion_lifetime(mut self, lifetime: Duration) -> Self {
+        if let Assertion::Signed(signed) = &mut self.assertion {
+            signed.lifetime = lifetime;
+        }
+        self
+    }
+
+    /// A further claim in the assertions this crate signs, such as Google's `scope` or a
+    /// tenant id. `iss`, `sub`, `aud`, `exp`, `iat` and `jti` are refused by
+    /// [`build`](Self::build). Replaces an earlier claim of the same name.
+    #[cfg(feature = "private-key-jwt")]
+    pub fn claim(mut self, name: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
+        if let Assertion::Signed(signed) = &mut self.assertion {
+            signed.claims.insert(name.into(), value.into());
+        }
+        self
+    }
+
+    crate::settings::request_setters!(
+        scope_doc = "The scope to request, space-separated (RFC 7523 section 2.1).",
+        param_doc = "The parameters this crate sets itself, `assertion` among them, are \
+                     refused by [`build`](Self::build)."
+    );
+
+    /// Checks the configuration and builds the source.
+    ///
+    /// Fails for the same reasons as
+    /// [`ClientCredentialsBuilder::build`](crate::ClientCredentialsBuilder::build) (without
+    /// client authentication no id or secret is needed), if a signed assertion has an empty
+    /// `iss` or `sub`, a zero lifetime or a registered claim set with `claim`, or if an
+    /// `assertion` parameter was added.
+    pub fn build(self) -> Result<JwtBearer, BuildError> {
+        #[cfg(feature = "private-key-jwt")]
+        if let Assertion::Signed(signed) = &self.assertion {
+            check_signed(signed)?;
+        }
+        let scope = check_request(self.scope.as_deref(), &self.params, GRANT_PARAMS, ADVICE)?;
+        let endpoint = self.settings.build()?;
+        Ok(JwtBearer {
+            inner: Arc::new(Inner {
+                assertion: self.assertion,
+                scope,
+                params: self.params,
+                endpoint,
+            }),
+        })
+    }
+}
+
+#[cfg(feature = "private-key-jwt")]
+fn check_signed(signed: &SignedAssertion) -> Result<(), BuildError> {
+    if signed.issuer.is_empty() || signed.subject.is_empty() {
+        return Err(BuildError::invalid_parameter(
+            "the JWT bearer assertion needs a non-empty `iss` and `sub` (RFC 7523 section 3); \
+             pass both to `JwtBearer::builder`"
+                .to_owned(),
+        ));
+    }
+    if signed.lifetime.as_secs() == 0 {
+        return Err(BuildError::invalid_parameter(
+            "the assertion lifetime is under one second, so every assertion would be expired \
+             when it arrives; give `assertion_lifetime` a minute or so"
+                .to_owned(),
+        ));
+    }
+    if let Some(name) = signed
+        .claims
+        .keys()
+        .find(|name| REGISTERED_CLAIMS.contains(&name.as_str()))
+    {
+        return Err(BuildError::invalid_parameter(format!(
+            "the claim `{name}` is set by tower-bearer-oauth2 itself; pass `iss` and `sub` to \
+             `JwtBearer::builder` and `aud` to `audience`"
+        )));
+    }
+    Ok(())
+}
+
+impl fmt::Debug for JwtBearerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut debug = f.debug_struct("JwtBearerBuilder");
+        self.settings.debug_fields(&mut debug);
+        debug
+            .field("assertion", &self.assertion)
+            .field("scope", &self.scope)
+            .field("params", &ParamNames(&self.params))
+            .finish()
+    }
+}

@@ -1,0 +1,377 @@
+//! OAuth 2.0 token exchange (RFC 8693): trading a token the workload already has (a
+//! Kubernetes service account token, a user's access token) for one another API accepts.
+
+use std::fmt;
+use std::sync::Arc;
+
+use secrecy::{ExposeSecret, SecretString};
+use tower_bearer::source::TokenFuture;
+use tower_bearer::{FetchError, Token, TokenSource};
+
+use crate::client_credentials::{check_request, ParamNames};
+use crate::endpoint::{Grant, TokenEndpoint};
+use crate::response::TokenResponseRules;
+use crate::settings::EndpointSettings;
+use crate::{BuildError, ClientAuth, RetryPolicy};
+
+/// The `grant_type` of a token exchange (RFC 8693 section 2.1).
+const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
+/// Parameters [`TokenExchangeBuilder`] sets itself, which `param` may not override.
+const EXCHANGE_PARAMS: &[&str] = &[
+    "subject_token",
+    "subject_token_type",
+    "actor_token",
+    "actor_token_type",
+    "requested_token_type",
+];
+
+/// The token type identifiers of RFC 8693 section 3, for `subject_token_type`,
+/// `actor_token_type` and `requested_token_type`.
+pub mod token_type {
+    /// An OAuth 2.0 access token.
+    pub const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
+    /// An OAuth 2.0 refresh token.
+    pub const REFRESH_TOKEN: &str = "urn:ietf:params:oauth:token-type:refresh_token";
+    /// An OpenID Connect ID Token.
+    pub const ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token";
+    /// A base64url-encoded SAML 1.1 assertion.
+    pub const SAML1: &str = "urn:ietf:params:oauth:token-type:saml1";
+    /// A base64url-encoded SAML 2.0 assertion.
+    pub const SAML2: &str = "urn:ietf:params:oauth:token-type:saml2";
+    /// A JWT (RFC 7519), such as a Kubernetes projected service account token.
+    pub const JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
+}
+
+/// A [`TokenSource`] for OAuth 2.0 token exchange (RFC 8693).
+///
+/// Each [`fetch`](TokenSource::fetch) first fetches the subject token from the
+/// [`TokenSource`] it was given (and the actor token, if any), fresh each time, so a
+/// [`FileToken`](tower_bearer::source::FileToken) over a rotating Kubernetes projected token always
+/// sends the current one. It then makes a `POST` to the token endpoint with
+/// `grant_type=urn:ietf:params:oauth:grant-type:token-exchange`, `subject_token`,
+/// `subject_token_type`, the optional `actor_token`, `actor_token_type`,
+/// `requested_token_type`, `audience`s, `resource`s and `scope` (section 2.1), and the
+/// client's credentials, and returns the issued token.
+///
+/// The response must carry `issued_token_type` (section 2.2.1). A `token_type` of `N_A`
+/// (the issued token is not an OAuth access token) is accepted only when the issued token
+/// is an access token or a JWT, which can be sent as `Bearer`; anything else fails with a
+/// permanent error that says to ask for an access token with
+/// [`requested_token_type`](TokenExchangeBuilder::requested_token_type).
+///
+/// Errors, retries and client authentication work as in
+/// [`ClientCredentials`](crate::ClientCredentials); `invalid_grant` (the subject token is
+/// expired or not trusted) and `invalid_target` (the audience or resource is refused) are
+/// permanent. A public client uses [`TokenExchange::public_client_builder`]. The subject and
+/// actor tokens never appear in `Debug`, errors or logs.
+///
+/// ```no_run
+/// use tower_bearer::source::FileToken;
+/// use tower_bearer::TokenCache;
+/// use tower_bearer_oauth2::{token_type, TokenExchange};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// let source = TokenExchange::builder(
+///     "https://auth.example.com/oauth2/token",
+///     "payments-workload",
+///     std::env::var("CLIENT_SECRET")?,
+///     FileToken::new("/var/run/secrets/tokens/sa-token"),
+///     token_type::JWT,
+/// )
+/// .audience("https://ledger.example.com")
+/// .requested_token_type(token_type::ACCESS_TOKEN)
+/// .build()?;
+/// let cache = TokenCache::new(source);
+/// # let _ = cache;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// A closure works as the subject too, through [`tower_bearer::source::from_fn`].
+#[derive(Clone)]
+pub struct TokenExchange {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Where each exchange gets its subject token.
+    subject: Arc<dyn TokenSource>,
+    scope: Option<String>,
+    /// The token type parameters, audiences, resources and extra parameters, in order.
+    params: Vec<(String, String)>,
+    /// Where each exchange gets its actor token, if it has one.
+    actor: Option<Arc<dyn TokenSource>>,
+    endpoint: TokenEndpoint,
+}
+
+impl TokenExchange {
+    /// Starts building a source for the token endpoint at `token_url`, authenticating as
+    /// `client_id` with `client_secret`, exchanging the token `subject` gives, of type
+    /// `subject_token_type` (see [`token_type`]).
+    ///
+    /// Nothing is checked until [`build`](TokenExchangeBuilder::build).
+    pub fn builder(
+        token_url: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: impl Into<SecretString>,
+        subject: impl TokenSource,
+        subject_token_type: impl Into<String>,
+    ) -> TokenExchangeBuilder {
+        TokenExchangeBuilder {
+            settings: EndpointSettings::new(
+                token_url.into(),
+                client_id.into(),
+                client_secret.into(),
+                RetryPolicy::new(),
+            ),
+            subject: Arc::new(subject),
+            subject_token_type: subject_token_type.into(),
+            scope: None,
+            params: Vec::new(),
+            actor: None,
+            requested_token_type: None,
+        }
+    }
+
+    /// Starts building a source for a public client ([`ClientAuth::None`]): RFC 8693 makes
+    /// client authentication optional, and some servers trust the subject token alone. The
+    /// request carries `client_id` unless it is empty.
+    pub fn public_client_builder(
+        token_url: impl Into<String>,
+        client_id: impl Into<String>,
+        subject: impl TokenSource,
+        subject_token_type: impl Into<String>,
+    ) -> TokenExchangeBuilder {
+        let mut builder = Self::builder(
+            token_url,
+            client_id,
+            String::new(),
+            subject,
+            subject_token_type,
+        );
+        builder.settings.client_auth = ClientAuth::None;
+        builder
+    }
+
+    /// Starts building a source that authenticates with `private_key_jwt` (RFC 7523 section
+    /// 2.2); see
+    /// [`ClientCredentials::builder_with_private_key`](crate::ClientCredentials::builder_with_private_key).
+    #[cfg(feature = "private-key-jwt")]
+    pub fn builder_with_private_key(
+        token_url: impl Into<String>,
+        client_id: impl Into<String>,
+        key: crate::PrivateKey,
+        subject: impl TokenSource,
+        subject_token_type: impl Into<String>,
+    ) -> TokenExchangeBuilder {
+        let mut builder =
+            Self::public_client_builder(token_url, client_id, subject, subject_token_type);
+        builder.settings.client_auth = ClientAuth::PrivateKeyJwt;
+        builder.settings.private_key = Some(key);
+        builder
+    }
+
+    crate::settings::endpoint_getters!(inner.endpoint);
+
+    async fn exchange(&self) -> Result<Token, FetchError> {
+        let inner = &*self.inner;
+        let subject = inner
+            .subject
+            .fetch()
+            .await
+            .map_err(|error| self.party_error("subject", error))?;
+        let actor = match &inner.actor {
+            Some(actor) => Some(
+                actor
+                    .fetch()
+                    .await
+                    .map_err(|error| self.party_error("actor", error))?,
+            ),
+            None => None,
+        };
+        let mut credentials = vec![("subject_token", subject.secret().expose_secret())];
+        if let Some(actor) = &actor {
+            credentials.push(("actor_token", actor.secret().expose_secret()));
+        }
+        inner
+            .endpoint
+            .request(Grant {
+                grant_type: GRANT_TYPE,
+                credentials: &credentials,
+                scope: inner.scope.as_deref(),
+                params: &inner.params,
+                response: TokenResponseRules::TokenExchange,
+            })
+            .await
+    }
+
+    /// The subject or actor token could not be had: keeps whether trying again may help.
+    fn party_error(&self, party: &str, error: FetchError) -> FetchError {
+        let url = &self.inner.endpoint.url;
+        let message = format!(
+            "cannot get the {party} token for the token exchange at {url}: {}",
+            error.message()
+        );
+        let wrapped = if error.is_transient() {
+            FetchError::transient(message)
+        } else {
+            FetchError::permanent(message)
+        };
+        match error.retry_after() {
+            Some(wait) => wrapped.with_retry_after(wait),
+            None => wrapped,
+        }
+        .with_source(error)
+    }
+}
+
+impl TokenSource for TokenExchange {
+    fn fetch(&self) -> TokenFuture<'_> {
+        Box::pin(self.exchange())
+    }
+}
+
+impl fmt::Debug for TokenExchange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &self.inner;
+        f.debug_struct("TokenExchange")
+            .field("endpoint", &inner.endpoint)
+            .field("subject_token", &"[from its source]")
+            .field(
+                "actor_token",
+                &inner.actor.as_ref().map(|_| "[from its source]"),
+            )
+            .field("scope", &inner.scope)
+            .field("params", &ParamNames(&inner.params))
+            .finish()
+    }
+}
+
+/// Builds a [`TokenExchange`]; see [`TokenExchange::builder`].
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct TokenExchangeBuilder {
+    settings: EndpointSettings,
+    subject: Arc<dyn TokenSource>,
+    subject_token_type: String,
+    actor: Option<(Arc<dyn TokenSource>, String)>,
+    requested_token_type: Option<String>,
+    scope: Option<String>,
+    params: Vec<(String, String)>,
+}
+
+impl TokenExchangeBuilder {
+    crate::settings::endpoint_setters!();
+
+    /// The party acting on behalf of the subject (delegation, RFC 8693 section 1.1): its token
+    /// is fetched from `actor` for each exchange and sent as `actor_token` with
+    /// `actor_token_type`.
+    pub fn actor_token(
+        mut self,
+        actor: impl TokenSource,
+        actor_token_type: impl Into<String>,
+    ) -> Self {
+        self.actor = Some((Arc::new(actor), actor_token_type.into()));
+        self
+    }
+
+    /// The `requested_token_type`: the kind of token wanted (see [`token_type`]); without it
+    /// the server picks.
+    pub fn requested_token_type(mut self, token_type: impl Into<String>) -> Self {
+        self.requested_token_type = Some(token_type.into());
+        self
+    }
+
+    /// An `audience`: the logical name of a service the token is for. Repeatable.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.params.push(("audience".to_owned(), audience.into()));
+        self
+    }
+
+    /// A `resource` (RFC 8707, RFC 8693 section 2.1): an absolute URI of a service the
+    /// token is for, without a fragment. Repeatable.
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        self.params.push(("resource".to_owned(), resource.into()));
+        self
+    }
+
+    crate::settings::request_setters!(
+        scope_doc = "The scope to request, space-separated (RFC 8693 section 2.1).",
+        param_doc = "The parameters this crate sets itself, the subject, actor and token type \
+                     ones among them, are refused by [`build`](Self::build)."
+    );
+
+    /// Checks the configuration and builds the source.
+    ///
+    /// Fails for the same reasons as
+    /// [`ClientCredentialsBuilder::build`](crate::ClientCredentialsBuilder::build) (a public
+    /// client needs no secret), if a token type is empty, or if a parameter this crate sets
+    /// itself was added with `param`.
+    pub fn build(self) -> Result<TokenExchange, BuildError> {
+        let scope = check_request(
+            self.scope.as_deref(),
+            &self.params,
+            EXCHANGE_PARAMS,
+            "use the builder's own method for it",
+        )?;
+        let mut params = vec![(
+            "subject_token_type".to_owned(),
+            check_token_type("subject_token_type", self.subject_token_type)?,
+        )];
+        let actor = match self.actor {
+            Some((actor, actor_token_type)) => {
+                params.push((
+                    "actor_token_type".to_owned(),
+                    check_token_type("actor_token_type", actor_token_type)?,
+                ));
+                Some(actor)
+            }
+            None => None,
+        };
+        if let Some(requested) = self.requested_token_type {
+            params.push((
+                "requested_token_type".to_owned(),
+                check_token_type("requested_token_type", requested)?,
+            ));
+        }
+        params.extend(self.params);
+        Ok(TokenExchange {
+            inner: Arc::new(Inner {
+                endpoint: self.settings.build()?,
+                subject: self.subject,
+                actor,
+                scope,
+                params,
+            }),
+        })
+    }
+}
+
+/// A token type identifier is a URI (RFC 8693 section 3); at least it must not be empty.
+fn check_token_type(name: &str, value: String) -> Result<String, BuildError> {
+    if value.trim().is_empty() {
+        return Err(BuildError::invalid_parameter(format!(
+            "`{name}` is empty; pass a token type identifier such as \
+             tower_bearer_oauth2::token_type::JWT"
+        )));
+    }
+    Ok(value)
+}
+
+impl fmt::Debug for TokenExchangeBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut debug = f.debug_struct("TokenExchangeBuilder");
+        self.settings.debug_fields(&mut debug);
+        debug
+            .field("subject_token", &"[from its source]")
+            .field("subject_token_type", &self.subject_token_type)
+            .field(
+                "actor_token_type",
+                &self.actor.as_ref().map(|(_, token_type)| token_type),
+            )
+            .field("requested_token_type", &self.requested_token_type)
+            .field("scope", &self.scope)
+            .field("params", &ParamNames(&self.params))
+            .finish()
+    }
+}

@@ -1,0 +1,63 @@
+//! Helpers shared by the test files that need the oauth2 crate's own types (the testkit
+//! cannot depend on this crate).
+
+// Each test file uses its own subset.
+#![allow(dead_code)]
+
+use std::error::Error as _;
+use std::fmt::Debug;
+
+use tower_bearer::{FetchError, Token, TokenCache};
+use tower_bearer_oauth2::{OAuthError, PrivateKey};
+use tower_bearer_testkit::{TestKey, TracingCapture};
+
+pub(crate) type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+/// The testkit key as a signing key for this crate, with its `kid`.
+pub(crate) fn private_key(key: &TestKey) -> PrivateKey {
+    let private = match key.algorithm() {
+        "RS256" => PrivateKey::rs256_from_pem(key.pkcs8_pem()),
+        _ => PrivateKey::es256_from_pem(key.pkcs8_pem()),
+    };
+    private.expect("a valid test key").key_id(key.key_id())
+}
+
+/// The server's error response behind a fetch error.
+pub(crate) fn oauth_error(error: &FetchError) -> &OAuthError {
+    error
+        .source()
+        .and_then(|source| source.downcast_ref::<OAuthError>())
+        .expect("an OAuthError source")
+}
+
+/// Everything a user could see of a failed fetch: the error, its `Debug` and source, the
+/// source's `Debug`, and the captured logs.
+pub(crate) fn everything_printed(
+    error: &FetchError,
+    source: &dyn Debug,
+    capture: &TracingCapture,
+) -> String {
+    format!(
+        "{error} {error:?} {:?} {source:?} {}",
+        error.source(),
+        capture.contents()
+    )
+}
+
+/// `callers` tasks asking `cache` for a token at once; their tokens.
+pub(crate) async fn tokens_for_concurrent_callers(
+    cache: &TokenCache,
+    callers: usize,
+) -> Result<Vec<Token>, Box<dyn std::error::Error + Send + Sync>> {
+    let tasks: Vec<_> = (0..callers)
+        .map(|_| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.token().await })
+        })
+        .collect();
+    let mut tokens = Vec::with_capacity(callers);
+    for task in tasks {
+        tokens.push(task.await??);
+    }
+    Ok(tokens)
+}
