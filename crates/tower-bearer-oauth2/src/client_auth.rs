@@ -35,17 +35,38 @@ pub enum ClientAuth {
     /// section 2.2). Needs the `private-key-jwt` feature and a key: build the source with
     /// `builder_with_private_key`.
     PrivateKeyJwt,
+    /// Mutual TLS with a certificate from a PKI the server trusts (RFC 8705 section 2.1):
+    /// the request carries only `client_id`, and the server matches the TLS client
+    /// certificate to the subject it registered for the client. The transport must present
+    /// the certificate: build with `builder_with_tls_client_auth` and give the default
+    /// client a `TlsClientIdentity`, or pass an `http_client` whose TLS presents it.
+    TlsClientAuth,
+    /// Mutual TLS with a self-signed certificate the client registered with the server
+    /// (RFC 8705 section 2.2), for example in its JWKS; otherwise as
+    /// [`TlsClientAuth`](Self::TlsClientAuth).
+    SelfSignedTlsClientAuth,
 }
 
 impl ClientAuth {
-    /// The registered name: `client_secret_basic`, `client_secret_post` or
-    /// `private_key_jwt`.
+    /// The registered name: `client_secret_basic`, `client_secret_post`,
+    /// `private_key_jwt`, `tls_client_auth` or `self_signed_tls_client_auth`.
     pub fn as_str(&self) -> &'static str {
         match self {
             ClientAuth::ClientSecretBasic => "client_secret_basic",
             ClientAuth::ClientSecretPost => "client_secret_post",
             ClientAuth::PrivateKeyJwt => "private_key_jwt",
+            ClientAuth::TlsClientAuth => "tls_client_auth",
+            ClientAuth::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
         }
+    }
+
+    /// Whether the client authenticates with its TLS client certificate (RFC 8705), so no
+    /// secret is sent.
+    pub fn is_mutual_tls(&self) -> bool {
+        matches!(
+            self,
+            ClientAuth::TlsClientAuth | ClientAuth::SelfSignedTlsClientAuth
+        )
     }
 }
 
@@ -59,7 +80,7 @@ impl fmt::Display for ClientAuth {
 #[derive(Clone)]
 pub(crate) struct ClientSecret {
     pub(crate) id: String,
-    /// Empty with `private_key_jwt`.
+    /// Empty with `private_key_jwt` and mutual TLS.
     pub(crate) secret: SecretString,
     pub(crate) method: ClientAuth,
     /// The signing key for `private_key_jwt`.
@@ -98,6 +119,11 @@ impl ClientSecret {
                 Ok(Credentials::Form)
             }
             ClientAuth::PrivateKeyJwt => self.apply_assertion(form, token_url),
+            // RFC 8705 section 2: the certificate authenticates; the id names the client.
+            ClientAuth::TlsClientAuth | ClientAuth::SelfSignedTlsClientAuth => {
+                form.append_pair("client_id", &self.id);
+                Ok(Credentials::Form)
+            }
         }
     }
 
@@ -203,6 +229,35 @@ mod tests {
         assert_eq!(
             form.finish(),
             "client_id=my+client%3A1&client_secret=p%40ss%3Aw%25rd%2B+%C3%BC"
+        );
+    }
+
+    #[test]
+    fn mutual_tls_sends_the_client_id_and_no_secret() {
+        for method in [
+            ClientAuth::TlsClientAuth,
+            ClientAuth::SelfSignedTlsClientAuth,
+        ] {
+            let client = ClientSecret {
+                id: "billing".into(),
+                secret: SecretString::from(""),
+                method,
+                #[cfg(feature = "private-key-jwt")]
+                key: None,
+                assertion_audience: None,
+            };
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            assert!(matches!(
+                client.apply(&mut form, "https://auth.example.com/token"),
+                Ok(Credentials::Form)
+            ));
+            assert_eq!(form.finish(), "client_id=billing");
+            assert!(method.is_mutual_tls());
+        }
+        assert_eq!(ClientAuth::TlsClientAuth.as_str(), "tls_client_auth");
+        assert_eq!(
+            ClientAuth::SelfSignedTlsClientAuth.to_string(),
+            "self_signed_tls_client_auth"
         );
     }
 

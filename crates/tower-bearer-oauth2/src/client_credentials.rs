@@ -116,6 +116,42 @@ impl ClientCredentials {
         builder
     }
 
+    /// Starts building a source that authenticates with mutual TLS (RFC 8705 section 2.1,
+    /// `tls_client_auth`): the token request carries `client_id` and no secret, and the
+    /// server recognises the client by the certificate the transport presents.
+    ///
+    /// Give the default HTTP client the certificate with
+    /// [`tls_client_identity`](ClientCredentialsBuilder::tls_client_identity), or pass an
+    /// [`http_client`](ClientCredentialsBuilder::http_client) whose TLS presents it. For a
+    /// self-signed certificate (section 2.2), add
+    /// `.client_auth(ClientAuth::SelfSignedTlsClientAuth)`.
+    ///
+    /// ```no_run
+    /// use tower_bearer_oauth2::{ClientCredentials, TlsClientIdentity};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let identity = TlsClientIdentity::from_pem(
+    ///     std::fs::read("/etc/billing/tls.crt")?,
+    ///     std::fs::read("/etc/billing/tls.key")?,
+    /// )?;
+    /// let source = ClientCredentials::builder_with_tls_client_auth(
+    ///     "https://mtls.auth.example.com/oauth2/token",
+    ///     "billing-service",
+    /// )
+    /// .tls_client_identity(identity)
+    /// .scope("invoices:read")
+    /// .build()?;
+    /// # let _ = source;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn builder_with_tls_client_auth(
+        token_url: impl Into<String>,
+        client_id: impl Into<String>,
+    ) -> ClientCredentialsBuilder {
+        Self::builder(token_url, client_id, String::new()).client_auth(ClientAuth::TlsClientAuth)
+    }
+
     /// Starts building a source from an authorization server's metadata (see
     /// [`Discovery`](crate::Discovery)): its token endpoint, its revocation endpoint if it
     /// has one, and the client authentication it accepts ([`ClientAuth::ClientSecretBasic`]
@@ -128,7 +164,7 @@ impl ClientCredentials {
     ) -> ClientCredentialsBuilder {
         let mut builder = Self::builder(metadata.token_endpoint(), client_id, client_secret)
             .client_auth(metadata.preferred_client_auth().unwrap_or_default());
-        builder.settings.revocation_url = metadata.revocation_endpoint().map(str::to_owned);
+        builder.settings.use_metadata(metadata);
         builder
     }
 
@@ -296,8 +332,12 @@ impl ClientCredentialsBuilder {
     /// The default [`default_lifetime`](Self::default_lifetime): 5 minutes.
     pub const DEFAULT_LIFETIME: Duration = settings::DEFAULT_LIFETIME;
 
-    /// How the client authenticates: [`ClientAuth::ClientSecretBasic`] (the default) or
-    /// [`ClientAuth::ClientSecretPost`].
+    /// How the client authenticates: [`ClientAuth::ClientSecretBasic`] (the default),
+    /// [`ClientAuth::ClientSecretPost`], or with mutual TLS
+    /// ([`ClientAuth::TlsClientAuth`], [`ClientAuth::SelfSignedTlsClientAuth`]), which
+    /// needs no secret. With mutual TLS and metadata from
+    /// [`builder_from_metadata`](ClientCredentials::builder_from_metadata), the server's
+    /// `mtls_endpoint_aliases` are used (RFC 8705 section 5).
     pub fn client_auth(mut self, client_auth: ClientAuth) -> Self {
         self.settings.client_auth = client_auth;
         self
@@ -460,12 +500,32 @@ impl ClientCredentialsBuilder {
         self
     }
 
+    /// The client certificate the default HTTP client presents in the TLS handshake, for
+    /// mutual-TLS client authentication or certificate-bound tokens (RFC 8705). Not for use
+    /// with [`http_client`](Self::http_client): configure that client's TLS instead.
+    #[cfg(feature = "hyper-client")]
+    pub fn tls_client_identity(mut self, identity: crate::TlsClientIdentity) -> Self {
+        self.settings.tls.identity = Some(identity);
+        self
+    }
+
+    /// Extra root certificates (PEM, one or more) the default HTTP client trusts besides
+    /// the Mozilla roots, for a token endpoint with a certificate from a private CA.
+    /// Repeatable. Checked by [`build`](Self::build) ([`BuildError::is_invalid_tls`]).
+    #[cfg(feature = "hyper-client")]
+    pub fn tls_root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.settings.tls.root_pems.push(pem.into());
+        self
+    }
+
     /// Checks the configuration and builds the source.
     ///
     /// Fails if the token URL is not absolute `https://` (or `http://` to loopback, or with
     /// [`allow_insecure_http`](Self::allow_insecure_http)), if the client id or secret is
     /// empty, if a scope, resource or parameter is malformed, if the retry policy allows no
-    /// attempt, or if no HTTP client is available.
+    /// attempt, or if no HTTP client is available. With mutual TLS, fails if neither a
+    /// [`tls_client_identity`](Self::tls_client_identity) nor an
+    /// [`http_client`](Self::http_client) is given.
     pub fn build(self) -> Result<ClientCredentials, BuildError> {
         let scope = self
             .scope

@@ -320,6 +320,8 @@ pub struct AuthServerMetadata {
     revocation_endpoint_auth_methods_supported: Vec<String>,
     grant_types_supported: Vec<String>,
     scopes_supported: Option<Vec<String>>,
+    mtls_token_endpoint: Option<String>,
+    mtls_revocation_endpoint: Option<String>,
 }
 
 impl AuthServerMetadata {
@@ -359,6 +361,20 @@ impl AuthServerMetadata {
         // RFC 8414 section 2: when omitted, the default is client_secret_basic.
         let default_auth = || vec![ClientAuth::ClientSecretBasic.as_str().to_owned()];
         let token_auth = strings("token_endpoint_auth_methods_supported")?;
+        // RFC 8705 section 5: endpoints to use instead of the plain ones with mutual TLS.
+        let mtls_alias = |name: &str| -> Result<Option<String>, DiscoveryError> {
+            match document.get("mtls_endpoint_aliases") {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::Object(aliases)) => match aliases.get(name) {
+                    None | Some(Value::Null) => Ok(None),
+                    Some(Value::String(value)) => Ok(Some(value.clone())),
+                    Some(_) => Err(invalid(format!(
+                        "`mtls_endpoint_aliases.{name}` is not a string"
+                    ))),
+                },
+                Some(_) => Err(invalid("`mtls_endpoint_aliases` is not an object".into())),
+            }
+        };
         let revocation_auth = strings("revocation_endpoint_auth_methods_supported")?;
         Ok(AuthServerMetadata {
             issuer,
@@ -373,6 +389,8 @@ impl AuthServerMetadata {
             grant_types_supported: strings("grant_types_supported")?
                 .unwrap_or_else(|| vec!["authorization_code".into(), "implicit".into()]),
             scopes_supported: strings("scopes_supported")?,
+            mtls_token_endpoint: mtls_alias("token_endpoint")?,
+            mtls_revocation_endpoint: mtls_alias("revocation_endpoint")?,
         })
     }
 
@@ -422,6 +440,20 @@ impl AuthServerMetadata {
     /// The scopes the server advertises, if it does (it need not list them all).
     pub fn scopes_supported(&self) -> Option<&[String]> {
         self.scopes_supported.as_deref()
+    }
+
+    /// The token endpoint for clients that use mutual TLS, from `mtls_endpoint_aliases`
+    /// (RFC 8705 section 5), if the server names one. The builders use it in place of
+    /// [`token_endpoint`](Self::token_endpoint) when the client authentication is
+    /// [mutual TLS](ClientAuth::is_mutual_tls).
+    pub fn mtls_token_endpoint(&self) -> Option<&str> {
+        self.mtls_token_endpoint.as_deref()
+    }
+
+    /// The revocation endpoint for clients that use mutual TLS, from
+    /// `mtls_endpoint_aliases` (RFC 8705 section 5), if the server names one.
+    pub fn mtls_revocation_endpoint(&self) -> Option<&str> {
+        self.mtls_revocation_endpoint.as_deref()
     }
 
     /// The client secret method to use at the token endpoint: `client_secret_basic` when

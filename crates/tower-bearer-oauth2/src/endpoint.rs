@@ -317,8 +317,13 @@ impl TokenEndpoint {
         let message = match code {
             "invalid_client" => format!(
                 "the token endpoint {url} rejected the credentials of client `{client_id}` \
-                 ({details}); check the client id and secret, and that the server accepts \
-                 {} client authentication for this client",
+                 ({details}); check the client id and {}, and that the server accepts {} \
+                 client authentication for this client",
+                if self.client.method.is_mutual_tls() {
+                    "the TLS client certificate registered for it"
+                } else {
+                    "secret"
+                },
                 self.client.method
             ),
             "invalid_grant" => format!(

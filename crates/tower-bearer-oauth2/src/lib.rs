@@ -143,6 +143,8 @@ mod response;
 mod retry;
 mod revocation;
 mod settings;
+#[cfg(feature = "hyper-client")]
+mod tls;
 mod token_url;
 
 pub use client_auth::ClientAuth;
@@ -154,3 +156,5 @@ pub use private_key_jwt::PrivateKey;
 pub use refresh_token::{RefreshToken, RefreshTokenBuilder};
 pub use retry::RetryPolicy;
 pub use revocation::{RevocationError, TokenTypeHint};
+#[cfg(feature = "hyper-client")]
+pub use tls::TlsClientIdentity;

@@ -166,7 +166,7 @@ impl RefreshToken {
             refresh_token,
         )
         .client_auth(metadata.preferred_client_auth().unwrap_or_default());
-        builder.settings.revocation_url = metadata.revocation_endpoint().map(str::to_owned);
+        builder.settings.use_metadata(metadata);
         builder
     }
 
@@ -413,6 +413,22 @@ impl RefreshTokenBuilder {
     /// Allows a plain `http://` token URL to a host that is not loopback (default: refused).
     pub fn allow_insecure_http(mut self, allow: bool) -> Self {
         self.settings.allow_insecure_http = allow;
+        self
+    }
+
+    /// The client certificate of the default HTTP client, for mutual TLS (RFC 8705); see
+    /// [`ClientCredentialsBuilder::tls_client_identity`](crate::ClientCredentialsBuilder::tls_client_identity).
+    #[cfg(feature = "hyper-client")]
+    pub fn tls_client_identity(mut self, identity: crate::TlsClientIdentity) -> Self {
+        self.settings.tls.identity = Some(identity);
+        self
+    }
+
+    /// Extra trusted roots of the default HTTP client; see
+    /// [`ClientCredentialsBuilder::tls_root_certificates`](crate::ClientCredentialsBuilder::tls_root_certificates).
+    #[cfg(feature = "hyper-client")]
+    pub fn tls_root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.settings.tls.root_pems.push(pem.into());
         self
     }
 

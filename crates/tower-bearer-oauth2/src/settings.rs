@@ -11,7 +11,7 @@ use crate::client_auth::ClientSecret;
 use crate::endpoint::{Limits, TokenEndpoint};
 use crate::http_client::HttpClient;
 use crate::token_url::TokenUrl;
-use crate::{BuildError, ClientAuth, RetryPolicy};
+use crate::{AuthServerMetadata, BuildError, ClientAuth, RetryPolicy};
 
 /// The default request timeout: 30 seconds.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -35,7 +35,39 @@ pub(crate) struct EndpointSettings {
     pub(crate) default_lifetime: Duration,
     pub(crate) allow_insecure_http: bool,
     pub(crate) http_client: Option<HttpClient>,
+    /// The client certificate and extra roots of the default HTTP client.
+    #[cfg(feature = "hyper-client")]
+    pub(crate) tls: TlsSettings,
+    /// The RFC 8705 section 5 endpoints from the metadata, used with mutual TLS.
+    pub(crate) mtls_aliases: MtlsAliases,
     pub(crate) retry: RetryPolicy,
+}
+
+/// What the default HTTP client presents and trusts beyond the Mozilla roots.
+#[cfg(feature = "hyper-client")]
+#[derive(Default)]
+pub(crate) struct TlsSettings {
+    pub(crate) identity: Option<crate::TlsClientIdentity>,
+    /// PEM text of extra trusted root certificates, one entry per call.
+    pub(crate) root_pems: Vec<Vec<u8>>,
+}
+
+/// The metadata's `mtls_endpoint_aliases` (RFC 8705 section 5), each with the plain URL it
+/// stands in for, so a URL the user set afterwards is left alone.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct MtlsAliases {
+    token: Option<(String, String)>,
+    revocation: Option<(String, String)>,
+}
+
+impl MtlsAliases {
+    /// `alias` when `url` is still the plain URL it stands in for.
+    fn pick<'a>(alias: &'a Option<(String, String)>, url: &'a str) -> &'a str {
+        match alias {
+            Some((plain, alias)) if plain == url => alias,
+            _ => url,
+        }
+    }
 }
 
 impl EndpointSettings {
@@ -59,16 +91,49 @@ impl EndpointSettings {
             default_lifetime: DEFAULT_LIFETIME,
             allow_insecure_http: false,
             http_client: None,
+            #[cfg(feature = "hyper-client")]
+            tls: TlsSettings::default(),
+            mtls_aliases: MtlsAliases::default(),
             retry,
         }
     }
 
+    /// Takes the revocation endpoint and the mTLS aliases from discovered metadata.
+    pub(crate) fn use_metadata(&mut self, metadata: &AuthServerMetadata) {
+        self.revocation_url = metadata.revocation_endpoint().map(str::to_owned);
+        let alias =
+            |plain: Option<&str>, alias: Option<&str>| Some((plain?.to_owned(), alias?.to_owned()));
+        self.mtls_aliases = MtlsAliases {
+            token: alias(
+                Some(metadata.token_endpoint()),
+                metadata.mtls_token_endpoint(),
+            ),
+            revocation: alias(
+                metadata.revocation_endpoint(),
+                metadata.mtls_revocation_endpoint(),
+            ),
+        };
+    }
+
     /// Checks the URLs, the credentials and the retry policy, and sets up the HTTP client.
     pub(crate) fn build(self) -> Result<TokenEndpoint, BuildError> {
-        let url = TokenUrl::parse(&self.token_url, "token", self.allow_insecure_http)?;
+        let mtls = self.client_auth.is_mutual_tls();
+        let token_url = if mtls {
+            MtlsAliases::pick(&self.mtls_aliases.token, &self.token_url)
+        } else {
+            &self.token_url
+        };
+        let url = TokenUrl::parse(token_url, "token", self.allow_insecure_http)?;
         let revocation_url = self
             .revocation_url
             .as_deref()
+            .map(|text| {
+                if mtls {
+                    MtlsAliases::pick(&self.mtls_aliases.revocation, text)
+                } else {
+                    text
+                }
+            })
             .map(|text| TokenUrl::parse(text, "revocation", self.allow_insecure_http))
             .transpose()?;
         if self.client_id.is_empty() {
@@ -79,6 +144,8 @@ impl EndpointSettings {
         }
         if self.client_auth == ClientAuth::PrivateKeyJwt {
             self.check_private_key()?;
+        } else if mtls {
+            self.check_client_certificate()?;
         } else if self.client_secret.expose_secret().is_empty() {
             return Err(BuildError::invalid_credentials(format!(
                 "the client secret of client `{}` is empty; check where it is read from \
@@ -94,7 +161,16 @@ impl EndpointSettings {
             ));
         }
         let http = match self.http_client {
+            #[cfg(feature = "hyper-client")]
+            Some(client) => {
+                self.tls.check_unused()?;
+                client
+            }
+            #[cfg(not(feature = "hyper-client"))]
             Some(client) => client,
+            #[cfg(feature = "hyper-client")]
+            None => self.tls.default_client()?,
+            #[cfg(not(feature = "hyper-client"))]
             None => default_http_client()?,
         };
         Ok(TokenEndpoint {
@@ -138,6 +214,23 @@ impl EndpointSettings {
         ))
     }
 
+    /// With mutual TLS, someone must present a certificate: the default client with an
+    /// identity, or the user's own client. TLS settings for the default client are refused
+    /// alongside a user's client, which would silently ignore them.
+    fn check_client_certificate(&self) -> Result<(), BuildError> {
+        #[cfg(feature = "hyper-client")]
+        if self.http_client.is_none() && self.tls.identity.is_none() {
+            return Err(BuildError::invalid_tls(format!(
+                "client `{}` is set to authenticate with {} (RFC 8705) but the default HTTP \
+                 client has no client certificate to present; give it one with \
+                 `tls_client_identity(TlsClientIdentity::from_pem(..)?)`, or pass an \
+                 `http_client` whose TLS presents the certificate",
+                self.client_id, self.client_auth
+            )));
+        }
+        Ok(())
+    }
+
     /// Adds the settings to a builder's `Debug` output, without the secret.
     pub(crate) fn debug_fields(&self, f: &mut fmt::DebugStruct<'_, '_>) {
         f.field("token_url", &self.token_url)
@@ -150,14 +243,42 @@ impl EndpointSettings {
             .field("max_response_size", &self.max_response_size)
             .field("default_lifetime", &self.default_lifetime)
             .field("allow_insecure_http", &self.allow_insecure_http)
-            .field("http_client", &self.http_client.as_ref().map(|_| ".."))
-            .field("retry", &self.retry);
+            .field("http_client", &self.http_client.as_ref().map(|_| ".."));
+        #[cfg(feature = "hyper-client")]
+        f.field("tls_client_identity", &self.tls.identity)
+            .field("tls_root_certificates", &self.tls.root_pems.len());
+        f.field("retry", &self.retry);
+    }
+}
+
+#[cfg(feature = "hyper-client")]
+impl TlsSettings {
+    /// The default client with these settings.
+    fn default_client(&self) -> Result<HttpClient, BuildError> {
+        let mut roots = Vec::new();
+        for pem in &self.root_pems {
+            roots.extend(crate::tls::certificates_from_pem(pem, "root certificate")?);
+        }
+        crate::http_client::default_client(self.identity.as_ref(), &roots)
+    }
+
+    /// Refuses settings that `client`, the user's own, would ignore.
+    fn check_unused(&self) -> Result<(), BuildError> {
+        if self.identity.is_some() || !self.root_pems.is_empty() {
+            return Err(BuildError::invalid_tls(
+                "`tls_client_identity` and `tls_root_certificates` configure the default HTTP \
+                 client, but an `http_client` was given; set the certificate and roots in \
+                 that client's TLS configuration instead"
+                    .to_owned(),
+            ));
+        }
+        Ok(())
     }
 }
 
 #[cfg(feature = "hyper-client")]
 pub(crate) fn default_http_client() -> Result<HttpClient, BuildError> {
-    crate::http_client::default_client()
+    crate::http_client::default_client(None, &[])
 }
 
 #[cfg(not(feature = "hyper-client"))]

@@ -1,0 +1,123 @@
+//! TLS settings of the default HTTP client: a client certificate to present for mutual-TLS
+//! client authentication (RFC 8705), and extra trusted roots for a private token endpoint.
+
+use std::fmt;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use zeroize::Zeroizing;
+
+use crate::BuildError;
+
+/// A client certificate chain and its private key, which the default HTTP client presents
+/// in the TLS handshake with the authorization server (RFC 8705).
+///
+/// Give it to [`tls_client_identity`](crate::ClientCredentialsBuilder::tls_client_identity).
+/// The private key is zeroized when the last clone is dropped (rustls keeps its own parsed
+/// copy while the client lives) and never appears in `Debug` output or errors.
+///
+/// ```
+/// use tower_bearer_oauth2::TlsClientIdentity;
+///
+/// let error = TlsClientIdentity::from_pem(b"not a certificate", b"not a key").unwrap_err();
+/// assert!(error.is_invalid_tls());
+/// ```
+#[derive(Clone)]
+pub struct TlsClientIdentity {
+    chain: Vec<CertificateDer<'static>>,
+    key: Arc<Zeroizing<PrivateKeyDer<'static>>>,
+}
+
+impl TlsClientIdentity {
+    /// Reads the certificate chain (the client's certificate first, then any
+    /// intermediates) and the private key (PKCS#8, PKCS#1 or SEC1) from PEM text, and checks
+    /// that the key is one rustls can sign with (RSA, ECDSA P-256 or P-384, Ed25519).
+    ///
+    /// Fails with [`BuildError::is_invalid_tls`] when either holds no usable PEM section.
+    pub fn from_pem(
+        certificate_chain_pem: impl AsRef<[u8]>,
+        private_key_pem: impl AsRef<[u8]>,
+    ) -> Result<Self, BuildError> {
+        let chain = certificates_from_pem(certificate_chain_pem.as_ref(), "client certificate")?;
+        // The PEM error may quote the input, so it is not passed on.
+        let key = PrivateKeyDer::from_pem_slice(private_key_pem.as_ref()).map_err(|_| {
+            BuildError::invalid_tls(
+                "the client private key is not a PEM private key (`BEGIN PRIVATE KEY`, \
+                 `BEGIN RSA PRIVATE KEY` or `BEGIN EC PRIVATE KEY`); check the key file"
+                    .to_owned(),
+            )
+        })?;
+        if rustls::crypto::ring::sign::any_supported_type(&key).is_err() {
+            return Err(BuildError::invalid_tls(
+                "the client private key is of a kind rustls cannot sign with; use an RSA, \
+                 ECDSA P-256/P-384 or Ed25519 key"
+                    .to_owned(),
+            ));
+        }
+        Ok(TlsClientIdentity {
+            chain,
+            key: Arc::new(Zeroizing::new(key)),
+        })
+    }
+
+    /// The certificate chain, the client's own certificate first, DER-encoded.
+    pub fn certificate_chain(&self) -> &[CertificateDer<'static>] {
+        &self.chain
+    }
+
+    pub(crate) fn key(&self) -> PrivateKeyDer<'static> {
+        self.key.clone_key()
+    }
+}
+
+impl fmt::Debug for TlsClientIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsClientIdentity")
+            .field("certificates", &self.chain.len())
+            .field("private_key", &"[redacted]")
+            .finish()
+    }
+}
+
+/// Every certificate in `pem`; at least one.
+pub(crate) fn certificates_from_pem(
+    pem: &[u8],
+    what: &str,
+) -> Result<Vec<CertificateDer<'static>>, BuildError> {
+    let certificates = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| {
+            BuildError::invalid_tls(format!(
+                "the {what} PEM is malformed ({error}); check the file"
+            ))
+        })?;
+    if certificates.is_empty() {
+        return Err(BuildError::invalid_tls(format!(
+            "the {what} PEM holds no `BEGIN CERTIFICATE` section; check the file"
+        )));
+    }
+    Ok(certificates)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_is_a_typed_error_that_does_not_quote_the_key() {
+        let error =
+            TlsClientIdentity::from_pem("", "-----BEGIN PRIVATE KEY-----\nhunter2").unwrap_err();
+        assert!(error.is_invalid_tls());
+        assert!(error.to_string().contains("client certificate"), "{error}");
+
+        let certificate = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        let error =
+            TlsClientIdentity::from_pem(certificate, "-----BEGIN PRIVATE KEY-----\nhunter2")
+                .unwrap_err();
+        assert!(error.is_invalid_tls());
+        assert!(error.to_string().contains("private key"), "{error}");
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+        assert!(!format!("{error:?}").contains("hunter2"), "{error:?}");
+    }
+}
