@@ -50,12 +50,14 @@
 
 mod api_server;
 mod auth_server;
+mod client_certificate;
 mod fault;
 mod http_client;
 mod response;
 mod server;
 mod streaming_body;
 mod test_key;
+mod test_pki;
 mod token_request;
 mod token_store;
 mod tracing_capture;
@@ -66,6 +68,7 @@ pub use fault::Fault;
 pub use http_client::{http_client, HttpClient};
 pub use streaming_body::StreamingBody;
 pub use test_key::TestKey;
+pub use test_pki::{HttpsClient, TestCertificate, TestPki};
 pub use token_request::{ClientAuthMethod, TokenRequest};
 pub use tracing_capture::{capture_tracing, TracingCapture};
 
