@@ -39,7 +39,8 @@ pub enum ClientAuth {
     /// the request carries only `client_id`, and the server matches the TLS client
     /// certificate to the subject it registered for the client. The transport must present
     /// the certificate: build with `builder_with_tls_client_auth` and give the default
-    /// client a `TlsClientIdentity`, or pass an `http_client` whose TLS presents it.
+    /// client a `ClientTls` with an identity, or pass an `http_client` whose TLS presents
+    /// it.
     TlsClientAuth,
     /// Mutual TLS with a self-signed certificate the client registered with the server
     /// (RFC 8705 section 2.2), for example in its JWKS; otherwise as
@@ -193,6 +194,17 @@ pub(crate) fn basic_authorization(
 mod tests {
     use super::*;
 
+    fn client(id: &str, secret: &str, method: ClientAuth) -> ClientSecret {
+        ClientSecret {
+            id: id.into(),
+            secret: SecretString::from(secret),
+            method,
+            #[cfg(feature = "private-key-jwt")]
+            key: None,
+            assertion_audience: None,
+        }
+    }
+
     #[test]
     fn basic_encodes_each_part_before_base64() {
         // urlencode: "my+client%3A1" ":" "p%40ss%3Aw%25rd%2B+%C3%BC"
@@ -213,14 +225,7 @@ mod tests {
 
     #[test]
     fn post_adds_form_fields() {
-        let client = ClientSecret {
-            id: "my client:1".into(),
-            secret: SecretString::from("p@ss:w%rd+ ü"),
-            method: ClientAuth::ClientSecretPost,
-            #[cfg(feature = "private-key-jwt")]
-            key: None,
-            assertion_audience: None,
-        };
+        let client = client("my client:1", "p@ss:w%rd+ ü", ClientAuth::ClientSecretPost);
         let mut form = form_urlencoded::Serializer::new(String::new());
         assert!(matches!(
             client.apply(&mut form, "https://auth.example.com/token"),
@@ -238,14 +243,7 @@ mod tests {
             ClientAuth::TlsClientAuth,
             ClientAuth::SelfSignedTlsClientAuth,
         ] {
-            let client = ClientSecret {
-                id: "billing".into(),
-                secret: SecretString::from(""),
-                method,
-                #[cfg(feature = "private-key-jwt")]
-                key: None,
-                assertion_audience: None,
-            };
+            let client = client("billing", "", method);
             let mut form = form_urlencoded::Serializer::new(String::new());
             assert!(matches!(
                 client.apply(&mut form, "https://auth.example.com/token"),
@@ -263,14 +261,7 @@ mod tests {
 
     #[test]
     fn debug_hides_the_secret() {
-        let client = ClientSecret {
-            id: "client".into(),
-            secret: SecretString::from("hunter2"),
-            method: ClientAuth::ClientSecretBasic,
-            #[cfg(feature = "private-key-jwt")]
-            key: None,
-            assertion_audience: None,
-        };
+        let client = client("client", "hunter2", ClientAuth::ClientSecretBasic);
         let printed = format!("{client:?}");
         assert!(!printed.contains("hunter2"), "{printed}");
         assert!(printed.contains("client"), "{printed}");

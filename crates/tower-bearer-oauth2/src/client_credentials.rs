@@ -121,13 +121,13 @@ impl ClientCredentials {
     /// server recognises the client by the certificate the transport presents.
     ///
     /// Give the default HTTP client the certificate with
-    /// [`tls_client_identity`](ClientCredentialsBuilder::tls_client_identity), or pass an
+    /// [`tls`](ClientCredentialsBuilder::tls), or pass an
     /// [`http_client`](ClientCredentialsBuilder::http_client) whose TLS presents it. For a
     /// self-signed certificate (section 2.2), add
     /// `.client_auth(ClientAuth::SelfSignedTlsClientAuth)`.
     ///
     /// ```no_run
-    /// use tower_bearer_oauth2::{ClientCredentials, TlsClientIdentity};
+    /// use tower_bearer_oauth2::{ClientCredentials, ClientTls, TlsClientIdentity};
     ///
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let identity = TlsClientIdentity::from_pem(
@@ -138,7 +138,7 @@ impl ClientCredentials {
     ///     "https://mtls.auth.example.com/oauth2/token",
     ///     "billing-service",
     /// )
-    /// .tls_client_identity(identity)
+    /// .tls(ClientTls::new().identity(identity))
     /// .scope("invoices:read")
     /// .build()?;
     /// # let _ = source;
@@ -500,21 +500,13 @@ impl ClientCredentialsBuilder {
         self
     }
 
-    /// The client certificate the default HTTP client presents in the TLS handshake, for
-    /// mutual-TLS client authentication or certificate-bound tokens (RFC 8705). Not for use
-    /// with [`http_client`](Self::http_client): configure that client's TLS instead.
+    /// The TLS settings of the default HTTP client: the client certificate it presents
+    /// for mutual-TLS client authentication or certificate-bound tokens (RFC 8705), and
+    /// extra roots for a private CA. Not for use with [`http_client`](Self::http_client):
+    /// configure that client's TLS instead.
     #[cfg(feature = "hyper-client")]
-    pub fn tls_client_identity(mut self, identity: crate::TlsClientIdentity) -> Self {
-        self.settings.tls.identity = Some(identity);
-        self
-    }
-
-    /// Extra root certificates (PEM, one or more) the default HTTP client trusts besides
-    /// the Mozilla roots, for a token endpoint with a certificate from a private CA.
-    /// Repeatable. Checked by [`build`](Self::build) ([`BuildError::is_invalid_tls`]).
-    #[cfg(feature = "hyper-client")]
-    pub fn tls_root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.settings.tls.root_pems.push(pem.into());
+    pub fn tls(mut self, tls: crate::ClientTls) -> Self {
+        self.settings.tls = tls;
         self
     }
 
@@ -524,7 +516,7 @@ impl ClientCredentialsBuilder {
     /// [`allow_insecure_http`](Self::allow_insecure_http)), if the client id or secret is
     /// empty, if a scope, resource or parameter is malformed, if the retry policy allows no
     /// attempt, or if no HTTP client is available. With mutual TLS, fails if neither a
-    /// [`tls_client_identity`](Self::tls_client_identity) nor an
+    /// [`tls`](Self::tls) identity nor an
     /// [`http_client`](Self::http_client) is given.
     pub fn build(self) -> Result<ClientCredentials, BuildError> {
         let scope = self

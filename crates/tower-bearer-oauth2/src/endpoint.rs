@@ -454,8 +454,8 @@ pub(crate) fn status_error(target: Target<'_>, status: StatusCode) -> FetchError
 
 fn transport_error(target: Target<'_>, error: BoxError) -> FetchError {
     let hint = if refused_client_certificate(&*error) {
-        " (the server wants a TLS client certificate it accepts: check \
-         `tls_client_identity`, or the certificate your `http_client` presents)"
+        " (the server wants a TLS client certificate it accepts: check the \
+         identity given to `tls`, or the certificate your `http_client` presents)"
     } else {
         ""
     };

@@ -43,16 +43,14 @@ where
 }
 
 /// The default client: hyper-util's pooled legacy client, HTTP/1.1 over rustls with the
-/// `ring` provider, trusting the Mozilla root store compiled in by `webpki-roots` plus
-/// `extra_roots`, and presenting `identity` when the server asks for a client certificate.
+/// `ring` provider, trusting the Mozilla root store compiled in by `webpki-roots` plus the
+/// extra roots of `tls`, and presenting its identity when the server asks for a client
+/// certificate.
 ///
 /// The provider is passed explicitly instead of relying on rustls' process-wide default, so
 /// this works whichever other rustls providers the application links.
 #[cfg(feature = "hyper-client")]
-pub(crate) fn default_client(
-    identity: Option<&crate::TlsClientIdentity>,
-    extra_roots: &[rustls::pki_types::CertificateDer<'static>],
-) -> Result<HttpClient, crate::BuildError> {
+pub(crate) fn default_client(tls: &crate::ClientTls) -> Result<HttpClient, crate::BuildError> {
     use std::sync::Arc;
 
     use hyper_util::client::legacy::Client;
@@ -61,14 +59,9 @@ pub(crate) fn default_client(
     let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
-    for root in extra_roots {
-        roots.add(root.clone()).map_err(|error| {
-            crate::BuildError::invalid_tls(format!(
-                "a root certificate given to `tls_root_certificates` is not a usable trust \
-                 anchor ({error}); pass the CA certificate that issued the server's certificate"
-            ))
-        })?;
-    }
+    // `ClientTls::root_certificates_pem` checked them.
+    let (added, _ignored) = roots.add_parsable_certificates(tls.roots.iter().cloned());
+    debug_assert_eq!(added, tls.roots.len());
     let setup_error = |error: rustls::Error| {
         crate::BuildError::http_client(
             "cannot set up TLS for the default HTTP client; pass your own with `http_client`"
@@ -76,15 +69,15 @@ pub(crate) fn default_client(
             error,
         )
     };
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .map_err(setup_error)?
     .with_root_certificates(roots);
-    let tls = match identity {
-        None => tls.with_no_client_auth(),
-        Some(identity) => tls
+    let config = match &tls.identity {
+        None => config.with_no_client_auth(),
+        Some(identity) => config
             .with_client_auth_cert(identity.certificate_chain().to_vec(), identity.key())
             // rustls' error names the mismatch, never the key bytes.
             .map_err(|error| {
@@ -95,7 +88,7 @@ pub(crate) fn default_client(
             })?,
     };
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
+        .with_tls_config(config)
         .https_or_http()
         .enable_http1()
         .build();
@@ -128,6 +121,6 @@ mod tests {
     #[cfg(feature = "hyper-client")]
     #[test]
     fn default_client_builds() {
-        assert!(default_client(None, &[]).is_ok());
+        assert!(default_client(&crate::ClientTls::new()).is_ok());
     }
 }

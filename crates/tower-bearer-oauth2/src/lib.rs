@@ -157,4 +157,4 @@ pub use refresh_token::{RefreshToken, RefreshTokenBuilder};
 pub use retry::RetryPolicy;
 pub use revocation::{RevocationError, TokenTypeHint};
 #[cfg(feature = "hyper-client")]
-pub use tls::TlsClientIdentity;
+pub use tls::{ClientTls, TlsClientIdentity};

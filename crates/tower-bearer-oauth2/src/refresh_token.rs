@@ -416,19 +416,12 @@ impl RefreshTokenBuilder {
         self
     }
 
-    /// The client certificate of the default HTTP client, for mutual TLS (RFC 8705); see
-    /// [`ClientCredentialsBuilder::tls_client_identity`](crate::ClientCredentialsBuilder::tls_client_identity).
+    /// The TLS settings of the default HTTP client, such as a client certificate for
+    /// mutual TLS (RFC 8705); see
+    /// [`ClientCredentialsBuilder::tls`](crate::ClientCredentialsBuilder::tls).
     #[cfg(feature = "hyper-client")]
-    pub fn tls_client_identity(mut self, identity: crate::TlsClientIdentity) -> Self {
-        self.settings.tls.identity = Some(identity);
-        self
-    }
-
-    /// Extra trusted roots of the default HTTP client; see
-    /// [`ClientCredentialsBuilder::tls_root_certificates`](crate::ClientCredentialsBuilder::tls_root_certificates).
-    #[cfg(feature = "hyper-client")]
-    pub fn tls_root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.settings.tls.root_pems.push(pem.into());
+    pub fn tls(mut self, tls: crate::ClientTls) -> Self {
+        self.settings.tls = tls;
         self
     }
 

@@ -37,19 +37,10 @@ pub(crate) struct EndpointSettings {
     pub(crate) http_client: Option<HttpClient>,
     /// The client certificate and extra roots of the default HTTP client.
     #[cfg(feature = "hyper-client")]
-    pub(crate) tls: TlsSettings,
+    pub(crate) tls: crate::ClientTls,
     /// The RFC 8705 section 5 endpoints from the metadata, used with mutual TLS.
     pub(crate) mtls_aliases: MtlsAliases,
     pub(crate) retry: RetryPolicy,
-}
-
-/// What the default HTTP client presents and trusts beyond the Mozilla roots.
-#[cfg(feature = "hyper-client")]
-#[derive(Default)]
-pub(crate) struct TlsSettings {
-    pub(crate) identity: Option<crate::TlsClientIdentity>,
-    /// PEM text of extra trusted root certificates, one entry per call.
-    pub(crate) root_pems: Vec<Vec<u8>>,
 }
 
 /// The metadata's `mtls_endpoint_aliases` (RFC 8705 section 5), each with the plain URL it
@@ -92,7 +83,7 @@ impl EndpointSettings {
             allow_insecure_http: false,
             http_client: None,
             #[cfg(feature = "hyper-client")]
-            tls: TlsSettings::default(),
+            tls: crate::ClientTls::new(),
             mtls_aliases: MtlsAliases::default(),
             retry,
         }
@@ -163,13 +154,13 @@ impl EndpointSettings {
         let http = match self.http_client {
             #[cfg(feature = "hyper-client")]
             Some(client) => {
-                self.tls.check_unused()?;
+                check_unused(&self.tls)?;
                 client
             }
             #[cfg(not(feature = "hyper-client"))]
             Some(client) => client,
             #[cfg(feature = "hyper-client")]
-            None => self.tls.default_client()?,
+            None => crate::http_client::default_client(&self.tls)?,
             #[cfg(not(feature = "hyper-client"))]
             None => default_http_client()?,
         };
@@ -219,12 +210,12 @@ impl EndpointSettings {
     /// alongside a user's client, which would silently ignore them.
     fn check_client_certificate(&self) -> Result<(), BuildError> {
         #[cfg(feature = "hyper-client")]
-        if self.http_client.is_none() && self.tls.identity.is_none() {
+        if self.http_client.is_none() && !self.tls.has_identity() {
             return Err(BuildError::invalid_tls(format!(
                 "client `{}` is set to authenticate with {} (RFC 8705) but the default HTTP \
                  client has no client certificate to present; give it one with \
-                 `tls_client_identity(TlsClientIdentity::from_pem(..)?)`, or pass an \
-                 `http_client` whose TLS presents the certificate",
+                 `.tls(ClientTls::new().identity(TlsClientIdentity::from_pem(..)?))`, or \
+                 pass an `http_client` whose TLS presents the certificate",
                 self.client_id, self.client_auth
             )));
         }
@@ -245,40 +236,27 @@ impl EndpointSettings {
             .field("allow_insecure_http", &self.allow_insecure_http)
             .field("http_client", &self.http_client.as_ref().map(|_| ".."));
         #[cfg(feature = "hyper-client")]
-        f.field("tls_client_identity", &self.tls.identity)
-            .field("tls_root_certificates", &self.tls.root_pems.len());
+        f.field("tls", &self.tls);
         f.field("retry", &self.retry);
     }
 }
 
+/// Refuses TLS settings that `client`, the user's own, would silently ignore.
 #[cfg(feature = "hyper-client")]
-impl TlsSettings {
-    /// The default client with these settings.
-    fn default_client(&self) -> Result<HttpClient, BuildError> {
-        let mut roots = Vec::new();
-        for pem in &self.root_pems {
-            roots.extend(crate::tls::certificates_from_pem(pem, "root certificate")?);
-        }
-        crate::http_client::default_client(self.identity.as_ref(), &roots)
+fn check_unused(tls: &crate::ClientTls) -> Result<(), BuildError> {
+    if tls.is_default() {
+        return Ok(());
     }
-
-    /// Refuses settings that `client`, the user's own, would ignore.
-    fn check_unused(&self) -> Result<(), BuildError> {
-        if self.identity.is_some() || !self.root_pems.is_empty() {
-            return Err(BuildError::invalid_tls(
-                "`tls_client_identity` and `tls_root_certificates` configure the default HTTP \
-                 client, but an `http_client` was given; set the certificate and roots in \
-                 that client's TLS configuration instead"
-                    .to_owned(),
-            ));
-        }
-        Ok(())
-    }
+    Err(BuildError::invalid_tls(
+        "`tls` configures the default HTTP client, but an `http_client` was given; set the \
+         client certificate and roots in that client's TLS configuration instead"
+            .to_owned(),
+    ))
 }
 
 #[cfg(feature = "hyper-client")]
 pub(crate) fn default_http_client() -> Result<HttpClient, BuildError> {
-    crate::http_client::default_client(None, &[])
+    crate::http_client::default_client(&crate::ClientTls::new())
 }
 
 #[cfg(not(feature = "hyper-client"))]

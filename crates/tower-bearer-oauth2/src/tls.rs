@@ -13,8 +13,7 @@ use crate::BuildError;
 /// A client certificate chain and its private key, which the default HTTP client presents
 /// in the TLS handshake with the authorization server (RFC 8705).
 ///
-/// Give it to [`tls_client_identity`](crate::ClientCredentialsBuilder::tls_client_identity).
-/// The private key is zeroized when the last clone is dropped (rustls keeps its own parsed
+/// Give it to [`ClientTls::identity`]. The private key is zeroized when the last clone is dropped (rustls keeps its own parsed
 /// copy while the client lives) and never appears in `Debug` output or errors.
 ///
 /// ```
@@ -80,8 +79,83 @@ impl fmt::Debug for TlsClientIdentity {
     }
 }
 
+/// The TLS settings of the default HTTP client beyond its defaults: a client certificate to
+/// present (RFC 8705 mutual TLS, certificate-bound tokens) and root certificates to trust
+/// besides the Mozilla roots (a token endpoint with a certificate from a private CA).
+///
+/// Give it to [`ClientCredentialsBuilder::tls`](crate::ClientCredentialsBuilder::tls) or
+/// [`RefreshTokenBuilder::tls`](crate::RefreshTokenBuilder::tls). It configures the
+/// default client only: with your own
+/// [`http_client`](crate::ClientCredentialsBuilder::http_client), set the certificate in
+/// that client's TLS configuration, and `build` refuses a `ClientTls` alongside it.
+///
+/// ```no_run
+/// use tower_bearer_oauth2::{ClientTls, TlsClientIdentity};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let tls = ClientTls::new()
+///     .identity(TlsClientIdentity::from_pem(
+///         std::fs::read("/etc/billing/tls.crt")?,
+///         std::fs::read("/etc/billing/tls.key")?,
+///     )?)
+///     .root_certificates_pem(std::fs::read("/etc/billing/auth-ca.crt")?)?;
+/// # let _ = tls;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct ClientTls {
+    pub(crate) identity: Option<TlsClientIdentity>,
+    pub(crate) roots: Vec<CertificateDer<'static>>,
+}
+
+impl ClientTls {
+    /// No client certificate, no extra roots: the default client's behaviour.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The client certificate to present when the server asks for one.
+    #[must_use]
+    pub fn identity(mut self, identity: TlsClientIdentity) -> Self {
+        self.identity = Some(identity);
+        self
+    }
+
+    /// Adds the root certificates in `pem` (one or more `BEGIN CERTIFICATE` sections) to
+    /// those the client trusts for the server's certificate. Repeatable.
+    ///
+    /// Fails with [`BuildError::is_invalid_tls`] when `pem` holds no certificate, or one
+    /// that cannot be a trust anchor.
+    pub fn root_certificates_pem(mut self, pem: impl AsRef<[u8]>) -> Result<Self, BuildError> {
+        let certificates = certificates_from_pem(pem.as_ref(), "root certificate")?;
+        // Checked now rather than when the client is built, so the error points here.
+        let mut store = rustls::RootCertStore::empty();
+        for certificate in &certificates {
+            store.add(certificate.clone()).map_err(|error| {
+                BuildError::invalid_tls(format!(
+                    "a root certificate is not a usable trust anchor ({error}); pass the CA \
+                     certificate that issued the server's certificate"
+                ))
+            })?;
+        }
+        self.roots.extend(certificates);
+        Ok(self)
+    }
+
+    /// Whether a client certificate is set.
+    pub fn has_identity(&self) -> bool {
+        self.identity.is_some()
+    }
+
+    /// Whether this changes anything about the default client.
+    pub(crate) fn is_default(&self) -> bool {
+        self.identity.is_none() && self.roots.is_empty()
+    }
+}
+
 /// Every certificate in `pem`; at least one.
-pub(crate) fn certificates_from_pem(
+fn certificates_from_pem(
     pem: &[u8],
     what: &str,
 ) -> Result<Vec<CertificateDer<'static>>, BuildError> {
@@ -119,5 +193,13 @@ mod tests {
         assert!(error.to_string().contains("private key"), "{error}");
         assert!(!error.to_string().contains("hunter2"), "{error}");
         assert!(!format!("{error:?}").contains("hunter2"), "{error:?}");
+    }
+
+    #[test]
+    fn roots_without_a_certificate_are_a_typed_error() {
+        let error = ClientTls::new().root_certificates_pem("nope").unwrap_err();
+        assert!(error.is_invalid_tls());
+        assert!(error.to_string().contains("root certificate"), "{error}");
+        assert!(ClientTls::new().is_default());
     }
 }

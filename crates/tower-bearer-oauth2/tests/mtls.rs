@@ -3,20 +3,56 @@
 
 use std::error::Error as _;
 
-use tower_bearer::TokenSource;
+use tower_bearer::{FetchError, TokenSource};
 use tower_bearer_oauth2::{
-    ClientAuth, ClientCredentials, ClientCredentialsBuilder, Discovery, OAuthError, RetryPolicy,
-    TlsClientIdentity,
+    ClientAuth, ClientCredentials, ClientCredentialsBuilder, ClientTls, Discovery, OAuthError,
+    RetryPolicy, TlsClientIdentity,
 };
 use tower_bearer_testkit::{
-    capture_tracing, AuthServer, ClientAuthMethod, TestCertificate, TestPki,
+    capture_tracing, AuthServer, AuthServerBuilder, ClientAuthMethod, TestCertificate, TestPki,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
+/// Default-client TLS that trusts `pki` and presents `certificate`.
+fn tls(pki: &TestPki, certificate: Option<&TestCertificate>) -> ClientTls {
+    let tls = ClientTls::new()
+        .root_certificates_pem(pki.ca_pem())
+        .expect("the test CA");
+    match certificate {
+        Some(certificate) => tls.identity(identity(certificate)),
+        None => tls,
+    }
+}
+
 fn identity(certificate: &TestCertificate) -> TlsClientIdentity {
     TlsClientIdentity::from_pem(certificate.certificate_pem(), certificate.private_key_pem())
         .expect("a valid test certificate and key")
+}
+
+/// A test PKI, the certificate of client `billing`, and an HTTPS server that registers
+/// `billing` as a `tls_client_auth` client with that certificate's subject, plus whatever
+/// `configure` adds.
+async fn billing_server(
+    configure: impl FnOnce(AuthServerBuilder) -> AuthServerBuilder,
+) -> std::io::Result<(TestPki, TestCertificate, AuthServer)> {
+    let pki = TestPki::new();
+    let billing = pki.client_certificate("billing");
+    let auth = configure(
+        AuthServer::builder()
+            .https(&pki)
+            .tls_client("billing", billing.subject_dn()),
+    )
+    .start()
+    .await?;
+    Ok((pki, billing, auth))
+}
+
+fn oauth_error(error: &FetchError) -> &OAuthError {
+    error
+        .source()
+        .and_then(|source| source.downcast_ref::<OAuthError>())
+        .expect("an OAuth error response")
 }
 
 /// A source for `client_id` at `auth` that trusts `pki` and presents `certificate`.
@@ -27,20 +63,13 @@ fn mtls_source(
     certificate: &TestCertificate,
 ) -> ClientCredentialsBuilder {
     ClientCredentials::builder_with_tls_client_auth(auth.token_url(), client_id)
-        .tls_client_identity(identity(certificate))
-        .tls_root_certificates(pki.ca_pem())
+        .tls(tls(pki, Some(certificate)))
         .retry(RetryPolicy::none())
 }
 
 #[tokio::test]
 async fn a_certificate_from_the_ca_with_the_registered_subject_gets_a_token() -> TestResult {
-    let pki = TestPki::new();
-    let billing = pki.client_certificate("billing");
-    let auth = AuthServer::builder()
-        .https(&pki)
-        .tls_client("billing", billing.subject_dn())
-        .start()
-        .await?;
+    let (pki, billing, auth) = billing_server(|builder| builder).await?;
 
     let source = mtls_source(&auth, &pki, "billing", &billing)
         .scope("invoices:read")
@@ -72,7 +101,7 @@ async fn without_a_client_certificate_the_handshake_fails_as_a_transient_error()
         AuthServer::DEFAULT_CLIENT_ID,
         AuthServer::DEFAULT_CLIENT_SECRET,
     )
-    .tls_root_certificates(pki.ca_pem())
+    .tls(tls(&pki, None))
     .retry(RetryPolicy::none())
     .build()?;
 
@@ -83,7 +112,7 @@ async fn without_a_client_certificate_the_handshake_fails_as_a_transient_error()
         message.contains("cannot reach the token endpoint"),
         "{message}"
     );
-    assert!(message.contains("tls_client_identity"), "{message}");
+    assert!(message.contains("client certificate"), "{message}");
     assert_eq!(auth.token_requests(), 0, "no HTTP request got through");
     assert_eq!(auth.tokens_issued(), 0);
     Ok(())
@@ -99,31 +128,24 @@ async fn mutual_tls_with_the_default_client_and_no_certificate_does_not_build() 
     .unwrap_err();
     assert!(error.is_invalid_tls(), "{error}");
     let message = error.to_string();
-    assert!(message.contains("tls_client_identity"), "{message}");
+    assert!(message.contains("ClientTls"), "{message}");
     assert!(message.contains("http_client"), "{message}");
 }
 
 #[tokio::test]
 async fn a_certificate_of_another_client_is_invalid_client_and_not_retried() -> TestResult {
-    let pki = TestPki::new();
-    let billing = pki.client_certificate("billing");
+    let (pki, _billing, auth) =
+        billing_server(|builder| builder.tls_client("reporting", "CN=reporting")).await?;
+    // A valid certificate from the same CA, registered, but for another client.
     let reporting = pki.client_certificate("reporting");
-    let auth = AuthServer::builder()
-        .https(&pki)
-        .tls_client("billing", billing.subject_dn())
-        .tls_client("reporting", reporting.subject_dn())
-        .start()
-        .await?;
+    assert_eq!(reporting.subject_dn(), "CN=reporting");
 
     let source = mtls_source(&auth, &pki, "billing", &reporting)
         .retry(RetryPolicy::new())
         .build()?;
     let error = source.fetch().await.unwrap_err();
     assert!(!error.is_transient(), "{error}");
-    let oauth = error
-        .source()
-        .and_then(|source| source.downcast_ref::<OAuthError>())
-        .expect("an OAuth error response");
+    let oauth = oauth_error(&error);
     assert!(oauth.is_invalid_client());
     assert!(
         error.to_string().contains("TLS client certificate"),
@@ -135,25 +157,16 @@ async fn a_certificate_of_another_client_is_invalid_client_and_not_retried() -> 
 
 #[tokio::test]
 async fn a_self_signed_certificate_with_the_registered_subject_is_not_a_pki_client() -> TestResult {
-    let pki = TestPki::new();
-    let billing = pki.client_certificate("billing");
+    let (pki, billing, auth) = billing_server(|builder| builder).await?;
     let impostor = TestCertificate::self_signed("billing");
     assert_eq!(impostor.subject_dn(), billing.subject_dn());
-    let auth = AuthServer::builder()
-        .https(&pki)
-        .tls_client("billing", billing.subject_dn())
-        .start()
-        .await?;
 
     let error = mtls_source(&auth, &pki, "billing", &impostor)
         .build()?
         .fetch()
         .await
         .unwrap_err();
-    let oauth = error
-        .source()
-        .and_then(|source| source.downcast_ref::<OAuthError>())
-        .expect("an OAuth error response");
+    let oauth = oauth_error(&error);
     assert!(oauth.is_invalid_client(), "{error}");
     Ok(())
 }
@@ -192,13 +205,7 @@ async fn self_signed_tls_client_auth_matches_the_registered_certificate() -> Tes
 
 #[tokio::test]
 async fn a_users_own_transport_may_carry_the_certificate() -> TestResult {
-    let pki = TestPki::new();
-    let billing = pki.client_certificate("billing");
-    let auth = AuthServer::builder()
-        .https(&pki)
-        .tls_client("billing", billing.subject_dn())
-        .start()
-        .await?;
+    let (pki, billing, auth) = billing_server(|builder| builder).await?;
 
     let source = ClientCredentials::builder_with_tls_client_auth(auth.token_url(), "billing")
         .http_client(pki.https_client(Some(&billing)))
@@ -209,7 +216,7 @@ async fn a_users_own_transport_may_carry_the_certificate() -> TestResult {
     // Settings for the default client next to the user's own would be silently ignored.
     let error = ClientCredentials::builder_with_tls_client_auth(auth.token_url(), "billing")
         .http_client(pki.https_client(Some(&billing)))
-        .tls_client_identity(identity(&billing))
+        .tls(tls(&pki, Some(&billing)))
         .build()
         .unwrap_err();
     assert!(error.is_invalid_tls(), "{error}");
@@ -218,14 +225,8 @@ async fn a_users_own_transport_may_carry_the_certificate() -> TestResult {
 
 #[tokio::test]
 async fn discovery_metadata_sends_mutual_tls_clients_to_the_mtls_aliases() -> TestResult {
-    let pki = TestPki::new();
-    let billing = pki.client_certificate("billing");
-    let auth = AuthServer::builder()
-        .https(&pki)
-        .client("secret-client", "s3cret")
-        .tls_client("billing", billing.subject_dn())
-        .start()
-        .await?;
+    let (pki, billing, auth) =
+        billing_server(|builder| builder.client("secret-client", "s3cret")).await?;
     let metadata = Discovery::new()
         .http_client(pki.https_client(Some(&billing)))
         .fetch(&auth.url())
@@ -237,8 +238,7 @@ async fn discovery_metadata_sends_mutual_tls_clients_to_the_mtls_aliases() -> Te
 
     let source = ClientCredentials::builder_from_metadata(&metadata, "billing", "")
         .client_auth(ClientAuth::TlsClientAuth)
-        .tls_client_identity(identity(&billing))
-        .tls_root_certificates(pki.ca_pem())
+        .tls(tls(&pki, Some(&billing)))
         .build()?;
     assert_eq!(source.token_url().path(), "/mtls/token");
     assert_eq!(
@@ -263,14 +263,8 @@ async fn discovery_metadata_sends_mutual_tls_clients_to_the_mtls_aliases() -> Te
 
 #[tokio::test]
 async fn key_material_stays_out_of_debug_errors_and_logs() -> TestResult {
-    let pki = TestPki::new();
-    let billing = pki.client_certificate("billing");
+    let (pki, billing, auth) = billing_server(|builder| builder).await?;
     let reporting = pki.client_certificate("reporting");
-    let auth = AuthServer::builder()
-        .https(&pki)
-        .tls_client("billing", billing.subject_dn())
-        .start()
-        .await?;
     // A line from the middle of each private key's base64.
     let key_lines: Vec<String> = [&billing, &reporting]
         .iter()
