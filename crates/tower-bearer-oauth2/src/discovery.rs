@@ -64,6 +64,8 @@ pub struct Discovery {
     timeout: Duration,
     max_response_size: usize,
     allow_insecure_http: bool,
+    #[cfg(feature = "hyper-client")]
+    tls: crate::ClientTls,
 }
 
 impl Discovery {
@@ -80,7 +82,19 @@ impl Discovery {
             timeout: Self::DEFAULT_TIMEOUT,
             max_response_size: Self::DEFAULT_MAX_RESPONSE_SIZE,
             allow_insecure_http: false,
+            #[cfg(feature = "hyper-client")]
+            tls: crate::ClientTls::new(),
         }
+    }
+
+    /// The TLS settings of the default HTTP client, for an issuer with a certificate from a
+    /// private CA or one that requires a client certificate on every connection; see
+    /// [`ClientTls`](crate::ClientTls). Ignored when an [`http_client`](Self::http_client)
+    /// is given.
+    #[cfg(feature = "hyper-client")]
+    pub fn tls(mut self, tls: crate::ClientTls) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// The HTTP client to fetch the metadata with, instead of the default one; see
@@ -117,6 +131,16 @@ impl Discovery {
         self
     }
 
+    #[cfg(feature = "hyper-client")]
+    fn default_client(&self) -> Result<HttpClient, crate::BuildError> {
+        http_client::default_client(&self.tls)
+    }
+
+    #[cfg(not(feature = "hyper-client"))]
+    fn default_client(&self) -> Result<HttpClient, crate::BuildError> {
+        settings::default_http_client()
+    }
+
     /// Fetches and checks the metadata of `issuer`, an `https://` URL without query or
     /// fragment (RFC 8414 section 2), such as `https://auth.example.com` or
     /// `https://login.example.com/tenant-1`.
@@ -131,7 +155,8 @@ impl Discovery {
         }
         let http = match &self.http_client {
             Some(client) => client.clone(),
-            None => settings::default_http_client()
+            None => self
+                .default_client()
                 .map_err(|error| DiscoveryError::new(Kind::HttpClient, error.to_string()))?,
         };
         let mut not_found = Vec::new();

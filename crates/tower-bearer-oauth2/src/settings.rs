@@ -254,11 +254,6 @@ fn check_unused(tls: &crate::ClientTls) -> Result<(), BuildError> {
     ))
 }
 
-#[cfg(feature = "hyper-client")]
-pub(crate) fn default_http_client() -> Result<HttpClient, BuildError> {
-    crate::http_client::default_client(&crate::ClientTls::new())
-}
-
 #[cfg(not(feature = "hyper-client"))]
 pub(crate) fn default_http_client() -> Result<HttpClient, BuildError> {
     Err(BuildError::no_http_client())

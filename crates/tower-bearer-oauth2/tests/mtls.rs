@@ -228,7 +228,7 @@ async fn discovery_metadata_sends_mutual_tls_clients_to_the_mtls_aliases() -> Te
     let (pki, billing, auth) =
         billing_server(|builder| builder.client("secret-client", "s3cret")).await?;
     let metadata = Discovery::new()
-        .http_client(pki.https_client(Some(&billing)))
+        .tls(tls(&pki, Some(&billing)))
         .fetch(&auth.url())
         .await?;
     assert_eq!(

@@ -9,6 +9,9 @@
 //!   authorized and rejected.
 //! - [`TestKey`] is an RS256 or ES256 key pair for `private_key_jwt` clients, which the
 //!   `AuthServer` verifies.
+//! - [`TestPki`] makes a test CA and certificates per test; with it the `AuthServer` serves
+//!   HTTPS and requires a client certificate, for mutual-TLS clients (RFC 8705) registered
+//!   by subject or, self-signed ([`TestCertificate::self_signed`]), by the certificate.
 //! - [`capture_tracing`] records logs to prove no secret reaches them; [`StreamingBody`] is a
 //!   body that cannot be replayed; [`http_client`] is a plain hyper client.
 //!

@@ -28,7 +28,9 @@ use crate::{lock, ClientAuthMethod, Fault, TokenRequest};
 /// server's metadata (RFC 8414) with the issuer [`url`](Self::url). Every other path
 /// answers 404. Faults can be injected into token and revocation requests
 /// ([`fail_next`](Self::fail_next), [`fail_always`](Self::fail_always)), tokens revoked and
-/// expired, and each request inspected afterwards.
+/// expired, and each request inspected afterwards. With
+/// [`https`](AuthServerBuilder::https) it serves HTTPS, requires a TLS client certificate and
+/// authenticates mutual-TLS clients (RFC 8705) by it.
 ///
 /// The handle is cheap to clone; the clones control the same server. The server stops when
 /// the last handle is dropped, or at once for every handle with [`shutdown`](Self::shutdown).
