@@ -74,7 +74,7 @@ pub(crate) fn https(pki: &TestPki) -> Https {
         .build()
         .expect("a client verifier for the test CA");
     let check = Arc::new(ChainCheck { webpki });
-    let server = pki.server();
+    let server = pki.server_certificate();
     let key = PrivateKeyDer::from_pem_slice(server.private_key_pem().as_bytes())
         .expect("rcgen writes PKCS#8 PEM");
     let config = rustls::ServerConfig::builder_with_provider(provider)
@@ -158,6 +158,12 @@ impl ClientCertVerifier for ChainCheck {
 pub(crate) fn subject_dn(der: &[u8]) -> Option<String> {
     let (_, certificate) = x509_parser::parse_x509_certificate(der).ok()?;
     Some(certificate.subject().to_string())
+}
+
+/// The subject public key bits of a DER certificate.
+pub(crate) fn public_key(der: &[u8]) -> Option<Vec<u8>> {
+    let (_, certificate) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(certificate.public_key().subject_public_key.data.to_vec())
 }
 
 /// The `x5t#S256` thumbprint: base64url SHA-256 of the DER certificate.

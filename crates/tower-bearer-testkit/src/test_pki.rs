@@ -134,8 +134,9 @@ impl TestPki {
             .build(connector)
     }
 
-    /// The server's certificate and key.
-    pub(crate) fn server(&self) -> &TestCertificate {
+    /// The server's certificate (for `127.0.0.1` and `localhost`) and key, for a server
+    /// other than the testkit's to serve HTTPS with.
+    pub fn server_certificate(&self) -> &TestCertificate {
         &self.server
     }
 }
@@ -209,6 +210,29 @@ impl TestCertificate {
     /// `tls_client_auth_subject_dn` registration names.
     pub fn subject_dn(&self) -> &str {
         &self.subject_dn
+    }
+
+    /// The public key as a JWK (RFC 7517) with the certificate in `x5c` and its `x5t#S256`:
+    /// what a client registers in its `jwks` for `self_signed_tls_client_auth` (RFC 8705
+    /// section 2.2). The keys are ECDSA P-256, so `kty` is `EC`.
+    pub fn public_jwk(&self) -> serde_json::Value {
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+        use base64::Engine as _;
+
+        let point = crate::client_certificate::public_key(&self.der).unwrap_or_default();
+        // An uncompressed P-256 point: 0x04, then x and y, 32 bytes each.
+        let (x, y) = match point.get(1..65) {
+            Some(coordinates) => coordinates.split_at(32),
+            None => (&[][..], &[][..]),
+        };
+        serde_json::json!({
+            "kty": "EC",
+            "crv": "P-256",
+            "x": URL_SAFE_NO_PAD.encode(x),
+            "y": URL_SAFE_NO_PAD.encode(y),
+            "x5c": [STANDARD.encode(self.der.as_ref())],
+            "x5t#S256": self.sha256_thumbprint(),
+        })
     }
 
     /// The SHA-256 of the DER certificate, base64url without padding: the `x5t#S256`
