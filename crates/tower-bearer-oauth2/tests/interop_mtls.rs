@@ -42,11 +42,32 @@ fn clients(pki_client: &TestCertificate, self_signed: &TestCertificate) -> [Valu
     ]
 }
 
-fn server_tls(pki: &TestPki) -> ServerTls {
-    ServerTls {
-        certificate_pem: pki.server_certificate().certificate_pem().to_owned(),
-        private_key_pem: pki.server_certificate().private_key_pem().to_owned(),
-        client_ca_pem: pki.ca_pem(),
+/// A test PKI, a certificate for each client, and the server in HTTPS mode.
+struct Setup {
+    pki: TestPki,
+    pki_client: TestCertificate,
+    self_signed: TestCertificate,
+    server: OidcProvider,
+}
+
+impl Setup {
+    fn start(test: &str) -> Option<Setup> {
+        let pki = TestPki::new();
+        let pki_client = pki.client_certificate("interop mtls client");
+        let self_signed = TestCertificate::self_signed("interop self-signed client");
+        let server_tls = ServerTls {
+            certificate_pem: pki.server_certificate().certificate_pem().to_owned(),
+            private_key_pem: pki.server_certificate().private_key_pem().to_owned(),
+            client_ca_pem: pki.ca_pem(),
+        };
+        let server =
+            OidcProvider::start_https(test, &clients(&pki_client, &self_signed), &server_tls)?;
+        Some(Setup {
+            pki,
+            pki_client,
+            self_signed,
+            server,
+        })
     }
 }
 
@@ -76,14 +97,13 @@ async fn introspect(pki: &TestPki, server: &OidcProvider, token: &str) -> Result
 
 #[tokio::test]
 async fn tls_client_auth_and_self_signed_tls_client_auth_get_tokens() -> TestResult {
-    let pki = TestPki::new();
-    let pki_client = pki.client_certificate("interop mtls client");
-    let self_signed = TestCertificate::self_signed("interop self-signed client");
-    let Some(server) = OidcProvider::start_https(
-        "tls_client_auth_and_self_signed_tls_client_auth_get_tokens",
-        &clients(&pki_client, &self_signed),
-        &server_tls(&pki),
-    ) else {
+    let Some(Setup {
+        pki,
+        pki_client,
+        self_signed,
+        server,
+    }) = Setup::start("tls_client_auth_and_self_signed_tls_client_auth_get_tokens")
+    else {
         return Ok(());
     };
 
@@ -112,14 +132,9 @@ async fn tls_client_auth_and_self_signed_tls_client_auth_get_tokens() -> TestRes
 
 #[tokio::test]
 async fn certificates_the_server_does_not_accept_are_invalid_client() -> TestResult {
-    let pki = TestPki::new();
-    let pki_client = pki.client_certificate("interop mtls client");
-    let self_signed = TestCertificate::self_signed("interop self-signed client");
-    let Some(server) = OidcProvider::start_https(
-        "certificates_the_server_does_not_accept_are_invalid_client",
-        &clients(&pki_client, &self_signed),
-        &server_tls(&pki),
-    ) else {
+    let Some(Setup { pki, server, .. }) =
+        Setup::start("certificates_the_server_does_not_accept_are_invalid_client")
+    else {
         return Ok(());
     };
     // A certificate from the trusted CA with another subject; a self-signed certificate
