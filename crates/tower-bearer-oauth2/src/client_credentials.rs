@@ -121,7 +121,7 @@ impl ClientCredentials {
     /// server recognises the client by the certificate the transport presents.
     ///
     /// Give the default HTTP client the certificate with
-    /// [`tls`](ClientCredentialsBuilder::tls), or pass an
+    /// `tls`, or pass an
     /// [`http_client`](ClientCredentialsBuilder::http_client) whose TLS presents it. For a
     /// self-signed certificate (section 2.2), add
     /// `.client_auth(ClientAuth::SelfSignedTlsClientAuth)`.
@@ -516,7 +516,7 @@ impl ClientCredentialsBuilder {
     /// [`allow_insecure_http`](Self::allow_insecure_http)), if the client id or secret is
     /// empty, if a scope, resource or parameter is malformed, if the retry policy allows no
     /// attempt, or if no HTTP client is available. With mutual TLS, fails if neither a
-    /// [`tls`](Self::tls) identity nor an
+    /// `tls` identity nor an
     /// [`http_client`](Self::http_client) is given.
     pub fn build(self) -> Result<ClientCredentials, BuildError> {
         let scope = self

@@ -103,7 +103,7 @@ impl fmt::Debug for TlsClientIdentity {
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct ClientTls {
     pub(crate) identity: Option<TlsClientIdentity>,
     pub(crate) roots: Vec<CertificateDer<'static>>,
@@ -151,6 +151,15 @@ impl ClientTls {
     /// Whether this changes anything about the default client.
     pub(crate) fn is_default(&self) -> bool {
         self.identity.is_none() && self.roots.is_empty()
+    }
+}
+
+impl fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientTls")
+            .field("identity", &self.identity)
+            .field("extra_roots", &self.roots.len())
+            .finish()
     }
 }
 
