@@ -120,10 +120,9 @@ impl ClientCredentials {
     /// `tls_client_auth`): the token request carries `client_id` and no secret, and the
     /// server recognises the client by the certificate the transport presents.
     ///
-    /// Give the default HTTP client the certificate with
-    /// `tls`, or pass an
-    /// [`http_client`](ClientCredentialsBuilder::http_client) whose TLS presents it. For a
-    /// self-signed certificate (section 2.2), add
+    /// Give the default HTTP client the certificate with `tls` (a `ClientTls` with an
+    /// identity), or pass an [`http_client`](ClientCredentialsBuilder::http_client) whose
+    /// TLS presents it. For a self-signed certificate (section 2.2), add
     /// `.client_auth(ClientAuth::SelfSignedTlsClientAuth)`.
     ///
     /// ```no_run

@@ -671,6 +671,31 @@ mod tests {
             ["client_secret_basic"]
         );
         assert_eq!(*seen.lock().unwrap(), [OAUTH_WELL_KNOWN]);
+        assert_eq!(metadata.mtls_token_endpoint(), None);
+    }
+
+    #[tokio::test]
+    async fn mtls_endpoint_aliases_are_read() {
+        let issuer = "https://auth.example.com";
+        let (discovery, _) = fake(vec![(
+            OAUTH_WELL_KNOWN,
+            200,
+            document(
+                issuer,
+                r#","mtls_endpoint_aliases":{"token_endpoint":"https://mtls.auth.example.com/token",
+                   "revocation_endpoint":"https://mtls.auth.example.com/revoke",
+                   "userinfo_endpoint":"https://mtls.auth.example.com/userinfo"}"#,
+            ),
+        )]);
+        let metadata = discovery.fetch(issuer).await.unwrap();
+        assert_eq!(
+            metadata.mtls_token_endpoint(),
+            Some("https://mtls.auth.example.com/token")
+        );
+        assert_eq!(
+            metadata.mtls_revocation_endpoint(),
+            Some("https://mtls.auth.example.com/revoke")
+        );
     }
 
     #[tokio::test]
@@ -747,6 +772,11 @@ mod tests {
             document(
                 "https://auth.example.com",
                 r#","token_endpoint_auth_methods_supported":"client_secret_basic""#,
+            ),
+            document("https://auth.example.com", r#","mtls_endpoint_aliases":[]"#),
+            document(
+                "https://auth.example.com",
+                r#","mtls_endpoint_aliases":{"token_endpoint":7}"#,
             ),
         ] {
             let (discovery, _) = fake(vec![(OAUTH_WELL_KNOWN, 200, body.clone())]);

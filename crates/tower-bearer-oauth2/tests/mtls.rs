@@ -250,6 +250,17 @@ async fn discovery_metadata_sends_mutual_tls_clients_to_the_mtls_aliases() -> Te
     assert_eq!(auth.mtls_alias_requests(), 2);
     assert_eq!(auth.tokens_revoked(), 1);
 
+    // A revocation URL set by hand is kept.
+    let own = ClientCredentials::builder_from_metadata(&metadata, "billing", "")
+        .client_auth(ClientAuth::TlsClientAuth)
+        .revocation_url("https://revoke.example.com/revoke")
+        .tls(tls(&pki, Some(&billing)))
+        .build()?;
+    assert_eq!(
+        own.revocation_url().map(ToString::to_string).as_deref(),
+        Some("https://revoke.example.com/revoke")
+    );
+
     // A secret client keeps the plain endpoints.
     let secret_source =
         ClientCredentials::builder_from_metadata(&metadata, "secret-client", "s3cret")
