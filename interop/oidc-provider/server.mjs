@@ -9,9 +9,19 @@
 //
 //     LISTENING http://127.0.0.1:PORT
 //
-// and the issuer is that URL. Everything else it prints goes to stderr. With
+// (`https://` in the HTTPS mode described below), and the issuer is that URL. Everything else it prints goes to stderr. With
 // `--exit-on-stdin-close` it exits when its stdin reaches end of file, so a test harness
 // that dies without killing it does not leave it running.
+//
+// HTTPS with client certificates (RFC 8705 mutual TLS), off by default: when
+// INTEROP_TLS_CERT and INTEROP_TLS_KEY hold the server's certificate and key (PEM), the
+// server speaks HTTPS instead, asks every client for a certificate (`requestCert`), trusts
+// client certificates issued by INTEROP_TLS_CA (PEM), prints `LISTENING https://...`, and
+// enables oidc-provider's `features.mTLS` with `tls_client_auth` (subject DN matched against
+// `tls_client_auth_subject_dn`) and `self_signed_tls_client_auth` (certificate matched by
+// the `x5t#S256` of a key in the client's `jwks`). A client without a certificate still
+// connects, so secret clients work as before; certificate checks happen at the token
+// endpoint, as RFC 8705 section 2 describes.
 //
 // INTEROP_EXTRA_CLIENTS may hold a JSON array of more client metadata objects (RFC 7591
 // names), e.g. a `private_key_jwt` client with the `jwks` of a key a test made.
@@ -26,6 +36,7 @@
 
 import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import process from 'node:process';
 
 import Provider, { errors } from 'oidc-provider';
@@ -109,7 +120,42 @@ function signingKeys() {
   return { keys: [{ ...privateKey.export({ format: 'jwk' }), kid: randomUUID(), alg: 'RS256', use: 'sig' }] };
 }
 
-function configuration() {
+// The server's TLS settings from the environment, or undefined for plain HTTP.
+function tlsOptions() {
+  const { INTEROP_TLS_CERT: cert, INTEROP_TLS_KEY: key, INTEROP_TLS_CA: ca } = process.env;
+  if (!cert && !key) return undefined;
+  if (!cert || !key || !ca) {
+    throw new Error('HTTPS needs all of INTEROP_TLS_CERT, INTEROP_TLS_KEY and INTEROP_TLS_CA (PEM)');
+  }
+  // Unverified certificates are let through to the token endpoint, which refuses them for
+  // tls_client_auth (certificateAuthorized) and matches self-signed ones by thumbprint.
+  return { cert, key, ca, requestCert: true, rejectUnauthorized: false };
+}
+
+// oidc-provider's mTLS hooks, reading the certificate of the TLS connection.
+function mutualTls() {
+  const peerCertificate = (ctx) => {
+    const socket = ctx.req.socket;
+    const certificate = socket.getPeerX509Certificate?.();
+    return certificate ?? undefined;
+  };
+  return {
+    enabled: true,
+    tlsClientAuth: true,
+    selfSignedTlsClientAuth: true,
+    getCertificate: peerCertificate,
+    certificateAuthorized: (ctx) => ctx.req.socket.authorized === true,
+    certificateSubjectMatches(ctx, property, expected) {
+      const certificate = peerCertificate(ctx);
+      if (!certificate || property !== 'tls_client_auth_subject_dn') return false;
+      // Node prints the subject one attribute a line; RFC 4514 text of a one-attribute DN
+      // such as `CN=billing` is the same.
+      return certificate.subject.split('\n').join(',') === expected;
+    },
+  };
+}
+
+function configuration(tls) {
   const clients = [...CLIENTS, ...extraClients()].map((client) => ({
     grant_types: ['client_credentials'],
     response_types: [],
@@ -134,8 +180,14 @@ function configuration() {
     async findAccount(_ctx, sub) {
       return { accountId: sub, async claims() { return { sub }; } };
     },
-    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
+    clientAuthMethods: [
+      'client_secret_basic',
+      'client_secret_post',
+      'private_key_jwt',
+      ...(tls ? ['tls_client_auth', 'self_signed_tls_client_auth'] : []),
+    ],
     features: {
+      ...(tls ? { mTLS: mutualTls() } : {}),
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
       introspection: { enabled: true },
@@ -198,14 +250,18 @@ async function main() {
     res.statusCode = 503;
     res.end();
   };
-  const server = createServer((req, res) => handler(req, res));
+  const tls = tlsOptions();
+  const server = tls
+    ? createTlsServer(tls, (req, res) => handler(req, res))
+    : createServer((req, res) => handler(req, res));
   await new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, '127.0.0.1', resolve);
   });
-  const issuer = `http://127.0.0.1:${server.address().port}`;
+  const scheme = tls ? 'https' : 'http';
+  const issuer = `${scheme}://127.0.0.1:${server.address().port}`;
 
-  const provider = new Provider(issuer, configuration());
+  const provider = new Provider(issuer, configuration(tls));
   provider.on('server_error', (_ctx, error) => console.error('server_error:', error));
   const providerHandler = provider.callback();
   handler = (req, res) => {

@@ -39,18 +39,40 @@ pub enum ClientAuth {
     /// `client_id` (when it has one). For grants that carry their own proof, such as token
     /// exchange (RFC 8693) and the JWT bearer grant (RFC 7523 section 3.1).
     None,
+    /// Mutual TLS with a certificate from a PKI the server trusts (RFC 8705 section 2.1):
+    /// the request carries only `client_id`, and the server matches the TLS client
+    /// certificate to the subject it registered for the client. The transport must present
+    /// the certificate: build with `builder_with_tls_client_auth` and give the default
+    /// client a `ClientTls` with an identity, or pass an `http_client` whose TLS presents
+    /// it.
+    TlsClientAuth,
+    /// Mutual TLS with a self-signed certificate the client registered with the server
+    /// (RFC 8705 section 2.2), for example in its JWKS; otherwise as
+    /// [`TlsClientAuth`](Self::TlsClientAuth).
+    SelfSignedTlsClientAuth,
 }
 
 impl ClientAuth {
-    /// The registered name: `client_secret_basic`, `client_secret_post`, `private_key_jwt`
-    /// or `none`.
+    /// The registered name: `client_secret_basic`, `client_secret_post`,
+    /// `private_key_jwt`, `none`, `tls_client_auth` or `self_signed_tls_client_auth`.
     pub fn as_str(&self) -> &'static str {
         match self {
             ClientAuth::ClientSecretBasic => "client_secret_basic",
             ClientAuth::ClientSecretPost => "client_secret_post",
             ClientAuth::PrivateKeyJwt => "private_key_jwt",
             ClientAuth::None => "none",
+            ClientAuth::TlsClientAuth => "tls_client_auth",
+            ClientAuth::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
         }
+    }
+
+    /// Whether the client authenticates with its TLS client certificate (RFC 8705), so no
+    /// secret is sent.
+    pub fn is_mutual_tls(&self) -> bool {
+        matches!(
+            self,
+            ClientAuth::TlsClientAuth | ClientAuth::SelfSignedTlsClientAuth
+        )
     }
 }
 
@@ -64,7 +86,7 @@ impl fmt::Display for ClientAuth {
 #[derive(Clone)]
 pub(crate) struct ClientSecret {
     pub(crate) id: String,
-    /// Empty with `private_key_jwt`.
+    /// Empty with `private_key_jwt` and mutual TLS.
     pub(crate) secret: SecretString,
     pub(crate) method: ClientAuth,
     /// The signing key for `private_key_jwt`.
@@ -107,6 +129,11 @@ impl ClientSecret {
                 if !self.id.is_empty() {
                     form.append_pair("client_id", &self.id);
                 }
+                Ok(Credentials::Form)
+            }
+            // RFC 8705 section 2: the certificate authenticates; the id names the client.
+            ClientAuth::TlsClientAuth | ClientAuth::SelfSignedTlsClientAuth => {
+                form.append_pair("client_id", &self.id);
                 Ok(Credentials::Form)
             }
         }
@@ -178,6 +205,17 @@ pub(crate) fn basic_authorization(
 mod tests {
     use super::*;
 
+    fn client(id: &str, secret: &str, method: ClientAuth) -> ClientSecret {
+        ClientSecret {
+            id: id.into(),
+            secret: SecretString::from(secret),
+            method,
+            #[cfg(feature = "private-key-jwt")]
+            key: None,
+            assertion_audience: None,
+        }
+    }
+
     #[test]
     fn basic_encodes_each_part_before_base64() {
         // urlencode: "my+client%3A1" ":" "p%40ss%3Aw%25rd%2B+%C3%BC"
@@ -198,14 +236,7 @@ mod tests {
 
     #[test]
     fn post_adds_form_fields() {
-        let client = ClientSecret {
-            id: "my client:1".into(),
-            secret: SecretString::from("p@ss:w%rd+ ü"),
-            method: ClientAuth::ClientSecretPost,
-            #[cfg(feature = "private-key-jwt")]
-            key: None,
-            assertion_audience: None,
-        };
+        let client = client("my client:1", "p@ss:w%rd+ ü", ClientAuth::ClientSecretPost);
         let mut form = form_urlencoded::Serializer::new(String::new());
         assert!(matches!(
             client.apply(&mut form, "https://auth.example.com/token"),
@@ -218,15 +249,30 @@ mod tests {
     }
 
     #[test]
+    fn mutual_tls_sends_the_client_id_and_no_secret() {
+        for method in [
+            ClientAuth::TlsClientAuth,
+            ClientAuth::SelfSignedTlsClientAuth,
+        ] {
+            let client = client("billing", "", method);
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            assert!(matches!(
+                client.apply(&mut form, "https://auth.example.com/token"),
+                Ok(Credentials::Form)
+            ));
+            assert_eq!(form.finish(), "client_id=billing");
+            assert!(method.is_mutual_tls());
+        }
+        assert_eq!(ClientAuth::TlsClientAuth.as_str(), "tls_client_auth");
+        assert_eq!(
+            ClientAuth::SelfSignedTlsClientAuth.to_string(),
+            "self_signed_tls_client_auth"
+        );
+    }
+
+    #[test]
     fn debug_hides_the_secret() {
-        let client = ClientSecret {
-            id: "client".into(),
-            secret: SecretString::from("hunter2"),
-            method: ClientAuth::ClientSecretBasic,
-            #[cfg(feature = "private-key-jwt")]
-            key: None,
-            assertion_audience: None,
-        };
+        let client = client("client", "hunter2", ClientAuth::ClientSecretBasic);
         let printed = format!("{client:?}");
         assert!(!printed.contains("hunter2"), "{printed}");
         assert!(printed.contains("client"), "{printed}");

@@ -13,7 +13,9 @@ use crate::endpoint::{Grant, TokenEndpoint};
 use crate::response::TokenResponseRules;
 use crate::settings::{self, EndpointSettings};
 use crate::token_url::TokenUrl;
-use crate::{AuthServerMetadata, BuildError, RetryPolicy, RevocationError, TokenTypeHint};
+use crate::{
+    AuthServerMetadata, BuildError, ClientAuth, RetryPolicy, RevocationError, TokenTypeHint,
+};
 
 /// Parameters this crate sets itself, which `param` may not override.
 const RESERVED_PARAMS: &[&str] = &[
@@ -109,6 +111,41 @@ impl ClientCredentials {
         builder
     }
 
+    /// Starts building a source that authenticates with mutual TLS (RFC 8705 section 2.1,
+    /// `tls_client_auth`): the token request carries `client_id` and no secret, and the
+    /// server recognises the client by the certificate the transport presents.
+    ///
+    /// Give the default HTTP client the certificate with `tls` (a `ClientTls` with an
+    /// identity), or pass an [`http_client`](ClientCredentialsBuilder::http_client) whose
+    /// TLS presents it. For a self-signed certificate (section 2.2), add
+    /// `.client_auth(ClientAuth::SelfSignedTlsClientAuth)`.
+    ///
+    /// ```no_run
+    /// use tower_bearer_oauth2::{ClientCredentials, ClientTls, TlsClientIdentity};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let identity = TlsClientIdentity::from_pem(
+    ///     std::fs::read("/etc/billing/tls.crt")?,
+    ///     std::fs::read("/etc/billing/tls.key")?,
+    /// )?;
+    /// let source = ClientCredentials::builder_with_tls_client_auth(
+    ///     "https://mtls.auth.example.com/oauth2/token",
+    ///     "billing-service",
+    /// )
+    /// .tls(ClientTls::new().identity(identity))
+    /// .scope("invoices:read")
+    /// .build()?;
+    /// # let _ = source;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn builder_with_tls_client_auth(
+        token_url: impl Into<String>,
+        client_id: impl Into<String>,
+    ) -> ClientCredentialsBuilder {
+        Self::builder(token_url, client_id, String::new()).client_auth(ClientAuth::TlsClientAuth)
+    }
+
     /// Starts building a source from an authorization server's metadata (see
     /// [`Discovery`](crate::Discovery)): its token endpoint, its revocation endpoint if it
     /// has one, and the client authentication it accepts ([`ClientAuth::ClientSecretBasic`](crate::ClientAuth::ClientSecretBasic)
@@ -121,7 +158,7 @@ impl ClientCredentials {
     ) -> ClientCredentialsBuilder {
         let mut builder = Self::builder(metadata.token_endpoint(), client_id, client_secret)
             .client_auth(metadata.preferred_client_auth().unwrap_or_default());
-        builder.settings.revocation_url = metadata.revocation_endpoint().map(str::to_owned);
+        builder.settings.use_metadata(metadata);
         builder
     }
 
@@ -329,7 +366,9 @@ impl ClientCredentialsBuilder {
     /// Fails if the token URL is not absolute `https://` (or `http://` to loopback, or with
     /// [`allow_insecure_http`](Self::allow_insecure_http)), if the client id or secret is
     /// empty, if a scope, resource or parameter is malformed, if the retry policy allows no
-    /// attempt, or if no HTTP client is available.
+    /// attempt, or if no HTTP client is available. With mutual TLS, fails if neither a
+    /// `tls` identity nor an
+    /// [`http_client`](Self::http_client) is given.
     pub fn build(self) -> Result<ClientCredentials, BuildError> {
         let scope = check_request(self.scope.as_deref(), &self.params, &[], "")?;
         Ok(ClientCredentials {

@@ -64,6 +64,8 @@ pub struct Discovery {
     timeout: Duration,
     max_response_size: usize,
     allow_insecure_http: bool,
+    #[cfg(feature = "hyper-client")]
+    tls: crate::ClientTls,
 }
 
 impl Discovery {
@@ -80,7 +82,19 @@ impl Discovery {
             timeout: Self::DEFAULT_TIMEOUT,
             max_response_size: Self::DEFAULT_MAX_RESPONSE_SIZE,
             allow_insecure_http: false,
+            #[cfg(feature = "hyper-client")]
+            tls: crate::ClientTls::new(),
         }
+    }
+
+    /// The TLS settings of the default HTTP client, for an issuer with a certificate from a
+    /// private CA or one that requires a client certificate on every connection; see
+    /// [`ClientTls`](crate::ClientTls). Ignored when an [`http_client`](Self::http_client)
+    /// is given.
+    #[cfg(feature = "hyper-client")]
+    pub fn tls(mut self, tls: crate::ClientTls) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// The HTTP client to fetch the metadata with, instead of the default one; see
@@ -117,6 +131,16 @@ impl Discovery {
         self
     }
 
+    #[cfg(feature = "hyper-client")]
+    fn default_client(&self) -> Result<HttpClient, crate::BuildError> {
+        http_client::default_client(&self.tls)
+    }
+
+    #[cfg(not(feature = "hyper-client"))]
+    fn default_client(&self) -> Result<HttpClient, crate::BuildError> {
+        settings::default_http_client()
+    }
+
     /// Fetches and checks the metadata of `issuer`, an `https://` URL without query or
     /// fragment (RFC 8414 section 2), such as `https://auth.example.com` or
     /// `https://login.example.com/tenant-1`.
@@ -131,7 +155,8 @@ impl Discovery {
         }
         let http = match &self.http_client {
             Some(client) => client.clone(),
-            None => settings::default_http_client()
+            None => self
+                .default_client()
                 .map_err(|error| DiscoveryError::new(Kind::HttpClient, error.to_string()))?,
         };
         let mut not_found = Vec::new();
@@ -320,6 +345,8 @@ pub struct AuthServerMetadata {
     revocation_endpoint_auth_methods_supported: Vec<String>,
     grant_types_supported: Vec<String>,
     scopes_supported: Option<Vec<String>>,
+    mtls_token_endpoint: Option<String>,
+    mtls_revocation_endpoint: Option<String>,
 }
 
 impl AuthServerMetadata {
@@ -359,6 +386,20 @@ impl AuthServerMetadata {
         // RFC 8414 section 2: when omitted, the default is client_secret_basic.
         let default_auth = || vec![ClientAuth::ClientSecretBasic.as_str().to_owned()];
         let token_auth = strings("token_endpoint_auth_methods_supported")?;
+        // RFC 8705 section 5: endpoints to use instead of the plain ones with mutual TLS.
+        let mtls_alias = |name: &str| -> Result<Option<String>, DiscoveryError> {
+            match document.get("mtls_endpoint_aliases") {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::Object(aliases)) => match aliases.get(name) {
+                    None | Some(Value::Null) => Ok(None),
+                    Some(Value::String(value)) => Ok(Some(value.clone())),
+                    Some(_) => Err(invalid(format!(
+                        "`mtls_endpoint_aliases.{name}` is not a string"
+                    ))),
+                },
+                Some(_) => Err(invalid("`mtls_endpoint_aliases` is not an object".into())),
+            }
+        };
         let revocation_auth = strings("revocation_endpoint_auth_methods_supported")?;
         Ok(AuthServerMetadata {
             issuer,
@@ -373,6 +414,8 @@ impl AuthServerMetadata {
             grant_types_supported: strings("grant_types_supported")?
                 .unwrap_or_else(|| vec!["authorization_code".into(), "implicit".into()]),
             scopes_supported: strings("scopes_supported")?,
+            mtls_token_endpoint: mtls_alias("token_endpoint")?,
+            mtls_revocation_endpoint: mtls_alias("revocation_endpoint")?,
         })
     }
 
@@ -422,6 +465,20 @@ impl AuthServerMetadata {
     /// The scopes the server advertises, if it does (it need not list them all).
     pub fn scopes_supported(&self) -> Option<&[String]> {
         self.scopes_supported.as_deref()
+    }
+
+    /// The token endpoint for clients that use mutual TLS, from `mtls_endpoint_aliases`
+    /// (RFC 8705 section 5), if the server names one. The builders use it in place of
+    /// [`token_endpoint`](Self::token_endpoint) when the client authentication is
+    /// [mutual TLS](ClientAuth::is_mutual_tls).
+    pub fn mtls_token_endpoint(&self) -> Option<&str> {
+        self.mtls_token_endpoint.as_deref()
+    }
+
+    /// The revocation endpoint for clients that use mutual TLS, from
+    /// `mtls_endpoint_aliases` (RFC 8705 section 5), if the server names one.
+    pub fn mtls_revocation_endpoint(&self) -> Option<&str> {
+        self.mtls_revocation_endpoint.as_deref()
     }
 
     /// The client secret method to use at the token endpoint: `client_secret_basic` when
@@ -614,6 +671,31 @@ mod tests {
             ["client_secret_basic"]
         );
         assert_eq!(*seen.lock().unwrap(), [OAUTH_WELL_KNOWN]);
+        assert_eq!(metadata.mtls_token_endpoint(), None);
+    }
+
+    #[tokio::test]
+    async fn mtls_endpoint_aliases_are_read() {
+        let issuer = "https://auth.example.com";
+        let (discovery, _) = fake(vec![(
+            OAUTH_WELL_KNOWN,
+            200,
+            document(
+                issuer,
+                r#","mtls_endpoint_aliases":{"token_endpoint":"https://mtls.auth.example.com/token",
+                   "revocation_endpoint":"https://mtls.auth.example.com/revoke",
+                   "userinfo_endpoint":"https://mtls.auth.example.com/userinfo"}"#,
+            ),
+        )]);
+        let metadata = discovery.fetch(issuer).await.unwrap();
+        assert_eq!(
+            metadata.mtls_token_endpoint(),
+            Some("https://mtls.auth.example.com/token")
+        );
+        assert_eq!(
+            metadata.mtls_revocation_endpoint(),
+            Some("https://mtls.auth.example.com/revoke")
+        );
     }
 
     #[tokio::test]
@@ -690,6 +772,11 @@ mod tests {
             document(
                 "https://auth.example.com",
                 r#","token_endpoint_auth_methods_supported":"client_secret_basic""#,
+            ),
+            document("https://auth.example.com", r#","mtls_endpoint_aliases":[]"#),
+            document(
+                "https://auth.example.com",
+                r#","mtls_endpoint_aliases":{"token_endpoint":7}"#,
             ),
         ] {
             let (discovery, _) = fake(vec![(OAUTH_WELL_KNOWN, 200, body.clone())]);

@@ -322,8 +322,13 @@ impl TokenEndpoint {
         let message = match code {
             "invalid_client" => format!(
                 "the token endpoint {url} rejected the credentials of client `{client_id}` \
-                 ({details}); check the client id and secret, and that the server accepts \
-                 {} client authentication for this client",
+                 ({details}); check the client id and {}, and that the server accepts {} \
+                 client authentication for this client",
+                if self.client.method.is_mutual_tls() {
+                    "the TLS client certificate registered for it"
+                } else {
+                    "secret"
+                },
                 self.client.method
             ),
             "invalid_grant" if grant.response == TokenResponseRules::TokenExchange => format!(
@@ -463,11 +468,44 @@ pub(crate) fn status_error(target: Target<'_>, status: StatusCode) -> FetchError
 }
 
 fn transport_error(target: Target<'_>, error: BoxError) -> FetchError {
+    let hint = if refused_client_certificate(&*error) {
+        " (the server wants a TLS client certificate it accepts: check the \
+         identity given to `tls`, or the certificate your `http_client` presents)"
+    } else {
+        ""
+    };
     FetchError::transient(format!(
-        "cannot reach {target}: {}; it will be asked again after a backoff",
+        "cannot reach {target}: {}{hint}; it will be asked again after a backoff",
         ErrorChain(&*error)
     ))
     .with_source(EndpointError::transport(error))
+}
+
+/// Whether the TLS handshake failed because the server asked for a client certificate
+/// (RFC 8705) and got none, or none it accepts.
+fn refused_client_certificate(error: &(dyn StdError + 'static)) -> bool {
+    #[cfg(feature = "hyper-client")]
+    {
+        use rustls::AlertDescription::{BadCertificate, CertificateRequired, UnknownCA};
+        let mut cause = Some(error);
+        while let Some(error) = cause {
+            // `io::Error::source` skips the error it wraps, so look inside explicitly.
+            let inner = error
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+            if let Some(rustls::Error::AlertReceived(
+                CertificateRequired | BadCertificate | UnknownCA,
+            )) = inner.or_else(|| error.downcast_ref::<rustls::Error>())
+            {
+                return true;
+            }
+            cause = error.source();
+        }
+    }
+    #[cfg(not(feature = "hyper-client"))]
+    let _ = error;
+    false
 }
 
 fn build_error(target: Target<'_>, error: impl Into<BoxError>) -> FetchError {

@@ -316,6 +316,7 @@ enum BuildErrorKind {
     InvalidParameter,
     NoHttpClient,
     HttpClient,
+    InvalidTls,
 }
 
 impl BuildError {
@@ -350,6 +351,11 @@ impl BuildError {
         let mut error = Self::new(BuildErrorKind::HttpClient, message);
         error.source = Some(source.into());
         error
+    }
+
+    #[cfg_attr(not(feature = "hyper-client"), allow(dead_code))]
+    pub(crate) fn invalid_tls(message: String) -> Self {
+        Self::new(BuildErrorKind::InvalidTls, message)
     }
 
     fn new(kind: BuildErrorKind, message: String) -> Self {
@@ -391,6 +397,12 @@ impl BuildError {
     /// The default HTTP client could not be set up.
     pub fn is_http_client(&self) -> bool {
         self.kind == BuildErrorKind::HttpClient
+    }
+
+    /// A TLS client certificate, its private key or a root certificate is not usable PEM,
+    /// or mutual-TLS client authentication has no certificate to present (RFC 8705).
+    pub fn is_invalid_tls(&self) -> bool {
+        self.kind == BuildErrorKind::InvalidTls
     }
 }
 

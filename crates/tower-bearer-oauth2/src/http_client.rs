@@ -43,35 +43,52 @@ where
 }
 
 /// The default client: hyper-util's pooled legacy client, HTTP/1.1 over rustls with the
-/// `ring` provider, trusting the Mozilla root store compiled in by `webpki-roots`.
+/// `ring` provider, trusting the Mozilla root store compiled in by `webpki-roots` plus the
+/// extra roots of `tls`, and presenting its identity when the server asks for a client
+/// certificate.
 ///
 /// The provider is passed explicitly instead of relying on rustls' process-wide default, so
 /// this works whichever other rustls providers the application links.
 #[cfg(feature = "hyper-client")]
-pub(crate) fn default_client() -> Result<HttpClient, crate::BuildError> {
+pub(crate) fn default_client(tls: &crate::ClientTls) -> Result<HttpClient, crate::BuildError> {
     use std::sync::Arc;
 
     use hyper_util::client::legacy::Client;
     use hyper_util::rt::TokioExecutor;
 
-    let roots = rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|error| {
+    // `ClientTls::root_certificates_pem` checked them.
+    let (added, _ignored) = roots.add_parsable_certificates(tls.roots.iter().cloned());
+    debug_assert_eq!(added, tls.roots.len());
+    let setup_error = |error: rustls::Error| {
         crate::BuildError::http_client(
             "cannot set up TLS for the default HTTP client; pass your own with `http_client`"
                 .to_owned(),
             error,
         )
-    })?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    };
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(setup_error)?
+    .with_root_certificates(roots);
+    let config = match &tls.identity {
+        None => config.with_no_client_auth(),
+        Some(identity) => config
+            .with_client_auth_cert(identity.certificate_chain().to_vec(), identity.key())
+            // rustls' error names the mismatch, never the key bytes.
+            .map_err(|error| {
+                crate::BuildError::invalid_tls(format!(
+                    "the TLS client certificate and private key cannot be used together \
+                     ({error}); check that the key belongs to the first certificate"
+                ))
+            })?,
+    };
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
+        .with_tls_config(config)
         .https_or_http()
         .enable_http1()
         .build();
@@ -104,6 +121,6 @@ mod tests {
     #[cfg(feature = "hyper-client")]
     #[test]
     fn default_client_builds() {
-        assert!(default_client().is_ok());
+        assert!(default_client(&crate::ClientTls::new()).is_ok());
     }
 }

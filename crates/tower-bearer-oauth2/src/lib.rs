@@ -60,10 +60,12 @@
 //! - Client authentication per RFC 6749 section 2.3.1, the same for every grant:
 //!   `client_secret_basic` (default), with the id and secret form-urlencoded before base64 as
 //!   the RFC says, or `client_secret_post`; none ([`ClientAuth::None`], a public client) where
-//!   the grant allows it (token exchange, JWT bearer); or `private_key_jwt` (RFC 7523
+//!   the grant allows it (token exchange, JWT bearer); `private_key_jwt` (RFC 7523
 //!   section 2.2) with an RS256 or ES256 `PrivateKey`: a fresh assertion per request (`iss` =
 //!   `sub` = client id, `aud` = the token URL unless configured, random `jti`, one-minute
-//!   `exp`).
+//!   `exp`); or mutual TLS (RFC 8705): `tls_client_auth` with a certificate from a PKI the
+//!   server trusts, or `self_signed_tls_client_auth`, where the request carries only
+//!   `client_id` and the TLS client certificate authenticates (see [Mutual TLS](#mutual-tls)).
 //! - Scope, `audience`, RFC 8707 `resource` and extra parameters.
 //! - Token responses per section 5.1: `token_type` in any case, `expires_in` as a number or a
 //!   numeric string, `refresh_token`, `scope`. Token exchange responses must also carry
@@ -96,6 +98,8 @@
 //!   document), insists the `issuer` is exactly the one asked for (RFC 8414 section 3.3),
 //!   and [`ClientCredentials::builder_from_metadata`] takes the token and revocation
 //!   endpoints and a client authentication method the server lists.
+//!   With mutual TLS, the server's `mtls_endpoint_aliases` (RFC 8705 section 5) replace
+//!   the token and revocation endpoints.
 //! - A plain `http://` token URL is refused unless the host is loopback or you opt in.
 //! - The client secret, refresh tokens, access tokens, subject and actor tokens and JWT bearer
 //!   assertions never appear in `Debug`, `Display`, errors or logs.
@@ -129,13 +133,56 @@
 //! # }
 //! ```
 //!
+//! # Mutual TLS
+//!
+//! With [`ClientAuth::TlsClientAuth`] or [`ClientAuth::SelfSignedTlsClientAuth`] (RFC 8705
+//! section 2) the client sends no secret: the transport presents a client certificate in
+//! the TLS handshake and the server recognises the client by it (its subject or SAN for
+//! `tls_client_auth`, the registered certificate itself for the self-signed variant). The
+//! default HTTP client presents the `TlsClientIdentity` given in a `ClientTls`, which
+//! can also add the roots of a private CA; your own
+//! [`http_client`](ClientCredentialsBuilder::http_client) may present the certificate
+//! instead. Building mutual TLS with neither fails with [`BuildError::is_invalid_tls`].
+//! A server that refuses the certificate in the handshake shows up as a transient transport
+//! error whose message says so; a certificate the server does not accept for this client
+//! is an `invalid_client` [`OAuthError`], which is never retried.
+//!
+//! ```no_run
+//! # #[cfg(feature = "hyper-client")]
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use tower_bearer::TokenCache;
+//! use tower_bearer_oauth2::{ClientAuth, ClientCredentials, ClientTls, TlsClientIdentity};
+//!
+//! let tls = ClientTls::new()
+//!     .identity(TlsClientIdentity::from_pem(
+//!         std::fs::read("/etc/billing/tls.crt")?,
+//!         std::fs::read("/etc/billing/tls.key")?,
+//!     )?)
+//!     .root_certificates_pem(std::fs::read("/etc/billing/auth-ca.crt")?)?;
+//! let source = ClientCredentials::builder_with_tls_client_auth(
+//!     "https://mtls.auth.example.com/oauth2/token",
+//!     "billing-service",
+//! )
+//! // .client_auth(ClientAuth::SelfSignedTlsClientAuth) for a self-signed certificate
+//! .tls(tls)
+//! .build()?;
+//! assert_eq!(source.client_auth(), ClientAuth::TlsClientAuth);
+//! let cache = TokenCache::new(source);
+//! # let _ = cache;
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "hyper-client"))]
+//! # fn main() {}
+//! ```
+//!
 //! # Features
 //!
 //! - `hyper-client` (default): the default HTTP client, hyper-util's pooled client speaking
 //!   HTTP/1.1 over rustls with the `ring` provider (no C compiler or cmake needed beyond
 //!   ring's own build) and the Mozilla root certificates compiled in by `webpki-roots`, so
-//!   it behaves the same in a scratch container as on a laptop. For the operating system's
-//!   trust store, a proxy or a custom CA, turn the feature off and pass your own client to
+//!   it behaves the same in a scratch container as on a laptop. A private CA and a client
+//!   certificate for mutual TLS are set with `ClientTls`. For the operating system's
+//!   trust store or a proxy, turn the feature off and pass your own client to
 //!   [`http_client`](ClientCredentialsBuilder::http_client).
 //! - `private-key-jwt`: `private_key_jwt` client authentication (RFC 7523 section 2.2):
 //!   `PrivateKey` signs a short-lived client assertion per request with an RS256 or ES256
@@ -160,6 +207,8 @@ mod response;
 mod retry;
 mod revocation;
 mod settings;
+#[cfg(feature = "hyper-client")]
+mod tls;
 mod token_exchange;
 mod token_url;
 
@@ -173,4 +222,6 @@ pub use private_key_jwt::PrivateKey;
 pub use refresh_token::{RefreshToken, RefreshTokenBuilder};
 pub use retry::RetryPolicy;
 pub use revocation::{RevocationError, TokenTypeHint};
+#[cfg(feature = "hyper-client")]
+pub use tls::{ClientTls, TlsClientIdentity};
 pub use token_exchange::{token_type, TokenExchange, TokenExchangeBuilder};

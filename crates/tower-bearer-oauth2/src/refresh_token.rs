@@ -174,7 +174,7 @@ impl RefreshToken {
             refresh_token,
         )
         .client_auth(metadata.preferred_client_auth().unwrap_or_default());
-        builder.settings.revocation_url = metadata.revocation_endpoint().map(str::to_owned);
+        builder.settings.use_metadata(metadata);
         builder
     }
 

@@ -11,7 +11,7 @@ use crate::client_auth::ClientSecret;
 use crate::endpoint::{Limits, TokenEndpoint};
 use crate::http_client::HttpClient;
 use crate::token_url::TokenUrl;
-use crate::{BuildError, ClientAuth, RetryPolicy};
+use crate::{AuthServerMetadata, BuildError, ClientAuth, RetryPolicy};
 
 /// The default request timeout: 30 seconds.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -35,7 +35,30 @@ pub(crate) struct EndpointSettings {
     pub(crate) default_lifetime: Duration,
     pub(crate) allow_insecure_http: bool,
     pub(crate) http_client: Option<HttpClient>,
+    /// The client certificate and extra roots of the default HTTP client.
+    #[cfg(feature = "hyper-client")]
+    pub(crate) tls: crate::ClientTls,
+    /// The RFC 8705 section 5 endpoints from the metadata, used with mutual TLS.
+    pub(crate) mtls_aliases: MtlsAliases,
     pub(crate) retry: RetryPolicy,
+}
+
+/// The metadata's `mtls_endpoint_aliases` (RFC 8705 section 5), each with the plain URL it
+/// stands in for, so a URL the user set afterwards is left alone.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct MtlsAliases {
+    token: Option<(String, String)>,
+    revocation: Option<(String, String)>,
+}
+
+impl MtlsAliases {
+    /// `alias` when `url` is still the plain URL it stands in for.
+    fn pick<'a>(alias: &'a Option<(String, String)>, url: &'a str) -> &'a str {
+        match alias {
+            Some((plain, alias)) if plain == url => alias,
+            _ => url,
+        }
+    }
 }
 
 impl EndpointSettings {
@@ -59,16 +82,49 @@ impl EndpointSettings {
             default_lifetime: DEFAULT_LIFETIME,
             allow_insecure_http: false,
             http_client: None,
+            #[cfg(feature = "hyper-client")]
+            tls: crate::ClientTls::new(),
+            mtls_aliases: MtlsAliases::default(),
             retry,
         }
     }
 
+    /// Takes the revocation endpoint and the mTLS aliases from discovered metadata.
+    pub(crate) fn use_metadata(&mut self, metadata: &AuthServerMetadata) {
+        self.revocation_url = metadata.revocation_endpoint().map(str::to_owned);
+        let alias =
+            |plain: Option<&str>, alias: Option<&str>| Some((plain?.to_owned(), alias?.to_owned()));
+        self.mtls_aliases = MtlsAliases {
+            token: alias(
+                Some(metadata.token_endpoint()),
+                metadata.mtls_token_endpoint(),
+            ),
+            revocation: alias(
+                metadata.revocation_endpoint(),
+                metadata.mtls_revocation_endpoint(),
+            ),
+        };
+    }
+
     /// Checks the URLs, the credentials and the retry policy, and sets up the HTTP client.
     pub(crate) fn build(self) -> Result<TokenEndpoint, BuildError> {
-        let url = TokenUrl::parse(&self.token_url, "token", self.allow_insecure_http)?;
+        let mtls = self.client_auth.is_mutual_tls();
+        let token_url = if mtls {
+            MtlsAliases::pick(&self.mtls_aliases.token, &self.token_url)
+        } else {
+            &self.token_url
+        };
+        let url = TokenUrl::parse(token_url, "token", self.allow_insecure_http)?;
         let revocation_url = self
             .revocation_url
             .as_deref()
+            .map(|text| {
+                if mtls {
+                    MtlsAliases::pick(&self.mtls_aliases.revocation, text)
+                } else {
+                    text
+                }
+            })
             .map(|text| TokenUrl::parse(text, "revocation", self.allow_insecure_http))
             .transpose()?;
         if self.client_id.is_empty() && self.client_auth != ClientAuth::None {
@@ -79,6 +135,8 @@ impl EndpointSettings {
         }
         if self.client_auth == ClientAuth::PrivateKeyJwt {
             self.check_private_key()?;
+        } else if mtls {
+            self.check_client_certificate()?;
         } else if self.client_auth != ClientAuth::None
             && self.client_secret.expose_secret().is_empty()
         {
@@ -96,7 +154,16 @@ impl EndpointSettings {
             ));
         }
         let http = match self.http_client {
+            #[cfg(feature = "hyper-client")]
+            Some(client) => {
+                check_unused(&self.tls)?;
+                client
+            }
+            #[cfg(not(feature = "hyper-client"))]
             Some(client) => client,
+            #[cfg(feature = "hyper-client")]
+            None => crate::http_client::default_client(&self.tls)?,
+            #[cfg(not(feature = "hyper-client"))]
             None => default_http_client()?,
         };
         Ok(TokenEndpoint {
@@ -140,6 +207,23 @@ impl EndpointSettings {
         ))
     }
 
+    /// With mutual TLS, someone must present a certificate: the default client with an
+    /// identity, or the user's own client. TLS settings for the default client are refused
+    /// alongside a user's client, which would silently ignore them.
+    fn check_client_certificate(&self) -> Result<(), BuildError> {
+        #[cfg(feature = "hyper-client")]
+        if self.http_client.is_none() && !self.tls.has_identity() {
+            return Err(BuildError::invalid_tls(format!(
+                "client `{}` is set to authenticate with {} (RFC 8705) but the default HTTP \
+                 client has no client certificate to present; give it one with \
+                 `.tls(ClientTls::new().identity(TlsClientIdentity::from_pem(..)?))`, or \
+                 pass an `http_client` whose TLS presents the certificate",
+                self.client_id, self.client_auth
+            )));
+        }
+        Ok(())
+    }
+
     /// Adds the settings to a builder's `Debug` output, without the secret.
     pub(crate) fn debug_fields(&self, f: &mut fmt::DebugStruct<'_, '_>) {
         f.field("token_url", &self.token_url)
@@ -152,14 +236,24 @@ impl EndpointSettings {
             .field("max_response_size", &self.max_response_size)
             .field("default_lifetime", &self.default_lifetime)
             .field("allow_insecure_http", &self.allow_insecure_http)
-            .field("http_client", &self.http_client.as_ref().map(|_| ".."))
-            .field("retry", &self.retry);
+            .field("http_client", &self.http_client.as_ref().map(|_| ".."));
+        #[cfg(feature = "hyper-client")]
+        f.field("tls", &self.tls);
+        f.field("retry", &self.retry);
     }
 }
 
+/// Refuses TLS settings that `client`, the user's own, would silently ignore.
 #[cfg(feature = "hyper-client")]
-pub(crate) fn default_http_client() -> Result<HttpClient, BuildError> {
-    crate::http_client::default_client()
+fn check_unused(tls: &crate::ClientTls) -> Result<(), BuildError> {
+    if tls.is_default() {
+        return Ok(());
+    }
+    Err(BuildError::invalid_tls(
+        "`tls` configures the default HTTP client, but an `http_client` was given; set the \
+         client certificate and roots in that client's TLS configuration instead"
+            .to_owned(),
+    ))
 }
 
 #[cfg(not(feature = "hyper-client"))]
@@ -181,9 +275,14 @@ macro_rules! endpoint_setters {
         /// How the client authenticates:
         /// [`ClientAuth::ClientSecretBasic`](crate::ClientAuth::ClientSecretBasic) (the default
         /// for sources built with a secret),
-        /// [`ClientAuth::ClientSecretPost`](crate::ClientAuth::ClientSecretPost), or
+        /// [`ClientAuth::ClientSecretPost`](crate::ClientAuth::ClientSecretPost),
         /// [`ClientAuth::None`](crate::ClientAuth::None) where the grant allows a public
-        /// client.
+        /// client, or mutual TLS
+        /// ([`ClientAuth::TlsClientAuth`](crate::ClientAuth::TlsClientAuth),
+        /// [`ClientAuth::SelfSignedTlsClientAuth`](crate::ClientAuth::SelfSignedTlsClientAuth),
+        /// RFC 8705), which needs no secret but a client certificate on the transport. With
+        /// mutual TLS and server metadata, the server's `mtls_endpoint_aliases` are used
+        /// (RFC 8705 section 5).
         pub fn client_auth(mut self, client_auth: $crate::ClientAuth) -> Self {
             self.settings.client_auth = client_auth;
             self
@@ -297,6 +396,16 @@ macro_rules! endpoint_setters {
             B::Error: Into<tower_bearer::BoxError>,
         {
             self.settings.http_client = Some($crate::http_client::erase(client));
+            self
+        }
+
+        /// The TLS settings of the default HTTP client: the client certificate it presents
+        /// for mutual-TLS client authentication or certificate-bound tokens (RFC 8705), and
+        /// extra roots for a private CA. Not for use with [`http_client`](Self::http_client):
+        /// configure that client's TLS instead.
+        #[cfg(feature = "hyper-client")]
+        pub fn tls(mut self, tls: $crate::ClientTls) -> Self {
+            self.settings.tls = tls;
             self
         }
     };

@@ -9,6 +9,9 @@
 //!   authorized and rejected.
 //! - [`TestKey`] is an RS256 or ES256 key pair for `private_key_jwt` clients, which the
 //!   `AuthServer` verifies.
+//! - [`TestPki`] makes a test CA and certificates per test; with it the `AuthServer` serves
+//!   HTTPS and requires a client certificate, for mutual-TLS clients (RFC 8705) registered
+//!   by subject or, self-signed ([`TestCertificate::self_signed`]), by the certificate.
 //! - [`capture_tracing`] records logs to prove no secret reaches them; [`StreamingBody`] is a
 //!   body that cannot be replayed; [`http_client`] is a plain hyper client.
 //!
@@ -50,12 +53,14 @@
 
 mod api_server;
 mod auth_server;
+mod client_certificate;
 mod fault;
 mod http_client;
 mod response;
 mod server;
 mod streaming_body;
 mod test_key;
+mod test_pki;
 mod token_request;
 mod token_store;
 mod tracing_capture;
@@ -66,6 +71,7 @@ pub use fault::Fault;
 pub use http_client::{http_client, HttpClient};
 pub use streaming_body::StreamingBody;
 pub use test_key::TestKey;
+pub use test_pki::{HttpsClient, TestCertificate, TestPki};
 pub use token_request::{ClientAuthMethod, TokenRequest};
 pub use tracing_capture::{capture_tracing, TracingCapture};
 

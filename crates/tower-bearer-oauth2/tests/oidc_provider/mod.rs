@@ -75,6 +75,15 @@ pub const REFRESH: Client = Client {
 /// The resource indicator for which the server issues JWT access tokens.
 pub const RESOURCE: &str = "https://api.interop.test/";
 
+/// What `server.mjs` needs to serve HTTPS: its certificate and key, and the CA whose client
+/// certificates it trusts for `tls_client_auth` (all PEM).
+#[derive(Clone, Debug)]
+pub struct ServerTls {
+    pub certificate_pem: String,
+    pub private_key_pem: String,
+    pub client_ca_pem: String,
+}
+
 /// A running interop server. Dropping it kills the process.
 #[derive(Debug)]
 pub struct OidcProvider {
@@ -102,6 +111,25 @@ impl OidcProvider {
         test: &str,
         extra_clients: &[serde_json::Value],
     ) -> Option<OidcProvider> {
+        Self::start_with(test, extra_clients, None)
+    }
+
+    /// Like [`start_with_clients`](Self::start_with_clients), serving HTTPS with `tls` and
+    /// asking each client for a certificate, with oidc-provider's mutual-TLS client
+    /// authentication (RFC 8705) enabled.
+    pub fn start_https(
+        test: &str,
+        extra_clients: &[serde_json::Value],
+        tls: &ServerTls,
+    ) -> Option<OidcProvider> {
+        Self::start_with(test, extra_clients, Some(tls))
+    }
+
+    fn start_with(
+        test: &str,
+        extra_clients: &[serde_json::Value],
+        tls: Option<&ServerTls>,
+    ) -> Option<OidcProvider> {
         let dir = interop_dir();
         if let Err(reason) = check_prerequisites(&dir) {
             if std::env::var(REQUIRE_ENV).is_ok_and(|value| value == "1") {
@@ -116,10 +144,11 @@ impl OidcProvider {
             return None;
         }
         let extra = serde_json::Value::from(extra_clients.to_vec()).to_string();
-        Some(spawn(&dir, &extra).unwrap_or_else(|error| panic!("{test}: {error}")))
+        Some(spawn(&dir, &extra, tls).unwrap_or_else(|error| panic!("{test}: {error}")))
     }
 
-    /// The issuer, `http://127.0.0.1:PORT`, without a trailing slash.
+    /// The issuer, `http://127.0.0.1:PORT` (`https://` from [`start_https`](Self::start_https)),
+    /// without a trailing slash.
     pub fn issuer(&self) -> &str {
         &self.issuer
     }
@@ -184,10 +213,22 @@ fn check_prerequisites(dir: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
-fn spawn(dir: &std::path::Path, extra_clients: &str) -> Result<OidcProvider, String> {
-    let mut child = Command::new("node")
+fn spawn(
+    dir: &std::path::Path,
+    extra_clients: &str,
+    tls: Option<&ServerTls>,
+) -> Result<OidcProvider, String> {
+    let mut command = Command::new("node");
+    command
         .args(["server.mjs", "--port", "0", "--exit-on-stdin-close"])
-        .env("INTEROP_EXTRA_CLIENTS", extra_clients)
+        .env("INTEROP_EXTRA_CLIENTS", extra_clients);
+    if let Some(tls) = tls {
+        command
+            .env("INTEROP_TLS_CERT", &tls.certificate_pem)
+            .env("INTEROP_TLS_KEY", &tls.private_key_pem)
+            .env("INTEROP_TLS_CA", &tls.client_ca_pem);
+    }
+    let mut child = command
         .current_dir(dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -7,7 +7,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::{AuthServer, AuthState};
-use crate::{ClientAuthMethod, TestKey};
+use crate::client_certificate::{self, TlsClient};
+use crate::server::Https;
+use crate::{ClientAuthMethod, TestCertificate, TestKey, TestPki};
 
 /// Configures an [`AuthServer`]; from [`AuthServer::builder`].
 ///
@@ -42,6 +44,8 @@ pub struct AuthServerBuilder {
     subject_tokens: Vec<String>,
     exchange_targets: Option<HashSet<String>>,
     omit_issued_token_type: bool,
+    https: Option<Https>,
+    tls_clients: Vec<(String, TlsClient)>,
 }
 
 impl AuthServerBuilder {
@@ -59,6 +63,8 @@ impl AuthServerBuilder {
             subject_tokens: Vec::new(),
             exchange_targets: None,
             omit_issued_token_type: false,
+            https: None,
+            tls_clients: Vec::new(),
         }
     }
 
@@ -120,6 +126,53 @@ impl AuthServerBuilder {
     #[must_use]
     pub fn omit_issued_token_type(mut self, omit: bool) -> Self {
         self.omit_issued_token_type = omit;
+        self
+    }
+
+    /// Serves HTTPS instead of HTTP, with `pki`'s server certificate (for `127.0.0.1` and
+    /// `localhost`), and requires every client to present a certificate: a connection
+    /// without one fails in the TLS handshake. Which certificate authenticates which client
+    /// is up to [`tls_client`](Self::tls_client) and
+    /// [`self_signed_tls_client`](Self::self_signed_tls_client); secret clients still
+    /// authenticate with their secret (any certificate will do for them).
+    ///
+    /// The metadata then lists `tls_client_auth` and `self_signed_tls_client_auth` and
+    /// names `/mtls/token` and `/mtls/revoke` as `mtls_endpoint_aliases` (RFC 8705 section
+    /// 5); they behave as `/token` and `/revoke` and are counted in
+    /// [`AuthServer::mtls_alias_requests`].
+    #[must_use]
+    pub fn https(mut self, pki: &TestPki) -> Self {
+        self.https = Some(client_certificate::https(pki));
+        self
+    }
+
+    /// Registers a `tls_client_auth` client (RFC 8705 section 2.1): it sends its
+    /// `client_id` and no secret, and is authenticated by a TLS client certificate issued
+    /// by the [`https`](Self::https) CA whose subject is `subject_dn` (RFC 4514 text, e.g.
+    /// [`TestCertificate::subject_dn`]). Another certificate gets 401 `invalid_client`.
+    #[must_use]
+    pub fn tls_client(
+        mut self,
+        client_id: impl Into<String>,
+        subject_dn: impl Into<String>,
+    ) -> Self {
+        self.tls_clients
+            .push((client_id.into(), TlsClient::SubjectDn(subject_dn.into())));
+        self
+    }
+
+    /// Registers a `self_signed_tls_client_auth` client (RFC 8705 section 2.2),
+    /// authenticated by exactly `certificate` (matched by its SHA-256 thumbprint).
+    #[must_use]
+    pub fn self_signed_tls_client(
+        mut self,
+        client_id: impl Into<String>,
+        certificate: &TestCertificate,
+    ) -> Self {
+        self.tls_clients.push((
+            client_id.into(),
+            TlsClient::SelfSigned(certificate.sha256_thumbprint()),
+        ));
         self
     }
 
@@ -188,30 +241,35 @@ impl AuthServerBuilder {
                 AuthServer::DEFAULT_CLIENT_SECRET.to_owned(),
             );
         }
-        AuthServer::spawn(AuthState {
-            clients,
-            key_clients: self.key_clients.into_iter().collect(),
-            seen_jtis: Default::default(),
-            allowed_scopes: self.allowed_scopes,
-            issue_refresh_tokens: self.issue_refresh_tokens,
-            rotate_refresh_tokens: self.rotate_refresh_tokens,
-            detect_refresh_token_reuse: self.detect_refresh_token_reuse,
-            auth_methods: self.auth_methods,
-            jwt_bearer_issuers: self.jwt_bearer_issuers.into_iter().collect(),
-            subject_tokens: self.subject_tokens.into_iter().collect(),
-            exchange_targets: self.exchange_targets,
-            omit_issued_token_type: self.omit_issued_token_type,
-            issuer: Default::default(),
-            token_lifetime: Mutex::new(self.token_lifetime),
-            tokens: Default::default(),
-            faults: Default::default(),
-            token_requests: Default::default(),
-            revocation_requests: Default::default(),
-            metadata_requests: Default::default(),
-            tokens_issued: Default::default(),
-            tokens_revoked: Default::default(),
-            last_request: Default::default(),
-        })
+        AuthServer::spawn(
+            self.https,
+            AuthState {
+                clients,
+                tls_clients: self.tls_clients.into_iter().collect(),
+                key_clients: self.key_clients.into_iter().collect(),
+                seen_jtis: Default::default(),
+                allowed_scopes: self.allowed_scopes,
+                issue_refresh_tokens: self.issue_refresh_tokens,
+                rotate_refresh_tokens: self.rotate_refresh_tokens,
+                detect_refresh_token_reuse: self.detect_refresh_token_reuse,
+                auth_methods: self.auth_methods,
+                jwt_bearer_issuers: self.jwt_bearer_issuers.into_iter().collect(),
+                subject_tokens: self.subject_tokens.into_iter().collect(),
+                exchange_targets: self.exchange_targets,
+                omit_issued_token_type: self.omit_issued_token_type,
+                issuer: Default::default(),
+                token_lifetime: Mutex::new(self.token_lifetime),
+                tokens: Default::default(),
+                faults: Default::default(),
+                token_requests: Default::default(),
+                revocation_requests: Default::default(),
+                metadata_requests: Default::default(),
+                tokens_issued: Default::default(),
+                tokens_revoked: Default::default(),
+                mtls_alias_requests: Default::default(),
+                last_request: Default::default(),
+            },
+        )
         .await
     }
 }
@@ -239,6 +297,8 @@ impl fmt::Debug for AuthServerBuilder {
             .field("subject_tokens", &self.subject_tokens.len())
             .field("exchange_targets", &self.exchange_targets)
             .field("omit_issued_token_type", &self.omit_issued_token_type)
+            .field("https", &self.https.is_some())
+            .field("tls_clients", &self.tls_clients)
             .finish()
     }
 }

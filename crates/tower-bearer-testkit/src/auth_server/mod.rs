@@ -14,7 +14,8 @@ use std::time::Duration;
 
 pub use builder::AuthServerBuilder;
 
-use crate::server::{self, ServerTask};
+use crate::client_certificate::TlsClient;
+use crate::server::{self, Https, ServerTask};
 use crate::token_store::TokenStore;
 use crate::{lock, ClientAuthMethod, Fault, TokenRequest};
 
@@ -31,7 +32,9 @@ use crate::{lock, ClientAuthMethod, Fault, TokenRequest};
 /// server's metadata (RFC 8414) with the issuer [`url`](Self::url). Every other path
 /// answers 404. Faults can be injected into token and revocation requests
 /// ([`fail_next`](Self::fail_next), [`fail_always`](Self::fail_always)), tokens revoked and
-/// expired, and each request inspected afterwards.
+/// expired, and each request inspected afterwards. With
+/// [`https`](AuthServerBuilder::https) it serves HTTPS, requires a TLS client certificate and
+/// authenticates mutual-TLS clients (RFC 8705) by it.
 ///
 /// The handle is cheap to clone; the clones control the same server. The server stops when
 /// the last handle is dropped, or at once for every handle with [`shutdown`](Self::shutdown).
@@ -62,6 +65,7 @@ pub struct AuthServer {
     state: Arc<AuthState>,
     task: Arc<ServerTask>,
     addr: SocketAddr,
+    https: bool,
 }
 
 impl AuthServer {
@@ -88,9 +92,11 @@ impl AuthServer {
         self.addr
     }
 
-    /// The base URL, `http://127.0.0.1:PORT`, without a trailing slash.
+    /// The base URL, `http://127.0.0.1:PORT` (`https://` when built with
+    /// [`https`](AuthServerBuilder::https)), without a trailing slash.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The token endpoint, [`url`](Self::url) + `/token`.
@@ -118,6 +124,13 @@ impl AuthServer {
     /// How many HTTP requests reached `/revoke`, whatever their outcome.
     pub fn revocation_requests(&self) -> u64 {
         self.state.revocation_requests.load(Ordering::SeqCst)
+    }
+
+    /// How many requests reached the mTLS endpoint aliases `/mtls/token` and `/mtls/revoke`
+    /// of an HTTPS server (also counted in [`token_requests`](Self::token_requests) and
+    /// [`revocation_requests`](Self::revocation_requests)).
+    pub fn mtls_alias_requests(&self) -> u64 {
+        self.state.mtls_alias_requests.load(Ordering::SeqCst)
     }
 
     /// How many live tokens a client revoked at `/revoke` (requests for unknown, already
@@ -217,19 +230,22 @@ impl AuthServer {
         Arc::clone(&self.state.tokens)
     }
 
-    async fn spawn(state: AuthState) -> io::Result<AuthServer> {
+    async fn spawn(https: Option<Https>, state: AuthState) -> io::Result<AuthServer> {
         let listener = server::bind_loopback().await?;
         let addr = listener.local_addr()?;
-        let _ = state.issuer.set(format!("http://{addr}"));
+        let scheme = if https.is_some() { "https" } else { "http" };
+        let _ = state.issuer.set(format!("{scheme}://{addr}"));
         let state = Arc::new(state);
         let handler_state = Arc::clone(&state);
-        let task = server::spawn(listener, move |request| {
+        let with_tls = https.is_some();
+        let task = server::spawn_with_tls(listener, https, move |request| {
             token_endpoint::handle(Arc::clone(&handler_state), request)
         });
         Ok(AuthServer {
             state,
             task: Arc::new(task),
             addr,
+            https: with_tls,
         })
     }
 }
@@ -248,6 +264,8 @@ impl fmt::Debug for AuthServer {
 struct AuthState {
     /// Client secrets by client id.
     clients: HashMap<String, String>,
+    /// Mutual-TLS clients by client id (RFC 8705 section 2).
+    tls_clients: HashMap<String, TlsClient>,
     /// Public keys of `private_key_jwt` clients by client id.
     key_clients: HashMap<String, crate::TestKey>,
     /// Every client assertion `jti` accepted, so none is accepted twice.
@@ -268,7 +286,7 @@ struct AuthState {
     /// `None` allows every token exchange `audience` and `resource`.
     exchange_targets: Option<HashSet<String>>,
     omit_issued_token_type: bool,
-    /// `http://127.0.0.1:PORT`, set once the port is bound.
+    /// `http://127.0.0.1:PORT` (or `https://`), set once the port is bound.
     issuer: OnceLock<String>,
     token_lifetime: Mutex<Duration>,
     tokens: Arc<TokenStore>,
@@ -278,6 +296,7 @@ struct AuthState {
     metadata_requests: AtomicU64,
     tokens_issued: AtomicU64,
     tokens_revoked: AtomicU64,
+    mtls_alias_requests: AtomicU64,
     last_request: Mutex<Option<TokenRequest>>,
 }
 

@@ -16,6 +16,7 @@ use hyper::body::Incoming;
 
 use super::client_auth::{header_credentials, HeaderCredentials};
 use super::AuthState;
+use crate::client_certificate::PeerCertificate;
 use crate::response::{oauth_error, text, token_json};
 use crate::server::{DropConnection, Reply};
 use crate::token_store::RefreshRejected;
@@ -33,6 +34,9 @@ const NOT_ACCESS_TOKEN_TYPES: &[&str] = &[
     "urn:ietf:params:oauth:token-type:saml2",
 ];
 pub(super) const REVOCATION_PATH: &str = "/revoke";
+/// The mTLS endpoint aliases of an HTTPS server (RFC 8705 section 5).
+const MTLS_TOKEN_PATH: &str = "/mtls/token";
+const MTLS_REVOCATION_PATH: &str = "/mtls/revoke";
 pub(super) const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 
 /// Form parameters in the order sent, decoded.
@@ -87,9 +91,15 @@ impl Rejection {
 }
 
 pub(super) async fn handle(state: Arc<AuthState>, request: Request<Incoming>) -> Reply {
+    let peer = request.extensions().get::<PeerCertificate>().cloned();
+    if peer.is_some() && request.uri().path().starts_with("/mtls/") {
+        state.mtls_alias_requests.fetch_add(1, Ordering::SeqCst);
+    }
     let endpoint = match request.uri().path() {
         TOKEN_PATH => Endpoint::Token,
         REVOCATION_PATH => Endpoint::Revocation,
+        MTLS_TOKEN_PATH if peer.is_some() => Endpoint::Token,
+        MTLS_REVOCATION_PATH if peer.is_some() => Endpoint::Revocation,
         METADATA_PATH if request.method() == Method::GET => {
             state.metadata_requests.fetch_add(1, Ordering::SeqCst);
             return Ok(state.metadata());
@@ -156,8 +166,8 @@ pub(super) async fn handle(state: Arc<AuthState>, request: Request<Incoming>) ->
         return Ok(response);
     }
     let answer = form.and_then(|params| match endpoint {
-        Endpoint::Token => state.answer(&params, header),
-        Endpoint::Revocation => state.revocation(&params, header),
+        Endpoint::Token => state.answer(&params, header, peer.as_ref()),
+        Endpoint::Revocation => state.revocation(&params, header, peer.as_ref()),
     });
     Ok(answer.unwrap_or_else(Rejection::into_response))
 }
@@ -172,9 +182,14 @@ enum Endpoint {
 impl AuthState {
     /// RFC 7009 section 2: revokes `token` (access or refresh, whatever the hint says) and
     /// answers 200 with an empty body, also for tokens it does not know (section 2.2).
-    fn revocation(&self, params: &Params, header: Option<HeaderCredentials>) -> Answer {
+    fn revocation(
+        &self,
+        params: &Params,
+        header: Option<HeaderCredentials>,
+        peer: Option<&PeerCertificate>,
+    ) -> Answer {
         reject_repeated(params)?;
-        let client_id = self.authenticate(params, header)?;
+        let client_id = self.authenticate(params, header, peer)?;
         let token = param(params, "token")
             .ok_or_else(|| Rejection::invalid_request("the token parameter is missing"))?;
         match param(params, "token_type_hint") {
@@ -195,7 +210,7 @@ impl AuthState {
     /// RFC 8414 section 3.2: this server's metadata.
     fn metadata(&self) -> HttpResponse {
         let issuer = self.issuer.get().cloned().unwrap_or_default();
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "issuer": issuer,
             "token_endpoint": format!("{issuer}{TOKEN_PATH}"),
             "revocation_endpoint": format!("{issuer}{REVOCATION_PATH}"),
@@ -209,6 +224,17 @@ impl AuthState {
             ],
             "response_types_supported": [],
         });
+        if issuer.starts_with("https://") {
+            let methods = &mut body["token_endpoint_auth_methods_supported"];
+            if let Some(methods) = methods.as_array_mut() {
+                methods.push("tls_client_auth".into());
+                methods.push("self_signed_tls_client_auth".into());
+            }
+            body["mtls_endpoint_aliases"] = serde_json::json!({
+                "token_endpoint": format!("{issuer}{MTLS_TOKEN_PATH}"),
+                "revocation_endpoint": format!("{issuer}{MTLS_REVOCATION_PATH}"),
+            });
+        }
         token_json(StatusCode::OK, &body)
     }
 
@@ -234,7 +260,12 @@ impl AuthState {
             .is_none_or(|methods| methods.contains(&method))
     }
 
-    fn answer(&self, params: &Params, header: Option<HeaderCredentials>) -> Answer {
+    fn answer(
+        &self,
+        params: &Params,
+        header: Option<HeaderCredentials>,
+        peer: Option<&PeerCertificate>,
+    ) -> Answer {
         reject_repeated(params)?;
         let grant_type = param(params, "grant_type");
         // RFC 8693 and RFC 7523 section 3.1 make client authentication optional.
@@ -245,7 +276,7 @@ impl AuthState {
         let client_id = if public_allowed && unauthenticated {
             param(params, "client_id").unwrap_or_default().to_owned()
         } else {
-            self.authenticate(params, header)?
+            self.authenticate(params, header, peer)?
         };
         match grant_type {
             None => Err(Rejection::invalid_request(
@@ -345,8 +376,14 @@ impl AuthState {
         Ok(self.issue(subject, scope.map(str::to_owned), None))
     }
 
-    /// Authenticates the client (RFC 6749 section 2.3.1) and returns its id.
-    fn authenticate(&self, params: &Params, header: Option<HeaderCredentials>) -> Answer<String> {
+    /// Authenticates the client (RFC 6749 section 2.3.1, RFC 8705 section 2) and returns its
+    /// id.
+    fn authenticate(
+        &self,
+        params: &Params,
+        header: Option<HeaderCredentials>,
+        peer: Option<&PeerCertificate>,
+    ) -> Answer<String> {
         let posted_id = param(params, "client_id");
         let posted_secret = param(params, "client_secret");
         if let Some(assertion_type) = param(params, "client_assertion_type") {
@@ -404,9 +441,7 @@ impl AuthState {
                     ));
                 }
                 (Some(id), Some(secret)) => (id.to_owned(), secret.to_owned()),
-                (Some(_), None) => {
-                    return Err(Rejection::invalid_client("the client_secret is missing"));
-                }
+                (Some(id), None) => return self.authenticate_tls(id, peer),
                 (None, Some(_)) => {
                     return Err(Rejection::invalid_request(
                         "client_secret was sent without client_id",
@@ -422,6 +457,17 @@ impl AuthState {
             }
             Some(_) => Ok(client_id),
         }
+    }
+
+    /// RFC 8705 section 2: a client that sent only its id is authenticated by its TLS
+    /// client certificate, if it registered one.
+    fn authenticate_tls(&self, client_id: &str, peer: Option<&PeerCertificate>) -> Answer<String> {
+        let registered = self
+            .tls_clients
+            .get(client_id)
+            .ok_or(Rejection::invalid_client("the client_secret is missing"))?;
+        registered.check(peer).map_err(Rejection::invalid_client)?;
+        Ok(client_id.to_owned())
     }
 
     /// Checks a `private_key_jwt` client assertion (RFC 7523 sections 2.2 and 3) and returns
