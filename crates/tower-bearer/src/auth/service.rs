@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::header::AUTHORIZATION;
-use http::{HeaderMap, Request};
+use http::{HeaderMap, HeaderValue, Request};
 use tower_service::Service;
 
 use super::{BearerAuthLayer, Origin, ResponseFuture};
@@ -109,9 +109,7 @@ impl<S> BearerAuth<S> {
         }
         match self.reader.usable_token() {
             Some((token, cache)) => {
-                request
-                    .headers_mut()
-                    .insert(AUTHORIZATION, token.header_value().clone());
+                insert_authorization(request.headers_mut(), token.header_value().clone());
                 record_used(request, token, cache);
                 true
             }
@@ -136,9 +134,7 @@ impl<S> BearerAuth<S> {
 
 /// Puts the token on the request, and tells a retry layer outside which token it was.
 pub(super) fn attach<B>(request: &mut Request<B>, token: &Token, cache: &TokenCache) {
-    request
-        .headers_mut()
-        .insert(AUTHORIZATION, token.header_value().clone());
+    insert_authorization(request.headers_mut(), token.header_value().clone());
     record_used(request, token, cache);
 }
 
@@ -157,6 +153,15 @@ fn has_authorization(headers: &HeaderMap) -> bool {
     } else {
         headers.contains_key(AUTHORIZATION)
     }
+}
+
+/// Inserts the header in a function of its own: small enough that `HeaderMap::insert` is
+/// inlined into it and hashes the constant name at compile time, as it does in
+/// `AddAuthorization`. Inlined into the larger `call`, the insert stays a call that hashes
+/// at run time (about 35 instructions more per request in the `hot_path` bench).
+#[inline(never)]
+fn insert_authorization(headers: &mut HeaderMap, value: HeaderValue) {
+    headers.insert(AUTHORIZATION, value);
 }
 
 #[inline]
