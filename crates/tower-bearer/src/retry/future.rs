@@ -1,6 +1,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 
 use http::{Request, Response, StatusCode};
@@ -13,7 +14,8 @@ use crate::used_token::UsedTokenSlot;
 
 /// What is kept from a request to send it again.
 pub(super) struct Replay<S, P: ReplayPolicy<B>, B> {
-    pub(super) service: S,
+    /// Cloned for the replay, if there is one.
+    pub(super) service: Arc<Mutex<S>>,
     pub(super) policy: P,
     pub(super) request: Request<()>,
     pub(super) saved: P::Saved,
@@ -74,7 +76,7 @@ where
 impl<S, P, B, ResBody> Future for ResponseFuture<S, P, B>
 where
     P: ReplayPolicy<B>,
-    S: Service<Request<P::Body>, Response = Response<ResBody>>,
+    S: Service<Request<P::Body>, Response = Response<ResBody>> + Clone,
 {
     type Output = Result<Response<ResBody>, S::Error>;
 
@@ -96,7 +98,11 @@ where
                         return Poll::Ready(Ok(response));
                     };
                     this.state.set(State::Readying {
-                        service: replay.service,
+                        service: replay
+                            .service
+                            .lock()
+                            .unwrap_or_else(|poisoned| poisoned.into_inner())
+                            .clone(),
                         request: Some(request),
                     });
                 }

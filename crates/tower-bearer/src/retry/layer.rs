@@ -30,7 +30,7 @@ impl<P> RetryOn401Layer<P> {
     }
 }
 
-impl<S, P: Clone> Layer<S> for RetryOn401Layer<P> {
+impl<S: Clone, P: Clone> Layer<S> for RetryOn401Layer<P> {
     type Service = RetryOn401<S, P>;
 
     fn layer(&self, inner: S) -> Self::Service {

@@ -1,3 +1,4 @@
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
@@ -7,19 +8,24 @@ use super::{CloneBody, ReplayPolicy, ResponseFuture, RetryOn401Layer};
 use crate::used_token::UsedTokenSlot;
 
 /// Retries once on a 401 for a rejected token; built by [`RetryOn401Layer`].
+///
+/// The replay goes through a clone of the inner service as it was when wrapped (kept
+/// aside, and cloned again only when a replay happens), so the usual path clones nothing.
 #[derive(Clone, Debug)]
 pub struct RetryOn401<S, P = CloneBody> {
     inner: S,
     policy: P,
+    /// What replays are sent through: cloned only on a 401, where `inner` would otherwise
+    /// have to be cloned for every request in case one comes. In a `Mutex` only so that
+    /// futures stay `Send` for services that are not `Sync` (a `BoxCloneService`); it is
+    /// locked just to clone it.
+    replayer: Arc<Mutex<S>>,
 }
 
-impl<S> RetryOn401<S> {
+impl<S: Clone> RetryOn401<S> {
     /// Wraps `inner`, replaying `Clone` bodies.
     pub fn new(inner: S) -> Self {
-        RetryOn401 {
-            inner,
-            policy: CloneBody,
-        }
+        Self::with_policy(inner, CloneBody)
     }
 
     /// A layer that wraps services in `RetryOn401`.
@@ -28,18 +34,25 @@ impl<S> RetryOn401<S> {
     }
 }
 
-impl<S, P> RetryOn401<S, P> {
+impl<S: Clone, P> RetryOn401<S, P> {
     /// Wraps `inner`, keeping bodies for the replay with `policy`.
     pub fn with_policy(inner: S, policy: P) -> Self {
-        RetryOn401 { inner, policy }
+        RetryOn401 {
+            replayer: Arc::new(Mutex::new(inner.clone())),
+            inner,
+            policy,
+        }
     }
+}
 
+impl<S, P> RetryOn401<S, P> {
     /// The inner service.
     pub fn get_ref(&self) -> &S {
         &self.inner
     }
 
-    /// The inner service, mutably.
+    /// The inner service, mutably. Replays go through a clone of the service as it was
+    /// wrapped, not through changes made here.
     pub fn get_mut(&mut self) -> &mut S {
         &mut self.inner
     }
@@ -80,7 +93,7 @@ where
         ResponseFuture::new(
             future,
             super::future::Replay {
-                service: self.inner.clone(),
+                service: Arc::clone(&self.replayer),
                 policy: self.policy.clone(),
                 request: replay,
                 saved,
