@@ -161,6 +161,36 @@ async fn a_401_without_a_challenge_is_retried() -> TestResult {
     Ok(())
 }
 
+#[tokio::test]
+async fn a_401_for_the_callers_own_authorization_is_not_retried() -> TestResult {
+    let (auth, api) = servers().await?;
+    let cache = TokenCache::new(oauth_source(&auth));
+    let mut cloned = client(&cache, 4);
+    let mut buffered = ServiceBuilder::new()
+        .layer(RetryOn401Layer::buffered(64))
+        .layer(BearerAuthLayer::new(cache.clone()))
+        .service(capped_client(4));
+
+    // The API answers 401 `invalid_token` to a token it did not issue.
+    let mut own = get(&api.url());
+    own.headers_mut()
+        .insert(http::header::AUTHORIZATION, "Bearer not-ours".parse()?);
+    let response = cloned.ready().await?.call(own).await?;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let mut own = post(&api.url(), &["body"]);
+    own.headers_mut()
+        .insert(http::header::AUTHORIZATION, "Bearer not-ours".parse()?);
+    let response = buffered.ready().await?.call(own).await?;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(api.requests(), 2, "neither replayed");
+    assert_eq!(
+        auth.token_requests(),
+        0,
+        "no token was needed or invalidated"
+    );
+    Ok(())
+}
+
 fn post(url: &str, chunks: &[&'static str]) -> http::Request<StreamingBody> {
     http::Request::post(url)
         .body(StreamingBody::from_static(chunks))

@@ -3,11 +3,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use http::Request;
+use http::{Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::service::attach;
+use crate::used_token::RejectedToken;
 use crate::{BoxError, FetchError, Token, TokenCache};
 
 type TokenFetch = Pin<Box<dyn Future<Output = Result<Token, FetchError>> + Send>>;
@@ -40,6 +41,8 @@ pin_project! {
         Sent {
             #[pin]
             future: S::Future,
+            // Which token went with the request, to mark a 401 for the retry layer.
+            attached: Option<RejectedToken>,
         },
     }
 }
@@ -58,9 +61,9 @@ where
     S: Service<Request<B>>,
 {
     #[inline]
-    pub(super) fn sent(future: S::Future) -> Self {
+    pub(super) fn sent(future: S::Future, attached: Option<RejectedToken>) -> Self {
         ResponseFuture {
-            state: State::Sent { future },
+            state: State::Sent { future, attached },
         }
     }
 
@@ -82,12 +85,12 @@ where
     }
 }
 
-impl<S, B> Future for ResponseFuture<S, B>
+impl<S, B, ResBody> Future for ResponseFuture<S, B>
 where
-    S: Service<Request<B>>,
+    S: Service<Request<B>, Response = Response<ResBody>>,
     S::Error: Into<BoxError>,
 {
-    type Output = Result<S::Response, BoxError>;
+    type Output = Result<Response<ResBody>, BoxError>;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -104,13 +107,27 @@ where
                         )
                         .into()));
                     };
-                    attach(&mut request, &token, &fetching.cache);
+                    let attached = attach(&mut request, &token, &fetching.cache);
                     let future = service.call(request);
-                    this.state.set(State::Sent { future });
+                    this.state.set(State::Sent { future, attached });
                 }
-                StateProj::Sent { future } => return future.poll(cx).map_err(Into::into),
+                StateProj::Sent { future, attached } => {
+                    let mut response = ready!(future.poll(cx)).map_err(Into::into)?;
+                    if response.status() == StatusCode::UNAUTHORIZED {
+                        mark_rejected(&mut response, *attached);
+                    }
+                    return Poll::Ready(Ok(response));
+                }
             }
         }
+    }
+}
+
+/// Marks a 401 with the token that went with the request, for the retry layer.
+#[cold]
+fn mark_rejected<ResBody>(response: &mut Response<ResBody>, attached: Option<RejectedToken>) {
+    if let Some(attached) = attached {
+        response.extensions_mut().insert(attached);
     }
 }
 

@@ -3,12 +3,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::header::AUTHORIZATION;
-use http::{HeaderMap, HeaderValue, Request};
+use http::{HeaderMap, HeaderValue, Request, Response};
 use tower_service::Service;
 
 use super::{BearerAuthLayer, Origin, ResponseFuture};
 use crate::cache::Reader;
-use crate::used_token::UsedTokenSlot;
+use crate::used_token::{RejectedToken, UsedTokenSlot};
 use crate::{BoxError, Token, TokenCache};
 
 /// Adds a bearer token to each request; built by [`BearerAuthLayer`].
@@ -71,12 +71,12 @@ impl<S> BearerAuth<S> {
     }
 }
 
-impl<S, B> Service<Request<B>> for BearerAuth<S>
+impl<S, B, ResBody> Service<Request<B>> for BearerAuth<S>
 where
-    S: Service<Request<B>> + Clone,
+    S: Service<Request<B>, Response = Response<ResBody>> + Clone,
     S::Error: Into<BoxError>,
 {
-    type Response = S::Response;
+    type Response = Response<ResBody>;
     type Error = BoxError;
     type Future = ResponseFuture<S, B>;
 
@@ -87,10 +87,9 @@ where
 
     #[inline]
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        if self.prepare(&mut request) {
-            ResponseFuture::sent(self.inner.call(request))
-        } else {
-            self.call_after_fetch(request)
+        match self.prepare(&mut request) {
+            Prepared::Send(attached) => ResponseFuture::sent(self.inner.call(request), attached),
+            Prepared::Fetch => self.call_after_fetch(request),
         }
     }
 }
@@ -100,20 +99,40 @@ impl<S> BearerAuth<S> {
     /// or leaves the request alone when it is not ours to authorize. `false` means a token
     /// must be fetched first.
     #[inline]
-    fn prepare<B>(&mut self, request: &mut Request<B>) -> bool {
+    fn prepare<B>(&mut self, request: &mut Request<B>) -> Prepared {
+        // Extensions carry what the retry layer passes (see `used_token`); most requests
+        // have none, and then there is nothing to look up.
+        let extensions = !request.extensions().is_empty();
+        if extensions {
+            self.invalidate_rejected(request);
+        }
         if !self.origin_allowed(request) {
-            return true;
+            return Prepared::Send(None);
         }
         if has_authorization(request.headers()) {
-            return true;
+            return Prepared::Send(None);
         }
         match self.reader.usable_token() {
-            Some((token, cache)) => {
+            Some((token, cache, generation)) => {
                 insert_authorization(request.headers_mut(), token.header_value().clone());
-                record_used(request, token, cache);
-                true
+                if extensions {
+                    record_used(request, token, cache);
+                }
+                Prepared::Send(Some(RejectedToken { generation }))
             }
-            None => false,
+            None => Prepared::Fetch,
+        }
+    }
+
+    /// On a replay after a 401: invalidates the token the 401 rejected, if it came from this
+    /// layer's cache.
+    #[cold]
+    #[inline(never)]
+    fn invalidate_rejected<B>(&self, request: &mut Request<B>) {
+        if let Some(rejected) = request.extensions_mut().remove::<RejectedToken>() {
+            self.reader
+                .cache()
+                .invalidate_generation(rejected.generation);
         }
     }
 
@@ -133,9 +152,26 @@ impl<S> BearerAuth<S> {
 }
 
 /// Puts the token on the request, and tells a retry layer outside which token it was.
-pub(super) fn attach<B>(request: &mut Request<B>, token: &Token, cache: &TokenCache) {
+/// What `call` does with a request.
+enum Prepared {
+    /// Send it now; with the token attached, if one was.
+    Send(Option<RejectedToken>),
+    /// Wait for a token first.
+    Fetch,
+}
+
+/// Attaches a token that was fetched for this request; the mark for a 401, if the token is
+/// still the cached one.
+pub(super) fn attach<B>(
+    request: &mut Request<B>,
+    token: &Token,
+    cache: &TokenCache,
+) -> Option<RejectedToken> {
     insert_authorization(request.headers_mut(), token.header_value().clone());
     record_used(request, token, cache);
+    cache
+        .generation_of(token)
+        .map(|generation| RejectedToken { generation })
 }
 
 /// Tells a retry layer outside, if there is one, which token the request carries.

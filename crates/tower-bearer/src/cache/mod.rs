@@ -36,6 +36,7 @@
 //! ```
 
 use std::fmt;
+use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
@@ -80,6 +81,9 @@ struct Shared {
     waits: AtomicU64,
 }
 
+/// Generations of cached tokens, unique across all caches of the process.
+static GENERATIONS: AtomicU64 = AtomicU64::new(0);
+
 #[derive(Default)]
 struct Flight {
     in_flight: Option<(watch::Receiver<FetchResult>, AbortHandle)>,
@@ -98,6 +102,8 @@ pub(crate) struct Entry {
     token: Token,
     phase: AtomicU8,
     expire_at: Option<Instant>,
+    /// Which token this is, for invalidation from a marker that must not hold the token.
+    generation: NonZeroU64,
 }
 
 impl Entry {
@@ -190,6 +196,31 @@ impl TokenCache {
         }
     }
 
+    /// Like [`invalidate`](Self::invalidate), for the token stored as `generation`
+    /// (generations are unique across caches, so another cache's never matches).
+    pub(crate) fn invalidate_generation(&self, generation: NonZeroU64) -> bool {
+        let current = self.shared.current.load();
+        match &*current {
+            Some(entry) if entry.generation == generation => {
+                let invalidated = entry.phase.swap(EXPIRED, Ordering::AcqRel) != EXPIRED;
+                if invalidated {
+                    tracing::debug!("cached token invalidated after the server rejected it");
+                }
+                invalidated
+            }
+            _ => false,
+        }
+    }
+
+    /// The generation of `token` if it is the cached one.
+    pub(crate) fn generation_of(&self, token: &Token) -> Option<NonZeroU64> {
+        let current = self.shared.current.load();
+        current
+            .as_ref()
+            .filter(|entry| entry.token.same_as(token))
+            .map(|entry| entry.generation)
+    }
+
     /// The cached token, if there is one and it is not expired. Never fetches.
     pub fn cached(&self) -> Option<Token> {
         let entry = self.shared.current.load_full()?;
@@ -243,13 +274,13 @@ impl Reader {
     /// Reads one pointer and one phase byte. Inside the refresh window the first caller
     /// also starts the background refresh.
     #[inline]
-    pub(crate) fn usable_token(&mut self) -> Option<(&Token, &TokenCache)> {
+    pub(crate) fn usable_token(&mut self) -> Option<(&Token, &TokenCache, NonZeroU64)> {
         let entry = self.view.load().as_ref()?;
         match entry.phase.load(Ordering::Acquire) {
-            FRESH | REFRESHING => Some((&entry.token, &self.cache)),
+            FRESH | REFRESHING => Some((&entry.token, &self.cache, entry.generation)),
             REFRESH_DUE => {
                 self.cache.shared.refresh_if_due(entry);
-                Some((&entry.token, &self.cache))
+                Some((&entry.token, &self.cache, entry.generation))
             }
             _ => None,
         }
@@ -361,6 +392,7 @@ impl Shared {
             token,
             phase: AtomicU8::new(phase),
             expire_at,
+            generation: NonZeroU64::MIN.saturating_add(GENERATIONS.fetch_add(1, Ordering::Relaxed)),
         });
         if let Some(timer) = flight.timer.take() {
             timer.abort();

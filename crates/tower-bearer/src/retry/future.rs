@@ -10,7 +10,7 @@ use tower_service::Service;
 
 use super::challenge::token_rejected;
 use super::ReplayPolicy;
-use crate::used_token::UsedTokenSlot;
+use crate::used_token::{RejectedToken, UsedTokenSlot};
 
 /// What is kept from a request to send it again.
 pub(super) struct Replay<S, P: ReplayPolicy<B>, B> {
@@ -19,7 +19,8 @@ pub(super) struct Replay<S, P: ReplayPolicy<B>, B> {
     pub(super) policy: P,
     pub(super) request: Request<()>,
     pub(super) saved: P::Saved,
-    pub(super) slot: UsedTokenSlot,
+    /// `None` when the policy always replays: the 401 then says which token it rejected.
+    pub(super) slot: Option<UsedTokenSlot>,
 }
 
 pin_project! {
@@ -124,16 +125,29 @@ where
 /// `None` to return the response as it is.
 fn replay_request<ResBody, R>(
     response: &Response<ResBody>,
-    slot: UsedTokenSlot,
-    build: impl FnOnce() -> Option<R>,
-) -> Option<R> {
+    slot: Option<UsedTokenSlot>,
+    build: impl FnOnce() -> Option<Request<R>>,
+) -> Option<Request<R>> {
     if response.status() != StatusCode::UNAUTHORIZED || !token_rejected(response.headers()) {
         return None;
     }
-    // No token recorded: the caller set its own Authorization, or no auth layer is inside.
-    let used = slot.get()?;
-    used.cache.invalidate(&used.token);
-    let request = build();
+    // No token recorded or marked: the caller set its own Authorization, or no auth layer
+    // is inside.
+    let request = match slot {
+        Some(slot) => {
+            let used = slot.get()?;
+            used.cache.invalidate(&used.token);
+            build()
+        }
+        None => {
+            let rejected = *response.extensions().get::<RejectedToken>()?;
+            // The auth layer invalidates it when the replay passes through.
+            build().map(|mut request| {
+                request.extensions_mut().insert(rejected);
+                request
+            })
+        }
+    };
     match &request {
         Some(_) => tracing::debug!("access token rejected with 401; replaying with a new one"),
         None => tracing::debug!(

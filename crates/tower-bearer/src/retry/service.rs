@@ -79,7 +79,7 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let (mut parts, body) = request.into_parts();
         let (body, saved) = self.policy.prepare(body);
-        // Taken before the slot goes in, so the replay carries no used slot.
+        // Taken before any slot goes in, so the replay carries none.
         let mut replay = Request::new(());
         *replay.method_mut() = parts.method.clone();
         *replay.uri_mut() = parts.uri.clone();
@@ -87,8 +87,13 @@ where
         *replay.headers_mut() = parts.headers.clone();
         *replay.extensions_mut() = parts.extensions.clone();
 
-        let slot = UsedTokenSlot::default();
-        parts.extensions.insert(slot.clone());
+        // A body that may not be replayable needs the slot: the token must be invalidated
+        // even when the 401 goes back to the caller. Otherwise the 401 says which token.
+        let slot = (!self.policy.always_replays()).then(|| {
+            let slot = UsedTokenSlot::default();
+            parts.extensions.insert(slot.clone());
+            slot
+        });
         let future = self.inner.call(Request::from_parts(parts, body));
         ResponseFuture::new(
             future,
