@@ -56,6 +56,31 @@ async fn leaves_the_callers_authorization_alone() {
 }
 
 #[tokio::test]
+async fn leaves_every_value_of_the_callers_authorization_in_order() {
+    let cache = TokenCache::new(StaticToken::new("abc").unwrap());
+    let all_values = service_fn(|request: Request<()>| async move {
+        let values: Vec<String> = request
+            .headers()
+            .get_all(AUTHORIZATION)
+            .iter()
+            .map(|value| value.to_str().unwrap().to_owned())
+            .collect();
+        Ok::<_, Infallible>(Response::new(values))
+    });
+    let mut client = BearerAuthLayer::new(cache.clone()).layer(all_values);
+    // Warm the cache, so the request takes the fresh-token path.
+    cache.token().await.unwrap();
+    let request = Request::builder()
+        .header(AUTHORIZATION, "Basic Zmlyc3Q=")
+        .header(AUTHORIZATION, "Basic c2Vjb25k")
+        .header("x-other", "1")
+        .body(())
+        .unwrap();
+    let response = client.ready().await.unwrap().call(request).await.unwrap();
+    assert_eq!(response.into_body(), ["Basic Zmlyc3Q=", "Basic c2Vjb25k"]);
+}
+
+#[tokio::test]
 async fn leaves_the_callers_authorization_alone_among_many_headers() {
     // Small header maps are scanned, large ones hashed: check both sides of the switch.
     let cache = TokenCache::new(StaticToken::new("abc").unwrap());
