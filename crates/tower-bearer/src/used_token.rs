@@ -1,14 +1,14 @@
 //! How the retry layer learns which token the auth layer attached.
 //!
-//! Two ways. The cheap one, for bodies that can always be replayed: the auth layer's
-//! response future marks a 401 with a [`RejectedToken`] (which cache, which generation of
-//! its token: no reference counts), the retry layer copies the mark onto the replay, and
-//! the auth layer invalidates that generation before attaching a token to the replay. The
+//! Two ways. The cheap one, for bodies that can always be replayed, costs the auth layer
+//! nothing per request: cached tokens carry a generation, unique in the process and
+//! increasing; the retry layer notes the newest generation when it sends a request, and on
+//! a 401 puts a [`RejectedUpTo`] with it on the replay; the auth layer then invalidates its
+//! cached token if that token is no newer, which means it is the one that was sent. The
 //! other, for bodies that may not be replayable (the token must still be invalidated when
 //! the 401 goes back to the caller): a [`UsedTokenSlot`] in the request's extensions that
 //! the auth layer fills with the token and its cache.
 
-use std::num::NonZeroU64;
 use std::sync::{Arc, OnceLock};
 
 use crate::{Token, TokenCache};
@@ -39,11 +39,11 @@ impl UsedTokenSlot {
     }
 }
 
-/// Which token a 401 rejected: on the 401 response (put there by the auth layer), then on
-/// the replay request (put there by the retry layer), where the auth layer invalidates it.
+/// On a replay after a 401 (put there by the retry layer): the rejected token is the cached
+/// one if its generation is at most `up_to`, the newest generation any cache had issued
+/// when the first attempt was sent. Tokens cached after that have higher generations, so
+/// this never invalidates a newer token than the one that was sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct RejectedToken {
-    /// The cached entry's generation: unique across all caches of the process, and never
-    /// zero, so that `Option<RejectedToken>` is one word.
-    pub(crate) generation: NonZeroU64,
+pub(crate) struct RejectedUpTo {
+    pub(crate) up_to: u64,
 }

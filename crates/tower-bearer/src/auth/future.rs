@@ -3,12 +3,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
+use std::num::NonZeroU64;
+
 use http::{Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::service::attach;
-use crate::used_token::RejectedToken;
+use crate::used_token::RejectedUpTo;
 use crate::{BoxError, FetchError, Token, TokenCache};
 
 type TokenFetch = Pin<Box<dyn Future<Output = Result<Token, FetchError>> + Send>>;
@@ -41,19 +43,27 @@ pin_project! {
         Sent {
             #[pin]
             future: S::Future,
-            // Which token went with the request, to mark a 401 for the retry layer.
-            attached: Option<RejectedToken>,
         },
     }
 }
 
-/// Everything needed to send the request once the token arrives.
-struct Fetching<S, B> {
+/// Everything needed to send the request once the token arrives, and then its response.
+///
+/// The request stays on this (slow, rare) path to the end, so that a 401 for a token that
+/// was fetched for it can be marked with that token's generation: the retry layer's own
+/// estimate only covers tokens that were cached when it sent the request.
+struct Fetching<S, B>
+where
+    S: Service<Request<B>>,
+{
     fetch: TokenFetch,
     cache: TokenCache,
     // Both `Some` until the token arrives.
     service: Option<S>,
     request: Option<Request<B>>,
+    // Once sent: the response future, and the generation of the token sent.
+    sent: Option<Pin<Box<S::Future>>>,
+    generation: Option<u64>,
 }
 
 impl<S, B> ResponseFuture<S, B>
@@ -61,9 +71,9 @@ where
     S: Service<Request<B>>,
 {
     #[inline]
-    pub(super) fn sent(future: S::Future, attached: Option<RejectedToken>) -> Self {
+    pub(super) fn sent(future: S::Future) -> Self {
         ResponseFuture {
-            state: State::Sent { future, attached },
+            state: State::Sent { future },
         }
     }
 
@@ -79,6 +89,8 @@ where
                     cache,
                     service: Some(service),
                     request: Some(request),
+                    sent: None,
+                    generation: None,
                 }),
             },
         }
@@ -97,7 +109,17 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
+                StateProj::Sent { future } => return future.poll(cx).map_err(Into::into),
                 StateProj::Fetching { fetching } => {
+                    if let Some(sent) = &mut fetching.sent {
+                        let mut response = ready!(sent.as_mut().poll(cx)).map_err(Into::into)?;
+                        if let (StatusCode::UNAUTHORIZED, Some(up_to)) =
+                            (response.status(), fetching.generation)
+                        {
+                            response.extensions_mut().insert(RejectedUpTo { up_to });
+                        }
+                        return Poll::Ready(Ok(response));
+                    }
                     let token = ready!(fetching.fetch.as_mut().poll(cx))?;
                     let (Some(mut service), Some(mut request)) =
                         (fetching.service.take(), fetching.request.take())
@@ -107,27 +129,12 @@ where
                         )
                         .into()));
                     };
-                    let attached = attach(&mut request, &token, &fetching.cache);
-                    let future = service.call(request);
-                    this.state.set(State::Sent { future, attached });
-                }
-                StateProj::Sent { future, attached } => {
-                    let mut response = ready!(future.poll(cx)).map_err(Into::into)?;
-                    if response.status() == StatusCode::UNAUTHORIZED {
-                        mark_rejected(&mut response, *attached);
-                    }
-                    return Poll::Ready(Ok(response));
+                    attach(&mut request, &token, &fetching.cache);
+                    fetching.generation = fetching.cache.generation_of(&token).map(NonZeroU64::get);
+                    fetching.sent = Some(Box::pin(service.call(request)));
                 }
             }
         }
-    }
-}
-
-/// Marks a 401 with the token that went with the request, for the retry layer.
-#[cold]
-fn mark_rejected<ResBody>(response: &mut Response<ResBody>, attached: Option<RejectedToken>) {
-    if let Some(attached) = attached {
-        response.extensions_mut().insert(attached);
     }
 }
 

@@ -8,7 +8,7 @@ use tower_service::Service;
 
 use super::{BearerAuthLayer, Origin, ResponseFuture};
 use crate::cache::Reader;
-use crate::used_token::{RejectedToken, UsedTokenSlot};
+use crate::used_token::{RejectedUpTo, UsedTokenSlot};
 use crate::{BoxError, Token, TokenCache};
 
 /// Adds a bearer token to each request; built by [`BearerAuthLayer`].
@@ -87,9 +87,10 @@ where
 
     #[inline]
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        match self.prepare(&mut request) {
-            Prepared::Send(attached) => ResponseFuture::sent(self.inner.call(request), attached),
-            Prepared::Fetch => self.call_after_fetch(request),
+        if self.prepare(&mut request) {
+            ResponseFuture::sent(self.inner.call(request))
+        } else {
+            self.call_after_fetch(request)
         }
     }
 }
@@ -99,43 +100,24 @@ impl<S> BearerAuth<S> {
     /// or leaves the request alone when it is not ours to authorize. `false` means a token
     /// must be fetched first.
     #[inline]
-    fn prepare<B>(&mut self, request: &mut Request<B>) -> Prepared {
-        // Extensions carry what the retry layer passes (see `used_token`); most requests
-        // have none, and then there is nothing to look up.
-        let extensions = !request.extensions().is_empty();
-        if extensions {
-            self.invalidate_rejected(request);
-        }
+    fn prepare<B>(&mut self, request: &mut Request<B>) -> bool {
         if !self.origin_allowed(request) {
-            return Prepared::Send(None);
+            return true;
+        }
+        if has_authorization(request.headers()) {
+            return true;
         }
         match self.reader.usable_token() {
-            Some((token, cache, generation)) => {
-                // One lookup: append, and in the rare case that the caller had set the
-                // header, take ours out again.
-                if append_authorization(request.headers_mut(), token.header_value().clone()) {
-                    remove_last_authorization(request.headers_mut());
-                    return Prepared::Send(None);
+            Some((token, cache)) => {
+                insert_authorization(request.headers_mut(), token.header_value().clone());
+                // Extensions carry what the retry layer passes (see `used_token`); most
+                // requests have none.
+                if !request.extensions().is_empty() {
+                    return report_to_retry(request, token, cache);
                 }
-                if extensions {
-                    record_used(request, token, cache);
-                }
-                Prepared::Send(Some(RejectedToken { generation }))
+                true
             }
-            None if request.headers().contains_key(AUTHORIZATION) => Prepared::Send(None),
-            None => Prepared::Fetch,
-        }
-    }
-
-    /// On a replay after a 401: invalidates the token the 401 rejected, if it came from this
-    /// layer's cache.
-    #[cold]
-    #[inline(never)]
-    fn invalidate_rejected<B>(&self, request: &mut Request<B>) {
-        if let Some(rejected) = request.extensions_mut().remove::<RejectedToken>() {
-            self.reader
-                .cache()
-                .invalidate_generation(rejected.generation);
+            None => false,
         }
     }
 
@@ -154,58 +136,48 @@ impl<S> BearerAuth<S> {
     }
 }
 
-/// Puts the token on the request, and tells a retry layer outside which token it was.
-/// What `call` does with a request.
-enum Prepared {
-    /// Send it now; with the token attached, if one was.
-    Send(Option<RejectedToken>),
-    /// Wait for a token first.
-    Fetch,
-}
-
-/// Attaches a token that was fetched for this request; the mark for a 401, if the token is
-/// still the cached one.
-pub(super) fn attach<B>(
-    request: &mut Request<B>,
-    token: &Token,
-    cache: &TokenCache,
-) -> Option<RejectedToken> {
-    insert_authorization(request.headers_mut(), token.header_value().clone());
-    record_used(request, token, cache);
-    cache
-        .generation_of(token)
-        .map(|generation| RejectedToken { generation })
-}
-
-/// Tells a retry layer outside, if there is one, which token the request carries.
-/// Appends the header; `true` if the caller had already set one (ours is then the last of
-/// its values), as `HeaderMap::append` says.
-///
-/// In a function of its own: small enough that `HeaderMap::append` is inlined into it and
-/// hashes the constant name at compile time, as `AddAuthorization` does. Inlined into the
-/// larger `call`, it stays a call that hashes at run time (about 35 instructions more per
-/// request in the `hot_path` bench).
-#[inline(never)]
-fn append_authorization(headers: &mut HeaderMap, value: HeaderValue) -> bool {
-    headers.append(AUTHORIZATION, value)
-}
-
-/// Takes our value back out after the caller turned out to have set the header, keeping
-/// the caller's values in their order.
+/// For a request from the retry layer, with our token attached. On a replay after a
+/// 401, invalidates the rejected token and, if that was the one attached, takes it off
+/// again so the request waits for a new one (`false`); otherwise fills the retry
+/// layer's slot, if there is one, with the token attached.
 #[cold]
 #[inline(never)]
-fn remove_last_authorization(headers: &mut HeaderMap) {
-    if let http::header::Entry::Occupied(entry) = headers.entry(AUTHORIZATION) {
-        let (_, values) = entry.remove_entry_mult();
-        let mut values: Vec<HeaderValue> = values.collect();
-        values.pop();
-        for value in values {
-            headers.append(AUTHORIZATION, value);
+fn report_to_retry<B>(request: &mut Request<B>, token: &Token, cache: &TokenCache) -> bool {
+    if let Some(rejected) = request.extensions_mut().remove::<RejectedUpTo>() {
+        if cache.invalidate_up_to(rejected.up_to) {
+            request.headers_mut().remove(AUTHORIZATION);
+            return false;
         }
+    }
+    record_used(request, token, cache);
+    true
+}
+
+/// Attaches a token that was fetched for this request.
+pub(super) fn attach<B>(request: &mut Request<B>, token: &Token, cache: &TokenCache) {
+    insert_authorization(request.headers_mut(), token.header_value().clone());
+    record_used(request, token, cache);
+}
+
+/// Whether the caller already set an Authorization header: for the handful of headers
+/// requests usually carry, comparing names costs less than hashing one (an earlier
+/// `contains_key` was a third of this layer's cost in the `hot_path` bench). The entry API,
+/// and appending and taking ours back out, both measured slower.
+#[inline]
+fn has_authorization(headers: &HeaderMap) -> bool {
+    const SCAN_UP_TO: usize = 16;
+    if headers.keys_len() <= SCAN_UP_TO {
+        headers.keys().any(|name| name == AUTHORIZATION)
+    } else {
+        headers.contains_key(AUTHORIZATION)
     }
 }
 
-/// Inserts the header after a fetch (the caller's own header was checked before).
+/// Inserts the header in a function of its own: small enough that `HeaderMap::insert` is
+/// inlined into it and hashes the constant name at compile time, as it does in
+/// `AddAuthorization`. Inlined into the larger `call`, the insert stays a call that hashes
+/// at run time (about 35 instructions more per request in the `hot_path` bench).
+#[inline(never)]
 fn insert_authorization(headers: &mut HeaderMap, value: HeaderValue) {
     headers.insert(AUTHORIZATION, value);
 }

@@ -81,8 +81,14 @@ struct Shared {
     waits: AtomicU64,
 }
 
-/// Generations of cached tokens, unique across all caches of the process.
+/// Generations of cached tokens, unique across all caches of the process and increasing:
+/// a token cached after a read of this has a higher generation than the value read.
 static GENERATIONS: AtomicU64 = AtomicU64::new(0);
+
+/// The newest generation any cache has issued.
+pub(crate) fn newest_generation() -> u64 {
+    GENERATIONS.load(Ordering::Acquire)
+}
 
 #[derive(Default)]
 struct Flight {
@@ -196,12 +202,13 @@ impl TokenCache {
         }
     }
 
-    /// Like [`invalidate`](Self::invalidate), for the token stored as `generation`
-    /// (generations are unique across caches, so another cache's never matches).
-    pub(crate) fn invalidate_generation(&self, generation: NonZeroU64) -> bool {
+    /// Like [`invalidate`](Self::invalidate), for a rejected token known only as "cached
+    /// when the newest generation was `up_to`": invalidates the cached token if its
+    /// generation is no higher (see `used_token::RejectedUpTo`).
+    pub(crate) fn invalidate_up_to(&self, up_to: u64) -> bool {
         let current = self.shared.current.load();
         match &*current {
-            Some(entry) if entry.generation == generation => {
+            Some(entry) if entry.generation.get() <= up_to => {
                 let invalidated = entry.phase.swap(EXPIRED, Ordering::AcqRel) != EXPIRED;
                 if invalidated {
                     tracing::debug!("cached token invalidated after the server rejected it");
@@ -274,13 +281,13 @@ impl Reader {
     /// Reads one pointer and one phase byte. Inside the refresh window the first caller
     /// also starts the background refresh.
     #[inline]
-    pub(crate) fn usable_token(&mut self) -> Option<(&Token, &TokenCache, NonZeroU64)> {
+    pub(crate) fn usable_token(&mut self) -> Option<(&Token, &TokenCache)> {
         let entry = self.view.load().as_ref()?;
         match entry.phase.load(Ordering::Acquire) {
-            FRESH | REFRESHING => Some((&entry.token, &self.cache, entry.generation)),
+            FRESH | REFRESHING => Some((&entry.token, &self.cache)),
             REFRESH_DUE => {
                 self.cache.shared.refresh_if_due(entry);
-                Some((&entry.token, &self.cache, entry.generation))
+                Some((&entry.token, &self.cache))
             }
             _ => None,
         }
@@ -392,7 +399,7 @@ impl Shared {
             token,
             phase: AtomicU8::new(phase),
             expire_at,
-            generation: NonZeroU64::MIN.saturating_add(GENERATIONS.fetch_add(1, Ordering::Relaxed)),
+            generation: NonZeroU64::MIN.saturating_add(GENERATIONS.fetch_add(1, Ordering::AcqRel)),
         });
         if let Some(timer) = flight.timer.take() {
             timer.abort();

@@ -10,7 +10,7 @@ use tower_service::Service;
 
 use super::challenge::token_rejected;
 use super::ReplayPolicy;
-use crate::used_token::{RejectedToken, UsedTokenSlot};
+use crate::used_token::{RejectedUpTo, UsedTokenSlot};
 
 /// What is kept from a request to send it again.
 pub(super) struct Replay<S, P: ReplayPolicy<B>, B> {
@@ -19,8 +19,9 @@ pub(super) struct Replay<S, P: ReplayPolicy<B>, B> {
     pub(super) policy: P,
     pub(super) request: Request<()>,
     pub(super) saved: P::Saved,
-    /// `None` when the policy always replays: the 401 then says which token it rejected.
+    /// `None` when the policy always replays; then `rejected` tells the token.
     pub(super) slot: Option<UsedTokenSlot>,
+    pub(super) rejected: RejectedUpTo,
 }
 
 pin_project! {
@@ -64,12 +65,10 @@ where
     P: ReplayPolicy<B>,
     S: Service<Request<P::Body>>,
 {
-    pub(super) fn new(future: S::Future, replay: Replay<S, P, B>) -> Self {
+    /// `replay` is `None` for a request that must not be replayed.
+    pub(super) fn new(future: S::Future, replay: Option<Replay<S, P, B>>) -> Self {
         ResponseFuture {
-            state: State::First {
-                future,
-                replay: Some(replay),
-            },
+            state: State::First { future, replay },
         }
     }
 }
@@ -90,7 +89,8 @@ where
                     let Some(replay) = replay.take() else {
                         return Poll::Ready(Ok(response));
                     };
-                    let Some(request) = replay_request(&response, replay.slot, || {
+                    let rejected = replay.rejected;
+                    let Some(request) = replay_request(&response, replay.slot, rejected, || {
                         replay
                             .policy
                             .replay(replay.saved)
@@ -126,22 +126,29 @@ where
 fn replay_request<ResBody, R>(
     response: &Response<ResBody>,
     slot: Option<UsedTokenSlot>,
+    rejected: RejectedUpTo,
     build: impl FnOnce() -> Option<Request<R>>,
 ) -> Option<Request<R>> {
     if response.status() != StatusCode::UNAUTHORIZED || !token_rejected(response.headers()) {
         return None;
     }
-    // No token recorded or marked: the caller set its own Authorization, or no auth layer
-    // is inside.
     let request = match slot {
         Some(slot) => {
+            // No token recorded: the caller set its own Authorization (or the origin is
+            // not one the auth layer serves, or no auth layer is inside).
             let used = slot.get()?;
             used.cache.invalidate(&used.token);
             build()
         }
+        // The auth layer invalidates the rejected token when the replay passes through. A
+        // token fetched for this very request is newer than `rejected` says; the auth layer
+        // marked its 401 with the exact generation then.
         None => {
-            let rejected = *response.extensions().get::<RejectedToken>()?;
-            // The auth layer invalidates it when the replay passes through.
+            let rejected = response
+                .extensions()
+                .get::<RejectedUpTo>()
+                .copied()
+                .unwrap_or(rejected);
             build().map(|mut request| {
                 request.extensions_mut().insert(rejected);
                 request

@@ -13,6 +13,20 @@
 //! - a request whose `Authorization` the caller set, since the token was not ours;
 //! - a request whose body cannot be replayed.
 //!
+//! How it knows which token was sent, without costing the usual request anything: cached
+//! tokens carry a generation, unique and increasing across all caches of the process. The
+//! layer notes the newest generation when it sends a request; on a 401 it puts that on the
+//! replay, and the auth layer invalidates its cached token if that token is no newer, which
+//! means it was the one sent. (A token fetched for the request itself, because none was
+//! cached, is newer; the auth layer then marks the 401 with that token's exact
+//! generation.) In a race with a refresh that completes just as a request is sent, the
+//! refreshed token can be invalidated in place of the rejected one, at the cost of one
+//! extra fetch. With [`RetryOn401Layer::buffered`] the layer also needs the token when the
+//! body cannot be replayed, so it passes a slot per request that the auth layer fills in,
+//! and invalidation is exact. Either way the layer must wrap a
+//! [`BearerAuthLayer`](crate::BearerAuthLayer): without one inside, a replay goes out
+//! unchanged and its 401 comes back.
+//!
 //! Bodies: with [`RetryOn401Layer::new`] the body type must be `Clone` and is cloned before
 //! the first send. For streaming bodies, [`RetryOn401Layer::buffered`] records the body as it
 //! is sent, up to a limit, and replays the recording; past the limit the 401 is returned

@@ -1,11 +1,13 @@
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use http::header::AUTHORIZATION;
 use http::{Request, Response};
 use tower_service::Service;
 
 use super::{CloneBody, ReplayPolicy, ResponseFuture, RetryOn401Layer};
-use crate::used_token::UsedTokenSlot;
+use crate::cache::newest_generation;
+use crate::used_token::{RejectedUpTo, UsedTokenSlot};
 
 /// Retries once on a 401 for a rejected token; built by [`RetryOn401Layer`].
 ///
@@ -79,6 +81,11 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let (mut parts, body) = request.into_parts();
         let (body, saved) = self.policy.prepare(body);
+        // A request with the caller's own credentials is never replayed.
+        if parts.headers.contains_key(AUTHORIZATION) {
+            drop(saved);
+            return ResponseFuture::new(self.inner.call(Request::from_parts(parts, body)), None);
+        }
         // Taken before any slot goes in, so the replay carries none.
         let mut replay = Request::new(());
         *replay.method_mut() = parts.method.clone();
@@ -88,22 +95,27 @@ where
         *replay.extensions_mut() = parts.extensions.clone();
 
         // A body that may not be replayable needs the slot: the token must be invalidated
-        // even when the 401 goes back to the caller. Otherwise the 401 says which token.
+        // even when the 401 goes back to the caller. Otherwise the newest token generation
+        // now is enough to tell the rejected token later (see `used_token`).
         let slot = (!self.policy.always_replays()).then(|| {
             let slot = UsedTokenSlot::default();
             parts.extensions.insert(slot.clone());
             slot
         });
+        let rejected = RejectedUpTo {
+            up_to: newest_generation(),
+        };
         let future = self.inner.call(Request::from_parts(parts, body));
         ResponseFuture::new(
             future,
-            super::future::Replay {
+            Some(super::future::Replay {
                 service: Arc::clone(&self.replayer),
                 policy: self.policy.clone(),
                 request: replay,
                 saved,
                 slot,
-            },
+                rejected,
+            }),
         )
     }
 }
