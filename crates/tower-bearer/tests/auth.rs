@@ -196,3 +196,75 @@ async fn inner_errors_pass_through_boxed() {
         "connection reset"
     );
 }
+
+#[tokio::test]
+async fn a_late_401_for_an_older_token_leaves_the_newer_one_alone() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    use tokio::sync::Notify;
+    use tower_bearer::RetryOn401Layer;
+
+    let fetches = Arc::new(AtomicU64::new(0));
+    let source = {
+        let fetches = Arc::clone(&fetches);
+        from_fn(move || {
+            let n = fetches.fetch_add(1, Ordering::SeqCst) + 1;
+            async move {
+                Token::builder(format!("token-{n}"))
+                    .expires_in(std::time::Duration::from_secs(3600))
+                    .build()
+                    .map_err(FetchError::from)
+            }
+        })
+    };
+    let cache = TokenCache::new(source);
+    let first = cache.token().await.unwrap();
+
+    // The API holds the request with token-1 until told, then rejects it; it accepts others.
+    let release = Arc::new(Notify::new());
+    let held = Arc::new(AtomicU64::new(0));
+    let api = {
+        let (release, held) = (Arc::clone(&release), Arc::clone(&held));
+        service_fn(move |request: Request<String>| {
+            let (release, held) = (Arc::clone(&release), Arc::clone(&held));
+            async move {
+                let mut response = Response::new(());
+                if request.headers()[AUTHORIZATION] == "Bearer token-1" {
+                    held.fetch_add(1, Ordering::SeqCst);
+                    release.notified().await;
+                    *response.status_mut() = http::StatusCode::UNAUTHORIZED;
+                    response.headers_mut().insert(
+                        http::header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+                    );
+                }
+                Ok::<_, Infallible>(response)
+            }
+        })
+    };
+    let client = ServiceBuilder::new()
+        .layer(RetryOn401Layer::new())
+        .layer(BearerAuthLayer::new(cache.clone()))
+        .service(api);
+    let call = tokio::spawn(client.oneshot(Request::new(String::new())));
+    while held.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    // Meanwhile the cache moves on to token-2, as a background refresh would.
+    assert!(cache.invalidate(&first));
+    let second = cache.token().await.unwrap();
+    release.notify_one();
+
+    let response = call.await.unwrap().unwrap();
+    assert_eq!(
+        response.status(),
+        http::StatusCode::OK,
+        "replayed with token-2"
+    );
+    assert_eq!(
+        fetches.load(Ordering::SeqCst),
+        2,
+        "token-2 was not invalidated"
+    );
+    assert!(cache.cached().unwrap().same_as(&second));
+}
