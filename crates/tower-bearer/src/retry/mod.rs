@@ -25,7 +25,8 @@
 //! body cannot be replayed, so it passes a slot per request that the auth layer fills in,
 //! and invalidation is exact. Either way the layer must wrap a
 //! [`BearerAuthLayer`](crate::BearerAuthLayer): without one inside, a replay goes out
-//! unchanged and its 401 comes back.
+//! unchanged and its 401 comes back. The same happens, once, for a request to an origin
+//! outside the auth layer's `allow_origins` that answers with such a 401.
 //!
 //! Bodies: with [`RetryOn401Layer::new`] the body type must be `Clone` and is cloned before
 //! the first send. For streaming bodies, [`RetryOn401Layer::buffered`] records the body as it
