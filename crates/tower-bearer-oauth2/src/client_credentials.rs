@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use tower_bearer::source::TokenFuture;
 use tower_bearer::store::StoreKey;
 use tower_bearer::{Token, TokenCache, TokenSource};
@@ -13,9 +13,7 @@ use crate::endpoint::{Grant, TokenEndpoint};
 use crate::response::TokenResponseRules;
 use crate::settings::{self, EndpointSettings};
 use crate::token_url::TokenUrl;
-use crate::{
-    AuthServerMetadata, BuildError, ClientAuth, RetryPolicy, RevocationError, TokenTypeHint,
-};
+use crate::{AuthServerMetadata, BuildError, ClientAuth, RetryPolicy, RevocationError};
 
 /// Parameters this crate sets itself, which `param` may not override.
 const RESERVED_PARAMS: &[&str] = &[
@@ -214,9 +212,7 @@ impl ClientCredentials {
     /// section 2.2 says. Fails with [`RevocationError::is_not_configured`] when the builder
     /// was given no [`revocation_url`](ClientCredentialsBuilder::revocation_url).
     pub async fn revoke(&self, token: &Token) -> Result<(), RevocationError> {
-        self.endpoint
-            .revoke(token.secret().expose_secret(), TokenTypeHint::AccessToken)
-            .await
+        self.endpoint.revoke_access_token(token).await
     }
 
     /// Revokes the token `cache` holds, if it holds one that has not expired, and drops it
@@ -256,12 +252,7 @@ impl ClientCredentials {
     /// # }
     /// ```
     pub async fn revoke_cached(&self, cache: &TokenCache) -> Result<bool, RevocationError> {
-        let Some(token) = cache.cached() else {
-            return Ok(false);
-        };
-        self.revoke(&token).await?;
-        cache.invalidate(&token);
-        Ok(true)
+        self.endpoint.revoke_cached(cache).await
     }
 }
 

@@ -2,7 +2,6 @@
 //! token, revocation and introspection endpoints and the accepted client authentication
 //! methods from the issuer URL alone.
 
-use std::error::Error as StdError;
 use std::fmt;
 use std::time::Duration;
 
@@ -570,19 +569,7 @@ impl DiscoveryError {
     }
 }
 
-impl fmt::Display for DiscoveryError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl StdError for DiscoveryError {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.source
-            .as_ref()
-            .map(|source| &**source as &(dyn StdError + 'static))
-    }
-}
+crate::error::message_error!(DiscoveryError);
 
 #[cfg(test)]
 mod tests {

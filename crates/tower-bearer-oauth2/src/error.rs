@@ -292,11 +292,36 @@ impl fmt::Display for EndpointError {
 
 impl StdError for EndpointError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.source
-            .as_ref()
-            .map(|source| &**source as &(dyn StdError + 'static))
+        source_of(&self.source)
     }
 }
+
+/// The `source()` of an error that keeps its cause as an optional [`BoxError`].
+pub(crate) fn source_of(source: &Option<BoxError>) -> Option<&(dyn StdError + 'static)> {
+    source
+        .as_ref()
+        .map(|source| &**source as &(dyn StdError + 'static))
+}
+
+/// `Display` (the message) and `Error` (the optional boxed source) for an error type with
+/// `message: String` and `source: Option<BoxError>` fields.
+macro_rules! message_error {
+    ($error:ty) => {
+        impl std::fmt::Display for $error {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.message)
+            }
+        }
+
+        impl std::error::Error for $error {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                $crate::error::source_of(&self.source)
+            }
+        }
+    };
+}
+
+pub(crate) use message_error;
 
 /// A builder was given a configuration that cannot work. The message says which part and
 /// how to fix it; it never contains the client secret.
@@ -406,19 +431,7 @@ impl BuildError {
     }
 }
 
-impl fmt::Display for BuildError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl StdError for BuildError {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.source
-            .as_ref()
-            .map(|source| &**source as &(dyn StdError + 'static))
-    }
-}
+message_error!(BuildError);
 
 #[cfg(test)]
 mod tests {

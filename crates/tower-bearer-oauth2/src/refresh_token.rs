@@ -213,10 +213,7 @@ impl RefreshToken {
     /// Revokes an access token this source issued (RFC 7009); see
     /// [`ClientCredentials::revoke`](crate::ClientCredentials::revoke).
     pub async fn revoke(&self, token: &Token) -> Result<(), RevocationError> {
-        self.inner
-            .endpoint
-            .revoke(token.secret().expose_secret(), TokenTypeHint::AccessToken)
-            .await
+        self.inner.endpoint.revoke_access_token(token).await
     }
 
     /// Revokes the access token `cache` holds, if any, and drops it from the cache; see
@@ -224,12 +221,7 @@ impl RefreshToken {
     /// The refresh token stays valid; [`revoke_refresh_token`](Self::revoke_refresh_token)
     /// ends the grant.
     pub async fn revoke_cached(&self, cache: &TokenCache) -> Result<bool, RevocationError> {
-        let Some(token) = cache.cached() else {
-            return Ok(false);
-        };
-        self.revoke(&token).await?;
-        cache.invalidate(&token);
-        Ok(true)
+        self.inner.endpoint.revoke_cached(cache).await
     }
 
     fn current(&self) -> MutexGuard<'_, SecretString> {

@@ -6,7 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
-use tower_bearer::FetchError;
+use tower_bearer::{FetchError, Token, TokenCache};
 
 use crate::endpoint::{self, Failure, RawResponse, Target, TokenEndpoint};
 use crate::retry::RetryReason;
@@ -116,6 +116,23 @@ impl From<FetchError> for RevocationError {
 }
 
 impl TokenEndpoint {
+    /// Revokes an access token; what `revoke` on each source does.
+    pub(crate) async fn revoke_access_token(&self, token: &Token) -> Result<(), RevocationError> {
+        self.revoke(token.secret().expose_secret(), TokenTypeHint::AccessToken)
+            .await
+    }
+
+    /// Revokes the token `cache` holds, if any, and drops it from the cache; what
+    /// `revoke_cached` on each source does.
+    pub(crate) async fn revoke_cached(&self, cache: &TokenCache) -> Result<bool, RevocationError> {
+        let Some(token) = cache.cached() else {
+            return Ok(false);
+        };
+        self.revoke_access_token(&token).await?;
+        cache.invalidate(&token);
+        Ok(true)
+    }
+
     /// Revokes `token` at the revocation endpoint with the client's credentials, retrying
     /// per the [`RetryPolicy`](crate::RetryPolicy) (revocation is idempotent, but the
     /// policy's `retry_processed` is honoured all the same).
