@@ -11,9 +11,7 @@ use tower_bearer::TokenSource;
 use tower_bearer_oauth2::{ClientAuth, ClientCredentials, OAuthError, RefreshToken};
 use tower_bearer_testkit::{AuthServer, ClientAuthMethod, TestKey};
 
-mod support;
-
-use support::{private_key, TestResult};
+use crate::support::{private_key, TestResult};
 
 const CLIENT: &str = "jwt-client";
 

@@ -6,8 +6,6 @@
 //! are missing; with `TOWER_BEARER_REQUIRE_INTEROP=1` it fails instead. Tokens are checked
 //! with the server itself (introspection, RFC 7662), not with our own parsing.
 
-mod oidc_provider;
-
 use std::error::Error as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -31,7 +29,7 @@ use tower_bearer_oauth2::{
 };
 use tower_bearer_testkit::http_client;
 
-use oidc_provider::{Client, OidcProvider, BASIC, ODD, POST, REFRESH, RESOURCE};
+use crate::oidc_provider::{Client, OidcProvider, BASIC, ODD, POST, REFRESH, RESOURCE};
 
 type TestResult = Result<(), BoxError>;
 

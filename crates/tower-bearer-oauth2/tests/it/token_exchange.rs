@@ -15,9 +15,7 @@ use tower_bearer_testkit::{
     capture_tracing, AuthServer, AuthServerBuilder, ClientAuthMethod, Fault, TestKey,
 };
 
-mod support;
-
-use support::{
+use crate::support::{
     everything_printed, oauth_error, private_key, tokens_for_concurrent_callers, TestResult,
 };
 

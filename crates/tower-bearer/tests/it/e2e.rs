@@ -1,8 +1,6 @@
 //! The whole client stack against the testkit's authorization server and API, over real
 //! sockets on 127.0.0.1: the counts the core promises.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +16,7 @@ use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
 use tower_bearer::{BearerAuthLayer, CacheConfig, FetchError, RetryOn401Layer, TokenCache};
 use tower_bearer_testkit::{ApiServer, AuthServer, Fault, StreamingBody};
 
-use support::{capped_client, client, current_token, get, oauth_source};
+use crate::support::{capped_client, client, current_token, get, oauth_source};
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 

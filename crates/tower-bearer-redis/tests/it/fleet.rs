@@ -186,7 +186,7 @@ impl Member {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                "fleet_member",
+                "fleet::fleet_member",
                 "--nocapture",
                 "--test-threads",
                 "1",

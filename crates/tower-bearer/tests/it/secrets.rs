@@ -1,14 +1,12 @@
 //! No access token reaches `Debug`, `Display`, an error or a log line, across a whole run:
 //! a fetch, a 401 and its replay, and a failed refresh.
 
-mod support;
-
 use http::StatusCode;
 use tower::{Service, ServiceExt};
 use tower_bearer::TokenCache;
 use tower_bearer_testkit::{capture_tracing, ApiServer, AuthServer, Fault};
 
-use support::{client, current_token, get, oauth_source};
+use crate::support::{client, current_token, get, oauth_source};
 
 #[tokio::test]
 async fn tokens_never_show_in_debug_display_errors_or_logs() -> Result<(), tower_bearer::BoxError> {

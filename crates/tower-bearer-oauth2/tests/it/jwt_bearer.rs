@@ -17,9 +17,7 @@ use tower_bearer::{TokenCache, TokenSource};
 use tower_bearer_oauth2::{ClientAuth, JwtBearer, JwtBearerBuilder};
 use tower_bearer_testkit::{capture_tracing, AuthServer, ClientAuthMethod, TestKey};
 
-mod support;
-
-use support::{
+use crate::support::{
     everything_printed, oauth_error, private_key, tokens_for_concurrent_callers, TestResult,
 };
 

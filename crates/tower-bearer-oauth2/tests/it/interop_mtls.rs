@@ -4,8 +4,6 @@
 //! Skipped, with the reason printed, when `node` or the server's npm packages are missing;
 //! with `TOWER_BEARER_REQUIRE_INTEROP=1` they fail instead.
 
-mod oidc_provider;
-
 use std::error::Error as _;
 
 use http::Request;
@@ -18,7 +16,7 @@ use tower_bearer_oauth2::{
 };
 use tower_bearer_testkit::{TestCertificate, TestPki};
 
-use oidc_provider::{OidcProvider, ServerTls, BASIC};
+use crate::oidc_provider::{OidcProvider, ServerTls, BASIC};
 
 type TestResult = Result<(), BoxError>;
 

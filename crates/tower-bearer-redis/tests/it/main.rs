@@ -1,0 +1,5 @@
+//! The Redis crate's behaviour tests against a real redis-server, in one binary.
+
+mod fleet;
+mod redis_store;
+mod redis_tls;

@@ -1,0 +1,9 @@
+//! The core crate's behaviour tests, in one binary: one module per topic.
+
+mod auth;
+mod cache;
+mod e2e;
+mod secrets;
+mod sources;
+mod store;
+mod support;
