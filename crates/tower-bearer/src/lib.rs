@@ -11,8 +11,11 @@
 //! - costs two atomic loads and a reference-counted header clone per request when the token
 //!   is fresh: no lock, no clock read, no allocation, no await.
 //!
-//! [`RetryOn401Layer`] goes outside it: on a 401 for a rejected token it invalidates exactly
-//! that token and replays the request once. It never loops and never replays a body it cannot.
+//! On a 401 that rejects the token (RFC 6750 `invalid_token`, or no error code) the auth layer
+//! invalidates exactly the token it attached, so the next request gets a new one; tokens
+//! that keep being rejected right after they were fetched back off instead of costing a
+//! token request each. [`RetryOn401Layer`] goes outside it and replays such a request once.
+//! It never loops and never replays a body it cannot.
 //!
 //! Secrets never show up in `Debug`, `Display`, errors or logs, and the header value is
 //! marked sensitive.
@@ -54,13 +57,13 @@
 
 pub mod auth;
 pub mod cache;
+mod challenge;
 mod error;
 #[cfg(feature = "retry")]
 pub mod retry;
 pub mod source;
 pub mod store;
 mod token;
-mod used_token;
 
 pub use auth::{BearerAuth, BearerAuthLayer};
 pub use cache::{CacheConfig, CacheStats, TokenCache};

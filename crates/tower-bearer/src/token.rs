@@ -51,6 +51,11 @@ struct Inner {
 }
 
 impl Token {
+    /// The longest lifetime a token is given: one year. A longer `expires_in` (a server that
+    /// sends `u64::MAX` or `1e308` for "forever") is read as a year, so such a token is
+    /// still refreshed now and then, and no deadline computed from it can overflow the clock.
+    pub const MAX_LIFETIME: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
     /// A bearer token with no known expiry.
     ///
     /// Fails if the value is empty or holds bytes that cannot appear in an HTTP header.
@@ -155,14 +160,19 @@ impl TokenBuilder {
     }
 
     /// The lifetime from now, as in the token response's `expires_in` (RFC 6749 section 5.1).
+    ///
+    /// At most [`Token::MAX_LIFETIME`]; a longer lifetime is shortened to it. Sub-second
+    /// lifetimes are kept as they are.
     pub fn expires_in(mut self, lifetime: Duration) -> Self {
-        self.expires_in = Some(lifetime);
+        self.expires_in = Some(lifetime.min(Token::MAX_LIFETIME));
         self
     }
 
     /// Ask the source again after this long, even if the token has no expiry.
+    ///
+    /// At most [`Token::MAX_LIFETIME`], like [`expires_in`](Self::expires_in).
     pub fn refresh_after(mut self, after: Duration) -> Self {
-        self.refresh_after = Some(after);
+        self.refresh_after = Some(after.min(Token::MAX_LIFETIME));
         self
     }
 
@@ -375,6 +385,29 @@ mod tests {
         assert_eq!(TokenType::parse("BEARER"), Some(TokenType::Bearer));
         assert_eq!(TokenType::parse("DPoP"), Some(TokenType::DPoP));
         assert_eq!(TokenType::parse("mac"), None);
+    }
+
+    #[test]
+    fn lifetimes_are_clamped_to_a_year_and_keep_fractions() {
+        let now = Instant::now();
+        let forever = Token::builder("t")
+            .expires_in(Duration::MAX)
+            .refresh_after(Duration::MAX)
+            .build()
+            .unwrap();
+        let at = forever.expires_at().unwrap();
+        assert!(at <= now + Token::MAX_LIFETIME + Duration::from_secs(1));
+        assert!(at >= now + Token::MAX_LIFETIME - Duration::from_secs(1));
+        assert!(forever.refresh_after().unwrap() <= at);
+        assert!(forever.expires_at_system().is_some());
+
+        let half = Token::builder("t")
+            .expires_in(Duration::from_millis(500))
+            .build()
+            .unwrap();
+        // Measured from just before `build`, so a little over 500 ms, never the 300 s default.
+        let left = half.expires_at().unwrap().saturating_duration_since(now);
+        assert!(left >= Duration::from_millis(500) && left < Duration::from_secs(5));
     }
 
     #[test]

@@ -1,16 +1,16 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
-
-use std::num::NonZeroU64;
 
 use http::{Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::service::attach;
-use crate::used_token::RejectedUpTo;
+use super::rejected::on_unauthorized;
+use super::service::insert_authorization;
+use crate::cache::Entry;
 use crate::{BoxError, FetchError, Token, TokenCache};
 
 type TokenFetch = Pin<Box<dyn Future<Output = Result<Token, FetchError>> + Send>>;
@@ -18,8 +18,9 @@ type TokenFetch = Pin<Box<dyn Future<Output = Result<Token, FetchError>> + Send>
 pin_project! {
     /// Response future of [`BearerAuth`](super::BearerAuth).
     ///
-    /// On the usual path it is the inner service's future and nothing else; only when a
-    /// token must be fetched first does it hold the (boxed) fetch.
+    /// On the usual path it is the inner service's future and the cached entry whose token
+    /// was attached, so that a 401 can invalidate exactly that token; only when a token
+    /// must be fetched first does it hold the (boxed) fetch.
     #[must_use = "futures do nothing unless polled"]
     pub struct ResponseFuture<S, B>
     where
@@ -43,15 +44,14 @@ pin_project! {
         Sent {
             #[pin]
             future: S::Future,
+            // `None` when no token of ours went out (the caller's own header, an origin
+            // outside the allow-list).
+            attached: Option<Arc<Entry>>,
         },
     }
 }
 
 /// Everything needed to send the request once the token arrives, and then its response.
-///
-/// The request stays on this (slow, rare) path to the end, so that a 401 for a token that
-/// was fetched for it can be marked with that token's generation: the retry layer's own
-/// estimate only covers tokens that were cached when it sent the request.
 struct Fetching<S, B>
 where
     S: Service<Request<B>>,
@@ -61,9 +61,8 @@ where
     // Both `Some` until the token arrives.
     service: Option<S>,
     request: Option<Request<B>>,
-    // Once sent: the response future, and the generation of the token sent.
-    sent: Option<Pin<Box<S::Future>>>,
-    generation: Option<u64>,
+    // Once sent: the response future, and the token sent.
+    sent: Option<(Pin<Box<S::Future>>, Token)>,
 }
 
 impl<S, B> ResponseFuture<S, B>
@@ -71,9 +70,9 @@ where
     S: Service<Request<B>>,
 {
     #[inline]
-    pub(super) fn sent(future: S::Future) -> Self {
+    pub(super) fn sent(future: S::Future, attached: Option<Arc<Entry>>) -> Self {
         ResponseFuture {
-            state: State::Sent { future },
+            state: State::Sent { future, attached },
         }
     }
 
@@ -90,7 +89,6 @@ where
                     service: Some(service),
                     request: Some(request),
                     sent: None,
-                    generation: None,
                 }),
             },
         }
@@ -109,14 +107,20 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Sent { future } => return future.poll(cx).map_err(Into::into),
+                StateProj::Sent { future, attached } => {
+                    let mut response = ready!(future.poll(cx)).map_err(Into::into)?;
+                    if response.status() == StatusCode::UNAUTHORIZED {
+                        if let Some(entry) = attached.take() {
+                            on_unauthorized(&mut response, || entry.reject());
+                        }
+                    }
+                    return Poll::Ready(Ok(response));
+                }
                 StateProj::Fetching { fetching } => {
-                    if let Some(sent) = &mut fetching.sent {
+                    if let Some((sent, token)) = &mut fetching.sent {
                         let mut response = ready!(sent.as_mut().poll(cx)).map_err(Into::into)?;
-                        if let (StatusCode::UNAUTHORIZED, Some(up_to)) =
-                            (response.status(), fetching.generation)
-                        {
-                            response.extensions_mut().insert(RejectedUpTo { up_to });
+                        if response.status() == StatusCode::UNAUTHORIZED {
+                            on_unauthorized(&mut response, || fetching.cache.reject(token));
                         }
                         return Poll::Ready(Ok(response));
                     }
@@ -129,9 +133,8 @@ where
                         )
                         .into()));
                     };
-                    attach(&mut request, &token, &fetching.cache);
-                    fetching.generation = fetching.cache.generation_of(&token).map(NonZeroU64::get);
-                    fetching.sent = Some(Box::pin(service.call(request)));
+                    insert_authorization(request.headers_mut(), token.header_value().clone());
+                    fetching.sent = Some((Box::pin(service.call(request)), token));
                 }
             }
         }

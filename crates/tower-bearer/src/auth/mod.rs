@@ -42,9 +42,11 @@
 mod future;
 mod layer;
 mod origin;
+mod rejected;
 mod service;
 
 pub use future::ResponseFuture;
 pub use layer::BearerAuthLayer;
 pub use origin::{InvalidOrigin, Origin};
+pub(crate) use rejected::TokenRejected;
 pub use service::BearerAuth;

@@ -8,8 +8,7 @@ use tower_service::Service;
 
 use super::{BearerAuthLayer, Origin, ResponseFuture};
 use crate::cache::Reader;
-use crate::used_token::{RejectedUpTo, UsedTokenSlot};
-use crate::{BoxError, Token, TokenCache};
+use crate::{BoxError, TokenCache};
 
 /// Adds a bearer token to each request; built by [`BearerAuthLayer`].
 #[derive(Clone)]
@@ -87,40 +86,22 @@ where
 
     #[inline]
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        if self.prepare(&mut request) {
-            ResponseFuture::sent(self.inner.call(request))
-        } else {
-            self.call_after_fetch(request)
+        if !self.origin_allowed(&request) || has_authorization(request.headers()) {
+            return ResponseFuture::sent(self.inner.call(request), None);
+        }
+        match self.reader.usable_entry() {
+            Some(entry) => {
+                insert_authorization(request.headers_mut(), entry.token().header_value().clone());
+                // Kept so that a 401 can invalidate exactly this token.
+                let attached = Arc::clone(entry);
+                ResponseFuture::sent(self.inner.call(request), Some(attached))
+            }
+            None => self.call_after_fetch(request),
         }
     }
 }
 
 impl<S> BearerAuth<S> {
-    /// Gets `request` ready to send if it can be without waiting: attaches the cached token,
-    /// or leaves the request alone when it is not ours to authorize. `false` means a token
-    /// must be fetched first.
-    #[inline]
-    fn prepare<B>(&mut self, request: &mut Request<B>) -> bool {
-        if !self.origin_allowed(request) {
-            return true;
-        }
-        if has_authorization(request.headers()) {
-            return true;
-        }
-        match self.reader.usable_token() {
-            Some((token, cache)) => {
-                insert_authorization(request.headers_mut(), token.header_value().clone());
-                // Extensions carry what the retry layer passes (see `used_token`); most
-                // requests have none.
-                if !request.extensions().is_empty() {
-                    return report_to_retry(request, token, cache);
-                }
-                true
-            }
-            None => false,
-        }
-    }
-
     /// The slow path: no usable token. The returned future waits for the fetch, then calls
     /// the service that was made ready.
     #[cold]
@@ -134,29 +115,6 @@ impl<S> BearerAuth<S> {
         let ready = std::mem::replace(&mut self.inner, fresh);
         ResponseFuture::fetching(cache, ready, request)
     }
-}
-
-/// For a request from the retry layer, with our token attached. On a replay after a
-/// 401, invalidates the rejected token and, if that was the one attached, takes it off
-/// again so the request waits for a new one (`false`); otherwise fills the retry
-/// layer's slot, if there is one, with the token attached.
-#[cold]
-#[inline(never)]
-fn report_to_retry<B>(request: &mut Request<B>, token: &Token, cache: &TokenCache) -> bool {
-    if let Some(rejected) = request.extensions_mut().remove::<RejectedUpTo>() {
-        if cache.invalidate_up_to(rejected.up_to) {
-            request.headers_mut().remove(AUTHORIZATION);
-            return false;
-        }
-    }
-    record_used(request, token, cache);
-    true
-}
-
-/// Attaches a token that was fetched for this request.
-pub(super) fn attach<B>(request: &mut Request<B>, token: &Token, cache: &TokenCache) {
-    insert_authorization(request.headers_mut(), token.header_value().clone());
-    record_used(request, token, cache);
 }
 
 /// Whether the caller already set an Authorization header: for the handful of headers
@@ -178,15 +136,8 @@ fn has_authorization(headers: &HeaderMap) -> bool {
 /// `AddAuthorization`. Inlined into the larger `call`, the insert stays a call that hashes
 /// at run time (about 35 instructions more per request in the `hot_path` bench).
 #[inline(never)]
-fn insert_authorization(headers: &mut HeaderMap, value: HeaderValue) {
+pub(super) fn insert_authorization(headers: &mut HeaderMap, value: HeaderValue) {
     headers.insert(AUTHORIZATION, value);
-}
-
-#[inline]
-fn record_used<B>(request: &Request<B>, token: &Token, cache: &TokenCache) {
-    if let Some(slot) = request.extensions().get::<UsedTokenSlot>() {
-        slot.record(token, cache);
-    }
 }
 
 impl<S: fmt::Debug> fmt::Debug for BearerAuth<S> {

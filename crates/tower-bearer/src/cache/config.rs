@@ -2,6 +2,12 @@
 
 use std::time::Duration;
 
+use crate::{FetchError, Token};
+
+/// The shortest wait between fetches after a failure: a source that fails at once is never
+/// asked in a loop, whatever the configured backoff.
+const MIN_BACKOFF: Duration = Duration::from_millis(10);
+
 /// Settings for a [`TokenCache`](super::TokenCache).
 ///
 /// The defaults, and why:
@@ -25,6 +31,19 @@ use std::time::Duration;
 ///   unavailable authorization server sees at most one fetch per interval.
 /// - **Permanent errors remembered for at least 5 s** (a wrong client secret): a burst of
 ///   callers gets the error at once without a burst of token requests.
+/// - **Fetch timeout 5 minutes.** A source that never answers (a hung network mount, a
+///   custom source waiting on something that never comes) is abandoned after this and
+///   counts as a transient failure. It is longer than the OAuth crate's worst case with its
+///   default settings (three attempts of 30 s and two backoffs of 10 s: 110 s), plus a
+///   shared store's lease wait, so it never cuts a legitimate retry sequence short.
+/// - **Repeated rejections back off too.** A token fetched because the server rejected the
+///   previous one, and rejected again within the backoff interval, is kept (and the 401
+///   returned) until that interval has passed; the interval grows like the fetch backoff.
+///
+/// Every duration may be anything up to `Duration::MAX`; none makes the cache panic. Token
+/// lifetimes are at most [`Token::MAX_LIFETIME`] (a year), waits after a failure at most
+/// the backoff maximum (a server's `Retry-After` included) or the permanent-error time, and
+/// any wait is at most a year.
 #[derive(Clone, Debug)]
 pub struct CacheConfig {
     pub(crate) expiry_skew: Duration,
@@ -34,6 +53,7 @@ pub struct CacheConfig {
     pub(crate) backoff_initial: Duration,
     pub(crate) backoff_max: Duration,
     pub(crate) permanent_error_ttl: Duration,
+    pub(crate) fetch_timeout: Duration,
 }
 
 impl Default for CacheConfig {
@@ -46,6 +66,7 @@ impl Default for CacheConfig {
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
             permanent_error_ttl: Duration::from_secs(5),
+            fetch_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -83,29 +104,59 @@ impl CacheConfig {
     }
 
     /// Back off from `initial`, doubling after each failure up to `max`, between failed
-    /// fetches (defaults 1 s and 60 s).
+    /// fetches (defaults 1 s and 60 s). A server's `Retry-After` is honoured up to `max`.
+    ///
+    /// Both are clamped to between 10 ms and a year: a source that fails at once is never
+    /// asked in a loop.
     #[must_use]
     pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
-        self.backoff_initial = initial;
-        self.backoff_max = max.max(initial);
+        self.backoff_initial = initial.clamp(MIN_BACKOFF, Token::MAX_LIFETIME);
+        self.backoff_max = max.clamp(self.backoff_initial, Token::MAX_LIFETIME);
         self
     }
 
-    /// Remember a permanent error (a wrong secret) for at least this long (default 5 s).
+    /// Remember a permanent error (a wrong secret) for at least this long (default 5 s; at
+    /// most a year).
     #[must_use]
     pub fn permanent_error_ttl(mut self, ttl: Duration) -> Self {
-        self.permanent_error_ttl = ttl;
+        self.permanent_error_ttl = ttl.min(Token::MAX_LIFETIME);
         self
+    }
+
+    /// Abandon a fetch that has not finished after this long (default 5 minutes); it then
+    /// fails with an error for which [`FetchError::is_timeout`] is true, and counts as a
+    /// transient failure.
+    ///
+    /// Keep it longer than the source's own bound on a fetch (for the OAuth crate's sources,
+    /// `max_attempts × timeout +` the retry policy's total wait), or it cuts retries short.
+    #[must_use]
+    pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
+        self.fetch_timeout = timeout.min(Token::MAX_LIFETIME);
+        self
+    }
+
+    /// The wait after the `consecutive`-th failed fetch in a row that ended with `error`.
+    pub(crate) fn wait_after_failure(&self, consecutive: u32, error: &FetchError) -> Duration {
+        let mut wait = self.backoff_after(consecutive);
+        if error.is_permanent() {
+            wait = wait.max(self.permanent_error_ttl);
+        }
+        if let Some(retry_after) = error.retry_after() {
+            wait = wait.max(retry_after.min(self.backoff_max));
+        }
+        wait
     }
 
     /// The two deadlines for a token that lives `lifetime` from now: when to start a
     /// background refresh, and when to stop using it. Both are offsets from now.
     pub(crate) fn deadlines(&self, lifetime: Duration) -> Deadlines {
+        let lifetime = lifetime.min(Token::MAX_LIFETIME);
         let skew = self.expiry_skew.min(lifetime / 4);
         let proportional = lifetime.mul_f64(self.refresh_fraction);
-        let window = self.refresh_window.max(proportional);
+        // No longer than the lifetime before the jitter multiplies it, so nothing overflows.
+        let window = self.refresh_window.max(proportional).min(lifetime);
         let jitter = window.mul_f64(self.refresh_jitter * fastrand::f64());
-        let window = (window + jitter).min(lifetime / 2).max(skew);
+        let window = window.saturating_add(jitter).min(lifetime / 2).max(skew);
         Deadlines {
             refresh_in: lifetime - window,
             expire_in: lifetime - skew,
@@ -178,6 +229,45 @@ mod tests {
             assert!(d.refresh_in <= Duration::from_secs(3240));
             assert!(d.refresh_in >= Duration::from_secs(3168));
         }
+    }
+
+    #[test]
+    fn huge_settings_and_lifetimes_do_not_overflow() {
+        let config = CacheConfig::new()
+            .expiry_skew(Duration::MAX)
+            .refresh_window(Duration::MAX, 0.5)
+            .refresh_jitter(1.0)
+            .backoff(Duration::MAX, Duration::MAX)
+            .permanent_error_ttl(Duration::MAX)
+            .fetch_timeout(Duration::MAX);
+        let d = config.deadlines(Duration::MAX);
+        assert!(d.expire_in <= Token::MAX_LIFETIME && d.refresh_in <= d.expire_in);
+        for attempt in [1, 2, 30, u32::MAX] {
+            let error = FetchError::permanent("x").with_retry_after(Duration::MAX);
+            assert!(config.wait_after_failure(attempt, &error) <= Token::MAX_LIFETIME);
+        }
+        assert!(config.fetch_timeout <= Token::MAX_LIFETIME);
+    }
+
+    #[test]
+    fn zero_backoff_is_raised_and_retry_after_is_capped() {
+        let config = CacheConfig::new().backoff(Duration::ZERO, Duration::ZERO);
+        assert!(config.backoff_after(1) >= MIN_BACKOFF / 2);
+        let config = CacheConfig::new().backoff(Duration::from_secs(1), Duration::from_secs(60));
+        let asked = FetchError::transient("x").with_retry_after(Duration::from_secs(3600));
+        assert_eq!(
+            config.wait_after_failure(1, &asked),
+            Duration::from_secs(60)
+        );
+        let asked = FetchError::transient("x").with_retry_after(Duration::from_secs(20));
+        assert!(config.wait_after_failure(1, &asked) >= Duration::from_secs(20));
+    }
+
+    #[test]
+    fn sub_second_lifetimes_keep_their_proportions() {
+        let d = exact().deadlines(Duration::from_millis(500));
+        assert_eq!(d.refresh_in, Duration::from_millis(250));
+        assert_eq!(d.expire_in, Duration::from_millis(375));
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! [`TokenSource`]. Each token it holds goes through three phases, moved
 //! on by a timer rather than by reading the clock on every request:
 //!
-//! 1. **fresh**: callers take it with two atomic loads; no lock, no allocation, no await;
+//! 1. **fresh**: callers take it with two atomic loads; no lock, no allocation, no await
+//!    (that is [`BearerAuth`](crate::BearerAuth)'s path; [`TokenCache::token`] also reads
+//!    the clock, and takes a lock only when it must wait for a fetch);
 //! 2. **refresh due** (inside the refresh window): the first caller starts one background
 //!    fetch and everybody, that caller included, keeps using the still-valid token;
 //! 3. **expired** (past expiry minus the skew, or [invalidated](TokenCache::invalidate)):
@@ -14,6 +16,19 @@
 //! After a failed fetch the next one waits for a backoff interval; until then callers that
 //! need a new token get the last error at once, and callers that still hold a valid token
 //! keep using it.
+//!
+//! Whatever ends a fetch, the cache can fetch again: a source that panics gives a
+//! [`FetchError`] for which [`is_panic`](FetchError::is_panic) is true (the panic's message
+//! is not kept, as it could carry a secret); one that does not answer within the
+//! [fetch timeout](CacheConfig::fetch_timeout) is abandoned; a fetch whose task is aborted or
+//! whose runtime shuts down ends [cancelled](FetchError::is_cancelled). Each counts as a
+//! failed fetch, so the next one waits for the backoff.
+//!
+//! A token the server rejects (a 401 seen by [`BearerAuth`](crate::BearerAuth)) is
+//! invalidated so the next caller fetches a new one, but a token fetched to replace a
+//! rejected one, and rejected again soon after, is only invalidated once the backoff has
+//! passed: an API that rejects every token (a wrong audience) sees its 401s returned, and
+//! the authorization server sees a few token requests, not one per request.
 //!
 //! Time is tokio's: tests can use `#[tokio::test(start_paused = true)]` and advance through
 //! token lifetimes instantly.
@@ -36,26 +51,25 @@
 //! ```
 
 use std::fmt;
-use std::num::NonZeroU64;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
+use pin_project_lite::pin_project;
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use crate::source::SharedSource;
 use crate::{FetchError, Token, TokenSource};
 
 mod config;
 
 pub use config::CacheConfig;
-
-const FRESH: u8 = 0;
-const REFRESH_DUE: u8 = 1;
-const REFRESHING: u8 = 2;
-const EXPIRED: u8 = 3;
 
 type FetchResult = Option<Result<Token, FetchError>>;
 
@@ -69,7 +83,7 @@ pub struct TokenCache {
 }
 
 struct Shared {
-    source: SharedSource,
+    source: Arc<dyn TokenSource>,
     config: CacheConfig,
     /// Behind its own `Arc` so each service clone can keep an `arc_swap::Cache` of it.
     current: Arc<ArcSwapOption<Entry>>,
@@ -81,20 +95,81 @@ struct Shared {
     waits: AtomicU64,
 }
 
-/// Generations of cached tokens, unique across all caches of the process and increasing:
-/// a token cached after a read of this has a higher generation than the value read.
-static GENERATIONS: AtomicU64 = AtomicU64::new(0);
+/// Where a cached token is in its life. Moved on by the cache's timer task, so the fast
+/// path reads one byte instead of the clock.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Fresh = 0,
+    /// Inside the refresh window; the first caller to see it starts a background refresh.
+    RefreshDue = 1,
+    /// Inside the refresh window, with the background refresh started.
+    Refreshing = 2,
+    /// Past expiry minus the skew, or invalidated: callers wait for a fetch.
+    Expired = 3,
+}
 
-/// The newest generation any cache has issued.
-pub(crate) fn newest_generation() -> u64 {
-    GENERATIONS.load(Ordering::Acquire)
+impl Phase {
+    fn name(self) -> &'static str {
+        match self {
+            Phase::Fresh => "fresh",
+            Phase::RefreshDue => "refresh due",
+            Phase::Refreshing => "refreshing",
+            Phase::Expired => "expired",
+        }
+    }
+}
+
+/// A [`Phase`] that the timer, the fast path and invalidation share.
+struct PhaseCell(AtomicU8);
+
+impl PhaseCell {
+    fn new(phase: Phase) -> Self {
+        PhaseCell(AtomicU8::new(phase as u8))
+    }
+
+    #[inline]
+    fn load(&self) -> Phase {
+        match self.0.load(Ordering::Acquire) {
+            0 => Phase::Fresh,
+            1 => Phase::RefreshDue,
+            2 => Phase::Refreshing,
+            _ => Phase::Expired,
+        }
+    }
+
+    /// Moves from `from` to `to`; false if the phase was not `from`.
+    fn advance(&self, from: Phase, to: Phase) -> bool {
+        self.0
+            .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Expires the entry; false if it already was.
+    fn expire(&self) -> bool {
+        self.0.swap(Phase::Expired as u8, Ordering::AcqRel) != Phase::Expired as u8
+    }
 }
 
 #[derive(Default)]
 struct Flight {
-    in_flight: Option<(watch::Receiver<FetchResult>, AbortHandle)>,
+    in_flight: Option<InFlight>,
     failure: Option<Failure>,
     timer: Option<AbortHandle>,
+    rejection: Option<Rejection>,
+}
+
+struct InFlight {
+    receiver: watch::Receiver<FetchResult>,
+    task: AbortHandle,
+}
+
+impl InFlight {
+    /// A fetch that ended without clearing itself has dropped its sender. Not expected (the
+    /// fetch's guard always clears it), but such a fetch must never be waited on.
+    fn is_running(&self) -> bool {
+        self.receiver.has_changed().is_ok()
+    }
 }
 
 struct Failure {
@@ -103,18 +178,53 @@ struct Failure {
     consecutive: u32,
 }
 
+/// The last time a server rejected a cached token.
+struct Rejection {
+    /// How many tokens in a row were rejected soon after they were cached.
+    streak: u32,
+    at: Instant,
+    /// How long the token fetched to replace it is kept even if it is rejected too.
+    hold: Duration,
+}
+
+/// What became of a token a server rejected; see [`TokenCache::reject`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Rejected {
+    /// It was the cached token and is now invalidated: the next caller fetches.
+    Invalidated,
+    /// The cache already holds another token, or is already fetching one.
+    Replaced,
+    /// It replaced a token that was rejected moments ago and is kept until the backoff
+    /// has passed: a replay would be sent with the same token.
+    HeldOff,
+}
+
 /// A cached token and where it is in its life.
 pub(crate) struct Entry {
     token: Token,
-    phase: AtomicU8,
+    phase: PhaseCell,
     expire_at: Option<Instant>,
-    /// Which token this is, for invalidation from a marker that must not hold the token.
-    generation: NonZeroU64,
+    stored_at: Instant,
+    /// The cache, for a response future that sees this token rejected.
+    owner: Weak<Shared>,
 }
 
 impl Entry {
     fn usable(&self, now: Instant) -> bool {
-        self.phase.load(Ordering::Acquire) != EXPIRED && self.expire_at.is_none_or(|at| now < at)
+        self.phase.load() != Phase::Expired && self.expire_at.is_none_or(|at| now < at)
+    }
+
+    pub(crate) fn token(&self) -> &Token {
+        &self.token
+    }
+
+    /// Tells the cache that a server rejected this token.
+    #[cold]
+    pub(crate) fn reject(self: &Arc<Self>) -> Rejected {
+        match self.owner.upgrade() {
+            Some(shared) => shared.reject(|current| Arc::ptr_eq(current, self)),
+            None => Rejected::Replaced,
+        }
     }
 }
 
@@ -138,7 +248,7 @@ impl TokenCache {
     pub fn with_config(source: impl TokenSource, config: CacheConfig) -> Self {
         TokenCache {
             shared: Arc::new(Shared {
-                source: SharedSource::new(source),
+                source: Arc::new(source),
                 config,
                 current: Arc::new(ArcSwapOption::empty()),
                 flight: Mutex::new(Flight::default()),
@@ -156,23 +266,24 @@ impl TokenCache {
     /// background refresh. While a failed fetch's backoff runs and no usable token is
     /// cached, this returns that fetch's error at once.
     ///
-    /// Needs a tokio runtime (fetches and timers run on tasks).
+    /// Reads the clock, and takes a lock only when no usable token is cached. Needs a tokio
+    /// runtime (fetches and timers run on tasks).
     pub async fn token(&self) -> Result<Token, FetchError> {
+        if let Some(entry) = self.shared.usable_entry() {
+            return Ok(entry.token.clone());
+        }
         let receiver = {
             let mut flight = self.shared.lock_flight();
-            let now = Instant::now();
-            if let Some(entry) = self.shared.current.load_full() {
-                if entry.usable(now) {
-                    self.shared.refresh_if_due(&entry);
-                    return Ok(entry.token.clone());
-                }
+            // Again under the lock: a fetch may have finished since.
+            if let Some(entry) = self.shared.usable_entry() {
+                return Ok(entry.token.clone());
             }
             self.shared.waits.fetch_add(1, Ordering::Relaxed);
-            match &flight.in_flight {
-                Some((receiver, _)) => receiver.clone(),
+            match flight.in_flight.as_ref().filter(|f| f.is_running()) {
+                Some(in_flight) => in_flight.receiver.clone(),
                 None => {
                     if let Some(failure) = &flight.failure {
-                        if now < failure.retry_at {
+                        if Instant::now() < failure.retry_at {
                             return Err(failure.error.clone());
                         }
                     }
@@ -186,15 +297,20 @@ impl TokenCache {
     /// Drops the cached token if it is `rejected`, so the next caller fetches a new one.
     ///
     /// Compare-and-invalidate: if the cache already holds a different (newer) token, nothing
-    /// happens, so any number of concurrent 401s for one token cause one refresh. Returns
+    /// happens, so any number of concurrent calls for one token cause one refresh. Returns
     /// whether the cached token was invalidated by this call.
+    ///
+    /// This is unconditional, for code that knows the token is gone (it revoked it).
+    /// [`BearerAuth`](crate::BearerAuth) invalidates the tokens that servers reject by
+    /// itself, and backs off when the tokens it fetches keep being rejected.
     pub fn invalidate(&self, rejected: &Token) -> bool {
+        let _flight = self.shared.lock_flight();
         let current = self.shared.current.load();
-        match &*current {
+        match current.as_ref() {
             Some(entry) if entry.token.same_as(rejected) => {
-                let invalidated = entry.phase.swap(EXPIRED, Ordering::AcqRel) != EXPIRED;
+                let invalidated = entry.phase.expire();
                 if invalidated {
-                    tracing::debug!("cached token invalidated after the server rejected it");
+                    tracing::debug!("cached token invalidated");
                 }
                 invalidated
             }
@@ -202,30 +318,10 @@ impl TokenCache {
         }
     }
 
-    /// Like [`invalidate`](Self::invalidate), for a rejected token known only as "cached
-    /// when the newest generation was `up_to`": invalidates the cached token if its
-    /// generation is no higher (see `used_token::RejectedUpTo`).
-    pub(crate) fn invalidate_up_to(&self, up_to: u64) -> bool {
-        let current = self.shared.current.load();
-        match &*current {
-            Some(entry) if entry.generation.get() <= up_to => {
-                let invalidated = entry.phase.swap(EXPIRED, Ordering::AcqRel) != EXPIRED;
-                if invalidated {
-                    tracing::debug!("cached token invalidated after the server rejected it");
-                }
-                invalidated
-            }
-            _ => false,
-        }
-    }
-
-    /// The generation of `token` if it is the cached one.
-    pub(crate) fn generation_of(&self, token: &Token) -> Option<NonZeroU64> {
-        let current = self.shared.current.load();
-        current
-            .as_ref()
-            .filter(|entry| entry.token.same_as(token))
-            .map(|entry| entry.generation)
+    /// Tells the cache a server rejected `token` (a 401 for it), for a token that is not at
+    /// hand as a cache entry: one that was fetched for the request. See [`Rejected`].
+    pub(crate) fn reject(&self, token: &Token) -> Rejected {
+        self.shared.reject(|current| current.token.same_as(token))
     }
 
     /// The cached token, if there is one and it is not expired. Never fetches.
@@ -252,14 +348,12 @@ impl TokenCache {
 
 impl fmt::Debug for TokenCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let phase = self.shared.current.load().as_ref().map(|entry| {
-            match entry.phase.load(Ordering::Relaxed) {
-                FRESH => "fresh",
-                REFRESH_DUE => "refresh due",
-                REFRESHING => "refreshing",
-                _ => "expired",
-            }
-        });
+        let phase = self
+            .shared
+            .current
+            .load()
+            .as_ref()
+            .map(|entry| entry.phase.load().name());
         f.debug_struct("TokenCache")
             .field("token", &phase.unwrap_or("none"))
             .field("stats", &self.stats())
@@ -276,20 +370,21 @@ pub(crate) struct Reader {
 }
 
 impl Reader {
-    /// The cached token if it can be used now; `None` if the caller must wait for a fetch.
+    /// The cached entry if its token can be used now; `None` if the caller must wait for a
+    /// fetch.
     ///
     /// Reads one pointer and one phase byte. Inside the refresh window the first caller
     /// also starts the background refresh.
     #[inline]
-    pub(crate) fn usable_token(&mut self) -> Option<(&Token, &TokenCache)> {
+    pub(crate) fn usable_entry(&mut self) -> Option<&Arc<Entry>> {
         let entry = self.view.load().as_ref()?;
-        match entry.phase.load(Ordering::Acquire) {
-            FRESH | REFRESHING => Some((&entry.token, &self.cache)),
-            REFRESH_DUE => {
+        match entry.phase.load() {
+            Phase::Fresh | Phase::Refreshing => Some(entry),
+            Phase::RefreshDue => {
                 self.cache.shared.refresh_if_due(entry);
-                Some((&entry.token, &self.cache))
+                Some(entry)
             }
-            _ => None,
+            Phase::Expired => None,
         }
     }
 
@@ -309,6 +404,18 @@ impl Shared {
         lock(&self.flight)
     }
 
+    /// The cached entry if it can be used now, starting a background refresh if it is due.
+    fn usable_entry(self: &Arc<Self>) -> Option<Arc<Entry>> {
+        let entry = self.current.load_full()?;
+        if !entry.usable(Instant::now()) {
+            return None;
+        }
+        if entry.phase.load() == Phase::RefreshDue {
+            self.refresh_if_due(&entry);
+        }
+        Some(entry)
+    }
+
     /// Starts the one fetch, on its own task. The caller holds the flight lock.
     fn start_fetch(
         self: &Arc<Self>,
@@ -320,61 +427,74 @@ impl Shared {
             )
         })?;
         let (sender, receiver) = watch::channel(None);
-        let source = self.source.clone();
-        let shared = Arc::downgrade(self);
+        let fetch = Fetch {
+            shared: Arc::downgrade(self),
+            sender: Some(sender),
+        };
         self.fetches.fetch_add(1, Ordering::Relaxed);
         tracing::debug!("fetching a new token");
-        let task = runtime.spawn(async move {
-            let result = source.fetch().await;
-            if let Some(shared) = shared.upgrade() {
-                shared.finish_fetch(&result);
-            }
-            // Nobody waiting is fine: the token is cached for the next caller.
-            let _ = sender.send(Some(result));
+        let task = runtime.spawn(fetch.run(Arc::clone(&self.source), self.config.fetch_timeout));
+        flight.in_flight = Some(InFlight {
+            receiver: receiver.clone(),
+            task: task.abort_handle(),
         });
-        flight.in_flight = Some((receiver.clone(), task.abort_handle()));
         Ok(receiver)
     }
 
-    fn finish_fetch(self: &Arc<Self>, result: &Result<Token, FetchError>) {
+    /// Records how a fetch ended and returns what its waiters get.
+    fn finish_fetch(
+        self: &Arc<Self>,
+        result: Result<Token, FetchError>,
+    ) -> Result<Token, FetchError> {
         let mut flight = self.lock_flight();
         flight.in_flight = None;
-        match result {
-            Ok(token) => {
+        let result = result.and_then(|token| {
+            if self.store(token.clone(), &mut flight) {
+                Ok(token)
+            } else {
+                Err(FetchError::transient(
+                    "the token source returned a token that had already expired (its lifetime \
+                     was zero or in the past); the cache will ask again after a backoff",
+                ))
+            }
+        });
+        match &result {
+            Ok(_) => {
                 if let Some(failure) = flight.failure.take() {
                     tracing::info!(
                         failed_attempts = failure.consecutive,
                         "token fetch succeeded after failures"
                     );
                 }
-                self.store(token.clone(), &mut flight);
             }
-            Err(error) => {
-                let consecutive = flight.failure.as_ref().map_or(0, |f| f.consecutive) + 1;
-                let mut wait = self.config.backoff_after(consecutive);
-                if error.is_permanent() {
-                    wait = wait.max(self.config.permanent_error_ttl);
-                }
-                if let Some(retry_after) = error.retry_after() {
-                    wait = wait.max(retry_after);
-                }
-                tracing::warn!(
-                    error = %error,
-                    consecutive_failures = consecutive,
-                    retry_in_ms = wait.as_millis() as u64,
-                    "token fetch failed"
-                );
-                flight.failure = Some(Failure {
-                    error: error.clone(),
-                    retry_at: Instant::now() + wait,
-                    consecutive,
-                });
-            }
+            Err(error) => self.record_failure(error, &mut flight),
         }
+        result
+    }
+
+    fn record_failure(&self, error: &FetchError, flight: &mut Flight) {
+        let consecutive = flight
+            .failure
+            .as_ref()
+            .map_or(0, |f| f.consecutive)
+            .saturating_add(1);
+        let wait = self.config.wait_after_failure(consecutive, error);
+        tracing::warn!(
+            error = %error,
+            consecutive_failures = consecutive,
+            retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+            "token fetch failed"
+        );
+        flight.failure = Some(Failure {
+            error: error.clone(),
+            retry_at: deadline(Instant::now(), wait),
+            consecutive,
+        });
     }
 
     /// Makes `token` the cached one and sets the timer that moves it through its phases.
-    fn store(self: &Arc<Self>, token: Token, flight: &mut Flight) {
+    /// Returns false if the token had expired on arrival (it is cached as expired).
+    fn store(self: &Arc<Self>, token: Token, flight: &mut Flight) -> bool {
         let now = Instant::now();
         let mut refresh_at = None;
         let mut expire_at = None;
@@ -382,48 +502,88 @@ impl Shared {
             let deadlines = self
                 .config
                 .deadlines(expires_at.saturating_duration_since(now));
-            refresh_at = Some(now + deadlines.refresh_in);
-            expire_at = Some(now + deadlines.expire_in);
+            refresh_at = Some(deadline(now, deadlines.refresh_in));
+            expire_at = Some(deadline(now, deadlines.expire_in));
         }
         if let Some(hint) = token.refresh_after() {
             refresh_at = Some(refresh_at.map_or(hint, |at: Instant| at.min(hint)));
         }
         let phase = if expire_at.is_some_and(|at| at <= now) {
-            EXPIRED
+            Phase::Expired
         } else if refresh_at.is_some_and(|at| at <= now) {
-            REFRESH_DUE
+            Phase::RefreshDue
         } else {
-            FRESH
+            Phase::Fresh
         };
         let entry = Arc::new(Entry {
             token,
-            phase: AtomicU8::new(phase),
+            phase: PhaseCell::new(phase),
             expire_at,
-            generation: NonZeroU64::MIN.saturating_add(GENERATIONS.fetch_add(1, Ordering::AcqRel)),
+            stored_at: now,
+            owner: Arc::downgrade(self),
         });
         if let Some(timer) = flight.timer.take() {
             timer.abort();
         }
-        if phase != EXPIRED && (refresh_at.is_some() || expire_at.is_some()) {
-            flight.timer = Some(spawn_phase_timer(&entry, refresh_at, expire_at));
+        if phase != Phase::Expired && (refresh_at.is_some() || expire_at.is_some()) {
+            flight.timer = spawn_phase_timer(&entry, refresh_at, expire_at);
         }
         self.current.store(Some(entry));
         tracing::debug!(
-            expires_in_s = expire_at.map(|at| at.saturating_duration_since(now).as_secs()),
-            refresh_in_s = refresh_at.map(|at| at.saturating_duration_since(now).as_secs()),
+            expires_in_ms = expire_at.map(|at| millis(at.saturating_duration_since(now))),
+            refresh_in_ms = refresh_at.map(|at| millis(at.saturating_duration_since(now))),
             "new token cached"
         );
+        phase != Phase::Expired
+    }
+
+    /// A server rejected the cached entry if `is_rejected` says it is the one. Invalidates
+    /// it, unless it was fetched to replace a token rejected moments ago and its hold has
+    /// not passed; see [`Rejected`].
+    fn reject(&self, is_rejected: impl Fn(&Arc<Entry>) -> bool) -> Rejected {
+        let mut flight = self.lock_flight();
+        let current = self.current.load();
+        let Some(entry) = current.as_ref().filter(|entry| is_rejected(entry)) else {
+            return Rejected::Replaced;
+        };
+        if entry.phase.load() == Phase::Expired {
+            return Rejected::Replaced;
+        }
+        let now = Instant::now();
+        // A repeat: this token was cached after the last rejection, and is rejected before
+        // it has been in use for long.
+        let repeat = flight.rejection.as_ref().filter(|last| {
+            entry.stored_at >= last.at
+                && now.saturating_duration_since(entry.stored_at) < self.config.backoff_max
+        });
+        if let Some(last) = repeat {
+            if now < deadline(entry.stored_at, last.hold) {
+                tracing::debug!(
+                    rejected_in_a_row = last.streak + 1,
+                    "a freshly fetched token was rejected too; keeping it until the backoff passes"
+                );
+                return Rejected::HeldOff;
+            }
+        }
+        let streak = repeat.map_or(1, |last| last.streak.saturating_add(1));
+        flight.rejection = Some(Rejection {
+            streak,
+            at: now,
+            hold: self.config.backoff_after(streak),
+        });
+        entry.phase.expire();
+        tracing::debug!(
+            rejected_in_a_row = streak,
+            "the server rejected the cached token; invalidated it"
+        );
+        Rejected::Invalidated
     }
 
     /// Inside the refresh window: the first caller to see it starts the background refresh.
     #[cold]
     #[inline(never)]
     fn refresh_if_due(self: &Arc<Self>, entry: &Arc<Entry>) {
-        if entry
-            .phase
-            .compare_exchange(REFRESH_DUE, REFRESHING, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
+        if !entry.phase.advance(Phase::RefreshDue, Phase::Refreshing) {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -438,18 +598,107 @@ impl Shared {
             previous.abort();
         }
     }
+
+    fn next_refresh_step(self: &Arc<Self>, entry: &Arc<Entry>) -> Step {
+        let still_current = self
+            .current
+            .load()
+            .as_ref()
+            .is_some_and(|current| Arc::ptr_eq(current, entry));
+        let now = Instant::now();
+        if !still_current || !entry.usable(now) {
+            return Step::Stop;
+        }
+        let mut flight = self.lock_flight();
+        if let Some(in_flight) = flight.in_flight.as_ref().filter(|f| f.is_running()) {
+            return Step::Wait(in_flight.receiver.clone());
+        }
+        match flight.failure.as_ref().map(|f| f.retry_at) {
+            Some(retry_at) if now < retry_at => Step::BackOff(retry_at),
+            _ => self.start_fetch(&mut flight).map_or(Step::Stop, Step::Wait),
+        }
+    }
 }
 
 impl Drop for Shared {
     fn drop(&mut self) {
         let flight = self.flight.get_mut().unwrap_or_else(|p| p.into_inner());
         let tasks = [
-            flight.in_flight.take().map(|(_, task)| task),
+            flight.in_flight.take().map(|in_flight| in_flight.task),
             flight.timer.take(),
             lock(&self.refresher).take(),
         ];
         for task in tasks.into_iter().flatten() {
             task.abort();
+        }
+    }
+}
+
+/// One fetch from the source, on its own task.
+///
+/// Its result always reaches the cache and the waiters: if the task ends before the source
+/// answers (aborted, or its runtime shut down), dropping it reports the fetch as cancelled.
+struct Fetch {
+    shared: Weak<Shared>,
+    sender: Option<watch::Sender<FetchResult>>,
+}
+
+impl Fetch {
+    async fn run(mut self, source: Arc<dyn TokenSource>, timeout: Duration) {
+        let fetch = CatchPanic {
+            future: source.fetch(),
+        };
+        let result = match tokio::time::timeout(timeout, fetch).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(Panicked)) => Err(FetchError::source_panicked()),
+            Err(_elapsed) => Err(FetchError::timed_out(timeout)),
+        };
+        self.finish(result);
+    }
+
+    fn finish(&mut self, result: Result<Token, FetchError>) {
+        let Some(sender) = self.sender.take() else {
+            return;
+        };
+        let result = match self.shared.upgrade() {
+            Some(shared) => shared.finish_fetch(result),
+            None => result,
+        };
+        // Nobody waiting is fine: the token is cached for the next caller.
+        let _ = sender.send(Some(result));
+    }
+}
+
+impl Drop for Fetch {
+    fn drop(&mut self) {
+        self.finish(Err(FetchError::cancelled()));
+    }
+}
+
+/// The source panicked; its payload is dropped unread, since it could hold a secret.
+struct Panicked;
+
+pin_project! {
+    /// Turns a panic while polling `future` into `Err(Panicked)`.
+    struct CatchPanic<F> {
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F: Future> Future for CatchPanic<F> {
+    type Output = Result<F::Output, Panicked>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let future = self.project().future;
+        // The future is not polled again after a panic, so no broken state is observed.
+        match std::panic::catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+            Ok(poll) => poll.map(Ok),
+            Err(payload) => {
+                // Dropping a payload can itself panic; that must not escape either.
+                let _ = std::panic::catch_unwind(AssertUnwindSafe(move || drop(payload)));
+                Poll::Ready(Err(Panicked))
+            }
         }
     }
 }
@@ -481,34 +730,12 @@ enum Step {
     Stop,
 }
 
-impl Shared {
-    fn next_refresh_step(self: &Arc<Self>, entry: &Arc<Entry>) -> Step {
-        let still_current = self
-            .current
-            .load()
-            .as_ref()
-            .is_some_and(|current| Arc::ptr_eq(current, entry));
-        let now = Instant::now();
-        if !still_current || !entry.usable(now) {
-            return Step::Stop;
-        }
-        let mut flight = self.lock_flight();
-        if let Some((receiver, _)) = &flight.in_flight {
-            return Step::Wait(receiver.clone());
-        }
-        match flight.failure.as_ref().map(|f| f.retry_at) {
-            Some(retry_at) if now < retry_at => Step::BackOff(retry_at),
-            _ => self.start_fetch(&mut flight).map_or(Step::Stop, Step::Wait),
-        }
-    }
-}
-
 /// Moves an entry to "refresh due" and then to "expired" at the given instants.
 fn spawn_phase_timer(
     entry: &Arc<Entry>,
     refresh_at: Option<Instant>,
     expire_at: Option<Instant>,
-) -> AbortHandle {
+) -> Option<AbortHandle> {
     let entry = Arc::downgrade(entry);
     let timer = async move {
         if let Some(at) = refresh_at {
@@ -516,22 +743,30 @@ fn spawn_phase_timer(
             let Some(entry) = entry.upgrade() else {
                 return;
             };
-            let _ = entry.phase.compare_exchange(
-                FRESH,
-                REFRESH_DUE,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            );
+            entry.phase.advance(Phase::Fresh, Phase::RefreshDue);
         }
         if let Some(at) = expire_at {
             tokio::time::sleep_until(at).await;
             if let Some(entry) = entry.upgrade() {
-                entry.phase.store(EXPIRED, Ordering::Release);
+                entry.phase.expire();
             }
         }
     };
-    // `store` runs inside a fetch task, so a runtime is always there.
-    tokio::spawn(timer).abort_handle()
+    // `store` runs inside a fetch task, so a runtime is there; without one, `usable` still
+    // checks the expiry against the clock, only the refresh ahead is lost.
+    let runtime = tokio::runtime::Handle::try_current().ok()?;
+    Some(runtime.spawn(timer).abort_handle())
+}
+
+/// `now + wait`, for any `wait`. Waits and lifetimes are clamped well below this (a year at
+/// most), so the fallback is only a guard.
+fn deadline(now: Instant, wait: Duration) -> Instant {
+    now.checked_add(wait)
+        .unwrap_or_else(|| now + Token::MAX_LIFETIME)
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A panic while holding one of our locks leaves consistent data (every write is a single
@@ -546,10 +781,8 @@ async fn wait_for(mut receiver: watch::Receiver<FetchResult>) -> Result<Token, F
     match receiver.wait_for(Option::is_some).await {
         Ok(result) => result
             .clone()
-            .unwrap_or_else(|| Err(FetchError::transient("token fetch ended without a result"))),
-        Err(_) => Err(FetchError::transient(
-            "the token fetch was cancelled before it finished (the token source panicked or \
-             the runtime is shutting down); the next request will try again",
-        )),
+            .unwrap_or_else(|| Err(FetchError::cancelled())),
+        // The fetch's guard sends before the sender goes, so this is a fetch that vanished.
+        Err(_) => Err(FetchError::cancelled()),
     }
 }

@@ -26,15 +26,6 @@ pub trait ReplayPolicy<B> {
 
     /// The body for the replay, or `None` if it cannot be replayed.
     fn replay(&self, saved: Self::Saved) -> Option<Self::Body>;
-
-    /// Whether [`replay`](Self::replay) always returns a body (default: `false`).
-    ///
-    /// When it does, the retry layer learns which token a 401 rejected from the response
-    /// itself, which costs nothing per request. Otherwise it keeps a slot per request, so
-    /// that it can still invalidate the token when the body cannot be replayed.
-    fn always_replays(&self) -> bool {
-        false
-    }
 }
 
 /// Replays `Clone` bodies by cloning them before the first send. The default.
@@ -51,10 +42,6 @@ impl<B: Clone> ReplayPolicy<B> for CloneBody {
 
     fn replay(&self, saved: B) -> Option<B> {
         Some(saved)
-    }
-
-    fn always_replays(&self) -> bool {
-        true
     }
 }
 

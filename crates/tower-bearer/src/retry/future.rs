@@ -8,9 +8,8 @@ use http::{Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::challenge::token_rejected;
 use super::ReplayPolicy;
-use crate::used_token::{RejectedUpTo, UsedTokenSlot};
+use crate::auth::TokenRejected;
 
 /// What is kept from a request to send it again.
 pub(super) struct Replay<S, P: ReplayPolicy<B>, B> {
@@ -19,9 +18,6 @@ pub(super) struct Replay<S, P: ReplayPolicy<B>, B> {
     pub(super) policy: P,
     pub(super) request: Request<()>,
     pub(super) saved: P::Saved,
-    /// `None` when the policy always replays; then `rejected` tells the token.
-    pub(super) slot: Option<UsedTokenSlot>,
-    pub(super) rejected: RejectedUpTo,
 }
 
 pin_project! {
@@ -89,8 +85,7 @@ where
                     let Some(replay) = replay.take() else {
                         return Poll::Ready(Ok(response));
                     };
-                    let rejected = replay.rejected;
-                    let Some(request) = replay_request(&response, replay.slot, rejected, || {
+                    let Some(request) = replay_request(&response, || {
                         replay
                             .policy
                             .replay(replay.saved)
@@ -121,40 +116,24 @@ where
     }
 }
 
-/// Decides on the first response: invalidate the rejected token and build the replay, or
-/// `None` to return the response as it is.
+/// Decides on the first response: the replay, if the auth layer inside says it rejected its
+/// own token and a replay would carry another one; `None` to return the response as it is.
 fn replay_request<ResBody, R>(
     response: &Response<ResBody>,
-    slot: Option<UsedTokenSlot>,
-    rejected: RejectedUpTo,
     build: impl FnOnce() -> Option<Request<R>>,
 ) -> Option<Request<R>> {
-    if response.status() != StatusCode::UNAUTHORIZED || !token_rejected(response.headers()) {
+    if response.status() != StatusCode::UNAUTHORIZED {
         return None;
     }
-    let request = match slot {
-        Some(slot) => {
-            // No token recorded: the caller set its own Authorization (or the origin is
-            // not one the auth layer serves, or no auth layer is inside).
-            let used = slot.get()?;
-            used.cache.invalidate(&used.token);
-            build()
-        }
-        // The auth layer invalidates the rejected token when the replay passes through. A
-        // token fetched for this very request is newer than `rejected` says; the auth layer
-        // marked its 401 with the exact generation then.
-        None => {
-            let rejected = response
-                .extensions()
-                .get::<RejectedUpTo>()
-                .copied()
-                .unwrap_or(rejected);
-            build().map(|mut request| {
-                request.extensions_mut().insert(rejected);
-                request
-            })
-        }
-    };
+    let rejected = response.extensions().get::<TokenRejected>()?;
+    if !rejected.replay {
+        tracing::debug!(
+            "access token rejected with 401 again right after a new one was fetched; \
+             returning the 401 (the cache backs off before fetching another)"
+        );
+        return None;
+    }
+    let request = build();
     match &request {
         Some(_) => tracing::debug!("access token rejected with 401; replaying with a new one"),
         None => tracing::debug!(

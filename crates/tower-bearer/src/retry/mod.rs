@@ -55,7 +55,6 @@
 //! ```
 
 mod body;
-mod challenge;
 mod future;
 mod layer;
 mod service;

@@ -6,8 +6,6 @@ use http::{Request, Response};
 use tower_service::Service;
 
 use super::{CloneBody, ReplayPolicy, ResponseFuture, RetryOn401Layer};
-use crate::cache::newest_generation;
-use crate::used_token::{RejectedUpTo, UsedTokenSlot};
 
 /// Retries once on a 401 for a rejected token; built by [`RetryOn401Layer`].
 ///
@@ -79,32 +77,19 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let (mut parts, body) = request.into_parts();
+        let (parts, body) = request.into_parts();
         let (body, saved) = self.policy.prepare(body);
         // A request with the caller's own credentials is never replayed.
         if parts.headers.contains_key(AUTHORIZATION) {
             drop(saved);
             return ResponseFuture::new(self.inner.call(Request::from_parts(parts, body)), None);
         }
-        // Taken before any slot goes in, so the replay carries none.
         let mut replay = Request::new(());
         *replay.method_mut() = parts.method.clone();
         *replay.uri_mut() = parts.uri.clone();
         *replay.version_mut() = parts.version;
         *replay.headers_mut() = parts.headers.clone();
         *replay.extensions_mut() = parts.extensions.clone();
-
-        // A body that may not be replayable needs the slot: the token must be invalidated
-        // even when the 401 goes back to the caller. Otherwise the newest token generation
-        // now is enough to tell the rejected token later (see `used_token`).
-        let slot = (!self.policy.always_replays()).then(|| {
-            let slot = UsedTokenSlot::default();
-            parts.extensions.insert(slot.clone());
-            slot
-        });
-        let rejected = RejectedUpTo {
-            up_to: newest_generation(),
-        };
         let future = self.inner.call(Request::from_parts(parts, body));
         ResponseFuture::new(
             future,
@@ -113,8 +98,6 @@ where
                 policy: self.policy.clone(),
                 request: replay,
                 saved,
-                slot,
-                rejected,
             }),
         )
     }

@@ -68,7 +68,7 @@ impl EnvToken {
         }
         builder.build().map_err(|error| {
             FetchError::permanent(format!(
-                "environment variable {name} does not hold a usable token: {error}"
+                "environment variable {name} does not hold a usable token"
             ))
             .with_source(error)
         })

@@ -52,7 +52,7 @@ impl FileToken {
     async fn read(&self) -> Result<Token, FetchError> {
         let path = self.path.display();
         let contents = tokio::fs::read(&self.path).await.map_err(|error| {
-            let message = format!("cannot read token file {path}: {error}");
+            let message = format!("cannot read token file {path}");
             let fetch_error = if error.kind() == std::io::ErrorKind::NotFound {
                 FetchError::transient(message)
             } else {
@@ -76,10 +76,8 @@ impl FileToken {
             .refresh_after(self.reread_every)
             .build()
             .map_err(|error| {
-                FetchError::permanent(format!(
-                    "token file {path} does not hold a usable token: {error}"
-                ))
-                .with_source(error)
+                FetchError::permanent(format!("token file {path} does not hold a usable token"))
+                    .with_source(error)
             })
     }
 }

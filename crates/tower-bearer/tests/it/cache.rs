@@ -241,17 +241,6 @@ async fn invalidate_only_the_rejected_token_once() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_panicking_source_is_an_error_not_a_panic() {
-    let cache = TokenCache::new(tower_bearer::source::from_fn(|| async {
-        panic!("source bug");
-        #[allow(unreachable_code)]
-        Err(FetchError::transient("unreachable"))
-    }));
-    let error = cache.token().await.unwrap_err();
-    assert!(error.to_string().contains("cancelled"), "{error}");
-}
-
-#[tokio::test(start_paused = true)]
 async fn background_tasks_end_with_the_last_handle() {
     let metrics = tokio::runtime::Handle::current().metrics();
     let baseline = metrics.num_alive_tasks();

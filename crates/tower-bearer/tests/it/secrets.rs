@@ -1,9 +1,11 @@
 //! No access token reaches `Debug`, `Display`, an error or a log line, across a whole run:
 //! a fetch, a 401 and its replay, and a failed refresh.
 
+use std::time::Duration;
+
 use http::StatusCode;
 use tower::{Service, ServiceExt};
-use tower_bearer::TokenCache;
+use tower_bearer::{CacheConfig, TokenCache};
 use tower_bearer_testkit::{capture_tracing, ApiServer, AuthServer, Fault};
 
 use crate::support::{client, current_token, get, oauth_source};
@@ -13,7 +15,9 @@ async fn tokens_never_show_in_debug_display_errors_or_logs() -> Result<(), tower
     let logs = capture_tracing();
     let auth = AuthServer::start().await?;
     let api = ApiServer::start(&auth).await?;
-    let cache = TokenCache::new(oauth_source(&auth));
+    // A short backoff, so that the second token can be invalidated soon after the first.
+    let config = CacheConfig::new().backoff(Duration::from_millis(10), Duration::from_millis(20));
+    let cache = TokenCache::with_config(oauth_source(&auth), config);
     let mut client = client(&cache, 4);
     let mut seen = Vec::new();
 
@@ -41,6 +45,7 @@ async fn tokens_never_show_in_debug_display_errors_or_logs() -> Result<(), tower
     assert_eq!(future.await?.status(), StatusCode::OK);
 
     // The token is rejected again and the authorization server is down: an error.
+    tokio::time::sleep(Duration::from_millis(50)).await;
     auth.revoke(&second);
     auth.fail_always(Fault::Status(StatusCode::SERVICE_UNAVAILABLE));
     let error = client
