@@ -27,7 +27,8 @@ use http::HeaderMap;
 /// comma, so `Bearer error="insufficient_scope` (unterminated) reads as a bare `Bearer`.
 pub(crate) fn token_rejected(headers: &HeaderMap) -> bool {
     // Field lines combine into one comma-separated list (RFC 9110 section 5.3), so the
-    // auth-params of a challenge may go on in the next line.
+    // auth-params of a challenge may go on in the next line. Each line is read on its own,
+    // so an unterminated quote cannot swallow the lines after it.
     let mut elements = headers
         .get_all(WWW_AUTHENTICATE)
         .iter()
