@@ -3,6 +3,7 @@
 mod auth;
 mod cache;
 mod e2e;
+mod redirects;
 mod secrets;
 mod sources;
 mod store;
