@@ -106,36 +106,44 @@ fn authorizations(server: &ApiServer, path: &str) -> Vec<Option<String>> {
         .collect()
 }
 
-/// Asserts what a redirect from `from` on `api` to another origin's `/landing` on `other`
-/// did: `api` got the token, `other` never did, and the caller got `other`'s answer (401,
-/// as it asked without a token) or, where cross-origin redirects are not followed, the
-/// redirect itself.
-fn assert_cross_origin(
+/// Sends a request through `client` for each redirect status to `api`, which redirects it
+/// to `landing`, the `/landing` of another origin served by `other`. Asserts that `api` got
+/// the token, `other` never did, and the caller got `other`'s answer (401, as it came
+/// without a token) or, where cross-origin redirects are not followed, the redirect itself.
+async fn redirect_across_origins(
     stack: Stack,
-    status: StatusCode,
-    response: StatusCode,
-    (api, from): (&ApiServer, &str),
-    other: &ApiServer,
-) {
-    let sent = authorizations(api, from);
-    assert!(
-        !sent.is_empty() && sent.iter().all(Option::is_some),
-        "{stack:?}, {status}: {from} should get our token: {sent:?}"
-    );
-    let landed = authorizations(other, "/landing");
-    assert!(
-        landed.iter().all(Option::is_none),
-        "{stack:?}, {status}: the other origin got a token: {landed:?}"
-    );
-    if stack.follows_cross_origin() {
-        assert!(!landed.is_empty(), "{stack:?}, {status}: followed");
-        assert_eq!(response, StatusCode::UNAUTHORIZED, "{stack:?}, {status}");
-    } else {
-        assert_eq!(
-            response, status,
-            "{stack:?}: the redirect goes back to the caller"
+    client: &Inner<Full<Bytes>>,
+    api: &ApiServer,
+    (landing, other): (&str, &ApiServer),
+) -> TestResult {
+    for status in REDIRECTS {
+        let path = redirect_from(api, status, landing);
+        let response = client
+            .clone()
+            .oneshot(get(&format!("{}{path}", api.url())))
+            .await?;
+        let sent = authorizations(api, &path);
+        assert!(
+            !sent.is_empty() && sent.iter().all(Option::is_some),
+            "{stack:?}, {status}: {path} should get our token: {sent:?}"
         );
+        let landed = authorizations(other, "/landing");
+        assert!(
+            landed.iter().all(Option::is_none),
+            "{stack:?}, {status}: the other origin got a token: {landed:?}"
+        );
+        if stack.follows_cross_origin() {
+            assert!(!landed.is_empty(), "{stack:?}, {status}: followed");
+            assert_eq!(
+                response.status(),
+                StatusCode::UNAUTHORIZED,
+                "{stack:?}, {status}"
+            );
+        } else {
+            assert_eq!(response.status(), status, "{stack:?}: back to the caller");
+        }
     }
+    Ok(())
 }
 
 /// A plain HTTP client that resolves every host name to 127.0.0.1, so `localhost` names
@@ -163,14 +171,13 @@ async fn a_redirect_to_another_port_carries_no_token() -> TestResult {
         let elsewhere = ApiServer::start(&auth).await?;
         let cache = TokenCache::new(oauth_source(&auth));
         let client = stack.build(&cache, &api.url(), transport(http_client()))?;
-        for status in REDIRECTS {
-            let path = redirect_from(&api, status, &format!("{}/landing", elsewhere.url()));
-            let response = client
-                .clone()
-                .oneshot(get(&format!("{}{path}", api.url())))
-                .await?;
-            assert_cross_origin(stack, status, response.status(), (&api, &path), &elsewhere);
-        }
+        redirect_across_origins(
+            stack,
+            &client,
+            &api,
+            (&format!("{}/landing", elsewhere.url()), &elsewhere),
+        )
+        .await?;
     }
     Ok(())
 }
@@ -183,14 +190,7 @@ async fn a_redirect_from_127_0_0_1_to_localhost_carries_no_token() -> TestResult
         let localhost = format!("http://localhost:{}/landing", api.addr().port());
         let cache = TokenCache::new(oauth_source(&auth));
         let client = stack.build(&cache, &api.url(), loopback_transport())?;
-        for status in REDIRECTS {
-            let path = redirect_from(&api, status, &localhost);
-            let response = client
-                .clone()
-                .oneshot(get(&format!("{}{path}", api.url())))
-                .await?;
-            assert_cross_origin(stack, status, response.status(), (&api, &path), &api);
-        }
+        redirect_across_origins(stack, &client, &api, (&localhost, &api)).await?;
     }
     Ok(())
 }
@@ -206,14 +206,13 @@ async fn a_redirect_from_https_to_http_carries_no_token() -> TestResult {
         let cache = TokenCache::new(oauth_source(&auth));
         let https = transport(pki.https_client(Some(&certificate)));
         let client = stack.build(&cache, &api.url(), https)?;
-        for status in REDIRECTS {
-            let path = redirect_from(&api, status, &format!("{}/landing", plain.url()));
-            let response = client
-                .clone()
-                .oneshot(get(&format!("{}{path}", api.url())))
-                .await?;
-            assert_cross_origin(stack, status, response.status(), (&api, &path), &plain);
-        }
+        redirect_across_origins(
+            stack,
+            &client,
+            &api,
+            (&format!("{}/landing", plain.url()), &plain),
+        )
+        .await?;
     }
     Ok(())
 }
@@ -238,10 +237,19 @@ async fn a_same_origin_redirect_keeps_the_token() -> TestResult {
                 "{stack:?}, {status}: the final answer"
             );
             let ours = Some(format!("Bearer {}", current_token(&cache)));
-            assert_eq!(authorizations(&api, &path), [ours.clone()], "{stack:?}");
-            assert_eq!(authorizations(&api, "/landing").last(), Some(&ours));
+            assert_eq!(authorizations(&api, &path).last(), Some(&ours), "{stack:?}");
+            assert_eq!(
+                authorizations(&api, "/landing").last(),
+                Some(&ours),
+                "{stack:?}"
+            );
         }
-        assert_eq!(api.authorized(), 5, "{stack:?}: one landing per redirect");
+        assert_eq!(
+            api.requests(),
+            10,
+            "{stack:?}: each redirect and its landing, once"
+        );
+        assert_eq!(api.authorized(), 5, "{stack:?}");
     }
     Ok(())
 }
