@@ -8,15 +8,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use http::header::{AUTHORIZATION, LOCATION, WWW_AUTHENTICATE};
 use http::{request, HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
 use crate::response::{bearer_challenge, text};
-use crate::server::{self, DropConnection, Reply, ServerTask};
+use crate::server::{self, DropConnection, Https, Reply, ServerTask};
 use crate::token_store::{AccessStatus, TokenStore};
-use crate::{lock, AuthServer};
+use crate::{client_certificate, lock, AuthServer, TestPki};
 
 /// A mock API on `127.0.0.1` that accepts the access tokens of one [`AuthServer`].
 ///
@@ -26,6 +26,10 @@ use crate::{lock, AuthServer};
 /// `/admin` and paths under it also need the `admin` scope, else 403 with
 /// `error="insufficient_scope", scope="admin"`. The request body is always read in full
 /// first and kept for [`last_body`](Self::last_body).
+///
+/// For redirect tests, [`redirect`](Self::redirect) makes a path answer with a redirect
+/// whatever the token, [`start_https`](Self::start_https) serves HTTPS, and
+/// [`received`](Self::received) tells which `Authorization` value each request carried.
 ///
 /// The handle is cheap to clone; the server stops when the last handle is dropped, or with
 /// [`shutdown`](Self::shutdown). It keeps checking tokens after the `AuthServer` stops.
@@ -52,11 +56,23 @@ pub struct ApiServer {
     state: Arc<ApiState>,
     task: Arc<ServerTask>,
     addr: SocketAddr,
+    https: bool,
 }
 
 impl ApiServer {
     /// Binds `127.0.0.1` on a free port and serves tokens issued by `auth`.
     pub async fn start(auth: &AuthServer) -> io::Result<ApiServer> {
+        Self::spawn(auth, None).await
+    }
+
+    /// [`start`](Self::start), over HTTPS with `pki`'s server certificate (for `127.0.0.1`
+    /// and `localhost`). Like the HTTPS [`AuthServer`], it requires a client certificate:
+    /// connect with [`TestPki::https_client`] and one of `pki`'s client certificates.
+    pub async fn start_https(auth: &AuthServer, pki: &TestPki) -> io::Result<ApiServer> {
+        Self::spawn(auth, Some(client_certificate::https(pki))).await
+    }
+
+    async fn spawn(auth: &AuthServer, https: Option<Https>) -> io::Result<ApiServer> {
         let listener = server::bind_loopback().await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(ApiState {
@@ -65,16 +81,22 @@ impl ApiServer {
             authorized: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             injected: Mutex::default(),
+            redirects: Mutex::default(),
+            received: Mutex::default(),
             last_body: Mutex::default(),
         });
         let handler_state = Arc::clone(&state);
-        let task = server::spawn(listener, move |request| {
-            handle(Arc::clone(&handler_state), request)
-        });
+        let handler = move |request| handle(Arc::clone(&handler_state), request);
+        let with_tls = https.is_some();
+        let task = match https {
+            None => server::spawn(listener, handler),
+            https => server::spawn_with_tls(listener, https, handler),
+        };
         Ok(ApiServer {
             state,
             task: Arc::new(task),
             addr,
+            https: with_tls,
         })
     }
 
@@ -83,9 +105,11 @@ impl ApiServer {
         self.addr
     }
 
-    /// The base URL, `http://127.0.0.1:PORT`, without a trailing slash.
+    /// The base URL, `http://127.0.0.1:PORT` (`https://` when started with
+    /// [`start_https`](Self::start_https)), without a trailing slash.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// How many requests arrived, whatever the answer.
@@ -123,6 +147,26 @@ impl ApiServer {
         }
     }
 
+    /// Answers every later request for `path` (the path alone, any query) with `status` and
+    /// `Location: location`, whatever token it carries, after any response injected with
+    /// [`respond_next`](Self::respond_next). A redirect counts as neither authorized nor
+    /// rejected.
+    ///
+    /// # Panics
+    ///
+    /// If `location` is not a valid header value.
+    pub fn redirect(&self, path: &str, status: StatusCode, location: &str) {
+        let location = HeaderValue::from_str(location)
+            .unwrap_or_else(|_| panic!("not a valid Location value: {location:?}"));
+        lock(&self.state.redirects).push((path.to_owned(), status, location));
+    }
+
+    /// Every request so far, in order of arrival: its path and the `Authorization` value
+    /// it carried, if any. What a redirect test asserts on.
+    pub fn received(&self) -> Vec<(String, Option<String>)> {
+        lock(&self.state.received).clone()
+    }
+
     /// The body of the last request received, read in full.
     pub fn last_body(&self) -> Option<Bytes> {
         lock(&self.state.last_body).clone()
@@ -138,7 +182,7 @@ impl ApiServer {
 impl fmt::Debug for ApiServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ApiServer")
-            .field("addr", &self.addr)
+            .field("url", &self.url())
             .field("requests", &self.requests())
             .field("authorized", &self.authorized())
             .field("rejected", &self.rejected())
@@ -153,6 +197,10 @@ struct ApiState {
     rejected: AtomicU64,
     /// From [`ApiServer::respond_next`]: each response with how many requests it still gets.
     injected: Mutex<VecDeque<(InjectedResponse, usize)>>,
+    /// From [`ApiServer::redirect`]: path, status and `Location`.
+    redirects: Mutex<Vec<(String, StatusCode, HeaderValue)>>,
+    /// Path and `Authorization` value of each request; see [`ApiServer::received`].
+    received: Mutex<Vec<(String, Option<String>)>>,
     last_body: Mutex<Option<Bytes>>,
 }
 
@@ -172,6 +220,14 @@ impl ApiState {
         } else {
             Some(response.clone())
         }
+    }
+
+    fn redirect_for(&self, path: &str) -> Option<Response<Full<Bytes>>> {
+        let redirects = lock(&self.redirects);
+        let (_, status, location) = redirects.iter().find(|(from, ..)| from == path)?;
+        let mut response = text(*status, "redirected");
+        response.headers_mut().insert(LOCATION, location.clone());
+        Some(response)
     }
 
     /// Checks the bearer token (RFC 6750) and the scope `/admin` needs.
@@ -209,6 +265,11 @@ async fn handle(state: Arc<ApiState>, request: Request<Incoming>) -> Reply {
     state.requests.fetch_add(1, Ordering::SeqCst);
     let injected = state.take_injected();
     let (parts, body) = request.into_parts();
+    let authorization = parts
+        .headers
+        .get(AUTHORIZATION)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+    lock(&state.received).push((parts.uri.path().to_owned(), authorization));
     // A client that goes away halfway through its body gets nothing back.
     let body = body.collect().await.map_err(|_| DropConnection)?.to_bytes();
     *lock(&state.last_body) = Some(body);
@@ -221,7 +282,9 @@ async fn handle(state: Arc<ApiState>, request: Request<Incoming>) -> Reply {
             }
             response
         }
-        None => state.authorize(&parts),
+        None => state
+            .redirect_for(parts.uri.path())
+            .unwrap_or_else(|| state.authorize(&parts)),
     };
     match response.status() {
         StatusCode::OK => state.authorized.fetch_add(1, Ordering::SeqCst),

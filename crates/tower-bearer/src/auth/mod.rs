@@ -12,10 +12,7 @@
 //! # Where it goes in a stack
 //!
 //! Put [`RetryOn401Layer`](crate::RetryOn401Layer) outside it, so a rejected token is
-//! replaced and the request replayed through this layer. Put both outside tower-http's
-//! `FollowRedirectLayer`: then `FollowRedirect` sees the header and its default policy strips
-//! it on cross-origin redirects. Placed inside, every hop would get a fresh token, wherever
-//! the redirect points.
+//! replaced and the request replayed through this layer.
 //!
 //! ```
 //! use std::convert::Infallible;
@@ -38,6 +35,66 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Redirects
+//!
+//! Put both layers outside tower-http's `FollowRedirectLayer`, with a policy that follows
+//! only same-origin redirects. The header is then added once, to the caller's request;
+//! same-origin hops keep it, and a redirect to another origin (another host or port, or
+//! `https` to `http`) comes back to the caller unfollowed, so the token never leaves the
+//! origin it was sent to.
+//!
+//! tower-http's default policy is not enough on its own: it strips `Authorization` from a
+//! hop that changes origin, but rebuilds each later hop from the caller's headers, so a
+//! server that redirects to itself gets the token on its second hop (tower-http 0.6).
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use http::{header, Request, Response, StatusCode};
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//! use tower_bearer::{source::StaticToken, BearerAuthLayer, RetryOn401Layer, TokenCache};
+//! use tower_http::follow_redirect::policy::{Limited, PolicyExt, SameOrigin};
+//! use tower_http::follow_redirect::FollowRedirectLayer;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let cache = TokenCache::new(StaticToken::new("my-token")?);
+//! let client = ServiceBuilder::new()
+//!     .layer(RetryOn401Layer::new())
+//!     .layer(BearerAuthLayer::new(cache).allow_origins(["https://api.example.com"])?)
+//!     .layer(FollowRedirectLayer::with_policy(
+//!         Limited::default().and::<_, (), ()>(SameOrigin::new()),
+//!     ))
+//!     .service(service_fn(|request: Request<String>| async move {
+//!         // `/old` moved to `/new`; `/away` moved to another host.
+//!         let location = match request.uri().path() {
+//!             "/old" => "/new",
+//!             "/away" => "https://elsewhere.example/",
+//!             _ => {
+//!                 let auth = request.headers()["authorization"].to_str().unwrap().to_owned();
+//!                 return Ok::<_, Infallible>(Response::new(auth));
+//!             }
+//!         };
+//!         let mut response = Response::new(String::new());
+//!         *response.status_mut() = StatusCode::FOUND;
+//!         response.headers_mut().insert(header::LOCATION, location.parse().unwrap());
+//!         Ok(response)
+//!     }));
+//!
+//! let moved = Request::get("https://api.example.com/old").body(String::new())?;
+//! assert_eq!(client.clone().oneshot(moved).await?.body(), "Bearer my-token");
+//! let away = Request::get("https://api.example.com/away").body(String::new())?;
+//! assert_eq!(client.oneshot(away).await?.status(), StatusCode::FOUND);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! [`allow_origins`](BearerAuthLayer::allow_origins) is defence in depth here: in this
+//! order it checks only the caller's request, since the hops never pass through this
+//! layer. To follow redirects to other hosts, put `FollowRedirectLayer` outside both
+//! layers instead, **with** `allow_origins`: every hop then passes through this layer,
+//! which attaches the token only to the origins listed. Without the list, that order sends
+//! the token to every hop, wherever it points.
 
 mod future;
 mod layer;

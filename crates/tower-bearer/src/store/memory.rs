@@ -62,6 +62,8 @@ impl TokenStore for MemoryStore {
         token: &'a Token,
         ttl: Duration,
     ) -> StoreFuture<'a, ()> {
+        // Any TTL is accepted; like token lifetimes, it is at most a year.
+        let ttl = ttl.min(Token::MAX_LIFETIME);
         let until = token.expires_at().unwrap_or_else(|| Instant::now() + ttl);
         self.slots().entry(key.clone()).or_default().token = Some((token.clone(), until));
         Box::pin(std::future::ready(Ok(())))
@@ -79,7 +81,7 @@ impl TokenStore for MemoryStore {
         let taken = match &slot.lease {
             Some((_, until)) if now < *until => false,
             _ => {
-                slot.lease = Some((holder.to_owned(), now + ttl));
+                slot.lease = Some((holder.to_owned(), now + ttl.min(Token::MAX_LIFETIME)));
                 true
             }
         };

@@ -13,6 +13,9 @@ use crate::source::{TokenFuture, TokenSource};
 use crate::{FetchError, Token};
 
 /// How a [`StoreSource`] uses its store.
+///
+/// Every duration is at most a year ([`Token::MAX_LIFETIME`]); a longer one is shortened to
+/// it, so no setting can overflow the clock.
 #[derive(Clone, Debug)]
 pub struct StoreConfig {
     lease_ttl: Duration,
@@ -50,21 +53,21 @@ impl StoreConfig {
     /// slow fetch lets a second replica fetch too (harmless, but not single flight).
     #[must_use]
     pub fn lease_ttl(mut self, ttl: Duration) -> Self {
-        self.lease_ttl = ttl.max(Duration::from_millis(1));
+        self.lease_ttl = at_most_a_year(ttl.max(Duration::from_millis(1)));
         self
     }
 
     /// How often a replica waiting for another's fetch looks at the store (default 50 ms).
     #[must_use]
     pub fn poll_interval(mut self, interval: Duration) -> Self {
-        self.poll_interval = interval.max(Duration::from_millis(1));
+        self.poll_interval = at_most_a_year(interval.max(Duration::from_millis(1)));
         self
     }
 
     /// How long a replica waits for others before fetching itself (default 15 s).
     #[must_use]
     pub fn max_wait(mut self, wait: Duration) -> Self {
-        self.max_wait = wait;
+        self.max_wait = at_most_a_year(wait);
         self
     }
 
@@ -72,7 +75,7 @@ impl StoreConfig {
     /// as unavailable for that fetch.
     #[must_use]
     pub fn op_timeout(mut self, timeout: Duration) -> Self {
-        self.op_timeout = timeout;
+        self.op_timeout = at_most_a_year(timeout);
         self
     }
 
@@ -80,14 +83,14 @@ impl StoreConfig {
     /// replica fetches a new one instead.
     #[must_use]
     pub fn min_remaining(mut self, remaining: Duration) -> Self {
-        self.min_remaining = remaining;
+        self.min_remaining = at_most_a_year(remaining);
         self
     }
 
     /// How long a token without an expiry is kept in the store (default 5 min).
     #[must_use]
     pub fn no_expiry_ttl(mut self, ttl: Duration) -> Self {
-        self.no_expiry_ttl = ttl;
+        self.no_expiry_ttl = at_most_a_year(ttl);
         self
     }
 
@@ -95,9 +98,13 @@ impl StoreConfig {
     /// ones in between are counted and the count is reported with the next warning.
     #[must_use]
     pub fn warn_interval(mut self, interval: Duration) -> Self {
-        self.warn_interval = interval;
+        self.warn_interval = at_most_a_year(interval);
         self
     }
+}
+
+fn at_most_a_year(duration: Duration) -> Duration {
+    duration.min(Token::MAX_LIFETIME)
 }
 
 /// A [`TokenSource`] that shares the tokens of another source through a [`TokenStore`], so

@@ -3,6 +3,8 @@
 mod auth;
 mod cache;
 mod e2e;
+mod faults;
+mod redirects;
 mod secrets;
 mod sources;
 mod store;

@@ -10,13 +10,14 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::{Connect, HttpConnector};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use secrecy::ExposeSecret;
 use tokio::sync::Semaphore;
 use tower::util::BoxCloneService;
-use tower::{service_fn, ServiceBuilder, ServiceExt};
+use tower::{service_fn, ServiceBuilder};
 use tower_bearer::{
     source, BearerAuth, BearerAuthLayer, BoxError, FetchError, RetryOn401, RetryOn401Layer, Token,
     TokenCache, TokenSource,
@@ -83,13 +84,31 @@ where
         let permits = Arc::clone(&permits);
         async move {
             let _permit = permits.acquire().await?;
-            let response = client.request(request).await?;
-            let (parts, body) = response.into_parts();
-            let body = body.collect().await?.to_bytes();
-            Ok::<_, BoxError>(Response::from_parts(parts, body))
+            read_body(client.request(request).await?).await
         }
     });
-    BoxCloneService::new(service.map_err(Into::into))
+    BoxCloneService::new(service)
+}
+
+/// Any hyper-util `client` (plain, over TLS, with its own resolver) as the service the auth
+/// layers wrap.
+pub fn transport<C, B>(client: Client<C, B>) -> Inner<B>
+where
+    C: Connect + Clone + Send + Sync + 'static,
+    B: Body<Data = Bytes> + Send + 'static + Unpin,
+    B::Error: Into<BoxError>,
+{
+    let service = service_fn(move |request: Request<B>| {
+        let client = client.clone();
+        async move { read_body(client.request(request).await?).await }
+    });
+    BoxCloneService::new(service)
+}
+
+async fn read_body(response: Response<Incoming>) -> Result<Response<Bytes>, BoxError> {
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await?.to_bytes();
+    Ok(Response::from_parts(parts, body))
 }
 
 /// The stack a user builds: retry outside auth, over hyper with `connections` at most.
