@@ -161,17 +161,16 @@ fn a_runtime_shut_down_mid_fetch_leaves_the_cache_usable_from_another() {
         .enable_all()
         .build()
         .unwrap();
-    let waiter = first.block_on(async {
+    first.block_on(async {
         let cache = cache.clone();
-        let waiter = tokio::spawn(async move { cache.token().await });
+        // A waiter that is still waiting when the runtime goes away.
+        drop(tokio::spawn(async move { cache.token().await }));
         while source.fetches() == 0 {
             tokio::task::yield_now().await;
         }
-        waiter
     });
     // The runtime goes away with the fetch and its waiter still running.
     drop(first);
-    drop(waiter);
 
     let second = tokio::runtime::Builder::new_current_thread()
         .enable_all()
