@@ -268,3 +268,128 @@ async fn a_late_401_for_an_older_token_leaves_the_newer_one_alone() {
     );
     assert!(cache.cached().unwrap().same_as(&second));
 }
+
+/// A source of `token-N` that counts fetches, and an API that rejects, with a bare 401,
+/// every token `accepts` says no to.
+fn counting_source() -> (
+    impl tower_bearer::TokenSource,
+    std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let fetches = Arc::new(AtomicU64::new(0));
+    let source = {
+        let fetches = Arc::clone(&fetches);
+        from_fn(move || {
+            let n = fetches.fetch_add(1, Ordering::SeqCst) + 1;
+            async move {
+                Token::builder(format!("token-{n}"))
+                    .expires_in(std::time::Duration::from_secs(3600))
+                    .build()
+                    .map_err(FetchError::from)
+            }
+        })
+    };
+    (source, fetches)
+}
+
+fn judging_api(
+    accepts: impl Fn(&str) -> bool + Clone + Send + 'static,
+) -> impl Service<Request<String>, Response = Response<()>, Error = Infallible, Future = impl Send> + Clone
+{
+    service_fn(move |request: Request<String>| {
+        let accepted = request.headers()[AUTHORIZATION]
+            .to_str()
+            .is_ok_and(|value| accepts(value.trim_start_matches("Bearer ")));
+        async move {
+            let mut response = Response::new(());
+            if !accepted {
+                *response.status_mut() = http::StatusCode::UNAUTHORIZED;
+            }
+            Ok::<_, Infallible>(response)
+        }
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn tokens_rejected_right_after_a_fetch_back_off_and_service_resumes() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+    use tower_bearer::RetryOn401Layer;
+
+    let (source, fetches) = counting_source();
+    let accepting = Arc::new(AtomicBool::new(false));
+    let api = {
+        let accepting = Arc::clone(&accepting);
+        judging_api(move |_| accepting.load(Ordering::SeqCst))
+    };
+    let mut client = ServiceBuilder::new()
+        .layer(RetryOn401Layer::new())
+        .layer(BearerAuthLayer::new(TokenCache::new(source)))
+        .service(api);
+
+    // 30 s of an API that rejects every token, a request every 10 ms: 3,000 requests.
+    for _ in 0..3000 {
+        let response = client
+            .ready()
+            .await
+            .unwrap()
+            .call(Request::new(String::new()))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), http::StatusCode::UNAUTHORIZED);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Holds of about 1, 2, 4, 8, 16 s (the fetch backoff): a handful of token requests.
+    let during = fetches.load(Ordering::SeqCst);
+    assert!((3..=8).contains(&during), "{during} token requests in 30 s");
+
+    accepting.store(true, Ordering::SeqCst);
+    let response = client
+        .ready()
+        .await
+        .unwrap()
+        .call(Request::new(String::new()))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), http::StatusCode::OK);
+    assert_eq!(
+        fetches.load(Ordering::SeqCst),
+        during,
+        "the held token is used"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_held_token_that_stays_rejected_is_replaced_once_its_hold_passes() {
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+    use tower_bearer::RetryOn401Layer;
+
+    // The API rejects token-1 and token-2 (both revoked) and accepts any later one.
+    let (source, fetches) = counting_source();
+    let api = judging_api(|token| token != "token-1" && token != "token-2");
+    let cache = TokenCache::new(source);
+    let mut client = ServiceBuilder::new()
+        .layer(RetryOn401Layer::new())
+        .layer(BearerAuthLayer::new(cache.clone()))
+        .service(api);
+    let mut call = || {
+        let future = client.call(Request::new(String::new()));
+        async move { future.await.unwrap().status() }
+    };
+
+    // token-1 is rejected, the replay with token-2 too: the 401 comes back.
+    assert_eq!(call().await, http::StatusCode::UNAUTHORIZED);
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    // Right after, token-2 is kept: no token request per 401.
+    for _ in 0..10 {
+        assert_eq!(call().await, http::StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    // Once its hold (at most the first backoff, 1 s) has passed, the next 401 replaces it.
+    tokio::time::sleep(Duration::from_millis(1001)).await;
+    assert_eq!(call().await, http::StatusCode::OK);
+    assert_eq!(fetches.load(Ordering::SeqCst), 3);
+}

@@ -305,3 +305,61 @@ async fn authorization_server_down_while_the_token_is_valid_fails_nothing() -> T
     assert!(started.elapsed() < Duration::from_secs(5));
     Ok(())
 }
+
+#[tokio::test]
+async fn two_hundred_bare_401s_cost_a_few_token_requests_and_service_resumes() -> TestResult {
+    let (auth, api) = servers().await?;
+    let cache = TokenCache::new(oauth_source(&auth));
+    let mut client = client(&cache, 4);
+
+    // An API that rejects every token without saying why (a wrong audience, say).
+    api.respond_next(200, StatusCode::UNAUTHORIZED, None);
+    let mut statuses = Vec::new();
+    while api.requests() < 200 {
+        let response = client.ready().await?.call(get(&api.url())).await?;
+        statuses.push(response.status());
+    }
+    let (calls, tokens) = (statuses.len() as u64, auth.token_requests());
+    eprintln!("200 API requests answered 401: {calls} calls, {tokens} token requests");
+    assert!(statuses.iter().all(|s| *s == StatusCode::UNAUTHORIZED));
+    assert!(tokens < 10, "{tokens} token requests");
+    // A replay happens only when it carries another token.
+    assert!(
+        api.requests() - calls < tokens,
+        "{} replays",
+        api.requests() - calls
+    );
+
+    // The API accepts tokens again: the next call goes through, with no one stepping in.
+    let response = client.ready().await?.call(get(&api.url())).await?;
+    assert_eq!(response.status(), StatusCode::OK);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_auth_layer_alone_stops_sending_a_revoked_token() -> TestResult {
+    let (auth, api) = servers().await?;
+    let cache = TokenCache::new(oauth_source(&auth));
+    let mut client = ServiceBuilder::new()
+        .layer(BearerAuthLayer::new(cache.clone()))
+        .service(capped_client(4));
+    let call = |client: &mut tower_bearer::BearerAuth<_>| client.call(get(&api.url()));
+    assert_eq!(call(client.ready().await?).await?.status(), StatusCode::OK);
+    let first = current_token(&cache);
+
+    auth.revoke(&first);
+    let response = call(client.ready().await?).await?;
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "no retry layer"
+    );
+    assert!(
+        cache.cached().is_none(),
+        "the rejected token was invalidated"
+    );
+    assert_eq!(call(client.ready().await?).await?.status(), StatusCode::OK);
+    assert_ne!(current_token(&cache), first);
+    assert_eq!(auth.token_requests(), 2);
+    Ok(())
+}
