@@ -12,12 +12,12 @@ use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Collected, Full, LengthLimitError, Limited};
-use secrecy::ExposeSecret;
 use tower::ServiceExt;
 use tower_bearer::{BoxError, FetchError, Token};
 use zeroize::Zeroizing;
 
 use crate::client_auth::{ClientSecret, Credentials};
+use crate::redact::Redactor;
 use crate::error::is_transient_status;
 use crate::http_client::{HttpClient, ResponseBody};
 use crate::response::{self, InvalidResponse, TokenResponseRules};
@@ -72,6 +72,8 @@ pub(crate) struct RawResponse {
     /// Zeroized on drop: on success it holds the access token (best effort; the transport
     /// may have kept copies in its own buffers).
     pub(crate) body: Zeroizing<Vec<u8>>,
+    /// The secrets the request sent, to remove from the server's texts.
+    pub(crate) redactor: Redactor,
 }
 
 /// A failed attempt, and whether repeating it may help.
@@ -195,19 +197,29 @@ impl TokenEndpoint {
                 .iter()
                 .map(|(name, value)| (name.as_str(), value.as_str())),
         );
-        let response = self.post_form(self.target(), &form).await?;
+        let secrets: Vec<&str> = grant.credentials.iter().map(|(_, value)| *value).collect();
+        let response = self.post_form(self.target(), &form, &secrets).await?;
         self.interpret(grant, response)
     }
 
     /// Sends one form POST with the client's credentials to `target` within the timeout,
-    /// and reads the answer within the size limit.
+    /// and reads the answer within the size limit. `secrets` are the values in `form` that
+    /// must never be printed; the answer carries them, with the client's, as its
+    /// [`Redactor`].
     pub(crate) async fn post_form(
         &self,
         target: Target<'_>,
         form: &[(&str, &str)],
+        secrets: &[&str],
     ) -> Result<RawResponse, Failure> {
-        let request = self.build_request(target, form).map_err(Failure::last)?;
-        tokio::time::timeout(self.limits.timeout, self.send(target, request))
+        let mut redactor = Redactor::default();
+        for secret in secrets {
+            redactor.secret(secret);
+        }
+        let request = self
+            .build_request(target, form, &mut redactor)
+            .map_err(Failure::last)?;
+        tokio::time::timeout(self.limits.timeout, self.send(target, request, redactor))
             .await
             .map_err(|_| Failure::retryable(self.timeout_error(target), RetryReason::Timeout))?
     }
@@ -216,6 +228,7 @@ impl TokenEndpoint {
         &self,
         target: Target<'_>,
         fields: &[(&str, &str)],
+        redactor: &mut Redactor,
     ) -> Result<Request<Full<Bytes>>, FetchError> {
         let mut form = form_urlencoded::Serializer::new(String::new());
         for (name, value) in fields {
@@ -223,7 +236,7 @@ impl TokenEndpoint {
         }
         let credentials = self
             .client
-            .apply(&mut form, &self.url.to_string())
+            .apply(&mut form, &self.url.to_string(), redactor)
             .map_err(|error| build_error(target, error))?;
         // With client_secret_post the body holds the secret.
         let body = Zeroizing::new(form.finish());
@@ -249,6 +262,7 @@ impl TokenEndpoint {
         &self,
         target: Target<'_>,
         request: Request<Full<Bytes>>,
+        redactor: Redactor,
     ) -> Result<RawResponse, Failure> {
         let response = self.http.clone().oneshot(request).await.map_err(|error| {
             let reason = if is_connect_error(&*error) {
@@ -272,6 +286,7 @@ impl TokenEndpoint {
             status: parts.status,
             headers: parts.headers,
             body: Zeroizing::new(Vec::from(collected.to_bytes())),
+            redactor,
         })
     }
 
@@ -280,6 +295,7 @@ impl TokenEndpoint {
             status,
             headers,
             body,
+            redactor,
         } = response;
         if status.is_success() {
             return response::parse_token(
@@ -287,12 +303,11 @@ impl TokenEndpoint {
                 grant.response,
                 grant.scope,
                 self.limits.default_lifetime,
+                &redactor,
             )
             .map_err(|invalid| Failure::last(self.invalid_response_error(status, invalid)));
         }
-        let mut secrets = vec![self.client.secret.expose_secret()];
-        secrets.extend(grant.credentials.iter().map(|(_, value)| *value));
-        let (mut error, retry) = match response::parse_error(status, &body, &secrets) {
+        let (mut error, retry) = match response::parse_error(status, &body, &redactor) {
             // Even on a 5xx or 429, these codes say the request itself is wrong.
             Some(oauth) if is_never_retried(&oauth) => (self.oauth_error(grant, oauth), None),
             Some(oauth) => (

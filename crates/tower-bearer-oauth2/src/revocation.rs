@@ -151,8 +151,8 @@ impl TokenEndpoint {
         let form = [("token", token), ("token_type_hint", hint.as_str())];
         let ((), attempt) = self
             .with_retries(target, || async {
-                let response = self.post_form(target, &form).await?;
-                self.interpret_revocation(target, hint, token, response)
+                let response = self.post_form(target, &form, &[token]).await?;
+                self.interpret_revocation(target, hint, response)
             })
             .await?;
         tracing::debug!(
@@ -169,20 +169,19 @@ impl TokenEndpoint {
         &self,
         target: Target<'_>,
         hint: TokenTypeHint,
-        token: &str,
         response: RawResponse,
     ) -> Result<(), Failure> {
         let RawResponse {
             status,
             headers,
             body,
+            redactor,
         } = response;
         if status.is_success() {
             return Ok(());
         }
         let client_id = &self.client.id;
-        let secrets = [self.client.secret.expose_secret(), token];
-        let (error, retry) = match response::parse_error(status, &body, &secrets) {
+        let (error, retry) = match response::parse_error(status, &body, &redactor) {
             Some(oauth) => {
                 let details = match oauth.description() {
                     Some(description) => format!("{}: {description}", oauth.error()),
