@@ -271,10 +271,10 @@ mod tests {
             let mut form = form_urlencoded::Serializer::new(String::new());
             assert!(matches!(
                 client.apply(
-                &mut form,
-                "https://auth.example.com/token",
-                &mut Redactor::default()
-            ),
+                    &mut form,
+                    "https://auth.example.com/token",
+                    &mut Redactor::default()
+                ),
                 Ok(Credentials::Form)
             ));
             assert_eq!(form.finish(), "client_id=billing");

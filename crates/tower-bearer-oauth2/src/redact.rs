@@ -47,8 +47,12 @@ impl Redactor {
         let plain = Zeroizing::new(format!("{id}:{secret}"));
         for credentials in [&form_encoded, &plain] {
             // Unpadded, so the padded value is found too (it starts with the unpadded one).
-            self.add(Zeroizing::new(STANDARD_NO_PAD.encode(credentials.as_bytes())));
-            self.add(Zeroizing::new(URL_SAFE_NO_PAD.encode(credentials.as_bytes())));
+            self.add(Zeroizing::new(
+                STANDARD_NO_PAD.encode(credentials.as_bytes()),
+            ));
+            self.add(Zeroizing::new(
+                URL_SAFE_NO_PAD.encode(credentials.as_bytes()),
+            ));
         }
     }
 
@@ -332,14 +336,14 @@ mod tests {
             ] {
                 let redacted = redactor.redact(&echoed);
                 assert!(redacted.contains(REDACTED), "{echoed}: {redacted}");
-                assert!(!redacted.contains(&base64[..base64.len() / 2]), "{redacted}");
+                assert!(
+                    !redacted.contains(&base64[..base64.len() / 2]),
+                    "{redacted}"
+                );
             }
         }
         // The decoded header, as a server might print it.
-        assert_eq!(
-            redactor.redact(&form_encoded),
-            "my+client%3A1:[redacted]"
-        );
+        assert_eq!(redactor.redact(&form_encoded), "my+client%3A1:[redacted]");
     }
 
     #[test]
@@ -347,7 +351,10 @@ mod tests {
         let mut redactor = Redactor::default();
         redactor.secret("abc");
         redactor.secret("xxabcxx");
-        assert_eq!(redactor.redact("1 xxabcxx 2 abc"), "1 [redacted] 2 [redacted]");
+        assert_eq!(
+            redactor.redact("1 xxabcxx 2 abc"),
+            "1 [redacted] 2 [redacted]"
+        );
     }
 
     #[test]
@@ -370,7 +377,11 @@ mod tests {
 
     #[test]
     fn sanitize_escapes_what_could_forge_a_line() {
-        let clean = sanitize("a\nb\r\u{1b}[31mc\u{2028}d\u{202e}e", 100, &Redactor::default());
+        let clean = sanitize(
+            "a\nb\r\u{1b}[31mc\u{2028}d\u{202e}e",
+            100,
+            &Redactor::default(),
+        );
         assert_eq!(clean, "a\\nb\\r\\u{1b}[31mc\\u{2028}d\\u{202e}e");
         assert_eq!(sanitize("ü😀", 1, &Redactor::default()), "ü...");
         assert_eq!(sanitize("", 0, &Redactor::default()), "");

@@ -125,7 +125,7 @@ pub(crate) fn parse_token(
         }
     }
     builder.build().map_err(|error| InvalidResponse {
-        what: format!("the access token cannot be sent in a header: {error}"),
+        what: "the access token cannot be sent in an HTTP header".to_owned(),
         transient: false,
         source: Some(error.into()),
     })
@@ -325,8 +325,8 @@ mod tests {
         for json in ["3600", r#""3600""#, r#"" 3600 ""#, "3600.0", r#""3600.0""#] {
             assert_eq!(expires_in(json).unwrap(), Some(HOUR), "{json}");
         }
-        let token = parse(r#"{"access_token":"t","token_type":"bearer","expires_in":"3600"}"#)
-            .unwrap();
+        let token =
+            parse(r#"{"access_token":"t","token_type":"bearer","expires_in":"3600"}"#).unwrap();
         assert!(roughly(lifetime(&token), HOUR));
     }
 
@@ -368,7 +368,8 @@ mod tests {
         }
         // The core decides how long such a token may live; building it must not panic.
         for json in [max.as_str(), "1e308"] {
-            let body = format!(r#"{{"access_token":"t","token_type":"Bearer","expires_in":{json}}}"#);
+            let body =
+                format!(r#"{{"access_token":"t","token_type":"Bearer","expires_in":{json}}}"#);
             assert!(parse(&body).is_ok(), "{json}");
         }
     }
@@ -390,7 +391,11 @@ mod tests {
         ] {
             let invalid = expires_in(json).unwrap_err();
             assert!(!invalid.transient, "{json}");
-            assert!(invalid.what.contains("`expires_in`"), "{json}: {}", invalid.what);
+            assert!(
+                invalid.what.contains("`expires_in`"),
+                "{json}: {}",
+                invalid.what
+            );
         }
     }
 
@@ -457,7 +462,7 @@ mod tests {
             (r#""s3cr3t-token""#, "the body is JSON but not an object"),
             (
                 r#"{"access_token":"s3cr3t token","token_type":"Bearer"}"#,
-                "the access token cannot be sent in a header",
+                "the access token cannot be sent in an HTTP header",
             ),
         ];
         for (body, expected) in cases {
@@ -546,7 +551,12 @@ mod tests {
         let body = format!(
             r#"{{"error":"invalid_client","error_description":"secret hunter2 is wrong\r\nforged log line {long}"}}"#
         );
-        let error = parse_error(StatusCode::UNAUTHORIZED, body.as_bytes(), &redactor("hunter2")).unwrap();
+        let error = parse_error(
+            StatusCode::UNAUTHORIZED,
+            body.as_bytes(),
+            &redactor("hunter2"),
+        )
+        .unwrap();
         let description = error.description().unwrap();
         assert!(
             description.starts_with("secret [redacted] is wrong"),

@@ -183,33 +183,27 @@ impl TokenEndpoint {
         let client_id = &self.client.id;
         let (error, retry) = match response::parse_error(status, &body, &redactor) {
             Some(oauth) => {
-                let details = match oauth.description() {
-                    Some(description) => format!("{}: {description}", oauth.error()),
-                    None => oauth.error().to_owned(),
-                };
                 let retry = if oauth.is_transient() {
                     RetryReason::for_status(status)
                 } else {
                     None
                 };
+                // The server's code and description are the source's to print.
                 let error = if oauth.is_transient() {
                     FetchError::transient(format!(
-                        "{target} could not revoke the {hint} just now (HTTP {}, \
-                             {details}); try again later",
-                        status.as_u16()
+                        "{target} could not revoke the {hint} just now; try again later"
                     ))
                 } else if oauth.is_invalid_client() {
                     FetchError::permanent(format!(
-                        "{target} rejected the credentials of client `{client_id}` \
-                             ({details}); check the client id and secret, and that the server \
-                             accepts {} at its revocation endpoint",
+                        "{target} rejected the credentials of client `{client_id}`; check the \
+                         client id and secret, and that the server accepts {} at its \
+                         revocation endpoint",
                         self.client.method
                     ))
                 } else {
                     FetchError::permanent(format!(
-                        "{target} refused to revoke the {hint} of client `{client_id}` \
-                             (HTTP {}, {details})",
-                        status.as_u16()
+                        "{target} refused to revoke the {hint} of client `{client_id}`; see the \
+                         authorization server's documentation of the error code it returned"
                     ))
                 };
                 (error.with_source(oauth), retry)
