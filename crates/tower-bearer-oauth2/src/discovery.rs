@@ -820,4 +820,67 @@ mod tests {
         }
         assert!(seen.lock().unwrap().is_empty());
     }
+
+    /// A message is one line and at most a few URL lengths long, whatever the server sent.
+    fn assert_one_bounded_line(message: &str) {
+        assert!(!message.contains(['\n', '\r']), "{message}");
+        assert!(message.chars().all(|c| !c.is_control()), "{message}");
+        assert!(message.len() < 4 * MAX_URL_CHARS, "{} bytes", message.len());
+    }
+
+    /// The message of the issuer mismatch a server naming itself `issuer` causes.
+    async fn mismatch_message(issuer: &str) -> String {
+        let body = serde_json::json!({"issuer": issuer, "token_endpoint": "https://a.example/t"});
+        let (discovery, _) = fake(vec![(OAUTH_WELL_KNOWN, 200, body.to_string())]);
+        let error = discovery
+            .fetch("https://auth.example.com")
+            .await
+            .unwrap_err();
+        assert!(error.is_issuer_mismatch(), "{error}");
+        let message = error.to_string();
+        assert_one_bounded_line(&message);
+        message
+    }
+
+    #[tokio::test]
+    async fn a_mismatched_issuer_is_quoted_on_one_line() {
+        let message =
+            mismatch_message("https://evil.example.com\nINFO token fetch succeeded\r\u{1b}[2K")
+                .await;
+        assert!(
+            message.contains(r"evil.example.com\nINFO token fetch succeeded\r\u{1b}[2K"),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_huge_issuer_is_cut() {
+        let huge = format!("https://evil.example.com/{}", "a".repeat(200 * 1024));
+        let message = mismatch_message(&huge).await;
+        assert!(message.contains("aaa..."), "{message}");
+    }
+
+    #[tokio::test]
+    async fn invalid_or_huge_endpoint_urls_are_quoted_safely_at_build() {
+        let issuer = "https://auth.example.com";
+        let huge = format!("https://auth.example.com/{}", "t".repeat(200 * 1024));
+        for token_endpoint in [
+            "https://auth.example.com/to ken\nforged line".to_owned(),
+            "ftp://auth.example.com/\u{202e}root".to_owned(),
+            format!("{huge} x"),
+            format!("http://{}.example.com/token", "h".repeat(200 * 1024)),
+        ] {
+            let body = serde_json::json!({"issuer": issuer, "token_endpoint": token_endpoint});
+            let (discovery, _) = fake(vec![(OAUTH_WELL_KNOWN, 200, body.to_string())]);
+            let metadata = discovery.fetch(issuer).await.unwrap();
+            let error = crate::ClientCredentials::builder_from_metadata(&metadata, "id", "secret")
+                .build()
+                .unwrap_err();
+            assert!(
+                error.is_invalid_url() || error.is_insecure_http(),
+                "{error}"
+            );
+            assert_one_bounded_line(&error.to_string());
+        }
+    }
 }
