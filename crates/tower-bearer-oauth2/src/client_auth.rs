@@ -8,6 +8,8 @@ use http::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
+use crate::redact::Redactor;
+
 /// The client authentication method, named as in the OAuth dynamic client registration
 /// metadata (RFC 7591 section 2, `token_endpoint_auth_method`).
 ///
@@ -108,23 +110,27 @@ impl ClientSecret {
     /// Adds the credentials to a request to one of the server's endpoints: the header value
     /// to send, or the form fields appended to `form`. `token_url` is the default audience
     /// of a client assertion (RFC 7523 section 3 lets it name the token endpoint, and
-    /// servers accept it at their other endpoints too).
+    /// servers accept it at their other endpoints too). Each secret sent is added to
+    /// `redactor`, so an answer that echoes it can be cleaned.
     pub(crate) fn apply(
         &self,
         form: &mut form_urlencoded::Serializer<'_, String>,
         token_url: &str,
+        redactor: &mut Redactor,
     ) -> Result<Credentials, tower_bearer::BoxError> {
         match self.method {
-            ClientAuth::ClientSecretBasic => Ok(Credentials::Header(basic_authorization(
-                &self.id,
-                self.secret.expose_secret(),
-            )?)),
+            ClientAuth::ClientSecretBasic => {
+                let secret = self.secret.expose_secret();
+                redactor.basic_credentials(&self.id, secret);
+                Ok(Credentials::Header(basic_authorization(&self.id, secret)?))
+            }
             ClientAuth::ClientSecretPost => {
+                redactor.secret(self.secret.expose_secret());
                 form.append_pair("client_id", &self.id);
                 form.append_pair("client_secret", self.secret.expose_secret());
                 Ok(Credentials::Form)
             }
-            ClientAuth::PrivateKeyJwt => self.apply_assertion(form, token_url),
+            ClientAuth::PrivateKeyJwt => self.apply_assertion(form, token_url, redactor),
             ClientAuth::None => {
                 if !self.id.is_empty() {
                     form.append_pair("client_id", &self.id);
@@ -144,6 +150,7 @@ impl ClientSecret {
         &self,
         form: &mut form_urlencoded::Serializer<'_, String>,
         token_url: &str,
+        redactor: &mut Redactor,
     ) -> Result<Credentials, tower_bearer::BoxError> {
         let key = self
             .key
@@ -151,6 +158,7 @@ impl ClientSecret {
             .ok_or("private_key_jwt without a private key")?;
         let audience = self.assertion_audience.as_deref().unwrap_or(token_url);
         let assertion = Zeroizing::new(key.assertion(&self.id, audience)?);
+        redactor.secret(&assertion);
         form.append_pair("client_id", &self.id);
         form.append_pair(
             "client_assertion_type",
@@ -165,6 +173,7 @@ impl ClientSecret {
         &self,
         _form: &mut form_urlencoded::Serializer<'_, String>,
         _token_url: &str,
+        _redactor: &mut Redactor,
     ) -> Result<Credentials, tower_bearer::BoxError> {
         Err("private_key_jwt needs the `private-key-jwt` feature".into())
     }
@@ -239,7 +248,11 @@ mod tests {
         let client = client("my client:1", "p@ss:w%rd+ ü", ClientAuth::ClientSecretPost);
         let mut form = form_urlencoded::Serializer::new(String::new());
         assert!(matches!(
-            client.apply(&mut form, "https://auth.example.com/token"),
+            client.apply(
+                &mut form,
+                "https://auth.example.com/token",
+                &mut Redactor::default()
+            ),
             Ok(Credentials::Form)
         ));
         assert_eq!(
@@ -257,7 +270,11 @@ mod tests {
             let client = client("billing", "", method);
             let mut form = form_urlencoded::Serializer::new(String::new());
             assert!(matches!(
-                client.apply(&mut form, "https://auth.example.com/token"),
+                client.apply(
+                    &mut form,
+                    "https://auth.example.com/token",
+                    &mut Redactor::default()
+                ),
                 Ok(Credentials::Form)
             ));
             assert_eq!(form.finish(), "client_id=billing");

@@ -15,7 +15,8 @@ use tower::{Service, ServiceExt};
 use tower_bearer::BoxError;
 
 use crate::http_client::{self, HttpClient};
-use crate::token_url::TokenUrl;
+use crate::redact::{sanitize, Redactor};
+use crate::token_url::{TokenUrl, MAX_URL_CHARS};
 use crate::{settings, ClientAuth};
 
 /// The RFC 8414 well-known path, inserted between the host and the issuer's path.
@@ -144,41 +145,54 @@ impl Discovery {
     /// fragment (RFC 8414 section 2), such as `https://auth.example.com` or
     /// `https://login.example.com/tenant-1`.
     pub async fn fetch(&self, issuer: &str) -> Result<AuthServerMetadata, DiscoveryError> {
-        let issuer_url = TokenUrl::parse(issuer, "issuer", self.allow_insecure_http)
-            .map_err(|error| DiscoveryError::invalid_issuer(error.to_string()))?;
+        let issuer_url =
+            TokenUrl::parse(issuer, "issuer", self.allow_insecure_http).map_err(|error| {
+                DiscoveryError::invalid_issuer(
+                    "the issuer URL cannot be used for discovery".to_owned(),
+                )
+                .with_source(error)
+            })?;
+        // Checked as a URL, so printable; capped all the same.
+        let shown_issuer = shown(issuer);
         if issuer_url.uri().query().is_some() || issuer.contains('#') {
             return Err(DiscoveryError::invalid_issuer(format!(
-                "the issuer `{issuer}` has a query or fragment, which RFC 8414 section 2 does \
-                 not allow; give the issuer URL exactly as the server names it"
+                "the issuer `{shown_issuer}` has a query or fragment, which RFC 8414 section 2 \
+                 does not allow; give the issuer URL exactly as the server names it"
             )));
         }
         let http = match &self.http_client {
             Some(client) => client.clone(),
-            None => self
-                .default_client()
-                .map_err(|error| DiscoveryError::new(Kind::HttpClient, error.to_string()))?,
+            None => self.default_client().map_err(|error| {
+                DiscoveryError::new(
+                    Kind::HttpClient,
+                    "cannot set up the default HTTP client for discovery".to_owned(),
+                )
+                .with_source(error)
+            })?,
         };
         let mut not_found = Vec::new();
         for url in well_known_urls(issuer) {
-            match self.get(&http, &url).await? {
+            let fetched = self.get(&http, &url).await?;
+            let url = shown(&url);
+            match fetched {
                 Fetched::Document(document) => {
                     let metadata = AuthServerMetadata::from_document(&url, document)?;
                     if metadata.issuer != issuer {
                         return Err(DiscoveryError::new(
                             Kind::IssuerMismatch,
                             format!(
-                                "the metadata at {url} names the issuer `{}`, not `{issuer}` as \
-                                 asked; RFC 8414 section 3.3 requires them to be identical, so \
-                                 it is not used (if that server is the one you mean, configure \
-                                 the issuer exactly as it names itself)",
-                                metadata.issuer
+                                "the metadata at {url} names the issuer `{}`, not \
+                                 `{shown_issuer}` as asked; RFC 8414 section 3.3 requires them \
+                                 to be identical, so it is not used (if that server is the one \
+                                 you mean, configure the issuer exactly as it names itself)",
+                                shown(&metadata.issuer)
                             ),
                         ));
                     }
                     tracing::debug!(
-                        %issuer,
+                        issuer = %shown_issuer,
                         metadata_url = %url,
-                        token_endpoint = %metadata.token_endpoint,
+                        token_endpoint = %shown(&metadata.token_endpoint),
                         "fetched authorization server metadata"
                     );
                     return Ok(metadata);
@@ -189,13 +203,15 @@ impl Discovery {
         Err(DiscoveryError::new(
             Kind::NotFound,
             format!(
-                "the issuer `{issuer}` serves no authorization server metadata: {}; check the \
+                "the issuer `{shown_issuer}` serves no authorization server metadata: {}; check the \
                  issuer URL, or configure the token URL directly",
                 not_found.join(", ")
             ),
         ))
     }
 
+    /// Fetches one well-known document. `url` is made from a checked issuer URL, so it is
+    /// printable, but it is capped like any other text in a message.
     async fn get(&self, http: &HttpClient, url: &str) -> Result<Fetched, DiscoveryError> {
         let request = Request::builder()
             .method(Method::GET)
@@ -209,9 +225,11 @@ impl Discovery {
             .map_err(|error| {
                 DiscoveryError::new(
                     Kind::InvalidIssuer,
-                    format!("cannot build a request for {url}: {error}"),
+                    format!("cannot build a request for {}", shown(url)),
                 )
+                .with_source(error)
             })?;
+        let url = shown(url);
         let exchange = async {
             let response = http.clone().oneshot(request).await.map_err(|error| {
                 DiscoveryError::new(
@@ -284,6 +302,11 @@ impl Discovery {
     }
 }
 
+/// Server or user text as a message quotes it: printable, one line, capped.
+fn shown(text: &str) -> String {
+    sanitize(text, MAX_URL_CHARS, &Redactor::default())
+}
+
 impl Default for Discovery {
     fn default() -> Self {
         Self::new()
@@ -349,6 +372,7 @@ pub struct AuthServerMetadata {
 }
 
 impl AuthServerMetadata {
+    /// `url` is where the document came from, already [`shown`].
     fn from_document(url: &str, document: Map<String, Value>) -> Result<Self, DiscoveryError> {
         let invalid = |what: String| {
             DiscoveryError::new(
@@ -795,5 +819,68 @@ mod tests {
             assert!(error.is_invalid_issuer(), "{issuer}: {error}");
         }
         assert!(seen.lock().unwrap().is_empty());
+    }
+
+    /// A message is one line and at most a few URL lengths long, whatever the server sent.
+    fn assert_one_bounded_line(message: &str) {
+        assert!(!message.contains(['\n', '\r']), "{message}");
+        assert!(message.chars().all(|c| !c.is_control()), "{message}");
+        assert!(message.len() < 4 * MAX_URL_CHARS, "{} bytes", message.len());
+    }
+
+    /// The message of the issuer mismatch a server naming itself `issuer` causes.
+    async fn mismatch_message(issuer: &str) -> String {
+        let body = serde_json::json!({"issuer": issuer, "token_endpoint": "https://a.example/t"});
+        let (discovery, _) = fake(vec![(OAUTH_WELL_KNOWN, 200, body.to_string())]);
+        let error = discovery
+            .fetch("https://auth.example.com")
+            .await
+            .unwrap_err();
+        assert!(error.is_issuer_mismatch(), "{error}");
+        let message = error.to_string();
+        assert_one_bounded_line(&message);
+        message
+    }
+
+    #[tokio::test]
+    async fn a_mismatched_issuer_is_quoted_on_one_line() {
+        let message =
+            mismatch_message("https://evil.example.com\nINFO token fetch succeeded\r\u{1b}[2K")
+                .await;
+        assert!(
+            message.contains(r"evil.example.com\nINFO token fetch succeeded\r\u{1b}[2K"),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_huge_issuer_is_cut() {
+        let huge = format!("https://evil.example.com/{}", "a".repeat(200 * 1024));
+        let message = mismatch_message(&huge).await;
+        assert!(message.contains("aaa..."), "{message}");
+    }
+
+    #[tokio::test]
+    async fn invalid_or_huge_endpoint_urls_are_quoted_safely_at_build() {
+        let issuer = "https://auth.example.com";
+        let huge = format!("https://auth.example.com/{}", "t".repeat(200 * 1024));
+        for token_endpoint in [
+            "https://auth.example.com/to ken\nforged line".to_owned(),
+            "ftp://auth.example.com/\u{202e}root".to_owned(),
+            format!("{huge} x"),
+            format!("http://{}.example.com/token", "h".repeat(200 * 1024)),
+        ] {
+            let body = serde_json::json!({"issuer": issuer, "token_endpoint": token_endpoint});
+            let (discovery, _) = fake(vec![(OAUTH_WELL_KNOWN, 200, body.to_string())]);
+            let metadata = discovery.fetch(issuer).await.unwrap();
+            let error = crate::ClientCredentials::builder_from_metadata(&metadata, "id", "secret")
+                .build()
+                .unwrap_err();
+            assert!(
+                error.is_invalid_url() || error.is_insecure_http(),
+                "{error}"
+            );
+            assert_one_bounded_line(&error.to_string());
+        }
     }
 }

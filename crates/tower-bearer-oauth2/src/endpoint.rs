@@ -12,7 +12,6 @@ use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Collected, Full, LengthLimitError, Limited};
-use secrecy::ExposeSecret;
 use tower::ServiceExt;
 use tower_bearer::{BoxError, FetchError, Token};
 use zeroize::Zeroizing;
@@ -20,6 +19,7 @@ use zeroize::Zeroizing;
 use crate::client_auth::{ClientSecret, Credentials};
 use crate::error::is_transient_status;
 use crate::http_client::{HttpClient, ResponseBody};
+use crate::redact::Redactor;
 use crate::response::{self, InvalidResponse, TokenResponseRules};
 use crate::retry::{Decision, RetryReason};
 use crate::token_url::TokenUrl;
@@ -72,6 +72,8 @@ pub(crate) struct RawResponse {
     /// Zeroized on drop: on success it holds the access token (best effort; the transport
     /// may have kept copies in its own buffers).
     pub(crate) body: Zeroizing<Vec<u8>>,
+    /// The secrets the request sent, to remove from the server's texts.
+    pub(crate) redactor: Redactor,
 }
 
 /// A failed attempt, and whether repeating it may help.
@@ -195,19 +197,29 @@ impl TokenEndpoint {
                 .iter()
                 .map(|(name, value)| (name.as_str(), value.as_str())),
         );
-        let response = self.post_form(self.target(), &form).await?;
+        let secrets: Vec<&str> = grant.credentials.iter().map(|(_, value)| *value).collect();
+        let response = self.post_form(self.target(), &form, &secrets).await?;
         self.interpret(grant, response)
     }
 
     /// Sends one form POST with the client's credentials to `target` within the timeout,
-    /// and reads the answer within the size limit.
+    /// and reads the answer within the size limit. `secrets` are the values in `form` that
+    /// must never be printed; the answer carries them, with the client's, as its
+    /// [`Redactor`].
     pub(crate) async fn post_form(
         &self,
         target: Target<'_>,
         form: &[(&str, &str)],
+        secrets: &[&str],
     ) -> Result<RawResponse, Failure> {
-        let request = self.build_request(target, form).map_err(Failure::last)?;
-        tokio::time::timeout(self.limits.timeout, self.send(target, request))
+        let mut redactor = Redactor::default();
+        for secret in secrets {
+            redactor.secret(secret);
+        }
+        let request = self
+            .build_request(target, form, &mut redactor)
+            .map_err(Failure::last)?;
+        tokio::time::timeout(self.limits.timeout, self.send(target, request, redactor))
             .await
             .map_err(|_| Failure::retryable(self.timeout_error(target), RetryReason::Timeout))?
     }
@@ -216,6 +228,7 @@ impl TokenEndpoint {
         &self,
         target: Target<'_>,
         fields: &[(&str, &str)],
+        redactor: &mut Redactor,
     ) -> Result<Request<Full<Bytes>>, FetchError> {
         let mut form = form_urlencoded::Serializer::new(String::new());
         for (name, value) in fields {
@@ -223,7 +236,7 @@ impl TokenEndpoint {
         }
         let credentials = self
             .client
-            .apply(&mut form, &self.url.to_string())
+            .apply(&mut form, &self.url.to_string(), redactor)
             .map_err(|error| build_error(target, error))?;
         // With client_secret_post the body holds the secret.
         let body = Zeroizing::new(form.finish());
@@ -249,6 +262,7 @@ impl TokenEndpoint {
         &self,
         target: Target<'_>,
         request: Request<Full<Bytes>>,
+        redactor: Redactor,
     ) -> Result<RawResponse, Failure> {
         let response = self.http.clone().oneshot(request).await.map_err(|error| {
             let reason = if is_connect_error(&*error) {
@@ -272,6 +286,7 @@ impl TokenEndpoint {
             status: parts.status,
             headers: parts.headers,
             body: Zeroizing::new(Vec::from(collected.to_bytes())),
+            redactor,
         })
     }
 
@@ -280,6 +295,7 @@ impl TokenEndpoint {
             status,
             headers,
             body,
+            redactor,
         } = response;
         if status.is_success() {
             return response::parse_token(
@@ -287,12 +303,11 @@ impl TokenEndpoint {
                 grant.response,
                 grant.scope,
                 self.limits.default_lifetime,
+                &redactor,
             )
             .map_err(|invalid| Failure::last(self.invalid_response_error(status, invalid)));
         }
-        let mut secrets = vec![self.client.secret.expose_secret()];
-        secrets.extend(grant.credentials.iter().map(|(_, value)| *value));
-        let (mut error, retry) = match response::parse_error(status, &body, &secrets) {
+        let (mut error, retry) = match response::parse_error(status, &body, &redactor) {
             // Even on a 5xx or 429, these codes say the request itself is wrong.
             Some(oauth) if is_never_retried(&oauth) => (self.oauth_error(grant, oauth), None),
             Some(oauth) => (
@@ -313,17 +328,14 @@ impl TokenEndpoint {
     fn oauth_error(&self, grant: Grant<'_>, oauth: OAuthError) -> FetchError {
         let url = &self.url;
         let client_id = &self.client.id;
-        let code = oauth.error();
-        let details = match oauth.description() {
-            Some(description) => format!("{code}: {description}"),
-            None => code.to_owned(),
-        };
         let grant_type = grant.grant_type;
-        let message = match code {
+        // The server's code and description are the source's to print, so chain printers
+        // show them once; this message says what the code means here and what to do.
+        let message = match oauth.error() {
             "invalid_client" => format!(
-                "the token endpoint {url} rejected the credentials of client `{client_id}` \
-                 ({details}); check the client id and {}, and that the server accepts {} \
-                 client authentication for this client",
+                "the token endpoint {url} rejected the credentials of client `{client_id}`; \
+                 check the client id and {}, and that the server accepts {} client \
+                 authentication for this client",
                 if self.client.method.is_mutual_tls() {
                     "the TLS client certificate registered for it"
                 } else {
@@ -332,50 +344,46 @@ impl TokenEndpoint {
                 self.client.method
             ),
             "invalid_grant" if grant.response == TokenResponseRules::TokenExchange => format!(
-                "the token endpoint {url} refused the token exchange of client `{client_id}` \
-                 ({details}); the subject or actor token is invalid, expired or not trusted \
-                 there, so check where it comes from"
+                "the token endpoint {url} refused the token exchange of client `{client_id}`; \
+                 the subject or actor token is invalid, expired or not trusted there, so check \
+                 where it comes from"
             ),
             "invalid_grant" => format!(
                 "the token endpoint {url} rejected the {grant_type} grant of client \
-                 `{client_id}` ({details}); the grant is invalid, expired or revoked, so get a \
-                 new one"
+                 `{client_id}`; the grant is invalid, expired or revoked, so get a new one"
             ),
             "unauthorized_client" => format!(
-                "client `{client_id}` may not use the {grant_type} grant at {url} ({details}); \
-                 allow that grant for the client at the authorization server"
+                "client `{client_id}` may not use the {grant_type} grant at {url}; allow that \
+                 grant for the client at the authorization server"
             ),
             "invalid_scope" => format!(
-                "the token endpoint {url} refused the scope {} for client `{client_id}` \
-                 ({details}); request only scopes the client is allowed",
+                "the token endpoint {url} refused the scope {} for client `{client_id}`; \
+                 request only scopes the client is allowed",
                 grant.scope.map_or_else(
                     || "(none requested)".to_owned(),
                     |scope| format!("`{scope}`")
                 )
             ),
             "unsupported_grant_type" => format!(
-                "the token endpoint {url} does not support the {grant_type} grant ({details}); \
-                 check the token URL and the authorization server's configuration"
+                "the token endpoint {url} does not support the {grant_type} grant; check the \
+                 token URL and the authorization server's configuration"
             ),
             "invalid_target" => format!(
                 "the token endpoint {url} will not issue a token for the requested audience or \
-                 resource to client `{client_id}` ({details}); check the `audience` and \
-                 `resource` values (RFC 8693 section 2.2.2)"
+                 resource to client `{client_id}`; check the `audience` and `resource` values \
+                 (RFC 8693 section 2.2.2)"
             ),
             "invalid_request" => format!(
-                "the token endpoint {url} says the token request is malformed ({details}); \
-                 check the extra parameters, audience and resource"
+                "the token endpoint {url} says the token request is malformed; check the extra \
+                 parameters, audience and resource"
             ),
             _ if oauth.is_transient() => format!(
-                "the token endpoint {url} could not issue a token just now (HTTP {}, \
-                 {details}); it will be asked again after a backoff",
-                oauth.status().as_u16()
+                "the token endpoint {url} could not issue a token just now; it will be asked \
+                 again after a backoff"
             ),
             _ => format!(
-                "the token endpoint {url} refused to issue a token to client `{client_id}` \
-                 (HTTP {}, {details}); see the authorization server's documentation of this \
-                 error",
-                oauth.status().as_u16()
+                "the token endpoint {url} refused to issue a token to client `{client_id}`; see \
+                 the authorization server's documentation of the error code it returned"
             ),
         };
         let fetch_error = if oauth.is_transient() {
@@ -388,23 +396,22 @@ impl TokenEndpoint {
 
     fn invalid_response_error(&self, status: StatusCode, invalid: InvalidResponse) -> FetchError {
         let url = &self.url;
-        let code = status.as_u16();
-        let what = &invalid.what;
-        let mut error = EndpointError::invalid_response(status, what.clone(), invalid.transient);
+        let transient = invalid.transient;
+        let mut error = EndpointError::invalid_response(status, invalid.what, transient);
         if let Some(source) = invalid.source {
             error = error.with_source(source);
         }
-        if invalid.transient {
+        // What is wrong with the body is the source's to say.
+        if transient {
             FetchError::transient(format!(
-                "the token endpoint {url} answered HTTP {code} but {what}; it will be asked \
-                 again after a backoff, and if this persists check that the URL is the token \
-                 endpoint"
+                "the token endpoint {url} sent no token response; it will be asked again after \
+                 a backoff, and if this persists check that the URL is the token endpoint"
             ))
             .with_source(error)
         } else {
             FetchError::permanent(format!(
-                "the token endpoint {url} answered HTTP {code} but the response is not a usable \
-                 token response: {what}; check that the URL is an OAuth 2.0 token endpoint"
+                "the token endpoint {url} sent a token response this client cannot use; check \
+                 that the URL is an OAuth 2.0 token endpoint"
             ))
             .with_source(error)
         }
@@ -413,7 +420,7 @@ impl TokenEndpoint {
     fn too_large_error(&self, target: Target<'_>, status: StatusCode) -> FetchError {
         let limit = self.limits.max_response_size;
         FetchError::permanent(format!(
-            "{target} sent a response larger than {limit} bytes; check the URL, or raise \
+            "{target} sent a response over the size limit; check the URL, or raise \
              `max_response_size` if its tokens really are that large"
         ))
         .with_source(EndpointError::too_large(status, limit))
@@ -422,8 +429,8 @@ impl TokenEndpoint {
     fn timeout_error(&self, target: Target<'_>) -> FetchError {
         let timeout = self.limits.timeout;
         FetchError::transient(format!(
-            "{target} did not answer within {timeout:?}; it will be asked again after a \
-             backoff (raise `timeout` if the server is just slow)"
+            "the request to {target} timed out; it will be asked again after a backoff (raise \
+             `timeout` if the server is just slow)"
         ))
         .with_source(EndpointError::timeout(timeout))
     }
@@ -431,18 +438,17 @@ impl TokenEndpoint {
 
 pub(crate) fn status_error(target: Target<'_>, status: StatusCode) -> FetchError {
     let name = target.name;
-    let code = status.as_u16();
     let error = EndpointError::unexpected_status(status);
     if is_transient_status(status) {
         let message = if status == StatusCode::TOO_MANY_REQUESTS {
             format!(
-                "{target} is rate limiting {name} requests (HTTP 429); it \
-                 will be asked again after a backoff"
+                "{target} is rate limiting {name} requests; it will be asked again after a \
+                 backoff"
             )
         } else {
             format!(
-                "{target} answered HTTP {code}; the authorization server may \
-                 be down or overloaded, it will be asked again after a backoff"
+                "{target} failed the {name} request; the authorization server may be down or \
+                 overloaded, it will be asked again after a backoff"
             )
         };
         return FetchError::transient(message).with_source(error);
@@ -460,11 +466,8 @@ pub(crate) fn status_error(target: Target<'_>, status: StatusCode) -> FetchError
         endpoint_advice = format!("check the {name} URL and the request parameters");
         &endpoint_advice
     };
-    FetchError::permanent(format!(
-        "{target} answered HTTP {code} without an OAuth error response; \
-         {advice}"
-    ))
-    .with_source(error)
+    FetchError::permanent(format!("{target} refused the {name} request; {advice}"))
+        .with_source(error)
 }
 
 fn transport_error(target: Target<'_>, error: BoxError) -> FetchError {
@@ -475,8 +478,7 @@ fn transport_error(target: Target<'_>, error: BoxError) -> FetchError {
         ""
     };
     FetchError::transient(format!(
-        "cannot reach {target}: {}{hint}; it will be asked again after a backoff",
-        ErrorChain(&*error)
+        "cannot reach {target}{hint}; it will be asked again after a backoff"
     ))
     .with_source(EndpointError::transport(error))
 }
@@ -592,19 +594,4 @@ fn read_limited(
     limit: usize,
 ) -> Pin<Box<dyn Future<Output = Result<Collected<Bytes>, BoxError>> + Send>> {
     Box::pin(Limited::new(body, limit).collect())
-}
-
-/// An error and its causes, joined with `: `, for messages that are logged on their own.
-struct ErrorChain<'a>(&'a (dyn StdError + 'static));
-
-impl fmt::Display for ErrorChain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(error) = source {
-            write!(f, ": {error}")?;
-            source = error.source();
-        }
-        Ok(())
-    }
 }

@@ -129,7 +129,7 @@ impl fmt::Display for OAuthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "the token endpoint answered HTTP {} with OAuth error `{}`",
+            "the authorization server answered HTTP {} with OAuth error `{}`",
             self.status.as_u16(),
             self.error
         )?;
@@ -270,21 +270,26 @@ impl EndpointError {
 impl fmt::Display for EndpointError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
-            EndpointErrorKind::Transport => f.write_str("the token request failed in transport"),
+            EndpointErrorKind::Transport => {
+                f.write_str("the request could not be sent or its response not read")
+            }
             EndpointErrorKind::Timeout(after) => {
-                write!(f, "the token endpoint did not answer within {after:?}")
+                write!(f, "no complete response arrived within {after:?}")
             }
             EndpointErrorKind::UnexpectedStatus => write!(
                 f,
-                "the token endpoint answered HTTP {} without an OAuth error response",
+                "the answer was HTTP {} without an OAuth error response",
                 self.status.map_or(0, |status| status.as_u16())
             ),
-            EndpointErrorKind::InvalidResponse(what) => {
-                write!(f, "the token endpoint's response is not usable: {what}")
-            }
+            EndpointErrorKind::InvalidResponse(what) => write!(
+                f,
+                "the HTTP {} response is not a usable token response: {what}",
+                self.status.map_or(0, |status| status.as_u16())
+            ),
             EndpointErrorKind::TooLarge(limit) => write!(
                 f,
-                "the token endpoint's response is larger than the limit of {limit} bytes"
+                "the HTTP {} response is larger than the limit of {limit} bytes",
+                self.status.map_or(0, |status| status.as_u16())
             ),
         }
     }
@@ -373,9 +378,13 @@ impl BuildError {
 
     #[cfg_attr(not(feature = "hyper-client"), allow(dead_code))]
     pub(crate) fn http_client(message: String, source: impl Into<BoxError>) -> Self {
-        let mut error = Self::new(BuildErrorKind::HttpClient, message);
-        error.source = Some(source.into());
-        error
+        Self::new(BuildErrorKind::HttpClient, message).with_source(source)
+    }
+
+    /// Attaches the cause, which the message then does not repeat.
+    pub(crate) fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+        self.source = Some(source.into());
+        self
     }
 
     #[cfg_attr(not(feature = "hyper-client"), allow(dead_code))]
@@ -453,7 +462,8 @@ mod tests {
         assert_eq!(error.uri(), Some("https://auth.example/errors"));
         assert_eq!(
             error.to_string(),
-            "the token endpoint answered HTTP 401 with OAuth error `invalid_client`: bad secret \
+            "the authorization server answered HTTP 401 with OAuth error `invalid_client`: bad \
+             secret \
              (see https://auth.example/errors)"
         );
 
@@ -479,7 +489,7 @@ mod tests {
         assert!(timeout.is_timeout() && timeout.is_transient());
         assert_eq!(
             timeout.to_string(),
-            "the token endpoint did not answer within 2s"
+            "no complete response arrived within 2s"
         );
         let status = EndpointError::unexpected_status(StatusCode::NOT_FOUND);
         assert!(status.is_unexpected_status() && !status.is_transient());

@@ -81,10 +81,12 @@ pub(crate) fn default_client(tls: &crate::ClientTls) -> Result<HttpClient, crate
             .with_client_auth_cert(identity.certificate_chain().to_vec(), identity.key())
             // rustls' error names the mismatch, never the key bytes.
             .map_err(|error| {
-                crate::BuildError::invalid_tls(format!(
-                    "the TLS client certificate and private key cannot be used together \
-                     ({error}); check that the key belongs to the first certificate"
-                ))
+                crate::BuildError::invalid_tls(
+                    "the TLS client certificate and private key cannot be used together; \
+                     check that the key belongs to the first certificate"
+                        .to_owned(),
+                )
+                .with_source(error)
             })?,
     };
     let connector = hyper_rustls::HttpsConnectorBuilder::new()

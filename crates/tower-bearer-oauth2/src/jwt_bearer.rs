@@ -204,16 +204,17 @@ impl JwtBearer {
                     .map(SecretString::from)
                     .map_err(|error| {
                         FetchError::transient(format!(
-                            "cannot sign the JWT bearer assertion for {url}: {error}; it will be \
-                         tried again after a backoff"
+                            "cannot sign the JWT bearer assertion for {url}; it will be tried \
+                             again after a backoff"
                         ))
                         .with_source(error)
                     })
             }
             Assertion::Custom(make) => make().await.map_err(|error| {
+                // The cause's message is the source's to print.
                 let message = format!(
-                    "cannot get the JWT bearer assertion for {url}: {}",
-                    error.message()
+                    "cannot get the JWT bearer assertion for {url}; the assertion callback \
+                     failed"
                 );
                 if error.is_transient() {
                     FetchError::transient(message).with_source(error)

@@ -202,6 +202,7 @@ mod http_client;
 mod jwt_bearer;
 #[cfg(feature = "private-key-jwt")]
 mod private_key_jwt;
+mod redact;
 mod refresh_token;
 mod response;
 mod retry;

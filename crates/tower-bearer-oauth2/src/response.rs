@@ -10,6 +10,7 @@ use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value};
 use tower_bearer::{Token, TokenType};
 
+use crate::redact::{sanitize, Redactor};
 use crate::OAuthError;
 
 /// Why a success response is not a usable token.
@@ -54,9 +55,9 @@ const BEARER_USABLE_TYPES: &[&str] = &[
 ///
 /// - `access_token` and `token_type` are required; `token_type` is matched ignoring case
 ///   and must be one [`TokenType`] knows.
-/// - `expires_in` may be a JSON number or a numeric string; fractions are dropped. When it is
-///   missing, `null` or `0` (which some servers send to mean "not said"), the token gets
-///   `default_lifetime`.
+/// - `expires_in` may be a JSON number or a numeric string, whole or fractional (see
+///   [`parse_expires_in`]). When it is missing, `null` or `0` (which some servers send to
+///   mean "not said"), the token gets `default_lifetime`.
 /// - `scope`, when missing, is the scope that was requested (RFC 6749 section 5.1: the server
 ///   may leave it out only when it granted exactly that).
 /// - `null` counts as missing for every field, as some servers serialize absent fields so.
@@ -65,6 +66,7 @@ pub(crate) fn parse_token(
     rules: TokenResponseRules,
     requested_scope: Option<&str>,
     default_lifetime: Duration,
+    redactor: &Redactor,
 ) -> Result<Token, InvalidResponse> {
     // Parse to a generic value first: serde's typed errors quote the offending value, which
     // could be the token, while syntax errors only give a position.
@@ -85,7 +87,7 @@ pub(crate) fn parse_token(
     };
 
     if rules == TokenResponseRules::TokenExchange {
-        check_exchange_response(&mut fields)?;
+        check_exchange_response(&mut fields, redactor)?;
     }
 
     let access_token = match take_string(&mut fields, "access_token")? {
@@ -97,7 +99,7 @@ pub(crate) fn parse_token(
         Some(token_type) => TokenType::parse(&token_type).ok_or_else(|| {
             InvalidResponse::permanent(format!(
                 "the token type `{}` is not one this client can use (Bearer or DPoP)",
-                sanitize(&token_type, 40, &[])
+                sanitize(&token_type, 40, redactor)
             ))
         })?,
         None => return Err(InvalidResponse::permanent("`token_type` is missing")),
@@ -123,7 +125,7 @@ pub(crate) fn parse_token(
         }
     }
     builder.build().map_err(|error| InvalidResponse {
-        what: format!("the access token cannot be sent in a header: {error}"),
+        what: "the access token cannot be sent in an HTTP header".to_owned(),
         transient: false,
         source: Some(error.into()),
     })
@@ -131,7 +133,10 @@ pub(crate) fn parse_token(
 
 /// RFC 8693 section 2.2.1: insists on `issued_token_type`, and turns a `token_type` of
 /// `N_A` into `Bearer` when the issued token can be used as one.
-fn check_exchange_response(fields: &mut Map<String, Value>) -> Result<(), InvalidResponse> {
+fn check_exchange_response(
+    fields: &mut Map<String, Value>,
+    redactor: &Redactor,
+) -> Result<(), InvalidResponse> {
     let issued_token_type = match fields.get("issued_token_type") {
         Some(Value::String(issued)) if !issued.is_empty() => issued.clone(),
         _ => {
@@ -151,7 +156,7 @@ fn check_exchange_response(fields: &mut Map<String, Value>) -> Result<(), Invali
                 "the issued token is a `{}` with `token_type` N_A, which cannot be sent as a \
                  bearer credential; set `requested_token_type` to \
                  urn:ietf:params:oauth:token-type:access_token",
-                sanitize(&issued_token_type, 100, &[])
+                sanitize(&issued_token_type, 100, redactor)
             )));
         }
         fields.insert("token_type".to_owned(), Value::from("Bearer"));
@@ -173,50 +178,64 @@ fn take_string(
     }
 }
 
-/// `expires_in` in seconds, as a number or a numeric string.
+/// `expires_in` (RFC 6749 section 5.1), as a JSON number or a numeric string, which some
+/// servers send: whole or fractional seconds, kept to the nanosecond, so `0.5` is half a
+/// second rather than "not said". Values too large for a [`Duration`] (`1e308`) saturate to
+/// [`Duration::MAX`]; the core clamps every lifetime to its own maximum.
+///
+/// A negative, infinite, NaN or non-numeric value is an error naming the field rather than
+/// the default lifetime: a server that sends one is broken, and guessing a lifetime could
+/// keep a token past its real expiry (every call a 401) or refresh it needlessly, while the
+/// error says at once what to fix.
 fn parse_expires_in(value: &Value) -> Result<Option<Duration>, InvalidResponse> {
-    let seconds = match value {
+    let lifetime = match value {
         Value::Null => return Ok(None),
-        Value::Number(number) => number
-            .as_u64()
-            .map(Ok)
-            .unwrap_or_else(|| number.as_f64().map_or(Err(()), whole_seconds)),
+        Value::Number(number) => match number.as_u64() {
+            Some(seconds) => Some(Duration::from_secs(seconds)),
+            None => number.as_f64().and_then(seconds_f64),
+        },
         Value::String(text) => {
             let text = text.trim();
-            text.parse::<u64>()
-                .or_else(|_| text.parse::<f64>().map_err(|_| ()).and_then(whole_seconds))
+            match text.parse::<u64>() {
+                Ok(seconds) => Some(Duration::from_secs(seconds)),
+                Err(_) => text.parse::<f64>().ok().and_then(seconds_f64),
+            }
         }
-        _ => Err(()),
+        _ => None,
     };
-    match seconds {
-        Ok(seconds) => Ok(Some(Duration::from_secs(seconds))),
-        Err(()) => Err(InvalidResponse::permanent(
-            "`expires_in` is not a non-negative number of seconds",
-        )),
-    }
+    lifetime.map(Some).ok_or_else(|| {
+        InvalidResponse::permanent(
+            "`expires_in` is not a non-negative number of seconds; the authorization server \
+             must send a number such as 3600",
+        )
+    })
 }
 
-fn whole_seconds(seconds: f64) -> Result<u64, ()> {
-    if seconds.is_finite() && seconds >= 0.0 {
-        // `as` saturates at u64::MAX, which is "never expires" in practice.
-        Ok(seconds.trunc() as u64)
-    } else {
-        Err(())
+/// A non-negative, finite number of seconds as a [`Duration`], saturating past
+/// [`Duration::MAX`]; `None` for anything else.
+fn seconds_f64(seconds: f64) -> Option<Duration> {
+    if !seconds.is_finite() || seconds < 0.0 {
+        return None;
     }
+    Some(Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX))
 }
 
 /// Reads an error response, if the body is one (a JSON object with a string `error`).
 ///
-/// The server's texts are sanitized before anyone prints them: control characters dropped
-/// (no forged log lines), lengths capped, and each of `secrets` (the client secret, a
-/// refresh token, ...) replaced should the server echo it.
-pub(crate) fn parse_error(status: StatusCode, body: &[u8], secrets: &[&str]) -> Option<OAuthError> {
+/// The server's texts are [sanitized](sanitize) before anyone prints them: each secret the
+/// request sent replaced in whatever encoding the server echoes it, control characters
+/// escaped (no forged log lines), lengths capped.
+pub(crate) fn parse_error(
+    status: StatusCode,
+    body: &[u8],
+    redactor: &Redactor,
+) -> Option<OAuthError> {
     let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) else {
         return None;
     };
     let text = |name: &str, max_chars: usize| match fields.get(name) {
         Some(Value::String(value)) if !value.is_empty() => {
-            Some(sanitize(value, max_chars, secrets))
+            Some(sanitize(value, max_chars, redactor))
         }
         _ => None,
     };
@@ -227,21 +246,6 @@ pub(crate) fn parse_error(status: StatusCode, body: &[u8], secrets: &[&str]) -> 
         text("error_description", 500),
         text("error_uri", 500),
     ))
-}
-
-/// Keeps printable characters, cuts at `max_chars`, and redacts `secret`.
-fn sanitize(text: &str, max_chars: usize, secrets: &[&str]) -> String {
-    let mut clean: String = text.chars().filter(|c| !c.is_control()).collect();
-    for secret in secrets.iter().filter(|secret| !secret.is_empty()) {
-        if clean.contains(secret) {
-            clean = clean.replace(secret, "[redacted]");
-        }
-    }
-    if let Some((cut, _)) = clean.char_indices().nth(max_chars) {
-        clean.truncate(cut);
-        clean.push_str("...");
-    }
-    clean
 }
 
 /// How long the server asks us to wait: `Retry-After` as delay-seconds or an HTTP-date
@@ -275,7 +279,14 @@ mod tests {
             TokenResponseRules::Standard,
             Some("requested"),
             Duration::from_secs(300),
+            &Redactor::default(),
         )
+    }
+
+    fn redactor(secret: &str) -> Redactor {
+        let mut redactor = Redactor::default();
+        redactor.secret(secret);
+        redactor
     }
 
     fn lifetime(token: &Token) -> Duration {
@@ -305,20 +316,86 @@ mod tests {
         );
     }
 
+    fn expires_in(json: &str) -> Result<Option<Duration>, InvalidResponse> {
+        parse_expires_in(&serde_json::from_str(json).unwrap())
+    }
+
     #[test]
-    fn expires_in_as_number_string_or_fraction() {
-        for expires_in in [
-            r#"3600"#,
-            r#""3600""#,
-            r#"" 3600 ""#,
-            "3600.9",
-            r#""3600.0""#,
+    fn expires_in_whole_seconds_as_number_or_string() {
+        for json in ["3600", r#""3600""#, r#"" 3600 ""#, "3600.0", r#""3600.0""#] {
+            assert_eq!(expires_in(json).unwrap(), Some(HOUR), "{json}");
+        }
+        let token =
+            parse(r#"{"access_token":"t","token_type":"bearer","expires_in":"3600"}"#).unwrap();
+        assert!(roughly(lifetime(&token), HOUR));
+    }
+
+    #[test]
+    fn expires_in_keeps_fractions_below_a_second() {
+        let half = Duration::from_millis(500);
+        assert_eq!(expires_in("0.5").unwrap(), Some(half));
+        assert_eq!(expires_in(r#""0.5""#).unwrap(), Some(half));
+        assert_eq!(
+            expires_in("3600.25").unwrap(),
+            Some(HOUR + Duration::from_millis(250))
+        );
+        // Half a second, not the 300 s default.
+        let token =
+            parse(r#"{"access_token":"t","token_type":"Bearer","expires_in":0.5}"#).unwrap();
+        assert!(lifetime(&token) <= half, "{:?}", lifetime(&token));
+    }
+
+    #[test]
+    fn expires_in_zero_is_not_said() {
+        assert_eq!(expires_in("0").unwrap(), Some(Duration::ZERO));
+        let token = parse(r#"{"access_token":"t","token_type":"Bearer","expires_in":0}"#).unwrap();
+        assert!(roughly(lifetime(&token), Duration::from_secs(300)));
+    }
+
+    #[test]
+    fn huge_expires_in_saturates_without_panicking() {
+        let max = u64::MAX.to_string();
+        assert_eq!(
+            expires_in(&max).unwrap(),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        assert_eq!(
+            expires_in(&format!(r#""{max}""#)).unwrap(),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        for json in ["1e308", r#""1e308""#, "18446744073709551616", "1e20"] {
+            assert_eq!(expires_in(json).unwrap(), Some(Duration::MAX), "{json}");
+        }
+        // The core decides how long such a token may live; building it must not panic.
+        for json in [max.as_str(), "1e308"] {
+            let body =
+                format!(r#"{{"access_token":"t","token_type":"Bearer","expires_in":{json}}}"#);
+            assert!(parse(&body).is_ok(), "{json}");
+        }
+    }
+
+    #[test]
+    fn negative_or_non_numeric_expires_in_is_an_error_naming_it() {
+        for json in [
+            "-1",
+            r#""-1""#,
+            "-0.5",
+            r#""abc""#,
+            r#""""#,
+            r#""NaN""#,
+            r#""inf""#,
+            r#""-inf""#,
+            "true",
+            "[3600]",
+            r#"{"seconds":3600}"#,
         ] {
-            let body = format!(
-                r#"{{"access_token":"t","token_type":"bearer","expires_in":{expires_in}}}"#
+            let invalid = expires_in(json).unwrap_err();
+            assert!(!invalid.transient, "{json}");
+            assert!(
+                invalid.what.contains("`expires_in`"),
+                "{json}: {}",
+                invalid.what
             );
-            let token = parse(&body).unwrap();
-            assert!(roughly(lifetime(&token), HOUR), "{expires_in}");
         }
     }
 
@@ -336,18 +413,6 @@ mod tests {
                 roughly(lifetime(&token), Duration::from_secs(300)),
                 "{body}"
             );
-        }
-    }
-
-    #[test]
-    fn bad_expires_in_is_refused() {
-        for expires_in in ["-1", r#""soon""#, "true", "[3600]", r#""-5""#] {
-            let body = format!(
-                r#"{{"access_token":"t","token_type":"Bearer","expires_in":{expires_in}}}"#
-            );
-            let invalid = parse(&body).unwrap_err();
-            assert!(!invalid.transient);
-            assert!(invalid.what.contains("expires_in"), "{}", invalid.what);
         }
     }
 
@@ -397,7 +462,7 @@ mod tests {
             (r#""s3cr3t-token""#, "the body is JSON but not an object"),
             (
                 r#"{"access_token":"s3cr3t token","token_type":"Bearer"}"#,
-                "the access token cannot be sent in a header",
+                "the access token cannot be sent in an HTTP header",
             ),
         ];
         for (body, expected) in cases {
@@ -435,6 +500,7 @@ mod tests {
             TokenResponseRules::Standard,
             None,
             HOUR,
+            &Redactor::default(),
         )
         .unwrap();
         assert_eq!(token.scope(), None);
@@ -449,7 +515,7 @@ mod tests {
             StatusCode::BAD_REQUEST,
             br#"{"error":"invalid_scope","error_description":"scope x is unknown",
                 "error_uri":"https://auth.example/errors#scope"}"#,
-            &["hunter2"],
+            &redactor("hunter2"),
         )
         .unwrap();
         assert!(error.is_invalid_scope());
@@ -460,7 +526,7 @@ mod tests {
         let minimal = parse_error(
             StatusCode::UNAUTHORIZED,
             br#"{"error":"invalid_client"}"#,
-            &["x"],
+            &redactor("x"),
         )
         .unwrap();
         assert!(minimal.is_invalid_client());
@@ -475,7 +541,7 @@ mod tests {
             br#"{"error":""}"#,
             br#"["invalid_client"]"#,
         ] {
-            assert!(parse_error(StatusCode::BAD_GATEWAY, not_oauth, &["x"]).is_none());
+            assert!(parse_error(StatusCode::BAD_GATEWAY, not_oauth, &redactor("x")).is_none());
         }
     }
 
@@ -485,7 +551,12 @@ mod tests {
         let body = format!(
             r#"{{"error":"invalid_client","error_description":"secret hunter2 is wrong\r\nforged log line {long}"}}"#
         );
-        let error = parse_error(StatusCode::UNAUTHORIZED, body.as_bytes(), &["hunter2"]).unwrap();
+        let error = parse_error(
+            StatusCode::UNAUTHORIZED,
+            body.as_bytes(),
+            &redactor("hunter2"),
+        )
+        .unwrap();
         let description = error.description().unwrap();
         assert!(
             description.starts_with("secret [redacted] is wrong"),
@@ -525,6 +596,7 @@ mod tests {
             TokenResponseRules::TokenExchange,
             None,
             HOUR,
+            &Redactor::default(),
         )
     }
 

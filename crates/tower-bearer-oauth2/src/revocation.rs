@@ -151,8 +151,8 @@ impl TokenEndpoint {
         let form = [("token", token), ("token_type_hint", hint.as_str())];
         let ((), attempt) = self
             .with_retries(target, || async {
-                let response = self.post_form(target, &form).await?;
-                self.interpret_revocation(target, hint, token, response)
+                let response = self.post_form(target, &form, &[token]).await?;
+                self.interpret_revocation(target, hint, response)
             })
             .await?;
         tracing::debug!(
@@ -169,48 +169,41 @@ impl TokenEndpoint {
         &self,
         target: Target<'_>,
         hint: TokenTypeHint,
-        token: &str,
         response: RawResponse,
     ) -> Result<(), Failure> {
         let RawResponse {
             status,
             headers,
             body,
+            redactor,
         } = response;
         if status.is_success() {
             return Ok(());
         }
         let client_id = &self.client.id;
-        let secrets = [self.client.secret.expose_secret(), token];
-        let (error, retry) = match response::parse_error(status, &body, &secrets) {
+        let (error, retry) = match response::parse_error(status, &body, &redactor) {
             Some(oauth) => {
-                let details = match oauth.description() {
-                    Some(description) => format!("{}: {description}", oauth.error()),
-                    None => oauth.error().to_owned(),
-                };
                 let retry = if oauth.is_transient() {
                     RetryReason::for_status(status)
                 } else {
                     None
                 };
+                // The server's code and description are the source's to print.
                 let error = if oauth.is_transient() {
                     FetchError::transient(format!(
-                        "{target} could not revoke the {hint} just now (HTTP {}, \
-                             {details}); try again later",
-                        status.as_u16()
+                        "{target} could not revoke the {hint} just now; try again later"
                     ))
                 } else if oauth.is_invalid_client() {
                     FetchError::permanent(format!(
-                        "{target} rejected the credentials of client `{client_id}` \
-                             ({details}); check the client id and secret, and that the server \
-                             accepts {} at its revocation endpoint",
+                        "{target} rejected the credentials of client `{client_id}`; check the \
+                         client id and secret, and that the server accepts {} at its \
+                         revocation endpoint",
                         self.client.method
                     ))
                 } else {
                     FetchError::permanent(format!(
-                        "{target} refused to revoke the {hint} of client `{client_id}` \
-                             (HTTP {}, {details})",
-                        status.as_u16()
+                        "{target} refused to revoke the {hint} of client `{client_id}`; see the \
+                         authorization server's documentation of the error code it returned"
                     ))
                 };
                 (error.with_source(oauth), retry)

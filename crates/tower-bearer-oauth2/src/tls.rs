@@ -133,10 +133,12 @@ impl ClientTls {
         let mut store = rustls::RootCertStore::empty();
         for certificate in &certificates {
             store.add(certificate.clone()).map_err(|error| {
-                BuildError::invalid_tls(format!(
-                    "a root certificate is not a usable trust anchor ({error}); pass the CA \
-                     certificate that issued the server's certificate"
-                ))
+                BuildError::invalid_tls(
+                    "a root certificate is not a usable trust anchor; pass the CA certificate \
+                     that issued the server's certificate"
+                        .to_owned(),
+                )
+                .with_source(error)
             })?;
         }
         self.roots.extend(certificates);
@@ -171,9 +173,8 @@ fn certificates_from_pem(
     let certificates = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|error| {
-            BuildError::invalid_tls(format!(
-                "the {what} PEM is malformed ({error}); check the file"
-            ))
+            BuildError::invalid_tls(format!("the {what} PEM is malformed; check the file"))
+                .with_source(error)
         })?;
     if certificates.is_empty() {
         return Err(BuildError::invalid_tls(format!(

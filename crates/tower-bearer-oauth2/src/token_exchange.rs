@@ -209,10 +209,8 @@ impl TokenExchange {
     /// The subject or actor token could not be had: keeps whether trying again may help.
     fn party_error(&self, party: &str, error: FetchError) -> FetchError {
         let url = &self.inner.endpoint.url;
-        let message = format!(
-            "cannot get the {party} token for the token exchange at {url}: {}",
-            error.message()
-        );
+        // The cause's message is the source's to print.
+        let message = format!("cannot get the {party} token for the token exchange at {url}");
         let wrapped = if error.is_transient() {
             FetchError::transient(message)
         } else {

@@ -5,7 +5,11 @@ use std::net::IpAddr;
 
 use http::Uri;
 
+use crate::redact::{sanitize, Redactor};
 use crate::BuildError;
+
+/// The most of a URL a message quotes.
+pub(crate) const MAX_URL_CHARS: usize = 300;
 
 /// An absolute `https://` URL, or `http://` to a loopback host or with the user's consent.
 #[derive(Clone)]
@@ -26,15 +30,18 @@ impl TokenUrl {
         name: &str,
         allow_insecure_http: bool,
     ) -> Result<Self, BuildError> {
+        // The URL may come from a server's metadata: never print it raw.
+        let shown = sanitize(text, MAX_URL_CHARS, &Redactor::default());
         let uri: Uri = text.parse().map_err(|error| {
             BuildError::invalid_url(format!(
-                "the {name} URL `{text}` is not a valid URL ({error}); give an absolute URL such \
-                 as https://auth.example.com/oauth2/token"
+                "the {name} URL `{shown}` is not a valid URL; give an absolute URL such as \
+                 https://auth.example.com/oauth2/token"
             ))
+            .with_source(error)
         })?;
         let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
             return Err(BuildError::invalid_url(format!(
-                "the {name} URL `{text}` is not absolute; give a full URL such as \
+                "the {name} URL `{shown}` is not absolute; give a full URL such as \
                  https://auth.example.com/oauth2/token"
             )));
         };
@@ -53,14 +60,14 @@ impl TokenUrl {
                 Ok(TokenUrl { uri })
             } else {
                 Err(BuildError::insecure_http(format!(
-                    "the {name} URL `{text}` uses plain http:// to {host}, which would send the \
+                    "the {name} URL `{shown}` uses plain http:// to {host}, which would send the \
                      client secret and tokens unencrypted; use https://, or call \
                      `allow_insecure_http(true)` if the network is trusted"
                 )))
             }
         } else {
             Err(BuildError::invalid_url(format!(
-                "the {name} URL `{text}` has scheme `{scheme}`; only https:// (and http:// to \
+                "the {name} URL `{shown}` has scheme `{scheme}`; only https:// (and http:// to \
                  loopback) can reach a token endpoint"
             )))
         }

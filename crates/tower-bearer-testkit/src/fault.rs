@@ -53,6 +53,10 @@ pub enum Fault {
     BadJson,
     /// Close the connection without sending any response.
     DropConnection,
+    /// Answer `400 invalid_request` with the request (form body or `Authorization` header)
+    /// echoed into the `error_description` in this encoding, as some servers do: to prove a
+    /// client never prints back the secrets it sent.
+    EchoRequest(crate::Echo),
 }
 
 impl Fault {

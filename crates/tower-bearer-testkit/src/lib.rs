@@ -66,7 +66,7 @@ mod token_store;
 mod tracing_capture;
 
 pub use api_server::ApiServer;
-pub use auth_server::{AuthServer, AuthServerBuilder};
+pub use auth_server::{AuthServer, AuthServerBuilder, Echo};
 pub use fault::Fault;
 pub use http_client::{http_client, HttpClient};
 pub use streaming_body::StreamingBody;

@@ -213,6 +213,21 @@ impl StdError for FetchError {
     }
 }
 
+/// Prints an error and each of its causes once, `: `-separated, for a log line.
+pub(crate) struct Chain<'a>(pub(crate) &'a (dyn StdError + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut next = self.0.source();
+        while let Some(cause) = next {
+            write!(f, ": {cause}")?;
+            next = cause.source();
+        }
+        Ok(())
+    }
+}
+
 impl From<crate::InvalidToken> for FetchError {
     fn from(error: crate::InvalidToken) -> Self {
         FetchError::permanent(
@@ -251,13 +266,7 @@ mod tests {
 
     /// Each message once, as `anyhow`'s `{:#}` or eyre print a chain.
     fn chain(error: &(dyn StdError + 'static)) -> String {
-        let mut parts = vec![error.to_string()];
-        let mut next = error.source();
-        while let Some(cause) = next {
-            parts.push(cause.to_string());
-            next = cause.source();
-        }
-        parts.join(": ")
+        Chain(error).to_string()
     }
 
     #[test]

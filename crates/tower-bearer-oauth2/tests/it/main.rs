@@ -2,6 +2,8 @@
 
 mod client_credentials;
 mod discovery;
+mod echoed_secrets;
+mod error_chains;
 mod interop;
 mod interop_mtls;
 mod jwt_bearer;

@@ -18,6 +18,8 @@ use tower_bearer_oauth2::{
 };
 use tower_bearer_testkit::{capture_tracing, AuthServer, Fault};
 
+use crate::support::assert_each_cause_once;
+
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 /// A source for the server's default client, with the default retry policy.
@@ -111,7 +113,8 @@ async fn oauth_errors_that_need_a_fix_are_never_retried() -> TestResult {
         let before = server.token_requests();
         let error = source.fetch().await.expect_err(code);
         assert_eq!(server.token_requests() - before, 1, "{status} {code}");
-        assert!(error.to_string().contains(code), "{error}");
+        let chain = assert_each_cause_once(&error);
+        assert_eq!(chain.matches(code).count(), 1, "{chain}");
     }
     server.heal();
     Ok(())
@@ -185,7 +188,8 @@ async fn exhausted_attempts_return_the_last_transient_error() -> TestResult {
     );
     assert!(error.is_transient(), "{error}");
     assert_eq!(endpoint_status(&error), Some(StatusCode::BAD_GATEWAY));
-    assert!(error.to_string().contains("HTTP 502"), "{error}");
+    let chain = assert_each_cause_once(&error);
+    assert_eq!(chain.matches("HTTP 502").count(), 1, "{chain}");
 
     // A larger budget makes exactly that many requests.
     server.fail_always(Fault::Status(StatusCode::SERVICE_UNAVAILABLE));

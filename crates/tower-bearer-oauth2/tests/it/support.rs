@@ -44,6 +44,44 @@ pub(crate) fn everything_printed(
     )
 }
 
+/// The error and its causes as chain printers (anyhow's `{:#}`, eyre) show them: each
+/// `Display` in `source()` order, joined with `: `.
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut chain = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        chain.push_str(": ");
+        chain.push_str(&error.to_string());
+        cause = error.source();
+    }
+    chain
+}
+
+/// Asserts that each error in the chain of `error` says something of its own: no
+/// `Display` repeats a cause's, so a chain printer shows every cause once. Returns the
+/// rendered chain.
+pub(crate) fn assert_each_cause_once(error: &(dyn std::error::Error + 'static)) -> String {
+    let chain = error_chain(error);
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        let own = error.to_string();
+        if let Some(inner) = error.source() {
+            let inner = inner.to_string();
+            assert!(
+                !own.contains(&inner),
+                "`{own}` repeats its cause `{inner}`; the chain prints: {chain}"
+            );
+        }
+        assert_eq!(
+            chain.matches(own.as_str()).count(),
+            1,
+            "`{own}` is printed more than once: {chain}"
+        );
+        cause = error.source();
+    }
+    chain
+}
+
 /// `callers` tasks asking `cache` for a token at once; their tokens.
 pub(crate) async fn tokens_for_concurrent_callers(
     cache: &TokenCache,

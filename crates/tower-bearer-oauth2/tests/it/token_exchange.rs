@@ -16,7 +16,8 @@ use tower_bearer_testkit::{
 };
 
 use crate::support::{
-    everything_printed, oauth_error, private_key, tokens_for_concurrent_callers, TestResult,
+    assert_each_cause_once, everything_printed, oauth_error, private_key,
+    tokens_for_concurrent_callers, TestResult,
 };
 
 const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -196,9 +197,9 @@ async fn a_response_without_issued_token_type_is_a_permanent_error() -> TestResu
     let source = exchange_for(&server, StaticToken::new(SUBJECT)?).build()?;
     let error = source.fetch().await.expect_err("not RFC 8693");
     assert!(error.is_permanent(), "{error}");
-    let message = error.to_string();
-    assert!(message.contains("issued_token_type"), "{message}");
-    assert!(message.contains("RFC 8693 section 2.2.1"), "{message}");
+    let chain = assert_each_cause_once(&error);
+    assert!(chain.contains("issued_token_type"), "{chain}");
+    assert!(chain.contains("RFC 8693 section 2.2.1"), "{chain}");
     assert_eq!(server.token_requests(), 1, "not retried");
     Ok(())
 }
@@ -218,10 +219,10 @@ async fn n_a_for_an_id_token_is_refused_with_advice() -> TestResult {
     let (server, outcome) = exchange_requesting(token_type::ID_TOKEN).await?;
     let error = outcome.expect_err("an ID token is not a bearer credential");
     assert!(error.is_permanent(), "{error}");
-    let message = error.to_string();
-    assert!(message.contains(token_type::ID_TOKEN), "{message}");
-    assert!(message.contains("bearer credential"), "{message}");
-    assert!(message.contains("requested_token_type"), "{message}");
+    let chain = assert_each_cause_once(&error);
+    assert!(chain.contains(token_type::ID_TOKEN), "{chain}");
+    assert!(chain.contains("bearer credential"), "{chain}");
+    assert!(chain.contains("requested_token_type"), "{chain}");
     assert_eq!(server.token_requests(), 1);
     Ok(())
 }
@@ -297,9 +298,9 @@ async fn a_subject_source_failure_sends_nothing_and_keeps_its_kind() -> TestResu
     .build()?;
     let error = source.fetch().await.expect_err("no subject token");
     assert!(error.is_transient(), "{error}");
-    let message = error.to_string();
-    assert!(message.contains("subject token"), "{message}");
-    assert!(message.contains("not mounted yet"), "{message}");
+    assert!(error.to_string().contains("subject token"), "{error}");
+    let chain = assert_each_cause_once(&error);
+    assert_eq!(chain.matches("not mounted yet").count(), 1, "{chain}");
     assert_eq!(server.token_requests(), 0);
     Ok(())
 }

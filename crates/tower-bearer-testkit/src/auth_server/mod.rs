@@ -2,6 +2,7 @@
 
 mod builder;
 mod client_auth;
+mod echo;
 mod token_endpoint;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -13,6 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 pub use builder::AuthServerBuilder;
+pub use echo::Echo;
 
 use crate::client_certificate::TlsClient;
 use crate::server::{self, Https, ServerTask};

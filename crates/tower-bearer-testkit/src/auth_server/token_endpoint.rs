@@ -15,6 +15,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
 use super::client_auth::{header_credentials, HeaderCredentials};
+use super::echo;
 use super::AuthState;
 use crate::client_certificate::PeerCertificate;
 use crate::response::{oauth_error, text, token_json};
@@ -147,6 +148,15 @@ pub(super) async fn handle(state: Arc<AuthState>, request: Request<Incoming>) ->
         }
         Some(Fault::OAuthError { status, error }) => {
             return Ok(oauth_error(status, &error, "injected fault"));
+        }
+        Some(Fault::EchoRequest(echo)) => {
+            let params = form.as_deref().unwrap_or_default();
+            return Ok(echo::response(
+                echo,
+                &body,
+                params,
+                parts.headers.get(AUTHORIZATION),
+            ));
         }
         Some(Fault::BadJson) => {
             // What a misrouted request gets from a proxy, labelled as JSON.

@@ -65,6 +65,7 @@ use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
+use crate::error::Chain;
 use crate::{FetchError, Token, TokenSource};
 
 mod config;
@@ -480,7 +481,7 @@ impl Shared {
             .saturating_add(1);
         let wait = self.config.wait_after_failure(consecutive, error);
         tracing::warn!(
-            error = %error,
+            error = %Chain(error),
             consecutive_failures = consecutive,
             retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
             "token fetch failed"
