@@ -414,3 +414,36 @@ async fn replicas_share_rotated_refresh_tokens_through_a_store() -> TestResult {
     assert!(!server.is_refresh_token_valid(current.expose_secret()));
     Ok(())
 }
+
+#[tokio::test]
+async fn a_panicking_rotation_hook_is_a_typed_error_and_the_grant_survives() -> TestResult {
+    let server = AuthServer::builder()
+        .detect_refresh_token_reuse(true)
+        .start()
+        .await?;
+    let seeded = server.issue_refresh_token("client", None);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let source = {
+        let calls = Arc::clone(&calls);
+        source_for(&server, &seeded)
+            .on_rotate(move |_: &SecretString| {
+                if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                    panic!("the hook's storage is down");
+                }
+            })
+            .build()?
+    };
+    let config = tower_bearer::CacheConfig::new()
+        .backoff(Duration::from_millis(10), Duration::from_millis(20));
+    let cache = TokenCache::with_config(source.clone(), config);
+
+    let error = cache.token().await.unwrap_err();
+    assert!(error.is_panic(), "{error}");
+    // The source kept the rotated refresh token before it called the hook, so the next
+    // fetch presents that one: no reuse, and the grant is still valid.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    cache.token().await?;
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert!(server.is_refresh_token_valid(source.refresh_token().expose_secret()));
+    Ok(())
+}
