@@ -1,7 +1,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::num::NonZeroU64;
 use std::task::{ready, Context, Poll};
 
 use http::{Request, Response, StatusCode};
@@ -18,9 +18,9 @@ type TokenFetch = Pin<Box<dyn Future<Output = Result<Token, FetchError>> + Send>
 pin_project! {
     /// Response future of [`BearerAuth`](super::BearerAuth).
     ///
-    /// On the usual path it is the inner service's future and the cached entry whose token
-    /// was attached, so that a 401 can invalidate exactly that token; only when a token
-    /// must be fetched first does it hold the (boxed) fetch.
+    /// On the usual path it is the inner service's future and the number of the cache entry
+    /// whose token was attached, so that a 401 can invalidate exactly that token; only when
+    /// a token must be fetched first does it hold the (boxed) fetch.
     #[must_use = "futures do nothing unless polled"]
     pub struct ResponseFuture<S, B>
     where
@@ -44,9 +44,10 @@ pin_project! {
         Sent {
             #[pin]
             future: S::Future,
-            // `None` when no token of ours went out (the caller's own header, an origin
-            // outside the allow-list).
-            attached: Option<Arc<Entry>>,
+            // The cache entry whose token went out, by number (see `cache::registry`), or
+            // `None` when no token of ours did (the caller's own header, an origin outside
+            // the allow-list).
+            attached: Option<NonZeroU64>,
         },
     }
 }
@@ -70,7 +71,7 @@ where
     S: Service<Request<B>>,
 {
     #[inline]
-    pub(super) fn sent(future: S::Future, attached: Option<Arc<Entry>>) -> Self {
+    pub(super) fn sent(future: S::Future, attached: Option<NonZeroU64>) -> Self {
         ResponseFuture {
             state: State::Sent { future, attached },
         }
@@ -110,8 +111,8 @@ where
                 StateProj::Sent { future, attached } => {
                     let mut response = ready!(future.poll(cx)).map_err(Into::into)?;
                     if response.status() == StatusCode::UNAUTHORIZED {
-                        if let Some(entry) = attached.take() {
-                            on_unauthorized(&mut response, || entry.reject());
+                        if let Some(id) = attached.take() {
+                            on_unauthorized(&mut response, || Entry::reject_by_id(id));
                         }
                     }
                     return Poll::Ready(Ok(response));

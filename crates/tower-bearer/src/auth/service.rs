@@ -1,4 +1,5 @@
 use std::fmt;
+use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -86,18 +87,25 @@ where
 
     #[inline]
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        if !self.origin_allowed(&request) || has_authorization(request.headers()) {
-            return ResponseFuture::sent(self.inner.call(request), None);
-        }
-        match self.reader.usable_entry() {
-            Some(entry) => {
-                insert_authorization(request.headers_mut(), entry.token().header_value().clone());
-                // Kept so that a 401 can invalidate exactly this token.
-                let attached = Arc::clone(entry);
-                ResponseFuture::sent(self.inner.call(request), Some(attached))
-            }
+        match self.prepare(&mut request) {
+            Some(attached) => ResponseFuture::sent(self.inner.call(request), attached),
             None => self.call_after_fetch(request),
         }
+    }
+}
+
+impl<S> BearerAuth<S> {
+    /// Gets `request` ready to send without waiting: attaches the cached token, or leaves the
+    /// request alone when it is not ours to authorize. `Some` carries what the response
+    /// future keeps to act on a 401; `None` means a token must be fetched first.
+    #[inline]
+    fn prepare<B>(&mut self, request: &mut Request<B>) -> Option<Option<NonZeroU64>> {
+        if !self.origin_allowed(request) || has_authorization(request.headers()) {
+            return Some(None);
+        }
+        let entry = self.reader.usable_entry()?;
+        insert_authorization(request.headers_mut(), entry.token().header_value().clone());
+        Some(Some(entry.id()))
     }
 }
 

@@ -52,6 +52,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::num::NonZeroU64;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -69,6 +70,7 @@ use crate::error::Chain;
 use crate::{FetchError, Token, TokenSource};
 
 mod config;
+mod registry;
 
 pub use config::CacheConfig;
 
@@ -202,6 +204,8 @@ pub(crate) enum Rejected {
 
 /// A cached token and where it is in its life.
 pub(crate) struct Entry {
+    /// How a response future names this entry (see `registry`).
+    id: NonZeroU64,
     token: Token,
     phase: PhaseCell,
     expire_at: Option<Instant>,
@@ -219,13 +223,28 @@ impl Entry {
         &self.token
     }
 
-    /// Tells the cache that a server rejected this token.
+    /// The number that names this entry for [`Entry::reject_by_id`].
+    pub(crate) fn id(&self) -> NonZeroU64 {
+        self.id
+    }
+
+    /// Tells the cache that a server rejected the token of the entry with this id. An entry
+    /// that no longer exists has been replaced already.
     #[cold]
-    pub(crate) fn reject(self: &Arc<Self>) -> Rejected {
-        match self.owner.upgrade() {
-            Some(shared) => shared.reject(|current| Arc::ptr_eq(current, self)),
+    pub(crate) fn reject_by_id(id: NonZeroU64) -> Rejected {
+        let Some(entry) = registry::find(id) else {
+            return Rejected::Replaced;
+        };
+        match entry.owner.upgrade() {
+            Some(shared) => shared.reject(|current| current.id == id),
             None => Rejected::Replaced,
         }
+    }
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        registry::unregister(self.id);
     }
 }
 
@@ -517,6 +536,7 @@ impl Shared {
             Phase::Fresh
         };
         let entry = Arc::new(Entry {
+            id: registry::next_id(),
             token,
             phase: PhaseCell::new(phase),
             expire_at,
@@ -529,6 +549,7 @@ impl Shared {
         if phase != Phase::Expired && (refresh_at.is_some() || expire_at.is_some()) {
             flight.timer = spawn_phase_timer(&entry, refresh_at, expire_at);
         }
+        registry::register(&entry);
         self.current.store(Some(entry));
         tracing::debug!(
             expires_in_ms = expire_at.map(|at| millis(at.saturating_duration_since(now))),
