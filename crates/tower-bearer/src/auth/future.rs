@@ -1,7 +1,7 @@
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
 use std::num::NonZeroU64;
+use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use http::{Request, Response, StatusCode};
