@@ -198,6 +198,7 @@ mod client_credentials;
 mod discovery;
 mod endpoint;
 mod error;
+mod fleet_refresh;
 mod http_client;
 mod jwt_bearer;
 #[cfg(feature = "private-key-jwt")]
@@ -217,6 +218,7 @@ pub use client_auth::ClientAuth;
 pub use client_credentials::{ClientCredentials, ClientCredentialsBuilder};
 pub use discovery::{AuthServerMetadata, Discovery, DiscoveryError};
 pub use error::{BuildError, EndpointError, OAuthError};
+pub use fleet_refresh::WhenStoreUnavailable;
 pub use jwt_bearer::{JwtBearer, JwtBearerBuilder};
 #[cfg(feature = "private-key-jwt")]
 pub use private_key_jwt::PrivateKey;

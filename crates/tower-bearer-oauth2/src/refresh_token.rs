@@ -4,7 +4,6 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -15,6 +14,7 @@ use tower_bearer::{FetchError, Token, TokenCache, TokenSource};
 
 use crate::client_credentials::{check_request, ParamNames};
 use crate::endpoint::{Grant, TokenEndpoint};
+use crate::fleet_refresh::{Fleet, WhenStoreUnavailable};
 use crate::response::TokenResponseRules;
 use crate::settings::EndpointSettings;
 use crate::token_url::TokenUrl;
@@ -94,19 +94,9 @@ struct Inner {
     /// Held for a whole refresh, so each one presents what the one before it left.
     refreshing: tokio::sync::Mutex<()>,
     on_rotate: Option<RotateHook>,
-    shared: Option<Shared>,
+    /// Where a fleet keeps its one refresh token; see [`RefreshTokenBuilder::share_through`].
+    fleet: Option<Fleet>,
 }
-
-/// Where a fleet keeps its one refresh token; see [`RefreshTokenBuilder::share_through`].
-struct Shared {
-    store: Arc<dyn TokenStore>,
-    key: StoreKey,
-    /// The store's generation of the refresh token in `current` (0: not from the store).
-    generation: AtomicU64,
-}
-
-/// How long a store operation may take before the source goes on with its own copy.
-const STORE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// What to call with a new refresh token.
 #[derive(Clone)]
@@ -116,6 +106,9 @@ enum RotateHook {
 }
 
 type HookFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// How long a replica waits for another's refresh before it gives up for this fetch.
+const FLEET_MAX_WAIT: Duration = Duration::from_secs(15);
 
 impl RefreshToken {
     /// Starts building a source for the token endpoint at `token_url`, authenticating as
@@ -140,6 +133,7 @@ impl RefreshToken {
             params: Vec::new(),
             on_rotate: None,
             shared: None,
+            when_store_unavailable: WhenStoreUnavailable::default(),
         }
     }
 
@@ -234,10 +228,54 @@ impl RefreshToken {
 
     async fn refresh(&self) -> Result<Token, FetchError> {
         let _turn = self.inner.refreshing.lock().await;
-        if let Some(shared) = &self.inner.shared {
-            self.adopt_shared(shared).await;
+        let Some(fleet) = &self.inner.fleet else {
+            let presented = self.refresh_token();
+            return self.present(&presented).await.map(|(token, _)| token);
+        };
+        self.start_checking(fleet);
+        let lease = match fleet.lease().await {
+            Ok(lease) => Some(lease),
+            Err(error) if fleet.when_unavailable() == WhenStoreUnavailable::RefreshWithOwnCopy => {
+                tracing::warn!(key = %fleet.key(), %error, "refreshing with this replica's own refresh token");
+                None
+            }
+            Err(error) => return Err(error),
+        };
+        let Some(lease) = lease else {
+            let presented = self.refresh_token();
+            return self.present(&presented).await.map(|(token, _)| token);
+        };
+        let chosen = match fleet.choose(&lease, self.refresh_token()).await {
+            Ok(chosen) => chosen,
+            Err(error) => {
+                lease.release().await;
+                return Err(error);
+            }
+        };
+        *self.current() = chosen.refresh_token.clone();
+        match self.present(&chosen.refresh_token).await {
+            Ok((token, Some(rotated))) => {
+                fleet.publish(lease, chosen.generation, &rotated).await;
+                self.call_hook(&rotated).await;
+                Ok(token)
+            }
+            Ok((token, None)) => {
+                lease.release().await;
+                Ok(token)
+            }
+            Err(error) => {
+                lease.release().await;
+                Err(error)
+            }
         }
-        let presented = self.refresh_token();
+    }
+
+    /// Presents `presented` at the token endpoint. On a rotation, holds the new refresh
+    /// token before it returns, and returns it too; the caller shares it and calls the hook.
+    async fn present(
+        &self,
+        presented: &SecretString,
+    ) -> Result<(Token, Option<SecretString>), FetchError> {
         let token = self
             .inner
             .endpoint
@@ -249,81 +287,56 @@ impl RefreshToken {
                 response: TokenResponseRules::Standard,
             })
             .await?;
-        if let Some(rotated) = token.refresh_token() {
-            if rotated.expose_secret() != presented.expose_secret() {
-                *self.current() = rotated.clone();
-                tracing::debug!(
-                    client_id = %self.inner.endpoint.client.id,
-                    "the token endpoint rotated the refresh token"
-                );
-                if let Some(shared) = &self.inner.shared {
-                    self.publish_shared(shared, rotated).await;
-                }
-                match &self.inner.on_rotate {
-                    Some(RotateHook::Sync(hook)) => hook(rotated),
-                    Some(RotateHook::Async(hook)) => hook(rotated.clone()).await,
-                    None => {}
-                }
-            }
+        let rotated = token
+            .refresh_token()
+            .filter(|rotated| rotated.expose_secret() != presented.expose_secret())
+            .cloned();
+        let Some(rotated) = rotated else {
+            return Ok((token, None));
+        };
+        *self.current() = rotated.clone();
+        tracing::debug!(
+            client_id = %self.inner.endpoint.client.id,
+            "the token endpoint rotated the refresh token"
+        );
+        if self.inner.fleet.is_none() {
+            self.call_hook(&rotated).await;
         }
-        Ok(token)
+        Ok((token, Some(rotated)))
     }
-}
 
-impl RefreshToken {
-    /// Takes the fleet's refresh token if the store holds a newer one than this replica's.
-    async fn adopt_shared(&self, shared: &Shared) {
-        let read = tokio::time::timeout(STORE_TIMEOUT, shared.store.refresh_token(&shared.key));
-        match read.await {
-            Ok(Ok(Some(stored)))
-                if stored.generation > shared.generation.load(Ordering::Acquire) =>
-            {
-                *self.current() = stored.refresh_token;
-                shared
-                    .generation
-                    .store(stored.generation, Ordering::Release);
-                tracing::debug!(
-                    key = %shared.key,
-                    generation = stored.generation,
-                    "took the fleet's newer refresh token from the store"
-                );
-            }
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => tracing::warn!(
-                key = %shared.key,
-                %error,
-                "could not read the shared refresh token; refreshing with this replica's"
-            ),
-            Err(_) => tracing::warn!(
-                key = %shared.key,
-                "the store did not answer in time; refreshing with this replica's refresh token"
-            ),
+    async fn call_hook(&self, rotated: &SecretString) {
+        match &self.inner.on_rotate {
+            Some(RotateHook::Sync(hook)) => hook(rotated),
+            Some(RotateHook::Async(hook)) => hook(rotated.clone()).await,
+            None => {}
         }
     }
 
-    /// Stores a rotated refresh token for the fleet, unless another replica stored a newer
-    /// one meanwhile (compare-and-set on the generation).
-    async fn publish_shared(&self, shared: &Shared, rotated: &SecretString) {
-        let expected = shared.generation.load(Ordering::Acquire);
-        let write = shared
-            .store
-            .replace_refresh_token(&shared.key, expected, rotated);
-        match tokio::time::timeout(STORE_TIMEOUT, write).await {
-            Ok(Ok(true)) => shared.generation.store(expected + 1, Ordering::Release),
-            Ok(Ok(false)) => tracing::warn!(
-                key = %shared.key,
-                "another replica stored a newer refresh token meanwhile; keeping the store's"
-            ),
-            Ok(Err(error)) => tracing::warn!(
-                key = %shared.key,
-                %error,
-                "could not store the rotated refresh token for the fleet"
-            ),
-            Err(_) => tracing::warn!(
-                key = %shared.key,
-                "the store did not answer in time; the rotated refresh token is not shared"
-            ),
+    /// Keeps this replica's copy in step with the fleet's between refreshes; see
+    /// `fleet_refresh`.
+    fn start_checking(&self, fleet: &Fleet) {
+        if !fleet.first_to_start_checking() {
+            return;
         }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let inner = Arc::downgrade(&self.inner);
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(crate::fleet_refresh::CHECK_EVERY).await;
+                let Some(inner) = inner.upgrade() else {
+                    return;
+                };
+                if let Some(fleet) = &inner.fleet {
+                    // Not while this replica refreshes: that reads the store itself.
+                    if let Ok(_turn) = inner.refreshing.try_lock() {
+                        fleet.check(&inner.current).await;
+                    }
+                }
+            }
+        });
     }
 }
 
@@ -346,7 +359,7 @@ impl fmt::Debug for RefreshToken {
             .field("scope", &inner.scope)
             .field("params", &ParamNames(&inner.params))
             .field("on_rotate", &inner.on_rotate.as_ref().map(|_| ".."))
-            .field("shared", &inner.shared.as_ref().map(|shared| &shared.key))
+            .field("shared", &inner.fleet.as_ref().map(Fleet::key))
             .field("retry", &inner.endpoint.retry)
             .finish_non_exhaustive()
     }
@@ -364,26 +377,43 @@ pub struct RefreshTokenBuilder {
     params: Vec<(String, String)>,
     on_rotate: Option<RotateHook>,
     shared: Option<(Arc<dyn TokenStore>, StoreKey)>,
+    when_store_unavailable: WhenStoreUnavailable,
 }
 
 impl RefreshTokenBuilder {
     /// Shares the refresh token with the other replicas through `store` under `key`, for
     /// fleets whose server rotates refresh tokens.
     ///
-    /// With rotation, each refresh invalidates the refresh token it presented; a replica
-    /// that kept its own copy would present a dead one (and a server with reuse detection
-    /// would then revoke the whole grant). So before each refresh the source takes the
-    /// store's refresh token if it is newer than its own, and after a rotation it stores
-    /// the new one with compare-and-set on the store's generation
-    /// ([`TokenStore::replace_refresh_token`]), so an older refresh token never overwrites a
-    /// newer one. The store's token also wins over the one passed to
-    /// [`RefreshToken::builder`], so a replica started with a stale one catches up.
+    /// With rotation, each refresh invalidates the refresh token it presented, and a server
+    /// with reuse detection revokes the whole grant when a used one comes back. So no
+    /// refresh token is ever presented twice across the fleet:
     ///
-    /// Pair it with a [`StoreSource`](tower_bearer::store::StoreSource) over the same store
-    /// so that only one replica refreshes at a time. If the store fails, the source warns
-    /// and refreshes with its own copy.
+    /// - each refresh takes the fleet's refresh lease in the store (`SET NX PX` on a key
+    ///   derived from `key`), so replicas refresh one at a time, with or without a
+    ///   [`StoreSource`](tower_bearer::store::StoreSource) in front;
+    /// - under the lease the replica presents the store's refresh token if it is at least as
+    ///   new as its own, and stores the rotated one (compare-and-set on the generation)
+    ///   before it releases the lease;
+    /// - when the store cannot be reached or does not answer in time, the replica does not
+    ///   refresh ([`WhenStoreUnavailable::Wait`], the default): the fetch fails with a
+    ///   transient error saying why, and the cache keeps serving its still-valid access
+    ///   token;
+    /// - a store that lost its data, or holds a value this crate cannot read, is written
+    ///   again with the newest copy a replica holds, so sharing resumes by itself; a
+    ///   background check every few seconds keeps each replica's copy current and puts it
+    ///   back after a data loss.
+    ///
+    /// The store's token also wins over the one passed to [`RefreshToken::builder`], so a
+    /// replica started with a stale one catches up.
     pub fn share_through(mut self, store: impl TokenStore, key: StoreKey) -> Self {
         self.shared = Some((Arc::new(store), key));
+        self
+    }
+
+    /// What to do when the fleet's store cannot be reached and a refresh is due (default
+    /// [`WhenStoreUnavailable::Wait`]); only matters with [`share_through`](Self::share_through).
+    pub fn when_store_unavailable(mut self, choice: WhenStoreUnavailable) -> Self {
+        self.when_store_unavailable = choice;
         self
     }
 
@@ -460,18 +490,31 @@ impl RefreshTokenBuilder {
             &["refresh_token"],
             "pass the refresh token to `RefreshToken::builder`",
         )?;
+        let endpoint = self.settings.build()?;
+        // Longer than the longest refresh can take, so the lease never runs out while its
+        // holder's request is in flight.
+        let lease_ttl = endpoint
+            .limits
+            .timeout
+            .saturating_mul(endpoint.retry.attempts())
+            .saturating_add(endpoint.retry.max_total_wait())
+            .saturating_add(Duration::from_secs(5));
         Ok(RefreshToken {
             inner: Arc::new(Inner {
-                endpoint: self.settings.build()?,
+                endpoint,
                 scope,
                 params: self.params,
                 current: Mutex::new(self.refresh_token),
                 refreshing: tokio::sync::Mutex::new(()),
                 on_rotate: self.on_rotate,
-                shared: self.shared.map(|(store, key)| Shared {
-                    store,
-                    key,
-                    generation: AtomicU64::new(0),
+                fleet: self.shared.map(|(store, key)| {
+                    Fleet::new(
+                        store,
+                        key,
+                        lease_ttl,
+                        FLEET_MAX_WAIT,
+                        self.when_store_unavailable,
+                    )
                 }),
             }),
         })

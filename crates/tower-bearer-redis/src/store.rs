@@ -36,6 +36,41 @@ static REPLACE_REFRESH: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
+/// Takes the lease if nobody holds it. A lease key without an expiry (not written by us:
+/// ours always have one) gets one, so it blocks the fleet for one lease time at most.
+static TRY_LEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+            return 1
+          end
+          if redis.call('PTTL', KEYS[1]) == -1 then
+            redis.call('PEXPIRE', KEYS[1], ARGV[2])
+          end
+          return 0",
+    )
+});
+
+/// Reads the refresh-token hash, saying what type the key holds so that a foreign value is
+/// reported as unreadable rather than refused.
+static READ_REFRESH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local kind = redis.call('TYPE', KEYS[1]).ok
+          if kind ~= 'hash' then
+            return {kind}
+          end
+          return {kind, redis.call('HGET', KEYS[1], 'gen') or '', redis.call('HGET', KEYS[1], 'val') or ''}",
+    )
+});
+
+/// Replaces whatever the refresh-token key holds, for the holder of the refresh lease.
+static PUT_REFRESH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"redis.call('DEL', KEYS[1])
+          redis.call('HSET', KEYS[1], 'gen', ARGV[1], 'val', ARGV[2])
+          return 1",
+    )
+});
+
 /// A [`TokenStore`] in Redis, shared by every replica that connects to it.
 ///
 /// Built with [`RedisStore::builder`]; cheap to share (`Arc` it, or hand it to one
@@ -125,19 +160,13 @@ impl RedisStore {
         ttl: Duration,
     ) -> Result<bool, tower_bearer::store::StoreError> {
         let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let set: Option<String> = self
+        let mut invocation = TRY_LEASE.key(self.lease_key(key));
+        invocation.arg(holder).arg(millis);
+        let taken: i64 = self
             .connection
-            .query(
-                "taking the fetch lease",
-                redis::cmd("SET")
-                    .arg(self.lease_key(key))
-                    .arg(holder)
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(millis),
-            )
+            .invoke("taking the fetch lease", &invocation)
             .await?;
-        Ok(set.is_some())
+        Ok(taken == 1)
     }
 
     async fn release(
@@ -158,23 +187,56 @@ impl RedisStore {
         key: &StoreKey,
     ) -> Result<Option<StoredRefresh>, tower_bearer::store::StoreError> {
         let name = self.refresh_key(key);
-        let (generation, value): (Option<u64>, Option<Vec<u8>>) = self
+        let invocation = READ_REFRESH.key(&name);
+        let reply: Vec<Vec<u8>> = self
             .connection
-            .query(
-                "reading the refresh token",
-                redis::cmd("HMGET").arg(&name).arg("gen").arg("val"),
-            )
+            .invoke("reading the refresh token", &invocation)
             .await?;
-        let (Some(generation), Some(value)) = (generation, value) else {
-            return Ok(None);
+        let (kind, generation, value) = match reply.as_slice() {
+            [kind] if kind == b"none" => return Ok(None),
+            [kind, generation, value] => (kind, generation, value),
+            _ => {
+                return Err(unreadable(
+                    "the refresh-token key holds something else than a hash",
+                ))
+            }
         };
-        let plaintext = self.codec.open(&name, &value)?;
+        debug_assert_eq!(kind, b"hash");
+        if generation.is_empty() && value.is_empty() {
+            return Ok(None);
+        }
+        let generation = std::str::from_utf8(generation)
+            .ok()
+            .and_then(|text| text.parse::<u64>().ok())
+            .filter(|generation| *generation > 0)
+            .ok_or_else(|| {
+                unreadable("the refresh token's generation is not a positive integer")
+            })?;
+        let plaintext = self.codec.open(&name, value)?;
         let text = std::str::from_utf8(&plaintext)
             .map_err(|_| unreadable("the stored refresh token is not UTF-8"))?;
         Ok(Some(StoredRefresh {
             refresh_token: SecretString::from(text.to_owned()),
             generation,
         }))
+    }
+
+    async fn put_refresh_token(
+        &self,
+        key: &StoreKey,
+        generation: u64,
+        refresh_token: &SecretString,
+    ) -> Result<(), tower_bearer::store::StoreError> {
+        let name = self.refresh_key(key);
+        let value = self
+            .codec
+            .seal(&name, refresh_token.expose_secret().as_bytes())?;
+        let mut invocation = PUT_REFRESH.key(&name);
+        invocation.arg(generation).arg(value);
+        self.connection
+            .invoke::<i64>("storing the refresh token", &invocation)
+            .await
+            .map(drop)
     }
 
     async fn replace_refresh_token(
@@ -235,6 +297,15 @@ impl TokenStore for RedisStore {
         refresh_token: &'a SecretString,
     ) -> StoreFuture<'a, bool> {
         Box::pin(self.replace_refresh_token(key, expected, refresh_token))
+    }
+
+    fn put_refresh_token<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        generation: u64,
+        refresh_token: &'a SecretString,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(self.put_refresh_token(key, generation, refresh_token))
     }
 }
 

@@ -32,6 +32,21 @@ impl StoreKey {
         }
     }
 
+    /// A key for something else about the same token, named by `purpose`: a different key,
+    /// the same on every replica. The refresh-token grant takes its fleet lease under
+    /// `derive("refresh")`, apart from the lease a `StoreSource` takes for the access token.
+    #[must_use]
+    pub fn derive(&self, purpose: &str) -> StoreKey {
+        let mut hash = Sha256::new();
+        hash.update(b"tower-bearer derived key v1\0");
+        hash.update(self.hex.as_bytes());
+        hash.update([0]);
+        hash.update(purpose.as_bytes());
+        StoreKey {
+            hex: hex(&hash.finalize()),
+        }
+    }
+
     /// The key as 64 lowercase hex digits, for building the store's own key names.
     pub fn as_str(&self) -> &str {
         &self.hex
@@ -107,12 +122,18 @@ impl StoreKeyBuilder {
             part(name.as_bytes());
             part(value.as_bytes());
         }
-        let mut hex = String::with_capacity(64);
-        for byte in hash.finalize() {
-            let _ = write!(hex, "{byte:02x}");
+        StoreKey {
+            hex: hex(&hash.finalize()),
         }
-        StoreKey { hex }
     }
+}
+
+fn hex(digest: &[u8]) -> String {
+    let mut hex = String::with_capacity(2 * digest.len());
+    for byte in digest {
+        let _ = write!(hex, "{byte:02x}");
+    }
+    hex
 }
 
 #[cfg(test)]
@@ -121,6 +142,15 @@ mod tests {
 
     fn key() -> StoreKeyBuilder {
         StoreKey::builder("https://auth.example.com/token", "client")
+    }
+
+    #[test]
+    fn derived_keys_differ_by_purpose_and_repeat() {
+        let base = key().build();
+        assert_ne!(base.derive("refresh"), base);
+        assert_ne!(base.derive("refresh"), base.derive("other"));
+        assert_eq!(base.derive("refresh"), key().build().derive("refresh"));
+        assert_eq!(base.derive("refresh").as_str().len(), 64);
     }
 
     #[test]

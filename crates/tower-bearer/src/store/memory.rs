@@ -120,6 +120,19 @@ impl TokenStore for MemoryStore {
         }
         Box::pin(std::future::ready(Ok(replaced)))
     }
+
+    fn put_refresh_token<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        generation: u64,
+        refresh_token: &'a SecretString,
+    ) -> StoreFuture<'a, ()> {
+        self.slots().entry(key.clone()).or_default().refresh = Some(StoredRefresh {
+            refresh_token: refresh_token.clone(),
+            generation,
+        });
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 impl fmt::Debug for MemoryStore {

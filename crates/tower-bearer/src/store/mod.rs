@@ -106,6 +106,20 @@ pub trait TokenStore: Send + Sync + 'static {
         expected: u64,
         refresh_token: &'a SecretString,
     ) -> StoreFuture<'a, bool>;
+
+    /// Stores `refresh_token` for `key` as generation `generation`, whatever is stored now.
+    ///
+    /// For the holder of the fleet's refresh lease only, after it has read the store and
+    /// found nothing it can use: the store lost its data (a restart without persistence,
+    /// `FLUSHALL`, eviction), holds an older generation than this replica's, or holds a
+    /// value it cannot read. The lease is what makes this safe: no other replica refreshes
+    /// or writes meanwhile.
+    fn put_refresh_token<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        generation: u64,
+        refresh_token: &'a SecretString,
+    ) -> StoreFuture<'a, ()>;
 }
 
 /// A refresh token read from a [`TokenStore`], with the generation that
@@ -165,6 +179,15 @@ impl<T: TokenStore + ?Sized> TokenStore for std::sync::Arc<T> {
         refresh_token: &'a SecretString,
     ) -> StoreFuture<'a, bool> {
         (**self).replace_refresh_token(key, expected, refresh_token)
+    }
+
+    fn put_refresh_token<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        generation: u64,
+        refresh_token: &'a SecretString,
+    ) -> StoreFuture<'a, ()> {
+        (**self).put_refresh_token(key, generation, refresh_token)
     }
 }
 

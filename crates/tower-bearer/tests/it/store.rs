@@ -241,6 +241,14 @@ impl TokenStore for BrokenStore {
     ) -> StoreFuture<'a, bool> {
         self.fail()
     }
+    fn put_refresh_token<'a>(
+        &'a self,
+        _: &'a StoreKey,
+        _: u64,
+        _: &'a SecretString,
+    ) -> StoreFuture<'a, ()> {
+        self.fail()
+    }
 }
 
 #[tokio::test(start_paused = true)]
