@@ -17,10 +17,13 @@
 //!   replica's) or holds a value it cannot read is written again with this replica's copy,
 //!   under the lease, so sharing resumes by itself.
 //!
-//! A background check keeps each replica's copy current between refreshes (every
-//! [`CHECK_EVERY`]) and republishes it if the store lost it, so after a data loss the
-//! newest copy is back within seconds, before a replica started later or one with an older
-//! copy refreshes.
+//! After a data loss nobody knows at first which replica holds the newest refresh token. So
+//! whoever notices (a refresh, or the background check that every replica runs every
+//! [`CHECK_EVERY`]) puts its own copy back with "newest generation wins" semantics and holds
+//! the refresh lease for [`SETTLE`]: long enough for every live replica's check to put back
+//! its copy too. Only then does anyone refresh, with the newest copy put back. Between
+//! refreshes the check also has each replica adopt a newer stored copy, so copies stay
+//! current.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -54,6 +57,9 @@ const STORE_TIMEOUT: Duration = Duration::from_millis(500);
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// How often the background check reads the store between refreshes.
 pub(crate) const CHECK_EVERY: Duration = Duration::from_secs(5);
+/// How long nobody refreshes after a data loss was noticed: two checks of every replica,
+/// and a margin.
+pub(crate) const SETTLE: Duration = Duration::from_secs(11);
 
 /// The fleet's side of a [`RefreshToken`](crate::RefreshToken).
 pub(crate) struct Fleet {
@@ -165,9 +171,10 @@ impl Fleet {
                     found = stored.as_ref().map(|s| s.generation),
                     ours = local,
                     "the store lost the fleet's refresh token (a restart, a flush, an \
-                     eviction); storing this replica's again"
+                     eviction); putting this replica's back and waiting for the others to \
+                     put back theirs before refreshing"
                 );
-                self.republish(own, local).await
+                self.settle(own, local).await
             }
             Err(error) if error.kind() == StoreErrorKind::Unreadable => {
                 if !self.reported_unreadable.swap(true, Ordering::AcqRel) {
@@ -178,26 +185,33 @@ impl Fleet {
                          replacing it with this replica's"
                     );
                 }
-                self.republish(own, local.max(1)).await
+                self.settle(own, local.max(1)).await
             }
             Err(error) => Err(unavailable(error)),
         }
     }
 
-    /// Stores this replica's copy as `generation` and presents it.
-    async fn republish(
-        &self,
-        own: SecretString,
-        generation: u64,
-    ) -> Result<Presenting, FetchError> {
+    /// Under the lease, after a data loss: puts this replica's copy back, waits [`SETTLE`]
+    /// for the others to put back theirs (the newest wins), and presents the newest.
+    async fn settle(&self, own: SecretString, generation: u64) -> Result<Presenting, FetchError> {
         timed(self.store.put_refresh_token(&self.key, generation, &own))
             .await
             .map_err(unavailable)?;
-        self.generation.store(generation, Ordering::Release);
-        Ok(Presenting {
-            refresh_token: own,
-            generation,
-        })
+        tokio::time::sleep(SETTLE).await;
+        match timed(self.store.refresh_token(&self.key)).await {
+            Ok(Some(stored)) if stored.generation >= generation => {
+                self.generation.store(stored.generation, Ordering::Release);
+                Ok(Presenting {
+                    refresh_token: stored.refresh_token,
+                    generation: stored.generation,
+                })
+            }
+            Ok(_) => Err(FetchError::transient(
+                "the fleet's refresh token was lost from the store again while replicas \
+                 were putting theirs back; trying again after a backoff",
+            )),
+            Err(error) => Err(unavailable(error)),
+        }
     }
 
     /// Under the lease, after the server rotated `presented` (of `generation`) into
@@ -214,9 +228,11 @@ impl Fleet {
             .await
             {
                 Ok(true) => Ok(()),
-                // Under the lease nobody else writes: the store lost the value or holds a
+                // Under the lease nobody else rotates: the store lost the value or holds a
                 // foreign one since we read it. Ours is the newest; store it as such.
-                Ok(false) => timed(self.store.put_refresh_token(&self.key, next, rotated)).await,
+                Ok(false) => timed(self.store.put_refresh_token(&self.key, next, rotated))
+                    .await
+                    .map(drop),
                 Err(error) => Err(error),
             };
             match written {
@@ -260,23 +276,21 @@ impl Fleet {
             }
             Ok(Some(stored)) if stored.generation == local => {}
             Ok(_) if local == 0 => {}
-            // Lost, older, or unreadable: put ours back, under the lease.
+            // Lost, older, or unreadable: put ours back (the newest wins) and hold refreshes
+            // off until every replica's check has had the chance to do the same.
             _ => {
-                let Ok(true) = timed(self.store.try_lease(
-                    &self.lease_key,
-                    &self.holder,
-                    self.lease_ttl,
-                ))
-                .await
-                else {
-                    return;
-                };
-                let lease = Lease { fleet: self };
                 let own = lock(current).clone();
-                if let Err(error) = self.choose(&lease, own).await {
-                    tracing::debug!(%error, "background check of the fleet's refresh token failed");
+                if let Ok(true) = timed(self.store.put_refresh_token(&self.key, local, &own)).await
+                {
+                    tracing::warn!(
+                        key = %self.key,
+                        ours = local,
+                        "the store had lost the fleet's refresh token; put this replica's back"
+                    );
+                    // Left to run out: that is the hold.
+                    let _ =
+                        timed(self.store.try_lease(&self.lease_key, &self.holder, SETTLE)).await;
                 }
-                lease.release().await;
             }
         }
     }

@@ -491,14 +491,16 @@ impl RefreshTokenBuilder {
             "pass the refresh token to `RefreshToken::builder`",
         )?;
         let endpoint = self.settings.build()?;
-        // Longer than the longest refresh can take, so the lease never runs out while its
-        // holder's request is in flight.
-        let lease_ttl = endpoint
-            .limits
-            .timeout
-            .saturating_mul(endpoint.retry.attempts())
-            .saturating_add(endpoint.retry.max_total_wait())
-            .saturating_add(Duration::from_secs(5));
+        // Longer than the longest refresh can take (a wait after a data loss included), so
+        // the lease never runs out while its holder's request is in flight.
+        let lease_ttl = crate::fleet_refresh::SETTLE.saturating_add(
+            endpoint
+                .limits
+                .timeout
+                .saturating_mul(endpoint.retry.attempts())
+                .saturating_add(endpoint.retry.max_total_wait())
+                .saturating_add(Duration::from_secs(5)),
+        );
         Ok(RefreshToken {
             inner: Arc::new(Inner {
                 endpoint,

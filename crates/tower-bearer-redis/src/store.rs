@@ -62,10 +62,20 @@ static READ_REFRESH: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// Replaces whatever the refresh-token key holds, for the holder of the refresh lease.
+/// Stores the refresh token as generation ARGV[1] unless the key holds a readable one of
+/// that generation or newer. A generation counts as readable when it is a whole number
+/// below 2^53 (exact in Lua's doubles); anything else, or a key of another type, is replaced.
 static PUT_REFRESH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
-        r"redis.call('DEL', KEYS[1])
+        r"if redis.call('TYPE', KEYS[1]).ok == 'hash' then
+            local current = tonumber(redis.call('HGET', KEYS[1], 'gen') or '')
+            local value = redis.call('HGET', KEYS[1], 'val')
+            if current and value and current == math.floor(current)
+                and current < 9007199254740992 and current >= tonumber(ARGV[1]) then
+              return 0
+            end
+          end
+          redis.call('DEL', KEYS[1])
           redis.call('HSET', KEYS[1], 'gen', ARGV[1], 'val', ARGV[2])
           return 1",
     )
@@ -208,7 +218,7 @@ impl RedisStore {
         let generation = std::str::from_utf8(generation)
             .ok()
             .and_then(|text| text.parse::<u64>().ok())
-            .filter(|generation| *generation > 0)
+            .filter(|generation| (1..1 << 53).contains(generation))
             .ok_or_else(|| {
                 unreadable("the refresh token's generation is not a positive integer")
             })?;
@@ -226,17 +236,18 @@ impl RedisStore {
         key: &StoreKey,
         generation: u64,
         refresh_token: &SecretString,
-    ) -> Result<(), tower_bearer::store::StoreError> {
+    ) -> Result<bool, tower_bearer::store::StoreError> {
         let name = self.refresh_key(key);
         let value = self
             .codec
             .seal(&name, refresh_token.expose_secret().as_bytes())?;
         let mut invocation = PUT_REFRESH.key(&name);
         invocation.arg(generation).arg(value);
-        self.connection
-            .invoke::<i64>("storing the refresh token", &invocation)
-            .await
-            .map(drop)
+        let stored: i64 = self
+            .connection
+            .invoke("storing the refresh token", &invocation)
+            .await?;
+        Ok(stored == 1)
     }
 
     async fn replace_refresh_token(
@@ -304,7 +315,7 @@ impl TokenStore for RedisStore {
         key: &'a StoreKey,
         generation: u64,
         refresh_token: &'a SecretString,
-    ) -> StoreFuture<'a, ()> {
+    ) -> StoreFuture<'a, bool> {
         Box::pin(self.put_refresh_token(key, generation, refresh_token))
     }
 }

@@ -3,3 +3,4 @@
 mod fleet;
 mod redis_store;
 mod redis_tls;
+mod shared_refresh;

@@ -126,12 +126,20 @@ impl TokenStore for MemoryStore {
         key: &'a StoreKey,
         generation: u64,
         refresh_token: &'a SecretString,
-    ) -> StoreFuture<'a, ()> {
-        self.slots().entry(key.clone()).or_default().refresh = Some(StoredRefresh {
-            refresh_token: refresh_token.clone(),
-            generation,
-        });
-        Box::pin(std::future::ready(Ok(())))
+    ) -> StoreFuture<'a, bool> {
+        let mut slots = self.slots();
+        let slot = slots.entry(key.clone()).or_default();
+        let stored = slot
+            .refresh
+            .as_ref()
+            .is_none_or(|current| current.generation < generation);
+        if stored {
+            slot.refresh = Some(StoredRefresh {
+                refresh_token: refresh_token.clone(),
+                generation,
+            });
+        }
+        Box::pin(std::future::ready(Ok(stored)))
     }
 }
 

@@ -107,19 +107,19 @@ pub trait TokenStore: Send + Sync + 'static {
         refresh_token: &'a SecretString,
     ) -> StoreFuture<'a, bool>;
 
-    /// Stores `refresh_token` for `key` as generation `generation`, whatever is stored now.
+    /// Stores `refresh_token` for `key` as generation `generation`, unless the store holds a
+    /// readable refresh token of that generation or a newer one; `true` if it was stored.
     ///
-    /// For the holder of the fleet's refresh lease only, after it has read the store and
-    /// found nothing it can use: the store lost its data (a restart without persistence,
-    /// `FLUSHALL`, eviction), holds an older generation than this replica's, or holds a
-    /// value it cannot read. The lease is what makes this safe: no other replica refreshes
-    /// or writes meanwhile.
+    /// For putting a refresh token back when the store lost its data (a restart without
+    /// persistence, `FLUSHALL`, eviction), holds an older generation than the caller's, or
+    /// holds a value nobody can read (which is replaced). Every replica that notices puts
+    /// back its own; the newest wins, whatever the order.
     fn put_refresh_token<'a>(
         &'a self,
         key: &'a StoreKey,
         generation: u64,
         refresh_token: &'a SecretString,
-    ) -> StoreFuture<'a, ()>;
+    ) -> StoreFuture<'a, bool>;
 }
 
 /// A refresh token read from a [`TokenStore`], with the generation that
@@ -186,7 +186,7 @@ impl<T: TokenStore + ?Sized> TokenStore for std::sync::Arc<T> {
         key: &'a StoreKey,
         generation: u64,
         refresh_token: &'a SecretString,
-    ) -> StoreFuture<'a, ()> {
+    ) -> StoreFuture<'a, bool> {
         (**self).put_refresh_token(key, generation, refresh_token)
     }
 }

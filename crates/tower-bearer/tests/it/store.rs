@@ -246,7 +246,7 @@ impl TokenStore for BrokenStore {
         _: &'a StoreKey,
         _: u64,
         _: &'a SecretString,
-    ) -> StoreFuture<'a, ()> {
+    ) -> StoreFuture<'a, bool> {
         self.fail()
     }
 }
