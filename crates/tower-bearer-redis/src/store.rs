@@ -231,23 +231,17 @@ impl RedisStore {
         }))
     }
 
+    /// Stores `refresh_token` for `key` as generation `generation` unless a readable one of
+    /// that generation or newer is stored.
     async fn put_refresh_token(
         &self,
         key: &StoreKey,
         generation: u64,
         refresh_token: &SecretString,
     ) -> Result<bool, tower_bearer::store::StoreError> {
-        let name = self.refresh_key(key);
-        let value = self
-            .codec
-            .seal(&name, refresh_token.expose_secret().as_bytes())?;
-        let mut invocation = PUT_REFRESH.key(&name);
-        invocation.arg(generation).arg(value);
-        let stored: i64 = self
-            .connection
-            .invoke("storing the refresh token", &invocation)
-            .await?;
-        Ok(stored == 1)
+        let what = "storing the refresh token";
+        self.write_refresh(&PUT_REFRESH, what, key, generation, refresh_token)
+            .await
     }
 
     async fn replace_refresh_token(
@@ -256,17 +250,29 @@ impl RedisStore {
         expected: u64,
         refresh_token: &SecretString,
     ) -> Result<bool, tower_bearer::store::StoreError> {
+        let what = "replacing the refresh token";
+        self.write_refresh(&REPLACE_REFRESH, what, key, expected, refresh_token)
+            .await
+    }
+
+    /// Runs one of the refresh-token scripts: `KEYS[1]` the hash, `ARGV[1]` a generation,
+    /// `ARGV[2]` the sealed refresh token; `true` if it wrote.
+    async fn write_refresh(
+        &self,
+        script: &Script,
+        what: &str,
+        key: &StoreKey,
+        generation: u64,
+        refresh_token: &SecretString,
+    ) -> Result<bool, tower_bearer::store::StoreError> {
         let name = self.refresh_key(key);
         let value = self
             .codec
             .seal(&name, refresh_token.expose_secret().as_bytes())?;
-        let mut invocation = REPLACE_REFRESH.key(&name);
-        invocation.arg(expected).arg(value);
-        let replaced: i64 = self
-            .connection
-            .invoke("replacing the refresh token", &invocation)
-            .await?;
-        Ok(replaced == 1)
+        let mut invocation = script.key(&name);
+        invocation.arg(generation).arg(value);
+        let written: i64 = self.connection.invoke(what, &invocation).await?;
+        Ok(written == 1)
     }
 }
 

@@ -204,19 +204,7 @@ async fn a_late_401_for_an_older_token_leaves_the_newer_one_alone() {
     use tokio::sync::Notify;
     use tower_bearer::RetryOn401Layer;
 
-    let fetches = Arc::new(AtomicU64::new(0));
-    let source = {
-        let fetches = Arc::clone(&fetches);
-        from_fn(move || {
-            let n = fetches.fetch_add(1, Ordering::SeqCst) + 1;
-            async move {
-                Token::builder(format!("token-{n}"))
-                    .expires_in(std::time::Duration::from_secs(3600))
-                    .build()
-                    .map_err(FetchError::from)
-            }
-        })
-    };
+    let (source, fetches) = counting_source();
     let cache = TokenCache::new(source);
     let first = cache.token().await.unwrap();
 
