@@ -289,3 +289,37 @@ async fn a_single_replica_may_choose_to_refresh_with_its_own_copy() -> TestResul
         .is_refresh_token_valid(only.refresh_token().expose_secret()));
     Ok(())
 }
+
+#[tokio::test]
+async fn redis_slower_than_the_store_timeout_fails_closed_too() -> TestResult {
+    let Some(redis) = RedisServer::start_or_skip("shared_refresh_slow_redis") else {
+        return Ok(());
+    };
+    let redis = Arc::new(redis);
+    let fleet = Fleet::start(&redis).await;
+    let (a, b) = (fleet.replica(), fleet.replica());
+    a.fetch().await?;
+    b.fetch().await?;
+    // A script keeps Redis busy for 1.5 s: every store operation times out meanwhile.
+    let busy = {
+        let redis = Arc::clone(&redis);
+        std::thread::spawn(move || {
+            let script = b"local s = redis.call('TIME') \
+                local start = s[1] * 1000000 + s[2] \
+                while true do \
+                  local t = redis.call('TIME') \
+                  if t[1] * 1000000 + t[2] - start > 1500000 then break end \
+                end \
+                return 1";
+            redis.command(&[b"EVAL", script, b"0"])
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let requests = fleet.auth.token_requests();
+    let error = a.fetch().await.unwrap_err();
+    assert!(transient_store_error(&error), "{error}");
+    assert_eq!(fleet.auth.token_requests(), requests, "nothing presented");
+    busy.join().unwrap()?;
+    fleet.assert_grant_valid().await;
+    Ok(())
+}
