@@ -1,7 +1,13 @@
 //! Counts, not times: token requests per token lifetime for a fleet of 8 processes with
 //! 200 callers each, without a shared store (every process fetches its own token) and with
 //! the Redis store (the fleet fetches one). Against the testkit's authorization server over
-//! 127.0.0.1 with 2 s tokens, over 5 lifetimes after the fleet is warm.
+//! 127.0.0.1, after the fleet is warm, with two sets of settings:
+//!
+//! - `tuned`: 2 s tokens over 5 lifetimes, refreshed 250 ms before expiry (skew 100 ms, no
+//!   jitter), stored tokens taken with 100 ms left: one refresh per lifetime;
+//! - `defaults`: 20 s tokens over 3 lifetimes with `CacheConfig::default()` and
+//!   `StoreConfig::default()`. The refresh window (5 min or 10 %, at most half the
+//!   lifetime) makes that a refresh at half the lifetime: two per lifetime.
 //!
 //! Needs `redis-server` (it starts its own on a free loopback port).
 //!
@@ -27,9 +33,29 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 const MEMBER_ENV: &str = "FLEET_BENCH_MEMBER";
 const PROCESSES: usize = 8;
 const CALLERS: usize = 200;
-const LIFETIME: Duration = Duration::from_secs(2);
-const LIFETIMES: u32 = 5;
+const SETTINGS_ENV: &str = "FLEET_BENCH_SETTINGS";
 const GUARD: Duration = Duration::from_secs(60);
+
+/// One set of settings the fleet runs with.
+#[derive(Clone, Copy)]
+struct Settings {
+    name: &'static str,
+    lifetime: Duration,
+    lifetimes: u32,
+}
+
+const SETTINGS: [Settings; 2] = [
+    Settings {
+        name: "tuned",
+        lifetime: Duration::from_secs(2),
+        lifetimes: 5,
+    },
+    Settings {
+        name: "defaults",
+        lifetime: Duration::from_secs(20),
+        lifetimes: 3,
+    },
+];
 
 fn main() -> ExitCode {
     let result = match std::env::var(MEMBER_ENV) {
@@ -49,41 +75,48 @@ fn parent() -> Result<(), Error> {
     let redis =
         RedisServer::start().map_err(|error| format!("this bench needs redis-server: {error}"))?;
     let runtime = tokio::runtime::Runtime::new()?;
-    println!(
-        "{PROCESSES} processes x {CALLERS} callers, {LIFETIME:?} tokens, counted over \
-         {LIFETIMES} lifetimes after warm-up"
-    );
-    for (label, redis_url) in [
-        ("without a shared store", "none".to_owned()),
-        ("with RedisStore", redis.url()),
-    ] {
-        let auth = runtime.block_on(AuthServer::builder().token_lifetime(LIFETIME).start())?;
-        let mut members = (0..PROCESSES)
-            .map(|_| Member::spawn(&redis_url, &auth.token_url()))
-            .collect::<Result<Vec<_>, Error>>()?;
-        for member in &members {
-            member.expect("WARM")?;
-        }
-        let warm_up = auth.token_requests();
-        std::thread::sleep(LIFETIME * LIFETIMES);
-        let counted = auth.token_requests() - warm_up;
-        let mut failed = 0;
-        for member in &mut members {
-            member.stdin.take();
-            let line = member.expect("RESULT")?;
-            failed += line
-                .split_whitespace()
-                .find_map(|f| f.strip_prefix("failed="))
-                .and_then(|n| n.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
+    for settings in SETTINGS {
+        let Settings {
+            name,
+            lifetime,
+            lifetimes,
+        } = settings;
         println!(
-            "{label:>24}: {warm_up:>2} token requests to warm up, {counted:>3} in {LIFETIMES} \
-             lifetimes = {:.1} per lifetime; {failed} failed calls",
-            f64::from(u32::try_from(counted)?) / f64::from(LIFETIMES),
+            "{name}: {PROCESSES} processes x {CALLERS} callers, {lifetime:?} tokens, counted \
+             over {lifetimes} lifetimes after warm-up"
         );
-        drop(members);
-        drop(auth);
+        for (label, redis_url) in [
+            ("without a shared store", "none".to_owned()),
+            ("with RedisStore", redis.url()),
+        ] {
+            let auth = runtime.block_on(AuthServer::builder().token_lifetime(lifetime).start())?;
+            let mut members = (0..PROCESSES)
+                .map(|_| Member::spawn(&redis_url, &auth.token_url(), name))
+                .collect::<Result<Vec<_>, Error>>()?;
+            for member in &members {
+                member.expect("WARM")?;
+            }
+            let warm_up = auth.token_requests();
+            std::thread::sleep(lifetime * lifetimes);
+            let counted = auth.token_requests() - warm_up;
+            let mut failed = 0;
+            for member in &mut members {
+                member.stdin.take();
+                let line = member.expect("RESULT")?;
+                failed += line
+                    .split_whitespace()
+                    .find_map(|f| f.strip_prefix("failed="))
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+            println!(
+                "{label:>24}: {warm_up:>2} token requests to warm up, {counted:>3} in \
+                 {lifetimes} lifetimes = {:.1} per lifetime; {failed} failed calls",
+                f64::from(u32::try_from(counted)?) / f64::from(lifetimes),
+            );
+            drop(members);
+            drop(auth);
+        }
     }
     Ok(())
 }
@@ -96,9 +129,10 @@ struct Member {
 }
 
 impl Member {
-    fn spawn(redis_url: &str, token_url: &str) -> Result<Member, Error> {
+    fn spawn(redis_url: &str, token_url: &str, settings: &str) -> Result<Member, Error> {
         let mut child = Command::new(std::env::current_exe()?)
             .env(MEMBER_ENV, redis_url)
+            .env(SETTINGS_ENV, settings)
             .env("FLEET_BENCH_TOKEN_URL", token_url)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -148,6 +182,7 @@ fn member(redis_url: &str) -> Result<(), Error> {
         .worker_threads(2)
         .enable_all()
         .build()?;
+    let tuned = std::env::var(SETTINGS_ENV).is_ok_and(|name| name == "tuned");
     runtime.block_on(async {
         let token_url = std::env::var("FLEET_BENCH_TOKEN_URL")?;
         let (id, secret) = (
@@ -162,14 +197,22 @@ fn member(redis_url: &str) -> Result<(), Error> {
                 .encryption_key("bench", [9; 32])
                 .build()?;
             let key = StoreKey::builder(&token_url, id).build();
-            let config = StoreConfig::new().min_remaining(Duration::from_millis(100));
+            let config = if tuned {
+                StoreConfig::new().min_remaining(Duration::from_millis(100))
+            } else {
+                StoreConfig::default()
+            };
             Box::new(StoreSource::with_config(source, store, key, config))
         };
-        // Refresh 250 ms before expiry, without jitter, for 2 s tokens.
-        let config = CacheConfig::new()
-            .expiry_skew(Duration::from_millis(100))
-            .refresh_window(Duration::from_millis(250), 0.0)
-            .refresh_jitter(0.0);
+        let config = if tuned {
+            // Refresh 250 ms before expiry, without jitter, for 2 s tokens.
+            CacheConfig::new()
+                .expiry_skew(Duration::from_millis(100))
+                .refresh_window(Duration::from_millis(250), 0.0)
+                .refresh_jitter(0.0)
+        } else {
+            CacheConfig::default()
+        };
         let cache = TokenCache::with_config(source, config);
 
         let stop = Arc::new(AtomicBool::new(false));
