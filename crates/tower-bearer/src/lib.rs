@@ -49,8 +49,8 @@
 //!
 //! # Features
 //!
-//! - `retry` (default): [`RetryOn401Layer`] and the replayable request body. Needs
-//!   `http-body` and `bytes`.
+//! - `retry` (default): [`RetryOn401Layer`] and the replayable request body. Adds the
+//!   `http-body` dependency.
 //! - `full`: everything.
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -63,6 +63,7 @@ mod error;
 pub mod retry;
 pub mod source;
 pub mod store;
+mod sync;
 mod token;
 
 pub use auth::{BearerAuth, BearerAuthLayer};
@@ -70,5 +71,5 @@ pub use cache::{CacheConfig, CacheStats, TokenCache};
 pub use error::{BoxError, FetchError};
 #[cfg(feature = "retry")]
 pub use retry::{RetryOn401, RetryOn401Layer};
-pub use source::{SharedSource, TokenSource};
+pub use source::TokenSource;
 pub use token::{InvalidToken, Token, TokenBuilder, TokenType};

@@ -67,6 +67,7 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use crate::error::Chain;
+use crate::sync::lock;
 use crate::{FetchError, Token, TokenSource};
 
 mod config;
@@ -644,7 +645,10 @@ impl Shared {
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        let flight = self.flight.get_mut().unwrap_or_else(|p| p.into_inner());
+        let flight = self
+            .flight
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let tasks = [
             flight.in_flight.take().map(|in_flight| in_flight.task),
             flight.timer.take(),
@@ -789,14 +793,6 @@ fn deadline(now: Instant, wait: Duration) -> Instant {
 
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// A panic while holding one of our locks leaves consistent data (every write is a single
-/// field store), so a poisoned lock is safe to keep using.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 async fn wait_for(mut receiver: watch::Receiver<FetchResult>) -> Result<Token, FetchError> {

@@ -12,7 +12,8 @@ use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
-use super::{lock, Entry};
+use super::Entry;
+use crate::sync::lock;
 
 fn entries() -> &'static Mutex<HashMap<NonZeroU64, Weak<Entry>>> {
     static ENTRIES: OnceLock<Mutex<HashMap<NonZeroU64, Weak<Entry>>>> = OnceLock::new();

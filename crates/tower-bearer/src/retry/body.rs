@@ -107,9 +107,7 @@ pub struct Recorder(Arc<Mutex<Recording>>);
 
 impl Recorder {
     fn lock(&self) -> MutexGuard<'_, Recording> {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::sync::lock(&self.0)
     }
 }
 

@@ -94,11 +94,7 @@ where
                         return Poll::Ready(Ok(response));
                     };
                     this.state.set(State::Readying {
-                        service: replay
-                            .service
-                            .lock()
-                            .unwrap_or_else(|poisoned| poisoned.into_inner())
-                            .clone(),
+                        service: crate::sync::lock(&replay.service).clone(),
                         request: Some(request),
                     });
                 }

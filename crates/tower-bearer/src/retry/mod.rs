@@ -49,7 +49,7 @@ mod future;
 mod layer;
 mod service;
 
-pub use body::{BufferBody, CloneBody, Recorder, ReplayBody, ReplayPolicy};
+pub use body::{BufferBody, CloneBody, ReplayBody, ReplayPolicy};
 pub use future::ResponseFuture;
 pub use layer::RetryOn401Layer;
 pub use service::RetryOn401;

@@ -21,7 +21,6 @@
 //! # let _ = source;
 //! ```
 
-use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -63,37 +62,5 @@ impl<S: TokenSource + ?Sized> TokenSource for Arc<S> {
 impl<S: TokenSource + ?Sized> TokenSource for Box<S> {
     fn fetch(&self) -> TokenFuture<'_> {
         (**self).fetch()
-    }
-}
-
-/// A cheaply cloneable, type-erased handle to a [`TokenSource`].
-#[derive(Clone)]
-pub struct SharedSource {
-    inner: Arc<dyn TokenSource>,
-}
-
-impl SharedSource {
-    /// Wraps a source.
-    pub fn new(source: impl TokenSource) -> Self {
-        SharedSource {
-            inner: Arc::new(source),
-        }
-    }
-
-    /// Wraps a source that is already shared.
-    pub fn from_arc(source: Arc<dyn TokenSource>) -> Self {
-        SharedSource { inner: source }
-    }
-}
-
-impl TokenSource for SharedSource {
-    fn fetch(&self) -> TokenFuture<'_> {
-        self.inner.fetch()
-    }
-}
-
-impl fmt::Debug for SharedSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SharedSource").finish_non_exhaustive()
     }
 }

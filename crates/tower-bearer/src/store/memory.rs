@@ -35,10 +35,7 @@ impl MemoryStore {
     }
 
     fn slots(&self) -> MutexGuard<'_, HashMap<StoreKey, Slot>> {
-        // Nothing here can panic while holding the lock; recover from poison anyway.
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::sync::lock(&self.inner)
     }
 }
 

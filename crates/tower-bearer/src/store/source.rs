@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use super::{StoreError, StoreErrorKind, StoreKey, TokenStore};
 use crate::source::{TokenFuture, TokenSource};
+use crate::sync::lock;
 use crate::{FetchError, Token};
 
 /// How a [`StoreSource`] uses its store.
@@ -328,10 +329,4 @@ impl<S> fmt::Debug for StoreSource<S> {
             .field("config", &self.inner.config)
             .finish_non_exhaustive()
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
