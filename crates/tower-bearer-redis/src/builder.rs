@@ -243,7 +243,7 @@ impl RedisStoreBuilder {
         // are the master's.
         let infos = sentinels
             .iter()
-            .map(|url| parse_url(url))
+            .map(parse_url)
             .collect::<Result<Vec<_>, _>>()?;
         let Some(first) = infos.first() else {
             return Err(BuildError::NoNodes);

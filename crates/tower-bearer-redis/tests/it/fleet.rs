@@ -425,12 +425,7 @@ pub(crate) fn over_five_lifetimes(label: &str, redis: impl Into<FleetRedis>) -> 
     let (_runtime, auth) = auth_server(lifetime);
     let lease = Duration::from_secs(5);
 
-    let mut members: Vec<Member> = (0..PROCESSES)
-        .map(|_| Member::spawn("continuous", redis.clone(), &auth, lease))
-        .collect();
-    for member in &members {
-        member.expect("WARM");
-    }
+    let mut members = warm_members(PROCESSES, &redis, &auth, lease);
     let at_start = auth.token_requests();
     std::thread::sleep(lifetime * 5);
     let in_window = auth.token_requests() - at_start;
@@ -457,6 +452,22 @@ pub(crate) fn over_five_lifetimes(label: &str, redis: impl Into<FleetRedis>) -> 
         "{in_window} token requests in 5 lifetimes, bound 6"
     );
     (at_start, in_window)
+}
+
+/// Starts `count` continuous members and waits until each has a token.
+fn warm_members(
+    count: usize,
+    redis: &FleetRedis,
+    auth: &AuthServer,
+    lease: Duration,
+) -> Vec<Member> {
+    let members: Vec<Member> = (0..count)
+        .map(|_| Member::spawn("continuous", redis.clone(), auth, lease))
+        .collect();
+    for member in &members {
+        member.expect("WARM");
+    }
+    members
 }
 
 /// A Redis deployment whose master can be killed and replaced by its replica.
@@ -494,12 +505,7 @@ pub(crate) fn through_a_failover(label: &str, mut redis: impl FailingOver, topol
         .token_key(&store_key);
     let absent = b"$-1\r\n".to_vec();
 
-    let mut members: Vec<Member> = (0..FAILOVER_PROCESSES)
-        .map(|_| Member::spawn("continuous", topology.clone(), &auth, lease))
-        .collect();
-    for member in &members {
-        member.expect("WARM");
-    }
+    let mut members = warm_members(FAILOVER_PROCESSES, &topology, &auth, lease);
     let warm_requests = auth.token_requests();
     wait_until("the first token is stored", || {
         redis.stored(&token_key) != absent
