@@ -7,7 +7,10 @@ use redis::IntoConnectionInfo;
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
-use crate::connection::{Connection, ConnectionSettings};
+use redis::cluster::ClusterClientBuilder;
+use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
+
+use crate::connection::{Client, Connection, ConnectionSettings};
 use crate::envelope::{Codec, Key};
 use crate::RedisStore;
 
@@ -16,10 +19,12 @@ pub const DEFAULT_KEY_PREFIX: &str = "tower-bearer:";
 
 const MAX_KEY_ID_LEN: usize = 64;
 
-/// Configures a [`RedisStore`]; from [`RedisStore::builder`].
+/// Configures a [`RedisStore`]; from [`RedisStore::builder`] (one node),
+/// [`RedisStore::cluster_builder`] or [`RedisStore::sentinel_builder`]. Every setting applies
+/// to each of them.
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct RedisStoreBuilder {
-    url: SecretString,
+    topology: Topology,
     username: Option<String>,
     password: Option<SecretString>,
     key_prefix: String,
@@ -31,10 +36,54 @@ pub struct RedisStoreBuilder {
     tls_client: Option<(Vec<u8>, Zeroizing<Vec<u8>>)>,
 }
 
+/// Where the store's Redis is. URLs are kept as secrets: they may hold passwords.
+enum Topology {
+    Single(SecretString),
+    Cluster(Vec<SecretString>),
+    Sentinel {
+        sentinels: Vec<SecretString>,
+        master_name: String,
+    },
+}
+
+impl Topology {
+    fn name(&self) -> &'static str {
+        match self {
+            Topology::Single(_) => "single node",
+            Topology::Cluster(_) => "cluster",
+            Topology::Sentinel { .. } => "sentinel",
+        }
+    }
+}
+
+fn secrets<S: AsRef<str>>(urls: impl IntoIterator<Item = S>) -> Vec<SecretString> {
+    urls.into_iter()
+        .map(|url| SecretString::from(url.as_ref().to_owned()))
+        .collect()
+}
+
 impl RedisStoreBuilder {
     pub(crate) fn new(url: &str) -> Self {
+        Self::with_topology(Topology::Single(SecretString::from(url.to_owned())))
+    }
+
+    pub(crate) fn cluster<S: AsRef<str>>(nodes: impl IntoIterator<Item = S>) -> Self {
+        Self::with_topology(Topology::Cluster(secrets(nodes)))
+    }
+
+    pub(crate) fn sentinel<S: AsRef<str>>(
+        sentinels: impl IntoIterator<Item = S>,
+        master_name: &str,
+    ) -> Self {
+        Self::with_topology(Topology::Sentinel {
+            sentinels: secrets(sentinels),
+            master_name: master_name.to_owned(),
+        })
+    }
+
+    fn with_topology(topology: Topology) -> Self {
         RedisStoreBuilder {
-            url: SecretString::from(url.to_owned()),
+            topology,
             username: None,
             password: None,
             key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
@@ -47,13 +96,15 @@ impl RedisStoreBuilder {
         }
     }
 
-    /// The ACL user name, overriding one in the URL.
+    /// The ACL user name, overriding one in the URL. Behind Sentinel this is the master's;
+    /// the Sentinels' own come from their URLs.
     pub fn username(mut self, username: impl Into<String>) -> Self {
         self.username = Some(username.into());
         self
     }
 
-    /// The password, overriding one in the URL. Kept as a secret: never printed.
+    /// The password, overriding one in the URL (behind Sentinel: the master's, as for
+    /// [`username`](Self::username)). Kept as a secret: never printed.
     pub fn password(mut self, password: impl Into<String>) -> Self {
         self.password = Some(SecretString::from(password.into()));
         self
@@ -134,11 +185,107 @@ impl RedisStoreBuilder {
     /// Checks the settings. Does not connect: a Redis that is down now is not an error
     /// (the store reports it per operation, and the fleet falls back to fetching alone).
     pub fn build(mut self) -> Result<RedisStore, BuildError> {
-        let mut info = self
-            .url
-            .expose_secret()
-            .into_connection_info()
-            .map_err(|_| BuildError::InvalidUrl)?;
+        let client = match std::mem::replace(&mut self.topology, Topology::Single(empty())) {
+            Topology::Single(url) => self.single_client(&url)?,
+            Topology::Cluster(nodes) => self.cluster_client(&nodes)?,
+            Topology::Sentinel {
+                sentinels,
+                master_name,
+            } => self.sentinel_client(&sentinels, &master_name)?,
+        };
+        let codec = self.codec()?;
+        Ok(RedisStore::new(
+            Connection::new(client, self.settings.clone()),
+            std::mem::take(&mut self.key_prefix),
+            codec,
+        ))
+    }
+
+    fn single_client(&mut self, url: &SecretString) -> Result<Client, BuildError> {
+        let info = self.node_info(url)?;
+        let client = match self.certificates(is_tls(&info))? {
+            None => redis::Client::open(info).map_err(|_| BuildError::InvalidUrl)?,
+            Some(certificates) => redis::Client::build_with_tls(info, certificates)
+                .map_err(|_| BuildError::InvalidTlsCertificate)?,
+        };
+        Ok(Client::Single(client))
+    }
+
+    fn cluster_client(&mut self, nodes: &[SecretString]) -> Result<Client, BuildError> {
+        let infos = nodes
+            .iter()
+            .map(|url| self.node_info(url))
+            .collect::<Result<Vec<_>, _>>()?;
+        let Some(first) = infos.first() else {
+            return Err(BuildError::NoNodes);
+        };
+        let certificates = self.certificates(is_tls(first))?;
+        let custom_tls = certificates.is_some();
+        let mut builder = ClusterClientBuilder::new(infos)
+            .connection_timeout(self.settings.connection_timeout)
+            .response_timeout(self.settings.response_timeout);
+        if let Some(certificates) = certificates {
+            builder = builder.certs(certificates);
+        }
+        match builder.build() {
+            Ok(client) => Ok(Client::Cluster(client)),
+            Err(_) if custom_tls => Err(BuildError::InvalidTlsCertificate),
+            Err(_) => Err(BuildError::InvalidUrl),
+        }
+    }
+
+    fn sentinel_client(
+        &mut self,
+        sentinels: &[SecretString],
+        master_name: &str,
+    ) -> Result<Client, BuildError> {
+        // The Sentinels' own credentials come from their URLs; `username` and `password`
+        // are the master's.
+        let infos = sentinels
+            .iter()
+            .map(parse_url)
+            .collect::<Result<Vec<_>, _>>()?;
+        let Some(first) = infos.first() else {
+            return Err(BuildError::NoNodes);
+        };
+        let tls = is_tls(first);
+        let sentinel_settings = first.redis_settings().clone();
+        let certificates = self.certificates(tls)?;
+        let addrs = infos.iter().map(|info| info.addr().clone());
+        let mut builder =
+            SentinelClientBuilder::new(addrs, master_name, SentinelServerType::Master)
+                .map_err(|_| BuildError::InvalidUrl)?;
+        if let Some(username) = sentinel_settings.username() {
+            builder = builder.set_client_to_sentinel_username(username);
+        }
+        if let Some(password) = sentinel_settings.password() {
+            builder = builder.set_client_to_sentinel_password(password);
+        }
+        if let Some(username) = &self.username {
+            builder = builder.set_client_to_redis_username(username);
+        }
+        if let Some(password) = &self.password {
+            builder = builder.set_client_to_redis_password(password.expose_secret());
+        }
+        if tls {
+            builder = builder.set_client_to_redis_tls_mode(redis::TlsMode::Secure);
+        }
+        let custom_tls = certificates.is_some();
+        if let Some(certificates) = certificates {
+            builder = builder
+                .set_client_to_sentinel_certificates(certificates.clone())
+                .set_client_to_redis_certificates(certificates);
+        }
+        match builder.build() {
+            Ok(client) => Ok(Client::Sentinel(tokio::sync::Mutex::new(client))),
+            Err(_) if custom_tls => Err(BuildError::InvalidTlsCertificate),
+            Err(_) => Err(BuildError::InvalidUrl),
+        }
+    }
+
+    /// A node's address and credentials: the URL's, with `username` and `password` over them.
+    fn node_info(&self, url: &SecretString) -> Result<redis::ConnectionInfo, BuildError> {
+        let info = parse_url(url)?;
         let mut redis_settings = info.redis_settings().clone();
         if let Some(username) = &self.username {
             redis_settings = redis_settings.set_username(username);
@@ -146,39 +293,41 @@ impl RedisStoreBuilder {
         if let Some(password) = &self.password {
             redis_settings = redis_settings.set_password(password.expose_secret());
         }
-        info = info.set_redis_settings(redis_settings);
-        let tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
+        Ok(info.set_redis_settings(redis_settings))
+    }
+
+    /// The TLS certificates given, for a topology whose URLs are `rediss://` when `tls`.
+    fn certificates(&mut self, tls: bool) -> Result<Option<redis::TlsCertificates>, BuildError> {
         if tls {
             // rediss:// uses rustls; make ring its provider unless the program chose one.
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
-        let custom_tls = self.tls_root.is_some() || self.tls_client.is_some();
-        let client = match (tls, custom_tls) {
-            (_, false) => redis::Client::open(info).map_err(|_| BuildError::InvalidUrl)?,
-            (false, true) => return Err(BuildError::TlsSettingsWithoutRediss),
-            (true, true) => {
-                let certificates = redis::TlsCertificates {
-                    client_tls: self
-                        .tls_client
-                        .take()
-                        .map(|(cert, key)| redis::ClientTlsConfig {
-                            client_cert: cert,
-                            client_key: key.to_vec(),
-                        }),
-                    root_cert: self.tls_root.take(),
-                };
-                redis::Client::build_with_tls(info, certificates)
-                    .map_err(|_| BuildError::InvalidTlsCertificate)?
-            }
-        };
+        if self.tls_root.is_none() && self.tls_client.is_none() {
+            return Ok(None);
+        }
+        if !tls {
+            return Err(BuildError::TlsSettingsWithoutRediss);
+        }
+        Ok(Some(redis::TlsCertificates {
+            client_tls: self
+                .tls_client
+                .take()
+                .map(|(cert, key)| redis::ClientTlsConfig {
+                    client_cert: cert,
+                    client_key: key.to_vec(),
+                }),
+            root_cert: self.tls_root.take(),
+        }))
+    }
 
-        let codec = match (self.encryption_key.take(), self.store_in_clear) {
-            (Some(_), true) => return Err(BuildError::BothEncryptionAndClear),
-            (None, false) => return Err(BuildError::NoEncryptionChoice),
+    fn codec(&mut self) -> Result<Codec, BuildError> {
+        match (self.encryption_key.take(), self.store_in_clear) {
+            (Some(_), true) => Err(BuildError::BothEncryptionAndClear),
+            (None, false) => Err(BuildError::NoEncryptionChoice),
             (None, true) if !self.decryption_keys.is_empty() => {
-                return Err(BuildError::DecryptionKeyWithoutEncryption)
+                Err(BuildError::DecryptionKeyWithoutEncryption)
             }
-            (None, true) => Codec::Clear,
+            (None, true) => Ok(Codec::Clear),
             (Some((id, key)), false) => {
                 let mut ids = vec![id.as_str()];
                 for (old_id, _) in &self.decryption_keys {
@@ -190,21 +339,30 @@ impl RedisStoreBuilder {
                 for id in ids {
                     check_key_id(id)?;
                 }
-                Codec::Encrypted {
+                Ok(Codec::Encrypted {
                     current: Key::new(id, key),
                     older: std::mem::take(&mut self.decryption_keys)
                         .into_iter()
                         .map(|(id, key)| Key::new(id, key))
                         .collect(),
-                }
+                })
             }
-        };
-        Ok(RedisStore::new(
-            Connection::new(client, self.settings.clone()),
-            std::mem::take(&mut self.key_prefix),
-            codec,
-        ))
+        }
     }
+}
+
+fn parse_url(url: &SecretString) -> Result<redis::ConnectionInfo, BuildError> {
+    url.expose_secret()
+        .into_connection_info()
+        .map_err(|_| BuildError::InvalidUrl)
+}
+
+fn is_tls(info: &redis::ConnectionInfo) -> bool {
+    matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. })
+}
+
+fn empty() -> SecretString {
+    SecretString::from(String::new())
 }
 
 fn check_key_id(id: &str) -> Result<(), BuildError> {
@@ -219,8 +377,13 @@ fn check_key_id(id: &str) -> Result<(), BuildError> {
 
 impl fmt::Debug for RedisStoreBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisStoreBuilder")
-            .field("url", &"[redacted]")
+        let mut debug = f.debug_struct("RedisStoreBuilder");
+        debug.field("topology", &self.topology.name());
+        if let Topology::Sentinel { master_name, .. } = &self.topology {
+            debug.field("master_name", master_name);
+        }
+        debug
+            .field("urls", &"[redacted]")
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "[redacted]"))
             .field("key_prefix", &self.key_prefix)
@@ -270,6 +433,8 @@ pub enum BuildError {
     DuplicateKeyId(String),
     /// The URL is not a Redis URL.
     InvalidUrl,
+    /// A cluster or Sentinel builder was given no node URLs.
+    NoNodes,
     /// A TLS root or client certificate was given for a `redis://` URL.
     TlsSettingsWithoutRediss,
     /// A TLS root or client certificate (or key) is not valid PEM.
@@ -302,6 +467,9 @@ impl fmt::Display for BuildError {
             BuildError::InvalidUrl => f.write_str(
                 "the Redis URL is not valid; expected redis://[user[:password]@]host[:port][/db] \
                  or rediss://... for TLS",
+            ),
+            BuildError::NoNodes => f.write_str(
+                "no Redis node URLs were given; name at least one cluster node or Sentinel",
             ),
             BuildError::TlsSettingsWithoutRediss => f.write_str(
                 "a TLS certificate was given but the URL is redis://; use rediss:// to connect \

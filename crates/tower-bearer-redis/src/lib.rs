@@ -32,12 +32,18 @@
 //! client id, scopes and parameters, never the secret), under the key prefix (default
 //! `tower-bearer:`):
 //!
-//! - `{prefix}token:{key}`: the access token, its type, expiry and scope, expiring in Redis
-//!   when the token does (`PX`);
-//! - `{prefix}lease:{key}`: the fetch lease (`SET NX PX`), released by a compare-and-delete
-//!   script, so only its holder can release it;
-//! - `{prefix}refresh:{key}`: a hash of `gen` and `val`, replaced by a compare-and-set script
-//!   on `gen`, so a replica holding an older refresh token never overwrites a newer one.
+//! - `{prefix}{<key>}:token`: the access token, its type, expiry and scope, expiring in
+//!   Redis when the token does (`PX`);
+//! - `{prefix}{<key>}:lease`: the fetch lease (`SET NX PX`), released by a
+//!   compare-and-delete script, so only its holder can release it;
+//! - `{prefix}{<key>}:refresh`: a hash of `gen` and `val`, replaced by a compare-and-set
+//!   script on `gen`, so a replica holding an older refresh token never overwrites a newer
+//!   one.
+//!
+//! The braces are literal: `{<key>}` is a Redis Cluster hash tag, so the three keys of one
+//! token live in one slot (each script touches one slot) and different tokens spread over
+//! the cluster. A key prefix with braces of its own would put every token in the prefix's
+//! slot; the default has none.
 //!
 //! # Encryption
 //!
@@ -67,10 +73,57 @@
 //! attempt per [`reconnect_interval`](RedisStoreBuilder::reconnect_interval)) and the
 //! `StoreSource` fetches without it, so no request fails because of Redis.
 //!
+//! # Cluster and Sentinel
+//!
+//! A Redis Cluster is reached through the `redis` crate's cluster client: name some of its
+//! nodes and the client finds the rest, follows `MOVED` and `ASK` redirections and picks up
+//! a promoted replica after a failover.
+//!
+//! ```no_run
+//! use tower_bearer_redis::RedisStore;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let key = [7; 32];
+//! let nodes = ["redis://redis-0.internal:6379", "redis://redis-1.internal:6379"];
+//! let store = RedisStore::cluster_builder(nodes).encryption_key("k1", key).build()?;
+//! # let _ = store;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Behind Sentinel, name the Sentinels and the master's name as they know it. The store
+//! asks them for the master on first use and again after the connection fails, so after a
+//! failover it writes to the promoted replica. [`username`](RedisStoreBuilder::username)
+//! and [`password`](RedisStoreBuilder::password) are the master's; the Sentinels' own
+//! credentials, if any, go in their URLs.
+//!
+//! ```no_run
+//! use tower_bearer_redis::RedisStore;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let key = [7; 32];
+//! let sentinels = ["redis://sentinel-0.internal:26379", "redis://sentinel-1.internal:26379"];
+//! let store = RedisStore::sentinel_builder(sentinels, "tokens")
+//!     .password(std::env::var("REDIS_PASSWORD")?)
+//!     .encryption_key("k1", key)
+//!     .build()?;
+//! # let _ = store;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Encryption, leases and the compare-and-set of refresh tokens work the same on every
+//! topology. While a failover is under way, operations fail as they do while a single node
+//! is down, and each replica fetches on its own until the new master answers. Writes are
+//! acknowledged by the master alone (Redis replication is asynchronous), so a token stored
+//! just before the master died may be lost with it; the next replica that needs it then
+//! fetches a new one.
+//!
 //! # Features
 //!
 //! - `testing`: `testing::RedisServer`, a private `redis-server` on a free loopback port
-//!   for tests and examples.
+//!   for tests and examples, and `testing::RedisCluster` and `testing::RedisSentinel`,
+//!   private clusters and Sentinel groups that can fail over.
 
 mod builder;
 mod connection;

@@ -99,6 +99,23 @@ impl RedisStore {
         RedisStoreBuilder::new(url)
     }
 
+    /// Starts configuring a store for the Redis Cluster that `nodes` belong to: one or more
+    /// node URLs (any nodes: the rest of the cluster is discovered from them), all
+    /// `redis://` or all `rediss://`. See the [crate docs](crate#cluster-and-sentinel).
+    pub fn cluster_builder<S: AsRef<str>>(nodes: impl IntoIterator<Item = S>) -> RedisStoreBuilder {
+        RedisStoreBuilder::cluster(nodes)
+    }
+
+    /// Starts configuring a store for the master that the Sentinels at `sentinels` (their
+    /// URLs) know as `master_name`; with `rediss://` Sentinel URLs the master is reached
+    /// over TLS too. See the [crate docs](crate#cluster-and-sentinel).
+    pub fn sentinel_builder<S: AsRef<str>>(
+        sentinels: impl IntoIterator<Item = S>,
+        master_name: &str,
+    ) -> RedisStoreBuilder {
+        RedisStoreBuilder::sentinel(sentinels, master_name)
+    }
+
     pub(crate) fn new(connection: Connection, prefix: String, codec: Codec) -> Self {
         RedisStore {
             connection,
@@ -107,19 +124,25 @@ impl RedisStore {
         }
     }
 
-    /// The Redis key holding the access token for `key`.
+    /// The Redis key holding the access token for `key`: `{prefix}{<key>}:token`, in the
+    /// cluster slot of `key` (the `{...}` is its hash tag).
     pub fn token_key(&self, key: &StoreKey) -> String {
-        format!("{}token:{key}", self.prefix)
+        self.key_name(key, "token")
     }
 
-    /// The Redis key holding the fetch lease for `key`.
+    /// The Redis key holding the fetch lease for `key`, in the same slot as its token.
     pub fn lease_key(&self, key: &StoreKey) -> String {
-        format!("{}lease:{key}", self.prefix)
+        self.key_name(key, "lease")
     }
 
-    /// The Redis key holding the refresh token hash (`gen`, `val`) for `key`.
+    /// The Redis key holding the refresh token hash (`gen`, `val`) for `key`, in the same
+    /// slot as its token.
     pub fn refresh_key(&self, key: &StoreKey) -> String {
-        format!("{}refresh:{key}", self.prefix)
+        self.key_name(key, "refresh")
+    }
+
+    fn key_name(&self, key: &StoreKey, what: &str) -> String {
+        format!("{}{{{key}}}:{what}", self.prefix)
     }
 
     async fn get(&self, key: &StoreKey) -> Result<Option<Token>, tower_bearer::store::StoreError> {

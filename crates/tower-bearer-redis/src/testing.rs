@@ -28,7 +28,22 @@ pub const REQUIRE_REDIS_ENV: &str = "TOWER_BEARER_REQUIRE_REDIS";
 /// the `PATH`).
 pub const REDIS_SERVER_ENV: &str = "TOWER_BEARER_REDIS_SERVER";
 
+/// The environment variable naming the `redis-cli` binary (default: `redis-cli` on the
+/// `PATH`), which [`RedisCluster`] uses to create the cluster.
+pub const REDIS_CLI_ENV: &str = "TOWER_BEARER_REDIS_CLI";
+
 const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a failover may take before the harness gives up: a hang guard, not a target.
+const FAILOVER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A cluster node that does not answer for this long is failed, and its replica promoted.
+const CLUSTER_NODE_TIMEOUT_MS: u64 = 1000;
+
+/// Sentinel: a master that does not answer for this long is down ...
+const SENTINEL_DOWN_AFTER_MS: u64 = 500;
+/// ... and a failover that has not completed in this time is started again.
+const SENTINEL_FAILOVER_TIMEOUT_MS: u64 = 2000;
 
 /// A `redis-server` this process started; stopped when dropped.
 pub struct RedisServer {
@@ -37,6 +52,29 @@ pub struct RedisServer {
     dir: PathBuf,
     child: Option<Child>,
     tls: Option<Tls>,
+    role: Role,
+}
+
+/// What a server is started as, beyond a plain node.
+#[derive(Clone, Debug, Default)]
+enum Role {
+    #[default]
+    Plain,
+    /// A Redis Cluster node, with its cluster bus on a port of its own.
+    ClusterNode { bus_port: u16 },
+    /// A replica of the node on `master_port`.
+    Replica { master_port: u16 },
+    /// A Sentinel with this configuration (written once: the Sentinel rewrites it).
+    Sentinel { config: String },
+}
+
+/// The role to start with, before its ports are chosen.
+#[derive(Clone, Debug)]
+enum Launch {
+    Plain,
+    ClusterNode,
+    Replica { master_port: u16 },
+    Sentinel { config: String },
 }
 
 /// The PEM files of a TLS listener, see [`RedisServer::start_tls`].
@@ -63,16 +101,16 @@ impl RedisServer {
     ///
     /// Fails with [`io::ErrorKind::NotFound`] when the binary is not installed.
     pub fn start() -> io::Result<Self> {
-        Self::start_with(None)
+        Self::start_with(None, Launch::Plain)
     }
 
     /// Starts a server that also listens for TLS on a second free port, with `files`; its
     /// URL is [`tls_url`](Self::tls_url). The plain port stays open for [`command`](Self::command).
     pub fn start_tls(files: TlsFiles) -> io::Result<Self> {
-        Self::start_with(Some(files))
+        Self::start_with(Some(files), Launch::Plain)
     }
 
-    fn start_with(tls: Option<TlsFiles>) -> io::Result<Self> {
+    fn start_with(tls: Option<TlsFiles>, launch: Launch) -> io::Result<Self> {
         let binary = std::env::var_os(REDIS_SERVER_ENV)
             .map_or_else(|| PathBuf::from("redis-server"), PathBuf::from);
         let dir = temp_dir()?;
@@ -87,12 +125,25 @@ impl RedisServer {
                 }),
                 None => None,
             };
+            let role = match &launch {
+                Launch::Plain => Role::Plain,
+                Launch::ClusterNode => Role::ClusterNode {
+                    bus_port: free_port()?,
+                },
+                Launch::Replica { master_port } => Role::Replica {
+                    master_port: *master_port,
+                },
+                Launch::Sentinel { config } => Role::Sentinel {
+                    config: config.clone(),
+                },
+            };
             let mut server = RedisServer {
                 binary: binary.clone(),
                 port,
                 dir: dir.clone(),
                 child: None,
                 tls,
+                role,
             };
             match server.start_again() {
                 Ok(()) => return Ok(server),
@@ -115,27 +166,7 @@ impl RedisServer {
     /// skipped and returns `None`. With `TOWER_BEARER_REQUIRE_REDIS=1` a missing binary
     /// panics instead, so CI cannot skip silently. Any other failure to start panics.
     pub fn start_or_skip(test: &str) -> Option<Self> {
-        match Self::start() {
-            Ok(server) => Some(server),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                if std::env::var(REQUIRE_REDIS_ENV).is_ok_and(|v| v == "1") {
-                    panic!(
-                        "{test}: redis-server is not installed, and {REQUIRE_REDIS_ENV}=1 \
-                         requires it; install the redis-server package or set \
-                         {REDIS_SERVER_ENV} to its path"
-                    );
-                }
-                // Straight to stderr: the test harness captures print macros.
-                let _ = writeln!(
-                    io::stderr(),
-                    "SKIPPED {test}: redis-server is not installed (install the redis-server \
-                     package, or set {REDIS_SERVER_ENV}); set {REQUIRE_REDIS_ENV}=1 to fail \
-                     instead"
-                );
-                None
-            }
-            Err(error) => panic!("{test}: could not start redis-server: {error}"),
-        }
+        started_or_skipped(test, "redis-server", Self::start())
     }
 
     /// `redis://127.0.0.1:<port>`.
@@ -176,12 +207,39 @@ impl RedisServer {
             return Ok(());
         }
         let mut command = Command::new(&self.binary);
+        if let Role::Sentinel { config } = &self.role {
+            // The configuration file comes first; a Sentinel needs one it can rewrite.
+            let file = self.dir.join("sentinel.conf");
+            if !file.exists() {
+                std::fs::write(&file, config)?;
+            }
+            command.arg(&file).arg("--sentinel");
+        }
         command
             .arg("--port")
             .arg(self.port.to_string())
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(&self.dir);
+        match &self.role {
+            Role::Plain | Role::Sentinel { .. } => {}
+            Role::ClusterNode { bus_port } => {
+                command
+                    .args(["--cluster-enabled", "yes"])
+                    .args(["--cluster-config-file", "nodes.conf"])
+                    .arg("--cluster-port")
+                    .arg(bus_port.to_string())
+                    .args([
+                        "--cluster-node-timeout",
+                        &CLUSTER_NODE_TIMEOUT_MS.to_string(),
+                    ]);
+            }
+            Role::Replica { master_port } => {
+                command
+                    .args(["--replicaof", "127.0.0.1"])
+                    .arg(master_port.to_string());
+            }
+        }
         if let Some(tls) = &self.tls {
             command
                 .arg("--tls-port")
@@ -256,6 +314,50 @@ impl RedisServer {
     fn dir(&self) -> &Path {
         &self.dir
     }
+
+    /// A connection of the `redis` crate's own to this server, for the harness's queries
+    /// about topology (replies that [`command`](Self::command) does not parse).
+    fn admin(&self) -> io::Result<redis::Connection> {
+        let client = redis::Client::open(self.url()).map_err(io::Error::other)?;
+        let connection = client
+            .get_connection_with_timeout(Duration::from_secs(2))
+            .map_err(io::Error::other)?;
+        connection
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .map_err(io::Error::other)?;
+        Ok(connection)
+    }
+
+    fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> io::Result<T> {
+        command.query(&mut self.admin()?).map_err(io::Error::other)
+    }
+}
+
+/// Starts something with `start`, or, when `binary` is not installed, prints why `test` is
+/// skipped and returns `None`. With `TOWER_BEARER_REQUIRE_REDIS=1` a missing binary panics
+/// instead, so CI cannot skip silently. Any other failure to start panics.
+fn started_or_skipped<T>(test: &str, binary: &str, started: io::Result<T>) -> Option<T> {
+    match started {
+        Ok(started) => Some(started),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            if std::env::var(REQUIRE_REDIS_ENV).is_ok_and(|v| v == "1") {
+                panic!(
+                    "{test}: {binary} is not installed, and {REQUIRE_REDIS_ENV}=1 requires it; \
+                     install the redis-server and redis-tools packages or set \
+                     {REDIS_SERVER_ENV} and {REDIS_CLI_ENV} to their paths"
+                );
+            }
+            // Straight to stderr: the test harness captures print macros.
+            let _ = writeln!(
+                io::stderr(),
+                "SKIPPED {test}: {binary} is not installed (install the redis-server and \
+                 redis-tools packages, or set {REDIS_SERVER_ENV} and {REDIS_CLI_ENV}); set \
+                 {REQUIRE_REDIS_ENV}=1 to fail instead"
+            );
+            None
+        }
+        Err(error) => panic!("{test}: could not start {binary}: {error}"),
+    }
 }
 
 /// Whether `reply` holds one complete simple, integer, error or bulk-string reply.
@@ -287,6 +389,7 @@ impl fmt::Debug for RedisServer {
         f.debug_struct("RedisServer")
             .field("port", &self.port)
             .field("running", &self.is_running())
+            .field("role", &self.role)
             .finish()
     }
 }
@@ -318,4 +421,414 @@ fn ping(addr: SocketAddr) -> bool {
     }
     let mut reply = [0u8; 7];
     stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
+}
+
+/// A private Redis Cluster: six `redis-server` nodes on free loopback ports (three masters,
+/// each with one replica), each in its own temporary directory with its own `nodes.conf`;
+/// stopped when dropped.
+///
+/// ```no_run
+/// use tower_bearer_redis::testing::RedisCluster;
+///
+/// let Some(mut cluster) = RedisCluster::start_or_skip("my_test") else { return };
+/// let nodes = cluster.urls(); // give these to RedisStore::cluster_builder
+/// let took = cluster.fail_over("some-key").unwrap(); // kill its master, await the replica
+/// # let _ = (nodes, took);
+/// ```
+pub struct RedisCluster {
+    nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    const NODES: usize = 6;
+
+    /// Starts six nodes, joins them with `redis-cli --cluster create ... --cluster-replicas 1`
+    /// and waits until every node reports `cluster_state:ok`.
+    ///
+    /// Fails with [`io::ErrorKind::NotFound`] when `redis-server` or `redis-cli` is not
+    /// installed.
+    pub fn start() -> io::Result<Self> {
+        let nodes = (0..Self::NODES)
+            .map(|_| RedisServer::start_with(None, Launch::ClusterNode))
+            .collect::<io::Result<Vec<_>>>()?;
+        let cluster = RedisCluster { nodes };
+        let cli = std::env::var_os(REDIS_CLI_ENV)
+            .map_or_else(|| PathBuf::from("redis-cli"), PathBuf::from);
+        let mut create = Command::new(cli);
+        create.args(["--cluster", "create"]);
+        for node in &cluster.nodes {
+            create.arg(node.addr().to_string());
+        }
+        create.args(["--cluster-replicas", "1", "--cluster-yes"]);
+        run_bounded(&mut create, START_TIMEOUT * 3)?;
+        wait_until(&cluster, "every node reports cluster_state:ok", |cluster| {
+            cluster.state_ok()
+        })?;
+        Ok(cluster)
+    }
+
+    /// Starts a cluster, or skips `test` as [`RedisServer::start_or_skip`] does (and when
+    /// `redis-cli` is missing too).
+    pub fn start_or_skip(test: &str) -> Option<Self> {
+        started_or_skipped(test, "redis-server or redis-cli", Self::start())
+    }
+
+    /// The `redis://` URLs of the running nodes.
+    pub fn urls(&self) -> Vec<String> {
+        self.running().map(RedisServer::url).collect()
+    }
+
+    /// The hash slot of `key`, as the cluster computes it (`CLUSTER KEYSLOT`).
+    pub fn slot(&self, key: &str) -> io::Result<u16> {
+        self.any_node()?
+            .query(redis::cmd("CLUSTER").arg("KEYSLOT").arg(key))
+    }
+
+    /// The running master that serves `key`'s slot.
+    pub fn master_of(&self, key: &str) -> io::Result<&RedisServer> {
+        let slot = self.slot(key)?;
+        let port = self
+            .topology()?
+            .into_iter()
+            .find(|node| node.is_master && node.slots.iter().any(|r| r.contains(&slot)))
+            .map(|node| node.port)
+            .ok_or_else(|| io::Error::other(format!("no master serves slot {slot}")))?;
+        self.node_on(port)
+    }
+
+    /// Runs `words` on the master that serves `key`'s slot, as [`RedisServer::command`].
+    pub fn command_for(&self, key: &str, words: &[&[u8]]) -> io::Result<Vec<u8>> {
+        self.master_of(key)?.command(words)
+    }
+
+    /// Kills the master that serves `key`'s slot, once its replica holds the same value of
+    /// `key`, and waits until the replica has been promoted and every running node reports
+    /// `cluster_state:ok`. Returns the time from the kill to then.
+    pub fn fail_over(&mut self, key: &str) -> io::Result<Duration> {
+        let master_port = self.master_of(key)?.port;
+        let master_id = self
+            .topology()?
+            .into_iter()
+            .find(|node| node.port == master_port)
+            .map(|node| node.id)
+            .ok_or_else(|| io::Error::other("the master left the topology"))?;
+        let replica_port = self
+            .topology()?
+            .into_iter()
+            .find(|node| node.master_id.as_deref() == Some(master_id.as_str()))
+            .map(|node| node.port)
+            .ok_or_else(|| {
+                io::Error::other(format!("the master on {master_port} has no replica"))
+            })?;
+        let value: Option<Vec<u8>> = self
+            .node_on(master_port)?
+            .query(redis::cmd("GET").arg(key))?;
+        wait_until(self, "the replica holds the master's value", |cluster| {
+            let Ok(replica) = cluster.node_on(replica_port) else {
+                return false;
+            };
+            let mut replica = match replica.admin() {
+                Ok(connection) => connection,
+                Err(_) => return false,
+            };
+            // A replica answers reads only after READONLY; else it redirects to the master.
+            let copy: redis::RedisResult<Option<Vec<u8>>> = redis::cmd("READONLY")
+                .query::<()>(&mut replica)
+                .and_then(|()| redis::cmd("GET").arg(key).query(&mut replica));
+            copy.is_ok_and(|copy| copy == value)
+        })?;
+
+        let killed_at = Instant::now();
+        self.node_on_mut(master_port)?.stop();
+        wait_until(self, "the replica is promoted", |cluster| {
+            let promoted = cluster.topology().is_ok_and(|nodes| {
+                nodes.iter().any(|node| {
+                    node.port == replica_port && node.is_master && !node.slots.is_empty()
+                })
+            });
+            promoted && cluster.state_ok()
+        })?;
+        Ok(killed_at.elapsed())
+    }
+
+    fn running(&self) -> impl Iterator<Item = &RedisServer> {
+        self.nodes.iter().filter(|node| node.is_running())
+    }
+
+    fn any_node(&self) -> io::Result<&RedisServer> {
+        self.running()
+            .next()
+            .ok_or_else(|| io::Error::other("no cluster node is running"))
+    }
+
+    fn node_on(&self, port: u16) -> io::Result<&RedisServer> {
+        self.running()
+            .find(|node| node.port == port)
+            .ok_or_else(|| io::Error::other(format!("no running cluster node on port {port}")))
+    }
+
+    fn node_on_mut(&mut self, port: u16) -> io::Result<&mut RedisServer> {
+        self.nodes
+            .iter_mut()
+            .find(|node| node.port == port)
+            .ok_or_else(|| io::Error::other(format!("no cluster node on port {port}")))
+    }
+
+    fn state_ok(&self) -> bool {
+        self.running().all(|node| {
+            node.query::<String>(redis::cmd("CLUSTER").arg("INFO"))
+                .is_ok_and(|info| info.lines().any(|line| line.trim() == "cluster_state:ok"))
+        })
+    }
+
+    /// `CLUSTER NODES` as one running node sees it, without the failed nodes.
+    fn topology(&self) -> io::Result<Vec<ClusterNode>> {
+        let nodes: String = self.any_node()?.query(redis::cmd("CLUSTER").arg("NODES"))?;
+        Ok(nodes.lines().filter_map(ClusterNode::parse).collect())
+    }
+}
+
+impl fmt::Debug for RedisCluster {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisCluster")
+            .field("nodes", &self.nodes)
+            .finish()
+    }
+}
+
+/// One line of `CLUSTER NODES`: `<id> <ip:port@bus> <flags> <master> ... <slots>...`.
+struct ClusterNode {
+    id: String,
+    port: u16,
+    is_master: bool,
+    master_id: Option<String>,
+    slots: Vec<std::ops::RangeInclusive<u16>>,
+}
+
+impl ClusterNode {
+    fn parse(line: &str) -> Option<ClusterNode> {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (id, addr, flags, master) = (
+            fields.first()?,
+            fields.get(1)?,
+            fields.get(2)?,
+            fields.get(3)?,
+        );
+        if flags.contains("fail") || flags.contains("noaddr") {
+            return None;
+        }
+        let port = addr.split('@').next()?.rsplit(':').next()?.parse().ok()?;
+        let slots = fields
+            .iter()
+            .skip(8)
+            .filter_map(|range| {
+                let (start, end) = range.split_once('-').unwrap_or((range, range));
+                Some(start.parse().ok()?..=end.parse().ok()?)
+            })
+            .collect();
+        Some(ClusterNode {
+            id: (*id).to_owned(),
+            port,
+            is_master: flags.contains("master"),
+            master_id: (*master != "-").then(|| (*master).to_owned()),
+            slots,
+        })
+    }
+}
+
+/// A private Sentinel group: a master, a replica and one to three Sentinels on free
+/// loopback ports, with a short `down-after-milliseconds` (500) and `failover-timeout`
+/// (2 s) so a failover completes in a few seconds; stopped when dropped.
+///
+/// ```no_run
+/// use tower_bearer_redis::testing::RedisSentinel;
+///
+/// let Some(mut group) = RedisSentinel::start_or_skip("my_test", 3) else { return };
+/// let (sentinels, name) = (group.sentinel_urls(), group.master_name());
+/// let took = group.fail_over("some-key").unwrap(); // kill the master, await the replica
+/// # let _ = (sentinels, name, took);
+/// ```
+pub struct RedisSentinel {
+    master: RedisServer,
+    replica: RedisServer,
+    sentinels: Vec<RedisServer>,
+}
+
+impl RedisSentinel {
+    /// The name the Sentinels monitor the master under.
+    pub const MASTER_NAME: &'static str = "tower-bearer";
+
+    /// Starts a master, its replica and `sentinels` Sentinels (`redis-server --sentinel`;
+    /// 1 to 3, with a majority as quorum), and waits until every Sentinel knows the replica
+    /// and the other Sentinels.
+    ///
+    /// Fails with [`io::ErrorKind::NotFound`] when `redis-server` is not installed.
+    pub fn start(sentinels: usize) -> io::Result<Self> {
+        if !(1..=3).contains(&sentinels) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a RedisSentinel has 1 to 3 Sentinels",
+            ));
+        }
+        let master = RedisServer::start()?;
+        let replica = RedisServer::start_with(
+            None,
+            Launch::Replica {
+                master_port: master.port,
+            },
+        )?;
+        let quorum = sentinels / 2 + 1;
+        let name = Self::MASTER_NAME;
+        let config = format!(
+            "sentinel monitor {name} 127.0.0.1 {} {quorum}\n\
+             sentinel down-after-milliseconds {name} {SENTINEL_DOWN_AFTER_MS}\n\
+             sentinel failover-timeout {name} {SENTINEL_FAILOVER_TIMEOUT_MS}\n\
+             sentinel parallel-syncs {name} 1\n",
+            master.port
+        );
+        let sentinels = (0..sentinels)
+            .map(|_| {
+                RedisServer::start_with(
+                    None,
+                    Launch::Sentinel {
+                        config: config.clone(),
+                    },
+                )
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        let group = RedisSentinel {
+            master,
+            replica,
+            sentinels,
+        };
+        let others = (group.sentinels.len() - 1).to_string();
+        wait_until(
+            &group,
+            "every Sentinel knows the replica and the others",
+            |group| {
+                group.sentinels.iter().all(|sentinel| {
+                    let master: io::Result<std::collections::HashMap<String, String>> =
+                        sentinel.query(redis::cmd("SENTINEL").arg("MASTER").arg(name));
+                    master.is_ok_and(|master| {
+                        master.get("num-slaves").is_some_and(|n| n == "1")
+                            && master.get("num-other-sentinels") == Some(&others)
+                    })
+                })
+            },
+        )?;
+        Ok(group)
+    }
+
+    /// Starts a group, or skips `test` as [`RedisServer::start_or_skip`] does.
+    pub fn start_or_skip(test: &str, sentinels: usize) -> Option<Self> {
+        started_or_skipped(test, "redis-server", Self::start(sentinels))
+    }
+
+    /// The `redis://` URLs of the Sentinels.
+    pub fn sentinel_urls(&self) -> Vec<String> {
+        self.sentinels.iter().map(RedisServer::url).collect()
+    }
+
+    /// The master's name, [`MASTER_NAME`](Self::MASTER_NAME).
+    pub fn master_name(&self) -> &'static str {
+        Self::MASTER_NAME
+    }
+
+    /// The current master (after [`fail_over`](Self::fail_over), the promoted replica).
+    pub fn master(&self) -> &RedisServer {
+        &self.master
+    }
+
+    /// The replica (after [`fail_over`](Self::fail_over), the killed former master).
+    pub fn replica(&self) -> &RedisServer {
+        &self.replica
+    }
+
+    /// Kills the master, once the replica holds the same value of `key`, and waits until
+    /// every Sentinel names the replica as the master and the replica says it is one.
+    /// Returns the time from the kill to then. The killed master stays stopped.
+    pub fn fail_over(&mut self, key: &str) -> io::Result<Duration> {
+        let value: Option<Vec<u8>> = self.master.query(redis::cmd("GET").arg(key))?;
+        wait_until(self, "the replica holds the master's value", |group| {
+            group
+                .replica
+                .query::<Option<Vec<u8>>>(redis::cmd("GET").arg(key))
+                .is_ok_and(|copy| copy == value)
+        })?;
+        let killed_at = Instant::now();
+        self.master.stop();
+        let promoted = self.replica.port.to_string();
+        wait_until(self, "the Sentinels promote the replica", |group| {
+            let named = group.sentinels.iter().all(|sentinel| {
+                sentinel
+                    .query::<Vec<String>>(
+                        redis::cmd("SENTINEL")
+                            .arg("GET-MASTER-ADDR-BY-NAME")
+                            .arg(Self::MASTER_NAME),
+                    )
+                    .is_ok_and(|addr| addr.get(1) == Some(&promoted))
+            });
+            named
+                && group
+                    .replica
+                    .query::<String>(redis::cmd("INFO").arg("replication"))
+                    .is_ok_and(|info| info.lines().any(|line| line.trim() == "role:master"))
+        })?;
+        std::mem::swap(&mut self.master, &mut self.replica);
+        Ok(killed_at.elapsed())
+    }
+}
+
+impl fmt::Debug for RedisSentinel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisSentinel")
+            .field("master", &self.master)
+            .field("replica", &self.replica)
+            .field("sentinels", &self.sentinels)
+            .finish()
+    }
+}
+
+/// Polls `done` on `subject` until it holds, for at most [`FAILOVER_TIMEOUT`].
+fn wait_until<T>(subject: &T, what: &str, done: impl Fn(&T) -> bool) -> io::Result<()> {
+    let deadline = Instant::now() + FAILOVER_TIMEOUT;
+    while !done(subject) {
+        if Instant::now() >= deadline {
+            return Err(io::Error::other(format!("timed out waiting until {what}")));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// Runs `command` to its end, killing it after `limit`; an error unless it exits with 0.
+fn run_bounded(command: &mut Command, limit: Duration) -> io::Result<()> {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            if status.success() {
+                return Ok(());
+            }
+            let mut stderr = String::new();
+            if let Some(mut pipe) = child.stderr.take() {
+                let _ = pipe.read_to_string(&mut stderr);
+            }
+            return Err(io::Error::other(format!(
+                "{command:?} failed ({status}): {stderr}"
+            )));
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(io::Error::other(format!(
+                "{command:?} did not finish in {limit:?}"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -1,5 +1,8 @@
 //! The fleet: real OS processes sharing tokens through one real redis-server.
 //!
+//! The member process and the parent's helpers here serve the cluster and Sentinel tests
+//! too: a member connects to whatever [`FleetRedis`] its parent names.
+//!
 //! Each parent test starts a redis-server and the testkit's mock authorization server, then
 //! re-executes this test binary as member processes (`--exact fleet_member`), configured
 //! by environment variables. A member builds a cold `TokenCache` over
@@ -19,20 +22,75 @@ use tower_bearer::store::{StoreConfig, StoreKey, StoreSource};
 use tower_bearer::{CacheConfig, TokenCache};
 use tower_bearer_oauth2::ClientCredentials;
 use tower_bearer_redis::testing::RedisServer;
-use tower_bearer_redis::RedisStore;
+use tower_bearer_redis::{RedisStore, RedisStoreBuilder};
 use tower_bearer_testkit::{AuthServer, Fault};
 
 const ROLE_ENV: &str = "TOWER_BEARER_FLEET_MEMBER";
-const REDIS_URL_ENV: &str = "TOWER_BEARER_FLEET_REDIS_URL";
+const REDIS_ENV: &str = "TOWER_BEARER_FLEET_REDIS";
 const TOKEN_URL_ENV: &str = "TOWER_BEARER_FLEET_TOKEN_URL";
 const LEASE_MS_ENV: &str = "TOWER_BEARER_FLEET_LEASE_MS";
 
-const PROCESSES: usize = 8;
-const CALLERS: usize = 200;
-const SCOPE: &str = "fleet:read";
+pub(crate) const PROCESSES: usize = 8;
+pub(crate) const CALLERS: usize = 200;
+pub(crate) const SCOPE: &str = "fleet:read";
 const ENCRYPTION_KEY: [u8; 32] = [42; 32];
 /// Every wait in these tests is bounded by this, so a broken fleet fails instead of hanging.
 const HANG_GUARD: Duration = Duration::from_secs(90);
+
+/// The Redis a member connects to, handed to it in one environment variable.
+#[derive(Clone, Debug)]
+pub(crate) enum FleetRedis {
+    Single(String),
+    Cluster(Vec<String>),
+    Sentinel {
+        sentinels: Vec<String>,
+        master_name: String,
+    },
+}
+
+impl FleetRedis {
+    /// `single <url>`, `cluster <url>...` or `sentinel <master name> <url>...`.
+    fn encode(&self) -> String {
+        match self {
+            FleetRedis::Single(url) => format!("single {url}"),
+            FleetRedis::Cluster(nodes) => format!("cluster {}", nodes.join(" ")),
+            FleetRedis::Sentinel {
+                sentinels,
+                master_name,
+            } => format!("sentinel {master_name} {}", sentinels.join(" ")),
+        }
+    }
+
+    fn decode(text: &str) -> FleetRedis {
+        let mut words = text.split_whitespace().map(str::to_owned);
+        match words.next().as_deref() {
+            Some("single") => FleetRedis::Single(words.next().unwrap()),
+            Some("cluster") => FleetRedis::Cluster(words.collect()),
+            Some("sentinel") => FleetRedis::Sentinel {
+                master_name: words.next().unwrap(),
+                sentinels: words.collect(),
+            },
+            other => panic!("unknown topology {other:?}"),
+        }
+    }
+
+    pub(crate) fn builder(&self) -> RedisStoreBuilder {
+        match self {
+            FleetRedis::Single(url) => RedisStore::builder(url),
+            FleetRedis::Cluster(nodes) => RedisStore::cluster_builder(nodes),
+            FleetRedis::Sentinel {
+                sentinels,
+                master_name,
+            } => RedisStore::sentinel_builder(sentinels, master_name),
+        }
+    }
+}
+
+impl From<&RedisServer> for FleetRedis {
+    fn from(redis: &RedisServer) -> Self {
+        FleetRedis::Single(redis.url())
+    }
+}
 
 /// The fleet tests start many processes; one at a time keeps a small machine responsive.
 static ONE_FLEET_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -55,12 +113,13 @@ fn fleet_member() {
 }
 
 async fn member(role: &str) {
-    let redis_url = std::env::var(REDIS_URL_ENV).unwrap();
+    let redis = FleetRedis::decode(&std::env::var(REDIS_ENV).unwrap());
     let token_url = std::env::var(TOKEN_URL_ENV).unwrap();
     let lease = Duration::from_millis(std::env::var(LEASE_MS_ENV).unwrap().parse().unwrap());
 
     // The three lines a user adds: the store, the key, the StoreSource around the source.
-    let store = RedisStore::builder(&redis_url)
+    let store = redis
+        .builder()
         .encryption_key("fleet-1", ENCRYPTION_KEY)
         .reconnect_interval(Duration::from_millis(200))
         .build()
@@ -175,14 +234,20 @@ fn unix_ms() -> u64 {
 // The parent side.
 
 /// One member process; killed and reaped when dropped.
-struct Member {
+pub(crate) struct Member {
     child: Child,
     stdin: Option<ChildStdin>,
     lines: Receiver<String>,
 }
 
 impl Member {
-    fn spawn(role: &str, redis: &RedisServer, auth: &AuthServer, lease: Duration) -> Member {
+    /// `role` is `burst` (each caller asks once) or `continuous` (until [`stop`](Self::stop)).
+    pub(crate) fn spawn(
+        role: &str,
+        redis: impl Into<FleetRedis>,
+        auth: &AuthServer,
+        lease: Duration,
+    ) -> Member {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
@@ -192,7 +257,7 @@ impl Member {
                 "1",
             ])
             .env(ROLE_ENV, role)
-            .env(REDIS_URL_ENV, redis.url())
+            .env(REDIS_ENV, redis.into().encode())
             .env(TOKEN_URL_ENV, auth.token_url())
             .env(LEASE_MS_ENV, lease.as_millis().to_string())
             .stdin(Stdio::piped())
@@ -222,7 +287,7 @@ impl Member {
     }
 
     /// Waits for the line starting with `prefix`, skipping others.
-    fn expect(&self, prefix: &str) -> String {
+    pub(crate) fn expect(&self, prefix: &str) -> String {
         let deadline = Instant::now() + HANG_GUARD;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -235,7 +300,7 @@ impl Member {
     }
 
     /// Waits for the result line and the exit.
-    fn result(mut self) -> MemberResult {
+    pub(crate) fn result(mut self) -> MemberResult {
         let line = self.expect("RESULT");
         let fields: HashMap<&str, u64> = line
             .split_whitespace()
@@ -255,7 +320,7 @@ impl Member {
     }
 
     /// Closes stdin: a continuous member stops calling and reports.
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         self.stdin.take();
     }
 }
@@ -268,21 +333,21 @@ impl Drop for Member {
 }
 
 #[derive(Debug, Default, Clone, Copy)]
-struct MemberResult {
-    ok: u64,
-    failed: u64,
-    fetched: u64,
-    from_store: u64,
-    fallbacks: u64,
-    done_ms: u64,
+pub(crate) struct MemberResult {
+    pub(crate) ok: u64,
+    pub(crate) failed: u64,
+    pub(crate) fetched: u64,
+    pub(crate) from_store: u64,
+    pub(crate) fallbacks: u64,
+    pub(crate) done_ms: u64,
 }
 
-fn total(results: &[MemberResult], field: impl Fn(&MemberResult) -> u64) -> u64 {
+pub(crate) fn total(results: &[MemberResult], field: impl Fn(&MemberResult) -> u64) -> u64 {
     results.iter().map(field).sum()
 }
 
 /// A runtime of its own for the mock authorization server, so the test thread can block.
-fn auth_server(lifetime: Duration) -> (tokio::runtime::Runtime, AuthServer) {
+pub(crate) fn auth_server(lifetime: Duration) -> (tokio::runtime::Runtime, AuthServer) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -294,7 +359,7 @@ fn auth_server(lifetime: Duration) -> (tokio::runtime::Runtime, AuthServer) {
     (runtime, auth)
 }
 
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + HANG_GUARD;
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
@@ -302,7 +367,7 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn fleet_lock() -> std::sync::MutexGuard<'static, ()> {
+pub(crate) fn fleet_lock() -> std::sync::MutexGuard<'static, ()> {
     ONE_FLEET_AT_A_TIME
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -347,17 +412,20 @@ fn over_five_token_lifetimes_the_fleet_makes_at_most_six_token_requests() {
     let Some(redis) = RedisServer::start_or_skip("fleet_lifetimes") else {
         return;
     };
+    over_five_lifetimes("fleet lifetimes", &redis);
+}
+
+/// The run behind the test above, on any topology: `PROCESSES` continuous members, 2 s
+/// tokens, 5 lifetimes; asserts no failed call, no fallback and at most 6 token requests
+/// in the window. Returns the requests made to warm up and those in the window.
+pub(crate) fn over_five_lifetimes(label: &str, redis: impl Into<FleetRedis>) -> (u64, u64) {
+    let redis = redis.into();
     let _one = fleet_lock();
     let lifetime = Duration::from_secs(2);
     let (_runtime, auth) = auth_server(lifetime);
     let lease = Duration::from_secs(5);
 
-    let mut members: Vec<Member> = (0..PROCESSES)
-        .map(|_| Member::spawn("continuous", &redis, &auth, lease))
-        .collect();
-    for member in &members {
-        member.expect("WARM");
-    }
+    let mut members = warm_members(PROCESSES, &redis, &auth, lease);
     let at_start = auth.token_requests();
     std::thread::sleep(lifetime * 5);
     let in_window = auth.token_requests() - at_start;
@@ -367,7 +435,7 @@ fn over_five_token_lifetimes_the_fleet_makes_at_most_six_token_requests() {
     let results: Vec<MemberResult> = members.into_iter().map(Member::result).collect();
 
     println!(
-        "fleet lifetimes: {at_start} request(s) to warm up, then {in_window} in 5 lifetimes \
+        "{label}: {at_start} request(s) to warm up, then {in_window} in 5 lifetimes \
          of {lifetime:?}; {} calls, {} failed, {} fallbacks, {} from the store",
         total(&results, |r| r.ok),
         total(&results, |r| r.failed),
@@ -382,6 +450,107 @@ fn over_five_token_lifetimes_the_fleet_makes_at_most_six_token_requests() {
     assert!(
         in_window <= 6,
         "{in_window} token requests in 5 lifetimes, bound 6"
+    );
+    (at_start, in_window)
+}
+
+/// Starts `count` continuous members and waits until each has a token.
+fn warm_members(
+    count: usize,
+    redis: &FleetRedis,
+    auth: &AuthServer,
+    lease: Duration,
+) -> Vec<Member> {
+    let members: Vec<Member> = (0..count)
+        .map(|_| Member::spawn("continuous", redis.clone(), auth, lease))
+        .collect();
+    for member in &members {
+        member.expect("WARM");
+    }
+    members
+}
+
+/// A Redis deployment whose master can be killed and replaced by its replica.
+pub(crate) trait FailingOver {
+    /// What the serving master holds under `key` (the raw reply).
+    fn stored(&self, key: &str) -> Vec<u8>;
+    /// Kills the master holding `key` once its replica has it; returns when the replica
+    /// serves, with the time that took.
+    fn fail_over(&mut self, key: &str) -> Duration;
+}
+
+/// How many members run through a failover: the deployments start several servers, and
+/// the machine may have two cores.
+const FAILOVER_PROCESSES: usize = 4;
+
+/// Members run continuously with 6 s tokens. Right after a scheduled refresh stored a new
+/// token, the master holding it is killed; the replica is promoted within a few seconds,
+/// well before the next refresh (5.75 s after the last). Over the two lifetimes from the
+/// kill two refreshes are scheduled: asserted are no failed call, the token kept through
+/// the failover, new tokens stored on the promoted master, and at most one extra request.
+pub(crate) fn through_a_failover(label: &str, mut redis: impl FailingOver, topology: FleetRedis) {
+    let _one = fleet_lock();
+    let lifetime = Duration::from_secs(6);
+    let (_runtime, auth) = auth_server(lifetime);
+    let lease = Duration::from_secs(5);
+    let token_url = auth.token_url();
+    let store_key = StoreKey::builder(&token_url, AuthServer::DEFAULT_CLIENT_ID)
+        .scope(SCOPE)
+        .build();
+    let token_key = topology
+        .builder()
+        .store_in_clear()
+        .build()
+        .unwrap()
+        .token_key(&store_key);
+    let absent = b"$-1\r\n".to_vec();
+
+    let mut members = warm_members(FAILOVER_PROCESSES, &topology, &auth, lease);
+    let warm_requests = auth.token_requests();
+    wait_until("the first token is stored", || {
+        redis.stored(&token_key) != absent
+    });
+    let first = redis.stored(&token_key);
+    wait_until("a refresh stored the next token", || {
+        auth.token_requests() > warm_requests && redis.stored(&token_key) != first
+    });
+    // The other members take it within a few caller rounds (50 ms each); the kill is meant
+    // to fall between refreshes, not inside this one.
+    std::thread::sleep(Duration::from_secs(1));
+
+    let before = redis.stored(&token_key);
+    let requests_before = auth.token_requests();
+    let killed_at = Instant::now();
+    let failover = redis.fail_over(&token_key);
+    let after = redis.stored(&token_key);
+    std::thread::sleep((lifetime * 2).saturating_sub(killed_at.elapsed()));
+    let in_window = auth.token_requests() - requests_before;
+    let at_end = redis.stored(&token_key);
+    for member in &mut members {
+        member.stop();
+    }
+    let results: Vec<MemberResult> = members.into_iter().map(Member::result).collect();
+
+    println!(
+        "{label}: {FAILOVER_PROCESSES} processes x {CALLERS} callers, {lifetime:?} tokens; \
+         failover took {failover:?}; {in_window} token requests in the 2 lifetimes after the \
+         kill (2 scheduled, {} extra); {} calls, {} failed, {} fallbacks, {} from the store",
+        in_window.saturating_sub(2),
+        total(&results, |r| r.ok),
+        total(&results, |r| r.failed),
+        total(&results, |r| r.fallbacks),
+        total(&results, |r| r.from_store),
+    );
+    assert_eq!(total(&results, |r| r.failed), 0, "no call failed");
+    assert_eq!(after, before, "the promoted replica kept the token");
+    assert_ne!(
+        at_end, before,
+        "later tokens were stored on the promoted master"
+    );
+    assert!(in_window >= 1, "tokens were refreshed after the failover");
+    assert!(
+        in_window <= 3,
+        "{in_window} token requests in 2 lifetimes, 2 scheduled and at most 1 extra"
     );
 }
 

@@ -38,6 +38,55 @@ fn raw_get(redis: &RedisServer, name: &str) -> Vec<u8> {
     redis.command(&[b"GET", name.as_bytes()]).unwrap()
 }
 
+/// The store's operations on any topology, for the cluster and Sentinel tests: an
+/// encrypted round trip (the raw value, read with `raw_get`, hides the token), the lease
+/// taken once and released only by its holder, and the refresh token's compare-and-set.
+pub(crate) async fn exercise(
+    store: &RedisStore,
+    key: &StoreKey,
+    raw_get: impl Fn(&str) -> Vec<u8>,
+) {
+    assert!(store.get(key).await.unwrap().is_none());
+    store
+        .put(key, &token("topology-secret"), Duration::ZERO)
+        .await
+        .unwrap();
+    let back = store.get(key).await.unwrap().expect("a stored token");
+    assert_eq!(back.secret().expose_secret(), "topology-secret");
+    let raw = raw_get(&store.token_key(key));
+    assert!(raw.len() > 40, "a sealed value is stored");
+    assert!(!raw.windows(15).any(|w| w == b"topology-secret"));
+
+    let lease = Duration::from_secs(30);
+    assert!(store.try_lease(key, "holder-a", lease).await.unwrap());
+    assert!(!store.try_lease(key, "holder-b", lease).await.unwrap());
+    store.release(key, "holder-b").await.unwrap();
+    assert!(
+        !store.try_lease(key, "holder-b", lease).await.unwrap(),
+        "b cannot release a's lease"
+    );
+    store.release(key, "holder-a").await.unwrap();
+    assert!(store.try_lease(key, "holder-b", lease).await.unwrap());
+    store.release(key, "holder-b").await.unwrap();
+
+    assert!(store.refresh_token(key).await.unwrap().is_none());
+    let first = SecretString::from("refresh-1".to_owned());
+    let second = SecretString::from("refresh-2".to_owned());
+    assert!(store.replace_refresh_token(key, 0, &first).await.unwrap());
+    assert!(
+        !store.replace_refresh_token(key, 0, &second).await.unwrap(),
+        "stale generation"
+    );
+    assert!(store.replace_refresh_token(key, 1, &second).await.unwrap());
+    let stored = store
+        .refresh_token(key)
+        .await
+        .unwrap()
+        .expect("a refresh token");
+    assert_eq!(stored.refresh_token.expose_secret(), "refresh-2");
+    assert_eq!(stored.generation, 2);
+}
+
 #[tokio::test]
 async fn round_trip_keeps_secret_type_scope_and_expiry() {
     let Some(redis) = RedisServer::start_or_skip("round_trip") else {
@@ -275,7 +324,7 @@ async fn password_from_the_builder_authenticates() {
         .put(&key, &token("acl-secret"), Duration::ZERO)
         .await
         .unwrap();
-    assert!(store.token_key(&key).starts_with("myapp:token:"));
+    assert_eq!(store.token_key(&key), format!("myapp:{{{key}}}:token"));
     let in_url = format!("redis://app:s3cret@{}", redis.addr());
     let via_url = RedisStore::builder(&in_url)
         .key_prefix("myapp:")
