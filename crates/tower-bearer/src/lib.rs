@@ -51,6 +51,9 @@
 //!
 //! - `retry` (default): [`RetryOn401Layer`] and the replayable request body. Adds the
 //!   `http-body` dependency.
+//! - `metrics`: counters and a histogram through the [`metrics`](https://docs.rs/metrics)
+//!   facade (fetches by outcome, fetch latency, waits, invalidations, store fallbacks);
+//!   the fresh path records nothing. See [`TokenCache::health`] for a readiness signal.
 //! - `full`: everything.
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -59,6 +62,7 @@ pub mod auth;
 pub mod cache;
 mod challenge;
 mod error;
+mod metrics;
 #[cfg(feature = "retry")]
 pub mod retry;
 pub mod source;

@@ -71,9 +71,11 @@ use crate::sync::lock;
 use crate::{FetchError, Token, TokenSource};
 
 mod config;
+mod health;
 mod registry;
 
 pub use config::CacheConfig;
+pub use health::{CacheHealth, FailureKind, HealthState};
 
 type FetchResult = Option<Result<Token, FetchError>>;
 
@@ -300,6 +302,7 @@ impl TokenCache {
                 return Ok(entry.token.clone());
             }
             self.shared.waits.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::waited();
             match flight.in_flight.as_ref().filter(|f| f.is_running()) {
                 Some(in_flight) => in_flight.receiver.clone(),
                 None => {
@@ -331,6 +334,7 @@ impl TokenCache {
             Some(entry) if entry.token.same_as(rejected) => {
                 let invalidated = entry.phase.expire();
                 if invalidated {
+                    crate::metrics::invalidated("explicit");
                     tracing::debug!("cached token invalidated");
                 }
                 invalidated
@@ -349,6 +353,41 @@ impl TokenCache {
     pub fn cached(&self) -> Option<Token> {
         let entry = self.shared.current.load_full()?;
         entry.usable(Instant::now()).then(|| entry.token.clone())
+    }
+
+    /// The cache's state for a readiness probe or a dashboard: whether it holds a usable
+    /// token and for how long, and whether fetching is failing. See [`CacheHealth`].
+    ///
+    /// A cache that keeps a valid token while the authorization server is down is
+    /// [`Degraded`](HealthState::Degraded): callers notice nothing yet, operators should.
+    pub fn health(&self) -> CacheHealth {
+        let flight = self.shared.lock_flight();
+        let now = Instant::now();
+        let usable = self
+            .shared
+            .current
+            .load_full()
+            .filter(|entry| entry.usable(now));
+        let failure = flight.failure.as_ref();
+        let state = match (&usable, failure) {
+            (Some(_), None) => HealthState::Healthy,
+            (Some(_), Some(_)) => HealthState::Degraded,
+            (None, Some(_)) => HealthState::Failing,
+            (None, None) => HealthState::Starting,
+        };
+        CacheHealth {
+            state,
+            token_valid_for: usable
+                .as_ref()
+                .and_then(|entry| entry.expire_at)
+                .map(|at| at.saturating_duration_since(now)),
+            consecutive_failures: failure.map_or(0, |f| f.consecutive),
+            last_failure: failure.map(|f| FailureKind::of(&f.error)),
+            next_attempt_in: failure
+                .map(|f| f.retry_at.saturating_duration_since(now))
+                .filter(|wait| !wait.is_zero()),
+            fetching: flight.in_flight.as_ref().is_some_and(InFlight::is_running),
+        }
     }
 
     /// How many fetches were started and how many callers waited for one.
@@ -595,6 +634,7 @@ impl Shared {
             hold: self.config.backoff_after(streak),
         });
         entry.phase.expire();
+        crate::metrics::invalidated("rejected");
         tracing::debug!(
             rejected_in_a_row = streak,
             "the server rejected the cached token; invalidated it"
@@ -671,14 +711,25 @@ struct Fetch {
 
 impl Fetch {
     async fn run(mut self, source: Arc<dyn TokenSource>, timeout: Duration) {
-        let fetch = CatchPanic {
-            future: source.fetch(),
-        };
+        let span = tracing::debug_span!("token_fetch", outcome = tracing::field::Empty);
+        let started = Instant::now();
+        let fetch = tracing::Instrument::instrument(
+            CatchPanic {
+                future: source.fetch(),
+            },
+            span.clone(),
+        );
         let result = match tokio::time::timeout(timeout, fetch).await {
             Ok(Ok(result)) => result,
             Ok(Err(Panicked)) => Err(FetchError::source_panicked()),
             Err(_elapsed) => Err(FetchError::timed_out(timeout)),
         };
+        let outcome = match &result {
+            Ok(_) => "success",
+            Err(error) => FailureKind::of(error).as_str(),
+        };
+        span.record("outcome", outcome);
+        crate::metrics::fetched(outcome, started.elapsed());
         self.finish(result);
     }
 

@@ -276,6 +276,7 @@ impl<S: TokenSource> Inner<S> {
     async fn fallback(&self, error: &StoreError) -> Result<Token, FetchError> {
         self.warn(error);
         self.fallbacks.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::store_fell_back();
         self.source.fetch().await
     }
 

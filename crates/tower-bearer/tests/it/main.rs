@@ -4,6 +4,7 @@ mod auth;
 mod cache;
 mod e2e;
 mod faults;
+mod health;
 mod redirects;
 mod secrets;
 mod sources;
