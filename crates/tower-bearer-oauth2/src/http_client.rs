@@ -1,5 +1,7 @@
-//! The HTTP client a token source talks to its token endpoint through: any tower service,
+//! The HTTP client the sources talk to the authorization server through: any tower service,
 //! type-erased, or the default hyper-util client.
+
+use std::fmt;
 
 use bytes::{Buf, Bytes};
 use http::{Request, Response};
@@ -10,15 +12,127 @@ use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceExt};
 use tower_bearer::BoxError;
 
+use crate::BuildError;
+
 /// The response body every client is erased to.
 pub(crate) type ResponseBody = UnsyncBoxBody<Bytes, BoxError>;
 
 /// Any HTTP client, erased to one type so the token sources need no type parameter.
-pub(crate) type HttpClient =
+pub(crate) type ErasedClient =
     BoxCloneSyncService<Request<Full<Bytes>>, Response<ResponseBody>, BoxError>;
 
+/// The HTTP client an [`Endpoint`](crate::Endpoint) or a [`Discovery`](crate::Discovery)
+/// reaches the authorization server with. Clones share one connection pool, so give the
+/// same client to every endpoint on one server (and to its discovery).
+///
+/// Either the default client (the `hyper-client` feature) with its TLS settings, or your
+/// own tower service; there is no way to give TLS settings to a client that would ignore
+/// them.
+///
+/// ```
+/// use std::convert::Infallible;
+/// use bytes::Bytes;
+/// use http::{Request, Response};
+/// use http_body_util::Full;
+/// use tower_bearer::TokenSource;
+/// use tower_bearer_oauth2::{ClientAuth, ClientCredentials, Endpoint, HttpClient};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// // A fake authorization server that hands out the same token to everybody.
+/// let fake_server = tower::service_fn(|_request: Request<Full<Bytes>>| async {
+///     let body = r#"{"access_token":"abc","token_type":"Bearer","expires_in":60}"#;
+///     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(body.as_bytes()))))
+/// });
+/// let endpoint = Endpoint::builder("https://auth.example.com/token")
+///     .http_client(HttpClient::from_service(fake_server))
+///     .build()?;
+/// let source = ClientCredentials::builder(endpoint, ClientAuth::secret_basic("id", "secret")?)
+///     .build()?;
+/// let token = source.fetch().await?;
+/// assert_eq!(token.header_value(), "Bearer abc");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct HttpClient {
+    service: ErasedClient,
+    /// Whether the client may present a TLS client certificate: `None` for the user's own
+    /// client, which may, as far as this crate can know.
+    has_identity: Option<bool>,
+}
+
+impl HttpClient {
+    /// The default client: hyper-util's pooled client speaking HTTP/1.1 over rustls with the
+    /// `ring` provider and the Mozilla root certificates, presenting no client certificate.
+    #[cfg(feature = "hyper-client")]
+    pub fn new() -> Result<Self, BuildError> {
+        Self::with_tls(crate::ClientTls::new())
+    }
+
+    /// The default client with TLS settings: a client certificate to present (mutual TLS,
+    /// RFC 8705) and extra roots to trust (a private CA).
+    ///
+    /// Fails with [`BuildError::is_invalid_tls`] when the certificate and key do not belong
+    /// together.
+    #[cfg(feature = "hyper-client")]
+    pub fn with_tls(tls: crate::ClientTls) -> Result<Self, BuildError> {
+        Ok(HttpClient {
+            service: default_client(&tls)?,
+            has_identity: Some(tls.has_identity()),
+        })
+    }
+
+    /// Your own client: any tower service from `http::Request<Full<Bytes>>` to
+    /// `http::Response<B>`, such as hyper-util's client with your TLS settings or proxy, a
+    /// client with tracing or metrics layers, or a fake in tests. The request URI is
+    /// absolute. Do not add a retry layer that retries 4xx responses.
+    pub fn from_service<S, B>(service: S) -> Self
+    where
+        S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: Body + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        HttpClient {
+            service: erase(service),
+            has_identity: None,
+        }
+    }
+
+    /// The default client, or the error that says why there is none.
+    pub(crate) fn default_or_error() -> Result<Self, BuildError> {
+        #[cfg(feature = "hyper-client")]
+        return Self::new();
+        #[cfg(not(feature = "hyper-client"))]
+        return Err(BuildError::no_http_client());
+    }
+
+    /// Whether this client can present a TLS client certificate: the default client with an
+    /// identity, or the user's own client, whose TLS this crate cannot see.
+    pub(crate) fn may_present_certificate(&self) -> bool {
+        self.has_identity.unwrap_or(true)
+    }
+
+    pub(crate) fn service(&self) -> ErasedClient {
+        self.service.clone()
+    }
+}
+
+impl fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.has_identity {
+            None => "own",
+            Some(true) => "default, with a client certificate",
+            Some(false) => "default",
+        };
+        f.debug_tuple("HttpClient").field(&kind).finish()
+    }
+}
+
 /// Erases `client`: errors become [`BoxError`], bodies yield [`Bytes`].
-pub(crate) fn erase<S, B>(client: S) -> HttpClient
+fn erase<S, B>(client: S) -> ErasedClient
 where
     S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
     S::Future: Send + 'static,
@@ -50,7 +164,7 @@ where
 /// The provider is passed explicitly instead of relying on rustls' process-wide default, so
 /// this works whichever other rustls providers the application links.
 #[cfg(feature = "hyper-client")]
-pub(crate) fn default_client(tls: &crate::ClientTls) -> Result<HttpClient, crate::BuildError> {
+fn default_client(tls: &crate::ClientTls) -> Result<ErasedClient, BuildError> {
     use std::sync::Arc;
 
     use hyper_util::client::legacy::Client;
@@ -63,8 +177,8 @@ pub(crate) fn default_client(tls: &crate::ClientTls) -> Result<HttpClient, crate
     let (added, _ignored) = roots.add_parsable_certificates(tls.roots.iter().cloned());
     debug_assert_eq!(added, tls.roots.len());
     let setup_error = |error: rustls::Error| {
-        crate::BuildError::http_client(
-            "cannot set up TLS for the default HTTP client; pass your own with `http_client`"
+        BuildError::http_client(
+            "cannot set up TLS for the default HTTP client; pass your own with `HttpClient::from_service`"
                 .to_owned(),
             error,
         )
@@ -81,7 +195,7 @@ pub(crate) fn default_client(tls: &crate::ClientTls) -> Result<HttpClient, crate
             .with_client_auth_cert(identity.certificate_chain().to_vec(), identity.key())
             // rustls' error names the mismatch, never the key bytes.
             .map_err(|error| {
-                crate::BuildError::invalid_tls(
+                BuildError::invalid_tls(
                     "the TLS client certificate and private key cannot be used together; \
                      check that the key belongs to the first certificate"
                         .to_owned(),
