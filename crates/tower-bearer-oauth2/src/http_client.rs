@@ -57,9 +57,9 @@ pub(crate) type ErasedClient =
 #[derive(Clone)]
 pub struct HttpClient {
     service: ErasedClient,
-    /// Whether the client may present a TLS client certificate: `None` for the user's own
-    /// client, which may, as far as this crate can know.
-    has_identity: Option<bool>,
+    /// The default client's TLS settings; `None` for the user's own client.
+    #[cfg(feature = "hyper-client")]
+    tls: Option<crate::ClientTls>,
 }
 
 impl HttpClient {
@@ -79,7 +79,7 @@ impl HttpClient {
     pub fn with_tls(tls: crate::ClientTls) -> Result<Self, BuildError> {
         Ok(HttpClient {
             service: default_client(&tls)?,
-            has_identity: Some(tls.has_identity()),
+            tls: Some(tls),
         })
     }
 
@@ -97,7 +97,8 @@ impl HttpClient {
     {
         HttpClient {
             service: erase(service),
-            has_identity: None,
+            #[cfg(feature = "hyper-client")]
+            tls: None,
         }
     }
 
@@ -112,7 +113,10 @@ impl HttpClient {
     /// Whether this client can present a TLS client certificate: the default client with an
     /// identity, or the user's own client, whose TLS this crate cannot see.
     pub(crate) fn may_present_certificate(&self) -> bool {
-        self.has_identity.unwrap_or(true)
+        #[cfg(feature = "hyper-client")]
+        return self.tls.as_ref().is_none_or(crate::ClientTls::has_identity);
+        #[cfg(not(feature = "hyper-client"))]
+        return true;
     }
 
     pub(crate) fn service(&self) -> ErasedClient {
@@ -122,12 +126,13 @@ impl HttpClient {
 
 impl fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = match self.has_identity {
-            None => "own",
-            Some(true) => "default, with a client certificate",
-            Some(false) => "default",
+        let mut debug = f.debug_struct("HttpClient");
+        #[cfg(feature = "hyper-client")]
+        match &self.tls {
+            Some(tls) => debug.field("tls", tls),
+            None => debug.field("own", &true),
         };
-        f.debug_tuple("HttpClient").field(&kind).finish()
+        debug.finish_non_exhaustive()
     }
 }
 
