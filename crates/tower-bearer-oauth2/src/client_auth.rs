@@ -75,11 +75,11 @@ impl ClientAuth {
         client_id: impl Into<String>,
         client_secret: impl Into<SecretString>,
     ) -> Result<Self, BuildError> {
-        let (id, secret) = with_secret(client_id.into(), client_secret.into())?;
-        Ok(ClientAuth {
-            id,
-            credential: Credential::SecretBasic(secret),
-        })
+        Self::with_secret(
+            client_id.into(),
+            client_secret.into(),
+            Credential::SecretBasic,
+        )
     }
 
     /// `client_secret_post`: the client id and secret as `client_id` and `client_secret` in
@@ -91,10 +91,29 @@ impl ClientAuth {
         client_id: impl Into<String>,
         client_secret: impl Into<SecretString>,
     ) -> Result<Self, BuildError> {
-        let (id, secret) = with_secret(client_id.into(), client_secret.into())?;
+        Self::with_secret(
+            client_id.into(),
+            client_secret.into(),
+            Credential::SecretPost,
+        )
+    }
+
+    /// A client id and secret, neither empty, presented as `method` says.
+    fn with_secret(
+        id: String,
+        secret: SecretString,
+        method: fn(SecretString) -> Credential,
+    ) -> Result<Self, BuildError> {
+        let id = non_empty(id)?;
+        if secret.expose_secret().is_empty() {
+            return Err(BuildError::invalid_credentials(format!(
+                "the client secret of client `{id}` is empty; check where it is read from (an \
+                 unset environment variable?)"
+            )));
+        }
         Ok(ClientAuth {
             id,
-            credential: Credential::SecretPost(secret),
+            credential: method(secret),
         })
     }
 
@@ -252,18 +271,6 @@ fn non_empty(id: String) -> Result<String, BuildError> {
         ));
     }
     Ok(id)
-}
-
-/// A client id and secret, neither empty.
-fn with_secret(id: String, secret: SecretString) -> Result<(String, SecretString), BuildError> {
-    let id = non_empty(id)?;
-    if secret.expose_secret().is_empty() {
-        return Err(BuildError::invalid_credentials(format!(
-            "the client secret of client `{id}` is empty; check where it is read from (an \
-             unset environment variable?)"
-        )));
-    }
-    Ok((id, secret))
 }
 
 /// The client authentication method, named as in the OAuth dynamic client registration

@@ -181,6 +181,7 @@ impl fmt::Debug for Endpoint {
 }
 
 /// Configures an [`Endpoint`]; see [`Endpoint::builder`].
+#[derive(Debug)]
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct EndpointBuilder {
     token_url: String,
@@ -329,21 +330,6 @@ impl EndpointBuilder {
                 assertion_audience: self.assertion_audience,
             }),
         })
-    }
-}
-
-impl fmt::Debug for EndpointBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EndpointBuilder")
-            .field("token_url", &self.token_url)
-            .field("revocation_url", &self.revocation_url)
-            .field("mtls_aliases", &self.mtls_aliases)
-            .field("allow_insecure_http", &self.allow_insecure_http)
-            .field("http_client", &self.http)
-            .field("limits", &self.limits)
-            .field("retry", &self.retry)
-            .field("assertion_audience", &self.assertion_audience)
-            .finish()
     }
 }
 

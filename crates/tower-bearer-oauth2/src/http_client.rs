@@ -77,10 +77,9 @@ impl HttpClient {
     /// together.
     #[cfg(feature = "hyper-client")]
     pub fn with_tls(tls: crate::ClientTls) -> Result<Self, BuildError> {
-        Ok(HttpClient {
-            service: default_client(&tls)?,
-            tls: Some(tls),
-        })
+        let mut client = Self::from_service(default_client(&tls)?);
+        client.tls = Some(tls);
+        Ok(client)
     }
 
     /// Your own client: any tower service from `http::Request<Full<Bytes>>` to
@@ -95,8 +94,11 @@ impl HttpClient {
         B: Body + Send + 'static,
         B::Error: Into<BoxError>,
     {
+        let service = service
+            .map_err(Into::into)
+            .map_response(|response: Response<B>| response.map(erase_body));
         HttpClient {
-            service: erase(service),
+            service: BoxCloneSyncService::new(service),
             #[cfg(feature = "hyper-client")]
             tls: None,
         }
@@ -136,21 +138,7 @@ impl fmt::Debug for HttpClient {
     }
 }
 
-/// Erases `client`: errors become [`BoxError`], bodies yield [`Bytes`].
-fn erase<S, B>(client: S) -> ErasedClient
-where
-    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: Body + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    let client = client
-        .map_err(Into::into)
-        .map_response(|response: Response<B>| response.map(erase_body));
-    BoxCloneSyncService::new(client)
-}
-
+/// Erases a body: its errors become [`BoxError`], its data [`Bytes`].
 fn erase_body<B>(body: B) -> ResponseBody
 where
     B: Body + Send + 'static,
@@ -169,7 +157,7 @@ where
 /// The provider is passed explicitly instead of relying on rustls' process-wide default, so
 /// this works whichever other rustls providers the application links.
 #[cfg(feature = "hyper-client")]
-fn default_client(tls: &crate::ClientTls) -> Result<ErasedClient, BuildError> {
+fn default_client(tls: &crate::ClientTls) -> Result<DefaultClient, BuildError> {
     use std::sync::Arc;
 
     use hyper_util::client::legacy::Client;
@@ -213,9 +201,15 @@ fn default_client(tls: &crate::ClientTls) -> Result<ErasedClient, BuildError> {
         .https_or_http()
         .enable_http1()
         .build();
-    let client = Client::builder(TokioExecutor::new()).build::<_, Full<Bytes>>(connector);
-    Ok(erase(client))
+    Ok(Client::builder(TokioExecutor::new()).build::<_, Full<Bytes>>(connector))
 }
+
+/// The type of the default client.
+#[cfg(feature = "hyper-client")]
+type DefaultClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Full<Bytes>,
+>;
 
 #[cfg(test)]
 mod tests {
@@ -225,13 +219,14 @@ mod tests {
 
     #[tokio::test]
     async fn erased_client_passes_requests_and_bodies_through() {
-        let client = erase(tower::service_fn(
+        let client = HttpClient::from_service(tower::service_fn(
             |request: Request<Full<Bytes>>| async move {
                 let body = request.into_body().collect().await?.to_bytes();
                 Ok::<_, Infallible>(Response::new(Full::new(body)))
             },
         ));
         let response = client
+            .service()
             .oneshot(Request::new(Full::new(Bytes::from_static(b"echo"))))
             .await
             .unwrap();
@@ -242,6 +237,8 @@ mod tests {
     #[cfg(feature = "hyper-client")]
     #[test]
     fn default_client_builds() {
-        assert!(default_client(&crate::ClientTls::new()).is_ok());
+        let client = HttpClient::new().unwrap();
+        assert!(!client.may_present_certificate());
+        assert!(format!("{client:?}").contains("ClientTls"));
     }
 }
