@@ -34,7 +34,7 @@ use http::{Request, Uri};
 use http_body_util::{BodyExt, Full};
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_bearer::{BearerAuthLayer, RetryOn401Layer, TokenCache};
-use tower_bearer_oauth2::ClientCredentials;
+use tower_bearer_oauth2::{BuildError, ClientAuth, ClientCredentials, Endpoint, TokenParams};
 
 mod https_client;
 
@@ -119,23 +119,24 @@ impl Settings {
             })?;
         let requests = requests()?;
 
-        let mut source = ClientCredentials::builder(token_url, client_id, client_secret);
+        let mut params = TokenParams::new();
         if let Some(scope) = scope {
-            source = source.scope(scope);
+            params = params.scope(scope);
         }
         // Checks the token URL (https, or http to loopback), the id, secret and scope.
-        let source = source.build().map_err(|error| {
-            let variable = if error.is_invalid_url() || error.is_insecure_http() {
-                "TOKEN_URL"
-            } else if error.is_invalid_credentials() {
-                "CLIENT_ID or CLIENT_SECRET"
-            } else if error.is_invalid_parameter() {
-                "SCOPE"
-            } else {
-                "the client credentials settings"
-            };
-            SettingsError(format!("{variable}: {error}"))
-        })?;
+        let source =
+            build_source(token_url, client_id, client_secret, params).map_err(|error| {
+                let variable = if error.is_invalid_url() || error.is_insecure_http() {
+                    "TOKEN_URL"
+                } else if error.is_invalid_credentials() {
+                    "CLIENT_ID or CLIENT_SECRET"
+                } else if error.is_invalid_parameter() {
+                    "SCOPE"
+                } else {
+                    "the client credentials settings"
+                };
+                SettingsError(format!("{variable}: {error}"))
+            })?;
         Ok(Settings {
             source,
             api_url,
@@ -155,6 +156,21 @@ impl fmt::Display for SettingsError {
 }
 
 impl Error for SettingsError {}
+
+/// The source for the token endpoint at `token_url`, authenticating as `client_id` with
+/// `client_secret` (`client_secret_basic`) and asking for `params`; every part is checked.
+fn build_source(
+    token_url: String,
+    client_id: String,
+    client_secret: String,
+    params: TokenParams,
+) -> Result<ClientCredentials, BuildError> {
+    let endpoint = Endpoint::builder(token_url).build()?;
+    let client = ClientAuth::secret_basic(client_id, client_secret)?;
+    ClientCredentials::builder(endpoint, client)
+        .params(params)
+        .build()
+}
 
 /// A variable that must be set and not empty.
 fn required(name: &str, meaning: &str) -> Result<String, SettingsError> {

@@ -35,7 +35,7 @@ use tokio::time::Instant;
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_bearer::TokenCache;
 use tower_bearer::{BearerAuth, BearerAuthLayer, CacheConfig, RetryOn401, RetryOn401Layer};
-use tower_bearer_oauth2::ClientCredentials;
+use tower_bearer_oauth2::{ClientAuth, ClientCredentials, Endpoint};
 use tower_bearer_testkit::{ApiServer, AuthServer, Fault};
 
 type BoxError = Box<dyn Error + Send + Sync>;
@@ -105,12 +105,12 @@ impl Demo {
         let api = ApiServer::start(&auth).await?;
         let url = format!("{}/orders", api.url());
 
-        let source = ClientCredentials::builder(
-            auth.token_url(),
+        let endpoint = Endpoint::builder(auth.token_url()).build()?;
+        let client = ClientAuth::secret_basic(
             AuthServer::DEFAULT_CLIENT_ID,
             AuthServer::DEFAULT_CLIENT_SECRET,
-        )
-        .build()?;
+        )?;
+        let source = ClientCredentials::builder(endpoint, client).build()?;
         // No jitter, so the timeline below is exact.
         let config = CacheConfig::new()
             .expiry_skew(EXPIRY_SKEW)

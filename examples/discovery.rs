@@ -25,7 +25,7 @@ use std::error::Error;
 use std::process::ExitCode;
 
 use tower_bearer::TokenCache;
-use tower_bearer_oauth2::{ClientCredentials, Discovery};
+use tower_bearer_oauth2::{ClientCredentials, Discovery, HttpClient, TokenParams};
 use tower_bearer_testkit::AuthServer;
 
 mod report;
@@ -66,7 +66,12 @@ async fn main() -> ExitCode {
 }
 
 async fn run(issuer: &str, client_id: String, client_secret: String) -> Result<(), BoxError> {
-    let metadata = Discovery::new().fetch(issuer).await?;
+    // One HTTP client, so the metadata and the tokens come over one connection pool.
+    let http = HttpClient::new()?;
+    let metadata = Discovery::new()
+        .http_client(http.clone())
+        .fetch(issuer)
+        .await?;
     println!("issuer                  {}", metadata.issuer());
     println!("token endpoint          {}", metadata.token_endpoint());
     println!(
@@ -78,12 +83,19 @@ async fn run(issuer: &str, client_id: String, client_secret: String) -> Result<(
         metadata.token_endpoint_auth_methods_supported().join(", ")
     );
 
-    let mut builder = ClientCredentials::builder_from_metadata(&metadata, client_id, client_secret);
+    let endpoint = metadata.endpoint().http_client(http).build()?;
+    let client = metadata.client_secret_auth(client_id, client_secret)?;
+    let mut params = TokenParams::new();
     if let Ok(scope) = env::var("SCOPE") {
-        builder = builder.scope(scope);
+        params = params.scope(scope);
     }
-    let source = builder.build()?;
-    println!("chosen                  {}", source.client_auth().as_str());
+    let source = ClientCredentials::builder(endpoint, client)
+        .params(params)
+        .build()?;
+    println!(
+        "chosen                  {}",
+        source.client_auth().method().as_str()
+    );
 
     let cache = TokenCache::new(source);
     let token = cache.token().await?;

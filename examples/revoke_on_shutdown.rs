@@ -31,7 +31,7 @@ use http_body_util::{BodyExt, Full};
 use secrecy::ExposeSecret;
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_bearer::{BearerAuthLayer, RetryOn401Layer, TokenCache};
-use tower_bearer_oauth2::ClientCredentials;
+use tower_bearer_oauth2::{ClientAuth, ClientCredentials, Endpoint};
 use tower_bearer_testkit::{ApiServer, AuthServer};
 
 mod https_client;
@@ -125,10 +125,11 @@ async fn settings() -> Result<(ClientCredentials, Uri, Option<Mocks>), BoxError>
     if let Ok(token_url) = env::var("TOKEN_URL") {
         let need =
             |name: &str| env::var(name).map_err(|_| format!("with TOKEN_URL set, set {name} too"));
-        let source =
-            ClientCredentials::builder(token_url, need("CLIENT_ID")?, need("CLIENT_SECRET")?)
-                .revocation_url(need("REVOCATION_URL")?)
-                .build()?;
+        let endpoint = Endpoint::builder(token_url)
+            .revocation_url(need("REVOCATION_URL")?)
+            .build()?;
+        let client = ClientAuth::secret_basic(need("CLIENT_ID")?, need("CLIENT_SECRET")?)?;
+        let source = ClientCredentials::builder(endpoint, client).build()?;
         let api_url = need("API_URL")?.parse()?;
         return Ok((source, api_url, None));
     }
@@ -139,13 +140,14 @@ async fn settings() -> Result<(ClientCredentials, Uri, Option<Mocks>), BoxError>
         auth.url(),
         api.url()
     );
-    let source = ClientCredentials::builder(
-        auth.token_url(),
+    let endpoint = Endpoint::builder(auth.token_url())
+        .revocation_url(auth.revocation_url())
+        .build()?;
+    let client = ClientAuth::secret_basic(
         AuthServer::DEFAULT_CLIENT_ID,
         AuthServer::DEFAULT_CLIENT_SECRET,
-    )
-    .revocation_url(auth.revocation_url())
-    .build()?;
+    )?;
+    let source = ClientCredentials::builder(endpoint, client).build()?;
     let api_url = format!("{}/orders", api.url()).parse()?;
     Ok((source, api_url, Some(Mocks { auth, api })))
 }

@@ -21,7 +21,7 @@ use std::process::ExitCode;
 
 use tower_bearer::store::StoreSource;
 use tower_bearer::TokenCache;
-use tower_bearer_oauth2::ClientCredentials;
+use tower_bearer_oauth2::{ClientAuth, ClientCredentials, Endpoint, TokenParams};
 use tower_bearer_redis::testing::RedisServer;
 use tower_bearer_redis::RedisStore;
 use tower_bearer_testkit::AuthServer;
@@ -45,8 +45,10 @@ fn replica(
         AuthServer::DEFAULT_CLIENT_ID,
         AuthServer::DEFAULT_CLIENT_SECRET,
     );
-    let source = ClientCredentials::builder(token_url, client_id, client_secret)
-        .scope("orders:read")
+    let endpoint = Endpoint::builder(token_url).build()?;
+    let client = ClientAuth::secret_basic(client_id, client_secret)?;
+    let source = ClientCredentials::builder(endpoint, client)
+        .params(TokenParams::new().scope("orders:read"))
         .build()?;
 
     // The three lines that share the token across replicas:

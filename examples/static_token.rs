@@ -26,7 +26,7 @@ use http_body_util::Full;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_bearer::source::{EnvToken, StaticToken};
 use tower_bearer::{BearerAuthLayer, TokenCache, TokenSource};
-use tower_bearer_oauth2::ClientCredentials;
+use tower_bearer_oauth2::{ClientAuth, ClientCredentials, Endpoint};
 use tower_bearer_testkit::{ApiServer, AuthServer};
 
 mod https_client;
@@ -53,14 +53,15 @@ async fn run() -> Result<(), BoxError> {
             );
             let auth = AuthServer::start().await?;
             let api = ApiServer::start(&auth).await?;
-            let token = ClientCredentials::builder(
-                auth.token_url(),
+            let endpoint = Endpoint::builder(auth.token_url()).build()?;
+            let client = ClientAuth::secret_basic(
                 AuthServer::DEFAULT_CLIENT_ID,
                 AuthServer::DEFAULT_CLIENT_SECRET,
-            )
-            .build()?
-            .fetch()
-            .await?;
+            )?;
+            let token = ClientCredentials::builder(endpoint, client)
+                .build()?
+                .fetch()
+                .await?;
             let api_url = format!("{}/orders", api.url());
             let cache = TokenCache::new(StaticToken::from_token(token));
             (cache, api_url, Some((auth, api)))

@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 
 use tower_bearer::store::{StoreConfig, StoreKey, StoreSource};
 use tower_bearer::{CacheConfig, TokenCache, TokenSource};
-use tower_bearer_oauth2::ClientCredentials;
 use tower_bearer_redis::testing::RedisServer;
 use tower_bearer_redis::RedisStore;
 use tower_bearer_testkit::AuthServer;
@@ -185,18 +184,14 @@ fn member(redis_url: &str) -> Result<(), Error> {
     let tuned = std::env::var(SETTINGS_ENV).is_ok_and(|name| name == "tuned");
     runtime.block_on(async {
         let token_url = std::env::var("FLEET_BENCH_TOKEN_URL")?;
-        let (id, secret) = (
-            AuthServer::DEFAULT_CLIENT_ID,
-            AuthServer::DEFAULT_CLIENT_SECRET,
-        );
-        let source = ClientCredentials::builder(&token_url, id, secret).build()?;
+        let source = benches::default_client_source(&token_url)?;
         let source: Box<dyn TokenSource> = if redis_url == "none" {
             Box::new(source)
         } else {
             let store = RedisStore::builder(redis_url)
                 .encryption_key("bench", [9; 32])
                 .build()?;
-            let key = StoreKey::builder(&token_url, id).build();
+            let key = StoreKey::builder(&token_url, AuthServer::DEFAULT_CLIENT_ID).build();
             let config = if tuned {
                 StoreConfig::new().min_remaining(Duration::from_millis(100))
             } else {

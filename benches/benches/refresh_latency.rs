@@ -18,7 +18,6 @@ use hdrhistogram::Histogram;
 use http::Request;
 use tower::{Layer, Service, ServiceExt};
 use tower_bearer::{source, BearerAuthLayer, TokenCache, TokenSource};
-use tower_bearer_oauth2::ClientCredentials;
 use tower_bearer_testkit::{AuthServer, Fault};
 
 const LIFETIME: Duration = Duration::from_secs(2);
@@ -54,14 +53,7 @@ async fn run() -> Result<bool, Error> {
         .start()
         .await?;
     auth.fail_always(Fault::Delay(FETCH_TIME));
-    let oauth = Arc::new(
-        ClientCredentials::builder(
-            auth.token_url(),
-            AuthServer::DEFAULT_CLIENT_ID,
-            AuthServer::DEFAULT_CLIENT_SECRET,
-        )
-        .build()?,
-    );
+    let oauth = Arc::new(benches::default_client_source(&auth.token_url())?);
     // The source raises a flag while a fetch is in flight, so calls can be told apart.
     let refreshing = Arc::new(AtomicBool::new(false));
     let source = {

@@ -16,7 +16,6 @@ use hyper_util::rt::TokioExecutor;
 use tokio::task::JoinSet;
 use tower::{Layer, ServiceExt};
 use tower_bearer::{BearerAuthLayer, RetryOn401Layer, TokenCache};
-use tower_bearer_oauth2::ClientCredentials;
 use tower_bearer_testkit::{ApiServer, AuthServer, Fault};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -36,12 +35,7 @@ fn main() -> ExitCode {
 async fn run() -> Result<bool, Error> {
     let auth = AuthServer::start().await?;
     let api = ApiServer::start(&auth).await?;
-    let source = ClientCredentials::builder(
-        auth.token_url(),
-        AuthServer::DEFAULT_CLIENT_ID,
-        AuthServer::DEFAULT_CLIENT_SECRET,
-    )
-    .build()?;
+    let source = benches::default_client_source(&auth.token_url())?;
 
     // 1. A cold cache and 10,000 callers at once; the token endpoint takes 100 ms.
     auth.fail_next(1, Fault::Delay(Duration::from_millis(100)));

@@ -15,6 +15,8 @@ use http::header::{ACCEPT, AUTHORIZATION, USER_AGENT};
 use http::{HeaderValue, Request, Response};
 use tower::Service;
 use tower_bearer::{source, FetchError, Token, TokenCache};
+use tower_bearer_oauth2::{BuildError, ClientAuth, ClientCredentials, Endpoint};
+use tower_bearer_testkit::AuthServer;
 
 pub mod alloc;
 pub mod loopback;
@@ -194,4 +196,15 @@ impl<S: Service<Request<B>>, B, L: Slot> Service<Request<B>> for Naive<S, L> {
         }
         self.inner.call(request)
     }
+}
+
+/// A client credentials source for the mock authorization server's default client at
+/// `token_url`, with every setting at its default.
+pub fn default_client_source(token_url: &str) -> Result<ClientCredentials, BuildError> {
+    let endpoint = Endpoint::builder(token_url).build()?;
+    let client = ClientAuth::secret_basic(
+        AuthServer::DEFAULT_CLIENT_ID,
+        AuthServer::DEFAULT_CLIENT_SECRET,
+    )?;
+    ClientCredentials::builder(endpoint, client).build()
 }

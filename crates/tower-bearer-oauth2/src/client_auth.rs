@@ -1,4 +1,5 @@
-//! How the client proves who it is to the token endpoint (RFC 6749 section 2.3).
+//! Client authentication (RFC 6749 section 2.3): who the client is and how it proves it to
+//! the authorization server's endpoints.
 
 use std::fmt;
 
@@ -9,62 +10,310 @@ use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
 use crate::redact::Redactor;
+use crate::BuildError;
 
-/// The client authentication method, named as in the OAuth dynamic client registration
-/// metadata (RFC 7591 section 2, `token_endpoint_auth_method`).
+/// Who the client is and how it proves it to the authorization server (RFC 6749 section
+/// 2.3): a client id and a credential, made together so a client that cannot authenticate
+/// cannot be made. Give it to a grant's builder, such as
+/// [`ClientCredentials::builder`](crate::ClientCredentials::builder).
+///
+/// - [`secret_basic`](Self::secret_basic) and [`secret_post`](Self::secret_post): a
+///   client secret, in an HTTP Basic header (every server supports it) or in the body.
+/// - `private_key_jwt` (feature `private-key-jwt`): a short-lived JWT signed with the
+///   client's `PrivateKey` in each request (RFC 7523 section 2.2).
+/// - [`tls_client_auth`](Self::tls_client_auth) and
+///   [`self_signed_tls_client_auth`](Self::self_signed_tls_client_auth): the TLS client
+///   certificate the endpoint's [`HttpClient`](crate::HttpClient) presents (RFC 8705).
+/// - [`public`](Self::public): no authentication, for grants that carry their own proof.
+///
+/// The secret or key never appears in `Debug` output, errors or logs.
 ///
 /// ```
-/// use tower_bearer_oauth2::ClientAuth;
+/// use tower_bearer_oauth2::{AuthMethod, ClientAuth};
 ///
-/// assert_eq!(ClientAuth::default(), ClientAuth::ClientSecretBasic);
-/// assert_eq!(ClientAuth::ClientSecretPost.as_str(), "client_secret_post");
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let client = ClientAuth::secret_basic("billing-service", "s3cret")?;
+/// assert_eq!(client.client_id(), "billing-service");
+/// assert_eq!(client.method(), AuthMethod::ClientSecretBasic);
+/// assert!(!format!("{client:?}").contains("s3cret"));
+///
+/// // An empty secret (an unset environment variable?) is refused here, not at the server.
+/// assert!(ClientAuth::secret_basic("billing-service", "").unwrap_err().is_invalid_credentials());
+/// # Ok(())
+/// # }
 /// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ClientAuth {
-    /// HTTP Basic authentication with the client id and secret (RFC 6749 section 2.3.1).
-    ///
-    /// Each of the two is `application/x-www-form-urlencoded` before they are joined with
-    /// `:` and base64-encoded, as the RFC requires, so ids and secrets with `:`, `%`, `+`,
-    /// spaces or non-ASCII characters work with servers that follow it. Every server must
-    /// support this method, hence the default.
-    #[default]
-    ClientSecretBasic,
-    /// The client id and secret as `client_id` and `client_secret` in the request body
-    /// (RFC 6749 section 2.3.1). The RFC discourages it; use it when the server asks for it.
-    ClientSecretPost,
-    /// A JWT signed with the client's private key, sent as `client_assertion` (RFC 7523
-    /// section 2.2). Needs the `private-key-jwt` feature and a key: build the source with
-    /// `builder_with_private_key`.
-    PrivateKeyJwt,
-    /// No client authentication: a public client (RFC 6749 section 2.1), which sends only its
-    /// `client_id` (when it has one). For grants that carry their own proof, such as token
-    /// exchange (RFC 8693) and the JWT bearer grant (RFC 7523 section 3.1).
-    None,
-    /// Mutual TLS with a certificate from a PKI the server trusts (RFC 8705 section 2.1):
-    /// the request carries only `client_id`, and the server matches the TLS client
-    /// certificate to the subject it registered for the client. The transport must present
-    /// the certificate: build with `builder_with_tls_client_auth` and give the default
-    /// client a `ClientTls` with an identity, or pass an `http_client` whose TLS presents
-    /// it.
+#[derive(Clone)]
+pub struct ClientAuth {
+    id: String,
+    credential: Credential,
+}
+
+/// What proves the client's identity, one per method, so a secret comes only with a secret
+/// method and a key only with `private_key_jwt`.
+#[derive(Clone)]
+enum Credential {
+    SecretBasic(SecretString),
+    SecretPost(SecretString),
+    #[cfg(feature = "private-key-jwt")]
+    PrivateKeyJwt(crate::PrivateKey),
     TlsClientAuth,
-    /// Mutual TLS with a self-signed certificate the client registered with the server
-    /// (RFC 8705 section 2.2), for example in its JWKS; otherwise as
-    /// [`TlsClientAuth`](Self::TlsClientAuth).
     SelfSignedTlsClientAuth,
+    None,
 }
 
 impl ClientAuth {
+    /// `client_secret_basic`: HTTP Basic authentication with the client id and secret (RFC
+    /// 6749 section 2.3.1).
+    ///
+    /// Each of the two is `application/x-www-form-urlencoded` before they are joined with `:`
+    /// and base64-encoded, as the RFC requires, so ids and secrets with `:`, `%`, `+`,
+    /// spaces or non-ASCII characters work with servers that follow it. Every server must
+    /// support this method.
+    ///
+    /// Fails with [`BuildError::is_invalid_credentials`] when the id or the secret is empty.
+    pub fn secret_basic(
+        client_id: impl Into<String>,
+        client_secret: impl Into<SecretString>,
+    ) -> Result<Self, BuildError> {
+        Self::with_secret(
+            client_id.into(),
+            client_secret.into(),
+            Credential::SecretBasic,
+        )
+    }
+
+    /// `client_secret_post`: the client id and secret as `client_id` and `client_secret` in
+    /// the request body (RFC 6749 section 2.3.1). The RFC discourages it; use it when the
+    /// server asks for it.
+    ///
+    /// Fails with [`BuildError::is_invalid_credentials`] when the id or the secret is empty.
+    pub fn secret_post(
+        client_id: impl Into<String>,
+        client_secret: impl Into<SecretString>,
+    ) -> Result<Self, BuildError> {
+        Self::with_secret(
+            client_id.into(),
+            client_secret.into(),
+            Credential::SecretPost,
+        )
+    }
+
+    /// A client id and secret, neither empty, presented as `method` says.
+    fn with_secret(
+        id: String,
+        secret: SecretString,
+        method: fn(SecretString) -> Credential,
+    ) -> Result<Self, BuildError> {
+        let id = non_empty(id)?;
+        if secret.expose_secret().is_empty() {
+            return Err(BuildError::invalid_credentials(format!(
+                "the client secret of client `{id}` is empty; check where it is read from (an \
+                 unset environment variable?)"
+            )));
+        }
+        Ok(ClientAuth {
+            id,
+            credential: method(secret),
+        })
+    }
+
+    /// `private_key_jwt` (RFC 7523 section 2.2): each request carries a fresh assertion
+    /// signed with `key` (`iss` = `sub` = the client id, a random `jti`, one minute of
+    /// validity), whose `aud` is the token URL unless the endpoint's
+    /// [`assertion_audience`](crate::EndpointBuilder::assertion_audience) says otherwise.
+    ///
+    /// Fails with [`BuildError::is_invalid_credentials`] when the id is empty.
+    #[cfg(feature = "private-key-jwt")]
+    pub fn private_key_jwt(
+        client_id: impl Into<String>,
+        key: crate::PrivateKey,
+    ) -> Result<Self, BuildError> {
+        Ok(ClientAuth {
+            id: non_empty(client_id.into())?,
+            credential: Credential::PrivateKeyJwt(key),
+        })
+    }
+
+    /// `tls_client_auth` (RFC 8705 section 2.1): mutual TLS with a certificate from a PKI
+    /// the server trusts. The request carries only `client_id`, and the server matches the
+    /// TLS client certificate to the subject it registered for the client.
+    ///
+    /// The endpoint's [`HttpClient`](crate::HttpClient) presents the certificate: the
+    /// default one made [`with_tls`](crate::HttpClient::with_tls) and an identity, or your
+    /// own. A grant built with this and a default client without an identity fails with
+    /// [`BuildError::is_invalid_tls`]. With server metadata, the server's
+    /// `mtls_endpoint_aliases` are used (RFC 8705 section 5).
+    ///
+    /// Fails with [`BuildError::is_invalid_credentials`] when the id is empty.
+    pub fn tls_client_auth(client_id: impl Into<String>) -> Result<Self, BuildError> {
+        Ok(ClientAuth {
+            id: non_empty(client_id.into())?,
+            credential: Credential::TlsClientAuth,
+        })
+    }
+
+    /// `self_signed_tls_client_auth` (RFC 8705 section 2.2): mutual TLS with a self-signed
+    /// certificate the client registered with the server, for example in its JWKS;
+    /// otherwise as [`tls_client_auth`](Self::tls_client_auth).
+    ///
+    /// Fails with [`BuildError::is_invalid_credentials`] when the id is empty.
+    pub fn self_signed_tls_client_auth(client_id: impl Into<String>) -> Result<Self, BuildError> {
+        Ok(ClientAuth {
+            id: non_empty(client_id.into())?,
+            credential: Credential::SelfSignedTlsClientAuth,
+        })
+    }
+
+    /// No client authentication: a public client (RFC 6749 section 2.1), which sends only
+    /// its `client_id`, unless that is empty. For grants that carry their own proof, such as
+    /// token exchange (RFC 8693) with servers that trust the subject token alone.
+    pub fn public(client_id: impl Into<String>) -> Self {
+        ClientAuth {
+            id: client_id.into(),
+            credential: Credential::None,
+        }
+    }
+
+    /// The client id (empty for a public client given none).
+    pub fn client_id(&self) -> &str {
+        &self.id
+    }
+
+    /// The client authentication method.
+    pub fn method(&self) -> AuthMethod {
+        match self.credential {
+            Credential::SecretBasic(_) => AuthMethod::ClientSecretBasic,
+            Credential::SecretPost(_) => AuthMethod::ClientSecretPost,
+            #[cfg(feature = "private-key-jwt")]
+            Credential::PrivateKeyJwt(_) => AuthMethod::PrivateKeyJwt,
+            Credential::TlsClientAuth => AuthMethod::TlsClientAuth,
+            Credential::SelfSignedTlsClientAuth => AuthMethod::SelfSignedTlsClientAuth,
+            Credential::None => AuthMethod::None,
+        }
+    }
+
+    /// Adds the credentials to a request to one of the server's endpoints: the header value
+    /// to send, or the form fields appended to `form`. `assertion_audience` is the `aud` of
+    /// a client assertion (RFC 7523 section 3 lets it name the token endpoint, and servers
+    /// accept it at their other endpoints too). Each secret sent is added to `redactor`, so
+    /// an answer that echoes it can be cleaned.
+    pub(crate) fn apply(
+        &self,
+        form: &mut form_urlencoded::Serializer<'_, String>,
+        assertion_audience: &str,
+        redactor: &mut Redactor,
+    ) -> Result<Placement, tower_bearer::BoxError> {
+        match &self.credential {
+            Credential::SecretBasic(secret) => {
+                let secret = secret.expose_secret();
+                redactor.basic_credentials(&self.id, secret);
+                Ok(Placement::Header(basic_authorization(&self.id, secret)?))
+            }
+            Credential::SecretPost(secret) => {
+                redactor.secret(secret.expose_secret());
+                form.append_pair("client_id", &self.id);
+                form.append_pair("client_secret", secret.expose_secret());
+                Ok(Placement::Form)
+            }
+            #[cfg(feature = "private-key-jwt")]
+            Credential::PrivateKeyJwt(key) => {
+                let assertion = Zeroizing::new(key.assertion(&self.id, assertion_audience)?);
+                redactor.secret(&assertion);
+                form.append_pair("client_id", &self.id);
+                form.append_pair(
+                    "client_assertion_type",
+                    crate::private_key_jwt::ASSERTION_TYPE,
+                );
+                form.append_pair("client_assertion", &assertion);
+                Ok(Placement::Form)
+            }
+            Credential::None => {
+                if !self.id.is_empty() {
+                    form.append_pair("client_id", &self.id);
+                }
+                Ok(Placement::Form)
+            }
+            // RFC 8705 section 2: the certificate authenticates; the id names the client.
+            Credential::TlsClientAuth | Credential::SelfSignedTlsClientAuth => {
+                let _ = assertion_audience;
+                form.append_pair("client_id", &self.id);
+                Ok(Placement::Form)
+            }
+        }
+    }
+}
+
+impl fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut debug = f.debug_struct("ClientAuth");
+        debug
+            .field("client_id", &self.id)
+            .field("method", &self.method());
+        match &self.credential {
+            Credential::SecretBasic(_) | Credential::SecretPost(_) => {
+                debug.field("client_secret", &"[redacted]");
+            }
+            #[cfg(feature = "private-key-jwt")]
+            Credential::PrivateKeyJwt(key) => {
+                debug.field("key", key);
+            }
+            Credential::TlsClientAuth | Credential::SelfSignedTlsClientAuth | Credential::None => {}
+        }
+        debug.finish()
+    }
+}
+
+/// A client id that is not empty, for the methods that authenticate.
+fn non_empty(id: String) -> Result<String, BuildError> {
+    if id.is_empty() {
+        return Err(BuildError::invalid_credentials(
+            "the client id is empty; pass the id the authorization server registered".to_owned(),
+        ));
+    }
+    Ok(id)
+}
+
+/// The client authentication method, named as in the OAuth dynamic client registration
+/// metadata (RFC 7591 section 2, `token_endpoint_auth_method`): what
+/// [`ClientAuth::method`] says, and what
+/// [`AuthServerMetadata::preferred_client_auth`](crate::AuthServerMetadata::preferred_client_auth)
+/// picks.
+///
+/// ```
+/// use tower_bearer_oauth2::AuthMethod;
+///
+/// assert_eq!(AuthMethod::ClientSecretPost.as_str(), "client_secret_post");
+/// assert!(AuthMethod::TlsClientAuth.is_mutual_tls());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuthMethod {
+    /// `client_secret_basic`; see [`ClientAuth::secret_basic`].
+    ClientSecretBasic,
+    /// `client_secret_post`; see [`ClientAuth::secret_post`].
+    ClientSecretPost,
+    /// `private_key_jwt` (RFC 7523 section 2.2); see `ClientAuth::private_key_jwt`.
+    PrivateKeyJwt,
+    /// `none`: a public client; see [`ClientAuth::public`].
+    None,
+    /// `tls_client_auth` (RFC 8705 section 2.1); see [`ClientAuth::tls_client_auth`].
+    TlsClientAuth,
+    /// `self_signed_tls_client_auth` (RFC 8705 section 2.2); see
+    /// [`ClientAuth::self_signed_tls_client_auth`].
+    SelfSignedTlsClientAuth,
+}
+
+impl AuthMethod {
     /// The registered name: `client_secret_basic`, `client_secret_post`,
     /// `private_key_jwt`, `none`, `tls_client_auth` or `self_signed_tls_client_auth`.
     pub fn as_str(&self) -> &'static str {
         match self {
-            ClientAuth::ClientSecretBasic => "client_secret_basic",
-            ClientAuth::ClientSecretPost => "client_secret_post",
-            ClientAuth::PrivateKeyJwt => "private_key_jwt",
-            ClientAuth::None => "none",
-            ClientAuth::TlsClientAuth => "tls_client_auth",
-            ClientAuth::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
+            AuthMethod::None => "none",
+            AuthMethod::TlsClientAuth => "tls_client_auth",
+            AuthMethod::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
         }
     }
 
@@ -73,121 +322,23 @@ impl ClientAuth {
     pub fn is_mutual_tls(&self) -> bool {
         matches!(
             self,
-            ClientAuth::TlsClientAuth | ClientAuth::SelfSignedTlsClientAuth
+            AuthMethod::TlsClientAuth | AuthMethod::SelfSignedTlsClientAuth
         )
     }
 }
 
-impl fmt::Display for ClientAuth {
+impl fmt::Display for AuthMethod {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-/// A client id, its secret or private key, and how to present them.
-#[derive(Clone)]
-pub(crate) struct ClientSecret {
-    pub(crate) id: String,
-    /// Empty with `private_key_jwt` and mutual TLS.
-    pub(crate) secret: SecretString,
-    pub(crate) method: ClientAuth,
-    /// The signing key for `private_key_jwt`.
-    #[cfg(feature = "private-key-jwt")]
-    pub(crate) key: Option<crate::PrivateKey>,
-    /// The `aud` of client assertions; the token endpoint URL when `None`.
-    pub(crate) assertion_audience: Option<String>,
-}
-
-/// Where the credentials go in one token request.
-pub(crate) enum Credentials {
+/// Where the client's credentials go in one request.
+pub(crate) enum Placement {
     /// An `Authorization` header value, marked sensitive.
     Header(HeaderValue),
-    /// Form fields for the request body.
+    /// Form fields, already in the request body.
     Form,
-}
-
-impl ClientSecret {
-    /// Adds the credentials to a request to one of the server's endpoints: the header value
-    /// to send, or the form fields appended to `form`. `token_url` is the default audience
-    /// of a client assertion (RFC 7523 section 3 lets it name the token endpoint, and
-    /// servers accept it at their other endpoints too). Each secret sent is added to
-    /// `redactor`, so an answer that echoes it can be cleaned.
-    pub(crate) fn apply(
-        &self,
-        form: &mut form_urlencoded::Serializer<'_, String>,
-        token_url: &str,
-        redactor: &mut Redactor,
-    ) -> Result<Credentials, tower_bearer::BoxError> {
-        match self.method {
-            ClientAuth::ClientSecretBasic => {
-                let secret = self.secret.expose_secret();
-                redactor.basic_credentials(&self.id, secret);
-                Ok(Credentials::Header(basic_authorization(&self.id, secret)?))
-            }
-            ClientAuth::ClientSecretPost => {
-                redactor.secret(self.secret.expose_secret());
-                form.append_pair("client_id", &self.id);
-                form.append_pair("client_secret", self.secret.expose_secret());
-                Ok(Credentials::Form)
-            }
-            ClientAuth::PrivateKeyJwt => self.apply_assertion(form, token_url, redactor),
-            ClientAuth::None => {
-                if !self.id.is_empty() {
-                    form.append_pair("client_id", &self.id);
-                }
-                Ok(Credentials::Form)
-            }
-            // RFC 8705 section 2: the certificate authenticates; the id names the client.
-            ClientAuth::TlsClientAuth | ClientAuth::SelfSignedTlsClientAuth => {
-                form.append_pair("client_id", &self.id);
-                Ok(Credentials::Form)
-            }
-        }
-    }
-
-    #[cfg(feature = "private-key-jwt")]
-    fn apply_assertion(
-        &self,
-        form: &mut form_urlencoded::Serializer<'_, String>,
-        token_url: &str,
-        redactor: &mut Redactor,
-    ) -> Result<Credentials, tower_bearer::BoxError> {
-        let key = self
-            .key
-            .as_ref()
-            .ok_or("private_key_jwt without a private key")?;
-        let audience = self.assertion_audience.as_deref().unwrap_or(token_url);
-        let assertion = Zeroizing::new(key.assertion(&self.id, audience)?);
-        redactor.secret(&assertion);
-        form.append_pair("client_id", &self.id);
-        form.append_pair(
-            "client_assertion_type",
-            crate::private_key_jwt::ASSERTION_TYPE,
-        );
-        form.append_pair("client_assertion", &assertion);
-        Ok(Credentials::Form)
-    }
-
-    #[cfg(not(feature = "private-key-jwt"))]
-    fn apply_assertion(
-        &self,
-        _form: &mut form_urlencoded::Serializer<'_, String>,
-        _token_url: &str,
-        _redactor: &mut Redactor,
-    ) -> Result<Credentials, tower_bearer::BoxError> {
-        Err("private_key_jwt needs the `private-key-jwt` feature".into())
-    }
-}
-
-impl fmt::Debug for ClientSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientSecret")
-            .field("id", &self.id)
-            .field("secret", &"[redacted]")
-            .field("method", &self.method)
-            .field("assertion_audience", &self.assertion_audience)
-            .finish_non_exhaustive()
-    }
 }
 
 /// `Basic base64(urlencode(id) ":" urlencode(secret))`, per RFC 6749 section 2.3.1 and
@@ -214,15 +365,14 @@ pub(crate) fn basic_authorization(
 mod tests {
     use super::*;
 
-    fn client(id: &str, secret: &str, method: ClientAuth) -> ClientSecret {
-        ClientSecret {
-            id: id.into(),
-            secret: SecretString::from(secret),
-            method,
-            #[cfg(feature = "private-key-jwt")]
-            key: None,
-            assertion_audience: None,
-        }
+    const AUDIENCE: &str = "https://auth.example.com/token";
+
+    /// The form `client` adds to a request, when it adds no header.
+    fn form_of(client: &ClientAuth) -> String {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        let placement = client.apply(&mut form, AUDIENCE, &mut Redactor::default());
+        assert!(matches!(placement, Ok(Placement::Form)));
+        form.finish()
     }
 
     #[test]
@@ -245,53 +395,58 @@ mod tests {
 
     #[test]
     fn post_adds_form_fields() {
-        let client = client("my client:1", "p@ss:w%rd+ ü", ClientAuth::ClientSecretPost);
-        let mut form = form_urlencoded::Serializer::new(String::new());
-        assert!(matches!(
-            client.apply(
-                &mut form,
-                "https://auth.example.com/token",
-                &mut Redactor::default()
-            ),
-            Ok(Credentials::Form)
-        ));
+        let client = ClientAuth::secret_post("my client:1", "p@ss:w%rd+ ü").unwrap();
         assert_eq!(
-            form.finish(),
+            form_of(&client),
             "client_id=my+client%3A1&client_secret=p%40ss%3Aw%25rd%2B+%C3%BC"
         );
     }
 
     #[test]
     fn mutual_tls_sends_the_client_id_and_no_secret() {
-        for method in [
-            ClientAuth::TlsClientAuth,
-            ClientAuth::SelfSignedTlsClientAuth,
+        for client in [
+            ClientAuth::tls_client_auth("billing").unwrap(),
+            ClientAuth::self_signed_tls_client_auth("billing").unwrap(),
         ] {
-            let client = client("billing", "", method);
-            let mut form = form_urlencoded::Serializer::new(String::new());
-            assert!(matches!(
-                client.apply(
-                    &mut form,
-                    "https://auth.example.com/token",
-                    &mut Redactor::default()
-                ),
-                Ok(Credentials::Form)
-            ));
-            assert_eq!(form.finish(), "client_id=billing");
-            assert!(method.is_mutual_tls());
+            assert_eq!(form_of(&client), "client_id=billing");
+            assert!(client.method().is_mutual_tls());
         }
-        assert_eq!(ClientAuth::TlsClientAuth.as_str(), "tls_client_auth");
+        assert_eq!(AuthMethod::TlsClientAuth.as_str(), "tls_client_auth");
         assert_eq!(
-            ClientAuth::SelfSignedTlsClientAuth.to_string(),
+            AuthMethod::SelfSignedTlsClientAuth.to_string(),
             "self_signed_tls_client_auth"
         );
     }
 
     #[test]
+    fn a_public_client_sends_its_id_if_it_has_one() {
+        assert_eq!(form_of(&ClientAuth::public("app")), "client_id=app");
+        assert_eq!(form_of(&ClientAuth::public("")), "");
+        assert_eq!(ClientAuth::public("app").method(), AuthMethod::None);
+    }
+
+    #[test]
+    fn a_client_that_cannot_authenticate_cannot_be_made() {
+        assert!(ClientAuth::secret_basic("", "secret")
+            .unwrap_err()
+            .is_invalid_credentials());
+        let error = ClientAuth::secret_post("id", "").unwrap_err();
+        assert!(error.is_invalid_credentials());
+        assert!(error.to_string().contains("secret"), "{error}");
+        assert!(ClientAuth::tls_client_auth("")
+            .unwrap_err()
+            .is_invalid_credentials());
+        assert!(ClientAuth::self_signed_tls_client_auth("")
+            .unwrap_err()
+            .is_invalid_credentials());
+    }
+
+    #[test]
     fn debug_hides_the_secret() {
-        let client = client("client", "hunter2", ClientAuth::ClientSecretBasic);
+        let client = ClientAuth::secret_basic("client", "hunter2").unwrap();
         let printed = format!("{client:?}");
         assert!(!printed.contains("hunter2"), "{printed}");
         assert!(printed.contains("client"), "{printed}");
+        assert!(printed.contains("ClientSecretBasic"), "{printed}");
     }
 }

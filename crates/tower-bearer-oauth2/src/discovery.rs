@@ -5,19 +5,16 @@
 use std::fmt;
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::header::{ACCEPT, USER_AGENT};
-use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body::Body;
+use http::{HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use serde_json::{Map, Value};
-use tower::{Service, ServiceExt};
+use tower::ServiceExt;
 use tower_bearer::BoxError;
 
-use crate::http_client::{self, HttpClient};
 use crate::redact::{sanitize, Redactor};
-use crate::token_url::{TokenUrl, MAX_URL_CHARS};
-use crate::{settings, ClientAuth};
+use crate::server_url::{ServerUrl, MAX_URL_CHARS};
+use crate::{AuthMethod, BuildError, ClientAuth, Endpoint, EndpointBuilder, HttpClient};
 
 /// The RFC 8414 well-known path, inserted between the host and the issuer's path.
 const OAUTH_WELL_KNOWN: &str = "/.well-known/oauth-authorization-server";
@@ -40,18 +37,21 @@ const OPENID_WELL_KNOWN: &str = "/.well-known/openid-configuration";
 ///
 /// ```no_run
 /// use tower_bearer::TokenCache;
-/// use tower_bearer_oauth2::{ClientCredentials, Discovery};
+/// use tower_bearer_oauth2::{ClientCredentials, Discovery, HttpClient, TokenParams};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-/// let metadata = Discovery::new().fetch("https://auth.example.com").await?;
-/// let source = ClientCredentials::builder_from_metadata(
-///     &metadata,
-///     "my-service",
-///     std::env::var("CLIENT_SECRET")?,
-/// )
-/// .scope("orders:read")
-/// .build()?;
+/// // One HTTP client, so discovery and token requests share a connection pool.
+/// let http = HttpClient::new()?;
+/// let metadata = Discovery::new()
+///     .http_client(http.clone())
+///     .fetch("https://auth.example.com")
+///     .await?;
+/// let endpoint = metadata.endpoint().http_client(http).build()?;
+/// let client = metadata.client_secret_auth("my-service", std::env::var("CLIENT_SECRET")?)?;
+/// let source = ClientCredentials::builder(endpoint, client)
+///     .params(TokenParams::new().scope("orders:read"))
+///     .build()?;
 /// let cache = TokenCache::new(source);
 /// # let _ = cache;
 /// # Ok(())
@@ -64,13 +64,11 @@ pub struct Discovery {
     timeout: Duration,
     max_response_size: usize,
     allow_insecure_http: bool,
-    #[cfg(feature = "hyper-client")]
-    tls: crate::ClientTls,
 }
 
 impl Discovery {
     /// The default [`timeout`](Self::timeout) of each request: 30 seconds.
-    pub const DEFAULT_TIMEOUT: Duration = settings::DEFAULT_TIMEOUT;
+    pub const DEFAULT_TIMEOUT: Duration = Endpoint::DEFAULT_TIMEOUT;
     /// The default [`max_response_size`](Self::max_response_size): 256 KiB, as OpenID
     /// providers' documents list many algorithms and claims.
     pub const DEFAULT_MAX_RESPONSE_SIZE: usize = 256 * 1024;
@@ -82,32 +80,15 @@ impl Discovery {
             timeout: Self::DEFAULT_TIMEOUT,
             max_response_size: Self::DEFAULT_MAX_RESPONSE_SIZE,
             allow_insecure_http: false,
-            #[cfg(feature = "hyper-client")]
-            tls: crate::ClientTls::new(),
         }
     }
 
-    /// The TLS settings of the default HTTP client, for an issuer with a certificate from a
-    /// private CA or one that requires a client certificate on every connection; see
-    /// [`ClientTls`](crate::ClientTls). Ignored when an [`http_client`](Self::http_client)
-    /// is given.
-    #[cfg(feature = "hyper-client")]
-    pub fn tls(mut self, tls: crate::ClientTls) -> Self {
-        self.tls = tls;
-        self
-    }
-
-    /// The HTTP client to fetch the metadata with, instead of the default one; see
-    /// [`ClientCredentialsBuilder::http_client`](crate::ClientCredentialsBuilder::http_client).
-    pub fn http_client<S, B>(mut self, client: S) -> Self
-    where
-        S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<BoxError>,
-        B: Body + Send + 'static,
-        B::Error: Into<BoxError>,
-    {
-        self.http_client = Some(http_client::erase(client));
+    /// The HTTP client to fetch the metadata with (default: a new [`HttpClient::new`]): the
+    /// one the endpoint will use, to share its connection pool, or one made
+    /// [`with_tls`](HttpClient::with_tls) for an issuer with a certificate from a private CA
+    /// or one that requires a client certificate on every connection.
+    pub fn http_client(mut self, client: HttpClient) -> Self {
+        self.http_client = Some(client);
         self
     }
 
@@ -131,22 +112,12 @@ impl Discovery {
         self
     }
 
-    #[cfg(feature = "hyper-client")]
-    fn default_client(&self) -> Result<HttpClient, crate::BuildError> {
-        http_client::default_client(&self.tls)
-    }
-
-    #[cfg(not(feature = "hyper-client"))]
-    fn default_client(&self) -> Result<HttpClient, crate::BuildError> {
-        settings::default_http_client()
-    }
-
     /// Fetches and checks the metadata of `issuer`, an `https://` URL without query or
     /// fragment (RFC 8414 section 2), such as `https://auth.example.com` or
     /// `https://login.example.com/tenant-1`.
     pub async fn fetch(&self, issuer: &str) -> Result<AuthServerMetadata, DiscoveryError> {
         let issuer_url =
-            TokenUrl::parse(issuer, "issuer", self.allow_insecure_http).map_err(|error| {
+            ServerUrl::parse(issuer, "issuer", self.allow_insecure_http).map_err(|error| {
                 DiscoveryError::invalid_issuer(
                     "the issuer URL cannot be used for discovery".to_owned(),
                 )
@@ -162,7 +133,7 @@ impl Discovery {
         }
         let http = match &self.http_client {
             Some(client) => client.clone(),
-            None => self.default_client().map_err(|error| {
+            None => HttpClient::default_or_error().map_err(|error| {
                 DiscoveryError::new(
                     Kind::HttpClient,
                     "cannot set up the default HTTP client for discovery".to_owned(),
@@ -213,13 +184,14 @@ impl Discovery {
     /// Fetches one well-known document. `url` is made from a checked issuer URL, so it is
     /// printable, but it is capped like any other text in a message.
     async fn get(&self, http: &HttpClient, url: &str) -> Result<Fetched, DiscoveryError> {
+        let http = http.service();
         let request = Request::builder()
             .method(Method::GET)
             .uri(url)
             .header(ACCEPT, HeaderValue::from_static("application/json"))
             .header(
                 USER_AGENT,
-                HeaderValue::from_static(crate::endpoint::USER_AGENT_VALUE),
+                HeaderValue::from_static(crate::token_request::USER_AGENT_VALUE),
             )
             .body(Full::default())
             .map_err(|error| {
@@ -316,7 +288,7 @@ impl Default for Discovery {
 impl fmt::Debug for Discovery {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Discovery")
-            .field("http_client", &self.http_client.as_ref().map(|_| ".."))
+            .field("http_client", &self.http_client)
             .field("timeout", &self.timeout)
             .field("max_response_size", &self.max_response_size)
             .field("allow_insecure_http", &self.allow_insecure_http)
@@ -352,9 +324,9 @@ fn well_known_urls(issuer: &str) -> [String; 2] {
 
 /// An authorization server's metadata (RFC 8414 section 2), the parts this crate uses.
 ///
-/// From [`Discovery::fetch`]; pass it to
-/// [`ClientCredentials::builder_from_metadata`](crate::ClientCredentials::builder_from_metadata)
-/// or [`RefreshToken::builder_from_metadata`](crate::RefreshToken::builder_from_metadata).
+/// From [`Discovery::fetch`]. [`endpoint`](Self::endpoint) configures an [`Endpoint`] from
+/// it, and [`client_secret_auth`](Self::client_secret_auth) picks the client secret method
+/// the server accepts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct AuthServerMetadata {
@@ -407,7 +379,7 @@ impl AuthServerMetadata {
         let token_endpoint = string("token_endpoint")?
             .ok_or_else(|| invalid("`token_endpoint` is missing".into()))?;
         // RFC 8414 section 2: when omitted, the default is client_secret_basic.
-        let default_auth = || vec![ClientAuth::ClientSecretBasic.as_str().to_owned()];
+        let default_auth = || vec![AuthMethod::ClientSecretBasic.as_str().to_owned()];
         let token_auth = strings("token_endpoint_auth_methods_supported")?;
         // RFC 8705 section 5: endpoints to use instead of the plain ones with mutual TLS.
         let mtls_alias = |name: &str| -> Result<Option<String>, DiscoveryError> {
@@ -440,6 +412,36 @@ impl AuthServerMetadata {
             mtls_token_endpoint: mtls_alias("token_endpoint")?,
             mtls_revocation_endpoint: mtls_alias("revocation_endpoint")?,
         })
+    }
+
+    /// Starts configuring an [`Endpoint`] for this server: its token endpoint, its
+    /// revocation endpoint if it has one, and its `mtls_endpoint_aliases` (RFC 8705 section
+    /// 5), which replace those two for clients that authenticate with mutual TLS. A
+    /// revocation URL set on the builder afterwards is used as given.
+    pub fn endpoint(&self) -> EndpointBuilder {
+        let mut builder = Endpoint::builder(&self.token_endpoint)
+            .mtls_alias(Some(&self.token_endpoint), self.mtls_token_endpoint())
+            .mtls_alias(self.revocation_endpoint(), self.mtls_revocation_endpoint());
+        if let Some(url) = &self.revocation_endpoint {
+            builder = builder.revocation_url(url);
+        }
+        builder
+    }
+
+    /// The client authentication for `client_id` and `client_secret` with the method the
+    /// server accepts: [`ClientAuth::secret_basic`] when it lists `client_secret_basic`
+    /// (every server must support it, RFC 6749 section 2.3.1) or lists nothing, else
+    /// [`ClientAuth::secret_post`] when it lists `client_secret_post`, else
+    /// `client_secret_basic` all the same.
+    pub fn client_secret_auth(
+        &self,
+        client_id: impl Into<String>,
+        client_secret: impl Into<secrecy::SecretString>,
+    ) -> Result<ClientAuth, BuildError> {
+        match self.preferred_client_auth() {
+            Some(AuthMethod::ClientSecretPost) => ClientAuth::secret_post(client_id, client_secret),
+            _ => ClientAuth::secret_basic(client_id, client_secret),
+        }
     }
 
     /// The issuer, exactly as asked for and as the server names itself.
@@ -493,7 +495,7 @@ impl AuthServerMetadata {
     /// The token endpoint for clients that use mutual TLS, from `mtls_endpoint_aliases`
     /// (RFC 8705 section 5), if the server names one. The builders use it in place of
     /// [`token_endpoint`](Self::token_endpoint) when the client authentication is
-    /// [mutual TLS](ClientAuth::is_mutual_tls).
+    /// [mutual TLS](AuthMethod::is_mutual_tls).
     pub fn mtls_token_endpoint(&self) -> Option<&str> {
         self.mtls_token_endpoint.as_deref()
     }
@@ -507,13 +509,13 @@ impl AuthServerMetadata {
     /// The client secret method to use at the token endpoint: `client_secret_basic` when
     /// the server accepts it (every server must, per RFC 6749 section 2.3.1), else
     /// `client_secret_post` when it accepts that, else `None`.
-    pub fn preferred_client_auth(&self) -> Option<ClientAuth> {
-        let supports = |method: ClientAuth| {
+    pub fn preferred_client_auth(&self) -> Option<AuthMethod> {
+        let supports = |method: AuthMethod| {
             self.token_endpoint_auth_methods_supported
                 .iter()
                 .any(|name| name == method.as_str())
         };
-        [ClientAuth::ClientSecretBasic, ClientAuth::ClientSecretPost]
+        [AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost]
             .into_iter()
             .find(|method| supports(*method))
     }
@@ -600,6 +602,9 @@ mod tests {
     use std::convert::Infallible;
     use std::sync::{Arc, Mutex};
 
+    use bytes::Bytes;
+    use http::Response;
+
     use super::*;
 
     #[test]
@@ -646,7 +651,10 @@ mod tests {
                 Ok::<_, Infallible>(response)
             }
         });
-        (Discovery::new().http_client(service), seen)
+        (
+            Discovery::new().http_client(HttpClient::from_service(service)),
+            seen,
+        )
     }
 
     fn document(issuer: &str, extra: &str) -> String {
@@ -675,7 +683,7 @@ mod tests {
         assert_eq!(metadata.introspection_endpoint(), None);
         assert_eq!(
             metadata.preferred_client_auth(),
-            Some(ClientAuth::ClientSecretPost)
+            Some(AuthMethod::ClientSecretPost)
         );
         assert_eq!(
             metadata.revocation_endpoint_auth_methods_supported(),
@@ -683,6 +691,16 @@ mod tests {
         );
         assert_eq!(*seen.lock().unwrap(), [OAUTH_WELL_KNOWN]);
         assert_eq!(metadata.mtls_token_endpoint(), None);
+        let client = metadata.client_secret_auth("id", "secret").unwrap();
+        assert_eq!(client.method(), AuthMethod::ClientSecretPost);
+        let endpoint = metadata.endpoint().build().unwrap();
+        assert_eq!(
+            endpoint
+                .revocation_url()
+                .map(ToString::to_string)
+                .as_deref(),
+            Some("https://auth.example.com/revoke")
+        );
     }
 
     #[tokio::test]
@@ -725,7 +743,7 @@ mod tests {
         // Nothing said: client_secret_basic, as RFC 8414 has it.
         assert_eq!(
             metadata.preferred_client_auth(),
-            Some(ClientAuth::ClientSecretBasic)
+            Some(AuthMethod::ClientSecretBasic)
         );
         assert_eq!(
             *seen.lock().unwrap(),
@@ -873,9 +891,7 @@ mod tests {
             let body = serde_json::json!({"issuer": issuer, "token_endpoint": token_endpoint});
             let (discovery, _) = fake(vec![(OAUTH_WELL_KNOWN, 200, body.to_string())]);
             let metadata = discovery.fetch(issuer).await.unwrap();
-            let error = crate::ClientCredentials::builder_from_metadata(&metadata, "id", "secret")
-                .build()
-                .unwrap_err();
+            let error = metadata.endpoint().build().unwrap_err();
             assert!(
                 error.is_invalid_url() || error.is_insecure_http(),
                 "{error}"

@@ -1,38 +1,70 @@
-//! One token request, any grant: build the form, send it with the client's credentials,
-//! read the answer within the limits, retry what may be brief per the [`RetryPolicy`], and
-//! turn the outcome into a token or a [`FetchError`] that says what to do.
+//! Where and how the sources talk to an authorization server: its token and revocation
+//! URLs, the HTTP client, the limits of each request and the retry policy. One
+//! [`Endpoint`] serves every source on the same server.
 
-use std::error::Error as StdError;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
-use bytes::Bytes;
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
-use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Collected, Full, LengthLimitError, Limited};
-use tower::ServiceExt;
-use tower_bearer::{BoxError, FetchError, Token};
-use zeroize::Zeroizing;
+use http::Uri;
 
-use crate::client_auth::{ClientSecret, Credentials};
-use crate::error::is_transient_status;
-use crate::http_client::{HttpClient, ResponseBody};
-use crate::redact::Redactor;
-use crate::response::{self, InvalidResponse, TokenResponseRules};
-use crate::retry::{Decision, RetryReason};
-use crate::token_url::TokenUrl;
-use crate::{EndpointError, OAuthError, RetryPolicy};
+use crate::server_url::ServerUrl;
+use crate::{BuildError, HttpClient, RetryPolicy};
 
-/// The longest `Retry-After` honoured. A misconfigured proxy asking for a day must not stop
-/// token refresh for a day; the cache's own backoff still applies on top.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+/// An authorization server's token endpoint and how to talk to it: the token URL, the
+/// revocation URL, the [`HttpClient`], the timeout and size limit of each request, and the
+/// [`RetryPolicy`]. Every grant's builder takes one, with a [`ClientAuth`](crate::ClientAuth)
+/// that says who is asking.
+///
+/// `Endpoint` is cheap to clone: clones share the configuration and the HTTP client's
+/// connection pool, so sources on one server share one pool. Build it once per server,
+/// from the URLs or from the server's metadata
+/// ([`AuthServerMetadata::endpoint`](crate::AuthServerMetadata::endpoint)).
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use tower_bearer_oauth2::{ClientAuth, ClientCredentials, Endpoint, TokenParams};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// let endpoint = Endpoint::builder("https://auth.example.com/oauth2/token")
+///     .revocation_url("https://auth.example.com/oauth2/revoke")
+///     .timeout(Duration::from_secs(10))
+///     .build()?;
+/// let secret = std::env::var("CLIENT_SECRET")?;
+/// let orders = ClientCredentials::builder(
+///     endpoint.clone(),
+///     ClientAuth::secret_basic("my-service", secret.as_str())?,
+/// )
+/// .params(TokenParams::new().scope("orders:read"))
+/// .build()?;
+/// let invoices = ClientCredentials::builder(endpoint, ClientAuth::secret_basic("my-service", secret)?)
+///     .params(TokenParams::new().scope("invoices:read"))
+///     .build()?;
+/// # let _ = (orders, invoices);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Endpoint {
+    config: Arc<Config>,
+}
 
-pub(crate) const USER_AGENT_VALUE: &str =
-    concat!("tower-bearer-oauth2/", env!("CARGO_PKG_VERSION"));
+/// An [`Endpoint`]'s checked configuration.
+struct Config {
+    token_url: ServerUrl,
+    revocation_url: Option<ServerUrl>,
+    /// The metadata's `mtls_endpoint_aliases` (RFC 8705 section 5) that apply: checked when
+    /// a client that uses mutual TLS is combined with the endpoint.
+    mtls_aliases: MtlsAliases,
+    allow_insecure_http: bool,
+    http: HttpClient,
+    limits: Limits,
+    /// `None`: each grant's own default.
+    retry: Option<RetryPolicy>,
+    assertion_audience: Option<String>,
+}
 
-/// Limits and defaults of a token request.
+/// Limits and defaults of a request.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Limits {
     pub(crate) timeout: Duration,
@@ -40,558 +72,339 @@ pub(crate) struct Limits {
     pub(crate) default_lifetime: Duration,
 }
 
-/// A token endpoint and the client credentials to present there.
-#[derive(Clone)]
-pub(crate) struct TokenEndpoint {
-    pub(crate) url: TokenUrl,
-    /// The revocation endpoint (RFC 7009), when configured.
-    pub(crate) revocation_url: Option<TokenUrl>,
-    pub(crate) client: ClientSecret,
-    pub(crate) http: HttpClient,
-    pub(crate) limits: Limits,
-    pub(crate) retry: RetryPolicy,
+/// The metadata's `mtls_endpoint_aliases` (RFC 8705 section 5).
+#[derive(Clone, Debug, Default)]
+struct MtlsAliases {
+    token: Option<String>,
+    revocation: Option<String>,
 }
 
-/// What to ask the token endpoint for.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Grant<'a> {
-    pub(crate) grant_type: &'a str,
-    /// Credentials the grant presents, such as `("refresh_token", value)`; sent right after
-    /// `grant_type`, never logged, and redacted should the server echo them in an error.
-    pub(crate) credentials: &'a [(&'a str, &'a str)],
-    pub(crate) scope: Option<&'a str>,
-    pub(crate) params: &'a [(String, String)],
-    /// The rules a success response must follow.
-    pub(crate) response: TokenResponseRules,
-}
+impl Endpoint {
+    /// The default [`timeout`](EndpointBuilder::timeout): 30 seconds.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A response, read in full within the size limit.
-pub(crate) struct RawResponse {
-    pub(crate) status: StatusCode,
-    pub(crate) headers: HeaderMap,
-    /// Zeroized on drop: on success it holds the access token (best effort; the transport
-    /// may have kept copies in its own buffers).
-    pub(crate) body: Zeroizing<Vec<u8>>,
-    /// The secrets the request sent, to remove from the server's texts.
-    pub(crate) redactor: Redactor,
-}
+    /// The default [`max_response_size`](EndpointBuilder::max_response_size): 64 KiB, far
+    /// above any real token response (large JWTs are a few KiB) and small enough that a
+    /// wrong URL serving a big page costs little.
+    pub const DEFAULT_MAX_RESPONSE_SIZE: usize = 64 * 1024;
 
-/// A failed attempt, and whether repeating it may help.
-pub(crate) struct Failure {
-    pub(crate) error: FetchError,
-    /// `None` when another attempt would fail the same way.
-    pub(crate) retry: Option<RetryReason>,
-}
+    /// The default [`default_lifetime`](EndpointBuilder::default_lifetime): 5 minutes.
+    pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(5 * 60);
 
-impl Failure {
-    pub(crate) fn last(error: FetchError) -> Self {
-        Failure { error, retry: None }
-    }
-
-    pub(crate) fn retryable(error: FetchError, reason: RetryReason) -> Self {
-        Failure {
-            error,
-            retry: Some(reason),
-        }
-    }
-}
-
-impl TokenEndpoint {
-    /// Asks for a token: one HTTP request, repeated per the [`RetryPolicy`] while the
-    /// failure may be brief. Returns the last attempt's error.
-    pub(crate) async fn request(&self, grant: Grant<'_>) -> Result<Token, FetchError> {
-        tracing::debug!(
-            token_url = %self.url,
-            client_id = %self.client.id,
-            grant_type = grant.grant_type,
-            scope = grant.scope,
-            "requesting a token"
-        );
-        let (token, attempt) = self
-            .with_retries(self.target(), || self.exchange(grant))
-            .await?;
-        tracing::debug!(
-            token_type = %token.token_type(),
-            expires_at = ?token.expires_at(),
-            attempt,
-            "token endpoint issued a token"
-        );
-        Ok(token)
-    }
-
-    /// Runs `attempt` until it succeeds, fails for good, or the [`RetryPolicy`] says stop.
-    /// Returns the value and the number of the attempt that produced it.
-    pub(crate) async fn with_retries<T, F, Fut>(
-        &self,
-        target: Target<'_>,
-        mut attempt_once: F,
-    ) -> Result<(T, u32), FetchError>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, Failure>>,
-    {
-        let max_attempts = self.retry.attempts().max(1);
-        let mut attempt = 1;
-        loop {
-            let failure = match attempt_once().await {
-                Ok(value) => return Ok((value, attempt)),
-                Err(failure) => failure,
-            };
-            let Some(reason) = failure.retry else {
-                tracing::debug!(error = %failure.error, attempt, "{} request failed", target.name);
-                return Err(failure.error);
-            };
-            match self
-                .retry
-                .decide(attempt, reason, failure.error.retry_after())
-            {
-                Decision::Retry(wait) => {
-                    tracing::warn!(
-                        url = %target.url,
-                        attempt,
-                        max_attempts,
-                        reason = %reason,
-                        retry_in_ms = wait.as_millis() as u64,
-                        error = %failure.error,
-                        "{} request failed, retrying",
-                        target.name
-                    );
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
-                Decision::GiveUp(why) => {
-                    let retry_after = failure.error.retry_after();
-                    tracing::debug!(
-                        attempt,
-                        reason = %reason,
-                        retry_after_ms = retry_after.map(|wait| wait.as_millis() as u64),
-                        not_retried_because = %why,
-                        error = %failure.error,
-                        "{} request failed",
-                        target.name
-                    );
-                    return Err(failure.error);
-                }
-            }
+    /// Starts configuring the token endpoint at `token_url`. Nothing is checked until
+    /// [`build`](EndpointBuilder::build).
+    pub fn builder(token_url: impl Into<String>) -> EndpointBuilder {
+        EndpointBuilder {
+            token_url: token_url.into(),
+            revocation_url: None,
+            mtls_aliases: Vec::new(),
+            allow_insecure_http: false,
+            http: None,
+            limits: Limits {
+                timeout: Self::DEFAULT_TIMEOUT,
+                max_response_size: Self::DEFAULT_MAX_RESPONSE_SIZE,
+                default_lifetime: Self::DEFAULT_LIFETIME,
+            },
+            retry: None,
+            assertion_audience: None,
         }
     }
 
-    /// The token endpoint, for messages.
-    pub(crate) fn target(&self) -> Target<'_> {
-        Target {
-            name: "token",
-            url: &self.url,
-        }
+    /// The token endpoint URL.
+    pub fn token_url(&self) -> &Uri {
+        self.config.token_url.uri()
     }
 
-    /// One attempt: one HTTP request within the timeout, and its answer.
-    async fn exchange(&self, grant: Grant<'_>) -> Result<Token, Failure> {
-        let mut form: Vec<(&str, &str)> = vec![("grant_type", grant.grant_type)];
-        form.extend(grant.credentials.iter().copied());
-        if let Some(scope) = grant.scope {
-            form.push(("scope", scope));
-        }
-        form.extend(
-            grant
-                .params
-                .iter()
-                .map(|(name, value)| (name.as_str(), value.as_str())),
-        );
-        let secrets: Vec<&str> = grant.credentials.iter().map(|(_, value)| *value).collect();
-        let response = self.post_form(self.target(), &form, &secrets).await?;
-        self.interpret(grant, response)
+    /// The revocation endpoint URL, if one is configured.
+    pub fn revocation_url(&self) -> Option<&Uri> {
+        self.config.revocation_url.as_ref().map(ServerUrl::uri)
     }
 
-    /// Sends one form POST with the client's credentials to `target` within the timeout,
-    /// and reads the answer within the size limit. `secrets` are the values in `form` that
-    /// must never be printed; the answer carries them, with the client's, as its
-    /// [`Redactor`].
-    pub(crate) async fn post_form(
-        &self,
-        target: Target<'_>,
-        form: &[(&str, &str)],
-        secrets: &[&str],
-    ) -> Result<RawResponse, Failure> {
-        let mut redactor = Redactor::default();
-        for secret in secrets {
-            redactor.secret(secret);
-        }
-        let request = self
-            .build_request(target, form, &mut redactor)
-            .map_err(Failure::last)?;
-        tokio::time::timeout(self.limits.timeout, self.send(target, request, redactor))
-            .await
-            .map_err(|_| Failure::retryable(self.timeout_error(target), RetryReason::Timeout))?
+    pub(crate) fn http(&self) -> &HttpClient {
+        &self.config.http
     }
 
-    fn build_request(
-        &self,
-        target: Target<'_>,
-        fields: &[(&str, &str)],
-        redactor: &mut Redactor,
-    ) -> Result<Request<Full<Bytes>>, FetchError> {
-        let mut form = form_urlencoded::Serializer::new(String::new());
-        for (name, value) in fields {
-            form.append_pair(name, value);
-        }
-        let credentials = self
-            .client
-            .apply(&mut form, &self.url.to_string(), redactor)
-            .map_err(|error| build_error(target, error))?;
-        // With client_secret_post the body holds the secret.
-        let body = Zeroizing::new(form.finish());
-
-        let mut request = Request::builder()
-            .method(Method::POST)
-            .uri(target.url.uri().clone())
-            .header(
-                CONTENT_TYPE,
-                HeaderValue::from_static("application/x-www-form-urlencoded"),
-            )
-            .header(ACCEPT, HeaderValue::from_static("application/json"))
-            .header(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
-        if let Credentials::Header(value) = credentials {
-            request = request.header(AUTHORIZATION, value);
-        }
-        request
-            .body(Full::new(Bytes::copy_from_slice(body.as_bytes())))
-            .map_err(|error| build_error(target, error))
+    pub(crate) fn limits(&self) -> Limits {
+        self.config.limits
     }
 
-    async fn send(
-        &self,
-        target: Target<'_>,
-        request: Request<Full<Bytes>>,
-        redactor: Redactor,
-    ) -> Result<RawResponse, Failure> {
-        let response = self.http.clone().oneshot(request).await.map_err(|error| {
-            let reason = if is_connect_error(&*error) {
-                RetryReason::Connect
-            } else {
-                RetryReason::Transport
-            };
-            Failure::retryable(transport_error(target, error), reason)
-        })?;
-        let (parts, body) = response.into_parts();
-        let collected = read_limited(body, self.limits.max_response_size)
-            .await
-            .map_err(|error| {
-                if error.is::<LengthLimitError>() {
-                    Failure::last(self.too_large_error(target, parts.status))
-                } else {
-                    Failure::retryable(transport_error(target, error), RetryReason::Transport)
-                }
-            })?;
-        Ok(RawResponse {
-            status: parts.status,
-            headers: parts.headers,
-            body: Zeroizing::new(Vec::from(collected.to_bytes())),
-            redactor,
-        })
+    /// The policy set on the endpoint, else the grant's `default`.
+    pub(crate) fn retry_or(&self, default: RetryPolicy) -> RetryPolicy {
+        self.config.retry.unwrap_or(default)
     }
 
-    fn interpret(&self, grant: Grant<'_>, response: RawResponse) -> Result<Token, Failure> {
-        let RawResponse {
-            status,
-            headers,
-            body,
-            redactor,
-        } = response;
-        if status.is_success() {
-            return response::parse_token(
-                &body,
-                grant.response,
-                grant.scope,
-                self.limits.default_lifetime,
-                &redactor,
-            )
-            .map_err(|invalid| Failure::last(self.invalid_response_error(status, invalid)));
-        }
-        let (mut error, retry) = match response::parse_error(status, &body, &redactor) {
-            // Even on a 5xx or 429, these codes say the request itself is wrong.
-            Some(oauth) if is_never_retried(&oauth) => (self.oauth_error(grant, oauth), None),
-            Some(oauth) => (
-                self.oauth_error(grant, oauth),
-                RetryReason::for_status(status),
-            ),
-            None => (
-                status_error(self.target(), status),
-                RetryReason::for_status(status),
-            ),
+    pub(crate) fn assertion_audience(&self) -> Option<&str> {
+        self.config.assertion_audience.as_deref()
+    }
+
+    /// The token and revocation URLs a client that authenticates with mutual TLS uses: the
+    /// server's `mtls_endpoint_aliases` where it has them (RFC 8705 section 5), checked
+    /// like the plain ones.
+    pub(crate) fn mtls_urls(&self) -> Result<(ServerUrl, Option<ServerUrl>), BuildError> {
+        let config = &*self.config;
+        let parse = |alias: &Option<String>, name| {
+            alias
+                .as_deref()
+                .map(|text| ServerUrl::parse(text, name, config.allow_insecure_http))
+                .transpose()
         };
-        if error.is_transient() {
-            error = with_retry_after(error, &headers);
-        }
-        Err(Failure { error, retry })
-    }
-
-    fn oauth_error(&self, grant: Grant<'_>, oauth: OAuthError) -> FetchError {
-        let url = &self.url;
-        let client_id = &self.client.id;
-        let grant_type = grant.grant_type;
-        // The server's code and description are the source's to print, so chain printers
-        // show them once; this message says what the code means here and what to do.
-        let message = match oauth.error() {
-            "invalid_client" => format!(
-                "the token endpoint {url} rejected the credentials of client `{client_id}`; \
-                 check the client id and {}, and that the server accepts {} client \
-                 authentication for this client",
-                if self.client.method.is_mutual_tls() {
-                    "the TLS client certificate registered for it"
-                } else {
-                    "secret"
-                },
-                self.client.method
-            ),
-            "invalid_grant" if grant.response == TokenResponseRules::TokenExchange => format!(
-                "the token endpoint {url} refused the token exchange of client `{client_id}`; \
-                 the subject or actor token is invalid, expired or not trusted there, so check \
-                 where it comes from"
-            ),
-            "invalid_grant" => format!(
-                "the token endpoint {url} rejected the {grant_type} grant of client \
-                 `{client_id}`; the grant is invalid, expired or revoked, so get a new one"
-            ),
-            "unauthorized_client" => format!(
-                "client `{client_id}` may not use the {grant_type} grant at {url}; allow that \
-                 grant for the client at the authorization server"
-            ),
-            "invalid_scope" => format!(
-                "the token endpoint {url} refused the scope {} for client `{client_id}`; \
-                 request only scopes the client is allowed",
-                grant.scope.map_or_else(
-                    || "(none requested)".to_owned(),
-                    |scope| format!("`{scope}`")
-                )
-            ),
-            "unsupported_grant_type" => format!(
-                "the token endpoint {url} does not support the {grant_type} grant; check the \
-                 token URL and the authorization server's configuration"
-            ),
-            "invalid_target" => format!(
-                "the token endpoint {url} will not issue a token for the requested audience or \
-                 resource to client `{client_id}`; check the `audience` and `resource` values \
-                 (RFC 8693 section 2.2.2)"
-            ),
-            "invalid_request" => format!(
-                "the token endpoint {url} says the token request is malformed; check the extra \
-                 parameters, audience and resource"
-            ),
-            _ if oauth.is_transient() => format!(
-                "the token endpoint {url} could not issue a token just now; it will be asked \
-                 again after a backoff"
-            ),
-            _ => format!(
-                "the token endpoint {url} refused to issue a token to client `{client_id}`; see \
-                 the authorization server's documentation of the error code it returned"
-            ),
-        };
-        let fetch_error = if oauth.is_transient() {
-            FetchError::transient(message)
-        } else {
-            FetchError::permanent(message)
-        };
-        fetch_error.with_source(oauth)
-    }
-
-    fn invalid_response_error(&self, status: StatusCode, invalid: InvalidResponse) -> FetchError {
-        let url = &self.url;
-        let transient = invalid.transient;
-        let mut error = EndpointError::invalid_response(status, invalid.what, transient);
-        if let Some(source) = invalid.source {
-            error = error.with_source(source);
-        }
-        // What is wrong with the body is the source's to say.
-        if transient {
-            FetchError::transient(format!(
-                "the token endpoint {url} sent no token response; it will be asked again after \
-                 a backoff, and if this persists check that the URL is the token endpoint"
-            ))
-            .with_source(error)
-        } else {
-            FetchError::permanent(format!(
-                "the token endpoint {url} sent a token response this client cannot use; check \
-                 that the URL is an OAuth 2.0 token endpoint"
-            ))
-            .with_source(error)
-        }
-    }
-
-    fn too_large_error(&self, target: Target<'_>, status: StatusCode) -> FetchError {
-        let limit = self.limits.max_response_size;
-        FetchError::permanent(format!(
-            "{target} sent a response over the size limit; check the URL, or raise \
-             `max_response_size` if its tokens really are that large"
+        let token = parse(&config.mtls_aliases.token, "token")?;
+        let revocation = parse(&config.mtls_aliases.revocation, "revocation")?;
+        Ok((
+            token.unwrap_or_else(|| config.token_url.clone()),
+            revocation.or_else(|| config.revocation_url.clone()),
         ))
-        .with_source(EndpointError::too_large(status, limit))
     }
 
-    fn timeout_error(&self, target: Target<'_>) -> FetchError {
-        let timeout = self.limits.timeout;
-        FetchError::transient(format!(
-            "the request to {target} timed out; it will be asked again after a backoff (raise \
-             `timeout` if the server is just slow)"
-        ))
-        .with_source(EndpointError::timeout(timeout))
+    /// The plain token and revocation URLs.
+    pub(crate) fn urls(&self) -> (ServerUrl, Option<ServerUrl>) {
+        (
+            self.config.token_url.clone(),
+            self.config.revocation_url.clone(),
+        )
     }
 }
 
-pub(crate) fn status_error(target: Target<'_>, status: StatusCode) -> FetchError {
-    let name = target.name;
-    let error = EndpointError::unexpected_status(status);
-    if is_transient_status(status) {
-        let message = if status == StatusCode::TOO_MANY_REQUESTS {
-            format!(
-                "{target} is rate limiting {name} requests; it will be asked again after a \
-                 backoff"
-            )
-        } else {
-            format!(
-                "{target} failed the {name} request; the authorization server may be down or \
-                 overloaded, it will be asked again after a backoff"
-            )
-        };
-        return FetchError::transient(message).with_source(error);
-    }
-    let endpoint_advice;
-    let advice = if status.is_redirection() {
-        "requests to it do not follow redirects, so configure the URL it redirects to"
-    } else if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-        "check the client id and secret and the client authentication method"
-    } else if status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED {
-        endpoint_advice =
-            format!("check that the URL is the authorization server's {name} endpoint");
-        &endpoint_advice
-    } else {
-        endpoint_advice = format!("check the {name} URL and the request parameters");
-        &endpoint_advice
-    };
-    FetchError::permanent(format!("{target} refused the {name} request; {advice}"))
-        .with_source(error)
-}
-
-fn transport_error(target: Target<'_>, error: BoxError) -> FetchError {
-    let hint = if refused_client_certificate(&*error) {
-        " (the server wants a TLS client certificate it accepts: check the \
-         identity given to `tls`, or the certificate your `http_client` presents)"
-    } else {
-        ""
-    };
-    FetchError::transient(format!(
-        "cannot reach {target}{hint}; it will be asked again after a backoff"
-    ))
-    .with_source(EndpointError::transport(error))
-}
-
-/// Whether the TLS handshake failed because the server asked for a client certificate
-/// (RFC 8705) and got none, or none it accepts.
-fn refused_client_certificate(error: &(dyn StdError + 'static)) -> bool {
-    #[cfg(feature = "hyper-client")]
-    {
-        use rustls::AlertDescription::{BadCertificate, CertificateRequired, UnknownCA};
-        let mut cause = Some(error);
-        while let Some(error) = cause {
-            // `io::Error::source` skips the error it wraps, so look inside explicitly.
-            let inner = error
-                .downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>());
-            if let Some(rustls::Error::AlertReceived(
-                CertificateRequired | BadCertificate | UnknownCA,
-            )) = inner.or_else(|| error.downcast_ref::<rustls::Error>())
-            {
-                return true;
-            }
-            cause = error.source();
-        }
-    }
-    #[cfg(not(feature = "hyper-client"))]
-    let _ = error;
-    false
-}
-
-fn build_error(target: Target<'_>, error: impl Into<BoxError>) -> FetchError {
-    FetchError::permanent(format!(
-        "cannot build the request for {target}; this is a bug in tower-bearer-oauth2"
-    ))
-    .with_source(error)
-}
-
-/// Adds the server's `Retry-After` (capped) to a transient error.
-pub(crate) fn with_retry_after(error: FetchError, headers: &HeaderMap) -> FetchError {
-    match response::retry_after(headers, SystemTime::now()) {
-        Some(wait) => error.with_retry_after(wait.min(MAX_RETRY_AFTER)),
-        None => error,
-    }
-}
-
-/// An endpoint of the authorization server, named for messages: "the token endpoint
-/// https://...".
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Target<'a> {
-    pub(crate) name: &'static str,
-    pub(crate) url: &'a TokenUrl,
-}
-
-impl fmt::Display for Target<'_> {
+impl fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "the {} endpoint {}", self.name, self.url)
-    }
-}
-
-/// Whether the request failed before a connection was made, so the server never saw it:
-/// hyper-util's connect errors, or an I/O error saying the connection was refused.
-fn is_connect_error(error: &(dyn StdError + 'static)) -> bool {
-    let mut cause = Some(error);
-    while let Some(error) = cause {
-        #[cfg(feature = "hyper-client")]
-        if let Some(error) = error.downcast_ref::<hyper_util::client::legacy::Error>() {
-            if error.is_connect() {
-                return true;
-            }
-        }
-        if let Some(io) = error.downcast_ref::<std::io::Error>() {
-            if matches!(
-                io.kind(),
-                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::AddrNotAvailable
-            ) {
-                return true;
-            }
-        }
-        cause = error.source();
-    }
-    false
-}
-
-impl fmt::Debug for TokenEndpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenEndpoint")
-            .field("url", &self.url)
-            .field("revocation_url", &self.revocation_url)
-            .field("client", &self.client)
-            .field("limits", &self.limits)
-            .field("retry", &self.retry)
+        let config = &*self.config;
+        f.debug_struct("Endpoint")
+            .field("token_url", &config.token_url)
+            .field("revocation_url", &config.revocation_url)
+            .field("mtls_aliases", &config.mtls_aliases)
+            .field("http_client", &config.http)
+            .field("limits", &config.limits)
+            .field("retry", &config.retry)
+            .field("assertion_audience", &config.assertion_audience)
             .finish_non_exhaustive()
     }
 }
 
-/// OAuth errors that fail the same way however often they are repeated, whatever the status:
-/// wrong credentials, a revoked grant, a grant or scope the client may not have.
-fn is_never_retried(oauth: &OAuthError) -> bool {
-    oauth.is_invalid_client()
-        || oauth.is_invalid_grant()
-        || oauth.is_unauthorized_client()
-        || oauth.is_invalid_scope()
+/// Configures an [`Endpoint`]; see [`Endpoint::builder`].
+#[derive(Debug)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct EndpointBuilder {
+    token_url: String,
+    revocation_url: Option<String>,
+    /// `(plain, alias)` pairs from the metadata: an alias stands in for its plain URL only
+    /// while that is still the one configured.
+    mtls_aliases: Vec<(String, String)>,
+    allow_insecure_http: bool,
+    http: Option<HttpClient>,
+    limits: Limits,
+    retry: Option<RetryPolicy>,
+    assertion_audience: Option<String>,
 }
 
-/// Reads the whole body, failing with [`LengthLimitError`] past `limit` bytes.
-///
-/// Boxed so the future is checked for `Send` here, where its types are concrete: inside an
-/// `async fn` the compiler fails to prove `Limited`'s `Into<BoxError>` bound for every
-/// lifetime when it checks the whole future for `Send`.
-fn read_limited(
-    body: ResponseBody,
-    limit: usize,
-) -> Pin<Box<dyn Future<Output = Result<Collected<Bytes>, BoxError>> + Send>> {
-    Box::pin(Limited::new(body, limit).collect())
+impl EndpointBuilder {
+    /// The revocation endpoint (RFC 7009) that the sources' `revoke` methods send to
+    /// (default: none, or the one the metadata names). Checked like the token URL.
+    pub fn revocation_url(mut self, url: impl Into<String>) -> Self {
+        self.revocation_url = Some(url.into());
+        self
+    }
+
+    /// The HTTP client to reach the server with (default: a new [`HttpClient::new`], from
+    /// the `hyper-client` feature). Pass a clone of one client to every endpoint and
+    /// discovery on the same server to share its connection pool, or
+    /// [`HttpClient::with_tls`] for a client certificate or a private CA.
+    pub fn http_client(mut self, client: HttpClient) -> Self {
+        self.http = Some(client);
+        self
+    }
+
+    /// How long one request may take, from sending it to reading the whole response
+    /// (default 30 s). A request that takes longer fails as a transient error, and is
+    /// retried per the [`retry`](Self::retry) policy.
+    ///
+    /// The timeout applies to each attempt: a whole fetch takes at most
+    /// `max_attempts × timeout` plus [`RetryPolicy::max_total_wait`].
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.limits.timeout = timeout;
+        self
+    }
+
+    /// How a fetch retries failures that may be brief before it gives up and lets the cache
+    /// back off. By default each grant uses its own: [`RetryPolicy::new`] (3 attempts,
+    /// backoff from 100 ms, `Retry-After` honoured up to 10 s), and
+    /// [`RetryPolicy::for_refresh_tokens`] for [`RefreshToken`](crate::RefreshToken), which
+    /// retries only failures to connect and 429. A policy set here applies to every grant
+    /// on this endpoint, refreshes included; see [`RefreshToken`](crate::RefreshToken) for
+    /// why a refresh should not replay what the server may have processed.
+    /// [`RetryPolicy::none`] makes one request per fetch.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// The largest response body read, in bytes (default 64 KiB). A larger response fails
+    /// as a permanent error.
+    pub fn max_response_size(mut self, bytes: usize) -> Self {
+        self.limits.max_response_size = bytes;
+        self
+    }
+
+    /// The lifetime assumed for a token whose response has no `expires_in` (or `0`)
+    /// (default 5 minutes).
+    ///
+    /// RFC 6749 section 5.1 leaves the lifetime to the server's documentation when
+    /// `expires_in` is missing. The default is short on purpose: guessing too short costs
+    /// a few more token requests (twelve an hour), guessing too long sends an expired
+    /// token until the API rejects it. Set your server's documented lifetime here.
+    pub fn default_lifetime(mut self, lifetime: Duration) -> Self {
+        self.limits.default_lifetime = lifetime;
+        self
+    }
+
+    /// Allows plain `http://` URLs to a host that is not loopback (default: refused).
+    ///
+    /// The client secret and the tokens then cross the network unencrypted, which
+    /// RFC 6749 section 3.2 forbids; only for networks you trust, such as a service mesh
+    /// that adds TLS. Loopback hosts (`localhost`, 127.0.0.0/8, `::1`) are always
+    /// allowed.
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
+        self
+    }
+
+    /// The `aud` claim of `private_key_jwt` client assertions sent to this server (default:
+    /// the token URL). Some servers want their issuer identifier instead.
+    #[cfg(feature = "private-key-jwt")]
+    pub fn assertion_audience(mut self, audience: impl Into<String>) -> Self {
+        self.assertion_audience = Some(audience.into());
+        self
+    }
+
+    /// Takes the `mtls_endpoint_aliases` of the metadata.
+    pub(crate) fn mtls_alias(mut self, plain: Option<&str>, alias: Option<&str>) -> Self {
+        if let (Some(plain), Some(alias)) = (plain, alias) {
+            self.mtls_aliases.push((plain.to_owned(), alias.to_owned()));
+        }
+        self
+    }
+
+    /// Checks the configuration and builds the endpoint.
+    ///
+    /// Fails if a URL is not absolute `https://` (or `http://` to loopback, or with
+    /// [`allow_insecure_http`](Self::allow_insecure_http)), if the retry policy allows no
+    /// attempt, or if no HTTP client was given and the default one cannot be set up (or the
+    /// `hyper-client` feature is off).
+    pub fn build(self) -> Result<Endpoint, BuildError> {
+        let token_url = ServerUrl::parse(&self.token_url, "token", self.allow_insecure_http)?;
+        let revocation_url = self
+            .revocation_url
+            .as_deref()
+            .map(|text| ServerUrl::parse(text, "revocation", self.allow_insecure_http))
+            .transpose()?;
+        if self.retry.is_some_and(|retry| retry.attempts() == 0) {
+            return Err(BuildError::invalid_parameter(
+                "the retry policy allows 0 attempts, so no token could ever be fetched; set \
+                 `max_attempts` to 1 or more (1 means no retries)"
+                    .to_owned(),
+            ));
+        }
+        let alias_of = |url: Option<&String>| {
+            let url = url?;
+            self.mtls_aliases
+                .iter()
+                .find(|(plain, _)| plain == url)
+                .map(|(_, alias)| alias.clone())
+        };
+        let mtls_aliases = MtlsAliases {
+            token: alias_of(Some(&self.token_url)),
+            revocation: alias_of(self.revocation_url.as_ref()),
+        };
+        let http = match self.http {
+            Some(client) => client,
+            None => HttpClient::default_or_error()?,
+        };
+        Ok(Endpoint {
+            config: Arc::new(Config {
+                token_url,
+                revocation_url,
+                mtls_aliases,
+                allow_insecure_http: self.allow_insecure_http,
+                http,
+                limits: self.limits,
+                retry: self.retry,
+                assertion_audience: self.assertion_audience,
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(builder: EndpointBuilder) -> Result<Endpoint, BuildError> {
+        builder
+            .http_client(crate::test_support::fake(200, &[], "").0)
+            .build()
+    }
+
+    #[test]
+    fn build_checks_the_urls_and_the_retry_policy() {
+        let error = build(Endpoint::builder("http://auth.example.com/token")).unwrap_err();
+        assert!(error.is_insecure_http(), "{error}");
+        assert!(build(
+            Endpoint::builder("http://auth.example.com/token").allow_insecure_http(true)
+        )
+        .is_ok());
+        assert!(build(Endpoint::builder("http://127.0.0.1:8080/token")).is_ok());
+        assert!(build(Endpoint::builder("not a url"))
+            .unwrap_err()
+            .is_invalid_url());
+        assert!(build(
+            Endpoint::builder("https://auth.example.com/token")
+                .revocation_url("http://auth.example.com/revoke")
+        )
+        .unwrap_err()
+        .is_insecure_http());
+
+        let url = "https://auth.example.com/token";
+        let error =
+            build(Endpoint::builder(url).retry(RetryPolicy::new().max_attempts(0))).unwrap_err();
+        assert!(error.is_invalid_parameter(), "{error}");
+        assert!(error.to_string().contains("max_attempts"), "{error}");
+        assert!(build(Endpoint::builder(url).retry(RetryPolicy::new().max_attempts(1))).is_ok());
+    }
+
+    #[test]
+    fn an_alias_stands_in_only_for_the_url_it_aliases() {
+        let plain = "https://auth.example.com/revoke";
+        let alias = "https://mtls.auth.example.com/revoke";
+        let endpoint = build(
+            Endpoint::builder("https://auth.example.com/token")
+                .revocation_url(plain)
+                .mtls_alias(Some(plain), Some(alias)),
+        )
+        .unwrap();
+        let (token, revocation) = endpoint.mtls_urls().unwrap();
+        assert_eq!(token.to_string(), "https://auth.example.com/token");
+        assert_eq!(revocation.unwrap().to_string(), alias);
+
+        let own = build(
+            Endpoint::builder("https://auth.example.com/token")
+                .mtls_alias(Some(plain), Some(alias))
+                .revocation_url("https://auth.example.com/own-revoke"),
+        )
+        .unwrap();
+        let (_, revocation) = own.mtls_urls().unwrap();
+        assert_eq!(
+            revocation.unwrap().to_string(),
+            "https://auth.example.com/own-revoke"
+        );
+    }
+
+    #[cfg(feature = "hyper-client")]
+    #[test]
+    fn builds_with_the_default_client() {
+        let endpoint = Endpoint::builder("https://auth.example.com/token")
+            .build()
+            .unwrap();
+        assert_eq!(endpoint.token_url(), "https://auth.example.com/token");
+        assert_eq!(endpoint.revocation_url(), None);
+        assert!(!endpoint.http().may_present_certificate());
+    }
 }

@@ -12,11 +12,9 @@ use secrecy::{ExposeSecret, SecretString};
 use tower_bearer::source::TokenFuture;
 use tower_bearer::{FetchError, Token, TokenSource};
 
-use crate::client_credentials::{check_request, ParamNames};
-use crate::endpoint::{Grant, TokenEndpoint};
 use crate::response::TokenResponseRules;
-use crate::settings::EndpointSettings;
-use crate::{BuildError, ClientAuth, RetryPolicy};
+use crate::token_request::{Grant, TokenEndpoint};
+use crate::{BuildError, ClientAuth, Endpoint, RetryPolicy, TokenParams};
 
 /// The `grant_type` of the JWT bearer grant (RFC 7523 section 2.1).
 const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
@@ -50,10 +48,9 @@ type AssertionFuture = Pin<Box<dyn Future<Output = Result<SecretString, FetchErr
 /// - made by your closure, from [`JwtBearer::builder_with_assertion`], for keys held in a
 ///   KMS or an HSM.
 ///
-/// Client authentication is optional with this grant (section 3.1) and off by default
-/// ([`ClientAuth::None`]): many servers take the assertion alone. For those that want it,
-/// [`client_secret`](JwtBearerBuilder::client_secret) or
-/// `client_private_key` adds it.
+/// Client authentication is optional with this grant (section 3.1) and off by default: many
+/// servers take the assertion alone. For those that want it,
+/// [`client_auth`](JwtBearerBuilder::client_auth) adds it.
 ///
 /// Errors and retries work as in [`ClientCredentials`](crate::ClientCredentials);
 /// `invalid_grant` (the server does not accept the assertion) is permanent. The assertion
@@ -61,17 +58,13 @@ type AssertionFuture = Pin<Box<dyn Future<Output = Result<SecretString, FetchErr
 ///
 /// ```no_run
 /// use tower_bearer::TokenCache;
-/// use tower_bearer_oauth2::{JwtBearer, PrivateKey};
+/// use tower_bearer_oauth2::{Endpoint, JwtBearer, PrivateKey, TokenParams};
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 /// let key = PrivateKey::rs256_from_pem(&std::fs::read_to_string("/run/secrets/sa-key.pem")?)?;
-/// let source = JwtBearer::builder(
-///     "https://auth.example.com/oauth2/token",
-///     key,
-///     "reporting@example.iam",
-///     "reporting@example.iam",
-/// )
-/// .scope("reports.read")
+/// let endpoint = Endpoint::builder("https://auth.example.com/oauth2/token").build()?;
+/// let source = JwtBearer::builder(endpoint, key, "reporting@example.iam", "reporting@example.iam")
+///     .params(TokenParams::new().scope("reports.read"))
 /// .build()?;
 /// let cache = TokenCache::new(source);
 /// # let _ = cache;
@@ -85,8 +78,7 @@ pub struct JwtBearer {
 
 struct Inner {
     assertion: Assertion,
-    scope: Option<String>,
-    params: Vec<(String, String)>,
+    params: TokenParams,
     endpoint: TokenEndpoint,
 }
 
@@ -118,13 +110,13 @@ impl JwtBearer {
     /// Nothing is checked until [`build`](JwtBearerBuilder::build).
     #[cfg(feature = "private-key-jwt")]
     pub fn builder(
-        token_url: impl Into<String>,
+        endpoint: Endpoint,
         key: crate::PrivateKey,
         issuer: impl Into<String>,
         subject: impl Into<String>,
     ) -> JwtBearerBuilder {
         JwtBearerBuilder::new(
-            token_url.into(),
+            endpoint,
             Assertion::Signed(SignedAssertion {
                 key,
                 issuer: issuer.into(),
@@ -142,11 +134,12 @@ impl JwtBearer {
     ///
     /// ```
     /// use secrecy::SecretString;
-    /// use tower_bearer_oauth2::JwtBearer;
+    /// use tower_bearer_oauth2::{Endpoint, JwtBearer};
     ///
     /// # fn sign_with_kms() -> String { String::new() }
     /// # fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    /// let source = JwtBearer::builder_with_assertion("https://auth.example.com/token", || async {
+    /// let endpoint = Endpoint::builder("https://auth.example.com/token").build()?;
+    /// let source = JwtBearer::builder_with_assertion(endpoint, || async {
     ///     Ok(SecretString::from(sign_with_kms()))
     /// })
     /// .build()?;
@@ -154,21 +147,28 @@ impl JwtBearer {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn builder_with_assertion<F, Fut>(
-        token_url: impl Into<String>,
-        assertion: F,
-    ) -> JwtBearerBuilder
+    pub fn builder_with_assertion<F, Fut>(endpoint: Endpoint, assertion: F) -> JwtBearerBuilder
     where
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<SecretString, FetchError>> + Send + 'static,
     {
         JwtBearerBuilder::new(
-            token_url.into(),
+            endpoint,
             Assertion::Custom(Arc::new(move || Box::pin(assertion()) as AssertionFuture)),
         )
     }
 
-    crate::settings::endpoint_getters!(inner.endpoint);
+    /// The token endpoint URL this source sends to: the endpoint's, or its mutual-TLS alias
+    /// when the client uses mutual TLS.
+    pub fn token_url(&self) -> &http::Uri {
+        self.inner.endpoint.url.uri()
+    }
+
+    /// Who the source authenticates as, and how: a public client without an id unless
+    /// [`client_auth`](JwtBearerBuilder::client_auth) said otherwise.
+    pub fn client_auth(&self) -> &ClientAuth {
+        &self.inner.endpoint.client
+    }
 
     async fn request(&self) -> Result<Token, FetchError> {
         let inner = &*self.inner;
@@ -177,8 +177,7 @@ impl JwtBearer {
             .endpoint
             .request(Grant {
                 grant_type: GRANT_TYPE,
-                credentials: &[("assertion", assertion.expose_secret())],
-                scope: inner.scope.as_deref(),
+                secret_params: &[("assertion", assertion.expose_secret())],
                 params: &inner.params,
                 response: TokenResponseRules::Standard,
             })
@@ -256,8 +255,7 @@ impl fmt::Debug for JwtBearer {
         f.debug_struct("JwtBearer")
             .field("endpoint", &inner.endpoint)
             .field("assertion", &inner.assertion)
-            .field("scope", &inner.scope)
-            .field("params", &ParamNames(&inner.params))
+            .field("params", &inner.params)
             .finish()
     }
 }
@@ -266,64 +264,28 @@ impl fmt::Debug for JwtBearer {
 /// [`JwtBearer::builder_with_assertion`].
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct JwtBearerBuilder {
-    settings: EndpointSettings,
+    endpoint: Endpoint,
+    client: ClientAuth,
     assertion: Assertion,
-    scope: Option<String>,
-    params: Vec<(String, String)>,
+    params: TokenParams,
 }
 
 impl JwtBearerBuilder {
-    fn new(token_url: String, assertion: Assertion) -> Self {
-        let mut settings = EndpointSettings::new(
-            token_url,
-            String::new(),
-            SecretString::from(String::new()),
-            RetryPolicy::new(),
-        );
-        settings.client_auth = ClientAuth::None;
+    fn new(endpoint: Endpoint, assertion: Assertion) -> Self {
         JwtBearerBuilder {
-            settings,
+            endpoint,
+            client: ClientAuth::public(""),
             assertion,
-            scope: None,
-            params: Vec::new(),
+            params: TokenParams::new(),
         }
     }
 
-    crate::settings::endpoint_setters!();
-
-    /// Authenticates the client with `client_id` and `client_secret`, by
-    /// `client_secret_basic` unless [`client_auth`](Self::client_auth) says
-    /// `client_secret_post` (RFC 7523 section 3.1 allows it; some servers require it).
-    pub fn client_secret(
-        mut self,
-        client_id: impl Into<String>,
-        client_secret: impl Into<SecretString>,
-    ) -> Self {
-        self.settings.client_id = client_id.into();
-        self.settings.client_secret = client_secret.into();
-        self.settings.client_auth = ClientAuth::ClientSecretBasic;
-        self
-    }
-
-    /// Authenticates the client with `private_key_jwt` (RFC 7523 section 2.2) as
-    /// `client_id`, with a client assertion signed by `key` besides the grant's assertion.
-    #[cfg(feature = "private-key-jwt")]
-    pub fn client_private_key(
-        mut self,
-        client_id: impl Into<String>,
-        key: crate::PrivateKey,
-    ) -> Self {
-        self.settings.client_id = client_id.into();
-        self.settings.private_key = Some(key);
-        self.settings.client_auth = ClientAuth::PrivateKeyJwt;
-        self
-    }
-
-    /// Sends `client_id` without authenticating (a public client, [`ClientAuth::None`]),
-    /// for servers that want to know the client but not authenticate it.
-    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
-        self.settings.client_id = client_id.into();
-        self.settings.client_auth = ClientAuth::None;
+    /// Authenticates the client besides the assertion (default: no client authentication
+    /// and no `client_id`). RFC 7523 section 3.1 allows any method; some servers require
+    /// one, such as [`ClientAuth::secret_basic`], or [`ClientAuth::public`] for servers that
+    /// want to know the client but not authenticate it.
+    pub fn client_auth(mut self, client: ClientAuth) -> Self {
+        self.client = client;
         self
     }
 
@@ -360,32 +322,29 @@ impl JwtBearerBuilder {
         self
     }
 
-    crate::settings::request_setters!(
-        scope_doc = "The scope to request, space-separated (RFC 7523 section 2.1).",
-        param_doc = "The parameters this crate sets itself, `assertion` among them, are \
-                     refused by [`build`](Self::build)."
-    );
+    /// The scope and extra parameters to request (RFC 7523 section 2.1; default: none).
+    /// Replaces those set before.
+    pub fn params(mut self, params: TokenParams) -> Self {
+        self.params = params;
+        self
+    }
 
     /// Checks the configuration and builds the source.
     ///
     /// Fails for the same reasons as
-    /// [`ClientCredentialsBuilder::build`](crate::ClientCredentialsBuilder::build) (without
-    /// client authentication no id or secret is needed), if a signed assertion has an empty
-    /// `iss` or `sub`, a zero lifetime or a registered claim set with `claim`, or if an
-    /// `assertion` parameter was added.
+    /// [`ClientCredentialsBuilder::build`](crate::ClientCredentialsBuilder::build), if a
+    /// signed assertion has an empty `iss` or `sub`, a zero lifetime or a registered claim
+    /// set with `claim`, or if an `assertion` parameter was added.
     pub fn build(self) -> Result<JwtBearer, BuildError> {
         #[cfg(feature = "private-key-jwt")]
         if let Assertion::Signed(signed) = &self.assertion {
             check_signed(signed)?;
         }
-        let scope = check_request(self.scope.as_deref(), &self.params, GRANT_PARAMS, ADVICE)?;
-        let endpoint = self.settings.build()?;
         Ok(JwtBearer {
             inner: Arc::new(Inner {
+                params: self.params.check(GRANT_PARAMS, ADVICE)?,
+                endpoint: TokenEndpoint::new(self.endpoint, self.client, RetryPolicy::new())?,
                 assertion: self.assertion,
-                scope,
-                params: self.params,
-                endpoint,
             }),
         })
     }
@@ -422,12 +381,11 @@ fn check_signed(signed: &SignedAssertion) -> Result<(), BuildError> {
 
 impl fmt::Debug for JwtBearerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut debug = f.debug_struct("JwtBearerBuilder");
-        self.settings.debug_fields(&mut debug);
-        debug
+        f.debug_struct("JwtBearerBuilder")
+            .field("endpoint", &self.endpoint)
+            .field("client", &self.client)
             .field("assertion", &self.assertion)
-            .field("scope", &self.scope)
-            .field("params", &ParamNames(&self.params))
+            .field("params", &self.params)
             .finish()
     }
 }

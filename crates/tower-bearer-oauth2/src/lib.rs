@@ -4,41 +4,51 @@
 //! endpoint:
 //!
 //! - [`ClientCredentials`], the client credentials grant (RFC 6749 section 4.4): a service
-//!   authenticating as itself with a client id and secret.
+//!   authenticating as itself.
 //! - [`RefreshToken`], the refresh token grant (section 6): access tokens on behalf of a user
 //!   who signed in once, with refresh token rotation and a hook to persist each new refresh
 //!   token.
 //! - [`TokenExchange`], token exchange (RFC 8693): trading a token the workload already has,
 //!   such as a Kubernetes projected service account token read by a
 //!   [`FileToken`](tower_bearer::source::FileToken) for each exchange, for one another API
-//!   accepts, with `audience`, `resource`, `requested_token_type` and an optional actor
-//!   token; [`token_type`] has the RFC's token type URIs.
+//!   accepts, with `requested_token_type` and an optional actor token; [`token_type`] has
+//!   the RFC's token type URIs.
 //! - [`JwtBearer`], the JWT bearer grant (RFC 7523 section 2.1): a signed JWT is the grant,
 //!   signed here with a `PrivateKey` (fresh `jti`, short `exp`) or by your own closure
 //!   (a KMS), with or without client authentication.
 //!
-//! Put any of them in a [`TokenCache`](tower_bearer::TokenCache) and the cache fetches once for
+//! Each is configured from values you compose:
+//!
+//! - an [`Endpoint`]: where and how to talk to the server (token and revocation URLs, the
+//!   [`HttpClient`] and its connection pool, timeout, size limit, [`RetryPolicy`]), built
+//!   once per server and shared by every source on it; [`Discovery`] finds it from the
+//!   issuer URL (RFC 8414, OpenID Connect Discovery);
+//! - a [`ClientAuth`]: who the client is and how it authenticates (a secret, a private key,
+//!   a TLS client certificate, or none);
+//! - the grant's own parameters, and the [`TokenParams`] (scope, audience, resources, extra
+//!   parameters) every grant takes.
+//!
+//! Put a source in a [`TokenCache`](tower_bearer::TokenCache) and the cache fetches once for
 //! all callers, refreshes ahead of expiry and backs off when the authorization server has
-//! trouble. [`Discovery`] finds the endpoints from the issuer URL (RFC 8414, OpenID Connect
-//! Discovery), and both sources revoke what they hold (RFC 7009) when you are done.
+//! trouble. The sources revoke what they hold (RFC 7009) when you are done.
 //!
 //! ```no_run
 //! use std::convert::Infallible;
 //! use http::{Request, Response};
 //! use tower::{service_fn, ServiceBuilder, ServiceExt};
 //! use tower_bearer::{BearerAuthLayer, RetryOn401Layer, TokenCache};
-//! use tower_bearer_oauth2::{ClientAuth, ClientCredentials};
+//! use tower_bearer_oauth2::{ClientAuth, ClientCredentials, Endpoint, TokenParams};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-//! let source = ClientCredentials::builder(
-//!     "https://auth.example.com/oauth2/token",
+//! let endpoint = Endpoint::builder("https://auth.example.com/oauth2/token").build()?;
+//! let client = ClientAuth::secret_basic(
 //!     "billing-service",
 //!     std::env::var("BILLING_CLIENT_SECRET")?,
-//! )
-//! .client_auth(ClientAuth::ClientSecretBasic) // the default
-//! .scope("invoices:read invoices:write")
-//! .build()?;
+//! )?;
+//! let source = ClientCredentials::builder(endpoint, client)
+//!     .params(TokenParams::new().scope("invoices:read invoices:write"))
+//!     .build()?;
 //!
 //! let client = ServiceBuilder::new()
 //!     .layer(RetryOn401Layer::new())
@@ -58,20 +68,24 @@
 //! # What it does for you
 //!
 //! - Client authentication per RFC 6749 section 2.3.1, the same for every grant:
-//!   `client_secret_basic` (default), with the id and secret form-urlencoded before base64 as
-//!   the RFC says, or `client_secret_post`; none ([`ClientAuth::None`], a public client) where
-//!   the grant allows it (token exchange, JWT bearer); `private_key_jwt` (RFC 7523
-//!   section 2.2) with an RS256 or ES256 `PrivateKey`: a fresh assertion per request (`iss` =
-//!   `sub` = client id, `aud` = the token URL unless configured, random `jti`, one-minute
-//!   `exp`); or mutual TLS (RFC 8705): `tls_client_auth` with a certificate from a PKI the
-//!   server trusts, or `self_signed_tls_client_auth`, where the request carries only
-//!   `client_id` and the TLS client certificate authenticates (see [Mutual TLS](#mutual-tls)).
-//! - Scope, `audience`, RFC 8707 `resource` and extra parameters.
+//!   `client_secret_basic` ([`ClientAuth::secret_basic`]), with the id and secret
+//!   form-urlencoded before base64 as the RFC says, or `client_secret_post`
+//!   ([`ClientAuth::secret_post`]); none ([`ClientAuth::public`]) where the grant allows
+//!   it (token exchange, JWT bearer); `private_key_jwt` (RFC 7523 section 2.2) with an
+//!   RS256 or ES256 `PrivateKey`: a fresh assertion per request (`iss` = `sub` = client
+//!   id, `aud` = the token URL unless configured, random `jti`, one-minute `exp`); or
+//!   mutual TLS (RFC 8705): [`ClientAuth::tls_client_auth`] with a certificate from a PKI
+//!   the server trusts, or [`ClientAuth::self_signed_tls_client_auth`], where the request
+//!   carries only `client_id` and the TLS client certificate authenticates (see
+//!   [Mutual TLS](#mutual-tls)). A client id or secret that is empty is refused when the
+//!   [`ClientAuth`] is made.
+//! - Scope, `audience`, RFC 8707 `resource` and extra parameters ([`TokenParams`]).
 //! - Token responses per section 5.1: `token_type` in any case, `expires_in` as a number or a
 //!   numeric string, `refresh_token`, `scope`. Token exchange responses must also carry
 //!   `issued_token_type` (RFC 8693 section 2.2.1); a `token_type` of `N_A` is taken as
-//!   `Bearer` only for an issued access token or JWT, and refused with advice otherwise. Error responses per section 5.2 become an
-//!   [`OAuthError`] with [`is_invalid_client`](OAuthError::is_invalid_client) and friends.
+//!   `Bearer` only for an issued access token or JWT, and refused with advice otherwise.
+//!   Error responses per section 5.2 become an [`OAuthError`] with
+//!   [`is_invalid_client`](OAuthError::is_invalid_client) and friends.
 //! - Transient failures (network, timeout, 5xx, 429, `Retry-After`) are told apart from
 //!   permanent ones (wrong secret, unknown scope), so the cache knows whether to retry.
 //! - Transient failures are retried inside the fetch, per a [`RetryPolicy`]: by default up
@@ -96,13 +110,51 @@
 //!   [`RefreshToken::revoke_refresh_token`] ends a user's grant.
 //! - Discovery: [`Discovery::fetch`] reads the RFC 8414 metadata (or the OpenID Connect
 //!   document), insists the `issuer` is exactly the one asked for (RFC 8414 section 3.3),
-//!   and [`ClientCredentials::builder_from_metadata`] takes the token and revocation
-//!   endpoints and a client authentication method the server lists.
+//!   and [`AuthServerMetadata::endpoint`] takes the token and revocation endpoints, and
+//!   [`AuthServerMetadata::client_secret_auth`] a client secret method the server lists.
 //!   With mutual TLS, the server's `mtls_endpoint_aliases` (RFC 8705 section 5) replace
 //!   the token and revocation endpoints.
-//! - A plain `http://` token URL is refused unless the host is loopback or you opt in.
+//! - A plain `http://` URL is refused unless the host is loopback or you opt in.
 //! - The client secret, refresh tokens, access tokens, subject and actor tokens and JWT bearer
 //!   assertions never appear in `Debug`, `Display`, errors or logs.
+//!
+//! # One endpoint, many sources
+//!
+//! An [`Endpoint`] is cheap to clone, and clones share its [`HttpClient`]'s connection
+//! pool. Build one per authorization server and give a clone to each source on it; give the
+//! same [`HttpClient`] to [`Discovery`] too, so metadata and tokens come over one pool:
+//!
+//! ```no_run
+//! use tower_bearer::TokenCache;
+//! use tower_bearer_oauth2::{
+//!     ClientAuth, ClientCredentials, Discovery, HttpClient, RefreshToken, TokenParams,
+//! };
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let http = HttpClient::new()?;
+//! let metadata = Discovery::new()
+//!     .http_client(http.clone())
+//!     .fetch("https://auth.example.com")
+//!     .await?;
+//! let endpoint = metadata.endpoint().http_client(http).build()?;
+//!
+//! let service = ClientCredentials::builder(
+//!     endpoint.clone(),
+//!     metadata.client_secret_auth("billing-service", std::env::var("BILLING_SECRET")?)?,
+//! )
+//! .params(TokenParams::new().scope("invoices:read"))
+//! .build()?;
+//! let user = RefreshToken::builder(
+//!     endpoint,
+//!     ClientAuth::public("desktop-app"),
+//!     std::fs::read_to_string("refresh-token")?.trim(),
+//! )
+//! .build()?;
+//! # let _ = (TokenCache::new(service), TokenCache::new(user));
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! # Shutdown
 //!
@@ -115,12 +167,9 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 //! let metadata = Discovery::new().fetch("https://auth.example.com").await?;
-//! let source = ClientCredentials::builder_from_metadata(
-//!     &metadata,
-//!     "billing-service",
-//!     std::env::var("BILLING_CLIENT_SECRET")?,
-//! )
-//! .build()?;
+//! let client =
+//!     metadata.client_secret_auth("billing-service", std::env::var("BILLING_CLIENT_SECRET")?)?;
+//! let source = ClientCredentials::builder(metadata.endpoint().build()?, client).build()?;
 //! let cache = TokenCache::new(source.clone());
 //!
 //! // ... serve requests with `BearerAuthLayer::new(cache.clone())` until asked to stop ...
@@ -135,23 +184,28 @@
 //!
 //! # Mutual TLS
 //!
-//! With [`ClientAuth::TlsClientAuth`] or [`ClientAuth::SelfSignedTlsClientAuth`] (RFC 8705
-//! section 2) the client sends no secret: the transport presents a client certificate in
-//! the TLS handshake and the server recognises the client by it (its subject or SAN for
-//! `tls_client_auth`, the registered certificate itself for the self-signed variant). The
-//! default HTTP client presents the `TlsClientIdentity` given in a `ClientTls`, which
-//! can also add the roots of a private CA; your own
-//! [`http_client`](ClientCredentialsBuilder::http_client) may present the certificate
-//! instead. Building mutual TLS with neither fails with [`BuildError::is_invalid_tls`].
-//! A server that refuses the certificate in the handshake shows up as a transient transport
-//! error whose message says so; a certificate the server does not accept for this client
-//! is an `invalid_client` [`OAuthError`], which is never retried.
+//! With [`ClientAuth::tls_client_auth`] or [`ClientAuth::self_signed_tls_client_auth`]
+//! (RFC 8705 section 2) the client sends no secret: the transport presents a client
+//! certificate in the TLS handshake and the server recognises the client by it (its subject
+//! or SAN for `tls_client_auth`, the registered certificate itself for the self-signed
+//! variant). The certificate belongs to the endpoint's [`HttpClient`], as the connections
+//! it pools are made with it: the default client presents the `TlsClientIdentity` given in
+//! a `ClientTls` (which can also add the roots of a private CA) to
+//! `HttpClient::with_tls`, or your own client ([`HttpClient::from_service`]) presents it.
+//! Building a grant with mutual TLS over a default client without an identity fails with
+//! [`BuildError::is_invalid_tls`]. A server that refuses the certificate in the handshake
+//! shows up as a transient transport error whose message says so; a certificate the server
+//! does not accept for this client is an `invalid_client` [`OAuthError`], which is never
+//! retried.
 //!
 //! ```no_run
 //! # #[cfg(feature = "hyper-client")]
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use tower_bearer::TokenCache;
-//! use tower_bearer_oauth2::{ClientAuth, ClientCredentials, ClientTls, TlsClientIdentity};
+//! use tower_bearer_oauth2::{
+//!     AuthMethod, ClientAuth, ClientCredentials, ClientTls, Endpoint, HttpClient,
+//!     TlsClientIdentity,
+//! };
 //!
 //! let tls = ClientTls::new()
 //!     .identity(TlsClientIdentity::from_pem(
@@ -159,14 +213,13 @@
 //!         std::fs::read("/etc/billing/tls.key")?,
 //!     )?)
 //!     .root_certificates_pem(std::fs::read("/etc/billing/auth-ca.crt")?)?;
-//! let source = ClientCredentials::builder_with_tls_client_auth(
-//!     "https://mtls.auth.example.com/oauth2/token",
-//!     "billing-service",
-//! )
-//! // .client_auth(ClientAuth::SelfSignedTlsClientAuth) for a self-signed certificate
-//! .tls(tls)
-//! .build()?;
-//! assert_eq!(source.client_auth(), ClientAuth::TlsClientAuth);
+//! let endpoint = Endpoint::builder("https://mtls.auth.example.com/oauth2/token")
+//!     .http_client(HttpClient::with_tls(tls)?)
+//!     .build()?;
+//! // ClientAuth::self_signed_tls_client_auth for a self-signed certificate.
+//! let client = ClientAuth::tls_client_auth("billing-service")?;
+//! let source = ClientCredentials::builder(endpoint, client).build()?;
+//! assert_eq!(source.client_auth().method(), AuthMethod::TlsClientAuth);
 //! let cache = TokenCache::new(source);
 //! # let _ = cache;
 //! # Ok(())
@@ -175,20 +228,50 @@
 //! # fn main() {}
 //! ```
 //!
+//! # Migrating from 0.1's constructors
+//!
+//! The URL, client and settings that 0.1 passed to a constructor per combination are now
+//! three values: an [`Endpoint`] (built once, shared), a [`ClientAuth`], and the grant's
+//! parameters. `endpoint` below is `Endpoint::builder(token_url).build()?`.
+//!
+//! | 0.1 | now |
+//! | --- | --- |
+//! | `ClientCredentials::builder(url, id, secret)` | `ClientCredentials::builder(endpoint, ClientAuth::secret_basic(id, secret)?)` |
+//! | `.client_auth(ClientAuth::ClientSecretPost)` | `ClientAuth::secret_post(id, secret)?` |
+//! | `ClientCredentials::builder_with_private_key(url, id, key)` (also on `RefreshToken`, `TokenExchange`) | `ClientCredentials::builder(endpoint, ClientAuth::private_key_jwt(id, key)?)` |
+//! | `ClientCredentials::builder_with_tls_client_auth(url, id).tls(tls)` | `ClientAuth::tls_client_auth(id)?` with `Endpoint::builder(url).http_client(HttpClient::with_tls(tls)?)` |
+//! | `.client_auth(ClientAuth::SelfSignedTlsClientAuth)` | `ClientAuth::self_signed_tls_client_auth(id)?` |
+//! | `ClientCredentials::builder_from_metadata(&metadata, id, secret)` (also on `RefreshToken`) | `builder(metadata.endpoint().build()?, metadata.client_secret_auth(id, secret)?)` |
+//! | `RefreshToken::builder(url, id, secret, refresh_token)` | `RefreshToken::builder(endpoint, ClientAuth::secret_basic(id, secret)?, refresh_token)` |
+//! | `TokenExchange::builder(url, id, secret, subject, type)` | `TokenExchange::builder(endpoint, ClientAuth::secret_basic(id, secret)?, subject, type)` |
+//! | `TokenExchange::public_client_builder(url, id, subject, type)` | `TokenExchange::builder(endpoint, ClientAuth::public(id), subject, type)` |
+//! | `JwtBearer::builder(url, key, iss, sub)`, `JwtBearer::builder_with_assertion(url, f)` | `JwtBearer::builder(endpoint, key, iss, sub)`, `JwtBearer::builder_with_assertion(endpoint, f)` |
+//! | `JwtBearerBuilder::client_secret(id, secret)`, `client_private_key(id, key)`, `client_id(id)` | `.client_auth(ClientAuth::secret_basic(id, secret)?)`, `ClientAuth::private_key_jwt(id, key)?`, `ClientAuth::public(id)` |
+//! | `.scope(s)`, `.scopes(..)`, `.audience(a)`, `.resource(r)`, `.param(n, v)` on a grant's builder | `.params(TokenParams::new().scope(s).audience(a).resource(r).param(n, v))` |
+//! | `.revocation_url(u)`, `.timeout(t)`, `.retry(p)`, `.max_response_size(n)`, `.default_lifetime(d)`, `.allow_insecure_http(b)`, `.assertion_audience(a)` on a grant's builder | the same on [`EndpointBuilder`] |
+//! | `.http_client(service)` on a grant's builder or `Discovery` | `.http_client(HttpClient::from_service(service))` on [`EndpointBuilder`] or `Discovery` |
+//! | `.tls(tls)` on a grant's builder or `Discovery` | `.http_client(HttpClient::with_tls(tls)?)` |
+//! | `ClientCredentialsBuilder::DEFAULT_TIMEOUT` (and `DEFAULT_MAX_RESPONSE_SIZE`, `DEFAULT_LIFETIME`) | `Endpoint::DEFAULT_TIMEOUT` (and the others) |
+//! | `source.client_id()`, `source.client_auth()` (the method) | `source.client_auth().client_id()`, `source.client_auth().method()` |
+//! | the `ClientAuth` enum, `ClientAuth::None` | [`AuthMethod`], `AuthMethod::None` |
+//! | `TokenTypeHint` | gone from the API: no public signature took it |
+//!
 //! # Features
 //!
 //! - `hyper-client` (default): the default HTTP client, hyper-util's pooled client speaking
 //!   HTTP/1.1 over rustls with the `ring` provider (no C compiler or cmake needed beyond
 //!   ring's own build) and the Mozilla root certificates compiled in by `webpki-roots`, so
 //!   it behaves the same in a scratch container as on a laptop. A private CA and a client
-//!   certificate for mutual TLS are set with `ClientTls`. For the operating system's
-//!   trust store or a proxy, turn the feature off and pass your own client to
-//!   [`http_client`](ClientCredentialsBuilder::http_client).
+//!   certificate for mutual TLS are set with `ClientTls` and `HttpClient::with_tls`. For
+//!   the operating system's trust store or a proxy, turn the feature off and pass your own
+//!   client with [`HttpClient::from_service`].
 //! - `private-key-jwt`: `private_key_jwt` client authentication (RFC 7523 section 2.2):
-//!   `PrivateKey` signs a short-lived client assertion per request with an RS256 or ES256
-//!   key, using `ring`; it also signs the assertions of `JwtBearer::builder` (without the
-//!   feature, [`JwtBearer::builder_with_assertion`] takes your own). On by default, as the default client's rustls builds `ring` anyway;
-//!   without `hyper-client`, turn it off to avoid building `ring`.
+//!   `ClientAuth::private_key_jwt` with a `PrivateKey` signs a short-lived client assertion
+//!   per request with an RS256 or ES256 key, using `ring`; the key also signs the
+//!   assertions of `JwtBearer::builder` (without the feature,
+//!   [`JwtBearer::builder_with_assertion`] takes your own). On by default, as the default
+//!   client's rustls builds `ring` anyway; without `hyper-client`, turn it off to avoid
+//!   building `ring`.
 //! - `full`: everything.
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -208,23 +291,29 @@ mod refresh_token;
 mod response;
 mod retry;
 mod revocation;
-mod settings;
+mod server_url;
+#[cfg(test)]
+mod test_support;
 #[cfg(feature = "hyper-client")]
 mod tls;
 mod token_exchange;
-mod token_url;
+mod token_params;
+mod token_request;
 
-pub use client_auth::ClientAuth;
+pub use client_auth::{AuthMethod, ClientAuth};
 pub use client_credentials::{ClientCredentials, ClientCredentialsBuilder};
 pub use discovery::{AuthServerMetadata, Discovery, DiscoveryError};
+pub use endpoint::{Endpoint, EndpointBuilder};
 pub use error::{BuildError, EndpointError, OAuthError};
 pub use fleet_refresh::WhenStoreUnavailable;
+pub use http_client::HttpClient;
 pub use jwt_bearer::{JwtBearer, JwtBearerBuilder};
 #[cfg(feature = "private-key-jwt")]
 pub use private_key_jwt::PrivateKey;
 pub use refresh_token::{RefreshToken, RefreshTokenBuilder};
 pub use retry::RetryPolicy;
-pub use revocation::{RevocationError, TokenTypeHint};
+pub use revocation::RevocationError;
 #[cfg(feature = "hyper-client")]
 pub use tls::{ClientTls, TlsClientIdentity};
 pub use token_exchange::{token_type, TokenExchange, TokenExchangeBuilder};
+pub use token_params::TokenParams;

@@ -30,17 +30,14 @@ pub(crate) const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-
 /// more than one. The key never appears in `Debug` output or errors.
 ///
 /// ```no_run
-/// use tower_bearer_oauth2::{ClientCredentials, PrivateKey};
+/// use tower_bearer_oauth2::{ClientAuth, ClientCredentials, Endpoint, PrivateKey};
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 /// let pem = std::fs::read_to_string("/run/secrets/client-key.pem")?;
 /// let key = PrivateKey::es256_from_pem(&pem)?.key_id("2024-06");
-/// let source = ClientCredentials::builder_with_private_key(
-///     "https://auth.example.com/oauth2/token",
-///     "reporting-service",
-///     key,
-/// )
-/// .build()?;
+/// let endpoint = Endpoint::builder("https://auth.example.com/oauth2/token").build()?;
+/// let client = ClientAuth::private_key_jwt("reporting-service", key)?;
+/// let source = ClientCredentials::builder(endpoint, client).build()?;
 /// # let _ = source;
 /// # Ok(())
 /// # }

@@ -12,13 +12,12 @@ use tower_bearer::source::TokenFuture;
 use tower_bearer::store::{StoreKey, TokenStore};
 use tower_bearer::{FetchError, Token, TokenCache, TokenSource};
 
-use crate::client_credentials::{check_request, ParamNames};
-use crate::endpoint::{Grant, TokenEndpoint};
 use crate::fleet_refresh::{Fleet, WhenStoreUnavailable};
 use crate::response::TokenResponseRules;
-use crate::settings::EndpointSettings;
-use crate::token_url::TokenUrl;
-use crate::{AuthServerMetadata, BuildError, RetryPolicy, RevocationError, TokenTypeHint};
+use crate::revocation::TokenTypeHint;
+use crate::server_url::ServerUrl;
+use crate::token_request::{Grant, TokenEndpoint};
+use crate::{BuildError, ClientAuth, Endpoint, RetryPolicy, RevocationError, TokenParams};
 
 /// A [`TokenSource`] for the OAuth 2.0 refresh token grant (RFC 6749 section 6).
 ///
@@ -50,23 +49,23 @@ use crate::{AuthServerMetadata, BuildError, RetryPolicy, RevocationError, TokenT
 /// connect and 429, never a timeout, a broken connection or a 5xx, because the server may
 /// have rotated the refresh token while the answer was lost, and replaying the old one
 /// looks like token theft to servers with reuse detection, which then revoke the whole
-/// grant. The cache still backs off and fetches again later.
+/// grant. The cache still backs off and fetches again later. A policy set on the
+/// [`Endpoint`](crate::EndpointBuilder::retry) replaces it; one with
+/// [`retry_processed(true)`](RetryPolicy::retry_processed) is fine with servers that neither
+/// rotate refresh tokens nor detect reuse.
 ///
 /// `RefreshToken` is cheap to clone; clones share the refresh token and the connection pool.
 ///
 /// ```no_run
 /// use tower_bearer::{TokenCache, TokenSource};
-/// use tower_bearer_oauth2::RefreshToken;
+/// use tower_bearer_oauth2::{ClientAuth, Endpoint, RefreshToken};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 /// let stored = std::fs::read_to_string("refresh-token")?;
-/// let source = RefreshToken::builder(
-///     "https://auth.example.com/oauth2/token",
-///     "desktop-sync",
-///     std::env::var("CLIENT_SECRET")?,
-///     stored.trim(),
-/// )
+/// let endpoint = Endpoint::builder("https://auth.example.com/oauth2/token").build()?;
+/// let client = ClientAuth::secret_basic("desktop-sync", std::env::var("CLIENT_SECRET")?)?;
+/// let source = RefreshToken::builder(endpoint, client, stored.trim())
 /// .on_rotate(|new_refresh_token| {
 ///     use secrecy::ExposeSecret;
 ///     if let Err(error) = std::fs::write("refresh-token", new_refresh_token.expose_secret()) {
@@ -87,8 +86,7 @@ pub struct RefreshToken {
 
 struct Inner {
     endpoint: TokenEndpoint,
-    scope: Option<String>,
-    params: Vec<(String, String)>,
+    params: TokenParams,
     /// The refresh token to present next.
     current: Mutex<SecretString>,
     /// Held for a whole refresh, so each one presents what the one before it left.
@@ -111,65 +109,24 @@ type HookFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 const FLEET_MAX_WAIT: Duration = Duration::from_secs(15);
 
 impl RefreshToken {
-    /// Starts building a source for the token endpoint at `token_url`, authenticating as
-    /// `client_id` with `client_secret`, starting from `refresh_token`.
+    /// Starts building a source that asks `endpoint` for access tokens as `client`,
+    /// starting from `refresh_token`.
     ///
     /// Nothing is checked until [`build`](RefreshTokenBuilder::build).
     pub fn builder(
-        token_url: impl Into<String>,
-        client_id: impl Into<String>,
-        client_secret: impl Into<SecretString>,
+        endpoint: Endpoint,
+        client: ClientAuth,
         refresh_token: impl Into<SecretString>,
     ) -> RefreshTokenBuilder {
         RefreshTokenBuilder {
-            settings: EndpointSettings::new(
-                token_url.into(),
-                client_id.into(),
-                client_secret.into(),
-                RetryPolicy::for_refresh_tokens(),
-            ),
+            endpoint,
+            client,
             refresh_token: refresh_token.into(),
-            scope: None,
-            params: Vec::new(),
+            params: TokenParams::new(),
             on_rotate: None,
             shared: None,
             when_store_unavailable: WhenStoreUnavailable::default(),
         }
-    }
-
-    /// Starts building a source that authenticates with `private_key_jwt`; see
-    /// [`ClientCredentials::builder_with_private_key`](crate::ClientCredentials::builder_with_private_key).
-    #[cfg(feature = "private-key-jwt")]
-    pub fn builder_with_private_key(
-        token_url: impl Into<String>,
-        client_id: impl Into<String>,
-        key: crate::PrivateKey,
-        refresh_token: impl Into<SecretString>,
-    ) -> RefreshTokenBuilder {
-        let mut builder = Self::builder(token_url, client_id, String::new(), refresh_token);
-        builder.settings.client_auth = crate::ClientAuth::PrivateKeyJwt;
-        builder.settings.private_key = Some(key);
-        builder
-    }
-
-    /// Starts building a source from an authorization server's metadata, as
-    /// [`ClientCredentials::builder_from_metadata`](crate::ClientCredentials::builder_from_metadata)
-    /// does: token endpoint, revocation endpoint and client authentication method.
-    pub fn builder_from_metadata(
-        metadata: &AuthServerMetadata,
-        client_id: impl Into<String>,
-        client_secret: impl Into<SecretString>,
-        refresh_token: impl Into<SecretString>,
-    ) -> RefreshTokenBuilder {
-        let mut builder = Self::builder(
-            metadata.token_endpoint(),
-            client_id,
-            client_secret,
-            refresh_token,
-        )
-        .client_auth(metadata.preferred_client_auth().unwrap_or_default());
-        builder.settings.use_metadata(metadata);
-        builder
     }
 
     /// The refresh token the next fetch will present: the one given to the builder, or the
@@ -178,7 +135,11 @@ impl RefreshToken {
         self.current().clone()
     }
 
-    crate::settings::endpoint_getters!(inner.endpoint);
+    /// The token endpoint URL this source sends to: the endpoint's, or its mutual-TLS alias
+    /// when the client uses mutual TLS.
+    pub fn token_url(&self) -> &http::Uri {
+        self.inner.endpoint.url.uri()
+    }
 
     /// The revocation endpoint URL, if one is configured.
     pub fn revocation_url(&self) -> Option<&http::Uri> {
@@ -186,7 +147,12 @@ impl RefreshToken {
             .endpoint
             .revocation_url
             .as_ref()
-            .map(TokenUrl::uri)
+            .map(ServerUrl::uri)
+    }
+
+    /// Who the source authenticates as, and how.
+    pub fn client_auth(&self) -> &ClientAuth {
+        &self.inner.endpoint.client
     }
 
     /// Revokes the refresh token this source holds (RFC 7009, `token_type_hint` =
@@ -281,8 +247,7 @@ impl RefreshToken {
             .endpoint
             .request(Grant {
                 grant_type: "refresh_token",
-                credentials: &[("refresh_token", presented.expose_secret())],
-                scope: self.inner.scope.as_deref(),
+                secret_params: &[("refresh_token", presented.expose_secret())],
                 params: &self.inner.params,
                 response: TokenResponseRules::Standard,
             })
@@ -296,7 +261,7 @@ impl RefreshToken {
         };
         *self.current() = rotated.clone();
         tracing::debug!(
-            client_id = %self.inner.endpoint.client.id,
+            client_id = %self.inner.endpoint.client.client_id(),
             "the token endpoint rotated the refresh token"
         );
         if self.inner.fleet.is_none() {
@@ -350,31 +315,22 @@ impl fmt::Debug for RefreshToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let inner = &self.inner;
         f.debug_struct("RefreshToken")
-            .field("token_url", &inner.endpoint.url)
-            .field("revocation_url", &inner.endpoint.revocation_url)
-            .field("client_id", &inner.endpoint.client.id)
-            .field("client_secret", &"[redacted]")
+            .field("endpoint", &inner.endpoint)
             .field("refresh_token", &"[redacted]")
-            .field("client_auth", &inner.endpoint.client.method)
-            .field("scope", &inner.scope)
-            .field("params", &ParamNames(&inner.params))
+            .field("params", &inner.params)
             .field("on_rotate", &inner.on_rotate.as_ref().map(|_| ".."))
             .field("shared", &inner.fleet.as_ref().map(Fleet::key))
-            .field("retry", &inner.endpoint.retry)
             .finish_non_exhaustive()
     }
 }
 
 /// Builds a [`RefreshToken`]; see [`RefreshToken::builder`].
-///
-/// The settings it shares with [`ClientCredentialsBuilder`](crate::ClientCredentialsBuilder)
-/// behave the same; only the default [`retry`](Self::retry) policy differs.
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct RefreshTokenBuilder {
-    settings: EndpointSettings,
+    endpoint: Endpoint,
+    client: ClientAuth,
     refresh_token: SecretString,
-    scope: Option<String>,
-    params: Vec<(String, String)>,
+    params: TokenParams,
     on_rotate: Option<RotateHook>,
     shared: Option<(Arc<dyn TokenStore>, StoreKey)>,
     when_store_unavailable: WhenStoreUnavailable,
@@ -417,13 +373,6 @@ impl RefreshTokenBuilder {
         self
     }
 
-    crate::settings::endpoint_setters!(
-        retry_default = "[`RetryPolicy::for_refresh_tokens`]: only failures to connect and 429; \
-                         see [`RefreshToken`] for why. A policy with \
-                         [`retry_processed(true)`](RetryPolicy::retry_processed) is fine with \
-                         servers that neither rotate refresh tokens nor detect reuse"
-    );
-
     /// Called with the new refresh token each time the server rotates it, after the source
     /// holds it and before the fetch returns; once per rotation, never concurrently. Persist
     /// it here: the old one no longer works. Keep it quick, as the refresh waits for it;
@@ -451,24 +400,11 @@ impl RefreshTokenBuilder {
         self
     }
 
-    crate::settings::request_setters!(
-        scope_doc = "The scope to request, space-separated. RFC 6749 section 6 lets it only \
-                     narrow the scope the refresh token was granted; without it the server \
-                     grants that whole scope.",
-        param_doc = "The parameters this crate sets itself, `refresh_token` among them, are \
-                     refused by [`build`](Self::build)."
-    );
-
-    /// A `resource` parameter (RFC 8707), repeatable.
-    pub fn resource(self, resource: impl Into<String>) -> Self {
-        self.param("resource", resource)
-    }
-
-    /// The revocation endpoint (RFC 7009) for
-    /// [`revoke_refresh_token`](RefreshToken::revoke_refresh_token) and
-    /// [`revoke`](RefreshToken::revoke) (default: none).
-    pub fn revocation_url(mut self, url: impl Into<String>) -> Self {
-        self.settings.revocation_url = Some(url.into());
+    /// The scope, resources and extra parameters to request (default: none). Replaces
+    /// those set before. RFC 6749 section 6 lets a scope only narrow the one the refresh
+    /// token was granted; without one the server grants that whole scope.
+    pub fn params(mut self, params: TokenParams) -> Self {
+        self.params = params;
         self
     }
 
@@ -481,21 +417,23 @@ impl RefreshTokenBuilder {
         if self.refresh_token.expose_secret().is_empty() {
             return Err(BuildError::invalid_credentials(format!(
                 "the refresh token of client `{}` is empty; check where it is read from",
-                self.settings.client_id
+                self.client.client_id()
             )));
         }
-        let scope = check_request(
-            self.scope.as_deref(),
-            &self.params,
+        let params = self.params.check(
             &["refresh_token"],
             "pass the refresh token to `RefreshToken::builder`",
         )?;
-        let endpoint = self.settings.build()?;
+        let endpoint = TokenEndpoint::new(
+            self.endpoint,
+            self.client,
+            RetryPolicy::for_refresh_tokens(),
+        )?;
         // Longer than the longest refresh can take (a wait after a data loss included), so
         // the lease never runs out while its holder's request is in flight.
         let lease_ttl = crate::fleet_refresh::SETTLE.saturating_add(
             endpoint
-                .limits
+                .limits()
                 .timeout
                 .saturating_mul(endpoint.retry.attempts())
                 .saturating_add(endpoint.retry.max_total_wait())
@@ -504,8 +442,7 @@ impl RefreshTokenBuilder {
         Ok(RefreshToken {
             inner: Arc::new(Inner {
                 endpoint,
-                scope,
-                params: self.params,
+                params,
                 current: Mutex::new(self.refresh_token),
                 refreshing: tokio::sync::Mutex::new(()),
                 on_rotate: self.on_rotate,
@@ -525,12 +462,11 @@ impl RefreshTokenBuilder {
 
 impl fmt::Debug for RefreshTokenBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut debug = f.debug_struct("RefreshTokenBuilder");
-        self.settings.debug_fields(&mut debug);
-        debug
+        f.debug_struct("RefreshTokenBuilder")
+            .field("endpoint", &self.endpoint)
+            .field("client", &self.client)
             .field("refresh_token", &"[redacted]")
-            .field("scope", &self.scope)
-            .field("params", &ParamNames(&self.params))
+            .field("params", &self.params)
             .field("on_rotate", &self.on_rotate.as_ref().map(|_| ".."))
             .field("shared", &self.shared.as_ref().map(|(_, key)| key))
             .finish()

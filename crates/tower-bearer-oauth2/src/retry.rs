@@ -1,10 +1,15 @@
 //! Retries inside one token request: how many attempts, how long to wait between them, and
-//! how much of a server's `Retry-After` to wait out before handing the failure to the cache.
+//! how much of a server's `Retry-After` to wait out before handing the failure to the cache;
+//! and the loop that runs the attempts.
 
 use std::fmt;
+use std::future::Future;
 use std::time::Duration;
 
 use http::StatusCode;
+use tower_bearer::FetchError;
+
+use crate::token_request::Target;
 
 /// How a token source retries a failed token request before giving up on that fetch.
 ///
@@ -14,7 +19,7 @@ use http::StatusCode;
 ///
 /// - the request could not be sent or the response not read (connection refused or reset,
 ///   TLS or DNS failure),
-/// - no response within the [`timeout`](crate::ClientCredentialsBuilder::timeout),
+/// - no response within the [`timeout`](crate::EndpointBuilder::timeout),
 /// - a 5xx status, or 429 Too Many Requests.
 ///
 /// With [`retry_processed(false)`](Self::retry_processed) (the default of the
@@ -67,7 +72,7 @@ use http::StatusCode;
 ///
 /// ```
 /// use std::time::Duration;
-/// use tower_bearer_oauth2::{ClientCredentials, RetryPolicy};
+/// use tower_bearer_oauth2::{Endpoint, RetryPolicy};
 ///
 /// let patient = RetryPolicy::new()
 ///     .max_attempts(5)
@@ -76,13 +81,11 @@ use http::StatusCode;
 /// // Waits at most 4 × 30 s between attempts, plus 5 × the timeout for the requests.
 /// assert_eq!(patient.max_total_wait(), Duration::from_secs(120));
 ///
-/// let builder = ClientCredentials::builder("https://auth.example.com/token", "id", "secret")
-///     .retry(patient);
+/// let builder = Endpoint::builder("https://auth.example.com/token").retry(patient);
 /// # let _ = builder;
 ///
 /// // One request per fetch; the cache's backoff is the only retry.
-/// let single = ClientCredentials::builder("https://auth.example.com/token", "id", "secret")
-///     .retry(RetryPolicy::none());
+/// let single = Endpoint::builder("https://auth.example.com/token").retry(RetryPolicy::none());
 /// # let _ = single;
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,8 +144,8 @@ impl RetryPolicy {
 
     /// How many requests one fetch may make in total, the first included (default 3).
     /// `1` means no retries. `0` is refused by
-    /// [`ClientCredentialsBuilder::build`](crate::ClientCredentialsBuilder::build), as a
-    /// fetch needs at least one request.
+    /// [`EndpointBuilder::build`](crate::EndpointBuilder::build), as a fetch needs at least
+    /// one request.
     #[must_use]
     pub const fn max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = attempts;
@@ -201,12 +204,7 @@ impl RetryPolicy {
 
     /// What to do after attempt `attempt` (1-based) failed for `reason`, given the server's
     /// `Retry-After`.
-    pub(crate) fn decide(
-        &self,
-        attempt: u32,
-        reason: RetryReason,
-        retry_after: Option<Duration>,
-    ) -> Decision {
+    fn decide(&self, attempt: u32, reason: RetryReason, retry_after: Option<Duration>) -> Decision {
         if !self.retry_processed && reason.may_have_been_processed() {
             return Decision::GiveUp(GiveUp::MayHaveBeenProcessed);
         }
@@ -219,6 +217,61 @@ impl RetryPolicy {
             }
             Some(wait) => Decision::Retry(self.backoff(attempt).max(wait)),
             None => Decision::Retry(self.backoff(attempt)),
+        }
+    }
+
+    /// Runs `attempt_once` until it succeeds, fails for good, or the policy says stop.
+    /// Returns the value and the number of the attempt that produced it, or the last
+    /// attempt's error. `target` names the endpoint in the log.
+    pub(crate) async fn run<T, F, Fut>(
+        &self,
+        target: Target<'_>,
+        mut attempt_once: F,
+    ) -> Result<(T, u32), FetchError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Failure>>,
+    {
+        let max_attempts = self.attempts().max(1);
+        let mut attempt = 1;
+        loop {
+            let failure = match attempt_once().await {
+                Ok(value) => return Ok((value, attempt)),
+                Err(failure) => failure,
+            };
+            let Some(reason) = failure.retry else {
+                tracing::debug!(error = %failure.error, attempt, "{} request failed", target.name);
+                return Err(failure.error);
+            };
+            match self.decide(attempt, reason, failure.error.retry_after()) {
+                Decision::Retry(wait) => {
+                    tracing::warn!(
+                        url = %target.url,
+                        attempt,
+                        max_attempts,
+                        reason = %reason,
+                        retry_in_ms = wait.as_millis() as u64,
+                        error = %failure.error,
+                        "{} request failed, retrying",
+                        target.name
+                    );
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                Decision::GiveUp(why) => {
+                    let retry_after = failure.error.retry_after();
+                    tracing::debug!(
+                        attempt,
+                        reason = %reason,
+                        retry_after_ms = retry_after.map(|wait| wait.as_millis() as u64),
+                        not_retried_because = %why,
+                        error = %failure.error,
+                        "{} request failed",
+                        target.name
+                    );
+                    return Err(failure.error);
+                }
+            }
         }
     }
 
@@ -240,16 +293,36 @@ impl Default for RetryPolicy {
     }
 }
 
+/// A failed attempt, and whether repeating it may help.
+pub(crate) struct Failure {
+    pub(crate) error: FetchError,
+    /// `None` when another attempt would fail the same way.
+    pub(crate) retry: Option<RetryReason>,
+}
+
+impl Failure {
+    pub(crate) fn last(error: FetchError) -> Self {
+        Failure { error, retry: None }
+    }
+
+    pub(crate) fn retryable(error: FetchError, reason: RetryReason) -> Self {
+        Failure {
+            error,
+            retry: Some(reason),
+        }
+    }
+}
+
 /// After a failed attempt that may be brief: wait and try again, or stop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Decision {
+enum Decision {
     Retry(Duration),
     GiveUp(GiveUp),
 }
 
 /// Why a retryable failure ends the fetch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum GiveUp {
+enum GiveUp {
     NoAttemptsLeft,
     RetryAfterTooLong,
     MayHaveBeenProcessed,

@@ -8,26 +8,24 @@ use std::time::Duration;
 use secrecy::ExposeSecret;
 use tower_bearer::{FetchError, Token, TokenCache};
 
-use crate::endpoint::{self, Failure, RawResponse, Target, TokenEndpoint};
-use crate::retry::RetryReason;
+use crate::retry::{Failure, RetryReason};
+use crate::token_request::{self, RawResponse, Target, TokenEndpoint};
 use crate::{response, OAuthError};
 
 /// What kind of token is being revoked, sent as `token_type_hint` (RFC 7009 section 2.1) so
 /// the server looks in the right place first. A server that does not find the token there
 /// looks elsewhere, so a wrong hint costs time, not correctness.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum TokenTypeHint {
-    /// `access_token`.
+pub(crate) enum TokenTypeHint {
     AccessToken,
-    /// `refresh_token`. RFC 7009 section 2.1 says a server should also revoke the access
-    /// tokens issued with it, when it can.
+    /// RFC 7009 section 2.1 says a server should also revoke the access tokens issued with
+    /// it, when it can.
     RefreshToken,
 }
 
 impl TokenTypeHint {
     /// The registered name: `access_token` or `refresh_token`.
-    pub fn as_str(&self) -> &'static str {
+    pub(crate) fn as_str(&self) -> &'static str {
         match self {
             TokenTypeHint::AccessToken => "access_token",
             TokenTypeHint::RefreshToken => "refresh_token",
@@ -62,8 +60,8 @@ impl RevocationError {
         RevocationError {
             inner: FetchError::permanent(format!(
                 "no revocation endpoint is configured for client `{client_id}`; set \
-                 `revocation_url` on the builder, or build the source from the server's \
-                 metadata (`Discovery`), which names it"
+                 `revocation_url` on the `Endpoint`, or build it from the server's metadata \
+                 (`Discovery`), which names it"
             )),
             not_configured: true,
         }
@@ -142,7 +140,7 @@ impl TokenEndpoint {
         hint: TokenTypeHint,
     ) -> Result<(), RevocationError> {
         let Some(url) = &self.revocation_url else {
-            return Err(RevocationError::not_configured(&self.client.id));
+            return Err(RevocationError::not_configured(self.client.client_id()));
         };
         let target = Target {
             name: "revocation",
@@ -150,14 +148,15 @@ impl TokenEndpoint {
         };
         let form = [("token", token), ("token_type_hint", hint.as_str())];
         let ((), attempt) = self
-            .with_retries(target, || async {
+            .retry
+            .run(target, || async {
                 let response = self.post_form(target, &form, &[token]).await?;
                 self.interpret_revocation(target, hint, response)
             })
             .await?;
         tracing::debug!(
             revocation_url = %url,
-            client_id = %self.client.id,
+            client_id = %self.client.client_id(),
             token_type_hint = %hint,
             attempt,
             "token revoked"
@@ -180,7 +179,7 @@ impl TokenEndpoint {
         if status.is_success() {
             return Ok(());
         }
-        let client_id = &self.client.id;
+        let client_id = self.client.client_id();
         let (error, retry) = match response::parse_error(status, &body, &redactor) {
             Some(oauth) => {
                 let retry = if oauth.is_transient() {
@@ -198,7 +197,7 @@ impl TokenEndpoint {
                         "{target} rejected the credentials of client `{client_id}`; check the \
                          client id and secret, and that the server accepts {} at its \
                          revocation endpoint",
-                        self.client.method
+                        self.client.method()
                     ))
                 } else {
                     FetchError::permanent(format!(
@@ -209,12 +208,12 @@ impl TokenEndpoint {
                 (error.with_source(oauth), retry)
             }
             None => (
-                endpoint::status_error(target, status),
+                token_request::status_error(target, status),
                 RetryReason::for_status(status),
             ),
         };
         let error = if error.is_transient() {
-            endpoint::with_retry_after(error, &headers)
+            token_request::with_retry_after(error, &headers)
         } else {
             error
         };

@@ -13,8 +13,9 @@ use crate::BuildError;
 /// A client certificate chain and its private key, which the default HTTP client presents
 /// in the TLS handshake with the authorization server (RFC 8705).
 ///
-/// Give it to [`ClientTls::identity`]. The private key is zeroized when the last clone is dropped (rustls keeps its own parsed
-/// copy while the client lives) and never appears in `Debug` output or errors.
+/// Give it to [`ClientTls::identity`]. The private key is zeroized when the last clone is
+/// dropped (rustls keeps its own parsed copy while the client lives) and never appears in
+/// `Debug` output or errors.
 ///
 /// ```
 /// use tower_bearer_oauth2::TlsClientIdentity;
@@ -83,11 +84,11 @@ impl fmt::Debug for TlsClientIdentity {
 /// present (RFC 8705 mutual TLS, certificate-bound tokens) and root certificates to trust
 /// besides the Mozilla roots (a token endpoint with a certificate from a private CA).
 ///
-/// Give it to [`ClientCredentialsBuilder::tls`](crate::ClientCredentialsBuilder::tls) or
-/// [`RefreshTokenBuilder::tls`](crate::RefreshTokenBuilder::tls). It configures the
-/// default client only: with your own
-/// [`http_client`](crate::ClientCredentialsBuilder::http_client), set the certificate in
-/// that client's TLS configuration, and `build` refuses a `ClientTls` alongside it.
+/// Give it to [`HttpClient::with_tls`](crate::HttpClient::with_tls), and that client to
+/// the [`Endpoint`](crate::Endpoint) or [`Discovery`](crate::Discovery). It configures the
+/// default client only: with your own client
+/// ([`HttpClient::from_service`](crate::HttpClient::from_service)), set the certificate in
+/// that client's TLS configuration.
 ///
 /// ```no_run
 /// use tower_bearer_oauth2::{ClientTls, TlsClientIdentity};
@@ -149,11 +150,6 @@ impl ClientTls {
     pub fn has_identity(&self) -> bool {
         self.identity.is_some()
     }
-
-    /// Whether this changes anything about the default client.
-    pub(crate) fn is_default(&self) -> bool {
-        self.identity.is_none() && self.roots.is_empty()
-    }
 }
 
 impl fmt::Debug for ClientTls {
@@ -210,6 +206,6 @@ mod tests {
         let error = ClientTls::new().root_certificates_pem("nope").unwrap_err();
         assert!(error.is_invalid_tls());
         assert!(error.to_string().contains("root certificate"), "{error}");
-        assert!(ClientTls::new().is_default());
+        assert!(!ClientTls::new().has_identity());
     }
 }

@@ -4,15 +4,13 @@
 use std::fmt;
 use std::sync::Arc;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use tower_bearer::source::TokenFuture;
 use tower_bearer::{FetchError, Token, TokenSource};
 
-use crate::client_credentials::{check_request, ParamNames};
-use crate::endpoint::{Grant, TokenEndpoint};
 use crate::response::TokenResponseRules;
-use crate::settings::EndpointSettings;
-use crate::{BuildError, ClientAuth, RetryPolicy};
+use crate::token_request::{Grant, TokenEndpoint};
+use crate::{BuildError, ClientAuth, Endpoint, RetryPolicy, TokenParams};
 
 /// The `grant_type` of a token exchange (RFC 8693 section 2.1).
 const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -51,8 +49,8 @@ pub mod token_type {
 /// sends the current one. It then makes a `POST` to the token endpoint with
 /// `grant_type=urn:ietf:params:oauth:grant-type:token-exchange`, `subject_token`,
 /// `subject_token_type`, the optional `actor_token`, `actor_token_type`,
-/// `requested_token_type`, `audience`s, `resource`s and `scope` (section 2.1), and the
-/// client's credentials, and returns the issued token.
+/// `requested_token_type`, and the [`TokenParams`] (`audience`s, `resource`s and `scope`,
+/// section 2.1), with the client's credentials, and returns the issued token.
 ///
 /// The response must carry `issued_token_type` (section 2.2.1). A `token_type` of `N_A`
 /// (the issued token is not an OAuth access token) is accepted only when the issued token
@@ -63,23 +61,25 @@ pub mod token_type {
 /// Errors, retries and client authentication work as in
 /// [`ClientCredentials`](crate::ClientCredentials); `invalid_grant` (the subject token is
 /// expired or not trusted) and `invalid_target` (the audience or resource is refused) are
-/// permanent. A public client uses [`TokenExchange::public_client_builder`]. The subject and
+/// permanent. A public client passes [`ClientAuth::public`]: RFC 8693 makes client
+/// authentication optional, and some servers trust the subject token alone. The subject and
 /// actor tokens never appear in `Debug`, errors or logs.
 ///
 /// ```no_run
 /// use tower_bearer::source::FileToken;
 /// use tower_bearer::TokenCache;
-/// use tower_bearer_oauth2::{token_type, TokenExchange};
+/// use tower_bearer_oauth2::{token_type, ClientAuth, Endpoint, TokenExchange, TokenParams};
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// let endpoint = Endpoint::builder("https://auth.example.com/oauth2/token").build()?;
+/// let client = ClientAuth::secret_basic("payments-workload", std::env::var("CLIENT_SECRET")?)?;
 /// let source = TokenExchange::builder(
-///     "https://auth.example.com/oauth2/token",
-///     "payments-workload",
-///     std::env::var("CLIENT_SECRET")?,
+///     endpoint,
+///     client,
 ///     FileToken::new("/var/run/secrets/tokens/sa-token"),
 ///     token_type::JWT,
 /// )
-/// .audience("https://ledger.example.com")
+/// .params(TokenParams::new().audience("https://ledger.example.com"))
 /// .requested_token_type(token_type::ACCESS_TOKEN)
 /// .build()?;
 /// let cache = TokenCache::new(source);
@@ -97,82 +97,46 @@ pub struct TokenExchange {
 struct Inner {
     /// Where each exchange gets its subject token.
     subject: Arc<dyn TokenSource>,
-    scope: Option<String>,
-    /// The token type parameters, audiences, resources and extra parameters, in order.
-    params: Vec<(String, String)>,
+    /// The scope, then the token type parameters, audiences, resources and extra
+    /// parameters, in order.
+    params: TokenParams,
     /// Where each exchange gets its actor token, if it has one.
     actor: Option<Arc<dyn TokenSource>>,
     endpoint: TokenEndpoint,
 }
 
 impl TokenExchange {
-    /// Starts building a source for the token endpoint at `token_url`, authenticating as
-    /// `client_id` with `client_secret`, exchanging the token `subject` gives, of type
-    /// `subject_token_type` (see [`token_type`]).
+    /// Starts building a source that asks `endpoint` as `client` to exchange the token
+    /// `subject` gives, of type `subject_token_type` (see [`token_type`]).
     ///
     /// Nothing is checked until [`build`](TokenExchangeBuilder::build).
     pub fn builder(
-        token_url: impl Into<String>,
-        client_id: impl Into<String>,
-        client_secret: impl Into<SecretString>,
+        endpoint: Endpoint,
+        client: ClientAuth,
         subject: impl TokenSource,
         subject_token_type: impl Into<String>,
     ) -> TokenExchangeBuilder {
         TokenExchangeBuilder {
-            settings: EndpointSettings::new(
-                token_url.into(),
-                client_id.into(),
-                client_secret.into(),
-                RetryPolicy::new(),
-            ),
+            endpoint,
+            client,
             subject: Arc::new(subject),
             subject_token_type: subject_token_type.into(),
-            scope: None,
-            params: Vec::new(),
+            params: TokenParams::new(),
             actor: None,
             requested_token_type: None,
         }
     }
 
-    /// Starts building a source for a public client ([`ClientAuth::None`]): RFC 8693 makes
-    /// client authentication optional, and some servers trust the subject token alone. The
-    /// request carries `client_id` unless it is empty.
-    pub fn public_client_builder(
-        token_url: impl Into<String>,
-        client_id: impl Into<String>,
-        subject: impl TokenSource,
-        subject_token_type: impl Into<String>,
-    ) -> TokenExchangeBuilder {
-        let mut builder = Self::builder(
-            token_url,
-            client_id,
-            String::new(),
-            subject,
-            subject_token_type,
-        );
-        builder.settings.client_auth = ClientAuth::None;
-        builder
+    /// The token endpoint URL this source sends to: the endpoint's, or its mutual-TLS alias
+    /// when the client uses mutual TLS.
+    pub fn token_url(&self) -> &http::Uri {
+        self.inner.endpoint.url.uri()
     }
 
-    /// Starts building a source that authenticates with `private_key_jwt` (RFC 7523 section
-    /// 2.2); see
-    /// [`ClientCredentials::builder_with_private_key`](crate::ClientCredentials::builder_with_private_key).
-    #[cfg(feature = "private-key-jwt")]
-    pub fn builder_with_private_key(
-        token_url: impl Into<String>,
-        client_id: impl Into<String>,
-        key: crate::PrivateKey,
-        subject: impl TokenSource,
-        subject_token_type: impl Into<String>,
-    ) -> TokenExchangeBuilder {
-        let mut builder =
-            Self::public_client_builder(token_url, client_id, subject, subject_token_type);
-        builder.settings.client_auth = ClientAuth::PrivateKeyJwt;
-        builder.settings.private_key = Some(key);
-        builder
+    /// Who the source authenticates as, and how.
+    pub fn client_auth(&self) -> &ClientAuth {
+        &self.inner.endpoint.client
     }
-
-    crate::settings::endpoint_getters!(inner.endpoint);
 
     async fn exchange(&self) -> Result<Token, FetchError> {
         let inner = &*self.inner;
@@ -190,16 +154,15 @@ impl TokenExchange {
             ),
             None => None,
         };
-        let mut credentials = vec![("subject_token", subject.secret().expose_secret())];
+        let mut secret_params = vec![("subject_token", subject.secret().expose_secret())];
         if let Some(actor) = &actor {
-            credentials.push(("actor_token", actor.secret().expose_secret()));
+            secret_params.push(("actor_token", actor.secret().expose_secret()));
         }
         inner
             .endpoint
             .request(Grant {
                 grant_type: GRANT_TYPE,
-                credentials: &credentials,
-                scope: inner.scope.as_deref(),
+                secret_params: &secret_params,
                 params: &inner.params,
                 response: TokenResponseRules::TokenExchange,
             })
@@ -240,8 +203,7 @@ impl fmt::Debug for TokenExchange {
                 "actor_token",
                 &inner.actor.as_ref().map(|_| "[from its source]"),
             )
-            .field("scope", &inner.scope)
-            .field("params", &ParamNames(&inner.params))
+            .field("params", &inner.params)
             .finish()
     }
 }
@@ -249,18 +211,16 @@ impl fmt::Debug for TokenExchange {
 /// Builds a [`TokenExchange`]; see [`TokenExchange::builder`].
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct TokenExchangeBuilder {
-    settings: EndpointSettings,
+    endpoint: Endpoint,
+    client: ClientAuth,
     subject: Arc<dyn TokenSource>,
     subject_token_type: String,
     actor: Option<(Arc<dyn TokenSource>, String)>,
     requested_token_type: Option<String>,
-    scope: Option<String>,
-    params: Vec<(String, String)>,
+    params: TokenParams,
 }
 
 impl TokenExchangeBuilder {
-    crate::settings::endpoint_setters!();
-
     /// The party acting on behalf of the subject (delegation, RFC 8693 section 1.1): its token
     /// is fetched from `actor` for each exchange and sent as `actor_token` with
     /// `actor_token_type`.
@@ -280,38 +240,23 @@ impl TokenExchangeBuilder {
         self
     }
 
-    /// An `audience`: the logical name of a service the token is for. Repeatable.
-    pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        self.params.push(("audience".to_owned(), audience.into()));
+    /// The `audience`s, `resource`s, scope and extra parameters to request (RFC 8693
+    /// section 2.1; default: none). Replaces those set before.
+    pub fn params(mut self, params: TokenParams) -> Self {
+        self.params = params;
         self
     }
-
-    /// A `resource` (RFC 8707, RFC 8693 section 2.1): an absolute URI of a service the
-    /// token is for, without a fragment. Repeatable.
-    pub fn resource(mut self, resource: impl Into<String>) -> Self {
-        self.params.push(("resource".to_owned(), resource.into()));
-        self
-    }
-
-    crate::settings::request_setters!(
-        scope_doc = "The scope to request, space-separated (RFC 8693 section 2.1).",
-        param_doc = "The parameters this crate sets itself, the subject, actor and token type \
-                     ones among them, are refused by [`build`](Self::build)."
-    );
 
     /// Checks the configuration and builds the source.
     ///
     /// Fails for the same reasons as
-    /// [`ClientCredentialsBuilder::build`](crate::ClientCredentialsBuilder::build) (a public
-    /// client needs no secret), if a token type is empty, or if a parameter this crate sets
-    /// itself was added with `param`.
+    /// [`ClientCredentialsBuilder::build`](crate::ClientCredentialsBuilder::build), if a
+    /// token type is empty, or if a parameter this crate sets itself was added with
+    /// [`TokenParams::param`].
     pub fn build(self) -> Result<TokenExchange, BuildError> {
-        let scope = check_request(
-            self.scope.as_deref(),
-            &self.params,
-            EXCHANGE_PARAMS,
-            "use the builder's own method for it",
-        )?;
+        let requested = self
+            .params
+            .check(EXCHANGE_PARAMS, "use the builder's own method for it")?;
         let mut params = vec![(
             "subject_token_type".to_owned(),
             check_token_type("subject_token_type", self.subject_token_type)?,
@@ -332,14 +277,16 @@ impl TokenExchangeBuilder {
                 check_token_type("requested_token_type", requested)?,
             ));
         }
-        params.extend(self.params);
+        params.extend(requested.params);
         Ok(TokenExchange {
             inner: Arc::new(Inner {
-                endpoint: self.settings.build()?,
+                endpoint: TokenEndpoint::new(self.endpoint, self.client, RetryPolicy::new())?,
                 subject: self.subject,
                 actor,
-                scope,
-                params,
+                params: TokenParams {
+                    scope: requested.scope,
+                    params,
+                },
             }),
         })
     }
@@ -358,9 +305,9 @@ fn check_token_type(name: &str, value: String) -> Result<String, BuildError> {
 
 impl fmt::Debug for TokenExchangeBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut debug = f.debug_struct("TokenExchangeBuilder");
-        self.settings.debug_fields(&mut debug);
-        debug
+        f.debug_struct("TokenExchangeBuilder")
+            .field("endpoint", &self.endpoint)
+            .field("client", &self.client)
             .field("subject_token", &"[from its source]")
             .field("subject_token_type", &self.subject_token_type)
             .field(
@@ -368,8 +315,7 @@ impl fmt::Debug for TokenExchangeBuilder {
                 &self.actor.as_ref().map(|(_, token_type)| token_type),
             )
             .field("requested_token_type", &self.requested_token_type)
-            .field("scope", &self.scope)
-            .field("params", &ParamNames(&self.params))
+            .field("params", &self.params)
             .finish()
     }
 }

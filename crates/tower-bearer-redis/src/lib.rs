@@ -8,13 +8,14 @@
 //! ```no_run
 //! use tower_bearer::store::StoreSource;
 //! use tower_bearer::TokenCache;
-//! use tower_bearer_oauth2::ClientCredentials;
+//! use tower_bearer_oauth2::{ClientAuth, ClientCredentials, Endpoint, TokenParams};
 //! use tower_bearer_redis::RedisStore;
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let token_url = "https://auth.example.com/oauth2/token";
-//! let source = ClientCredentials::builder(token_url, "billing", std::env::var("CLIENT_SECRET")?)
-//!     .scope("invoices:read")
+//! let endpoint = Endpoint::builder("https://auth.example.com/oauth2/token").build()?;
+//! let client = ClientAuth::secret_basic("billing", std::env::var("CLIENT_SECRET")?)?;
+//! let source = ClientCredentials::builder(endpoint, client)
+//!     .params(TokenParams::new().scope("invoices:read"))
 //!     .build()?;
 //! let key: [u8; 32] = [7; 32]; // load from your secret manager; the same on every replica
 //!

@@ -7,25 +7,29 @@ use std::time::Duration;
 use http::StatusCode;
 use secrecy::ExposeSecret;
 use tower_bearer::{FetchError, TokenCache, TokenSource};
-use tower_bearer_oauth2::{ClientAuth, ClientCredentials, EndpointError, OAuthError, RetryPolicy};
+use tower_bearer_oauth2::{
+    ClientAuth, ClientCredentials, ClientCredentialsBuilder, Endpoint, EndpointBuilder,
+    EndpointError, HttpClient, OAuthError, RetryPolicy, TokenParams,
+};
 use tower_bearer_testkit::{capture_tracing, AuthServer, ClientAuthMethod, Fault};
 
-use crate::support::assert_each_cause_once;
+use crate::support::{assert_each_cause_once, default_client};
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 const SPECIAL_ID: &str = "my client:1";
 const SPECIAL_SECRET: &str = "p@ss:w%rd+ ü";
 
-/// A source making one request per fetch: these tests check what a single answer becomes;
-/// `tests/retries.rs` covers retries.
-fn source_for(server: &AuthServer) -> tower_bearer_oauth2::ClientCredentialsBuilder {
-    ClientCredentials::builder(
-        server.token_url(),
-        AuthServer::DEFAULT_CLIENT_ID,
-        AuthServer::DEFAULT_CLIENT_SECRET,
-    )
-    .retry(RetryPolicy::none())
+/// The server's endpoint with one request per fetch: these tests check what a single
+/// answer becomes; `retries.rs` covers retries.
+fn endpoint_for(server: &AuthServer) -> EndpointBuilder {
+    Endpoint::builder(server.token_url()).retry(RetryPolicy::none())
+}
+
+/// A source for the server's default client, over [`endpoint_for`].
+fn source_for(server: &AuthServer) -> ClientCredentialsBuilder {
+    let endpoint = endpoint_for(server).build().expect("a valid endpoint");
+    ClientCredentials::builder(endpoint, default_client())
 }
 
 fn oauth_error(error: &FetchError) -> &OAuthError {
@@ -64,8 +68,11 @@ async fn basic_auth_gets_a_token() -> TestResult {
 #[tokio::test]
 async fn post_auth_gets_a_token() -> TestResult {
     let server = AuthServer::start().await?;
-    let token = source_for(&server)
-        .client_auth(ClientAuth::ClientSecretPost)
+    let client = ClientAuth::secret_post(
+        AuthServer::DEFAULT_CLIENT_ID,
+        AuthServer::DEFAULT_CLIENT_SECRET,
+    )?;
+    let token = ClientCredentials::builder(endpoint_for(&server).build()?, client)
         .build()?
         .fetch()
         .await?;
@@ -88,13 +95,18 @@ async fn special_characters_in_id_and_secret_work_with_both_methods() -> TestRes
         .client(SPECIAL_ID, SPECIAL_SECRET)
         .start()
         .await?;
-    for (method, seen) in [
-        (ClientAuth::ClientSecretBasic, ClientAuthMethod::Basic),
-        (ClientAuth::ClientSecretPost, ClientAuthMethod::Post),
+    for (client, seen) in [
+        (
+            ClientAuth::secret_basic(SPECIAL_ID, SPECIAL_SECRET)?,
+            ClientAuthMethod::Basic,
+        ),
+        (
+            ClientAuth::secret_post(SPECIAL_ID, SPECIAL_SECRET)?,
+            ClientAuthMethod::Post,
+        ),
     ] {
-        let source = ClientCredentials::builder(server.token_url(), SPECIAL_ID, SPECIAL_SECRET)
-            .client_auth(method)
-            .build()?;
+        let method = client.method();
+        let source = ClientCredentials::builder(endpoint_for(&server).build()?, client).build()?;
         let token = source
             .fetch()
             .await
@@ -113,10 +125,13 @@ async fn scope_audience_resource_and_params_are_sent() -> TestResult {
     // One `resource`: RFC 8707 allows several, but the mock server refuses any repeated
     // parameter; the unit tests check that repeated ones are all sent.
     let token = source_for(&server)
-        .scopes(["orders:read", "orders:write"])
-        .audience("https://api.example.com")
-        .resource("https://api.example.com/orders")
-        .param("tenant", "acme & co")
+        .params(
+            TokenParams::new()
+                .scopes(["orders:read", "orders:write"])
+                .audience("https://api.example.com")
+                .resource("https://api.example.com/orders")
+                .param("tenant", "acme & co"),
+        )
         .build()?
         .fetch()
         .await?;
@@ -157,10 +172,11 @@ async fn token_lifetime_comes_from_expires_in() -> TestResult {
 #[tokio::test]
 async fn wrong_secret_is_a_permanent_invalid_client() -> TestResult {
     let server = AuthServer::start().await?;
-    for method in [ClientAuth::ClientSecretBasic, ClientAuth::ClientSecretPost] {
-        let source = ClientCredentials::builder(server.token_url(), "client", "not-the-s3cr3t")
-            .client_auth(method)
-            .build()?;
+    for client in [
+        ClientAuth::secret_basic("client", "not-the-s3cr3t")?,
+        ClientAuth::secret_post("client", "not-the-s3cr3t")?,
+    ] {
+        let source = ClientCredentials::builder(endpoint_for(&server).build()?, client).build()?;
         let error = source.fetch().await.expect_err("wrong secret");
         assert!(error.is_permanent(), "{error}");
         let oauth = oauth_error(&error);
@@ -181,7 +197,7 @@ async fn wrong_secret_is_a_permanent_invalid_client() -> TestResult {
 async fn refused_scope_is_a_permanent_invalid_scope() -> TestResult {
     let server = AuthServer::builder().scope_allowed("read").start().await?;
     let error = source_for(&server)
-        .scope("read admin")
+        .params(TokenParams::new().scope("read admin"))
         .build()?
         .fetch()
         .await
@@ -289,9 +305,10 @@ async fn dropped_connection_is_transient() -> TestResult {
 async fn timeout_is_honoured() -> TestResult {
     let server = AuthServer::start().await?;
     server.fail_next(1, Fault::Delay(Duration::from_secs(5)));
-    let source = source_for(&server)
+    let endpoint = endpoint_for(&server)
         .timeout(Duration::from_millis(200))
         .build()?;
+    let source = ClientCredentials::builder(endpoint, default_client()).build()?;
 
     let started = std::time::Instant::now();
     let error = source.fetch().await.expect_err("too slow");
@@ -310,7 +327,7 @@ async fn timeout_is_honoured() -> TestResult {
 
 #[tokio::test]
 async fn http_to_a_remote_host_is_refused() {
-    let error = ClientCredentials::builder("http://auth.example.com/token", "client", "secret")
+    let error = Endpoint::builder("http://auth.example.com/token")
         .build()
         .expect_err("plain http to a remote host");
     assert!(error.is_insecure_http(), "{error}");
@@ -326,14 +343,15 @@ async fn tracing_never_shows_the_secret_or_the_token() -> TestResult {
     let logs = capture_tracing();
 
     // A failing fetch: the server rejects a wrong secret (and the wrong secret is a secret too).
-    let wrong = ClientCredentials::builder(server.token_url(), "client", "wr0ng-s3cr3t").build()?;
+    let endpoint = Endpoint::builder(server.token_url()).build()?;
+    let wrong = ClientAuth::secret_basic("client", "wr0ng-s3cr3t")?;
+    let wrong = ClientCredentials::builder(endpoint.clone(), wrong).build()?;
     let error = wrong.fetch().await.expect_err("wrong secret");
     tracing::warn!(error = %error, detail = ?error, "the test logs the error as an app would");
 
     // A succeeding fetch through the cache, which logs too.
-    let source = ClientCredentials::builder(server.token_url(), "client", SECRET)
-        .client_auth(ClientAuth::ClientSecretPost)
-        .build()?;
+    let source =
+        ClientCredentials::builder(endpoint, ClientAuth::secret_post("client", SECRET)?).build()?;
     let cache = TokenCache::new(source);
     let token = cache.token().await?;
     let access_token = token.secret().expose_secret().to_owned();
@@ -367,9 +385,10 @@ async fn a_cache_in_front_fetches_once() -> TestResult {
 #[tokio::test]
 async fn a_custom_http_client_is_used() -> TestResult {
     let server = AuthServer::start().await?;
-    let source = source_for(&server)
-        .http_client(tower_bearer_testkit::http_client())
+    let endpoint = endpoint_for(&server)
+        .http_client(HttpClient::from_service(tower_bearer_testkit::http_client()))
         .build()?;
+    let source = ClientCredentials::builder(endpoint, default_client()).build()?;
     let token = source.fetch().await?;
     assert!(server.is_valid(token.secret().expose_secret()));
     Ok(())

@@ -3,7 +3,7 @@
 
 use secrecy::ExposeSecret;
 use tower_bearer::TokenSource;
-use tower_bearer_oauth2::{ClientAuth, ClientCredentials, Discovery};
+use tower_bearer_oauth2::{AuthMethod, ClientCredentials, Discovery, HttpClient};
 use tower_bearer_testkit::{AuthServer, ClientAuthMethod};
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
@@ -11,7 +11,12 @@ type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 #[tokio::test]
 async fn metadata_from_the_issuer_builds_a_working_source() -> TestResult {
     let server = AuthServer::start().await?;
-    let metadata = Discovery::new().fetch(&server.url()).await?;
+    // One HTTP client for the metadata and the tokens.
+    let http = HttpClient::new()?;
+    let metadata = Discovery::new()
+        .http_client(http.clone())
+        .fetch(&server.url())
+        .await?;
     assert_eq!(metadata.issuer(), server.url());
     assert_eq!(metadata.token_endpoint(), server.token_url());
     assert_eq!(
@@ -20,13 +25,13 @@ async fn metadata_from_the_issuer_builds_a_working_source() -> TestResult {
     );
     assert_eq!(server.metadata_requests(), 1);
 
-    let source = ClientCredentials::builder_from_metadata(
-        &metadata,
+    let client = metadata.client_secret_auth(
         AuthServer::DEFAULT_CLIENT_ID,
         AuthServer::DEFAULT_CLIENT_SECRET,
-    )
-    .build()?;
-    assert_eq!(source.client_auth(), ClientAuth::ClientSecretBasic);
+    )?;
+    let endpoint = metadata.endpoint().http_client(http).build()?;
+    let source = ClientCredentials::builder(endpoint, client).build()?;
+    assert_eq!(source.client_auth().method(), AuthMethod::ClientSecretBasic);
     assert_eq!(
         source.revocation_url().map(ToString::to_string),
         Some(server.revocation_url())
@@ -49,13 +54,12 @@ async fn the_auth_method_the_server_lists_is_picked() -> TestResult {
         metadata.token_endpoint_auth_methods_supported(),
         ["client_secret_post"]
     );
-    let source = ClientCredentials::builder_from_metadata(
-        &metadata,
+    let client = metadata.client_secret_auth(
         AuthServer::DEFAULT_CLIENT_ID,
         AuthServer::DEFAULT_CLIENT_SECRET,
-    )
-    .build()?;
-    assert_eq!(source.client_auth(), ClientAuth::ClientSecretPost);
+    )?;
+    let source = ClientCredentials::builder(metadata.endpoint().build()?, client).build()?;
+    assert_eq!(source.client_auth().method(), AuthMethod::ClientSecretPost);
     let token = source.fetch().await?;
     assert!(server.is_valid(token.secret().expose_secret()));
     assert_eq!(

@@ -9,7 +9,8 @@ use base64::Engine as _;
 use tower_bearer::source::StaticToken;
 use tower_bearer::{FetchError, TokenCache, TokenSource};
 use tower_bearer_oauth2::{
-    token_type, ClientAuth, ClientCredentials, JwtBearer, RefreshToken, RetryPolicy, TokenExchange,
+    token_type, ClientAuth, ClientCredentials, Endpoint, JwtBearer, RefreshToken, RetryPolicy,
+    TokenExchange,
 };
 use tower_bearer_testkit::{capture_tracing, AuthServer, Echo, Fault, TestKey};
 
@@ -124,10 +125,21 @@ fn basic_forms(id: &str, secret: &str) -> Vec<String> {
     .collect()
 }
 
-fn client_credentials(server: &AuthServer, auth: ClientAuth) -> ClientCredentials {
-    ClientCredentials::builder(server.token_url(), CLIENT_ID, CLIENT_SECRET)
-        .client_auth(auth)
+/// The server's endpoint, with one request per fetch.
+fn endpoint(server: &AuthServer) -> Endpoint {
+    Endpoint::builder(server.token_url())
         .retry(RetryPolicy::none())
+        .build()
+        .expect("a valid endpoint")
+}
+
+/// The client, authenticating with `client_secret_post`.
+fn post_client() -> ClientAuth {
+    ClientAuth::secret_post(CLIENT_ID, CLIENT_SECRET).expect("a valid client")
+}
+
+fn client_credentials(server: &AuthServer, client: ClientAuth) -> ClientCredentials {
+    ClientCredentials::builder(endpoint(server), client)
         .build()
         .expect("a valid configuration")
 }
@@ -135,7 +147,7 @@ fn client_credentials(server: &AuthServer, auth: ClientAuth) -> ClientCredential
 #[tokio::test]
 async fn client_secret_basic_is_never_printed() -> TestResult {
     let server = AuthServer::start().await?;
-    let source = client_credentials(&server, ClientAuth::ClientSecretBasic);
+    let source = client_credentials(&server, ClientAuth::secret_basic(CLIENT_ID, CLIENT_SECRET)?);
     let mut secrets = vec![CLIENT_SECRET.to_owned()];
     secrets.extend(basic_forms(CLIENT_ID, CLIENT_SECRET));
     let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
@@ -145,17 +157,14 @@ async fn client_secret_basic_is_never_printed() -> TestResult {
 #[tokio::test]
 async fn client_secret_post_is_never_printed() -> TestResult {
     let server = AuthServer::start().await?;
-    let source = client_credentials(&server, ClientAuth::ClientSecretPost);
+    let source = client_credentials(&server, post_client());
     assert_never_printed(&server, source, SentIn::Body, &[CLIENT_SECRET], &[]).await
 }
 
 #[tokio::test]
 async fn refresh_token_is_never_printed() -> TestResult {
     let server = AuthServer::start().await?;
-    let source = RefreshToken::builder(server.token_url(), CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN)
-        .client_auth(ClientAuth::ClientSecretPost)
-        .retry(RetryPolicy::none())
-        .build()?;
+    let source = RefreshToken::builder(endpoint(&server), post_client(), REFRESH_TOKEN).build()?;
     let secrets = [CLIENT_SECRET, REFRESH_TOKEN];
     assert_never_printed(&server, source, SentIn::Body, &secrets, &[]).await
 }
@@ -164,30 +173,22 @@ async fn refresh_token_is_never_printed() -> TestResult {
 async fn private_key_jwt_client_assertion_is_never_printed() -> TestResult {
     let server = AuthServer::start().await?;
     let key = TestKey::rs256();
-    let source = ClientCredentials::builder_with_private_key(
-        server.token_url(),
-        CLIENT_ID,
-        private_key(&key),
-    )
-    .retry(RetryPolicy::none())
-    .build()?;
+    let client = ClientAuth::private_key_jwt(CLIENT_ID, private_key(&key))?;
+    let source = ClientCredentials::builder(endpoint(&server), client).build()?;
     assert_never_printed(&server, source, SentIn::Body, &[], &["client_assertion"]).await
 }
 
 #[tokio::test]
 async fn jwt_bearer_assertion_is_never_printed() -> TestResult {
     let server = AuthServer::start().await?;
-    let source = JwtBearer::builder_with_assertion(server.token_url(), || async {
-        Ok(JWT_ASSERTION.into())
-    })
-    .retry(RetryPolicy::none())
-    .build()?;
+    let source =
+        JwtBearer::builder_with_assertion(endpoint(&server), || async { Ok(JWT_ASSERTION.into()) })
+            .build()?;
     assert_never_printed(&server, source, SentIn::Body, &[JWT_ASSERTION], &[]).await?;
 
     let key = TestKey::es256();
-    let signed = JwtBearer::builder(server.token_url(), private_key(&key), "issuer", "me")
-        .retry(RetryPolicy::none())
-        .build()?;
+    let signed =
+        JwtBearer::builder(endpoint(&server), private_key(&key), "issuer", "me").build()?;
     assert_never_printed(&server, signed, SentIn::Body, &[], &["assertion"]).await
 }
 
@@ -195,15 +196,12 @@ async fn jwt_bearer_assertion_is_never_printed() -> TestResult {
 async fn subject_and_actor_tokens_are_never_printed() -> TestResult {
     let server = AuthServer::start().await?;
     let source = TokenExchange::builder(
-        server.token_url(),
-        CLIENT_ID,
-        CLIENT_SECRET,
+        endpoint(&server),
+        post_client(),
         StaticToken::new(SUBJECT_TOKEN)?,
         token_type::ACCESS_TOKEN,
     )
     .actor_token(StaticToken::new(ACTOR_TOKEN)?, token_type::ACCESS_TOKEN)
-    .client_auth(ClientAuth::ClientSecretPost)
-    .retry(RetryPolicy::none())
     .build()?;
     let secrets = [CLIENT_SECRET, SUBJECT_TOKEN, ACTOR_TOKEN];
     assert_never_printed(&server, source, SentIn::Body, &secrets, &[]).await

@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use http::StatusCode;
 use tower_bearer::TokenSource as _;
-use tower_bearer_oauth2::{ClientCredentials, Discovery, RetryPolicy};
+use tower_bearer_oauth2::{
+    BuildError, ClientCredentials, Discovery, Endpoint, EndpointBuilder, RetryPolicy, TokenParams,
+};
 use tower_bearer_testkit::{AuthServer, Fault};
 
-use crate::support::{assert_each_cause_once, TestResult};
+use crate::support::{assert_each_cause_once, default_client, TestResult};
 
 /// A loopback port nothing listens on.
 fn closed_port() -> std::io::Result<u16> {
@@ -17,23 +19,28 @@ fn closed_port() -> std::io::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-fn source(token_url: String) -> tower_bearer_oauth2::ClientCredentialsBuilder {
-    ClientCredentials::builder(
-        token_url,
-        AuthServer::DEFAULT_CLIENT_ID,
-        AuthServer::DEFAULT_CLIENT_SECRET,
-    )
-    .retry(RetryPolicy::none())
+/// The endpoint at `token_url`, with one request per fetch.
+fn endpoint(token_url: String) -> EndpointBuilder {
+    Endpoint::builder(token_url).retry(RetryPolicy::none())
+}
+
+/// A source for the mock server's default client, over `endpoint` and asking for `params`.
+fn source(endpoint: EndpointBuilder, params: TokenParams) -> Result<ClientCredentials, BuildError> {
+    ClientCredentials::builder(endpoint.build()?, default_client())
+        .params(params)
+        .build()
 }
 
 #[tokio::test]
 async fn connection_refused_prints_the_os_error_once() -> TestResult {
     let port = closed_port()?;
-    let error = source(format!("http://127.0.0.1:{port}/token"))
-        .build()?
-        .fetch()
-        .await
-        .expect_err("nothing listens there");
+    let error = source(
+        endpoint(format!("http://127.0.0.1:{port}/token")),
+        TokenParams::new(),
+    )?
+    .fetch()
+    .await
+    .expect_err("nothing listens there");
     let chain = assert_each_cause_once(&error);
     assert!(
         chain.starts_with("cannot reach the token endpoint"),
@@ -48,12 +55,13 @@ async fn connection_refused_prints_the_os_error_once() -> TestResult {
 async fn a_timeout_prints_the_limit_once() -> TestResult {
     let server = AuthServer::start().await?;
     server.fail_always(Fault::Delay(Duration::from_secs(600)));
-    let error = source(server.token_url())
-        .timeout(Duration::from_secs(3))
-        .build()?
-        .fetch()
-        .await
-        .expect_err("too slow");
+    let error = source(
+        endpoint(server.token_url()).timeout(Duration::from_secs(3)),
+        TokenParams::new(),
+    )?
+    .fetch()
+    .await
+    .expect_err("too slow");
     let chain = assert_each_cause_once(&error);
     assert_eq!(chain.matches("3s").count(), 1, "{chain}");
     assert!(chain.contains("raise `timeout`"), "{chain}");
@@ -64,12 +72,13 @@ async fn a_timeout_prints_the_limit_once() -> TestResult {
 async fn an_oauth_error_response_prints_code_and_description_once() -> TestResult {
     let server = AuthServer::start().await?;
     server.fail_always(Fault::oauth_error(StatusCode::BAD_REQUEST, "invalid_scope"));
-    let error = source(server.token_url())
-        .scope("admin")
-        .build()?
-        .fetch()
-        .await
-        .expect_err("refused");
+    let error = source(
+        endpoint(server.token_url()),
+        TokenParams::new().scope("admin"),
+    )?
+    .fetch()
+    .await
+    .expect_err("refused");
     let chain = assert_each_cause_once(&error);
     for once in ["invalid_scope", "injected fault", "HTTP 400"] {
         assert_eq!(chain.matches(once).count(), 1, "{once}: {chain}");
@@ -85,8 +94,7 @@ async fn an_oauth_error_response_prints_code_and_description_once() -> TestResul
 async fn a_malformed_json_response_prints_the_parse_error_once() -> TestResult {
     let server = AuthServer::start().await?;
     server.fail_always(Fault::BadJson);
-    let error = source(server.token_url())
-        .build()?
+    let error = source(endpoint(server.token_url()), TokenParams::new())?
         .fetch()
         .await
         .expect_err("not JSON");

@@ -24,8 +24,8 @@ use tower_bearer::{
     BearerAuthLayer, BoxError, CacheConfig, FetchError, RetryOn401Layer, TokenCache, TokenSource,
 };
 use tower_bearer_oauth2::{
-    ClientAuth, ClientCredentials, ClientCredentialsBuilder, Discovery, OAuthError, RefreshToken,
-    RefreshTokenBuilder,
+    AuthMethod, ClientAuth, ClientCredentials, ClientCredentialsBuilder, Discovery, Endpoint,
+    EndpointBuilder, HttpClient, OAuthError, RefreshToken, RefreshTokenBuilder, TokenParams,
 };
 use tower_bearer_testkit::http_client;
 
@@ -35,8 +35,29 @@ type TestResult = Result<(), BoxError>;
 
 const SCOPES: &str = "api:read api:write";
 
+/// The server's token and revocation endpoints.
+fn endpoint_for(server: &OidcProvider) -> EndpointBuilder {
+    Endpoint::builder(server.token_url()).revocation_url(server.revocation_url())
+}
+
+/// `client` authenticating with `client_secret_basic`.
+fn basic(client: Client) -> ClientAuth {
+    ClientAuth::secret_basic(client.id, client.secret).expect("a valid client")
+}
+
+/// `client` authenticating with `client_secret_post`.
+fn post(client: Client) -> ClientAuth {
+    ClientAuth::secret_post(client.id, client.secret).expect("a valid client")
+}
+
+/// A source for `client` over the server's endpoints.
+fn source_as(server: &OidcProvider, client: ClientAuth) -> ClientCredentialsBuilder {
+    let endpoint = endpoint_for(server).build().expect("a valid endpoint");
+    ClientCredentials::builder(endpoint, client)
+}
+
 fn source_for(server: &OidcProvider, client: Client) -> ClientCredentialsBuilder {
-    ClientCredentials::builder(server.token_url(), client.id, client.secret)
+    source_as(server, basic(client))
 }
 
 /// Counts the token requests a source sends.
@@ -48,14 +69,17 @@ impl RequestCounter {
         self.0.load(Ordering::SeqCst)
     }
 
-    /// Sends the source's requests through a plain HTTP client that counts them.
-    fn attach(&self, builder: ClientCredentialsBuilder) -> ClientCredentialsBuilder {
+    /// The server's endpoints, reached through a plain HTTP client that counts requests.
+    fn endpoint(&self, server: &OidcProvider) -> Result<Endpoint, BoxError> {
         let counter = Arc::clone(&self.0);
         let client = http_client();
-        builder.http_client(service_fn(move |request: Request<Full<Bytes>>| {
+        let counting = service_fn(move |request: Request<Full<Bytes>>| {
             counter.fetch_add(1, Ordering::SeqCst);
             client.request(request)
-        }))
+        });
+        Ok(endpoint_for(server)
+            .http_client(HttpClient::from_service(counting))
+            .build()?)
     }
 }
 
@@ -126,7 +150,7 @@ async fn client_secret_basic_token_is_active_at_introspection() -> TestResult {
         return Ok(());
     };
     let source = source_for(&server, BASIC).build()?;
-    assert_eq!(source.client_auth(), ClientAuth::ClientSecretBasic);
+    assert_eq!(source.client_auth().method(), AuthMethod::ClientSecretBasic);
     let token = source.fetch().await?;
 
     assert!(token.header_value().to_str()?.starts_with("Bearer "));
@@ -150,11 +174,7 @@ async fn client_secret_post_token_is_active_at_introspection() -> TestResult {
     else {
         return Ok(());
     };
-    let token = source_for(&server, POST)
-        .client_auth(ClientAuth::ClientSecretPost)
-        .build()?
-        .fetch()
-        .await?;
+    let token = source_as(&server, post(POST)).build()?.fetch().await?;
 
     let introspection = introspect(&server, token.secret().expose_secret()).await?;
     assert_eq!(introspection["active"], true, "{introspection}");
@@ -167,14 +187,14 @@ async fn requested_scopes_are_granted() -> TestResult {
     let Some(server) = OidcProvider::start("requested_scopes_are_granted") else {
         return Ok(());
     };
-    for (requested, client, method) in [
-        (SCOPES, BASIC, ClientAuth::ClientSecretBasic),
-        ("api:read", BASIC, ClientAuth::ClientSecretBasic),
-        ("api:write", POST, ClientAuth::ClientSecretPost),
+    for (requested, client) in [
+        (SCOPES, basic(BASIC)),
+        ("api:read", basic(BASIC)),
+        ("api:write", post(POST)),
     ] {
-        let token = source_for(&server, client)
-            .client_auth(method)
-            .scope(requested)
+        let method = client.method();
+        let token = source_as(&server, client)
+            .params(TokenParams::new().scope(requested))
             .build()?
             .fetch()
             .await?;
@@ -194,10 +214,10 @@ async fn odd_characters_in_id_and_secret_authenticate_with_basic_and_post() -> T
         return Ok(());
     };
     // oidc-provider lets a client registered for Basic use the form body too.
-    for method in [ClientAuth::ClientSecretBasic, ClientAuth::ClientSecretPost] {
-        let token = source_for(&server, ODD)
-            .client_auth(method)
-            .scope(SCOPES)
+    for client in [basic(ODD), post(ODD)] {
+        let method = client.method();
+        let token = source_as(&server, client)
+            .params(TokenParams::new().scope(SCOPES))
             .build()?
             .fetch()
             .await
@@ -232,7 +252,7 @@ async fn non_ascii_basic_credentials_are_a_permanent_invalid_request() -> TestRe
     // RFC 6749 Appendix A allows only %x20-7E in a client id or secret, and this server
     // holds Basic credentials to that: what it says must reach the caller as permanent.
     let secret = "sé cr:et%+";
-    let error = ClientCredentials::builder(server.token_url(), "ünïcode id: %+", secret)
+    let error = source_as(&server, ClientAuth::secret_basic("ünïcode id: %+", secret)?)
         .build()?
         .fetch()
         .await
@@ -253,13 +273,12 @@ async fn wrong_secret_is_a_permanent_invalid_client_error_without_the_secret() -
         return Ok(());
     };
     let wrong_secret = "wr0ng-interop-s3cret";
-    for method in [ClientAuth::ClientSecretBasic, ClientAuth::ClientSecretPost] {
-        let client = match method {
-            ClientAuth::ClientSecretPost => POST,
-            _ => BASIC,
-        };
-        let error = ClientCredentials::builder(server.token_url(), client.id, wrong_secret)
-            .client_auth(method)
+    for (client, auth) in [
+        (BASIC, ClientAuth::secret_basic(BASIC.id, wrong_secret)?),
+        (POST, ClientAuth::secret_post(POST.id, wrong_secret)?),
+    ] {
+        let method = auth.method();
+        let error = source_as(&server, auth)
             .build()?
             .fetch()
             .await
@@ -287,13 +306,8 @@ async fn cache_sends_one_request_for_a_burst_of_callers_with_a_wrong_secret() ->
         return Ok(());
     };
     let counter = RequestCounter::default();
-    let source = counter
-        .attach(ClientCredentials::builder(
-            server.token_url(),
-            BASIC.id,
-            "wr0ng-interop-s3cret",
-        ))
-        .build()?;
+    let wrong = ClientAuth::secret_basic(BASIC.id, "wr0ng-interop-s3cret")?;
+    let source = ClientCredentials::builder(counter.endpoint(&server)?, wrong).build()?;
     // Remembered long enough that the second round cannot outlive it on a slow machine.
     let config = CacheConfig::new().permanent_error_ttl(Duration::from_secs(600));
     let cache = TokenCache::with_config(source, config);
@@ -321,8 +335,7 @@ async fn resource_indicator_yields_a_jwt_for_that_audience() -> TestResult {
         return Ok(());
     };
     let token = source_for(&server, BASIC)
-        .scope(SCOPES)
-        .resource(RESOURCE)
+        .params(TokenParams::new().scope(SCOPES).resource(RESOURCE))
         .build()?
         .fetch()
         .await?;
@@ -349,7 +362,7 @@ async fn unknown_resource_is_a_permanent_invalid_target() -> TestResult {
         return Ok(());
     };
     let error = source_for(&server, BASIC)
-        .resource("https://unknown.interop.test/")
+        .params(TokenParams::new().resource("https://unknown.interop.test/"))
         .build()?
         .fetch()
         .await
@@ -382,8 +395,8 @@ async fn full_stack_makes_one_token_request_for_many_concurrent_calls() -> TestR
         return Ok(());
     };
     let counter = RequestCounter::default();
-    let source = counter
-        .attach(source_for(&server, BASIC).scope(SCOPES))
+    let source = ClientCredentials::builder(counter.endpoint(&server)?, basic(BASIC))
+        .params(TokenParams::new().scope(SCOPES))
         .build()?;
     let cache = TokenCache::new(source);
 
@@ -443,7 +456,9 @@ async fn revoked_token_is_replaced_after_the_api_answers_401() -> TestResult {
         return Ok(());
     };
     let counter = RequestCounter::default();
-    let cache = TokenCache::new(counter.attach(source_for(&server, BASIC)).build()?);
+    let cache = TokenCache::new(
+        ClientCredentials::builder(counter.endpoint(&server)?, basic(BASIC)).build()?,
+    );
 
     // An API that checks each token with the authorization server, as a resource server
     // using introspection does, and records the tokens it was shown.
@@ -512,14 +527,9 @@ async fn revoke_cached_token_then_introspection_says_inactive() -> TestResult {
     else {
         return Ok(());
     };
-    for (client, method) in [
-        (BASIC, ClientAuth::ClientSecretBasic),
-        (POST, ClientAuth::ClientSecretPost),
-    ] {
-        let source = source_for(&server, client)
-            .client_auth(method)
-            .revocation_url(server.revocation_url())
-            .build()?;
+    for client in [basic(BASIC), post(POST)] {
+        let method = client.method();
+        let source = source_as(&server, client).build()?;
         let cache = TokenCache::new(source.clone());
         let token = cache.token().await?;
         let value = token.secret().expose_secret();
@@ -544,9 +554,11 @@ async fn revocation_with_a_wrong_secret_is_invalid_client() -> TestResult {
         return Ok(());
     };
     let token = source_for(&server, BASIC).build()?.fetch().await?;
-    let wrong = ClientCredentials::builder(server.token_url(), BASIC.id, "wr0ng-interop-s3cret")
-        .revocation_url(server.revocation_url())
-        .build()?;
+    let wrong = source_as(
+        &server,
+        ClientAuth::secret_basic(BASIC.id, "wr0ng-interop-s3cret")?,
+    )
+    .build()?;
     let error = wrong.revoke(&token).await.expect_err("a wrong secret");
     assert!(!error.is_transient(), "{error}");
     let oauth = error.oauth_error().expect("an OAuth error response");
@@ -585,10 +597,11 @@ async fn discovery_from_the_issuer_then_a_token_and_its_revocation() -> TestResu
         );
     }
 
-    let source = ClientCredentials::builder_from_metadata(&metadata, BASIC.id, BASIC.secret)
-        .scope(SCOPES)
+    let client = metadata.client_secret_auth(BASIC.id, BASIC.secret)?;
+    let source = ClientCredentials::builder(metadata.endpoint().build()?, client)
+        .params(TokenParams::new().scope(SCOPES))
         .build()?;
-    assert_eq!(source.client_auth(), ClientAuth::ClientSecretBasic);
+    assert_eq!(source.client_auth().method(), AuthMethod::ClientSecretBasic);
     let token = source.fetch().await?;
     let value = token.secret().expose_secret();
     let introspection_url = metadata.introspection_endpoint().expect("advertised");
@@ -635,13 +648,8 @@ async fn seed_refresh_token(server: &OidcProvider) -> Result<String, BoxError> {
 }
 
 fn refresh_source(server: &OidcProvider, refresh_token: &str) -> RefreshTokenBuilder {
-    RefreshToken::builder(
-        server.token_url(),
-        REFRESH.id,
-        REFRESH.secret,
-        refresh_token,
-    )
-    .revocation_url(server.revocation_url())
+    let endpoint = endpoint_for(server).build().expect("a valid endpoint");
+    RefreshToken::builder(endpoint, basic(REFRESH), refresh_token)
 }
 
 #[tokio::test]
@@ -731,8 +739,8 @@ async fn revoked_refresh_token_is_inactive_and_refresh_fails_with_invalid_grant(
     };
     let metadata = Discovery::new().fetch(server.issuer()).await?;
     let seeded = seed_refresh_token(&server).await?;
-    let source = RefreshToken::builder_from_metadata(&metadata, REFRESH.id, REFRESH.secret, seeded)
-        .build()?;
+    let client = metadata.client_secret_auth(REFRESH.id, REFRESH.secret)?;
+    let source = RefreshToken::builder(metadata.endpoint().build()?, client, seeded).build()?;
     let cache = TokenCache::new(source.clone());
     let token = cache.token().await?;
     let current = source.refresh_token().expose_secret().to_owned();
@@ -783,17 +791,14 @@ async fn private_key_jwt_with_rs256_and_es256_gets_tokens_and_revokes_them() -> 
         }
         .key_id(key.key_id());
         for audience in [None, Some(server.issuer().to_owned())] {
-            let mut builder = ClientCredentials::builder_with_private_key(
-                server.token_url(),
-                *id,
-                private.clone(),
-            )
-            .scope(SCOPES)
-            .revocation_url(server.revocation_url());
+            let mut endpoint = endpoint_for(&server);
             if let Some(audience) = &audience {
-                builder = builder.assertion_audience(audience.as_str());
+                endpoint = endpoint.assertion_audience(audience.as_str());
             }
-            let source = builder.build()?;
+            let client = ClientAuth::private_key_jwt(*id, private.clone())?;
+            let source = ClientCredentials::builder(endpoint.build()?, client)
+                .params(TokenParams::new().scope(SCOPES))
+                .build()?;
             let token = source
                 .fetch()
                 .await
@@ -812,12 +817,11 @@ async fn private_key_jwt_with_rs256_and_es256_gets_tokens_and_revokes_them() -> 
 
     // The ES256 client, signing with a key the server does not know.
     let stranger = PrivateKey::es256_from_pem(TestKey::es256().pkcs8_pem())?;
-    let error =
-        ClientCredentials::builder_with_private_key(server.token_url(), keys[1].0, stranger)
-            .build()?
-            .fetch()
-            .await
-            .expect_err("an unregistered key");
+    let error = source_as(&server, ClientAuth::private_key_jwt(keys[1].0, stranger)?)
+        .build()?
+        .fetch()
+        .await
+        .expect_err("an unregistered key");
     assert!(error.is_permanent(), "{error}");
     assert!(oauth_error(&error).is_invalid_client(), "{error}");
     Ok(())

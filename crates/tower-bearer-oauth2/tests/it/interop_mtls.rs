@@ -12,7 +12,7 @@ use secrecy::ExposeSecret;
 use serde_json::Value;
 use tower_bearer::{BoxError, TokenSource};
 use tower_bearer_oauth2::{
-    ClientAuth, ClientCredentials, ClientTls, OAuthError, TlsClientIdentity,
+    ClientAuth, ClientCredentials, ClientTls, Endpoint, HttpClient, OAuthError, TlsClientIdentity,
 };
 use tower_bearer_testkit::{TestCertificate, TestPki};
 
@@ -69,13 +69,21 @@ impl Setup {
     }
 }
 
-fn tls(pki: &TestPki, certificate: &TestCertificate) -> Result<ClientTls, BoxError> {
-    Ok(ClientTls::new()
+/// The server's token endpoint, over a client that trusts `pki` and presents `certificate`.
+fn endpoint(
+    server: &OidcProvider,
+    pki: &TestPki,
+    certificate: &TestCertificate,
+) -> Result<Endpoint, BoxError> {
+    let tls = ClientTls::new()
         .identity(TlsClientIdentity::from_pem(
             certificate.certificate_pem(),
             certificate.private_key_pem(),
         )?)
-        .root_certificates_pem(pki.ca_pem())?)
+        .root_certificates_pem(pki.ca_pem())?;
+    Ok(Endpoint::builder(server.token_url())
+        .http_client(HttpClient::with_tls(tls)?)
+        .build()?)
 }
 
 /// Asks the server about `token` (RFC 7662) as the secret client [`BASIC`], over HTTPS
@@ -105,19 +113,21 @@ async fn tls_client_auth_and_self_signed_tls_client_auth_get_tokens() -> TestRes
         return Ok(());
     };
 
-    let source = ClientCredentials::builder_with_tls_client_auth(server.token_url(), PKI_CLIENT)
-        .tls(tls(&pki, &pki_client)?)
-        .build()?;
+    let source = ClientCredentials::builder(
+        endpoint(&server, &pki, &pki_client)?,
+        ClientAuth::tls_client_auth(PKI_CLIENT)?,
+    )
+    .build()?;
     let token = source.fetch().await?;
     let introspection = introspect(&pki, &server, token.secret().expose_secret()).await?;
     assert_eq!(introspection["active"], true, "{introspection}");
     assert_eq!(introspection["client_id"], PKI_CLIENT, "{introspection}");
 
-    let source =
-        ClientCredentials::builder_with_tls_client_auth(server.token_url(), SELF_SIGNED_CLIENT)
-            .client_auth(ClientAuth::SelfSignedTlsClientAuth)
-            .tls(tls(&pki, &self_signed)?)
-            .build()?;
+    let source = ClientCredentials::builder(
+        endpoint(&server, &pki, &self_signed)?,
+        ClientAuth::self_signed_tls_client_auth(SELF_SIGNED_CLIENT)?,
+    )
+    .build()?;
     let token = source.fetch().await?;
     let introspection = introspect(&pki, &server, token.secret().expose_secret()).await?;
     assert_eq!(introspection["active"], true, "{introspection}");
@@ -140,24 +150,22 @@ async fn certificates_the_server_does_not_accept_are_invalid_client() -> TestRes
     let cases = [
         (
             PKI_CLIENT,
-            ClientAuth::TlsClientAuth,
+            ClientAuth::tls_client_auth(PKI_CLIENT)?,
             pki.client_certificate("someone else"),
         ),
         (
             PKI_CLIENT,
-            ClientAuth::TlsClientAuth,
+            ClientAuth::tls_client_auth(PKI_CLIENT)?,
             TestCertificate::self_signed("interop mtls client"),
         ),
         (
             SELF_SIGNED_CLIENT,
-            ClientAuth::SelfSignedTlsClientAuth,
+            ClientAuth::self_signed_tls_client_auth(SELF_SIGNED_CLIENT)?,
             TestCertificate::self_signed("interop self-signed client"),
         ),
     ];
-    for (client_id, method, certificate) in cases {
-        let error = ClientCredentials::builder_with_tls_client_auth(server.token_url(), client_id)
-            .client_auth(method)
-            .tls(tls(&pki, &certificate)?)
+    for (client_id, client, certificate) in cases {
+        let error = ClientCredentials::builder(endpoint(&server, &pki, &certificate)?, client)
             .build()?
             .fetch()
             .await

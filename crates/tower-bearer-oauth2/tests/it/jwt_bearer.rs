@@ -14,7 +14,9 @@ use rustls_pki_types::PrivatePkcs8KeyDer;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use tower_bearer::{TokenCache, TokenSource};
-use tower_bearer_oauth2::{ClientAuth, JwtBearer, JwtBearerBuilder};
+use tower_bearer_oauth2::{
+    AuthMethod, ClientAuth, Endpoint, JwtBearer, JwtBearerBuilder, TokenParams,
+};
 use tower_bearer_testkit::{capture_tracing, AuthServer, ClientAuthMethod, TestKey};
 
 use crate::support::{
@@ -47,7 +49,18 @@ fn sent_claims(server: &AuthServer) -> Value {
 
 /// A source signing its own assertions with `key` as `ISSUER` about `SUBJECT`.
 fn signed_by(server: &AuthServer, key: &TestKey) -> JwtBearerBuilder {
-    JwtBearer::builder(server.token_url(), private_key(key), ISSUER, SUBJECT)
+    JwtBearer::builder(
+        endpoint(&server.token_url()),
+        private_key(key),
+        ISSUER,
+        SUBJECT,
+    )
+}
+
+fn endpoint(token_url: &str) -> Endpoint {
+    Endpoint::builder(token_url)
+        .build()
+        .expect("a valid endpoint")
 }
 
 /// Signs an ES256 JWT with `claims` by hand, as a user's own signer (a KMS) would.
@@ -83,9 +96,9 @@ async fn signed_assertions_carry_the_rfc_7523_claims() -> TestResult {
         let (server, key) = trusting(key).await?;
         let source = signed_by(&server, &key)
             .claim("tenant", "acme")
-            .scope("reports.read")
+            .params(TokenParams::new().scope("reports.read"))
             .build()?;
-        assert_eq!(source.client_auth(), ClientAuth::None);
+        assert_eq!(source.client_auth().method(), AuthMethod::None);
 
         let token = source.fetch().await?;
         assert!(server.is_valid(token.secret().expose_secret()));
@@ -148,7 +161,7 @@ async fn a_closure_assertion_is_used_and_a_replayed_one_is_invalid_grant() -> Te
     let calls = Arc::new(AtomicUsize::new(0));
     let counter = calls.clone();
     let handed_out = assertion.clone();
-    let source = JwtBearer::builder_with_assertion(server.token_url(), move || {
+    let source = JwtBearer::builder_with_assertion(endpoint(&server.token_url()), move || {
         counter.fetch_add(1, Ordering::SeqCst);
         let assertion = SecretString::from(handed_out.clone());
         async move { Ok(assertion) }
@@ -192,7 +205,7 @@ async fn expired_or_misaddressed_assertions_are_invalid_grant() -> TestResult {
                 "iat": now() - 20, "exp": exp, "jti": jti,
             }),
         );
-        let source = JwtBearer::builder_with_assertion(server.token_url(), move || {
+        let source = JwtBearer::builder_with_assertion(endpoint(&server.token_url()), move || {
             let assertion = SecretString::from(assertion.clone());
             async move { Ok(assertion) }
         })
@@ -207,8 +220,13 @@ async fn expired_or_misaddressed_assertions_are_invalid_grant() -> TestResult {
 async fn an_untrusted_issuer_is_invalid_grant() -> TestResult {
     let (server, _) = trusting(TestKey::es256()).await?;
     let other = TestKey::es256();
-    let source =
-        JwtBearer::builder(server.token_url(), private_key(&other), "stranger", SUBJECT).build()?;
+    let source = JwtBearer::builder(
+        endpoint(&server.token_url()),
+        private_key(&other),
+        "stranger",
+        SUBJECT,
+    )
+    .build()?;
     let error = source.fetch().await.expect_err("unknown issuer");
     assert!(error.is_permanent(), "{error}");
     assert!(oauth_error(&error).is_invalid_grant(), "{error}");
@@ -220,17 +238,16 @@ async fn an_untrusted_issuer_is_invalid_grant() -> TestResult {
 async fn client_authentication_is_optional_and_checked_when_given() -> TestResult {
     let (server, key) = trusting(TestKey::es256()).await?;
     let source = signed_by(&server, &key)
-        .client_secret(CLIENT_ID, CLIENT_SECRET)
+        .client_auth(ClientAuth::secret_basic(CLIENT_ID, CLIENT_SECRET)?)
         .build()?;
-    assert_eq!(source.client_auth(), ClientAuth::ClientSecretBasic);
+    assert_eq!(source.client_auth().method(), AuthMethod::ClientSecretBasic);
     source.fetch().await?;
     let sent = server.last_request().unwrap();
     assert_eq!(sent.auth_method, ClientAuthMethod::Basic);
     assert_eq!(sent.client_id.as_deref(), Some(CLIENT_ID));
 
     let posted = signed_by(&server, &key)
-        .client_secret(CLIENT_ID, CLIENT_SECRET)
-        .client_auth(ClientAuth::ClientSecretPost)
+        .client_auth(ClientAuth::secret_post(CLIENT_ID, CLIENT_SECRET)?)
         .build()?;
     posted.fetch().await?;
     assert_eq!(
@@ -238,14 +255,16 @@ async fn client_authentication_is_optional_and_checked_when_given() -> TestResul
         ClientAuthMethod::Post
     );
 
-    let public = signed_by(&server, &key).client_id(CLIENT_ID).build()?;
+    let public = signed_by(&server, &key)
+        .client_auth(ClientAuth::public(CLIENT_ID))
+        .build()?;
     public.fetch().await?;
     let sent = server.last_request().unwrap();
     assert_eq!(sent.auth_method, ClientAuthMethod::None);
     assert_eq!(sent.client_id.as_deref(), Some(CLIENT_ID));
 
     let wrong = signed_by(&server, &key)
-        .client_secret(CLIENT_ID, "wrong-5ecr3t")
+        .client_auth(ClientAuth::secret_basic(CLIENT_ID, "wrong-5ecr3t")?)
         .build()?;
     let error = wrong.fetch().await.expect_err("wrong secret");
     assert!(oauth_error(&error).is_invalid_client(), "{error}");
@@ -266,27 +285,24 @@ async fn concurrent_callers_through_a_cache_cause_one_token_request() -> TestRes
 #[tokio::test]
 async fn build_refuses_registered_claims_and_empty_parties() -> TestResult {
     let key = private_key(&TestKey::es256());
-    let url = "https://auth.example.com/token";
+    let url = endpoint("https://auth.example.com/token");
     for claim in ["iss", "sub", "aud", "exp", "iat", "jti"] {
-        let error = JwtBearer::builder(url, key.clone(), ISSUER, SUBJECT)
+        let error = JwtBearer::builder(url.clone(), key.clone(), ISSUER, SUBJECT)
             .claim(claim, "x")
             .build()
             .expect_err(claim);
         assert!(error.to_string().contains(claim), "{error}");
     }
-    let error = JwtBearer::builder(url, key.clone(), "", SUBJECT)
+    let error = JwtBearer::builder(url.clone(), key.clone(), "", SUBJECT)
         .build()
         .expect_err("empty iss");
     assert!(error.to_string().contains("iss"), "{error}");
-    let error = JwtBearer::builder(url, key.clone(), ISSUER, SUBJECT)
-        .param("assertion", "x")
+    let error = JwtBearer::builder(url.clone(), key.clone(), ISSUER, SUBJECT)
+        .params(TokenParams::new().param("assertion", "x"))
         .build()
         .expect_err("reserved");
     assert!(error.to_string().contains("assertion"), "{error}");
-    let error = JwtBearer::builder(url, key, ISSUER, SUBJECT)
-        .client_secret(CLIENT_ID, "")
-        .build()
-        .expect_err("empty secret");
+    let error = ClientAuth::secret_basic(CLIENT_ID, "").expect_err("empty secret");
     assert!(error.to_string().contains("secret"), "{error}");
     Ok(())
 }

@@ -5,8 +5,8 @@ use std::error::Error as _;
 
 use tower_bearer::{FetchError, TokenSource};
 use tower_bearer_oauth2::{
-    ClientAuth, ClientCredentials, ClientCredentialsBuilder, ClientTls, Discovery, OAuthError,
-    RetryPolicy, TlsClientIdentity,
+    AuthMethod, ClientAuth, ClientCredentials, ClientCredentialsBuilder, ClientTls, Discovery,
+    Endpoint, EndpointBuilder, HttpClient, OAuthError, RetryPolicy, TlsClientIdentity, TokenParams,
 };
 use tower_bearer_testkit::{
     capture_tracing, AuthServer, AuthServerBuilder, ClientAuthMethod, TestCertificate, TestPki,
@@ -23,6 +23,11 @@ fn tls(pki: &TestPki, certificate: Option<&TestCertificate>) -> ClientTls {
         Some(certificate) => tls.identity(identity(certificate)),
         None => tls,
     }
+}
+
+/// The default client with [`tls`].
+fn https_client(pki: &TestPki, certificate: Option<&TestCertificate>) -> HttpClient {
+    HttpClient::with_tls(tls(pki, certificate)).expect("a valid client certificate and key")
 }
 
 fn identity(certificate: &TestCertificate) -> TlsClientIdentity {
@@ -55,16 +60,30 @@ fn oauth_error(error: &FetchError) -> &OAuthError {
         .expect("an OAuth error response")
 }
 
-/// A source for `client_id` at `auth` that trusts `pki` and presents `certificate`.
+/// The token endpoint of `auth` over a client that trusts `pki` and presents `certificate`,
+/// with one request per fetch.
+fn mtls_endpoint(
+    auth: &AuthServer,
+    pki: &TestPki,
+    certificate: &TestCertificate,
+) -> EndpointBuilder {
+    Endpoint::builder(auth.token_url())
+        .http_client(https_client(pki, Some(certificate)))
+        .retry(RetryPolicy::none())
+}
+
+/// A `tls_client_auth` source for `client_id` over [`mtls_endpoint`].
 fn mtls_source(
     auth: &AuthServer,
     pki: &TestPki,
     client_id: &str,
     certificate: &TestCertificate,
 ) -> ClientCredentialsBuilder {
-    ClientCredentials::builder_with_tls_client_auth(auth.token_url(), client_id)
-        .tls(tls(pki, Some(certificate)))
-        .retry(RetryPolicy::none())
+    let endpoint = mtls_endpoint(auth, pki, certificate)
+        .build()
+        .expect("a valid endpoint");
+    let client = ClientAuth::tls_client_auth(client_id).expect("a client id");
+    ClientCredentials::builder(endpoint, client)
 }
 
 #[tokio::test]
@@ -72,9 +91,9 @@ async fn a_certificate_from_the_ca_with_the_registered_subject_gets_a_token() ->
     let (pki, billing, auth) = billing_server(|builder| builder).await?;
 
     let source = mtls_source(&auth, &pki, "billing", &billing)
-        .scope("invoices:read")
+        .params(TokenParams::new().scope("invoices:read"))
         .build()?;
-    assert_eq!(source.client_auth(), ClientAuth::TlsClientAuth);
+    assert_eq!(source.client_auth().method(), AuthMethod::TlsClientAuth);
     let token = source.fetch().await?;
 
     assert!(auth.is_valid(secrecy::ExposeSecret::expose_secret(token.secret())));
@@ -96,14 +115,15 @@ async fn without_a_client_certificate_the_handshake_fails_as_a_transient_error()
     let pki = TestPki::new();
     let auth = AuthServer::builder().https(&pki).start().await?;
     // A secret client whose transport trusts the server but has no certificate to show.
-    let source = ClientCredentials::builder(
-        auth.token_url(),
+    let endpoint = Endpoint::builder(auth.token_url())
+        .http_client(https_client(&pki, None))
+        .retry(RetryPolicy::none())
+        .build()?;
+    let client = ClientAuth::secret_basic(
         AuthServer::DEFAULT_CLIENT_ID,
         AuthServer::DEFAULT_CLIENT_SECRET,
-    )
-    .tls(tls(&pki, None))
-    .retry(RetryPolicy::none())
-    .build()?;
+    )?;
+    let source = ClientCredentials::builder(endpoint, client).build()?;
 
     let error = source.fetch().await.unwrap_err();
     assert!(error.is_transient(), "{error}");
@@ -119,17 +139,16 @@ async fn without_a_client_certificate_the_handshake_fails_as_a_transient_error()
 }
 
 #[tokio::test]
-async fn mutual_tls_with_the_default_client_and_no_certificate_does_not_build() {
-    let error = ClientCredentials::builder_with_tls_client_auth(
-        "https://auth.example.com/token",
-        "billing",
-    )
-    .build()
-    .unwrap_err();
+async fn mutual_tls_with_the_default_client_and_no_certificate_does_not_build() -> TestResult {
+    let endpoint = Endpoint::builder("https://auth.example.com/token").build()?;
+    let error = ClientCredentials::builder(endpoint, ClientAuth::tls_client_auth("billing")?)
+        .build()
+        .unwrap_err();
     assert!(error.is_invalid_tls(), "{error}");
     let message = error.to_string();
     assert!(message.contains("ClientTls"), "{message}");
-    assert!(message.contains("http_client"), "{message}");
+    assert!(message.contains("HttpClient::from_service"), "{message}");
+    Ok(())
 }
 
 #[tokio::test]
@@ -140,9 +159,11 @@ async fn a_certificate_of_another_client_is_invalid_client_and_not_retried() -> 
     let reporting = pki.client_certificate("reporting");
     assert_eq!(reporting.subject_dn(), "CN=reporting");
 
-    let source = mtls_source(&auth, &pki, "billing", &reporting)
+    let endpoint = mtls_endpoint(&auth, &pki, &reporting)
         .retry(RetryPolicy::new())
         .build()?;
+    let source =
+        ClientCredentials::builder(endpoint, ClientAuth::tls_client_auth("billing")?).build()?;
     let error = source.fetch().await.unwrap_err();
     assert!(!error.is_transient(), "{error}");
     let oauth = oauth_error(&error);
@@ -181,9 +202,10 @@ async fn self_signed_tls_client_auth_matches_the_registered_certificate() -> Tes
         .start()
         .await?;
 
-    let source = mtls_source(&auth, &pki, "device-7", &device)
-        .client_auth(ClientAuth::SelfSignedTlsClientAuth)
-        .build()?;
+    let client = ClientAuth::self_signed_tls_client_auth("device-7")?;
+    let source =
+        ClientCredentials::builder(mtls_endpoint(&auth, &pki, &device).build()?, client.clone())
+            .build()?;
     let token = source.fetch().await?;
     assert!(auth.is_valid(secrecy::ExposeSecret::expose_secret(token.secret())));
     let request = auth.last_request().expect("a token request");
@@ -192,8 +214,7 @@ async fn self_signed_tls_client_auth_matches_the_registered_certificate() -> Tes
 
     // Another key with the same subject is another certificate.
     let other = TestCertificate::self_signed("device-7");
-    let error = mtls_source(&auth, &pki, "device-7", &other)
-        .client_auth(ClientAuth::SelfSignedTlsClientAuth)
+    let error = ClientCredentials::builder(mtls_endpoint(&auth, &pki, &other).build()?, client)
         .build()?
         .fetch()
         .await
@@ -207,19 +228,15 @@ async fn self_signed_tls_client_auth_matches_the_registered_certificate() -> Tes
 async fn a_users_own_transport_may_carry_the_certificate() -> TestResult {
     let (pki, billing, auth) = billing_server(|builder| builder).await?;
 
-    let source = ClientCredentials::builder_with_tls_client_auth(auth.token_url(), "billing")
-        .http_client(pki.https_client(Some(&billing)))
+    let endpoint = Endpoint::builder(auth.token_url())
+        .http_client(HttpClient::from_service(pki.https_client(Some(&billing))))
         .build()?;
+    let source =
+        ClientCredentials::builder(endpoint, ClientAuth::tls_client_auth("billing")?).build()?;
     source.fetch().await?;
     assert_eq!(auth.tokens_issued(), 1);
-
-    // Settings for the default client next to the user's own would be silently ignored.
-    let error = ClientCredentials::builder_with_tls_client_auth(auth.token_url(), "billing")
-        .http_client(pki.https_client(Some(&billing)))
-        .tls(tls(&pki, Some(&billing)))
-        .build()
-        .unwrap_err();
-    assert!(error.is_invalid_tls(), "{error}");
+    // Settings for the default client next to the user's own cannot be written: an
+    // `HttpClient` is either one or the other.
     Ok(())
 }
 
@@ -227,8 +244,10 @@ async fn a_users_own_transport_may_carry_the_certificate() -> TestResult {
 async fn discovery_metadata_sends_mutual_tls_clients_to_the_mtls_aliases() -> TestResult {
     let (pki, billing, auth) =
         billing_server(|builder| builder.client("secret-client", "s3cret")).await?;
+    // One client for the metadata and the tokens.
+    let http = https_client(&pki, Some(&billing));
     let metadata = Discovery::new()
-        .tls(tls(&pki, Some(&billing)))
+        .http_client(http.clone())
         .fetch(&auth.url())
         .await?;
     assert_eq!(
@@ -236,10 +255,9 @@ async fn discovery_metadata_sends_mutual_tls_clients_to_the_mtls_aliases() -> Te
         Some(format!("{}/mtls/token", auth.url()).as_str())
     );
 
-    let source = ClientCredentials::builder_from_metadata(&metadata, "billing", "")
-        .client_auth(ClientAuth::TlsClientAuth)
-        .tls(tls(&pki, Some(&billing)))
-        .build()?;
+    let endpoint = metadata.endpoint().http_client(http.clone()).build()?;
+    let billing_client = ClientAuth::tls_client_auth("billing")?;
+    let source = ClientCredentials::builder(endpoint.clone(), billing_client.clone()).build()?;
     assert_eq!(source.token_url().path(), "/mtls/token");
     assert_eq!(
         source.revocation_url().map(|url| url.path()),
@@ -251,21 +269,20 @@ async fn discovery_metadata_sends_mutual_tls_clients_to_the_mtls_aliases() -> Te
     assert_eq!(auth.tokens_revoked(), 1);
 
     // A revocation URL set by hand is kept.
-    let own = ClientCredentials::builder_from_metadata(&metadata, "billing", "")
-        .client_auth(ClientAuth::TlsClientAuth)
+    let own_endpoint = metadata
+        .endpoint()
         .revocation_url("https://revoke.example.com/revoke")
-        .tls(tls(&pki, Some(&billing)))
+        .http_client(http.clone())
         .build()?;
+    let own = ClientCredentials::builder(own_endpoint, billing_client).build()?;
     assert_eq!(
         own.revocation_url().map(ToString::to_string).as_deref(),
         Some("https://revoke.example.com/revoke")
     );
 
-    // A secret client keeps the plain endpoints.
-    let secret_source =
-        ClientCredentials::builder_from_metadata(&metadata, "secret-client", "s3cret")
-            .http_client(pki.https_client(Some(&billing)))
-            .build()?;
+    // A secret client on the same endpoint keeps the plain endpoints.
+    let secret_client = metadata.client_secret_auth("secret-client", "s3cret")?;
+    let secret_source = ClientCredentials::builder(endpoint, secret_client).build()?;
     assert_eq!(secret_source.token_url().path(), "/token");
     secret_source.fetch().await?;
     assert_eq!(auth.mtls_alias_requests(), 2);

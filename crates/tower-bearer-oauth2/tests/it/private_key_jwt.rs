@@ -8,7 +8,9 @@ use base64::Engine as _;
 use secrecy::ExposeSecret;
 use serde_json::Value;
 use tower_bearer::TokenSource;
-use tower_bearer_oauth2::{ClientAuth, ClientCredentials, OAuthError, RefreshToken};
+use tower_bearer_oauth2::{
+    AuthMethod, ClientAuth, ClientCredentials, Endpoint, EndpointBuilder, OAuthError, RefreshToken,
+};
 use tower_bearer_testkit::{AuthServer, ClientAuthMethod, TestKey};
 
 use crate::support::{private_key, TestResult};
@@ -22,6 +24,15 @@ async fn server_for(key: &TestKey) -> std::io::Result<AuthServer> {
         .issue_refresh_tokens(false)
         .start()
         .await
+}
+
+/// A source for `CLIENT` signing with `key`, over `endpoint`.
+fn source_over(
+    endpoint: EndpointBuilder,
+    key: &TestKey,
+) -> Result<ClientCredentials, Box<dyn std::error::Error + Send + Sync>> {
+    let client = ClientAuth::private_key_jwt(CLIENT, private_key(key))?;
+    Ok(ClientCredentials::builder(endpoint.build()?, client).build()?)
 }
 
 fn assertion_claims(server: &AuthServer) -> Value {
@@ -41,14 +52,10 @@ fn assertion_claims(server: &AuthServer) -> Value {
 async fn rs256_and_es256_assertions_get_tokens() -> TestResult {
     for key in [TestKey::rs256(), TestKey::es256()] {
         let server = server_for(&key).await?;
-        let source = ClientCredentials::builder_with_private_key(
-            server.token_url(),
-            CLIENT,
-            private_key(&key),
-        )
-        .revocation_url(server.revocation_url())
-        .build()?;
-        assert_eq!(source.client_auth(), ClientAuth::PrivateKeyJwt);
+        let endpoint =
+            Endpoint::builder(server.token_url()).revocation_url(server.revocation_url());
+        let source = source_over(endpoint, &key)?;
+        assert_eq!(source.client_auth().method(), AuthMethod::PrivateKeyJwt);
 
         let token = source.fetch().await?;
         assert!(
@@ -81,17 +88,17 @@ async fn rs256_and_es256_assertions_get_tokens() -> TestResult {
 async fn the_audience_can_be_the_issuer() -> TestResult {
     let key = TestKey::es256();
     let server = server_for(&key).await?;
-    let source =
-        ClientCredentials::builder_with_private_key(server.token_url(), CLIENT, private_key(&key))
-            .assertion_audience(server.url())
-            .build()?;
+    let source = source_over(
+        Endpoint::builder(server.token_url()).assertion_audience(server.url()),
+        &key,
+    )?;
     source.fetch().await?;
     assert_eq!(assertion_claims(&server)["aud"], server.url());
 
-    let elsewhere =
-        ClientCredentials::builder_with_private_key(server.token_url(), CLIENT, private_key(&key))
-            .assertion_audience("https://other.example.com/token")
-            .build()?;
+    let elsewhere = source_over(
+        Endpoint::builder(server.token_url()).assertion_audience("https://other.example.com/token"),
+        &key,
+    )?;
     let error = elsewhere.fetch().await.expect_err("wrong audience");
     assert!(error.is_permanent(), "{error}");
     Ok(())
@@ -102,12 +109,7 @@ async fn a_key_the_server_does_not_know_is_invalid_client() -> TestResult {
     let registered = TestKey::es256();
     let server = server_for(&registered).await?;
     let other = TestKey::es256();
-    let source = ClientCredentials::builder_with_private_key(
-        server.token_url(),
-        CLIENT,
-        private_key(&other),
-    )
-    .build()?;
+    let source = source_over(Endpoint::builder(server.token_url()), &other)?;
     let error = source.fetch().await.expect_err("not the registered key");
     assert!(error.is_permanent(), "{error}");
     let oauth = error
@@ -125,10 +127,9 @@ async fn refresh_token_grant_with_a_private_key() -> TestResult {
     let key = TestKey::rs256();
     let server = server_for(&key).await?;
     let seeded = server.issue_refresh_token(CLIENT, None);
-    let source = RefreshToken::builder_with_private_key(
-        server.token_url(),
-        CLIENT,
-        private_key(&key),
+    let source = RefreshToken::builder(
+        Endpoint::builder(server.token_url()).build()?,
+        ClientAuth::private_key_jwt(CLIENT, private_key(&key))?,
         seeded.as_str(),
     )
     .build()?;
@@ -143,8 +144,7 @@ async fn refresh_token_grant_with_a_private_key() -> TestResult {
 async fn the_server_refuses_a_replayed_assertion() -> TestResult {
     let key = TestKey::es256();
     let server = server_for(&key).await?;
-    ClientCredentials::builder_with_private_key(server.token_url(), CLIENT, private_key(&key))
-        .build()?
+    source_over(Endpoint::builder(server.token_url()), &key)?
         .fetch()
         .await?;
     let sent = server.last_request().expect("a request");
@@ -160,15 +160,12 @@ async fn the_server_refuses_a_replayed_assertion() -> TestResult {
     Ok(())
 }
 
+/// `private_key_jwt` without a key cannot be written any more: the key is the
+/// constructor's argument. The id is checked there.
 #[test]
-fn private_key_jwt_without_a_key_is_refused_at_build() {
-    let error = ClientCredentials::builder("https://auth.example.com/token", "id", "secret")
-        .client_auth(ClientAuth::PrivateKeyJwt)
-        .build()
-        .expect_err("no key");
+fn private_key_jwt_without_a_client_id_is_refused() {
+    let error =
+        ClientAuth::private_key_jwt("", private_key(&TestKey::es256())).expect_err("no client id");
     assert!(error.is_invalid_credentials(), "{error}");
-    assert!(
-        error.to_string().contains("builder_with_private_key"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("client id"), "{error}");
 }

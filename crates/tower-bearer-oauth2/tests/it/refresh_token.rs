@@ -14,19 +14,29 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::task::JoinSet;
 use tower::service_fn;
 use tower_bearer::{FetchError, TokenCache, TokenSource};
-use tower_bearer_oauth2::{OAuthError, RefreshToken, RefreshTokenBuilder, RetryPolicy};
+use tower_bearer_oauth2::{
+    ClientAuth, Endpoint, EndpointBuilder, HttpClient, OAuthError, RefreshToken,
+    RefreshTokenBuilder, RetryPolicy, TokenParams,
+};
 use tower_bearer_testkit::{capture_tracing, http_client, AuthServer, Fault};
+
+use crate::support::default_client;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
+/// The server's token and revocation endpoints.
+fn endpoint_for(server: &AuthServer) -> EndpointBuilder {
+    Endpoint::builder(server.token_url()).revocation_url(server.revocation_url())
+}
+
+/// A source for the server's default client over `endpoint`, starting from `refresh_token`.
+fn source_over(endpoint: EndpointBuilder, refresh_token: &str) -> RefreshTokenBuilder {
+    let endpoint = endpoint.build().expect("a valid endpoint");
+    RefreshToken::builder(endpoint, default_client(), refresh_token)
+}
+
 fn source_for(server: &AuthServer, refresh_token: &str) -> RefreshTokenBuilder {
-    RefreshToken::builder(
-        server.token_url(),
-        AuthServer::DEFAULT_CLIENT_ID,
-        AuthServer::DEFAULT_CLIENT_SECRET,
-        refresh_token,
-    )
-    .revocation_url(server.revocation_url())
+    source_over(endpoint_for(server), refresh_token)
 }
 
 /// Records every refresh token the hook was called with.
@@ -196,9 +206,11 @@ async fn invalid_grant_is_permanent_and_not_retried() -> TestResult {
     let server = AuthServer::start().await?;
     let seeded = server.issue_refresh_token("client", None);
     server.revoke(&seeded);
-    let source = source_for(&server, &seeded)
-        .retry(RetryPolicy::new().max_attempts(5))
-        .build()?;
+    let source = source_over(
+        endpoint_for(&server).retry(RetryPolicy::new().max_attempts(5)),
+        &seeded,
+    )
+    .build()?;
 
     let capture = capture_tracing();
     let error = source.fetch().await.expect_err("revoked");
@@ -252,9 +264,11 @@ async fn a_timeout_is_not_retried_by_default() -> TestResult {
     let server = AuthServer::start().await?;
     let seeded = server.issue_refresh_token("client", None);
     server.fail_next(1, Fault::Delay(Duration::from_secs(60)));
-    let source = source_for(&server, &seeded)
-        .timeout(Duration::from_secs(5))
-        .build()?;
+    let source = source_over(
+        endpoint_for(&server).timeout(Duration::from_secs(5)),
+        &seeded,
+    )
+    .build()?;
     let error = source.fetch().await.expect_err("timed out");
     assert!(error.is_transient(), "{error}");
     assert_eq!(server.token_requests(), 1);
@@ -269,9 +283,7 @@ async fn retry_processed_replays_a_503_when_asked() -> TestResult {
         .await?;
     let seeded = server.issue_refresh_token("client", None);
     server.fail_next(1, Fault::Status(StatusCode::SERVICE_UNAVAILABLE));
-    let source = source_for(&server, &seeded)
-        .retry(RetryPolicy::new())
-        .build()?;
+    let source = source_over(endpoint_for(&server).retry(RetryPolicy::new()), &seeded).build()?;
     source.fetch().await?;
     assert_eq!(server.token_requests(), 2);
     Ok(())
@@ -285,16 +297,19 @@ async fn connection_refused_is_retried() -> TestResult {
     let attempts = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&attempts);
     let client = http_client();
+    let endpoint = Endpoint::builder(format!("http://127.0.0.1:{port}/token"))
+        .http_client(HttpClient::from_service(service_fn(
+            move |request: Request<Full<Bytes>>| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                client.request(request)
+            },
+        )))
+        .build()?;
     let source = RefreshToken::builder(
-        format!("http://127.0.0.1:{port}/token"),
-        "client",
-        "secret",
+        endpoint,
+        ClientAuth::secret_basic("client", "secret")?,
         "refresh-s3cret",
     )
-    .http_client(service_fn(move |request: Request<Full<Bytes>>| {
-        counter.fetch_add(1, Ordering::SeqCst);
-        client.request(request)
-    }))
     .build()?;
     let error = source.fetch().await.expect_err("nothing listens");
     assert!(error.is_transient(), "{error}");
@@ -332,36 +347,33 @@ async fn revoking_the_refresh_token_ends_the_grant() -> TestResult {
 
 #[test]
 fn build_checks_the_refresh_token_and_parameters() {
-    let builder = || {
-        RefreshToken::builder(
-            "https://auth.example.com/token",
-            "id",
-            "secret",
-            "refresh-s3cret",
-        )
-    };
-    let error = RefreshToken::builder("https://auth.example.com/token", "id", "secret", "")
+    let endpoint = Endpoint::builder("https://auth.example.com/token")
+        .build()
+        .unwrap();
+    let client = ClientAuth::secret_basic("id", "secret").unwrap();
+    let builder = || RefreshToken::builder(endpoint.clone(), client.clone(), "refresh-s3cret");
+    let error = RefreshToken::builder(endpoint.clone(), client.clone(), "")
         .build()
         .expect_err("empty refresh token");
     assert!(error.is_invalid_credentials(), "{error}");
     let error = builder()
-        .param("refresh_token", "x")
+        .params(TokenParams::new().param("refresh_token", "x"))
         .build()
         .expect_err("reserved");
     assert!(error.is_invalid_parameter(), "{error}");
     let error = builder()
-        .param("grant_type", "x")
+        .params(TokenParams::new().param("grant_type", "x"))
         .build()
         .expect_err("reserved");
     assert!(error.is_invalid_parameter(), "{error}");
 
-    let printed = format!("{:?}", builder().scope("a b"));
+    let printed = format!("{:?}", builder().params(TokenParams::new().scope("a b")));
     assert!(!printed.contains("refresh-s3cret"), "{printed}");
     let source = builder().build().unwrap();
     let printed = format!("{source:?}");
     assert!(!printed.contains("refresh-s3cret"), "{printed}");
     assert!(!printed.contains("secret\""), "{printed}");
-    assert_eq!(source.client_id(), "id");
+    assert_eq!(source.client_auth().client_id(), "id");
 }
 
 #[tokio::test]

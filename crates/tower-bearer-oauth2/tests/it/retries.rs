@@ -14,21 +14,27 @@ use secrecy::ExposeSecret;
 use tokio::time::Instant;
 use tower_bearer::{FetchError, TokenCache, TokenSource};
 use tower_bearer_oauth2::{
-    ClientCredentials, ClientCredentialsBuilder, EndpointError, RetryPolicy,
+    BuildError, ClientAuth, ClientCredentials, Endpoint, EndpointBuilder, EndpointError,
+    RetryPolicy,
 };
 use tower_bearer_testkit::{capture_tracing, AuthServer, Fault};
 
-use crate::support::assert_each_cause_once;
+use crate::support::{assert_each_cause_once, default_client};
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 /// A source for the server's default client, with the default retry policy.
-fn source_for(server: &AuthServer) -> ClientCredentialsBuilder {
-    ClientCredentials::builder(
-        server.token_url(),
-        AuthServer::DEFAULT_CLIENT_ID,
-        AuthServer::DEFAULT_CLIENT_SECRET,
-    )
+fn source_for(server: &AuthServer) -> Result<ClientCredentials, BuildError> {
+    source_with(server, |endpoint| endpoint)
+}
+
+/// A source for the server's default client, over an endpoint `configure` changed.
+fn source_with(
+    server: &AuthServer,
+    configure: impl FnOnce(EndpointBuilder) -> EndpointBuilder,
+) -> Result<ClientCredentials, BuildError> {
+    let endpoint = configure(Endpoint::builder(server.token_url())).build()?;
+    ClientCredentials::builder(endpoint, default_client()).build()
 }
 
 fn endpoint_status(error: &FetchError) -> Option<StatusCode> {
@@ -43,7 +49,7 @@ fn endpoint_status(error: &FetchError) -> Option<StatusCode> {
 async fn two_503s_then_a_token_take_three_requests() -> TestResult {
     let server = AuthServer::start().await?;
     server.fail_next(2, Fault::Status(StatusCode::SERVICE_UNAVAILABLE));
-    let source = source_for(&server).build()?;
+    let source = source_for(&server)?;
 
     let started = Instant::now();
     let token = source.fetch().await?;
@@ -63,7 +69,7 @@ async fn two_503s_then_a_token_take_three_requests() -> TestResult {
 async fn retry_after_in_seconds_is_waited_out() -> TestResult {
     let server = AuthServer::start().await?;
     server.fail_next(1, Fault::StatusRetryAfter(StatusCode::TOO_MANY_REQUESTS, 7));
-    let source = source_for(&server).build()?;
+    let source = source_for(&server)?;
 
     let started = Instant::now();
     source.fetch().await?;
@@ -81,7 +87,7 @@ async fn retry_after_as_an_http_date_is_waited_out() -> TestResult {
         1,
         Fault::StatusRetryAfterDate(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(8)),
     );
-    let source = source_for(&server).build()?;
+    let source = source_for(&server)?;
 
     let started = Instant::now();
     source.fetch().await?;
@@ -99,7 +105,7 @@ async fn retry_after_as_an_http_date_is_waited_out() -> TestResult {
 #[tokio::test(start_paused = true)]
 async fn oauth_errors_that_need_a_fix_are_never_retried() -> TestResult {
     let server = AuthServer::start().await?;
-    let source = source_for(&server).build()?;
+    let source = source_for(&server)?;
     for (status, code) in [
         (StatusCode::UNAUTHORIZED, "invalid_client"),
         (StatusCode::BAD_REQUEST, "invalid_grant"),
@@ -123,7 +129,7 @@ async fn oauth_errors_that_need_a_fix_are_never_retried() -> TestResult {
 #[tokio::test(start_paused = true)]
 async fn other_4xx_answers_are_not_retried() -> TestResult {
     let server = AuthServer::start().await?;
-    let source = source_for(&server).build()?;
+    let source = source_for(&server)?;
     for fault in [
         Fault::oauth_error(StatusCode::BAD_REQUEST, "invalid_request"),
         Fault::oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type"),
@@ -145,7 +151,7 @@ async fn other_4xx_answers_are_not_retried() -> TestResult {
 async fn a_dropped_connection_is_retried() -> TestResult {
     let server = AuthServer::start().await?;
     server.fail_next(1, Fault::DropConnection);
-    let source = source_for(&server).build()?;
+    let source = source_for(&server)?;
 
     let token = source.fetch().await?;
     assert!(server.is_valid(token.secret().expose_secret()));
@@ -158,9 +164,7 @@ async fn a_timeout_is_retried() -> TestResult {
     let server = AuthServer::start().await?;
     // The first answer would come after 60 s; the client gives up after 1 s and asks again.
     server.fail_next(1, Fault::Delay(Duration::from_secs(60)));
-    let source = source_for(&server)
-        .timeout(Duration::from_secs(1))
-        .build()?;
+    let source = source_with(&server, |endpoint| endpoint.timeout(Duration::from_secs(1)))?;
 
     let started = Instant::now();
     source.fetch().await?;
@@ -179,7 +183,7 @@ async fn exhausted_attempts_return_the_last_transient_error() -> TestResult {
     server.fail_next(1, Fault::Status(StatusCode::SERVICE_UNAVAILABLE));
     server.fail_next(1, Fault::Status(StatusCode::INTERNAL_SERVER_ERROR));
     server.fail_next(1, Fault::Status(StatusCode::BAD_GATEWAY));
-    let source = source_for(&server).build()?;
+    let source = source_for(&server)?;
 
     let error = source.fetch().await.expect_err("three failures");
     assert_eq!(
@@ -193,9 +197,9 @@ async fn exhausted_attempts_return_the_last_transient_error() -> TestResult {
 
     // A larger budget makes exactly that many requests.
     server.fail_always(Fault::Status(StatusCode::SERVICE_UNAVAILABLE));
-    let five = source_for(&server)
-        .retry(RetryPolicy::new().max_attempts(5))
-        .build()?;
+    let five = source_with(&server, |endpoint| {
+        endpoint.retry(RetryPolicy::new().max_attempts(5))
+    })?;
     let before = server.token_requests();
     five.fetch().await.expect_err("always 503");
     assert_eq!(server.token_requests() - before, 5);
@@ -209,7 +213,7 @@ async fn retry_after_above_the_maximum_ends_the_fetch() -> TestResult {
         1,
         Fault::StatusRetryAfter(StatusCode::SERVICE_UNAVAILABLE, 60),
     );
-    let source = source_for(&server).build()?;
+    let source = source_for(&server)?;
 
     let started = Instant::now();
     let error = source.fetch().await.expect_err("asked to wait 60 s");
@@ -227,9 +231,9 @@ async fn retry_after_above_the_maximum_ends_the_fetch() -> TestResult {
         1,
         Fault::StatusRetryAfter(StatusCode::SERVICE_UNAVAILABLE, 60),
     );
-    let patient = source_for(&server)
-        .retry(RetryPolicy::new().max_retry_after(Duration::from_secs(60)))
-        .build()?;
+    let patient = source_with(&server, |endpoint| {
+        endpoint.retry(RetryPolicy::new().max_retry_after(Duration::from_secs(60)))
+    })?;
     let before = server.token_requests();
     patient.fetch().await?;
     assert_eq!(server.token_requests() - before, 2);
@@ -240,9 +244,9 @@ async fn retry_after_above_the_maximum_ends_the_fetch() -> TestResult {
 async fn the_last_attempt_keeps_the_retry_after_for_the_cache() -> TestResult {
     let server = AuthServer::start().await?;
     server.fail_always(Fault::StatusRetryAfter(StatusCode::TOO_MANY_REQUESTS, 3));
-    let source = source_for(&server)
-        .retry(RetryPolicy::new().max_attempts(2))
-        .build()?;
+    let source = source_with(&server, |endpoint| {
+        endpoint.retry(RetryPolicy::new().max_attempts(2))
+    })?;
 
     let started = Instant::now();
     let error = source.fetch().await.expect_err("always 429");
@@ -258,7 +262,7 @@ async fn the_last_attempt_keeps_the_retry_after_for_the_cache() -> TestResult {
 async fn no_retries_with_retry_policy_none() -> TestResult {
     let server = AuthServer::start().await?;
     server.fail_next(1, Fault::Status(StatusCode::SERVICE_UNAVAILABLE));
-    let source = source_for(&server).retry(RetryPolicy::none()).build()?;
+    let source = source_with(&server, |endpoint| endpoint.retry(RetryPolicy::none()))?;
 
     let error = source.fetch().await.expect_err("503");
     assert!(error.is_transient(), "{error}");
@@ -270,7 +274,7 @@ async fn no_retries_with_retry_policy_none() -> TestResult {
 async fn the_cache_sees_one_fetch_for_a_retried_request() -> TestResult {
     let server = AuthServer::start().await?;
     server.fail_next(2, Fault::Status(StatusCode::BAD_GATEWAY));
-    let cache = TokenCache::new(source_for(&server).build()?);
+    let cache = TokenCache::new(source_for(&server)?);
 
     let token = cache.token().await?;
     assert!(server.is_valid(token.secret().expose_secret()));
@@ -287,9 +291,9 @@ async fn each_retry_is_logged_without_secrets() -> TestResult {
         .start()
         .await?;
     server.fail_next(2, Fault::Status(StatusCode::SERVICE_UNAVAILABLE));
-    let source = ClientCredentials::builder(server.token_url(), "retrying-client", SECRET)
-        .client_auth(tower_bearer_oauth2::ClientAuth::ClientSecretPost)
-        .build()?;
+    let endpoint = Endpoint::builder(server.token_url()).build()?;
+    let client = ClientAuth::secret_post("retrying-client", SECRET)?;
+    let source = ClientCredentials::builder(endpoint, client).build()?;
 
     let logs = capture_tracing();
     let token = source.fetch().await?;

@@ -6,24 +6,29 @@ use std::error::Error as _;
 use http::StatusCode;
 use secrecy::ExposeSecret;
 use tower_bearer::{TokenCache, TokenSource};
-use tower_bearer_oauth2::{ClientAuth, ClientCredentials, ClientCredentialsBuilder, RetryPolicy};
+use tower_bearer_oauth2::{
+    BuildError, ClientAuth, ClientCredentials, Endpoint, EndpointBuilder, RetryPolicy,
+};
 use tower_bearer_testkit::{capture_tracing, AuthServer, ClientAuthMethod, Fault};
+
+use crate::support::default_client;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
-fn source_for(server: &AuthServer) -> ClientCredentialsBuilder {
-    ClientCredentials::builder(
-        server.token_url(),
-        AuthServer::DEFAULT_CLIENT_ID,
-        AuthServer::DEFAULT_CLIENT_SECRET,
-    )
-    .revocation_url(server.revocation_url())
+/// The server's token and revocation endpoints.
+fn endpoint_for(server: &AuthServer) -> EndpointBuilder {
+    Endpoint::builder(server.token_url()).revocation_url(server.revocation_url())
+}
+
+/// A source for the server's default client, over [`endpoint_for`].
+fn source_for(server: &AuthServer) -> Result<ClientCredentials, BuildError> {
+    ClientCredentials::builder(endpoint_for(server).build()?, default_client()).build()
 }
 
 #[tokio::test]
 async fn revoked_access_token_is_no_longer_valid() -> TestResult {
     let server = AuthServer::start().await?;
-    let source = source_for(&server).build()?;
+    let source = source_for(&server)?;
     let token = source.fetch().await?;
     assert!(server.is_valid(token.secret().expose_secret()));
 
@@ -49,9 +54,11 @@ async fn revocation_uses_the_sources_client_authentication() -> TestResult {
         .client_auth_methods(&[ClientAuthMethod::Post])
         .start()
         .await?;
-    let source = source_for(&server)
-        .client_auth(ClientAuth::ClientSecretPost)
-        .build()?;
+    let client = ClientAuth::secret_post(
+        AuthServer::DEFAULT_CLIENT_ID,
+        AuthServer::DEFAULT_CLIENT_SECRET,
+    )?;
+    let source = ClientCredentials::builder(endpoint_for(&server).build()?, client).build()?;
     let token = source.fetch().await?;
     source.revoke(&token).await?;
     assert!(!server.is_valid(token.secret().expose_secret()));
@@ -63,7 +70,7 @@ async fn revocation_uses_the_sources_client_authentication() -> TestResult {
 #[tokio::test]
 async fn revoking_an_unknown_or_revoked_token_succeeds() -> TestResult {
     let server = AuthServer::start().await?;
-    let source = source_for(&server).build()?;
+    let source = source_for(&server)?;
     let token = source.fetch().await?;
     source.revoke(&token).await?;
     // RFC 7009 section 2.2: the server answers 200 for a token that is already invalid.
@@ -78,7 +85,7 @@ async fn revoking_an_unknown_or_revoked_token_succeeds() -> TestResult {
 #[tokio::test]
 async fn revoke_cached_revokes_the_cached_token_and_drops_it() -> TestResult {
     let server = AuthServer::start().await?;
-    let source = source_for(&server).build()?;
+    let source = source_for(&server)?;
     let cache = TokenCache::new(source.clone());
     let token = cache.token().await?;
 
@@ -100,12 +107,8 @@ async fn revoke_cached_revokes_the_cached_token_and_drops_it() -> TestResult {
 #[tokio::test]
 async fn revoke_without_a_revocation_url_is_not_configured_and_sends_nothing() -> TestResult {
     let server = AuthServer::start().await?;
-    let source = ClientCredentials::builder(
-        server.token_url(),
-        AuthServer::DEFAULT_CLIENT_ID,
-        AuthServer::DEFAULT_CLIENT_SECRET,
-    )
-    .build()?;
+    let endpoint = Endpoint::builder(server.token_url()).build()?;
+    let source = ClientCredentials::builder(endpoint, default_client()).build()?;
     assert_eq!(source.revocation_url(), None);
     let token = source.fetch().await?;
     let error = source.revoke(&token).await.expect_err("no endpoint");
@@ -119,7 +122,7 @@ async fn revoke_without_a_revocation_url_is_not_configured_and_sends_nothing() -
 #[tokio::test]
 async fn revocation_retries_a_503_and_succeeds() -> TestResult {
     let server = AuthServer::start().await?;
-    let source = source_for(&server).build()?;
+    let source = source_for(&server)?;
     let token = source.fetch().await?;
     server.fail_next(1, Fault::Status(StatusCode::SERVICE_UNAVAILABLE));
 
@@ -132,9 +135,10 @@ async fn revocation_retries_a_503_and_succeeds() -> TestResult {
 #[tokio::test]
 async fn revocation_gives_up_on_503s_with_a_transient_error() -> TestResult {
     let server = AuthServer::start().await?;
-    let source = source_for(&server)
+    let endpoint = endpoint_for(&server)
         .retry(RetryPolicy::new().max_attempts(2))
         .build()?;
+    let source = ClientCredentials::builder(endpoint, default_client()).build()?;
     let token = source.fetch().await?;
     server.fail_always(Fault::StatusRetryAfter(StatusCode::SERVICE_UNAVAILABLE, 0));
 
@@ -150,14 +154,9 @@ async fn revocation_gives_up_on_503s_with_a_transient_error() -> TestResult {
 #[tokio::test]
 async fn wrong_secret_at_revocation_is_permanent_and_never_printed() -> TestResult {
     let server = AuthServer::start().await?;
-    let token = source_for(&server).build()?.fetch().await?;
-    let wrong = ClientCredentials::builder(
-        server.token_url(),
-        AuthServer::DEFAULT_CLIENT_ID,
-        "wr0ng-s3cret",
-    )
-    .revocation_url(server.revocation_url())
-    .build()?;
+    let token = source_for(&server)?.fetch().await?;
+    let wrong = ClientAuth::secret_basic(AuthServer::DEFAULT_CLIENT_ID, "wr0ng-s3cret")?;
+    let wrong = ClientCredentials::builder(endpoint_for(&server).build()?, wrong).build()?;
 
     let capture = capture_tracing();
     let error = wrong.revoke(&token).await.expect_err("wrong secret");
@@ -181,7 +180,7 @@ async fn wrong_secret_at_revocation_is_permanent_and_never_printed() -> TestResu
 
 #[tokio::test]
 async fn insecure_revocation_url_is_refused_at_build() {
-    let error = ClientCredentials::builder("https://auth.example.com/token", "id", "secret")
+    let error = Endpoint::builder("https://auth.example.com/token")
         .revocation_url("http://auth.example.com/revoke")
         .build()
         .expect_err("plain http to a remote host");

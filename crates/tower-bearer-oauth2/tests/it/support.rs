@@ -8,10 +8,19 @@ use std::error::Error as _;
 use std::fmt::Debug;
 
 use tower_bearer::{FetchError, Token, TokenCache};
-use tower_bearer_oauth2::{OAuthError, PrivateKey};
-use tower_bearer_testkit::{TestKey, TracingCapture};
+use tower_bearer_oauth2::{ClientAuth, OAuthError, PrivateKey};
+use tower_bearer_testkit::{AuthServer, TestKey, TracingCapture};
 
 pub(crate) type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+/// The mock server's default client, authenticating with `client_secret_basic`.
+pub(crate) fn default_client() -> ClientAuth {
+    ClientAuth::secret_basic(
+        AuthServer::DEFAULT_CLIENT_ID,
+        AuthServer::DEFAULT_CLIENT_SECRET,
+    )
+    .expect("the default client's id and secret are not empty")
+}
 
 /// The testkit key as a signing key for this crate, with its `kid`.
 pub(crate) fn private_key(key: &TestKey) -> PrivateKey {

@@ -9,7 +9,8 @@ use secrecy::ExposeSecret;
 use tower_bearer::source::{from_fn, FileToken, StaticToken};
 use tower_bearer::{FetchError, Token, TokenCache, TokenSource};
 use tower_bearer_oauth2::{
-    token_type, ClientAuth, ClientCredentials, TokenExchange, TokenExchangeBuilder,
+    token_type, AuthMethod, ClientAuth, ClientCredentials, Endpoint, TokenExchange,
+    TokenExchangeBuilder, TokenParams,
 };
 use tower_bearer_testkit::{
     capture_tracing, AuthServer, AuthServerBuilder, ClientAuthMethod, Fault, TestKey,
@@ -26,14 +27,18 @@ const CLIENT_SECRET: &str = "cl1ent-5ecr3t";
 const SUBJECT: &str = "k8s-sa-token-5ecr3t";
 const ACTOR: &str = "actor-token-5ecr3t";
 
+fn endpoint(server: &AuthServer) -> Endpoint {
+    Endpoint::builder(server.token_url())
+        .build()
+        .expect("a valid endpoint")
+}
+
+fn client() -> ClientAuth {
+    ClientAuth::secret_basic(CLIENT_ID, CLIENT_SECRET).expect("a valid client")
+}
+
 fn exchange_for(server: &AuthServer, subject: impl TokenSource) -> TokenExchangeBuilder {
-    TokenExchange::builder(
-        server.token_url(),
-        CLIENT_ID,
-        CLIENT_SECRET,
-        subject,
-        token_type::JWT,
-    )
+    TokenExchange::builder(endpoint(server), client(), subject, token_type::JWT)
 }
 
 /// A server with our client registered.
@@ -67,11 +72,14 @@ async fn the_form_carries_every_rfc_8693_parameter() -> TestResult {
     let source = exchange_for(&server, StaticToken::new(SUBJECT)?)
         .actor_token(StaticToken::new(ACTOR)?, token_type::ACCESS_TOKEN)
         .requested_token_type(token_type::ACCESS_TOKEN)
-        .audience("ledger")
-        .audience("billing")
-        .resource("https://ledger.example.com/")
-        .resource("https://billing.example.com/")
-        .scope("read  write")
+        .params(
+            TokenParams::new()
+                .audience("ledger")
+                .audience("billing")
+                .resource("https://ledger.example.com/")
+                .resource("https://billing.example.com/")
+                .scope("read  write"),
+        )
         .build()?;
 
     let token = source.fetch().await?;
@@ -140,16 +148,15 @@ async fn the_subject_token_is_read_fresh_for_each_exchange() -> TestResult {
 #[tokio::test]
 async fn a_public_client_exchanges_an_access_token_the_server_issued() -> TestResult {
     let server = auth().start().await?;
-    let upstream =
-        ClientCredentials::builder(server.token_url(), CLIENT_ID, CLIENT_SECRET).build()?;
-    let source = TokenExchange::public_client_builder(
-        server.token_url(),
-        "spa",
+    let upstream = ClientCredentials::builder(endpoint(&server), client()).build()?;
+    let source = TokenExchange::builder(
+        endpoint(&server),
+        ClientAuth::public("spa"),
         upstream,
         token_type::ACCESS_TOKEN,
     )
     .build()?;
-    assert_eq!(source.client_auth(), ClientAuth::None);
+    assert_eq!(source.client_auth().method(), AuthMethod::None);
 
     let token = source.fetch().await?;
     assert!(server.is_valid(token.secret().expose_secret()));
@@ -172,10 +179,9 @@ async fn private_key_jwt_authenticates_the_exchange() -> TestResult {
         .subject_token(SUBJECT)
         .start()
         .await?;
-    let source = TokenExchange::builder_with_private_key(
-        server.token_url(),
-        "workload",
-        private_key(&key),
+    let source = TokenExchange::builder(
+        endpoint(&server),
+        ClientAuth::private_key_jwt("workload", private_key(&key))?,
         StaticToken::new(SUBJECT)?,
         token_type::JWT,
     )
@@ -258,8 +264,7 @@ async fn a_refused_audience_is_invalid_target_and_permanent() -> TestResult {
         .start()
         .await?;
     let source = exchange_for(&server, StaticToken::new(SUBJECT)?)
-        .audience("ledger")
-        .audience("payroll")
+        .params(TokenParams::new().audience("ledger").audience("payroll"))
         .build()?;
     let error = source.fetch().await.expect_err("payroll is not allowed");
     assert!(error.is_permanent(), "{error}");
@@ -268,7 +273,7 @@ async fn a_refused_audience_is_invalid_target_and_permanent() -> TestResult {
     assert_eq!(server.token_requests(), 1);
 
     let allowed = exchange_for(&server, StaticToken::new(SUBJECT)?)
-        .audience("ledger")
+        .params(TokenParams::new().audience("ledger"))
         .build()?;
     allowed.fetch().await?;
     Ok(())
@@ -331,24 +336,18 @@ async fn concurrent_callers_through_a_cache_cause_one_exchange() -> TestResult {
 async fn build_refuses_what_the_crate_sets_and_empty_token_types() -> TestResult {
     let server = server().await?;
     let error = exchange_for(&server, StaticToken::new(SUBJECT)?)
-        .param("subject_token", "x")
+        .params(TokenParams::new().param("subject_token", "x"))
         .build()
         .expect_err("reserved");
     assert!(error.to_string().contains("subject_token"), "{error}");
 
-    let error = TokenExchange::builder(
-        server.token_url(),
-        "client",
-        "secret",
-        StaticToken::new(SUBJECT)?,
-        "",
-    )
-    .build()
-    .expect_err("empty type");
+    let error = TokenExchange::builder(endpoint(&server), client(), StaticToken::new(SUBJECT)?, "")
+        .build()
+        .expect_err("empty type");
     assert!(error.to_string().contains("subject_token_type"), "{error}");
 
     let error = exchange_for(&server, StaticToken::new(SUBJECT)?)
-        .resource("not a uri")
+        .params(TokenParams::new().resource("not a uri"))
         .build()
         .expect_err("bad resource");
     assert!(error.to_string().contains("RFC 8707"), "{error}");

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tower_bearer::store::{StoreConfig, StoreKey, StoreSource};
 use tower_bearer::{CacheConfig, TokenCache};
-use tower_bearer_oauth2::ClientCredentials;
+use tower_bearer_oauth2::{ClientAuth, ClientCredentials, Endpoint, TokenParams};
 use tower_bearer_redis::testing::RedisServer;
 use tower_bearer_redis::{RedisStore, RedisStoreBuilder};
 use tower_bearer_testkit::{AuthServer, Fault};
@@ -127,14 +127,16 @@ async fn member(role: &str) {
     let key = StoreKey::builder(&token_url, AuthServer::DEFAULT_CLIENT_ID)
         .scope(SCOPE)
         .build();
-    let source = ClientCredentials::builder(
-        &token_url,
+    let endpoint = Endpoint::builder(&token_url).build().unwrap();
+    let client = ClientAuth::secret_basic(
         AuthServer::DEFAULT_CLIENT_ID,
         AuthServer::DEFAULT_CLIENT_SECRET,
     )
-    .scope(SCOPE)
-    .build()
     .unwrap();
+    let source = ClientCredentials::builder(endpoint, client)
+        .params(TokenParams::new().scope(SCOPE))
+        .build()
+        .unwrap();
     let source = StoreSource::with_config(source, store, key, store_config(lease));
     let cache = TokenCache::with_config(source.clone(), cache_config());
 

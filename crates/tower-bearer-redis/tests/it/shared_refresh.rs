@@ -9,7 +9,9 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Barrier;
 use tower_bearer::store::{StoreConfig, StoreKey, StoreSource, TokenStore};
 use tower_bearer::{FetchError, TokenCache, TokenSource};
-use tower_bearer_oauth2::{RefreshToken, WhenStoreUnavailable};
+use tower_bearer_oauth2::{
+    ClientAuth, Endpoint, RefreshToken, RefreshTokenBuilder, WhenStoreUnavailable,
+};
 use tower_bearer_redis::testing::RedisServer;
 use tower_bearer_redis::RedisStore;
 use tower_bearer_testkit::AuthServer;
@@ -47,17 +49,21 @@ impl Fleet {
         }
     }
 
-    /// A replica configured as a deployment would be: with the seed refresh token.
-    fn replica(&self) -> RefreshToken {
-        RefreshToken::builder(
-            self.auth.token_url(),
+    /// A replica configured as a deployment would be: its own endpoint, the seed refresh
+    /// token, and the fleet's store.
+    fn replica_builder(&self) -> RefreshTokenBuilder {
+        let endpoint = Endpoint::builder(self.auth.token_url()).build().unwrap();
+        let client = ClientAuth::secret_basic(
             AuthServer::DEFAULT_CLIENT_ID,
             AuthServer::DEFAULT_CLIENT_SECRET,
-            self.seed.as_str(),
         )
-        .share_through(Arc::clone(&self.store), self.key.clone())
-        .build()
-        .unwrap()
+        .unwrap();
+        RefreshToken::builder(endpoint, client, self.seed.as_str())
+            .share_through(Arc::clone(&self.store), self.key.clone())
+    }
+
+    fn replica(&self) -> RefreshToken {
+        self.replica_builder().build().unwrap()
     }
 
     /// The fleet's refresh token in the store.
@@ -275,15 +281,10 @@ async fn a_single_replica_may_choose_to_refresh_with_its_own_copy() -> TestResul
         return Ok(());
     };
     let fleet = Fleet::start(&redis).await;
-    let only = RefreshToken::builder(
-        fleet.auth.token_url(),
-        AuthServer::DEFAULT_CLIENT_ID,
-        AuthServer::DEFAULT_CLIENT_SECRET,
-        fleet.seed.as_str(),
-    )
-    .share_through(Arc::clone(&fleet.store), fleet.key.clone())
-    .when_store_unavailable(WhenStoreUnavailable::RefreshWithOwnCopy)
-    .build()?;
+    let only = fleet
+        .replica_builder()
+        .when_store_unavailable(WhenStoreUnavailable::RefreshWithOwnCopy)
+        .build()?;
     only.fetch().await?;
     redis.stop();
     only.fetch().await?;

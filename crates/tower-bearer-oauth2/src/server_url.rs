@@ -1,4 +1,5 @@
-//! The token endpoint URL, checked once when a source is built.
+//! The URLs of the authorization server's endpoints (token, revocation) and its issuer URL,
+//! checked once when a source or a discovery is configured.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -13,15 +14,15 @@ pub(crate) const MAX_URL_CHARS: usize = 300;
 
 /// An absolute `https://` URL, or `http://` to a loopback host or with the user's consent.
 #[derive(Clone)]
-pub(crate) struct TokenUrl {
+pub(crate) struct ServerUrl {
     uri: Uri,
 }
 
-impl TokenUrl {
-    /// Checks `text` as a token endpoint URL.
+impl ServerUrl {
+    /// Checks `text` as the URL of one of the server's endpoints, or of its issuer.
     ///
     /// RFC 6749 section 3.2 requires TLS for the token endpoint, since the client secret is
-    /// sent to it. Plain `http://` is allowed for loopback hosts (`localhost`, 127.0.0.0/8,
+    /// sent to it (and the same holds for revocation and for the metadata that names them). Plain `http://` is allowed for loopback hosts (`localhost`, 127.0.0.0/8,
     /// `::1`), where nothing leaves the machine, and otherwise only when
     /// `allow_insecure_http` is set.
     /// `name` says which endpoint it is, for messages: `"token"`, `"revocation"`, ...
@@ -54,10 +55,10 @@ impl TokenUrl {
         }
         let host = authority.host();
         if scheme.eq_ignore_ascii_case("https") {
-            Ok(TokenUrl { uri })
+            Ok(ServerUrl { uri })
         } else if scheme.eq_ignore_ascii_case("http") {
             if allow_insecure_http || is_loopback(host) {
-                Ok(TokenUrl { uri })
+                Ok(ServerUrl { uri })
             } else {
                 Err(BuildError::insecure_http(format!(
                     "the {name} URL `{shown}` uses plain http:// to {host}, which would send the \
@@ -78,13 +79,13 @@ impl TokenUrl {
     }
 }
 
-impl fmt::Display for TokenUrl {
+impl fmt::Display for ServerUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.uri, f)
     }
 }
 
-impl fmt::Debug for TokenUrl {
+impl fmt::Debug for ServerUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.uri, f)
     }
@@ -109,7 +110,7 @@ mod tests {
 
     #[test]
     fn https_is_accepted() {
-        let url = TokenUrl::parse(
+        let url = ServerUrl::parse(
             "https://auth.example.com/oauth2/token?tenant=a",
             "token",
             false,
@@ -123,11 +124,11 @@ mod tests {
 
     #[test]
     fn http_is_refused_unless_loopback_or_allowed() {
-        let error = TokenUrl::parse("http://auth.example.com/token", "token", false).unwrap_err();
+        let error = ServerUrl::parse("http://auth.example.com/token", "token", false).unwrap_err();
         assert!(error.is_insecure_http());
         assert!(error.to_string().contains("allow_insecure_http"), "{error}");
-        assert!(TokenUrl::parse("http://auth.example.com/token", "token", true).is_ok());
-        assert!(TokenUrl::parse("HTTP://10.0.0.1/token", "token", false)
+        assert!(ServerUrl::parse("http://auth.example.com/token", "token", true).is_ok());
+        assert!(ServerUrl::parse("HTTP://10.0.0.1/token", "token", false)
             .unwrap_err()
             .is_insecure_http());
         // Loopback in its spellings.
@@ -139,7 +140,7 @@ mod tests {
             "http://[::1]:9000/token",
             "http://[::ffff:127.0.0.1]/token",
         ] {
-            assert!(TokenUrl::parse(url, "token", false).is_ok(), "{url}");
+            assert!(ServerUrl::parse(url, "token", false).is_ok(), "{url}");
         }
         // Look-alikes are not loopback.
         for url in [
@@ -148,7 +149,7 @@ mod tests {
             "http://[::2]/token",
         ] {
             assert!(
-                TokenUrl::parse(url, "token", false)
+                ServerUrl::parse(url, "token", false)
                     .unwrap_err()
                     .is_insecure_http(),
                 "{url}"
@@ -164,14 +165,14 @@ mod tests {
             "auth.example.com/token",
             "ftp://auth.example.com/",
         ] {
-            let error = TokenUrl::parse(url, "token", true).unwrap_err();
+            let error = ServerUrl::parse(url, "token", true).unwrap_err();
             assert!(error.is_invalid_url(), "{url}: {error}");
         }
     }
 
     #[test]
     fn credentials_in_the_url_are_refused_without_echoing_them() {
-        let error = TokenUrl::parse(
+        let error = ServerUrl::parse(
             "https://client:hunter2@auth.example.com/token",
             "token",
             false,
