@@ -81,7 +81,10 @@ fn test(args: Vec<String>) -> ExitCode {
     for line in &prepared {
         println!("  {line}");
     }
-    let required: Vec<String> = REQUIRE_ALL.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let required: Vec<String> = REQUIRE_ALL
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     println!("ran: {shown}, with {}", required.join(" "));
     run.print();
     let total = started.elapsed();

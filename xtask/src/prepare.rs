@@ -82,7 +82,10 @@ fn redis() -> Result<String, String> {
         match status {
             Ok(status) if status.success() => Ok(()),
             Ok(status) => Err(format!("`apt-get {}` failed ({status})", args.join(" "))),
-            Err(error) => Err(format!("`apt-get {}` could not run: {error}", args.join(" "))),
+            Err(error) => Err(format!(
+                "`apt-get {}` could not run: {error}",
+                args.join(" ")
+            )),
         }
     };
     apt(&["update", "-qq"])?;
@@ -158,7 +161,10 @@ fn can_install_packages() -> Option<bool> {
 fn interop_server(dir: &Path) -> Result<String, String> {
     let lock = dir.join("package-lock.json");
     if !lock.is_file() {
-        return Err(format!("{} is missing: is this a whole checkout?", lock.display()));
+        return Err(format!(
+            "{} is missing: is this a whole checkout?",
+            lock.display()
+        ));
     }
     let node = output_of(Command::new("node").arg("--version")).ok_or_else(|| {
         format!(
@@ -211,7 +217,11 @@ fn modified(path: &Path) -> Option<std::time::SystemTime> {
 
 /// The command's trimmed stdout, if it ran and succeeded.
 fn output_of(command: &mut Command) -> Option<String> {
-    let output = command.stdin(Stdio::null()).stderr(Stdio::null()).output().ok()?;
+    let output = command
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
     output
         .status
         .success()

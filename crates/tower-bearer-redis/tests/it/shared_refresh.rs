@@ -200,7 +200,10 @@ async fn the_background_check_puts_the_newest_back_before_anyone_refreshes() -> 
     // then refreshes from it rather than presenting its own.
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     while fleet.stored().await.map(|(generation, _)| generation) != Some(2) {
-        assert!(std::time::Instant::now() < deadline, "the newest was never put back");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the newest was never put back"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     a.fetch().await?;
