@@ -62,10 +62,13 @@ fn redis() -> Result<String, String> {
     let how = format!("apt-get install {}", packages.join(" "));
     let Some(sudo) = can_install_packages() else {
         return Err(format!(
-            "{} not installed. On Debian or Ubuntu: `sudo {how}`; elsewhere install Redis 7 or \
-             later, which provides all three (or set TOWER_BEARER_REDIS_SERVER and \
-             TOWER_BEARER_REDIS_CLI to the binaries). Then run `cargo xtask test` again.",
-            binaries.join(", ")
+            "{} missing (Debian packages: {}). Install them with `sudo {how}` (on other \
+             systems, Redis 7 or later provides redis-server, redis-cli and redis-sentinel), \
+             then run `cargo xtask test` again. They could not be installed here: that needs \
+             apt-get, and root or passwordless sudo.{}",
+            binaries.join(", "),
+            packages.join(" "),
+            broken_overrides(),
         ));
     };
     println!("installing {} with apt-get", packages.join(" "));
@@ -99,8 +102,9 @@ fn redis() -> Result<String, String> {
         .collect();
     if !still_missing.is_empty() {
         return Err(format!(
-            "`{how}` succeeded but {} still cannot be found on the PATH",
-            still_missing.join(", ")
+            "`{how}` succeeded but {} still cannot be found on the PATH.{}",
+            still_missing.join(", "),
+            broken_overrides(),
         ));
     }
     Ok(format!(
@@ -108,6 +112,21 @@ fn redis() -> Result<String, String> {
         packages.join(", "),
         redis_version()
     ))
+}
+
+/// A sentence for each override variable that names no file, or nothing.
+fn broken_overrides() -> String {
+    REDIS_OVERRIDES
+        .iter()
+        .filter_map(|(_, variable)| Some((variable, env::var_os(variable)?)))
+        .filter(|(_, path)| !Path::new(path).is_file())
+        .map(|(variable, path)| {
+            format!(
+                " {variable} is set to {}, which is not a file.",
+                path.to_string_lossy()
+            )
+        })
+        .collect()
 }
 
 /// The binary the Redis harness would run: its override variable's path, else the `PATH`'s.

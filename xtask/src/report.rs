@@ -69,12 +69,13 @@ impl TestRun {
         print_list("skipped by the suite itself (not run)", &outcome.skipped);
         print_list("failed", &outcome.failed);
         let totals = outcome.totals();
+        let binaries = outcome.binaries.len();
         println!(
-            "total: {} passed, {} failed, {} ignored, in {} test binaries",
+            "total: {} passed, {} failed, {} ignored, in {binaries} test {}",
             totals.passed,
             totals.failed,
             totals.ignored,
-            outcome.binaries.len()
+            if binaries == 1 { "binary" } else { "binaries" },
         );
         if !self.status.success() {
             println!("cargo test failed ({})", self.status);
