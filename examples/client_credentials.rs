@@ -6,6 +6,9 @@
 //! | `TOKEN_URL`     | required | the authorization server's token endpoint             |
 //! | `CLIENT_ID`     | required | this service's client id                              |
 //! | `CLIENT_SECRET` | required | its client secret                                     |
+//! | `CLIENT_AUTH`   | optional | how to send it: `client_secret_basic` (the default),  |
+//! |                 |          | `client_secret_post`, or `auto` (Basic, and post once |
+//! |                 |          | if the server answers `invalid_client`; remembered)   |
 //! | `SCOPE`         | optional | the scope to ask for, space-separated                 |
 //! | `API_URL`       | required | the URL to call                                       |
 //! | `REQUESTS`      | optional | how many calls to make, one after another (default 1) |
@@ -104,6 +107,7 @@ impl Settings {
         let token_url = required("TOKEN_URL", "the authorization server's token endpoint")?;
         let client_id = required("CLIENT_ID", "this service's client id")?;
         let client_secret = required("CLIENT_SECRET", "this service's client secret")?;
+        let method = auth_method()?;
         let scope = optional("SCOPE")?;
         let api_url = required("API_URL", "the URL of the API to call")?;
         let api_url = api_url
@@ -125,7 +129,7 @@ impl Settings {
         }
         // Checks the token URL (https, or http to loopback), the id, secret and scope.
         let source =
-            build_source(token_url, client_id, client_secret, params).map_err(|error| {
+            build_source(token_url, client_id, client_secret, method, params).map_err(|error| {
                 let variable = if error.is_invalid_url() || error.is_insecure_http() {
                     "TOKEN_URL"
                 } else if error.is_invalid_credentials() {
@@ -163,13 +167,38 @@ fn build_source(
     token_url: String,
     client_id: String,
     client_secret: String,
+    method: Method,
     params: TokenParams,
 ) -> Result<ClientCredentials, BuildError> {
     let endpoint = Endpoint::builder(token_url).build()?;
-    let client = ClientAuth::secret_basic(client_id, client_secret)?;
+    let client = match method {
+        Method::Basic => ClientAuth::secret_basic(client_id, client_secret)?,
+        Method::Post => ClientAuth::secret_post(client_id, client_secret)?,
+        Method::Auto => ClientAuth::secret_auto(client_id, client_secret)?,
+    };
     ClientCredentials::builder(endpoint, client)
         .params(params)
         .build()
+}
+
+/// How the client secret is sent, from `CLIENT_AUTH`.
+#[derive(Clone, Copy, Debug)]
+enum Method {
+    Basic,
+    Post,
+    Auto,
+}
+
+/// `CLIENT_AUTH`: `client_secret_basic` when unset.
+fn auth_method() -> Result<Method, SettingsError> {
+    match optional("CLIENT_AUTH")?.as_deref().map(str::trim) {
+        None | Some("client_secret_basic") => Ok(Method::Basic),
+        Some("client_secret_post") => Ok(Method::Post),
+        Some("auto") => Ok(Method::Auto),
+        Some(other) => Err(SettingsError(format!(
+            "CLIENT_AUTH must be client_secret_basic, client_secret_post or auto, got {other:?}"
+        ))),
+    }
 }
 
 /// A variable that must be set and not empty.

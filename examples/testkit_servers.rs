@@ -8,21 +8,38 @@
 //!
 //! The API answers any path with 200 `hello` for a valid token and 401 with an RFC 6750
 //! challenge otherwise. On Ctrl-C it prints how many requests each server saw.
+//!
+//! `SERVER_CLIENT_AUTH=client_secret_post` (or `client_secret_basic`) has the authorization
+//! server accept only that method, as a server whose client is registered for it does; try
+//! the client with `CLIENT_AUTH=auto` against it.
 
 use std::error::Error;
 use std::time::Duration;
 
-use tower_bearer_testkit::{ApiServer, AuthServer};
+use tower_bearer_testkit::{ApiServer, AuthServer, ClientAuthMethod};
 
 /// Tokens live long enough for a session of trying things, short enough to see a refresh.
 const TOKEN_LIFETIME: Duration = Duration::from_secs(300);
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
-    let auth = AuthServer::builder()
-        .token_lifetime(TOKEN_LIFETIME)
-        .start()
-        .await?;
+    let mut builder = AuthServer::builder().token_lifetime(TOKEN_LIFETIME);
+    match std::env::var("SERVER_CLIENT_AUTH").as_deref() {
+        Ok("client_secret_post") => {
+            builder = builder.client_auth_methods(&[ClientAuthMethod::Post]);
+        }
+        Ok("client_secret_basic") => {
+            builder = builder.client_auth_methods(&[ClientAuthMethod::Basic]);
+        }
+        Ok(other) if !other.is_empty() => {
+            return Err(format!(
+                "SERVER_CLIENT_AUTH must be client_secret_basic or client_secret_post, got {other:?}"
+            )
+            .into());
+        }
+        _ => {}
+    }
+    let auth = builder.start().await?;
     let api = ApiServer::start(&auth).await?;
 
     println!(

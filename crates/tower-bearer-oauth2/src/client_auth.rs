@@ -2,6 +2,8 @@
 //! the authorization server's endpoints.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -18,7 +20,8 @@ use crate::BuildError;
 /// [`ClientCredentials::builder`](crate::ClientCredentials::builder).
 ///
 /// - [`secret_basic`](Self::secret_basic) and [`secret_post`](Self::secret_post): a
-///   client secret, in an HTTP Basic header (every server supports it) or in the body.
+///   client secret, in an HTTP Basic header (every server supports it) or in the body;
+///   [`secret_auto`](Self::secret_auto) finds out which of the two the server wants.
 /// - `private_key_jwt` (feature `private-key-jwt`): a short-lived JWT signed with the
 ///   client's `PrivateKey` in each request (RFC 7523 section 2.2).
 /// - [`tls_client_auth`](Self::tls_client_auth) and
@@ -54,6 +57,8 @@ pub struct ClientAuth {
 enum Credential {
     SecretBasic(SecretString),
     SecretPost(SecretString),
+    /// Basic until the server refuses it, then post; what worked is shared by clones.
+    SecretAuto(SecretString, Arc<Detected>),
     #[cfg(feature = "private-key-jwt")]
     PrivateKeyJwt(crate::PrivateKey),
     TlsClientAuth,
@@ -98,11 +103,29 @@ impl ClientAuth {
         )
     }
 
+    /// A client secret presented the way the server wants it, found out by trying: Basic
+    /// first (RFC 6749 section 2.3.1 requires servers to support it), and, when the server
+    /// answers `invalid_client`, the same request once more with the secret in the body
+    /// (`client_secret_post`). Whichever worked is remembered, by this value and its clones,
+    /// for every later request; until one has worked, each failing fetch costs at most one
+    /// extra request. Never a method other than these two. Like Go's x/oauth2
+    /// `AuthStyleAutoDetect`.
+    ///
+    /// Fails with [`BuildError::is_invalid_credentials`] when the id or the secret is empty.
+    pub fn secret_auto(
+        client_id: impl Into<String>,
+        client_secret: impl Into<SecretString>,
+    ) -> Result<Self, BuildError> {
+        Self::with_secret(client_id.into(), client_secret.into(), |secret| {
+            Credential::SecretAuto(secret, Arc::new(Detected::default()))
+        })
+    }
+
     /// A client id and secret, neither empty, presented as `method` says.
     fn with_secret(
         id: String,
         secret: SecretString,
-        method: fn(SecretString) -> Credential,
+        method: impl FnOnce(SecretString) -> Credential,
     ) -> Result<Self, BuildError> {
         let id = non_empty(id)?;
         if secret.expose_secret().is_empty() {
@@ -179,11 +202,13 @@ impl ClientAuth {
         &self.id
     }
 
-    /// The client authentication method.
+    /// The client authentication method; for [`secret_auto`](Self::secret_auto), the one
+    /// its next request uses.
     pub fn method(&self) -> AuthMethod {
-        match self.credential {
+        match &self.credential {
             Credential::SecretBasic(_) => AuthMethod::ClientSecretBasic,
             Credential::SecretPost(_) => AuthMethod::ClientSecretPost,
+            Credential::SecretAuto(_, detected) => detected.method(),
             #[cfg(feature = "private-key-jwt")]
             Credential::PrivateKeyJwt(_) => AuthMethod::PrivateKeyJwt,
             Credential::TlsClientAuth => AuthMethod::TlsClientAuth,
@@ -204,17 +229,12 @@ impl ClientAuth {
         redactor: &mut Redactor,
     ) -> Result<Placement, tower_bearer::BoxError> {
         match &self.credential {
-            Credential::SecretBasic(secret) => {
-                let secret = secret.expose_secret();
-                redactor.basic_credentials(&self.id, secret);
-                Ok(Placement::Header(basic_authorization(&self.id, secret)?))
-            }
-            Credential::SecretPost(secret) => {
-                redactor.secret(secret.expose_secret());
-                form.append_pair("client_id", &self.id);
-                form.append_pair("client_secret", secret.expose_secret());
-                Ok(Placement::Form)
-            }
+            Credential::SecretBasic(secret) => self.apply_basic(secret, redactor),
+            Credential::SecretPost(secret) => Ok(self.apply_post(secret, form, redactor)),
+            Credential::SecretAuto(secret, detected) => match detected.method() {
+                AuthMethod::ClientSecretPost => Ok(self.apply_post(secret, form, redactor)),
+                _ => self.apply_basic(secret, redactor),
+            },
             #[cfg(feature = "private-key-jwt")]
             Credential::PrivateKeyJwt(key) => {
                 let assertion = Zeroizing::new(key.assertion(&self.id, assertion_audience)?);
@@ -243,6 +263,85 @@ impl ClientAuth {
     }
 }
 
+impl ClientAuth {
+    fn apply_basic(
+        &self,
+        secret: &SecretString,
+        redactor: &mut Redactor,
+    ) -> Result<Placement, tower_bearer::BoxError> {
+        let secret = secret.expose_secret();
+        redactor.basic_credentials(&self.id, secret);
+        Ok(Placement::Header(basic_authorization(&self.id, secret)?))
+    }
+
+    fn apply_post(
+        &self,
+        secret: &SecretString,
+        form: &mut form_urlencoded::Serializer<'_, String>,
+        redactor: &mut Redactor,
+    ) -> Placement {
+        redactor.secret(secret.expose_secret());
+        form.append_pair("client_id", &self.id);
+        form.append_pair("client_secret", secret.expose_secret());
+        Placement::Form
+    }
+
+    /// For [`secret_auto`](Self::secret_auto) that has not found out yet: the same client
+    /// with `client_secret_post`, to try once after Basic was refused.
+    pub(crate) fn post_to_try(&self) -> Option<ClientAuth> {
+        match &self.credential {
+            Credential::SecretAuto(secret, detected) if !detected.is_known() => Some(ClientAuth {
+                id: self.id.clone(),
+                credential: Credential::SecretPost(secret.clone()),
+            }),
+            _ => None,
+        }
+    }
+
+    /// For [`secret_auto`](Self::secret_auto): `method` worked; use it from now on.
+    pub(crate) fn worked(&self, method: AuthMethod) {
+        if let Credential::SecretAuto(_, detected) = &self.credential {
+            if !detected.is_known() {
+                tracing::debug!(
+                    client_id = %self.id,
+                    method = method.as_str(),
+                    "found the client authentication method the server accepts"
+                );
+            }
+            detected.set(method);
+        }
+    }
+}
+
+/// What [`ClientAuth::secret_auto`] found out: nothing yet, Basic, or post.
+#[derive(Debug, Default)]
+struct Detected(AtomicU8);
+
+impl Detected {
+    const UNKNOWN: u8 = 0;
+    const BASIC: u8 = 1;
+    const POST: u8 = 2;
+
+    fn method(&self) -> AuthMethod {
+        match self.0.load(Ordering::Acquire) {
+            Self::POST => AuthMethod::ClientSecretPost,
+            _ => AuthMethod::ClientSecretBasic,
+        }
+    }
+
+    fn is_known(&self) -> bool {
+        self.0.load(Ordering::Acquire) != Self::UNKNOWN
+    }
+
+    fn set(&self, method: AuthMethod) {
+        let value = match method {
+            AuthMethod::ClientSecretPost => Self::POST,
+            _ => Self::BASIC,
+        };
+        self.0.store(value, Ordering::Release);
+    }
+}
+
 impl fmt::Debug for ClientAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut debug = f.debug_struct("ClientAuth");
@@ -252,6 +351,11 @@ impl fmt::Debug for ClientAuth {
         match &self.credential {
             Credential::SecretBasic(_) | Credential::SecretPost(_) => {
                 debug.field("client_secret", &"[redacted]");
+            }
+            Credential::SecretAuto(_, detected) => {
+                debug
+                    .field("client_secret", &"[redacted]")
+                    .field("detected", &detected.is_known());
             }
             #[cfg(feature = "private-key-jwt")]
             Credential::PrivateKeyJwt(key) => {

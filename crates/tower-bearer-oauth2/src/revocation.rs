@@ -150,7 +150,9 @@ impl TokenEndpoint {
         let ((), attempt) = self
             .retry
             .run(target, || async {
-                let response = self.post_form(target, &form, &[token]).await?;
+                let response = self
+                    .post_form(&self.client, target, &form, &[token])
+                    .await?;
                 self.interpret_revocation(target, hint, response)
             })
             .await?;

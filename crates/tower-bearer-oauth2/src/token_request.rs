@@ -25,6 +25,7 @@ use crate::response::{self, InvalidResponse, TokenResponseRules};
 use crate::retry::{Failure, RetryReason};
 use crate::server_url::ServerUrl;
 use crate::token_params::TokenParams;
+use crate::AuthMethod;
 use crate::{BuildError, ClientAuth, Endpoint, EndpointError, OAuthError, RetryPolicy};
 
 /// The longest `Retry-After` honoured. A misconfigured proxy asking for a day must not stop
@@ -120,6 +121,21 @@ impl TokenEndpoint {
     /// Asks for a token: one HTTP request, repeated per the [`RetryPolicy`] while the
     /// failure may be brief. Returns the last attempt's error.
     pub(crate) async fn request(&self, grant: Grant<'_>) -> Result<Token, FetchError> {
+        // Inside the cache's `token_fetch` span: which grant, at which server, and how it
+        // ended. No secret goes in a span.
+        let span = tracing::debug_span!(
+            "token_request",
+            grant_type = grant.grant_type,
+            host = self.url.uri().host().unwrap_or_default(),
+            outcome = tracing::field::Empty,
+        );
+        let result =
+            tracing::Instrument::instrument(self.request_in_span(grant), span.clone()).await;
+        span.record("outcome", if result.is_ok() { "issued" } else { "failed" });
+        result
+    }
+
+    async fn request_in_span(&self, grant: Grant<'_>) -> Result<Token, FetchError> {
         tracing::debug!(
             token_url = %self.url,
             client_id = %self.client.client_id(),
@@ -127,10 +143,33 @@ impl TokenEndpoint {
             scope = grant.scope(),
             "requesting a token"
         );
-        let (token, attempt) = self
+        let result = self
             .retry
-            .run(self.target(), || self.exchange(grant))
-            .await?;
+            .run(self.target(), || self.exchange(&self.client, grant))
+            .await;
+        let (token, attempt) = match result {
+            Ok(issued) => {
+                self.client.worked(self.client.method());
+                issued
+            }
+            // `ClientAuth::secret_auto`: Basic was refused; the same request once with post.
+            Err(error) => match self.client.post_to_try().filter(|_| refused_client(&error)) {
+                Some(post) => {
+                    tracing::debug!(
+                        client_id = %self.client.client_id(),
+                        "the token endpoint refused client_secret_basic (invalid_client); \
+                         trying client_secret_post once"
+                    );
+                    let token = self
+                        .exchange(&post, grant)
+                        .await
+                        .map_err(|failure| failure.error)?;
+                    self.client.worked(AuthMethod::ClientSecretPost);
+                    (token, 2)
+                }
+                None => return Err(error),
+            },
+        };
         tracing::debug!(
             token_type = %token.token_type(),
             expires_at = ?token.expires_at(),
@@ -149,7 +188,7 @@ impl TokenEndpoint {
     }
 
     /// One attempt: one HTTP request within the timeout, and its answer.
-    async fn exchange(&self, grant: Grant<'_>) -> Result<Token, Failure> {
+    async fn exchange(&self, client: &ClientAuth, grant: Grant<'_>) -> Result<Token, Failure> {
         let mut form: Vec<(&str, &str)> = vec![("grant_type", grant.grant_type)];
         form.extend(grant.secret_params.iter().copied());
         if let Some(scope) = grant.scope() {
@@ -167,7 +206,9 @@ impl TokenEndpoint {
             .iter()
             .map(|(_, value)| *value)
             .collect();
-        let response = self.post_form(self.target(), &form, &secrets).await?;
+        let response = self
+            .post_form(client, self.target(), &form, &secrets)
+            .await?;
         self.interpret(grant, response)
     }
 
@@ -177,6 +218,7 @@ impl TokenEndpoint {
     /// [`Redactor`].
     pub(crate) async fn post_form(
         &self,
+        client: &ClientAuth,
         target: Target<'_>,
         form: &[(&str, &str)],
         secrets: &[&str],
@@ -186,7 +228,7 @@ impl TokenEndpoint {
             redactor.secret(secret);
         }
         let request = self
-            .build_request(target, form, &mut redactor)
+            .build_request(client, target, form, &mut redactor)
             .map_err(Failure::last)?;
         tokio::time::timeout(self.limits().timeout, self.send(target, request, redactor))
             .await
@@ -195,6 +237,7 @@ impl TokenEndpoint {
 
     fn build_request(
         &self,
+        client: &ClientAuth,
         target: Target<'_>,
         fields: &[(&str, &str)],
         redactor: &mut Redactor,
@@ -205,8 +248,7 @@ impl TokenEndpoint {
         }
         let token_url = self.url.to_string();
         let assertion_audience = self.endpoint.assertion_audience().unwrap_or(&token_url);
-        let placement = self
-            .client
+        let placement = client
             .apply(&mut form, assertion_audience, redactor)
             .map_err(|error| build_error(target, error))?;
         // With client_secret_post the body holds the secret.
@@ -554,6 +596,14 @@ impl fmt::Debug for TokenEndpoint {
 
 /// OAuth errors that fail the same way however often they are repeated, whatever the status:
 /// wrong credentials, a revoked grant, a grant or scope the client may not have.
+/// Whether the server answered `invalid_client` (RFC 6749 section 5.2).
+fn refused_client(error: &FetchError) -> bool {
+    error
+        .source()
+        .and_then(|source| source.downcast_ref::<OAuthError>())
+        .is_some_and(OAuthError::is_invalid_client)
+}
+
 fn is_never_retried(oauth: &OAuthError) -> bool {
     oauth.is_invalid_client()
         || oauth.is_invalid_grant()

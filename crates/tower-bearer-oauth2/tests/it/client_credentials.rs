@@ -393,3 +393,110 @@ async fn a_custom_http_client_is_used() -> TestResult {
     assert!(server.is_valid(token.secret().expose_secret()));
     Ok(())
 }
+
+/// A source for the default client with `secret_auto`, against `server`.
+fn auto_source(server: &AuthServer, secret: &str) -> ClientCredentials {
+    let endpoint = endpoint_for(server).build().expect("a valid endpoint");
+    let client = ClientAuth::secret_auto(AuthServer::DEFAULT_CLIENT_ID, secret).unwrap();
+    ClientCredentials::builder(endpoint, client)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn auto_detect_tries_post_once_after_basic_is_refused_and_remembers() -> TestResult {
+    let server = AuthServer::builder()
+        .client_auth_methods(&[ClientAuthMethod::Post])
+        .start()
+        .await?;
+    let source = auto_source(&server, AuthServer::DEFAULT_CLIENT_SECRET);
+    source.fetch().await?;
+    assert_eq!(server.token_requests(), 2, "Basic refused, then post");
+    assert_eq!(
+        server.last_request().unwrap().auth_method,
+        ClientAuthMethod::Post
+    );
+    // Remembered, by the source and the clones that share its client: no more Basic.
+    for _ in 0..3 {
+        source.clone().fetch().await?;
+    }
+    assert_eq!(server.token_requests(), 5);
+    assert_eq!(
+        source.client_auth().method(),
+        tower_bearer_oauth2::AuthMethod::ClientSecretPost
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn auto_detect_keeps_basic_when_the_server_takes_it() -> TestResult {
+    let server = AuthServer::start().await?;
+    let source = auto_source(&server, AuthServer::DEFAULT_CLIENT_SECRET);
+    source.fetch().await?;
+    source.fetch().await?;
+    assert_eq!(server.token_requests(), 2, "one request per fetch");
+    assert_eq!(
+        server.last_request().unwrap().auth_method,
+        ClientAuthMethod::Basic
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn auto_detect_with_a_wrong_secret_costs_one_extra_request_and_stays_invalid_client(
+) -> TestResult {
+    let server = AuthServer::start().await?;
+    let source = auto_source(&server, "wrong-secret");
+    let error = source.fetch().await.unwrap_err();
+    assert!(
+        error.is_permanent() && oauth_error(&error).is_invalid_client(),
+        "{error}"
+    );
+    assert_eq!(
+        server.token_requests(),
+        2,
+        "Basic, then post once; no third method"
+    );
+    // Nothing worked, so nothing is remembered; through a cache the permanent error is
+    // remembered instead, so a burst of callers costs no more.
+    let cache = TokenCache::new(source);
+    for _ in 0..10 {
+        assert!(cache.token().await.is_err());
+    }
+    assert_eq!(server.token_requests(), 4);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_post_client_is_never_tried_with_another_method() -> TestResult {
+    let server = AuthServer::builder()
+        .client_auth_methods(&[ClientAuthMethod::Basic])
+        .start()
+        .await?;
+    let endpoint = endpoint_for(&server).build()?;
+    let client = ClientAuth::secret_post(
+        AuthServer::DEFAULT_CLIENT_ID,
+        AuthServer::DEFAULT_CLIENT_SECRET,
+    )?;
+    let source = ClientCredentials::builder(endpoint, client).build()?;
+    let error = source.fetch().await.unwrap_err();
+    assert!(oauth_error(&error).is_invalid_client(), "{error}");
+    assert_eq!(server.token_requests(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn each_fetch_is_a_span_with_grant_host_and_outcome_and_no_secret() -> TestResult {
+    let logs = capture_tracing();
+    let server = AuthServer::start().await?;
+    let cache = TokenCache::new(source_for(&server).build()?);
+    let token = cache.token().await?;
+    let logs = logs.contents();
+    assert!(logs.contains("token_fetch"), "{logs}");
+    assert!(
+        logs.contains(r#"token_request{grant_type="client_credentials" host="127.0.0.1"}"#),
+        "{logs}"
+    );
+    assert!(!logs.contains(token.secret().expose_secret()), "{logs}");
+    Ok(())
+}
