@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use tokio::time::Instant;
-use tower_bearer::store::{StoreError, StoreErrorKind, StoreKey, TokenStore};
+use tower_bearer::store::{RefreshTokenStore, StoreError, StoreErrorKind, StoreKey};
 use tower_bearer::FetchError;
 
 /// What a replica does when the fleet's store cannot be reached, or does not answer in time,
@@ -63,7 +63,7 @@ pub(crate) const SETTLE: Duration = Duration::from_secs(11);
 
 /// The fleet's side of a [`RefreshToken`](crate::RefreshToken).
 pub(crate) struct Fleet {
-    store: Arc<dyn TokenStore>,
+    store: Arc<dyn RefreshTokenStore>,
     key: StoreKey,
     lease_key: StoreKey,
     /// Names this replica's lease, so that only it can release it.
@@ -93,7 +93,7 @@ pub(crate) struct Lease<'a> {
 
 impl Fleet {
     pub(crate) fn new(
-        store: Arc<dyn TokenStore>,
+        store: Arc<dyn RefreshTokenStore>,
         key: StoreKey,
         lease_ttl: Duration,
         max_wait: Duration,

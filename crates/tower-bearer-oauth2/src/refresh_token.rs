@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use tower_bearer::source::TokenFuture;
-use tower_bearer::store::{StoreKey, TokenStore};
+use tower_bearer::store::{RefreshTokenStore, StoreKey};
 use tower_bearer::{FetchError, Token, TokenCache, TokenSource};
 
 use crate::fleet_refresh::{Fleet, WhenStoreUnavailable};
@@ -332,7 +332,7 @@ pub struct RefreshTokenBuilder {
     refresh_token: SecretString,
     params: TokenParams,
     on_rotate: Option<RotateHook>,
-    shared: Option<(Arc<dyn TokenStore>, StoreKey)>,
+    shared: Option<(Arc<dyn RefreshTokenStore>, StoreKey)>,
     when_store_unavailable: WhenStoreUnavailable,
 }
 
@@ -361,7 +361,7 @@ impl RefreshTokenBuilder {
     ///
     /// The store's token also wins over the one passed to [`RefreshToken::builder`], so a
     /// replica started with a stale one catches up.
-    pub fn share_through(mut self, store: impl TokenStore, key: StoreKey) -> Self {
+    pub fn share_through(mut self, store: impl RefreshTokenStore, key: StoreKey) -> Self {
         self.shared = Some((Arc::new(store), key));
         self
     }

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use redis::Script;
 use secrecy::{ExposeSecret, SecretString};
-use tower_bearer::store::{StoreFuture, StoreKey, StoredRefresh, TokenStore};
+use tower_bearer::store::{RefreshTokenStore, StoreFuture, StoreKey, StoredRefresh, TokenStore};
 use tower_bearer::Token;
 
 use crate::builder::RedisStoreBuilder;
@@ -325,7 +325,9 @@ impl TokenStore for RedisStore {
     fn release<'a>(&'a self, key: &'a StoreKey, holder: &'a str) -> StoreFuture<'a, ()> {
         Box::pin(self.release(key, holder))
     }
+}
 
+impl RefreshTokenStore for RedisStore {
     fn refresh_token<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoredRefresh>> {
         Box::pin(self.refresh_token(key))
     }

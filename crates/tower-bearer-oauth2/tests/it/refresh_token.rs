@@ -378,7 +378,7 @@ fn build_checks_the_refresh_token_and_parameters() {
 
 #[tokio::test]
 async fn replicas_share_rotated_refresh_tokens_through_a_store() -> TestResult {
-    use tower_bearer::store::{MemoryStore, StoreKey, TokenStore};
+    use tower_bearer::store::{MemoryStore, RefreshTokenStore, StoreKey};
 
     let server = AuthServer::builder()
         .detect_refresh_token_reuse(true)

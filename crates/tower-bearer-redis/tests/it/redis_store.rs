@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
 use tower_bearer::source::{TokenFuture, TokenSource};
-use tower_bearer::store::{StoreConfig, StoreErrorKind, StoreKey, StoreSource, TokenStore};
+use tower_bearer::store::{
+    RefreshTokenStore, StoreConfig, StoreErrorKind, StoreKey, StoreSource, TokenStore,
+};
 use tower_bearer::Token;
 use tower_bearer_redis::testing::RedisServer;
 use tower_bearer_redis::{BuildError, RedisStore};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Barrier;
-use tower_bearer::store::{StoreConfig, StoreKey, StoreSource, TokenStore};
+use tower_bearer::store::{RefreshTokenStore, StoreConfig, StoreKey, StoreSource, TokenStore};
 use tower_bearer::{FetchError, TokenCache, TokenSource};
 use tower_bearer_oauth2::{
     ClientAuth, Endpoint, RefreshToken, RefreshTokenBuilder, WhenStoreUnavailable,

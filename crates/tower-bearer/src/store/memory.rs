@@ -8,7 +8,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use tokio::time::Instant;
 
-use super::{StoreFuture, StoreKey, StoredRefresh, TokenStore};
+use super::{RefreshTokenStore, StoreFuture, StoreKey, StoredRefresh, TokenStore};
 use crate::Token;
 
 /// A [`TokenStore`] in memory: shares tokens between the caches of one process (several
@@ -93,7 +93,9 @@ impl TokenStore for MemoryStore {
         }
         Box::pin(std::future::ready(Ok(())))
     }
+}
 
+impl RefreshTokenStore for MemoryStore {
     fn refresh_token<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoredRefresh>> {
         let stored = self.slots().get(key).and_then(|slot| slot.refresh.clone());
         Box::pin(std::future::ready(Ok(stored)))

@@ -89,7 +89,15 @@ pub trait TokenStore: Send + Sync + 'static {
 
     /// Gives the lease back if `holder` still holds it; does nothing otherwise.
     fn release<'a>(&'a self, key: &'a StoreKey, holder: &'a str) -> StoreFuture<'a, ()>;
+}
 
+/// Where a fleet keeps the one refresh token its replicas share, for servers that rotate
+/// refresh tokens; see `tower-bearer-oauth2`'s `RefreshTokenBuilder::share_through`.
+///
+/// A [`TokenStore`] too: refreshing takes the fleet's lease with
+/// [`try_lease`](TokenStore::try_lease). A store that only shares access tokens implements
+/// [`TokenStore`] alone. Implementations: [`MemoryStore`] and `RedisStore`.
+pub trait RefreshTokenStore: TokenStore {
     /// The stored refresh token for `key` and its generation, if any.
     fn refresh_token<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoredRefresh>>;
 
@@ -122,8 +130,8 @@ pub trait TokenStore: Send + Sync + 'static {
     ) -> StoreFuture<'a, bool>;
 }
 
-/// A refresh token read from a [`TokenStore`], with the generation that
-/// [`replace_refresh_token`](TokenStore::replace_refresh_token) compares.
+/// A refresh token read from a [`RefreshTokenStore`], with the generation that
+/// [`replace_refresh_token`](RefreshTokenStore::replace_refresh_token) compares.
 #[derive(Clone)]
 pub struct StoredRefresh {
     /// The refresh token.
@@ -167,7 +175,9 @@ impl<T: TokenStore + ?Sized> TokenStore for std::sync::Arc<T> {
     fn release<'a>(&'a self, key: &'a StoreKey, holder: &'a str) -> StoreFuture<'a, ()> {
         (**self).release(key, holder)
     }
+}
 
+impl<T: RefreshTokenStore + ?Sized> RefreshTokenStore for std::sync::Arc<T> {
     fn refresh_token<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoredRefresh>> {
         (**self).refresh_token(key)
     }

@@ -11,8 +11,8 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower_bearer::source::TokenFuture;
 use tower_bearer::store::{
-    MemoryStore, StoreConfig, StoreError, StoreErrorKind, StoreFuture, StoreKey, StoreSource,
-    StoredRefresh, TokenStore,
+    MemoryStore, RefreshTokenStore, StoreConfig, StoreError, StoreErrorKind, StoreFuture, StoreKey,
+    StoreSource, StoredRefresh, TokenStore,
 };
 use tower_bearer::{Token, TokenCache, TokenSource};
 
@@ -230,6 +230,9 @@ impl TokenStore for BrokenStore {
     fn release<'a>(&'a self, _: &'a StoreKey, _: &'a str) -> StoreFuture<'a, ()> {
         self.fail()
     }
+}
+
+impl RefreshTokenStore for BrokenStore {
     fn refresh_token<'a>(&'a self, _: &'a StoreKey) -> StoreFuture<'a, Option<StoredRefresh>> {
         self.fail()
     }
