@@ -22,9 +22,9 @@ use std::process::ExitCode;
 use tower_bearer::store::StoreSource;
 use tower_bearer::TokenCache;
 use tower_bearer_oauth2::{ClientAuth, ClientCredentials, Endpoint, TokenParams};
-use tower_bearer_redis::testing::RedisServer;
 use tower_bearer_redis::RedisStore;
 use tower_bearer_testkit::AuthServer;
+use tower_bearer_testkit::RedisServer;
 
 mod report;
 

@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 
 use tower_bearer::store::{StoreConfig, StoreKey, StoreSource};
 use tower_bearer::{CacheConfig, TokenCache, TokenSource};
-use tower_bearer_redis::testing::RedisServer;
 use tower_bearer_redis::RedisStore;
 use tower_bearer_testkit::AuthServer;
+use tower_bearer_testkit::RedisServer;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 

@@ -14,7 +14,7 @@ const REDIS_BINARIES: [(&str, &str); 3] = [
 ];
 
 /// Where the Redis harness looks for a binary instead of the `PATH`, when set
-/// (`tower_bearer_redis::testing`).
+/// (`tower_bearer_testkit`, feature `redis`).
 const REDIS_OVERRIDES: [(&str, &str); 2] = [
     ("redis-server", "TOWER_BEARER_REDIS_SERVER"),
     ("redis-cli", "TOWER_BEARER_REDIS_CLI"),

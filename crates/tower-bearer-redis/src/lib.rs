@@ -120,19 +120,16 @@
 //! just before the master died may be lost with it; the next replica that needs it then
 //! fetches a new one.
 //!
-//! # Features
+//! # Testing against a real Redis
 //!
-//! - `testing`: `testing::RedisServer`, a private `redis-server` on a free loopback port
-//!   for tests and examples, and `testing::RedisCluster` and `testing::RedisSentinel`,
-//!   private clusters and Sentinel groups that can fail over.
+//! `tower-bearer-testkit` (feature `redis`) starts private Redis deployments on free
+//! loopback ports for your tests: `RedisServer`, `RedisCluster` and `RedisSentinel`.
 
 mod builder;
 mod connection;
 mod envelope;
 mod record;
 mod store;
-#[cfg(feature = "testing")]
-pub mod testing;
 
 pub use builder::{BuildError, RedisStoreBuilder, DEFAULT_KEY_PREFIX};
 pub use store::RedisStore;

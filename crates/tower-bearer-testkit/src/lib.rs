@@ -2,9 +2,10 @@
 //! protected API, both in process on real `127.0.0.1` sockets.
 //!
 //! - [`AuthServer`] is a token endpoint (RFC 6749) with client authentication by `Basic`
-//!   header or form parameters, the `client_credentials` and `refresh_token` grants (with
-//!   rotation, optionally reuse detection), revocation (RFC 7009), metadata (RFC 8414),
-//!   expiry on the tokio clock and injectable [`Fault`]s.
+//!   header, form parameters, `private_key_jwt` or mutual TLS, four grants
+//!   (`client_credentials`; `refresh_token` with rotation and, optionally, reuse detection;
+//!   token exchange, RFC 8693; JWT bearer, RFC 7523), revocation (RFC 7009), metadata (RFC
+//!   8414), expiry on the tokio clock and injectable [`Fault`]s.
 //! - [`ApiServer`] accepts the `AuthServer`'s access tokens (RFC 6750) and counts what it
 //!   authorized and rejected.
 //! - [`TestKey`] is an RS256 or ES256 key pair for `private_key_jwt` clients, which the
@@ -49,13 +50,18 @@
 //!
 //! # Features
 //!
-//! None: this crate is unpublished and always built whole.
+//! - `redis`: [`RedisServer`], [`RedisCluster`] and [`RedisSentinel`], private Redis
+//!   deployments on free loopback ports (started from the system's `redis-server`, and
+//!   `redis-cli` for a cluster) that can stop, restart and fail over, for testing a fleet
+//!   sharing tokens through `tower-bearer-redis`.
 
 mod api_server;
 mod auth_server;
 mod client_certificate;
 mod fault;
 mod http_client;
+#[cfg(feature = "redis")]
+mod redis_harness;
 mod response;
 mod server;
 mod streaming_body;
@@ -69,6 +75,11 @@ pub use api_server::ApiServer;
 pub use auth_server::{AuthServer, AuthServerBuilder, Echo};
 pub use fault::Fault;
 pub use http_client::{http_client, HttpClient};
+#[cfg(feature = "redis")]
+pub use redis_harness::{
+    RedisCluster, RedisSentinel, RedisServer, TlsFiles, REDIS_CLI_ENV, REDIS_SERVER_ENV,
+    REQUIRE_REDIS_ENV,
+};
 pub use streaming_body::StreamingBody;
 pub use test_key::TestKey;
 pub use test_pki::{HttpsClient, TestCertificate, TestPki};

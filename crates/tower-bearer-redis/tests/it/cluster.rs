@@ -4,8 +4,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use tower_bearer::store::StoreKey;
-use tower_bearer_redis::testing::RedisCluster;
 use tower_bearer_redis::RedisStore;
+use tower_bearer_testkit::RedisCluster;
 
 use crate::fleet::{self, FailingOver, FleetRedis};
 use crate::redis_store;

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tower_bearer::store::{StoreConfig, StoreKey, StoreSource};
 use tower_bearer::{CacheConfig, TokenCache};
 use tower_bearer_oauth2::{ClientAuth, ClientCredentials, Endpoint, TokenParams};
-use tower_bearer_redis::testing::RedisServer;
 use tower_bearer_redis::{RedisStore, RedisStoreBuilder};
+use tower_bearer_testkit::RedisServer;
 use tower_bearer_testkit::{AuthServer, Fault};
 
 const ROLE_ENV: &str = "TOWER_BEARER_FLEET_MEMBER";

@@ -10,8 +10,8 @@ use tower_bearer::store::{
     RefreshTokenStore, StoreConfig, StoreErrorKind, StoreKey, StoreSource, TokenStore,
 };
 use tower_bearer::Token;
-use tower_bearer_redis::testing::RedisServer;
 use tower_bearer_redis::{BuildError, RedisStore};
+use tower_bearer_testkit::RedisServer;
 
 const KEY_1: [u8; 32] = [1; 32];
 const KEY_2: [u8; 32] = [2; 32];

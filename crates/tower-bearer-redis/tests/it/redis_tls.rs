@@ -10,8 +10,8 @@ use rcgen::{
 use secrecy::ExposeSecret;
 use tower_bearer::store::{StoreErrorKind, StoreKey, TokenStore};
 use tower_bearer::Token;
-use tower_bearer_redis::testing::{RedisServer, TlsFiles};
 use tower_bearer_redis::{BuildError, RedisStore};
+use tower_bearer_testkit::{RedisServer, TlsFiles};
 
 const KEY: [u8; 32] = [7; 32];
 

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use tower_bearer::store::StoreKey;
-use tower_bearer_redis::testing::RedisSentinel;
 use tower_bearer_redis::RedisStore;
+use tower_bearer_testkit::RedisSentinel;
 
 use crate::fleet::{self, FailingOver, FleetRedis};
 use crate::redis_store;

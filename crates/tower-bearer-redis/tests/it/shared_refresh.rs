@@ -12,9 +12,9 @@ use tower_bearer::{FetchError, TokenCache, TokenSource};
 use tower_bearer_oauth2::{
     ClientAuth, Endpoint, RefreshToken, RefreshTokenBuilder, WhenStoreUnavailable,
 };
-use tower_bearer_redis::testing::RedisServer;
 use tower_bearer_redis::RedisStore;
 use tower_bearer_testkit::AuthServer;
+use tower_bearer_testkit::RedisServer;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 

@@ -5,7 +5,7 @@
 //! when dropped. It never connects to a Redis it did not start.
 //!
 //! ```no_run
-//! use tower_bearer_redis::testing::RedisServer;
+//! use tower_bearer_testkit::RedisServer;
 //!
 //! // In a test: skips (with a printed reason) when redis-server is not installed, unless
 //! // TOWER_BEARER_REQUIRE_REDIS=1 is set.
@@ -428,7 +428,7 @@ fn ping(addr: SocketAddr) -> bool {
 /// stopped when dropped.
 ///
 /// ```no_run
-/// use tower_bearer_redis::testing::RedisCluster;
+/// use tower_bearer_testkit::RedisCluster;
 ///
 /// let Some(mut cluster) = RedisCluster::start_or_skip("my_test") else { return };
 /// let nodes = cluster.urls(); // give these to RedisStore::cluster_builder
@@ -641,7 +641,7 @@ impl ClusterNode {
 /// (2 s) so a failover completes in a few seconds; stopped when dropped.
 ///
 /// ```no_run
-/// use tower_bearer_redis::testing::RedisSentinel;
+/// use tower_bearer_testkit::RedisSentinel;
 ///
 /// let Some(mut group) = RedisSentinel::start_or_skip("my_test", 3) else { return };
 /// let (sentinels, name) = (group.sentinel_urls(), group.master_name());
