@@ -277,12 +277,7 @@ impl RetryPolicy {
 
     /// The wait before retry number `retry` (1-based), with equal jitter.
     fn backoff(&self, retry: u32) -> Duration {
-        let exponent = retry.saturating_sub(1).min(20);
-        let full = self
-            .initial_backoff
-            .saturating_mul(1u32 << exponent)
-            .min(self.max_backoff.max(self.initial_backoff));
-        full / 2 + (full / 2).mul_f64(fastrand::f64())
+        tower_bearer::Backoff::new(self.initial_backoff, self.max_backoff).wait(retry)
     }
 }
 

@@ -59,6 +59,7 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 pub mod auth;
+mod backoff;
 pub mod cache;
 mod challenge;
 mod error;
@@ -71,6 +72,7 @@ mod sync;
 mod token;
 
 pub use auth::{BearerAuth, BearerAuthLayer};
+pub use backoff::Backoff;
 pub use cache::{CacheConfig, CacheStats, TokenCache};
 pub use error::{BoxError, FetchError};
 #[cfg(feature = "retry")]

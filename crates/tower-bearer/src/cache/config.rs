@@ -166,12 +166,7 @@ impl CacheConfig {
     /// The wait after the `attempt`-th consecutive failure (1-based): exponential, with
     /// "equal jitter" (half fixed, half random) so waits never collapse to zero.
     pub(crate) fn backoff_after(&self, attempt: u32) -> Duration {
-        let exponent = attempt.saturating_sub(1).min(20);
-        let full = self
-            .backoff_initial
-            .saturating_mul(1u32 << exponent)
-            .min(self.backoff_max);
-        full / 2 + (full / 2).mul_f64(fastrand::f64())
+        crate::Backoff::new(self.backoff_initial, self.backoff_max).wait(attempt)
     }
 }
 
