@@ -27,6 +27,11 @@ struct Fleet {
 
 impl Fleet {
     async fn start(redis: &RedisServer) -> Fleet {
+        Fleet::on(RedisStore::builder(&redis.url())).await
+    }
+
+    /// A fleet whose store `builder` makes (one node, a cluster, Sentinel).
+    async fn on(builder: tower_bearer_redis::RedisStoreBuilder) -> Fleet {
         let auth = AuthServer::builder()
             .detect_refresh_token_reuse(true)
             .start()
@@ -34,7 +39,7 @@ impl Fleet {
             .unwrap();
         let seed = auth.issue_refresh_token(AuthServer::DEFAULT_CLIENT_ID, None);
         let store = Arc::new(
-            RedisStore::builder(&redis.url())
+            builder
                 .encryption_key("k1", [9; 32])
                 .reconnect_interval(Duration::from_millis(100))
                 .build()
@@ -138,7 +143,31 @@ async fn replicas_refreshing_at_the_same_moment_take_turns() -> TestResult {
     let Some(redis) = RedisServer::start_or_skip("shared_refresh_same_moment") else {
         return Ok(());
     };
-    let fleet = Fleet::start(&redis).await;
+    take_turns(Fleet::start(&redis).await).await
+}
+
+#[tokio::test]
+async fn on_a_cluster_replicas_refreshing_at_the_same_moment_take_turns() -> TestResult {
+    let Some(cluster) = tower_bearer_testkit::RedisCluster::start_or_skip("shared_refresh_cluster")
+    else {
+        return Ok(());
+    };
+    take_turns(Fleet::on(RedisStore::cluster_builder(cluster.urls())).await).await
+}
+
+#[tokio::test]
+async fn through_sentinel_replicas_refreshing_at_the_same_moment_take_turns() -> TestResult {
+    let Some(sentinel) =
+        tower_bearer_testkit::RedisSentinel::start_or_skip("shared_refresh_sentinel", 1)
+    else {
+        return Ok(());
+    };
+    let builder = RedisStore::sentinel_builder(sentinel.sentinel_urls(), sentinel.master_name());
+    take_turns(Fleet::on(builder).await).await
+}
+
+/// Eight replicas refresh at once through `fleet`'s store: they take turns.
+async fn take_turns(fleet: Fleet) -> TestResult {
     let replicas: Vec<_> = (0..8).map(|_| fleet.replica()).collect();
     let barrier = Arc::new(Barrier::new(replicas.len()));
     let mut tasks = tokio::task::JoinSet::new();
