@@ -283,6 +283,28 @@ impl RedisServer {
         }
     }
 
+    /// Keeps the server busy for `how_long` with a script that loops on `TIME`: every other
+    /// client waits meanwhile, as behind a Redis that is overloaded. Blocks the calling
+    /// thread; run it on one of its own to test a slow store.
+    pub fn busy_for(&self, how_long: Duration) -> io::Result<()> {
+        let micros = how_long.as_micros().to_string();
+        let script = b"local s = redis.call('TIME') \
+            local start = s[1] * 1000000 + s[2] \
+            while true do \
+              local t = redis.call('TIME') \
+              if t[1] * 1000000 + t[2] - start > tonumber(ARGV[1]) then break end \
+            end \
+            return 1";
+        let reply = self.command(&[b"EVAL", script, b"0", micros.as_bytes()])?;
+        if reply == b":1\r\n" {
+            Ok(())
+        } else {
+            Err(io::Error::other(
+                "the busy script did not finish as expected",
+            ))
+        }
+    }
+
     /// Runs one command (given as its words) on the server with a plain RESP client and
     /// returns the raw reply, for tests that look at what is stored.
     pub fn command(&self, words: &[&[u8]]) -> io::Result<Vec<u8>> {

@@ -336,16 +336,7 @@ async fn redis_slower_than_the_store_timeout_fails_closed_too() -> TestResult {
     // A script keeps Redis busy for 1.5 s: every store operation times out meanwhile.
     let busy = {
         let redis = Arc::clone(&redis);
-        std::thread::spawn(move || {
-            let script = b"local s = redis.call('TIME') \
-                local start = s[1] * 1000000 + s[2] \
-                while true do \
-                  local t = redis.call('TIME') \
-                  if t[1] * 1000000 + t[2] - start > 1500000 then break end \
-                end \
-                return 1";
-            redis.command(&[b"EVAL", script, b"0"])
-        })
+        std::thread::spawn(move || redis.busy_for(Duration::from_millis(1500)))
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
     let requests = fleet.auth.token_requests();
