@@ -1,9 +1,25 @@
 //! Reading `WWW-Authenticate` (RFC 9110 section 11.6.1) to decide whether a 401 means "this
 //! token is no good" (RFC 6750 section 3.1).
 //!
+//! [`token_rejected`] is the one decision every adapter shares: the auth layer uses it on the
+//! responses to requests that carried its token, and clients that are not tower services
+//! (reqwest's middleware, for one) can call it on theirs.
+//!
+//! ```
+//! use http::header::WWW_AUTHENTICATE;
+//! use http::{HeaderMap, HeaderValue};
+//! use tower_bearer::challenge::token_rejected;
+//!
+//! let mut headers = HeaderMap::new();
+//! headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer error = "insufficient_scope""#));
+//! assert!(!token_rejected(&headers), "a new token would have the same scope");
+//! headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer error="invalid_token""#));
+//! assert!(token_rejected(&headers));
+//! ```
+//!
 //! The parser reads the field's bytes, not `&str`: a quoted-string may carry obs-text
-//! (%x80-FF, RFC 9110 section 5.6.4) that is not UTF-8. [`Elements`] walks one field line once
-//! and yields its challenges and auth-params in order, borrowing from the header;
+//! (%x80-FF, RFC 9110 section 5.6.4) that is not UTF-8. It walks one field line once and
+//! yields its challenges and auth-params in order, borrowing from the header;
 //! [`token_rejected`] folds them into a decision and stops at the first one that settles it.
 
 use std::borrow::Cow;
@@ -25,7 +41,7 @@ use http::HeaderMap;
 /// 401: one replay costs little, and refusing it would strand a client behind a server that
 /// writes a broken header. A malformed element inside a challenge is skipped up to the next
 /// comma, so `Bearer error="insufficient_scope` (unterminated) reads as a bare `Bearer`.
-pub(crate) fn token_rejected(headers: &HeaderMap) -> bool {
+pub fn token_rejected(headers: &HeaderMap) -> bool {
     // Field lines combine into one comma-separated list (RFC 9110 section 5.3), so the
     // auth-params of a challenge may go on in the next line. Each line is read on its own,
     // so an unterminated quote cannot swallow the lines after it.

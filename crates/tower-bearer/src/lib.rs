@@ -61,7 +61,7 @@
 pub mod auth;
 mod backoff;
 pub mod cache;
-mod challenge;
+pub mod challenge;
 mod error;
 mod metrics;
 #[cfg(feature = "retry")]

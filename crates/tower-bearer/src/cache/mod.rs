@@ -195,7 +195,8 @@ struct Rejection {
 
 /// What became of a token a server rejected; see [`TokenCache::reject`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Rejected {
+#[non_exhaustive]
+pub enum Rejected {
     /// It was the cached token and is now invalidated: the next caller fetches.
     Invalidated,
     /// The cache already holds another token, or is already fetching one.
@@ -203,6 +204,14 @@ pub(crate) enum Rejected {
     /// It replaced a token that was rejected moments ago and is kept until the backoff
     /// has passed: a replay would be sent with the same token.
     HeldOff,
+}
+
+impl Rejected {
+    /// Whether replaying the rejected request would carry another token: false while the
+    /// cache holds the rejected one back from being replaced.
+    pub fn replay_gets_another_token(self) -> bool {
+        self != Rejected::HeldOff
+    }
 }
 
 /// A cached token and where it is in its life.
@@ -343,9 +352,17 @@ impl TokenCache {
         }
     }
 
-    /// Tells the cache a server rejected `token` (a 401 for it), for a token that is not at
-    /// hand as a cache entry: one that was fetched for the request. See [`Rejected`].
-    pub(crate) fn reject(&self, token: &Token) -> Rejected {
+    /// Tells the cache a server rejected `token` (it answered 401, and the challenge says the
+    /// token is bad: see [`challenge::token_rejected`](crate::challenge::token_rejected)).
+    ///
+    /// Like [`invalidate`](Self::invalidate) (compare-and-invalidate: a newer cached token
+    /// is left alone), except that a token fetched to replace a rejected one, and rejected
+    /// again before the fetch backoff has passed, is kept: an API that rejects every token
+    /// then costs a few token requests, not one per request. This is what
+    /// [`BearerAuth`](crate::BearerAuth) does on a 401; adapters for clients that are not
+    /// tower services (reqwest's middleware, for one) call it the same way, and replay the
+    /// request only if [`replay_gets_another_token`](Rejected::replay_gets_another_token).
+    pub fn reject(&self, token: &Token) -> Rejected {
         self.shared.reject(|current| current.token.same_as(token))
     }
 
