@@ -71,7 +71,8 @@
 //! Middleware added before this one sees each request once, before the token is attached;
 //! middleware added after it (a retry middleware, a logger) sees the request with the token,
 //! and the replay too. A redirect followed by reqwest's own redirect policy happens below
-//! all middleware; reqwest drops `Authorization` when a redirect leaves the host.
+//! all middleware; reqwest drops `Authorization` from a hop that changes host, port or
+//! scheme.
 //!
 //! # Features
 //!

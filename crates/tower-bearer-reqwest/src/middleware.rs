@@ -99,7 +99,9 @@ impl Middleware for BearerAuthMiddleware {
             return Ok(response);
         }
         let rejected = self.cache.reject(&token);
-        let Some(mut replay) = replay.take().filter(|_| rejected.replay_gets_another_token())
+        let Some(mut replay) = replay
+            .take()
+            .filter(|_| rejected.replay_gets_another_token())
         else {
             return Ok(response);
         };

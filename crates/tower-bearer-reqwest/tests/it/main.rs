@@ -1,0 +1,8 @@
+//! Behaviour tests: a real `reqwest::Client` with `BearerAuthMiddleware`, over loopback
+//! sockets, against the testkit's authorization server and API.
+
+mod fetch_errors;
+mod origins;
+mod replay;
+mod secrets;
+mod support;
