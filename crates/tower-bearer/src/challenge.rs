@@ -24,8 +24,11 @@
 
 use std::borrow::Cow;
 
-use http::header::WWW_AUTHENTICATE;
+use http::header::{HeaderName, WWW_AUTHENTICATE};
 use http::HeaderMap;
+
+/// `grpc-status`, the gRPC status code of a response (gRPC over HTTP/2, "Responses").
+const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 
 /// Whether a 401 with these headers says the bearer token itself was bad, so a new token may
 /// succeed.
@@ -64,6 +67,29 @@ pub fn token_rejected(headers: &HeaderMap) -> bool {
         }
     }
     !challenged
+}
+
+/// Whether these response headers carry gRPC's `UNAUTHENTICATED` (`grpc-status: 16`).
+///
+/// A gRPC server that refuses a call's credentials answers HTTP `200` with the status in
+/// the headers of a trailers-only response, not with a 401. When this is true, read the
+/// headers with [`token_rejected`] as for a 401: such responses rarely carry
+/// `WWW-Authenticate`, which counts as "the token was bad".
+///
+/// ```
+/// use http::{HeaderMap, HeaderValue};
+/// use tower_bearer::challenge::grpc_unauthenticated;
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert("grpc-status", HeaderValue::from_static("16"));
+/// assert!(grpc_unauthenticated(&headers));
+/// headers.insert("grpc-status", HeaderValue::from_static("7")); // PERMISSION_DENIED
+/// assert!(!grpc_unauthenticated(&headers));
+/// ```
+pub fn grpc_unauthenticated(headers: &HeaderMap) -> bool {
+    headers
+        .get(GRPC_STATUS)
+        .is_some_and(|status| status.as_bytes().trim_ascii() == b"16")
 }
 
 /// The decision for the first `Bearer` challenge, from its auth-params (RFC 6750 section 3.1).

@@ -4,12 +4,13 @@ use std::num::NonZeroU64;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::rejected::on_unauthorized;
+use super::rejected::{on_rejection, Protocol};
 use super::service::insert_authorization;
+use super::RelativeUri;
 use crate::cache::Entry;
 use crate::{BoxError, FetchError, Token, TokenCache};
 
@@ -48,6 +49,11 @@ pin_project! {
             // `None` when no token of ours did (the caller's own header, an origin outside
             // the allow-list).
             attached: Option<NonZeroU64>,
+            protocol: Protocol,
+        },
+        // Not sent: the allow-list cannot be checked for a URI without an origin.
+        Refused {
+            error: Option<RelativeUri>,
         },
     }
 }
@@ -62,6 +68,7 @@ where
     // Both `Some` until the token arrives.
     service: Option<S>,
     request: Option<Request<B>>,
+    protocol: Protocol,
     // Once sent: the response future, and the token sent.
     sent: Option<(Pin<Box<S::Future>>, Token)>,
 }
@@ -71,13 +78,28 @@ where
     S: Service<Request<B>>,
 {
     #[inline]
-    pub(super) fn sent(future: S::Future, attached: Option<NonZeroU64>) -> Self {
+    pub(super) fn sent(
+        future: S::Future,
+        attached: Option<NonZeroU64>,
+        protocol: Protocol,
+    ) -> Self {
         ResponseFuture {
-            state: State::Sent { future, attached },
+            state: State::Sent {
+                future,
+                attached,
+                protocol,
+            },
+        }
+    }
+
+    pub(super) fn refused(error: RelativeUri) -> Self {
+        ResponseFuture {
+            state: State::Refused { error: Some(error) },
         }
     }
 
     pub(super) fn fetching(cache: TokenCache, service: S, request: Request<B>) -> Self {
+        let protocol = Protocol::of(request.version());
         let fetch = {
             let cache = cache.clone();
             Box::pin(async move { cache.token().await })
@@ -89,6 +111,7 @@ where
                     cache,
                     service: Some(service),
                     request: Some(request),
+                    protocol,
                     sent: None,
                 }),
             },
@@ -108,20 +131,30 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Sent { future, attached } => {
+                StateProj::Sent {
+                    future,
+                    attached,
+                    protocol,
+                } => {
                     let mut response = ready!(future.poll(cx)).map_err(Into::into)?;
-                    if response.status() == StatusCode::UNAUTHORIZED {
-                        if let Some(id) = attached.take() {
-                            on_unauthorized(&mut response, || Entry::reject_by_id(id));
+                    if let Some(id) = *attached {
+                        if protocol.may_reject(&response) {
+                            on_rejection(&mut response, || Entry::reject_by_id(id));
                         }
                     }
                     return Poll::Ready(Ok(response));
                 }
+                StateProj::Refused { error } => {
+                    return Poll::Ready(Err(match error.take() {
+                        Some(error) => error.into(),
+                        None => polled_after_completion(),
+                    }));
+                }
                 StateProj::Fetching { fetching } => {
                     if let Some((sent, token)) = &mut fetching.sent {
                         let mut response = ready!(sent.as_mut().poll(cx)).map_err(Into::into)?;
-                        if response.status() == StatusCode::UNAUTHORIZED {
-                            on_unauthorized(&mut response, || fetching.cache.reject(token));
+                        if fetching.protocol.may_reject(&response) {
+                            on_rejection(&mut response, || fetching.cache.reject(token));
                         }
                         return Poll::Ready(Ok(response));
                     }
@@ -129,10 +162,7 @@ where
                     let (Some(mut service), Some(mut request)) =
                         (fetching.service.take(), fetching.request.take())
                     else {
-                        return Poll::Ready(Err(FetchError::permanent(
-                            "BearerAuth's response future was polled after it completed",
-                        )
-                        .into()));
+                        return Poll::Ready(Err(polled_after_completion()));
                     };
                     insert_authorization(request.headers_mut(), token.header_value().clone());
                     fetching.sent = Some((Box::pin(service.call(request)), token));
@@ -140,6 +170,10 @@ where
             }
         }
     }
+}
+
+fn polled_after_completion() -> BoxError {
+    FetchError::permanent("BearerAuth's response future was polled after it completed").into()
 }
 
 impl<S, B> fmt::Debug for ResponseFuture<S, B>
@@ -150,6 +184,7 @@ where
         let state = match &self.state {
             State::Fetching { .. } => "fetching token",
             State::Sent { .. } => "sent",
+            State::Refused { .. } => "refused",
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)

@@ -27,8 +27,12 @@ impl BearerAuthLayer {
     ///
     /// By default every request gets the token, which is right for a client that only
     /// talks to one API. A client that also follows links or calls other hosts should list
-    /// its API's origin here so the token does not leak to them. Requests with a relative
-    /// URI (no scheme and host) get no token once a list is set.
+    /// its API's origin here so the token does not leak to them.
+    ///
+    /// Once a list is set, a request with a relative URI (no scheme and host) cannot be
+    /// checked against it: it is not sent, and the service returns a [`RelativeUri`](super::RelativeUri) error
+    /// (unless the caller set its own `Authorization`). tonic sends such URIs unless its
+    /// client is built `with_origin`.
     ///
     /// ```
     /// # use tower_bearer::{source::StaticToken, BearerAuthLayer, TokenCache};

@@ -104,6 +104,6 @@ mod service;
 
 pub use future::ResponseFuture;
 pub use layer::BearerAuthLayer;
-pub use origin::{InvalidOrigin, Origin};
+pub use origin::{InvalidOrigin, Origin, RelativeUri};
 pub(crate) use rejected::TokenRejected;
 pub use service::BearerAuth;

@@ -97,6 +97,47 @@ impl fmt::Display for InvalidOrigin {
 
 impl std::error::Error for InvalidOrigin {}
 
+/// The error [`BearerAuth`](super::BearerAuth) returns, without sending the request, for a
+/// relative URI (no scheme and host) when an [allow-list](super::BearerAuthLayer::allow_origins)
+/// is set: such a request cannot be checked against the list.
+///
+/// tonic sends path-only URIs (`/package.Service/Method`) unless the client is given an
+/// origin; build it with `with_origin`, or leave `allow_origins` out, since a tonic
+/// `Channel` only reaches the endpoint it was built for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RelativeUri {
+    path: String,
+}
+
+impl RelativeUri {
+    pub(super) fn new(uri: &Uri) -> Self {
+        // The path only: a query may carry values that do not belong in an error.
+        RelativeUri {
+            path: uri.path().to_owned(),
+        }
+    }
+
+    /// The path of the request that was refused.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+}
+
+impl fmt::Display for RelativeUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the request to `{}` has no scheme and host, so it cannot be checked against \
+             `allow_origins` and was not sent; give requests absolute URIs (a tonic client: \
+             `with_origin`), or leave `allow_origins` out if the inner service reaches one \
+             origin only",
+            self.path
+        )
+    }
+}
+
+impl std::error::Error for RelativeUri {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,8 @@ use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderValue, Request, Response};
 use tower_service::Service;
 
-use super::{BearerAuthLayer, Origin, ResponseFuture};
+use super::rejected::Protocol;
+use super::{BearerAuthLayer, Origin, RelativeUri, ResponseFuture};
 use crate::cache::Reader;
 use crate::{BoxError, TokenCache};
 
@@ -62,13 +63,29 @@ impl<S> BearerAuth<S> {
         self.reader.cache()
     }
 
+    /// Whether the request's origin may get the token. A relative URI cannot be checked
+    /// against an allow-list: that is an error rather than a request silently sent without
+    /// its token (tonic, for one, sends path-only URIs unless given an origin).
     #[inline]
-    fn origin_allowed<B>(&self, request: &Request<B>) -> bool {
+    fn origin_allowed<B>(&self, request: &Request<B>) -> Result<bool, RelativeUri> {
         match &self.allowed_origins {
-            None => true,
-            Some(origins) => origins.iter().any(|o| o.matches(request.uri())),
+            None => Ok(true),
+            Some(origins) => check_origin(origins, request),
         }
     }
+}
+
+#[inline(never)]
+fn check_origin<B>(origins: &[Origin], request: &Request<B>) -> Result<bool, RelativeUri> {
+    let uri = request.uri();
+    if uri.scheme().is_none() || uri.host().is_none() {
+        if has_authorization(request.headers()) {
+            // The caller's own credentials: not ours to check.
+            return Ok(false);
+        }
+        return Err(RelativeUri::new(uri));
+    }
+    Ok(origins.iter().any(|o| o.matches(uri)))
 }
 
 impl<S, B, ResBody> Service<Request<B>> for BearerAuth<S>
@@ -87,9 +104,13 @@ where
 
     #[inline]
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let protocol = Protocol::of(request.version());
         match self.prepare(&mut request) {
-            Some(attached) => ResponseFuture::sent(self.inner.call(request), attached),
-            None => self.call_after_fetch(request),
+            Ok(Some(attached)) => {
+                ResponseFuture::sent(self.inner.call(request), attached, protocol)
+            }
+            Ok(None) => self.call_after_fetch(request),
+            Err(error) => ResponseFuture::refused(error),
         }
     }
 }
@@ -97,15 +118,20 @@ where
 impl<S> BearerAuth<S> {
     /// Gets `request` ready to send without waiting: attaches the cached token, or leaves the
     /// request alone when it is not ours to authorize. `Some` carries what the response
-    /// future keeps to act on a 401; `None` means a token must be fetched first.
+    /// future keeps to act on a rejection; `None` means a token must be fetched first.
     #[inline]
-    fn prepare<B>(&mut self, request: &mut Request<B>) -> Option<Option<NonZeroU64>> {
-        if !self.origin_allowed(request) || has_authorization(request.headers()) {
-            return Some(None);
+    fn prepare<B>(
+        &mut self,
+        request: &mut Request<B>,
+    ) -> Result<Option<Option<NonZeroU64>>, RelativeUri> {
+        if !self.origin_allowed(request)? || has_authorization(request.headers()) {
+            return Ok(Some(None));
         }
-        let entry = self.reader.usable_entry()?;
+        let Some(entry) = self.reader.usable_entry() else {
+            return Ok(None);
+        };
         insert_authorization(request.headers_mut(), entry.token().header_value().clone());
-        Some(Some(entry.id()))
+        Ok(Some(Some(entry.id())))
     }
 }
 

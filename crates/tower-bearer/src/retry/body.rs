@@ -1,4 +1,5 @@
-//! How a request body is kept so the request can be sent a second time.
+//! The request body the wrapped service receives under [`BufferBody`](super::BufferBody) and
+//! [`CollectBody`](super::CollectBody), and the recording kept for the replay.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -11,103 +12,58 @@ use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-/// How [`RetryOn401`](super::RetryOn401) keeps a request body for a replay.
-///
-/// Two are provided: [`CloneBody`] for bodies that are `Clone` (`Full<Bytes>`, `String`,
-/// `Empty`, ...) and [`BufferBody`] for streaming bodies.
-pub trait ReplayPolicy<B> {
-    /// The body type the wrapped service receives.
-    type Body;
-    /// What is kept to build the replay.
-    type Saved;
-
-    /// Splits the incoming body into the one to send now and what to keep.
-    fn prepare(&self, body: B) -> (Self::Body, Self::Saved);
-
-    /// The body for the replay, or `None` if it cannot be replayed.
-    fn replay(&self, saved: Self::Saved) -> Option<Self::Body>;
+/// What a body's frame is kept as: its data as `Bytes` (cheap to clone for a replay).
+pub(super) fn into_bytes<D: Buf>(frame: Frame<D>) -> Frame<Bytes> {
+    frame.map_data(|mut data| data.copy_to_bytes(data.remaining()))
 }
 
-/// Replays `Clone` bodies by cloning them before the first send. The default.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct CloneBody;
-
-impl<B: Clone> ReplayPolicy<B> for CloneBody {
-    type Body = B;
-    type Saved = B;
-
-    fn prepare(&self, body: B) -> (B, B) {
-        (body.clone(), body)
-    }
-
-    fn replay(&self, saved: B) -> Option<B> {
-        Some(saved)
-    }
-}
-
-/// Replays streaming bodies by recording them, up to a limit, as they are sent.
-///
-/// The wrapped service receives a [`ReplayBody`]. A request can be replayed if its body was
-/// sent to the end and was no longer than the limit; otherwise the 401 is returned as it is.
-/// The recording is dropped as soon as it passes the limit, so memory stays bounded.
-#[derive(Clone, Copy, Debug)]
-pub struct BufferBody {
-    limit: usize,
-}
-
-impl BufferBody {
-    /// Records bodies up to `limit` bytes.
-    pub fn new(limit: usize) -> Self {
-        BufferBody { limit }
-    }
-}
-
-impl<B> ReplayPolicy<B> for BufferBody
-where
-    B: Body,
-{
-    type Body = ReplayBody<B>;
-    type Saved = Recorder;
-
-    fn prepare(&self, body: B) -> (ReplayBody<B>, Recorder) {
-        let recorder = Recorder(Arc::new(Mutex::new(Recording {
-            chunks: VecDeque::new(),
-            length: 0,
-            limit: self.limit,
-            state: if body.is_end_stream() {
-                RecordingState::Complete
-            } else {
-                RecordingState::Open
-            },
-            trailers: None,
-        })));
-        let body = ReplayBody {
-            kind: Kind::Recording {
-                inner: body,
-                recorder: recorder.clone(),
-            },
-        };
-        (body, recorder)
-    }
-
-    fn replay(&self, saved: Recorder) -> Option<ReplayBody<B>> {
-        let recording = saved.lock();
-        (recording.state == RecordingState::Complete).then(|| ReplayBody {
-            kind: Kind::Replaying {
-                chunks: recording.chunks.clone(),
-                trailers: recording.trailers.clone(),
-            },
-        })
-    }
-}
-
-/// The recording [`BufferBody`] keeps of a body in flight.
+/// The recording kept of a body in flight, shared with the [`ReplayBody`] that sends it.
 #[derive(Clone)]
 pub struct Recorder(Arc<Mutex<Recording>>);
 
 impl Recorder {
+    /// A recording of a body that has not been read yet, or (with `chunks`) of one whose
+    /// first `chunks` were read before it was sent.
+    pub(super) fn open(limit: usize, chunks: VecDeque<Bytes>, length: usize) -> Self {
+        Recorder::with_state(limit, chunks, length, None, RecordingState::Open)
+    }
+
+    /// The recording of a body that was read to its end before it was sent.
+    pub(super) fn complete(chunks: VecDeque<Bytes>, trailers: Option<HeaderMap>) -> Self {
+        let length = chunks.iter().map(Bytes::len).sum();
+        Recorder::with_state(length, chunks, length, trailers, RecordingState::Complete)
+    }
+
+    /// A body that cannot be replayed: over the limit, or it failed.
+    pub(super) fn abandoned() -> Self {
+        Recorder::with_state(0, VecDeque::new(), 0, None, RecordingState::Abandoned)
+    }
+
+    fn with_state(
+        limit: usize,
+        chunks: VecDeque<Bytes>,
+        length: usize,
+        trailers: Option<HeaderMap>,
+        state: RecordingState,
+    ) -> Self {
+        Recorder(Arc::new(Mutex::new(Recording {
+            chunks,
+            length,
+            limit,
+            state,
+            trailers,
+        })))
+    }
+
     fn lock(&self) -> MutexGuard<'_, Recording> {
         crate::sync::lock(&self.0)
+    }
+
+    /// The body for a replay, if the whole body was recorded.
+    pub(super) fn replay<B: Body>(&self) -> Option<ReplayBody<B>> {
+        let recording = self.lock();
+        (recording.state == RecordingState::Complete)
+            .then(|| ReplayBody::replaying(recording.chunks.clone(), recording.trailers.clone()))
     }
 }
 
@@ -155,6 +111,12 @@ impl Recording {
         }
     }
 
+    fn finish(&mut self) {
+        if self.state == RecordingState::Open {
+            self.state = RecordingState::Complete;
+        }
+    }
+
     fn abandon(&mut self) {
         self.state = RecordingState::Abandoned;
         self.chunks = VecDeque::new();
@@ -162,10 +124,49 @@ impl Recording {
     }
 }
 
+/// What was read from a body before it was handed to the service, sent ahead of the rest.
+pub(super) struct Prefix<E> {
+    pub(super) chunks: VecDeque<Bytes>,
+    pub(super) trailers: Option<HeaderMap>,
+    /// The error the body failed with while it was read; sent after the chunks.
+    pub(super) error: Option<E>,
+}
+
+impl<E> Prefix<E> {
+    pub(super) fn empty() -> Self {
+        Prefix {
+            chunks: VecDeque::new(),
+            trailers: None,
+            error: None,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.chunks.is_empty() && self.trailers.is_none() && self.error.is_none()
+    }
+
+    fn next(&mut self) -> Option<Result<Frame<Bytes>, E>> {
+        if let Some(chunk) = self.chunks.pop_front() {
+            return Some(Ok(Frame::data(chunk)));
+        }
+        if let Some(trailers) = self.trailers.take() {
+            return Some(Ok(Frame::trailers(trailers)));
+        }
+        self.error.take().map(Err)
+    }
+
+    fn len(&self) -> u64 {
+        self.chunks.iter().map(|c| c.len() as u64).sum()
+    }
+}
+
 pin_project! {
     /// A request body that records itself while it is sent, or replays a recording; see
-    /// [`BufferBody`].
-    pub struct ReplayBody<B> {
+    /// [`BufferBody`](super::BufferBody) and [`CollectBody`](super::CollectBody).
+    pub struct ReplayBody<B>
+    where
+        B: Body,
+    {
         #[pin]
         kind: Kind<B>,
     }
@@ -173,8 +174,13 @@ pin_project! {
 
 pin_project! {
     #[project = KindProj]
-    enum Kind<B> {
+    enum Kind<B>
+    where
+        B: Body,
+    {
         Recording {
+            // Sent first: what was read before the body was handed over (already recorded).
+            prefix: Prefix<B::Error>,
             #[pin]
             inner: B,
             recorder: Recorder,
@@ -183,6 +189,26 @@ pin_project! {
             chunks: VecDeque<Bytes>,
             trailers: Option<HeaderMap>,
         },
+    }
+}
+
+impl<B: Body> ReplayBody<B> {
+    /// Sends `prefix`, then `inner`, recording what `inner` yields.
+    pub(super) fn recording(prefix: Prefix<B::Error>, inner: B, recorder: Recorder) -> Self {
+        ReplayBody {
+            kind: Kind::Recording {
+                prefix,
+                inner,
+                recorder,
+            },
+        }
+    }
+
+    /// Sends these chunks and trailers.
+    pub(super) fn replaying(chunks: VecDeque<Bytes>, trailers: Option<HeaderMap>) -> Self {
+        ReplayBody {
+            kind: Kind::Replaying { chunks, trailers },
+        }
     }
 }
 
@@ -198,24 +224,30 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         match self.project().kind.project() {
-            KindProj::Recording { inner, recorder } => match ready!(inner.poll_frame(cx)) {
-                Some(Ok(frame)) => {
-                    let frame = frame.map_data(|mut data| data.copy_to_bytes(data.remaining()));
-                    recorder.lock().record(&frame);
-                    Poll::Ready(Some(Ok(frame)))
+            KindProj::Recording {
+                prefix,
+                inner,
+                recorder,
+            } => {
+                if let Some(frame) = prefix.next() {
+                    return Poll::Ready(Some(frame));
                 }
-                Some(Err(error)) => {
-                    recorder.lock().abandon();
-                    Poll::Ready(Some(Err(error)))
-                }
-                None => {
-                    let mut recording = recorder.lock();
-                    if recording.state == RecordingState::Open {
-                        recording.state = RecordingState::Complete;
+                match ready!(inner.poll_frame(cx)) {
+                    Some(Ok(frame)) => {
+                        let frame = into_bytes(frame);
+                        recorder.lock().record(&frame);
+                        Poll::Ready(Some(Ok(frame)))
                     }
-                    Poll::Ready(None)
+                    Some(Err(error)) => {
+                        recorder.lock().abandon();
+                        Poll::Ready(Some(Err(error)))
+                    }
+                    None => {
+                        recorder.lock().finish();
+                        Poll::Ready(None)
+                    }
                 }
-            },
+            }
             KindProj::Replaying { chunks, trailers } => {
                 if let Some(chunk) = chunks.pop_front() {
                     return Poll::Ready(Some(Ok(Frame::data(chunk))));
@@ -227,13 +259,14 @@ where
 
     fn is_end_stream(&self) -> bool {
         match &self.kind {
-            Kind::Recording { inner, recorder } => {
-                let end = inner.is_end_stream();
+            Kind::Recording {
+                prefix,
+                inner,
+                recorder,
+            } => {
+                let end = prefix.is_empty() && inner.is_end_stream();
                 if end {
-                    let mut recording = recorder.lock();
-                    if recording.state == RecordingState::Open {
-                        recording.state = RecordingState::Complete;
-                    }
+                    recorder.lock().finish();
                 }
                 end
             }
@@ -243,7 +276,16 @@ where
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
-            Kind::Recording { inner, .. } => inner.size_hint(),
+            Kind::Recording { prefix, inner, .. } => {
+                let ahead = prefix.len();
+                let rest = inner.size_hint();
+                let mut hint = SizeHint::new();
+                hint.set_lower(rest.lower().saturating_add(ahead));
+                if let Some(upper) = rest.upper() {
+                    hint.set_upper(upper.saturating_add(ahead));
+                }
+                hint
+            }
             Kind::Replaying { chunks, .. } => {
                 SizeHint::with_exact(chunks.iter().map(|c| c.len() as u64).sum())
             }
@@ -251,7 +293,7 @@ where
     }
 }
 
-impl<B> fmt::Debug for ReplayBody<B> {
+impl<B: Body> fmt::Debug for ReplayBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match &self.kind {
             Kind::Recording { .. } => "recording",
@@ -261,13 +303,44 @@ impl<B> fmt::Debug for ReplayBody<B> {
     }
 }
 
+/// Bodies the policies' tests send: not `Clone`, yielding one frame per poll.
 #[cfg(test)]
-mod tests {
+pub(super) mod test_bodies {
     use super::*;
-    use http_body_util::BodyExt;
 
-    /// A body that is not `Clone` and yields its chunks one poll at a time.
-    struct Chunks(VecDeque<Bytes>);
+    /// Chunks, then trailers or an error if asked for.
+    pub(crate) struct Chunks {
+        chunks: VecDeque<Bytes>,
+        trailers: Option<HeaderMap>,
+        fail: bool,
+    }
+
+    impl Chunks {
+        pub(crate) fn with_trailers(chunks: &[&'static str], trailers: HeaderMap) -> Self {
+            Chunks {
+                trailers: Some(trailers),
+                ..streaming(chunks)
+            }
+        }
+
+        pub(crate) fn failing_after(chunks: &[&'static str]) -> Self {
+            Chunks {
+                fail: true,
+                ..streaming(chunks)
+            }
+        }
+    }
+
+    pub(crate) fn streaming(chunks: &[&'static str]) -> Chunks {
+        Chunks {
+            chunks: chunks
+                .iter()
+                .map(|c| Bytes::from_static(c.as_bytes()))
+                .collect(),
+            trailers: None,
+            fail: false,
+        }
+    }
 
     impl Body for Chunks {
         type Data = Bytes;
@@ -277,46 +350,56 @@ mod tests {
             mut self: Pin<&mut Self>,
             _cx: &mut Context<'_>,
         ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-            Poll::Ready(self.0.pop_front().map(|chunk| Ok(Frame::data(chunk))))
+            if let Some(chunk) = self.chunks.pop_front() {
+                return Poll::Ready(Some(Ok(Frame::data(chunk))));
+            }
+            if std::mem::take(&mut self.fail) {
+                return Poll::Ready(Some(Err(std::io::Error::other("the body broke"))));
+            }
+            Poll::Ready(self.trailers.take().map(|t| Ok(Frame::trailers(t))))
         }
     }
 
-    fn streaming(chunks: &[&'static str]) -> Chunks {
-        Chunks(
-            chunks
-                .iter()
-                .map(|c| Bytes::from_static(c.as_bytes()))
-                .collect(),
-        )
+    /// Yields `ready`, then is pending once (waking itself), then yields `later`.
+    pub(crate) struct Pausing {
+        ready: VecDeque<Bytes>,
+        paused: bool,
+        later: VecDeque<Bytes>,
     }
 
-    #[tokio::test]
-    async fn replays_what_was_sent() {
-        let policy = BufferBody::new(1024);
-        let (body, saved) = policy.prepare(streaming(&["hello ", "world"]));
-        assert!(
-            ReplayPolicy::<Chunks>::replay(&policy, saved.clone()).is_none(),
-            "not sent yet"
-        );
-        let sent = body.collect().await.unwrap().to_bytes();
-        assert_eq!(sent, "hello world");
-        let replay =
-            ReplayPolicy::<Chunks>::replay(&policy, saved).expect("complete and under the limit");
-        assert_eq!(replay.collect().await.unwrap().to_bytes(), "hello world");
+    impl Pausing {
+        pub(crate) fn new(ready: &[&'static str], later: &[&'static str]) -> Self {
+            let bytes = |chunks: &[&'static str]| {
+                chunks
+                    .iter()
+                    .map(|c| Bytes::from_static(c.as_bytes()))
+                    .collect()
+            };
+            Pausing {
+                ready: bytes(ready),
+                paused: false,
+                later: bytes(later),
+            }
+        }
     }
 
-    #[tokio::test]
-    async fn gives_up_over_the_limit() {
-        let policy = BufferBody::new(8);
-        let (body, saved) = policy.prepare(streaming(&["hello ", "world"]));
-        assert_eq!(body.collect().await.unwrap().to_bytes(), "hello world");
-        assert!(ReplayPolicy::<Chunks>::replay(&policy, saved).is_none());
-    }
+    impl Body for Pausing {
+        type Data = Bytes;
+        type Error = std::io::Error;
 
-    #[tokio::test]
-    async fn empty_body_is_complete_without_polling() {
-        let policy = BufferBody::new(8);
-        let (_body, saved) = policy.prepare(http_body_util::Empty::<Bytes>::new());
-        assert!(ReplayPolicy::<http_body_util::Empty<Bytes>>::replay(&policy, saved).is_some());
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+            if let Some(chunk) = self.ready.pop_front() {
+                return Poll::Ready(Some(Ok(Frame::data(chunk))));
+            }
+            if !self.paused {
+                self.paused = true;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            Poll::Ready(self.later.pop_front().map(|c| Ok(Frame::data(c))))
+        }
     }
 }

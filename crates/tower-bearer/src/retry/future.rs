@@ -4,7 +4,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
@@ -113,27 +113,28 @@ where
 }
 
 /// Decides on the first response: the replay, if the auth layer inside says it rejected its
-/// own token and a replay would carry another one; `None` to return the response as it is.
+/// own token (a 401, or gRPC's UNAUTHENTICATED) and a replay would carry another one; `None`
+/// to return the response as it is.
 fn replay_request<ResBody, R>(
     response: &Response<ResBody>,
     build: impl FnOnce() -> Option<Request<R>>,
 ) -> Option<Request<R>> {
-    if response.status() != StatusCode::UNAUTHORIZED {
-        return None;
-    }
     let rejected = response.extensions().get::<TokenRejected>()?;
+    let status = response.status();
     if !rejected.replay {
         tracing::debug!(
-            "access token rejected with 401 again right after a new one was fetched; \
-             returning the 401 (the cache backs off before fetching another)"
+            %status,
+            "access token rejected again right after a new one was fetched; returning the \
+             response (the cache backs off before fetching another)"
         );
         return None;
     }
     let request = build();
     match &request {
-        Some(_) => tracing::debug!("access token rejected with 401; replaying with a new one"),
+        Some(_) => tracing::debug!(%status, "access token rejected; replaying with a new one"),
         None => tracing::debug!(
-            "access token rejected with 401; the request body cannot be replayed, returning the 401"
+            %status,
+            "access token rejected; the request body cannot be replayed, returning the response"
         ),
     }
     request

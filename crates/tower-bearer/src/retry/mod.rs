@@ -47,9 +47,11 @@
 mod body;
 mod future;
 mod layer;
+mod policy;
 mod service;
 
-pub use body::{BufferBody, CloneBody, ReplayBody, ReplayPolicy};
+pub use body::ReplayBody;
 pub use future::ResponseFuture;
 pub use layer::RetryOn401Layer;
+pub use policy::{BufferBody, CloneBody, CollectBody, MapBody, ReplayPolicy};
 pub use service::RetryOn401;

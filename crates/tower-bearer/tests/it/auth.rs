@@ -125,7 +125,6 @@ async fn origin_allow_list_keeps_the_token_at_home() {
         ("http://127.0.0.1:8080/", Some("Bearer abc")),
         ("https://api.example.com.evil.test/", None),
         ("http://api.example.com/", None),
-        ("/relative", None),
     ] {
         let request = Request::builder().uri(uri).body(()).unwrap();
         let response = client.ready().await.unwrap().call(request).await.unwrap();
@@ -139,6 +138,55 @@ async fn origin_allow_list_keeps_the_token_at_home() {
         .allow_origins(["api.example.com"])
         .unwrap_err();
     assert!(error.to_string().contains("no scheme"), "{error}");
+}
+
+/// tonic sends path-only URIs: with an allow-list they are an error, not a request quietly
+/// sent without its token.
+#[tokio::test]
+async fn a_relative_uri_under_an_allow_list_is_an_error_that_says_what_to_do() {
+    let cache = TokenCache::new(StaticToken::new("abc").unwrap());
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let inner = {
+        let sent = std::sync::Arc::clone(&sent);
+        service_fn(move |_: Request<()>| {
+            sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { Ok::<_, Infallible>(Response::new(())) }
+        })
+    };
+    let client = BearerAuthLayer::new(cache.clone())
+        .allow_origins(["http://127.0.0.1:8080"])
+        .unwrap()
+        .layer(inner);
+    let request = Request::builder()
+        .uri("/pkg.Greeter/SayHello?secret=1")
+        .body(())
+        .unwrap();
+    let error = client.clone().oneshot(request).await.unwrap_err();
+    let error = error
+        .downcast_ref::<tower_bearer::auth::RelativeUri>()
+        .expect("a typed error");
+    assert_eq!(error.path(), "/pkg.Greeter/SayHello");
+    let message = error.to_string();
+    assert!(message.contains("with_origin"), "{message}");
+    assert!(
+        !message.contains("secret"),
+        "no query in the error: {message}"
+    );
+    assert_eq!(
+        sent.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "not sent"
+    );
+    assert_eq!(cache.stats().fetches, 0);
+
+    // The caller's own credentials go through: they are not the allow-list's business.
+    let own = Request::builder()
+        .uri("/pkg.Greeter/SayHello")
+        .header(AUTHORIZATION, "Basic dXNlcjpwYXNz")
+        .body(())
+        .unwrap();
+    client.oneshot(own).await.unwrap();
+    assert_eq!(sent.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
 
 #[tokio::test]

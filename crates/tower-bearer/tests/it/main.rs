@@ -4,6 +4,7 @@ mod auth;
 mod cache;
 mod e2e;
 mod faults;
+mod grpc;
 mod health;
 mod redirects;
 mod secrets;
