@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{Request, Response, StatusCode, Version};
+use tower::util::BoxCloneService;
 use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
 use tower_bearer::source::from_fn;
 use tower_bearer::{BearerAuthLayer, FetchError, RetryOn401Layer, Token, TokenCache};
@@ -31,21 +32,15 @@ fn numbered_tokens() -> (TokenCache, Arc<AtomicU64>) {
     (TokenCache::new(source), fetches)
 }
 
+type GrpcApi = BoxCloneService<Request<String>, Response<()>, Infallible>;
+
 /// A gRPC server's answer to every token `accepts` refuses: HTTP 200, trailers-only, with
 /// `grpc-status` and whatever extra headers are given. Records the tokens it saw.
 fn grpc_api(
     accepts: impl Fn(&str) -> bool + Clone + Send + 'static,
     status: &'static str,
     extra: Option<(&'static str, &'static str)>,
-) -> (
-    impl Service<
-            Request<String>,
-            Response = Response<()>,
-            Error = Infallible,
-            Future = impl std::future::Future<Output = Result<Response<()>, Infallible>> + Send,
-        > + Clone,
-    Arc<Mutex<Vec<String>>>,
-) {
+) -> (GrpcApi, Arc<Mutex<Vec<String>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let api = {
         let seen = Arc::clone(&seen);
@@ -77,7 +72,7 @@ fn grpc_api(
             }
         })
     };
-    (api, seen)
+    (BoxCloneService::new(api), seen)
 }
 
 fn grpc_call() -> Request<String> {
