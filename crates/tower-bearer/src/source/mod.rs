@@ -30,6 +30,8 @@ use crate::{FetchError, Token};
 mod env;
 mod file;
 mod from_fn;
+#[cfg(feature = "oauth2-crate")]
+pub mod oauth2_crate;
 mod static_token;
 
 pub use env::EnvToken;

@@ -6,6 +6,7 @@ mod e2e;
 mod faults;
 mod grpc;
 mod health;
+mod oauth2_crate;
 mod redirects;
 mod secrets;
 mod sources;
