@@ -54,6 +54,8 @@
 //! - `metrics`: counters and a histogram through the [`metrics`](https://docs.rs/metrics)
 //!   facade (fetches by outcome, fetch latency, waits, invalidations, store fallbacks);
 //!   the fresh path records nothing. See [`TokenCache::health`] for a readiness signal.
+//! - `dpop`: the `dpop` module, DPoP (RFC 9449) keys and per-request proofs. Adds the
+//!   `ring` and `base64` dependencies.
 //! - `full`: everything.
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -62,6 +64,8 @@ pub mod auth;
 mod backoff;
 pub mod cache;
 pub mod challenge;
+#[cfg(feature = "dpop")]
+pub mod dpop;
 mod error;
 mod metrics;
 #[cfg(feature = "retry")]
