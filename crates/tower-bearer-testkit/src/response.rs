@@ -2,8 +2,10 @@
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA, WWW_AUTHENTICATE};
-use http::{HeaderValue, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
+
+use crate::dpop::{DPOP_NONCE_HEADER, SIGNING_ALGS};
 
 /// The realm both mock servers name in `WWW-Authenticate`.
 const REALM: &str = "testkit";
@@ -57,4 +59,25 @@ pub(crate) fn bearer_challenge(params: &str) -> HeaderValue {
     };
     // Only ever built from our own ASCII literals.
     HeaderValue::from_str(&challenge).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
+}
+
+/// `DPoP`, `params` (RFC 9449 section 7.1) when there are any, and
+/// `algs="ES256 EdDSA"`.
+pub(crate) fn dpop_challenge(params: &str) -> HeaderValue {
+    let algs = SIGNING_ALGS.join(" ");
+    let challenge = if params.is_empty() {
+        format!("DPoP algs=\"{algs}\"")
+    } else {
+        format!("DPoP {params}, algs=\"{algs}\"")
+    };
+    // Only ever built from our own ASCII literals.
+    HeaderValue::from_str(&challenge).unwrap_or_else(|_| HeaderValue::from_static("DPoP"))
+}
+
+/// Adds `DPoP-Nonce: nonce` (RFC 9449 sections 8 and 9), if there is one to send.
+pub(crate) fn with_dpop_nonce(headers: &mut HeaderMap, nonce: Option<String>) {
+    // Nonces are base64url, always a valid header value.
+    if let Some(Ok(value)) = nonce.map(HeaderValue::try_from) {
+        headers.insert(DPOP_NONCE_HEADER, value);
+    }
 }

@@ -34,6 +34,8 @@ struct AccessGrant {
     // The tokio clock, so tests on paused time can expire tokens by advancing it.
     expires_at: Instant,
     revoked: bool,
+    /// The thumbprint of the DPoP key the token is bound to (RFC 9449 section 6).
+    jkt: Option<String>,
 }
 
 #[derive(Debug)]
@@ -41,21 +43,27 @@ struct RefreshGrant {
     client_id: String,
     scope: Option<String>,
     family: u64,
+    /// The DPoP key the grant is bound to: a refresh needs a proof made with it.
+    jkt: Option<String>,
 }
 
-/// A redeemed refresh token: the scope to issue, and the family a rotated token joins.
+/// A redeemed refresh token: the scope to issue, the family a rotated token joins, and the
+/// DPoP key the grant stays bound to.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Redeemed {
     pub(crate) scope: Option<String>,
     pub(crate) family: u64,
+    pub(crate) jkt: Option<String>,
 }
 
 /// What the store knows about an access token.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum AccessStatus {
-    /// Issued by us, not expired, not revoked; with the scope it was granted.
+    /// Issued by us, not expired, not revoked; with the scope it was granted and the DPoP
+    /// key it is bound to.
     Valid {
         scope: Option<String>,
+        jkt: Option<String>,
     },
     Expired,
     Revoked,
@@ -74,15 +82,21 @@ pub(crate) enum RefreshRejected {
     OtherClient,
     /// The request asked for a scope the refresh token was not granted.
     ScopeExceeded,
+    /// The refresh token is DPoP-bound and the request carried no proof.
+    DpopProofMissing,
+    /// The refresh token is DPoP-bound to another key than the proof's.
+    DpopKeyMismatch,
 }
 
 impl TokenStore {
-    /// Issues an access token for `scope` that expires `lifetime` from now.
+    /// Issues an access token for `scope` that expires `lifetime` from now, bound to the
+    /// DPoP key `jkt` if given.
     pub(crate) fn issue_access(
         &self,
         client_id: &str,
         scope: Option<String>,
         lifetime: Duration,
+        jkt: Option<String>,
     ) -> String {
         let token = random_token();
         let grant = AccessGrant {
@@ -90,6 +104,7 @@ impl TokenStore {
             scope,
             expires_at: Instant::now() + lifetime,
             revoked: false,
+            jkt,
         };
         lock(&self.access).insert(token.clone(), grant);
         token
@@ -102,12 +117,22 @@ impl TokenStore {
             Some(grant) if Instant::now() >= grant.expires_at => AccessStatus::Expired,
             Some(grant) => AccessStatus::Valid {
                 scope: grant.scope.clone(),
+                jkt: grant.jkt.clone(),
             },
         }
     }
 
     pub(crate) fn is_valid(&self, token: &str) -> bool {
         matches!(self.access_status(token), AccessStatus::Valid { .. })
+    }
+
+    /// The DPoP key an access or refresh token is bound to; `None` for unbound or unknown
+    /// tokens.
+    pub(crate) fn jkt_of(&self, token: &str) -> Option<String> {
+        if let Some(grant) = lock(&self.access).get(token) {
+            return grant.jkt.clone();
+        }
+        lock(&self.refresh).live.get(token)?.jkt.clone()
     }
 
     /// Revokes an access token or a refresh token, whichever `token` is.
@@ -157,18 +182,21 @@ impl TokenStore {
         }
     }
 
-    /// Issues a refresh token bound to `client_id` and `scope`, in `family`.
+    /// Issues a refresh token bound to `client_id` and `scope` (and the DPoP key `jkt`, if
+    /// given), in `family`.
     pub(crate) fn issue_refresh(
         &self,
         client_id: &str,
         scope: Option<String>,
         family: u64,
+        jkt: Option<String>,
     ) -> String {
         let token = random_token();
         let grant = RefreshGrant {
             client_id: client_id.to_owned(),
             scope,
             family,
+            jkt,
         };
         lock(&self.refresh).live.insert(token.clone(), grant);
         token
@@ -179,12 +207,14 @@ impl TokenStore {
     /// revokes the family.
     ///
     /// `requested_scope` may narrow the granted scope, never widen it (RFC 6749
-    /// section 6); without it the granted scope carries over. A rejected token stays usable.
+    /// section 6); without it the granted scope carries over. A DPoP-bound token needs
+    /// `proof_jkt` to be its key (RFC 9449 section 5). A rejected token stays usable.
     pub(crate) fn redeem_refresh(
         &self,
         token: &str,
         client_id: &str,
         requested_scope: Option<&str>,
+        proof_jkt: Option<&str>,
         rotate: bool,
         detect_reuse: bool,
     ) -> Result<Redeemed, RefreshRejected> {
@@ -200,6 +230,13 @@ impl TokenStore {
         if grant.client_id != client_id {
             return Err(RefreshRejected::OtherClient);
         }
+        match (grant.jkt.as_deref(), proof_jkt) {
+            (Some(_), None) => return Err(RefreshRejected::DpopProofMissing),
+            (Some(bound), Some(proof)) if bound != proof => {
+                return Err(RefreshRejected::DpopKeyMismatch)
+            }
+            _ => {}
+        }
         let scope = match requested_scope {
             None => grant.scope.clone(),
             Some(requested) => {
@@ -214,18 +251,19 @@ impl TokenStore {
             }
         };
         let family = grant.family;
+        let jkt = grant.jkt.clone();
         if rotate {
             refresh.live.remove(token);
             refresh.used.insert(token.to_owned(), family);
         }
-        Ok(Redeemed { scope, family })
+        Ok(Redeemed { scope, family, jkt })
     }
 }
 
 /// 256 random bits, base64url without padding: 43 URL-safe characters.
 ///
 /// `fastrand` is not a cryptographic generator; these tokens only have to be unique.
-fn random_token() -> String {
+pub(crate) fn random_token() -> String {
     let mut bytes = [0_u8; 32];
     fastrand::fill(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
@@ -238,11 +276,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn access_tokens_expire_on_the_tokio_clock() {
         let store = TokenStore::default();
-        let token = store.issue_access("c", Some("read".into()), Duration::from_secs(60));
+        let token = store.issue_access("c", Some("read".into()), Duration::from_secs(60), None);
         assert_eq!(
             store.access_status(&token),
             AccessStatus::Valid {
-                scope: Some("read".into())
+                scope: Some("read".into()),
+                jkt: None,
             }
         );
         tokio::time::advance(Duration::from_secs(60)).await;
@@ -253,13 +292,16 @@ mod tests {
     #[test]
     fn revoked_access_tokens_are_reported_as_revoked() {
         let store = TokenStore::default();
-        let first = store.issue_access("c", None, Duration::from_secs(60));
-        let second = store.issue_access("c", None, Duration::from_secs(60));
+        let first = store.issue_access("c", None, Duration::from_secs(60), None);
+        let second = store.issue_access("c", None, Duration::from_secs(60), None);
         store.revoke(&first);
         assert_eq!(store.access_status(&first), AccessStatus::Revoked);
         assert_eq!(
             store.access_status(&second),
-            AccessStatus::Valid { scope: None }
+            AccessStatus::Valid {
+                scope: None,
+                jkt: None
+            }
         );
         store.revoke_all_access();
         assert_eq!(store.access_status(&second), AccessStatus::Revoked);
@@ -269,35 +311,70 @@ mod tests {
     fn refresh_tokens_are_single_use_and_bound_to_their_client() {
         let store = TokenStore::default();
         let family = store.new_family();
-        let token = store.issue_refresh("alice", Some("read write".into()), family);
+        let token = store.issue_refresh("alice", Some("read write".into()), family, None);
         assert_eq!(
-            store.redeem_refresh(&token, "bob", None, true, true),
+            store.redeem_refresh(&token, "bob", None, None, true, true),
             Err(RefreshRejected::OtherClient)
         );
         assert_eq!(
-            store.redeem_refresh(&token, "alice", Some("read admin"), true, true),
+            store.redeem_refresh(&token, "alice", Some("read admin"), None, true, true),
             Err(RefreshRejected::ScopeExceeded)
         );
         assert_eq!(
-            store.redeem_refresh(&token, "alice", Some("write"), true, true),
+            store.redeem_refresh(&token, "alice", Some("write"), None, true, true),
             Ok(Redeemed {
                 scope: Some("write".into()),
-                family
+                family,
+                jkt: None,
             })
         );
-        let successor = store.issue_refresh("alice", Some("write".into()), family);
+        let successor = store.issue_refresh("alice", Some("write".into()), family, None);
         assert_eq!(
-            store.redeem_refresh(&token, "alice", None, true, true),
+            store.redeem_refresh(&token, "alice", None, None, true, true),
             Err(RefreshRejected::Reused)
         );
         assert_eq!(
-            store.redeem_refresh(&successor, "alice", None, true, true),
+            store.redeem_refresh(&successor, "alice", None, None, true, true),
             Err(RefreshRejected::Unknown),
             "reuse revoked the whole family"
         );
         assert_eq!(
-            store.redeem_refresh("never-issued", "alice", None, true, true),
+            store.redeem_refresh("never-issued", "alice", None, None, true, true),
             Err(RefreshRejected::Unknown)
+        );
+    }
+
+    #[test]
+    fn dpop_bound_tokens_need_their_key_to_refresh() {
+        let store = TokenStore::default();
+        let access = store.issue_access("c", None, Duration::from_secs(60), Some("jkt-a".into()));
+        assert_eq!(store.jkt_of(&access).as_deref(), Some("jkt-a"));
+        let family = store.new_family();
+        let token = store.issue_refresh("c", None, family, Some("jkt-a".into()));
+        assert_eq!(store.jkt_of(&token).as_deref(), Some("jkt-a"));
+        assert_eq!(store.jkt_of("never-issued"), None);
+        assert_eq!(
+            store.redeem_refresh(&token, "c", None, None, true, false),
+            Err(RefreshRejected::DpopProofMissing)
+        );
+        assert_eq!(
+            store.redeem_refresh(&token, "c", None, Some("jkt-b"), true, false),
+            Err(RefreshRejected::DpopKeyMismatch)
+        );
+        assert_eq!(
+            store.redeem_refresh(&token, "c", None, Some("jkt-a"), true, false),
+            Ok(Redeemed {
+                scope: None,
+                family,
+                jkt: Some("jkt-a".into()),
+            })
+        );
+        let unbound = store.issue_refresh("c", None, family, None);
+        assert!(
+            store
+                .redeem_refresh(&unbound, "c", None, Some("jkt-b"), true, false)
+                .is_ok(),
+            "an unbound grant may be refreshed with a proof"
         );
     }
 

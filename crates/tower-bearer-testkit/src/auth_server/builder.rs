@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use super::{AuthServer, AuthState};
 use crate::client_certificate::{self, TlsClient};
+use crate::dpop::DpopVerifier;
 use crate::server::Https;
-use crate::{ClientAuthMethod, TestCertificate, TestKey, TestPki};
+use crate::{ClientAuthMethod, DpopOptions, TestCertificate, TestKey, TestPki};
 
 /// Configures an [`AuthServer`]; from [`AuthServer::builder`].
 ///
@@ -46,6 +47,8 @@ pub struct AuthServerBuilder {
     omit_issued_token_type: bool,
     https: Option<Https>,
     tls_clients: Vec<(String, TlsClient)>,
+    /// `None` ignores DPoP.
+    dpop: Option<DpopOptions>,
 }
 
 impl AuthServerBuilder {
@@ -65,6 +68,7 @@ impl AuthServerBuilder {
             omit_issued_token_type: false,
             https: None,
             tls_clients: Vec::new(),
+            dpop: Some(DpopOptions::new()),
         }
     }
 
@@ -232,6 +236,33 @@ impl AuthServerBuilder {
         self
     }
 
+    /// How the token endpoint checks DPoP proofs (RFC 9449 section 5); replaces an earlier
+    /// `dpop` or [`without_dpop`](Self::without_dpop).
+    ///
+    /// Without a call the server uses [`DpopOptions::new`]: a token request that carries a
+    /// `DPoP` header must hold a valid proof, and then gets `"token_type": "DPoP"` and a
+    /// token bound to the proof's key ([`AuthServer::token_jkt`]); requests without one get
+    /// `Bearer` tokens. A refused proof is 400 `invalid_dpop_proof`, or `use_dpop_nonce`
+    /// with a `DPoP-Nonce` header when the options require nonces; a successful response
+    /// carries `DPoP-Nonce` when the proof's nonce was not the current one (it rotated). The
+    /// metadata lists `dpop_signing_alg_values_supported`.
+    #[must_use]
+    pub fn dpop(mut self, options: DpopOptions) -> Self {
+        self.dpop = Some(options);
+        self
+    }
+
+    /// Makes the server one that predates DPoP: it ignores `DPoP` headers, issues `Bearer`
+    /// tokens and advertises no DPoP support, so a test can check how a DPoP client copes.
+    /// Requests with the header are still counted in
+    /// [`AuthServer::dpop_proofs_received`]. A later [`dpop`](Self::dpop) turns DPoP on
+    /// again.
+    #[must_use]
+    pub fn without_dpop(mut self) -> Self {
+        self.dpop = None;
+        self
+    }
+
     /// Binds `127.0.0.1` on a free port and starts serving on a spawned tokio task.
     pub async fn start(self) -> io::Result<AuthServer> {
         let mut clients: HashMap<String, String> = self.clients.into_iter().collect();
@@ -258,6 +289,8 @@ impl AuthServerBuilder {
                 exchange_targets: self.exchange_targets,
                 omit_issued_token_type: self.omit_issued_token_type,
                 issuer: Default::default(),
+                addr: Default::default(),
+                dpop: self.dpop.map(DpopVerifier::new),
                 token_lifetime: Mutex::new(self.token_lifetime),
                 tokens: Default::default(),
                 faults: Default::default(),
@@ -267,6 +300,8 @@ impl AuthServerBuilder {
                 tokens_issued: Default::default(),
                 tokens_revoked: Default::default(),
                 mtls_alias_requests: Default::default(),
+                dpop_proofs_received: Default::default(),
+                dpop_refusals: Default::default(),
                 last_request: Default::default(),
             },
         )
@@ -299,6 +334,7 @@ impl fmt::Debug for AuthServerBuilder {
             .field("omit_issued_token_type", &self.omit_issued_token_type)
             .field("https", &self.https.is_some())
             .field("tls_clients", &self.tls_clients)
+            .field("dpop", &self.dpop)
             .finish()
     }
 }

@@ -17,9 +17,10 @@ pub use builder::AuthServerBuilder;
 pub use echo::Echo;
 
 use crate::client_certificate::TlsClient;
+use crate::dpop::DpopVerifier;
 use crate::server::{self, Https, ServerTask};
 use crate::token_store::TokenStore;
-use crate::{lock, ClientAuthMethod, Fault, TokenRequest};
+use crate::{lock, ClientAuthMethod, DpopProblem, Fault, TokenRequest};
 
 /// A mock OAuth 2.0 authorization server (RFC 6749) listening on `127.0.0.1`.
 ///
@@ -37,6 +38,12 @@ use crate::{lock, ClientAuthMethod, Fault, TokenRequest};
 /// expired, and each request inspected afterwards. With
 /// [`https`](AuthServerBuilder::https) it serves HTTPS, requires a TLS client certificate and
 /// authenticates mutual-TLS clients (RFC 8705) by it.
+///
+/// A token request with a valid DPoP proof (RFC 9449) gets a `DPoP` token bound to the
+/// proof's key, and refresh tokens issued with it need proofs from the same key; a bad proof
+/// gets 400 `invalid_dpop_proof`. [`dpop`](AuthServerBuilder::dpop) makes proofs or nonces
+/// required, [`without_dpop`](AuthServerBuilder::without_dpop) turns DPoP off; see the
+/// [crate documentation](crate#dpop).
 ///
 /// The handle is cheap to clone; the clones control the same server. The server stops when
 /// the last handle is dropped, or at once for every handle with [`shutdown`](Self::shutdown).
@@ -152,7 +159,7 @@ impl AuthServer {
         let family = self.state.tokens.new_family();
         self.state
             .tokens
-            .issue_refresh(client_id, scope.map(str::to_owned), family)
+            .issue_refresh(client_id, scope.map(str::to_owned), family, None)
     }
 
     /// Whether `refresh_token` would be accepted now: issued by this server, not revoked,
@@ -227,6 +234,39 @@ impl AuthServer {
         self.task.shutdown().await;
     }
 
+    /// How many requests to `/token` carried a `DPoP` header, whatever the server made of
+    /// it (also when it was refused, faulted, or ignored by a server
+    /// [`without_dpop`](AuthServerBuilder::without_dpop)). Counted as the request arrives.
+    pub fn dpop_proofs_received(&self) -> u64 {
+        self.state.dpop_proofs_received.load(Ordering::SeqCst)
+    }
+
+    /// Why each refused DPoP proof at `/token` was refused, in order of arrival: the
+    /// requests answered 400 `invalid_dpop_proof` or `use_dpop_nonce`. A refresh refused
+    /// because its token is bound to another key is an `invalid_grant`, not listed here.
+    pub fn dpop_refusals(&self) -> Vec<DpopProblem> {
+        lock(&self.state.dpop_refusals).clone()
+    }
+
+    /// The thumbprint (RFC 7638, the `jkt` of RFC 9449 section 6) of the DPoP key an access
+    /// or refresh token issued by this server is bound to: its `cnf.jkt`. `None` for tokens
+    /// issued without a proof, and for tokens this server does not know.
+    pub fn token_jkt(&self, token: &str) -> Option<String> {
+        self.state.tokens.jkt_of(token)
+    }
+
+    /// The nonce DPoP proofs at `/token` must carry now, if the server was built to require
+    /// one ([`DpopOptions::require_nonce`](crate::DpopOptions::require_nonce)).
+    pub fn dpop_nonce(&self) -> Option<String> {
+        self.state.dpop.as_ref()?.current_nonce()
+    }
+
+    /// Issues a new DPoP nonce now and returns it, if the server requires nonces; the
+    /// previous one stays accepted for the policy's grace.
+    pub fn rotate_dpop_nonce(&self) -> Option<String> {
+        self.state.dpop.as_ref()?.rotate_nonce()
+    }
+
     /// The tokens, shared with an [`ApiServer`](crate::ApiServer) that checks them.
     pub(crate) fn tokens(&self) -> Arc<TokenStore> {
         Arc::clone(&self.state.tokens)
@@ -237,6 +277,7 @@ impl AuthServer {
         let addr = listener.local_addr()?;
         let scheme = if https.is_some() { "https" } else { "http" };
         let _ = state.issuer.set(format!("{scheme}://{addr}"));
+        let _ = state.addr.set(addr);
         let state = Arc::new(state);
         let handler_state = Arc::clone(&state);
         let with_tls = https.is_some();
@@ -290,6 +331,10 @@ struct AuthState {
     omit_issued_token_type: bool,
     /// `http://127.0.0.1:PORT` (or `https://`), set once the port is bound.
     issuer: OnceLock<String>,
+    /// The address the server listens on, set once the port is bound.
+    addr: OnceLock<SocketAddr>,
+    /// `None` for a server that ignores DPoP.
+    dpop: Option<DpopVerifier>,
     token_lifetime: Mutex<Duration>,
     tokens: Arc<TokenStore>,
     faults: Mutex<Faults>,
@@ -299,6 +344,8 @@ struct AuthState {
     tokens_issued: AtomicU64,
     tokens_revoked: AtomicU64,
     mtls_alias_requests: AtomicU64,
+    dpop_proofs_received: AtomicU64,
+    dpop_refusals: Mutex<Vec<DpopProblem>>,
     last_request: Mutex<Option<TokenRequest>>,
 }
 

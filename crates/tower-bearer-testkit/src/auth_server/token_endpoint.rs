@@ -18,7 +18,10 @@ use super::client_auth::{header_credentials, HeaderCredentials};
 use super::echo;
 use super::AuthState;
 use crate::client_certificate::PeerCertificate;
-use crate::response::{oauth_error, text, token_json};
+use crate::dpop::{
+    AcceptedProof, DpopProblem, DpopVerifier, HttpUri, ProofContext, DPOP_HEADER, SIGNING_ALGS,
+};
+use crate::response::{oauth_error, text, token_json, with_dpop_nonce};
 use crate::server::{DropConnection, Reply};
 use crate::token_store::RefreshRejected;
 use crate::{lock, ClientAuthMethod, Fault, TestKey, TokenRequest};
@@ -54,6 +57,8 @@ struct Rejection {
     status: StatusCode,
     error: &'static str,
     description: Cow<'static, str>,
+    /// A `DPoP-Nonce` to send with the error (RFC 9449 section 8).
+    dpop_nonce: Option<String>,
 }
 
 impl Rejection {
@@ -62,6 +67,16 @@ impl Rejection {
             status: StatusCode::BAD_REQUEST,
             error,
             description: description.into(),
+            dpop_nonce: None,
+        }
+    }
+
+    /// A refused DPoP proof (RFC 9449 sections 5 and 8): 400 `invalid_dpop_proof` or
+    /// `use_dpop_nonce`, the latter with the nonce to use.
+    fn dpop(problem: DpopProblem, nonce: Option<String>) -> Self {
+        Self {
+            dpop_nonce: nonce,
+            ..Self::bad_request(problem.error_code(), problem.to_string())
         }
     }
 
@@ -83,11 +98,14 @@ impl Rejection {
             status: StatusCode::UNAUTHORIZED,
             error: "invalid_client",
             description: description.into(),
+            dpop_nonce: None,
         }
     }
 
     fn into_response(self) -> HttpResponse {
-        oauth_error(self.status, self.error, &self.description)
+        let mut response = oauth_error(self.status, self.error, &self.description);
+        with_dpop_nonce(response.headers_mut(), self.dpop_nonce);
+        response
     }
 }
 
@@ -112,6 +130,9 @@ pub(super) async fn handle(state: Arc<AuthState>, request: Request<Incoming>) ->
         Endpoint::Revocation => &state.revocation_requests,
     };
     counter.fetch_add(1, Ordering::SeqCst);
+    if matches!(endpoint, Endpoint::Token) && request.headers().contains_key(DPOP_HEADER) {
+        state.dpop_proofs_received.fetch_add(1, Ordering::SeqCst);
+    }
     let fault = lock(&state.faults).take();
 
     let (parts, body) = request.into_parts();
@@ -176,7 +197,7 @@ pub(super) async fn handle(state: Arc<AuthState>, request: Request<Incoming>) ->
         return Ok(response);
     }
     let answer = form.and_then(|params| match endpoint {
-        Endpoint::Token => state.answer(&params, header, peer.as_ref()),
+        Endpoint::Token => state.token(&params, header, peer.as_ref(), &parts),
         Endpoint::Revocation => state.revocation(&params, header, peer.as_ref()),
     });
     Ok(answer.unwrap_or_else(Rejection::into_response))
@@ -234,6 +255,9 @@ impl AuthState {
             ],
             "response_types_supported": [],
         });
+        if self.dpop.is_some() {
+            body["dpop_signing_alg_values_supported"] = SIGNING_ALGS.as_slice().into();
+        }
         if issuer.starts_with("https://") {
             let methods = &mut body["token_endpoint_auth_methods_supported"];
             if let Some(methods) = methods.as_array_mut() {
@@ -270,11 +294,74 @@ impl AuthState {
             .is_none_or(|methods| methods.contains(&method))
     }
 
+    /// A token request: the DPoP proof first, if any, then the grant; a token issued with
+    /// a proof is bound to its key (RFC 9449 section 5).
+    fn token(
+        &self,
+        params: &Params,
+        header: Option<HeaderCredentials>,
+        peer: Option<&PeerCertificate>,
+        parts: &request::Parts,
+    ) -> Answer {
+        let proof = self.dpop_proof(parts)?;
+        let jkt = proof.as_ref().map(|proof| proof.jkt.as_str());
+        let mut response = self.answer(params, header, peer, jkt)?;
+        if let (Some(verifier), Some(proof)) = (&self.dpop, &proof) {
+            with_dpop_nonce(
+                response.headers_mut(),
+                verifier.nonce_to_send(proof.nonce.as_deref()),
+            );
+        }
+        Ok(response)
+    }
+
+    /// Checks the request's DPoP proof, if the server supports DPoP. `None` when there is
+    /// none and none is required, or the server ignores DPoP.
+    fn dpop_proof(&self, parts: &request::Parts) -> Answer<Option<AcceptedProof>> {
+        let Some(verifier) = &self.dpop else {
+            return Ok(None);
+        };
+        let checked = DpopVerifier::proof_header(&parts.headers).and_then(|proof| match proof {
+            None if verifier.requires_proof() => Err(DpopProblem::Missing),
+            None => Ok(None),
+            Some(proof) => {
+                let uri = self.request_uri(parts);
+                let context = ProofContext {
+                    method: &parts.method,
+                    uri: &uri,
+                    access_token: None,
+                };
+                verifier.verify(proof, &context).map(Some)
+            }
+        });
+        checked.map_err(|problem| {
+            lock(&self.dpop_refusals).push(problem);
+            let nonce = problem
+                .is_nonce_problem()
+                .then(|| verifier.current_nonce())
+                .flatten();
+            Rejection::dpop(problem, nonce)
+        })
+    }
+
+    /// The URI the request was sent to, as a proof's `htu` must name it.
+    fn request_uri(&self, parts: &request::Parts) -> HttpUri {
+        let issuer = self.issuer.get().map(String::as_str).unwrap_or_default();
+        let addr = self
+            .addr
+            .get()
+            .copied()
+            .unwrap_or(([127, 0, 0, 1], 0).into());
+        HttpUri::of_request(issuer.starts_with("https://"), addr, parts)
+    }
+
+    /// The grant; `jkt` is the thumbprint of the request's accepted DPoP proof key.
     fn answer(
         &self,
         params: &Params,
         header: Option<HeaderCredentials>,
         peer: Option<&PeerCertificate>,
+        jkt: Option<&str>,
     ) -> Answer {
         reject_repeated(params)?;
         let grant_type = param(params, "grant_type");
@@ -292,10 +379,10 @@ impl AuthState {
             None => Err(Rejection::invalid_request(
                 "the grant_type parameter is missing",
             )),
-            Some("client_credentials") => self.client_credentials(&client_id, params),
-            Some("refresh_token") => self.refresh(&client_id, params),
-            Some(TOKEN_EXCHANGE_GRANT) => self.token_exchange(&client_id, params),
-            Some(JWT_BEARER_GRANT) => self.jwt_bearer(params),
+            Some("client_credentials") => self.client_credentials(&client_id, params, jkt),
+            Some("refresh_token") => self.refresh(&client_id, params, jkt),
+            Some(TOKEN_EXCHANGE_GRANT) => self.token_exchange(&client_id, params, jkt),
+            Some(JWT_BEARER_GRANT) => self.jwt_bearer(params, jkt),
             Some(_) => Err(Rejection::bad_request(
                 "unsupported_grant_type",
                 "this server grants client_credentials, refresh_token, token exchange and \
@@ -306,7 +393,7 @@ impl AuthState {
 
     /// RFC 8693 section 2: the subject (and actor) token must be one this server issued
     /// and still honours, or a configured one.
-    fn token_exchange(&self, client_id: &str, params: &Params) -> Answer {
+    fn token_exchange(&self, client_id: &str, params: &Params, jkt: Option<&str>) -> Answer {
         let required = |name: &'static str| {
             param(params, name).ok_or_else(|| {
                 Rejection::invalid_request(format!("the {name} parameter is missing"))
@@ -353,7 +440,7 @@ impl AuthState {
                 "this server issues access tokens, JWTs, ID tokens and SAML 2 assertions",
             ));
         }
-        let mut response = self.issue_body(client_id, scope.map(str::to_owned), None);
+        let mut response = self.issue_body(client_id, scope.map(str::to_owned), jkt, None);
         if !self.omit_issued_token_type {
             response["issued_token_type"] = requested.into();
         }
@@ -368,7 +455,7 @@ impl AuthState {
     }
 
     /// RFC 7523 sections 2.1 and 3: a signed assertion from a trusted issuer is the grant.
-    fn jwt_bearer(&self, params: &Params) -> Answer {
+    fn jwt_bearer(&self, params: &Params, jkt: Option<&str>) -> Answer {
         let assertion = param(params, "assertion")
             .ok_or_else(|| Rejection::invalid_request("the assertion parameter is missing"))?;
         let claims = self.verify_jwt(
@@ -383,7 +470,7 @@ impl AuthState {
         if let Some(scope) = scope {
             self.check_scope(scope)?;
         }
-        Ok(self.issue(subject, scope.map(str::to_owned), None))
+        Ok(self.issue(subject, scope.map(str::to_owned), jkt, None))
     }
 
     /// Authenticates the client (RFC 6749 section 2.3.1, RFC 8705 section 2) and returns its
@@ -568,18 +655,24 @@ impl AuthState {
         Ok(claims)
     }
 
-    /// RFC 6749 section 4.4.
-    fn client_credentials(&self, client_id: &str, params: &Params) -> Answer {
+    /// RFC 6749 section 4.4; a refresh token, if issued, is bound to the same DPoP key as
+    /// the access token.
+    fn client_credentials(&self, client_id: &str, params: &Params, jkt: Option<&str>) -> Answer {
         let scope = param(params, "scope");
         if let Some(scope) = scope {
             self.check_scope(scope)?;
         }
-        let refresh_family = self.issue_refresh_tokens.then(|| self.tokens.new_family());
-        Ok(self.issue(client_id, scope.map(str::to_owned), refresh_family))
+        let refresh = self.issue_refresh_tokens.then(|| NewRefresh {
+            family: self.tokens.new_family(),
+            jkt: jkt.map(str::to_owned),
+        });
+        Ok(self.issue(client_id, scope.map(str::to_owned), jkt, refresh))
     }
 
-    /// RFC 6749 section 6; the refresh token is rotated, the presented one dies.
-    fn refresh(&self, client_id: &str, params: &Params) -> Answer {
+    /// RFC 6749 section 6; the refresh token is rotated, the presented one dies. A
+    /// DPoP-bound refresh token needs a proof with its key (RFC 9449 section 5), and its
+    /// successor stays bound to that key.
+    fn refresh(&self, client_id: &str, params: &Params, jkt: Option<&str>) -> Answer {
         let presented = param(params, "refresh_token")
             .ok_or_else(|| Rejection::invalid_request("the refresh_token parameter is missing"))?;
         let redeemed = self
@@ -588,6 +681,7 @@ impl AuthState {
                 presented,
                 client_id,
                 param(params, "scope"),
+                jkt,
                 self.rotate_refresh_tokens,
                 self.detect_refresh_token_reuse,
             )
@@ -604,9 +698,18 @@ impl AuthState {
                 RefreshRejected::ScopeExceeded => Rejection::invalid_scope(
                     "the requested scope exceeds the scope of the refresh token",
                 ),
+                RefreshRejected::DpopProofMissing => Rejection::invalid_grant(
+                    "the refresh token is DPoP-bound; send a DPoP proof made with its key",
+                ),
+                RefreshRejected::DpopKeyMismatch => Rejection::invalid_grant(
+                    "the refresh token is DPoP-bound to another key than the proof's",
+                ),
             })?;
-        let refresh_family = self.rotate_refresh_tokens.then_some(redeemed.family);
-        Ok(self.issue(client_id, redeemed.scope, refresh_family))
+        let refresh = self.rotate_refresh_tokens.then_some(NewRefresh {
+            family: redeemed.family,
+            jkt: redeemed.jkt,
+        });
+        Ok(self.issue(client_id, redeemed.scope, jkt, refresh))
     }
 
     fn check_scope(&self, scope: &str) -> Answer<()> {
@@ -627,34 +730,38 @@ impl AuthState {
         &self,
         client_id: &str,
         scope: Option<String>,
-        refresh_family: Option<u64>,
+        jkt: Option<&str>,
+        refresh: Option<NewRefresh>,
     ) -> HttpResponse {
         token_json(
             StatusCode::OK,
-            &self.issue_body(client_id, scope, refresh_family),
+            &self.issue_body(client_id, scope, jkt, refresh),
         )
     }
 
-    /// Issues an access token (and a refresh token with a family) and returns the JSON of
-    /// the response.
+    /// Issues an access token, bound to the DPoP key `jkt` if given (`token_type` `DPoP`,
+    /// RFC 9449 section 5), and a refresh token if asked; returns the JSON of the response.
     fn issue_body(
         &self,
         client_id: &str,
         scope: Option<String>,
-        refresh_family: Option<u64>,
+        jkt: Option<&str>,
+        refresh: Option<NewRefresh>,
     ) -> serde_json::Value {
         let lifetime = *lock(&self.token_lifetime);
-        let access_token = self.tokens.issue_access(client_id, scope.clone(), lifetime);
+        let access_token =
+            self.tokens
+                .issue_access(client_id, scope.clone(), lifetime, jkt.map(str::to_owned));
         self.tokens_issued.fetch_add(1, Ordering::SeqCst);
         let mut body = serde_json::json!({
             "access_token": access_token,
-            "token_type": "Bearer",
+            "token_type": if jkt.is_some() { "DPoP" } else { "Bearer" },
             "expires_in": lifetime.as_secs(),
         });
-        if let Some(family) = refresh_family {
+        if let Some(refresh) = refresh {
             body["refresh_token"] = self
                 .tokens
-                .issue_refresh(client_id, scope.clone(), family)
+                .issue_refresh(client_id, scope.clone(), refresh.family, refresh.jkt)
                 .into();
         }
         if let Some(scope) = scope {
@@ -662,6 +769,13 @@ impl AuthState {
         }
         body
     }
+}
+
+/// A refresh token to issue with an access token: the family it joins, and the DPoP key
+/// its grant is bound to.
+struct NewRefresh {
+    family: u64,
+    jkt: Option<String>,
 }
 
 fn injected_status(status: StatusCode) -> HttpResponse {

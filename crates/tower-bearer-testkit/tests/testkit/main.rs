@@ -2,6 +2,9 @@
 
 mod api_server;
 mod auth_server;
+mod dpop_api_server;
+mod dpop_auth_server;
+mod dpop_proof;
 mod faults;
 mod lifecycle;
 mod revocation_metadata;

@@ -98,6 +98,22 @@ pub(crate) async fn try_token_request(
     send(request.body(Full::from(form(params))).unwrap()).await
 }
 
+/// POSTs `params` as a form to `url` with `headers` (each name may repeat).
+pub(crate) async fn post_form(
+    url: &str,
+    headers: &[(&str, &str)],
+    params: &[(&str, &str)],
+) -> Reply {
+    let mut request =
+        Request::post(url).header("content-type", "application/x-www-form-urlencoded");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    send(request.body(Full::from(form(params))).unwrap())
+        .await
+        .expect("a response")
+}
+
 /// A `client_credentials` request from the default client.
 pub(crate) async fn fetch_token(auth: &AuthServer) -> Reply {
     let authorization = basic(

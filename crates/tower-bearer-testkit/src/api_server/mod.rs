@@ -1,4 +1,9 @@
-//! The mock protected API: a resource server (RFC 6750) that trusts one [`AuthServer`].
+//! The mock protected API: a resource server (RFC 6750, RFC 9449 section 7) that trusts
+//! one [`AuthServer`].
+
+mod authorize;
+mod builder;
+mod refusal;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -9,14 +14,18 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, LOCATION, WWW_AUTHENTICATE};
-use http::{request, HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
-use crate::response::{bearer_challenge, text};
+pub use builder::ApiServerBuilder;
+pub use refusal::ApiRefusal;
+
+use crate::dpop::DpopVerifier;
+use crate::response::text;
 use crate::server::{self, DropConnection, Https, Reply, ServerTask};
-use crate::token_store::{AccessStatus, TokenStore};
-use crate::{client_certificate, lock, AuthServer, TestPki};
+use crate::token_store::TokenStore;
+use crate::{lock, AuthServer, DpopOptions, TestPki};
 
 /// A mock API on `127.0.0.1` that accepts the access tokens of one [`AuthServer`].
 ///
@@ -26,6 +35,16 @@ use crate::{client_certificate, lock, AuthServer, TestPki};
 /// `/admin` and paths under it also need the `admin` scope, else 403 with
 /// `error="insufficient_scope", scope="admin"`. The request body is always read in full
 /// first and kept for [`last_body`](Self::last_body).
+///
+/// A DPoP-bound token (RFC 9449 section 7.1) must come as `Authorization: DPoP <token>`
+/// with a `DPoP` proof for this request whose `ath` hashes the token and whose key is the
+/// one the token is bound to; a bad proof gets 401 with
+/// `WWW-Authenticate: DPoP error="invalid_dpop_proof", ...`, a token it does not honour (or
+/// one bound to another key) `DPoP error="invalid_token", ...`, and the same token sent as
+/// `Bearer` gets `invalid_token` too. [`builder`](Self::builder) with
+/// [`dpop`](ApiServerBuilder::dpop) makes proofs or nonces required; see the
+/// [crate documentation](crate#dpop). [`refusals`](Self::refusals) says why each request was
+/// refused.
 ///
 /// For redirect tests, [`redirect`](Self::redirect) makes a path answer with a redirect
 /// whatever the token, [`start_https`](Self::start_https) serves HTTPS, and
@@ -62,24 +81,38 @@ pub struct ApiServer {
 impl ApiServer {
     /// Binds `127.0.0.1` on a free port and serves tokens issued by `auth`.
     pub async fn start(auth: &AuthServer) -> io::Result<ApiServer> {
-        Self::spawn(auth, None).await
+        Self::builder(auth).start().await
     }
 
     /// [`start`](Self::start), over HTTPS with `pki`'s server certificate (for `127.0.0.1`
     /// and `localhost`). Like the HTTPS [`AuthServer`], it requires a client certificate:
     /// connect with [`TestPki::https_client`] and one of `pki`'s client certificates.
     pub async fn start_https(auth: &AuthServer, pki: &TestPki) -> io::Result<ApiServer> {
-        Self::spawn(auth, Some(client_certificate::https(pki))).await
+        Self::builder(auth).https(pki).start().await
     }
 
-    async fn spawn(auth: &AuthServer, https: Option<Https>) -> io::Result<ApiServer> {
+    /// Configures a server for tokens issued by `auth` before starting it.
+    pub fn builder(auth: &AuthServer) -> ApiServerBuilder {
+        ApiServerBuilder::new(auth.tokens())
+    }
+
+    async fn spawn(
+        tokens: Arc<TokenStore>,
+        https: Option<Https>,
+        dpop: DpopOptions,
+    ) -> io::Result<ApiServer> {
         let listener = server::bind_loopback().await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(ApiState {
-            tokens: auth.tokens(),
+            tokens,
+            addr,
+            https: https.is_some(),
+            dpop: DpopVerifier::new(dpop),
             requests: AtomicU64::new(0),
             authorized: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
+            dpop_requests: AtomicU64::new(0),
+            refusals: Mutex::default(),
             injected: Mutex::default(),
             redirects: Mutex::default(),
             received: Mutex::default(),
@@ -125,6 +158,29 @@ impl ApiServer {
     /// How many requests were answered 401, injected responses included.
     pub fn rejected(&self) -> u64 {
         self.state.rejected.load(Ordering::SeqCst)
+    }
+
+    /// How many requests presented their token with the `DPoP` scheme, whatever the answer.
+    pub fn dpop_requests(&self) -> u64 {
+        self.state.dpop_requests.load(Ordering::SeqCst)
+    }
+
+    /// Why each request the token check refused was refused (every 401 and 403 it
+    /// answered), in order of arrival. Injected responses and redirects are not listed.
+    pub fn refusals(&self) -> Vec<ApiRefusal> {
+        lock(&self.state.refusals).clone()
+    }
+
+    /// The nonce DPoP proofs must carry now, if the server was built to require one
+    /// ([`DpopOptions::require_nonce`]).
+    pub fn dpop_nonce(&self) -> Option<String> {
+        self.state.dpop.current_nonce()
+    }
+
+    /// Issues a new DPoP nonce now and returns it, if the server requires nonces; the
+    /// previous one stays accepted for the policy's grace.
+    pub fn rotate_dpop_nonce(&self) -> Option<String> {
+        self.state.dpop.rotate_nonce()
     }
 
     /// Answers the next `count` requests, after any injected before, with `status` and,
@@ -192,9 +248,16 @@ impl fmt::Debug for ApiServer {
 
 struct ApiState {
     tokens: Arc<TokenStore>,
+    /// Where the server listens and whether over TLS: what a proof's `htu` names.
+    addr: SocketAddr,
+    https: bool,
+    dpop: DpopVerifier,
     requests: AtomicU64,
     authorized: AtomicU64,
     rejected: AtomicU64,
+    dpop_requests: AtomicU64,
+    /// Why each refused request was refused; see [`ApiServer::refusals`].
+    refusals: Mutex<Vec<ApiRefusal>>,
     /// From [`ApiServer::respond_next`]: each response with how many requests it still gets.
     injected: Mutex<VecDeque<(InjectedResponse, usize)>>,
     /// From [`ApiServer::redirect`]: path, status and `Location`.
@@ -229,40 +292,13 @@ impl ApiState {
         response.headers_mut().insert(LOCATION, location.clone());
         Some(response)
     }
-
-    /// Checks the bearer token (RFC 6750) and the scope `/admin` needs.
-    fn authorize(&self, parts: &request::Parts) -> Response<Full<Bytes>> {
-        let Some(token) = bearer_token(&parts.headers) else {
-            return challenge(StatusCode::UNAUTHORIZED, "");
-        };
-        let problem = match self.tokens.access_status(token) {
-            AccessStatus::Valid { scope } => {
-                let path = parts.uri.path();
-                let needs_admin = path == "/admin" || path.starts_with("/admin/");
-                let has_admin = scope
-                    .as_deref()
-                    .is_some_and(|scope| scope.split_whitespace().any(|item| item == "admin"));
-                if needs_admin && !has_admin {
-                    return challenge(
-                        StatusCode::FORBIDDEN,
-                        r#"error="insufficient_scope", error_description="this resource needs the admin scope", scope="admin""#,
-                    );
-                }
-                return text(StatusCode::OK, "hello");
-            }
-            AccessStatus::Expired => "the access token expired",
-            AccessStatus::Revoked => "the access token was revoked",
-            AccessStatus::Unknown => "the access token is unknown",
-        };
-        challenge(
-            StatusCode::UNAUTHORIZED,
-            &format!(r#"error="invalid_token", error_description="{problem}""#),
-        )
-    }
 }
 
 async fn handle(state: Arc<ApiState>, request: Request<Incoming>) -> Reply {
     state.requests.fetch_add(1, Ordering::SeqCst);
+    if authorize::uses_dpop_scheme(request.headers()) {
+        state.dpop_requests.fetch_add(1, Ordering::SeqCst);
+    }
     let injected = state.take_injected();
     let (parts, body) = request.into_parts();
     let authorization = parts
@@ -292,21 +328,4 @@ async fn handle(state: Arc<ApiState>, request: Request<Incoming>) -> Reply {
         _ => 0,
     };
     Ok(response)
-}
-
-/// The token of an `Authorization: Bearer` header; the scheme is case-insensitive.
-fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then_some(token.trim())
-}
-
-fn challenge(status: StatusCode, params: &str) -> Response<Full<Bytes>> {
-    let mut response = text(status, status.canonical_reason().unwrap_or_default());
-    response
-        .headers_mut()
-        .insert(WWW_AUTHENTICATE, bearer_challenge(params));
-    response
 }
