@@ -2,7 +2,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use http::header::AUTHORIZATION;
-use http::{Extensions, StatusCode, Uri};
+use http::{Extensions, StatusCode};
 use reqwest::{Request, Response, Url};
 use reqwest_middleware::{Error, Middleware, Next, Result};
 use tower_bearer::auth::{InvalidOrigin, Origin};
@@ -66,10 +66,9 @@ impl BearerAuthMiddleware {
             return true;
         };
         // A URL that `http` cannot read as a URI matches no origin: no token for it.
-        let Ok(uri) = url.as_str().parse::<Uri>() else {
-            return false;
-        };
-        origins.iter().any(|origin| origin.matches(&uri))
+        origins
+            .iter()
+            .any(|origin| origin.matches_str(url.as_str()))
     }
 
     /// The token to attach, or the request's error: the cache's [`FetchError`], which

@@ -137,6 +137,7 @@ mod streaming_body;
 mod test_key;
 mod test_pki;
 mod token_request;
+mod token_source;
 mod token_store;
 mod tracing_capture;
 
@@ -154,6 +155,7 @@ pub use streaming_body::StreamingBody;
 pub use test_key::TestKey;
 pub use test_pki::{HttpsClient, TestCertificate, TestPki};
 pub use token_request::{ClientAuthMethod, TokenRequest};
+pub use token_source::client_credentials_source;
 pub use tracing_capture::{capture_tracing, TracingCapture};
 
 use std::sync::{Mutex, MutexGuard};

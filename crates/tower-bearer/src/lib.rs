@@ -83,3 +83,8 @@ pub use error::{BoxError, FetchError};
 pub use retry::{RetryOn401, RetryOn401Layer};
 pub use source::TokenSource;
 pub use token::{InvalidToken, Token, TokenBuilder, TokenType};
+
+/// The `secrecy` crate, which [`Token::secret`] and [`Token::refresh_token`] return values
+/// of: `use tower_bearer::ExposeSecret;` reads a token's value without adding the crate.
+pub use secrecy;
+pub use secrecy::ExposeSecret;

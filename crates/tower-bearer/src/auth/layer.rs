@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use tower_layer::Layer;
 
-use super::{BearerAuth, InvalidOrigin, Origin};
+use super::{BearerAuth, CloneService, InvalidOrigin, Origin};
 use crate::TokenCache;
 
 /// Adds a bearer token from a [`TokenCache`] to each request; see the
@@ -60,7 +60,7 @@ impl BearerAuthLayer {
     }
 }
 
-impl<S> Layer<S> for BearerAuthLayer {
+impl<S: CloneService> Layer<S> for BearerAuthLayer {
     type Service = BearerAuth<S>;
 
     fn layer(&self, inner: S) -> Self::Service {

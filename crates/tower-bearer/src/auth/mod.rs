@@ -105,5 +105,6 @@ mod service;
 pub use future::ResponseFuture;
 pub use layer::BearerAuthLayer;
 pub use origin::{InvalidOrigin, Origin, RelativeUri};
+#[cfg(feature = "retry")]
 pub(crate) use rejected::TokenRejected;
-pub use service::BearerAuth;
+pub use service::{BearerAuth, CloneService};

@@ -29,6 +29,25 @@ impl Origin {
     }
 }
 
+impl Origin {
+    /// Whether the URL in `url` points at this origin: for clients whose requests carry a
+    /// string or a `url::Url` (pass `url.as_str()`) rather than a [`Uri`]. A relative URL, or
+    /// text that is not a URL, never does.
+    ///
+    /// ```
+    /// use tower_bearer::auth::Origin;
+    ///
+    /// let origin: Origin = "https://api.example.com".parse()?;
+    /// assert!(origin.matches_str("https://API.example.com:443/v1/orders?page=2"));
+    /// assert!(!origin.matches_str("http://api.example.com/v1/orders"));
+    /// assert!(!origin.matches_str("not a url"));
+    /// # Ok::<(), tower_bearer::auth::InvalidOrigin>(())
+    /// ```
+    pub fn matches_str(&self, url: &str) -> bool {
+        url.parse::<Uri>().is_ok_and(|uri| self.matches(&uri))
+    }
+}
+
 fn default_port(scheme: &str) -> Option<u16> {
     if scheme.eq_ignore_ascii_case("https") {
         Some(443)

@@ -12,7 +12,25 @@ use super::{BearerAuthLayer, Origin, RelativeUri, ResponseFuture};
 use crate::cache::Reader;
 use crate::{BoxError, TokenCache};
 
+/// What [`BearerAuth`] asks of the service it wraps: to be `Clone`. Every `Clone` type is
+/// one; the trait exists so that wrapping a service that is not says so in the compiler's
+/// error, with what to do about it.
+///
+/// The clone is what keeps a request that waits for a token from holding up the next
+/// caller: the service made ready for it moves into its future, and a clone takes its place.
+#[diagnostic::on_unimplemented(
+    message = "`BearerAuth` needs the service it wraps to be `Clone`, and `{Self}` is not",
+    label = "not `Clone`",
+    note = "hyper-util's `Client`, tonic's `Channel` and `tower::util::BoxCloneService` are \
+            `Clone`; wrap any other service in `tower::buffer::Buffer` or make it `Clone`"
+)]
+pub trait CloneService: Clone {}
+
+impl<T: Clone> CloneService for T {}
+
 /// Adds a bearer token to each request; built by [`BearerAuthLayer`].
+///
+/// The inner service must be `Clone` (see [`CloneService`]).
 #[derive(Clone)]
 pub struct BearerAuth<S> {
     inner: S,
@@ -22,7 +40,10 @@ pub struct BearerAuth<S> {
 
 impl<S> BearerAuth<S> {
     /// Wraps `inner`, attaching tokens from `cache` to every request.
-    pub fn new(inner: S, cache: TokenCache) -> Self {
+    pub fn new(inner: S, cache: TokenCache) -> Self
+    where
+        S: CloneService,
+    {
         Self::from_parts(inner, &cache, None)
     }
 

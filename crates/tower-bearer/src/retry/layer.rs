@@ -40,10 +40,35 @@ impl<P> RetryOn401Layer<P> {
     }
 
     /// Passes the bodies this layer sends through `map`, for a wrapped service that takes
-    /// one body type only. A tonic `Channel` takes `tonic::body::Body`:
+    /// one body type only. A tonic `Channel` takes `tonic::body::Body`, so over one this is
+    /// `RetryOn401Layer::collected(64 * 1024).map_body(tonic::body::Body::new)`; a service
+    /// that takes boxed bodies:
     ///
-    /// ```ignore
-    /// RetryOn401Layer::collected(64 * 1024).map_body(tonic::body::Body::new)
+    /// ```
+    /// use std::convert::Infallible;
+    /// use bytes::Bytes;
+    /// use http::{Request, Response};
+    /// use http_body_util::combinators::UnsyncBoxBody;
+    /// use http_body_util::{BodyExt, Full};
+    /// use tower::{service_fn, ServiceBuilder, ServiceExt};
+    /// use tower_bearer::{source::StaticToken, BearerAuthLayer, RetryOn401Layer, TokenCache};
+    ///
+    /// type Body = UnsyncBoxBody<Bytes, Infallible>;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// let cache = TokenCache::new(StaticToken::new("token")?);
+    /// let client = ServiceBuilder::new()
+    ///     .layer(RetryOn401Layer::collected(64 * 1024).map_body(Body::new))
+    ///     .layer(BearerAuthLayer::new(cache))
+    ///     .service(service_fn(|request: Request<Body>| async move {
+    ///         let body = request.into_body().collect().await?.to_bytes();
+    ///         Ok::<_, Infallible>(Response::new(body))
+    ///     }));
+    /// let request = Request::new(Full::new(Bytes::from("hello")).boxed_unsync());
+    /// assert_eq!(client.oneshot(request).await?.into_body(), "hello");
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn map_body<F>(self, map: F) -> RetryOn401Layer<MapBody<P, F>> {
         RetryOn401Layer {

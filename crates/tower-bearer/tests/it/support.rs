@@ -4,7 +4,6 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -19,10 +18,9 @@ use tokio::sync::Semaphore;
 use tower::util::BoxCloneService;
 use tower::{service_fn, ServiceBuilder};
 use tower_bearer::{
-    source, BearerAuth, BearerAuthLayer, BoxError, FetchError, RetryOn401, RetryOn401Layer, Token,
-    TokenCache, TokenSource,
+    BearerAuth, BearerAuthLayer, BoxError, RetryOn401, RetryOn401Layer, TokenCache, TokenSource,
 };
-use tower_bearer_testkit::{http_client, AuthServer};
+use tower_bearer_testkit::{client_credentials_source, AuthServer};
 
 /// The service the auth layers wrap: responses come back with their body read.
 pub type Inner<B> = BoxCloneService<Request<B>, Response<Bytes>, BoxError>;
@@ -30,43 +28,11 @@ pub type Inner<B> = BoxCloneService<Request<B>, Response<Bytes>, BoxError>;
 /// A client-credentials token source for the testkit server's default client, written
 /// against the wire so these tests do not depend on the oauth2 crate.
 pub fn oauth_source(auth: &AuthServer) -> impl TokenSource {
-    let client = http_client();
-    let token_url = auth.token_url();
-    source::from_fn(move || {
-        let client = client.clone();
-        let token_url = token_url.clone();
-        async move {
-            let request = Request::post(token_url)
-                .header("content-type", "application/x-www-form-urlencoded")
-                // base64("client:secret")
-                .header("authorization", "Basic Y2xpZW50OnNlY3JldA==")
-                .body(Full::from("grant_type=client_credentials"))
-                .map_err(|e| FetchError::permanent("bad token request").with_source(e))?;
-            let response = client
-                .request(request)
-                .await
-                .map_err(|e| FetchError::transient("token endpoint unreachable").with_source(e))?;
-            let status = response.status();
-            let body = response
-                .collect()
-                .await
-                .map_err(|e| FetchError::transient("token response cut short").with_source(e))?
-                .to_bytes();
-            if !status.is_success() {
-                return Err(FetchError::transient(format!(
-                    "token endpoint answered {status}"
-                )));
-            }
-            let json: serde_json::Value = serde_json::from_slice(&body)
-                .map_err(|e| FetchError::transient("token response is not JSON").with_source(e))?;
-            let value = json["access_token"].as_str().unwrap_or_default();
-            let lifetime = json["expires_in"].as_u64().unwrap_or(60);
-            Token::builder(value)
-                .expires_in(Duration::from_secs(lifetime))
-                .build()
-                .map_err(FetchError::from)
-        }
-    })
+    client_credentials_source(
+        auth,
+        AuthServer::DEFAULT_CLIENT_ID,
+        AuthServer::DEFAULT_CLIENT_SECRET,
+    )
 }
 
 /// hyper's client with at most `connections` requests on the wire at once. The limit is
