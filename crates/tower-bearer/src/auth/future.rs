@@ -8,13 +8,14 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::rejected::{on_rejection, Protocol};
+use super::rejected::{may_reject, on_rejection};
 use super::service::insert_authorization;
 use super::RelativeUri;
 use crate::cache::Entry;
 use crate::{BoxError, FetchError, Token, TokenCache};
 
-type TokenFetch = Pin<Box<dyn Future<Output = Result<Token, FetchError>> + Send>>;
+/// The token's fetch, or an error that stops the request before it is sent.
+type TokenFetch = Pin<Box<dyn Future<Output = Result<Token, BoxError>> + Send>>;
 
 pin_project! {
     /// Response future of [`BearerAuth`](super::BearerAuth).
@@ -49,11 +50,6 @@ pin_project! {
             // `None` when no token of ours did (the caller's own header, an origin outside
             // the allow-list).
             attached: Option<NonZeroU64>,
-            protocol: Protocol,
-        },
-        // Not sent: the allow-list cannot be checked for a URI without an origin.
-        Refused {
-            error: Option<RelativeUri>,
         },
     }
 }
@@ -68,7 +64,6 @@ where
     // Both `Some` until the token arrives.
     service: Option<S>,
     request: Option<Request<B>>,
-    protocol: Protocol,
     // Once sent: the response future, and the token sent.
     sent: Option<(Pin<Box<S::Future>>, Token)>,
 }
@@ -78,31 +73,32 @@ where
     S: Service<Request<B>>,
 {
     #[inline]
-    pub(super) fn sent(
-        future: S::Future,
-        attached: Option<NonZeroU64>,
-        protocol: Protocol,
-    ) -> Self {
+    pub(super) fn sent(future: S::Future, attached: Option<NonZeroU64>) -> Self {
         ResponseFuture {
-            state: State::Sent {
-                future,
-                attached,
-                protocol,
+            state: State::Sent { future, attached },
+        }
+    }
+
+    /// A request that is not sent: the future fails with `error`. It goes the way of a
+    /// failed fetch, so that the usual path's `match` has no arm for it.
+    pub(super) fn refused(cache: TokenCache, error: RelativeUri) -> Self {
+        ResponseFuture {
+            state: State::Fetching {
+                fetching: Box::new(Fetching {
+                    fetch: Box::pin(std::future::ready(Err(error.into()))),
+                    cache,
+                    service: None,
+                    request: None,
+                    sent: None,
+                }),
             },
         }
     }
 
-    pub(super) fn refused(error: RelativeUri) -> Self {
-        ResponseFuture {
-            state: State::Refused { error: Some(error) },
-        }
-    }
-
     pub(super) fn fetching(cache: TokenCache, service: S, request: Request<B>) -> Self {
-        let protocol = Protocol::of(request.version());
         let fetch = {
             let cache = cache.clone();
-            Box::pin(async move { cache.token().await })
+            Box::pin(async move { cache.token().await.map_err(BoxError::from) })
         };
         ResponseFuture {
             state: State::Fetching {
@@ -111,7 +107,6 @@ where
                     cache,
                     service: Some(service),
                     request: Some(request),
-                    protocol,
                     sent: None,
                 }),
             },
@@ -131,29 +126,20 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Sent {
-                    future,
-                    attached,
-                    protocol,
-                } => {
+                StateProj::Sent { future, attached } => {
                     let mut response = ready!(future.poll(cx)).map_err(Into::into)?;
-                    if let Some(id) = *attached {
-                        if protocol.may_reject(&response) {
+                    if may_reject(&response) {
+                        if let Some(id) = *attached {
                             on_rejection(&mut response, || Entry::reject_by_id(id));
                         }
                     }
                     return Poll::Ready(Ok(response));
                 }
-                StateProj::Refused { error } => {
-                    return Poll::Ready(Err(match error.take() {
-                        Some(error) => error.into(),
-                        None => polled_after_completion(),
-                    }));
-                }
+
                 StateProj::Fetching { fetching } => {
                     if let Some((sent, token)) = &mut fetching.sent {
                         let mut response = ready!(sent.as_mut().poll(cx)).map_err(Into::into)?;
-                        if fetching.protocol.may_reject(&response) {
+                        if may_reject(&response) {
                             on_rejection(&mut response, || fetching.cache.reject(token));
                         }
                         return Poll::Ready(Ok(response));
@@ -184,7 +170,6 @@ where
         let state = match &self.state {
             State::Fetching { .. } => "fetching token",
             State::Sent { .. } => "sent",
-            State::Refused { .. } => "refused",
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)

@@ -3,8 +3,8 @@
 //!
 //! A rejection is a `401 Unauthorized` (RFC 6750 section 3) or, for gRPC, a `200` whose
 //! headers carry `grpc-status: 16` (UNAUTHENTICATED): a trailers-only response, which is how
-//! gRPC servers answer a call they refuse before running it. Only HTTP/2 requests are
-//! looked at for the latter (gRPC is HTTP/2 only), so plain HTTP/1.1 traffic pays nothing.
+//! gRPC servers answer a call they refuse before running it. Only HTTP/2 responses are
+//! looked at for the latter (gRPC is HTTP/2 only), so HTTP/1.1 traffic pays one comparison.
 
 use http::{Response, StatusCode, Version};
 
@@ -22,34 +22,17 @@ pub(crate) struct TokenRejected {
     pub(crate) replay: bool,
 }
 
-/// What the response future needs to know about its request to recognise a rejection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Protocol {
-    /// Only a 401 is a rejection.
-    Http,
-    /// An HTTP/2 request: a `200` with `grpc-status: 16` in its headers is one too.
-    Http2,
+/// Whether `response` may be a rejection of the token; the challenge decides the rest.
+#[inline]
+pub(super) fn may_reject<B>(response: &Response<B>) -> bool {
+    response.status() == StatusCode::UNAUTHORIZED
+        || (response.version() == Version::HTTP_2 && grpc_rejection(response))
 }
 
-impl Protocol {
-    #[inline]
-    pub(super) fn of(version: Version) -> Self {
-        if version == Version::HTTP_2 {
-            Protocol::Http2
-        } else {
-            Protocol::Http
-        }
-    }
-
-    /// Whether `response` may be a rejection of the token; the challenge decides the rest.
-    #[inline]
-    pub(super) fn may_reject<B>(self, response: &Response<B>) -> bool {
-        let status = response.status();
-        status == StatusCode::UNAUTHORIZED
-            || (self == Protocol::Http2
-                && status == StatusCode::OK
-                && grpc_unauthenticated(response.headers()))
-    }
+/// Out of line, so that other responses pay only for the comparisons before it.
+#[inline(never)]
+fn grpc_rejection<B>(response: &Response<B>) -> bool {
+    response.status() == StatusCode::OK && grpc_unauthenticated(response.headers())
 }
 
 /// For a rejection of a request that carried our token: if the challenge says the token was

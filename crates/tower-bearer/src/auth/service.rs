@@ -7,7 +7,6 @@ use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderValue, Request, Response};
 use tower_service::Service;
 
-use super::rejected::Protocol;
 use super::{BearerAuthLayer, Origin, RelativeUri, ResponseFuture};
 use crate::cache::Reader;
 use crate::{BoxError, TokenCache};
@@ -88,25 +87,48 @@ impl<S> BearerAuth<S> {
     /// against an allow-list: that is an error rather than a request silently sent without
     /// its token (tonic, for one, sends path-only URIs unless given an origin).
     #[inline]
-    fn origin_allowed<B>(&self, request: &Request<B>) -> Result<bool, RelativeUri> {
+    fn origin_check<B>(&self, request: &Request<B>) -> OriginCheck {
         match &self.allowed_origins {
-            None => Ok(true),
+            None => OriginCheck::Allowed,
             Some(origins) => check_origin(origins, request),
         }
     }
 }
 
+/// What the allow-list says about a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OriginCheck {
+    Allowed,
+    NotAllowed,
+    /// A relative URI: it cannot be checked.
+    Relative,
+}
+
 #[inline(never)]
-fn check_origin<B>(origins: &[Origin], request: &Request<B>) -> Result<bool, RelativeUri> {
+fn check_origin<B>(origins: &[Origin], request: &Request<B>) -> OriginCheck {
     let uri = request.uri();
     if uri.scheme().is_none() || uri.host().is_none() {
         if has_authorization(request.headers()) {
             // The caller's own credentials: not ours to check.
-            return Ok(false);
+            return OriginCheck::NotAllowed;
         }
-        return Err(RelativeUri::new(uri));
+        return OriginCheck::Relative;
     }
-    Ok(origins.iter().any(|o| o.matches(uri)))
+    if origins.iter().any(|o| o.matches(uri)) {
+        OriginCheck::Allowed
+    } else {
+        OriginCheck::NotAllowed
+    }
+}
+
+/// What [`BearerAuth::prepare`] did with a request.
+enum Prepared {
+    /// Ready to send; the number of the cache entry whose token it carries, if any.
+    Send(Option<NonZeroU64>),
+    /// A token must be fetched first.
+    Fetch,
+    /// Not to be sent: its URI is relative and an allow-list is set.
+    Refuse,
 }
 
 impl<S, B, ResBody> Service<Request<B>> for BearerAuth<S>
@@ -125,38 +147,46 @@ where
 
     #[inline]
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let protocol = Protocol::of(request.version());
         match self.prepare(&mut request) {
-            Ok(Some(attached)) => {
-                ResponseFuture::sent(self.inner.call(request), attached, protocol)
-            }
-            Ok(None) => self.call_after_fetch(request),
-            Err(error) => ResponseFuture::refused(error),
+            Prepared::Send(attached) => ResponseFuture::sent(self.inner.call(request), attached),
+            Prepared::Fetch => self.call_after_fetch(request),
+            Prepared::Refuse => self.refuse(&request),
         }
     }
 }
 
 impl<S> BearerAuth<S> {
     /// Gets `request` ready to send without waiting: attaches the cached token, or leaves the
-    /// request alone when it is not ours to authorize. `Some` carries what the response
-    /// future keeps to act on a rejection; `None` means a token must be fetched first.
+    /// request alone when it is not ours to authorize.
     #[inline]
-    fn prepare<B>(
-        &mut self,
-        request: &mut Request<B>,
-    ) -> Result<Option<Option<NonZeroU64>>, RelativeUri> {
-        if !self.origin_allowed(request)? || has_authorization(request.headers()) {
-            return Ok(Some(None));
+    fn prepare<B>(&mut self, request: &mut Request<B>) -> Prepared {
+        match self.origin_check(request) {
+            OriginCheck::Allowed => {}
+            OriginCheck::NotAllowed => return Prepared::Send(None),
+            OriginCheck::Relative => return Prepared::Refuse,
+        }
+        if has_authorization(request.headers()) {
+            return Prepared::Send(None);
         }
         let Some(entry) = self.reader.usable_entry() else {
-            return Ok(None);
+            return Prepared::Fetch;
         };
         insert_authorization(request.headers_mut(), entry.token().header_value().clone());
-        Ok(Some(Some(entry.id())))
+        Prepared::Send(Some(entry.id()))
     }
 }
 
 impl<S> BearerAuth<S> {
+    /// The future for a request that is not sent: see [`RelativeUri`].
+    #[cold]
+    #[inline(never)]
+    fn refuse<B>(&self, request: &Request<B>) -> ResponseFuture<S, B>
+    where
+        S: Service<Request<B>>,
+    {
+        ResponseFuture::refused(self.reader.cache().clone(), RelativeUri::new(request.uri()))
+    }
+
     /// The slow path: no usable token. The returned future waits for the fetch, then calls
     /// the service that was made ready.
     #[cold]

@@ -52,8 +52,11 @@ fn grpc_api(
                 .to_owned();
             let accepted = accepts(&token);
             seen.lock().unwrap().push(token);
+            // A server answers in the request's protocol, as hyper does.
+            let version = request.version();
             async move {
                 let mut response = Response::new(());
+                *response.version_mut() = version;
                 response
                     .headers_mut()
                     .insert("content-type", "application/grpc".parse().unwrap());
