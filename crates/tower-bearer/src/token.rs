@@ -48,6 +48,16 @@ struct Inner {
     refresh_after: Option<Instant>,
     scope: Option<String>,
     refresh_token: Option<SecretString>,
+    #[cfg(feature = "dpop")]
+    dpop: Option<DpopBinding>,
+}
+
+/// What a DPoP-bound token needs for its proofs: the key, and the `ath` claim (the token's
+/// hash), made once.
+#[cfg(feature = "dpop")]
+struct DpopBinding {
+    key: crate::dpop::DpopKey,
+    ath: String,
 }
 
 impl Token {
@@ -72,6 +82,8 @@ impl Token {
             refresh_after: None,
             scope: None,
             refresh_token: None,
+            #[cfg(feature = "dpop")]
+            dpop_key: None,
         }
     }
 
@@ -117,6 +129,29 @@ impl Token {
         self.inner.refresh_token.as_ref()
     }
 
+    /// The key a DPoP-bound token (RFC 9449) is bound to: each request that carries the
+    /// token carries a proof signed with it. `None` for a bearer token.
+    #[cfg(feature = "dpop")]
+    pub fn dpop_key(&self) -> Option<&crate::dpop::DpopKey> {
+        self.inner.dpop.as_ref().map(|binding| &binding.key)
+    }
+
+    /// The key, and the `ath` claim of its proofs.
+    #[cfg(feature = "dpop")]
+    pub(crate) fn dpop_binding(&self) -> Option<(&crate::dpop::DpopKey, &str)> {
+        self.inner
+            .dpop
+            .as_ref()
+            .map(|binding| (&binding.key, binding.ath.as_str()))
+    }
+
+    /// Whether requests with this token need a proof: the auth layer sends them by the path
+    /// that can make one.
+    #[inline]
+    pub(crate) fn is_dpop(&self) -> bool {
+        self.inner.token_type == TokenType::DPoP
+    }
+
     /// Whether `self` and `other` are the same token: the same issued value.
     ///
     /// Used to invalidate exactly the token a server rejected.
@@ -150,6 +185,8 @@ pub struct TokenBuilder {
     refresh_after: Option<Duration>,
     scope: Option<String>,
     refresh_token: Option<SecretString>,
+    #[cfg(feature = "dpop")]
+    dpop_key: Option<crate::dpop::DpopKey>,
 }
 
 impl TokenBuilder {
@@ -188,10 +225,33 @@ impl TokenBuilder {
         self
     }
 
+    /// Binds the token to a DPoP key (RFC 9449): its type becomes [`TokenType::DPoP`], and
+    /// every request the auth layer sends with it carries a proof signed with `key`. A
+    /// `DPoP` token cannot be built without its key.
+    #[cfg(feature = "dpop")]
+    pub fn dpop_key(mut self, key: crate::dpop::DpopKey) -> Self {
+        self.token_type = TokenType::DPoP;
+        self.dpop_key = Some(key);
+        self
+    }
+
     /// Checks the value and builds the token with its header value.
     pub fn build(self) -> Result<Token, InvalidToken> {
         let value = self.value.expose_secret();
         check_token_chars(value)?;
+        #[cfg(feature = "dpop")]
+        let dpop = match (&self.token_type, self.dpop_key) {
+            (TokenType::DPoP, Some(key)) => Some(DpopBinding {
+                ath: crate::dpop::access_token_hash(value),
+                key,
+            }),
+            (TokenType::DPoP, None) => return Err(InvalidToken::DpopWithoutKey),
+            (TokenType::Bearer, _) => None,
+        };
+        #[cfg(not(feature = "dpop"))]
+        if self.token_type == TokenType::DPoP {
+            return Err(InvalidToken::DpopWithoutKey);
+        }
         let mut header_text = Vec::with_capacity(self.token_type.as_str().len() + 1 + value.len());
         header_text.extend_from_slice(self.token_type.as_str().as_bytes());
         header_text.push(b' ');
@@ -217,6 +277,8 @@ impl TokenBuilder {
                 refresh_after: self.refresh_after.and_then(|d| now.checked_add(d)),
                 scope: self.scope,
                 refresh_token: self.refresh_token,
+                #[cfg(feature = "dpop")]
+                dpop,
             }),
         })
     }
@@ -320,6 +382,8 @@ pub enum InvalidToken {
         /// Byte offset of the first bad byte.
         position: usize,
     },
+    /// A `DPoP` token without the key it is bound to: no request could carry its proof.
+    DpopWithoutKey,
 }
 
 impl fmt::Display for InvalidToken {
@@ -330,6 +394,12 @@ impl fmt::Display for InvalidToken {
                 f,
                 "the access token has a character that is not allowed in an HTTP header at byte {position} \
                  (only visible ASCII without spaces is allowed; check for a trailing newline or quotes)"
+            ),
+            InvalidToken::DpopWithoutKey => f.write_str(
+                "the access token is DPoP-bound (RFC 9449) but no DPoP key was given, so no \
+                 request could carry its proof; configure the source with a DPoP key (with the \
+                 `dpop` feature: `TokenBuilder::dpop_key`, or the OAuth crate's \
+                 `ClientAuth::dpop`)",
             ),
         }
     }

@@ -11,7 +11,10 @@ use ring::signature::{
 };
 use zeroize::Zeroizing;
 
+use http::{HeaderMap, Uri};
+
 use super::error::KeyRejected;
+use super::nonces::Nonces;
 use super::{jwk, pkcs8, DpopError};
 
 /// The private key a client proves possession of with each request (RFC 9449).
@@ -46,6 +49,8 @@ pub(super) struct Inner {
     pub(super) header_prefix: String,
     public_jwk: String,
     thumbprint: String,
+    /// The latest nonce each server sent.
+    nonces: Nonces,
 }
 
 /// The signature algorithms a DPoP key can use.
@@ -203,6 +208,7 @@ impl DpopKey {
                 header_prefix,
                 public_jwk,
                 thumbprint,
+                nonces: Nonces::default(),
             }),
         })
     }
@@ -224,6 +230,21 @@ impl DpopKey {
     /// hashes them. It has no private members.
     pub fn public_jwk(&self) -> &str {
         &self.inner.public_jwk
+    }
+
+    /// The latest nonce the server at `uri`'s origin sent, for the next proof to it.
+    ///
+    /// Servers that want nonces (RFC 9449 sections 8 and 9) send them in `DPoP-Nonce`;
+    /// [`update_nonce`](Self::update_nonce) keeps them, one per origin, for every clone of
+    /// this key. The auth layer and the OAuth crate's token requests do both.
+    pub fn nonce_for(&self, uri: &Uri) -> Option<Arc<str>> {
+        self.inner.nonces.get(uri)
+    }
+
+    /// Keeps the `DPoP-Nonce` in a response's `headers` from `uri`'s origin, if there is a
+    /// valid one (`1*NQCHAR`); returns whether it is a new nonce.
+    pub fn update_nonce(&self, uri: &Uri, headers: &HeaderMap) -> bool {
+        self.inner.nonces.update(uri, headers)
     }
 }
 

@@ -32,9 +32,11 @@
 mod error;
 mod jwk;
 mod key;
+mod nonces;
 mod pkcs8;
 mod proof;
 
 pub use error::{DpopError, KeyRejected};
 pub use key::DpopKey;
+pub(crate) use nonces::DPOP_NONCE;
 pub use proof::{access_token_hash, htu};

@@ -72,6 +72,28 @@ impl DpopKey {
         access_token: Option<&str>,
         nonce: Option<&str>,
     ) -> Result<HeaderValue, DpopError> {
+        self.proof_with(method, uri, access_token.map(Ath::Token), nonce)
+    }
+
+    /// [`proof`](Self::proof), with the `ath` already computed ([`access_token_hash`]): what
+    /// the auth layer sends with every request, the hash made once per token.
+    pub(crate) fn proof_with_ath(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        ath: &str,
+        nonce: Option<&str>,
+    ) -> Result<HeaderValue, DpopError> {
+        self.proof_with(method, uri, Some(Ath::Hash(ath)), nonce)
+    }
+
+    fn proof_with(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        ath: Option<Ath<'_>>,
+        nonce: Option<&str>,
+    ) -> Result<HeaderValue, DpopError> {
         let htu = TargetUri::new(uri)?;
         if let Some(nonce) = nonce {
             check_nonce(nonce)?;
@@ -91,7 +113,7 @@ impl DpopKey {
             htm: method.as_str(),
             htu: &htu,
             iat,
-            access_token,
+            ath,
             nonce,
         }
         .to_json();
@@ -214,8 +236,17 @@ struct Claims<'a> {
     htm: &'a str,
     htu: &'a TargetUri<'a>,
     iat: u64,
-    access_token: Option<&'a str>,
+    ath: Option<Ath<'a>>,
     nonce: Option<&'a str>,
+}
+
+/// What the `ath` claim is made from.
+#[derive(Clone, Copy)]
+enum Ath<'a> {
+    /// The access token, to hash.
+    Token(&'a str),
+    /// Its hash, base64url already.
+    Hash(&'a str),
 }
 
 impl Claims<'_> {
@@ -240,10 +271,19 @@ impl Claims<'_> {
         self.htu.write(&mut json, push_json_char);
         // Writing to a `String` cannot fail.
         let _ = write!(json, r#"","iat":{}"#, self.iat);
-        if let Some(access_token) = self.access_token {
-            json.push_str(r#","ath":""#);
-            URL_SAFE_NO_PAD.encode_string(Sha256::digest(access_token.as_bytes()), &mut json);
-            json.push('"');
+        match self.ath {
+            Some(Ath::Token(access_token)) => {
+                json.push_str(r#","ath":""#);
+                URL_SAFE_NO_PAD.encode_string(Sha256::digest(access_token.as_bytes()), &mut json);
+                json.push('"');
+            }
+            // Made by `access_token_hash`: base64url, nothing to escape.
+            Some(Ath::Hash(hash)) => {
+                json.push_str(r#","ath":""#);
+                json.push_str(hash);
+                json.push('"');
+            }
+            None => {}
         }
         if let Some(nonce) = self.nonce {
             json.push_str(r#","nonce":"#);
@@ -256,7 +296,7 @@ impl Claims<'_> {
 
 /// Checks a nonce is `1*NQCHAR` (RFC 9449 section 8.1), which also makes it JSON that needs
 /// no escaping.
-fn check_nonce(nonce: &str) -> Result<(), DpopError> {
+pub(super) fn check_nonce(nonce: &str) -> Result<(), DpopError> {
     if nonce.is_empty() {
         return Err(DpopError::InvalidNonce { position: 0 });
     }
