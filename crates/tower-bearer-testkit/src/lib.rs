@@ -155,7 +155,7 @@ pub use streaming_body::StreamingBody;
 pub use test_key::TestKey;
 pub use test_pki::{HttpsClient, TestCertificate, TestPki};
 pub use token_request::{ClientAuthMethod, TokenRequest};
-pub use token_source::client_credentials_source;
+pub use token_source::{client_credentials_source, dpop_client_credentials_source};
 pub use tracing_capture::{capture_tracing, TracingCapture};
 
 use std::sync::{Mutex, MutexGuard};

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::Uri;
 use http_body_util::{BodyExt, Full};
+use tower_bearer::dpop::DpopKey;
 use tower_bearer::{source, FetchError, Token, TokenSource};
 
 use crate::{http_client, AuthServer};
@@ -40,8 +42,48 @@ pub fn client_credentials_source(
     client_id: &str,
     client_secret: &str,
 ) -> impl TokenSource {
+    wire_source(auth, client_id, client_secret, None)
+}
+
+/// [`client_credentials_source`] with DPoP (RFC 9449): each token request carries a proof
+/// signed with `key` (with the server's nonce, after one `use_dpop_nonce`), and the tokens
+/// are bound to the key, so the auth layer sends a proof with each request too.
+///
+/// ```
+/// use tower_bearer::dpop::DpopKey;
+/// use tower_bearer::TokenCache;
+/// use tower_bearer_testkit::{dpop_client_credentials_source, AuthServer};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// let auth = AuthServer::start().await?;
+/// let key = DpopKey::generate_es256()?;
+/// let cache = TokenCache::new(dpop_client_credentials_source(&auth, key.clone()));
+/// let token = cache.token().await?;
+/// assert_eq!(auth.token_jkt(&tower_bearer::ExposeSecret::expose_secret(token.secret())).as_deref(), Some(key.thumbprint()));
+/// # Ok(())
+/// # }
+/// ```
+pub fn dpop_client_credentials_source(auth: &AuthServer, key: DpopKey) -> impl TokenSource {
+    wire_source(
+        auth,
+        AuthServer::DEFAULT_CLIENT_ID,
+        AuthServer::DEFAULT_CLIENT_SECRET,
+        Some(key),
+    )
+}
+
+fn wire_source(
+    auth: &AuthServer,
+    client_id: &str,
+    client_secret: &str,
+    key: Option<DpopKey>,
+) -> impl TokenSource {
     let client = http_client();
-    let token_url = auth.token_url();
+    let token_url: Uri = auth
+        .token_url()
+        .parse()
+        .expect("the kit's token URL is a URI");
     let form: String = form_urlencoded::Serializer::new(String::new())
         .append_pair("grant_type", "client_credentials")
         .append_pair("client_id", client_id)
@@ -51,21 +93,19 @@ pub fn client_credentials_source(
         let client = client.clone();
         let token_url = token_url.clone();
         let form = form.clone();
+        let key = key.clone();
         async move {
-            let request = http::Request::post(token_url)
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(Full::new(Bytes::from(form)))
-                .map_err(|e| FetchError::permanent("bad token request").with_source(e))?;
-            let response = client
-                .request(request)
-                .await
-                .map_err(|e| FetchError::transient("token endpoint unreachable").with_source(e))?;
-            let status = response.status();
-            let body = response
-                .collect()
-                .await
-                .map_err(|e| FetchError::transient("token response cut short").with_source(e))?
-                .to_bytes();
+            let mut answer = request_token(&client, &token_url, &form, key.as_ref()).await?;
+            if let Some(key) = &key {
+                // One retry with the server's nonce (RFC 9449 section 8).
+                if answer.0 == 400
+                    && answer.1["error"] == "use_dpop_nonce"
+                    && key.nonce_for(&token_url).is_some()
+                {
+                    answer = request_token(&client, &token_url, &form, Some(key)).await?;
+                }
+            }
+            let (status, json) = answer;
             if status == 400 || status == 401 {
                 return Err(FetchError::permanent(format!(
                     "the token endpoint refused the client ({status})"
@@ -76,14 +116,55 @@ pub fn client_credentials_source(
                     "token endpoint answered {status}"
                 )));
             }
-            let json: serde_json::Value = serde_json::from_slice(&body)
-                .map_err(|e| FetchError::transient("token response is not JSON").with_source(e))?;
             let value = json["access_token"].as_str().unwrap_or_default();
             let lifetime = json["expires_in"].as_u64().unwrap_or(60);
-            Token::builder(value)
-                .expires_in(Duration::from_secs(lifetime))
-                .build()
-                .map_err(FetchError::from)
+            let mut token = Token::builder(value).expires_in(Duration::from_secs(lifetime));
+            if let Some(key) = key {
+                if !json["token_type"]
+                    .as_str()
+                    .is_some_and(|t| t.eq_ignore_ascii_case("dpop"))
+                {
+                    return Err(FetchError::permanent(
+                        "a DPoP proof was sent but the token is not DPoP-bound",
+                    ));
+                }
+                token = token.dpop_key(key);
+            }
+            token.build().map_err(FetchError::from)
         }
     })
+}
+
+/// One token request; the status and the JSON body (`null` if it is not JSON).
+async fn request_token(
+    client: &crate::HttpClient,
+    token_url: &Uri,
+    form: &str,
+    key: Option<&DpopKey>,
+) -> Result<(http::StatusCode, serde_json::Value), FetchError> {
+    let mut request = http::Request::post(token_url.clone())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Full::new(Bytes::from(form.to_owned())))
+        .map_err(|e| FetchError::permanent("bad token request").with_source(e))?;
+    if let Some(key) = key {
+        let nonce = key.nonce_for(token_url);
+        let proof = key
+            .proof(&http::Method::POST, token_url, None, nonce.as_deref())
+            .map_err(|e| FetchError::permanent("no DPoP proof").with_source(e))?;
+        request.headers_mut().insert("dpop", proof);
+    }
+    let response = client
+        .request(request)
+        .await
+        .map_err(|e| FetchError::transient("token endpoint unreachable").with_source(e))?;
+    if let Some(key) = key {
+        key.update_nonce(token_url, response.headers());
+    }
+    let status = response.status();
+    let body = response
+        .collect()
+        .await
+        .map_err(|e| FetchError::transient("token response cut short").with_source(e))?
+        .to_bytes();
+    Ok((status, serde_json::from_slice(&body).unwrap_or_default()))
 }

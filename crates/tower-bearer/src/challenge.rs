@@ -45,9 +45,75 @@ const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 /// writes a broken header. A malformed element inside a challenge is skipped up to the next
 /// comma, so `Bearer error="insufficient_scope` (unterminated) reads as a bare `Bearer`.
 pub fn token_rejected(headers: &HeaderMap) -> bool {
-    // Field lines combine into one comma-separated list (RFC 9110 section 5.3), so the
-    // auth-params of a challenge may go on in the next line. Each line is read on its own,
-    // so an unterminated quote cannot swallow the lines after it.
+    match first_challenge_error(headers, Scheme::Bearer) {
+        Challenged::Error(error) => *error == *b"invalid_token",
+        Challenged::NoError | Challenged::NoChallenge => true,
+        Challenged::OnlyOthers => false,
+    }
+}
+
+/// What a 401 to a request with a DPoP-bound token (RFC 9449 section 7.1) asks for.
+///
+/// - [`TokenRejected`](DpopChallenge::TokenRejected): a `DPoP` challenge with
+///   `error="invalid_token"` or with no error, or no `WWW-Authenticate` at all; a new token
+///   may succeed.
+/// - [`NonceRequired`](DpopChallenge::NonceRequired): `error="use_dpop_nonce"`; the token is
+///   fine, and the request should be sent again with a proof that carries the nonce from the
+///   response's `DPoP-Nonce` (section 9).
+/// - [`Other`](DpopChallenge::Other): anything else (`invalid_dpop_proof`,
+///   `insufficient_scope`, only other schemes challenged); neither a new token nor a nonce
+///   would help.
+///
+/// ```
+/// use http::header::WWW_AUTHENTICATE;
+/// use http::{HeaderMap, HeaderValue};
+/// use tower_bearer::challenge::{dpop_challenge, DpopChallenge};
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert(
+///     WWW_AUTHENTICATE,
+///     HeaderValue::from_static(r#"DPoP error="use_dpop_nonce", algs="ES256""#),
+/// );
+/// assert_eq!(dpop_challenge(&headers), DpopChallenge::NonceRequired);
+/// ```
+pub fn dpop_challenge(headers: &HeaderMap) -> DpopChallenge {
+    match first_challenge_error(headers, Scheme::DPoP) {
+        Challenged::Error(error) if *error == *b"invalid_token" => DpopChallenge::TokenRejected,
+        Challenged::Error(error) if *error == *b"use_dpop_nonce" => DpopChallenge::NonceRequired,
+        Challenged::Error(_) | Challenged::OnlyOthers => DpopChallenge::Other,
+        Challenged::NoError | Challenged::NoChallenge => DpopChallenge::TokenRejected,
+    }
+}
+
+/// What a 401 to a DPoP request asks for; see [`dpop_challenge`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DpopChallenge {
+    /// The token is no good; a new one may succeed.
+    TokenRejected,
+    /// Send again with the server's nonce in the proof.
+    NonceRequired,
+    /// Neither would help.
+    Other,
+}
+
+/// How the first challenge of one scheme reads.
+enum Challenged<'a> {
+    /// It has this `error` code (quoted-pairs resolved).
+    Error(Cow<'a, [u8]>),
+    /// It has no `error`.
+    NoError,
+    /// Challenges were made, none for the scheme: its token will not satisfy them.
+    OnlyOthers,
+    /// No readable challenge at all, like a bare 401.
+    NoChallenge,
+}
+
+/// The first challenge for `wanted` across the field lines, and its error code. Field lines
+/// combine into one comma-separated list (RFC 9110 section 5.3), so the auth-params of a
+/// challenge may go on in the next line. Each line is read on its own, so an unterminated
+/// quote cannot swallow the lines after it.
+fn first_challenge_error(headers: &HeaderMap, wanted: Scheme) -> Challenged<'_> {
     let mut elements = headers
         .get_all(WWW_AUTHENTICATE)
         .iter()
@@ -58,15 +124,19 @@ pub fn token_rejected(headers: &HeaderMap) -> bool {
             continue;
         };
         challenged = true;
-        match Scheme::from_name(scheme) {
-            Scheme::Bearer => {
-                let params = elements.by_ref().map_while(Element::into_param);
-                return bearer_rejects_token(params);
-            }
-            Scheme::Other => {}
+        if Scheme::from_name(scheme) == wanted {
+            let mut params = elements.by_ref().map_while(Element::into_param);
+            return match params.find(|param| param.name.eq_ignore_ascii_case(b"error")) {
+                Some(error) => Challenged::Error(error.value.unescaped()),
+                None => Challenged::NoError,
+            };
         }
     }
-    !challenged
+    if challenged {
+        Challenged::OnlyOthers
+    } else {
+        Challenged::NoChallenge
+    }
 }
 
 /// Whether these response headers carry gRPC's `UNAUTHENTICATED` (`grpc-status: 16`).
@@ -92,21 +162,13 @@ pub fn grpc_unauthenticated(headers: &HeaderMap) -> bool {
         .is_some_and(|status| status.as_bytes().trim_ascii() == b"16")
 }
 
-/// The decision for the first `Bearer` challenge, from its auth-params (RFC 6750 section 3.1).
-/// Error codes compare exactly, after quoted-pairs are resolved.
-fn bearer_rejects_token<'a>(mut params: impl Iterator<Item = AuthParam<'a>>) -> bool {
-    match params.find(|param| param.name.eq_ignore_ascii_case(b"error")) {
-        None => true,
-        Some(error) => *error.value.unescaped() == *b"invalid_token",
-    }
-}
-
 /// The auth-schemes a decision depends on; scheme names are case-insensitive (RFC 9110
-/// section 11.1). Acting on `DPoP` challenges (RFC 9449 section 7.1) means one more variant
-/// here and one more arm in [`token_rejected`].
+/// section 11.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Scheme {
     Bearer,
+    /// RFC 9449 section 7.1.
+    DPoP,
     Other,
 }
 
@@ -114,6 +176,8 @@ impl Scheme {
     fn from_name(name: &[u8]) -> Self {
         if name.eq_ignore_ascii_case(b"Bearer") {
             Scheme::Bearer
+        } else if name.eq_ignore_ascii_case(b"DPoP") {
+            Scheme::DPoP
         } else {
             Scheme::Other
         }
@@ -365,6 +429,44 @@ fn is_token68_char(byte: u8) -> bool {
 mod tests {
     use super::*;
     use http::HeaderValue;
+
+    fn dpop(values: &[&str]) -> DpopChallenge {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(WWW_AUTHENTICATE, HeaderValue::from_str(value).unwrap());
+        }
+        dpop_challenge(&headers)
+    }
+
+    #[test]
+    fn dpop_challenges_say_whether_the_token_or_the_nonce_is_wanted() {
+        use DpopChallenge::*;
+        assert_eq!(dpop(&[]), TokenRejected, "a bare 401");
+        assert_eq!(dpop(&[r#"DPoP algs="ES256""#]), TokenRejected);
+        assert_eq!(
+            dpop(&[r#"DPoP error="invalid_token", algs="ES256""#]),
+            TokenRejected
+        );
+        assert_eq!(dpop(&[r#"dpop error="use_dpop_nonce""#]), NonceRequired);
+        assert_eq!(
+            dpop(&[
+                r#"Bearer realm="x""#,
+                r#"DPoP algs="ES256", error="use_dpop_nonce""#
+            ]),
+            NonceRequired,
+            "the DPoP challenge decides, wherever it is"
+        );
+        assert_eq!(dpop(&[r#"DPoP error="invalid_dpop_proof""#]), Other);
+        assert_eq!(dpop(&[r#"DPoP error="insufficient_scope""#]), Other);
+        assert_eq!(
+            dpop(&[r#"Bearer error="invalid_token""#]),
+            Other,
+            "not our scheme"
+        );
+        // A DPoP challenge to a bearer request says what the server wants, not that the
+        // bearer token was bad.
+        assert!(!rejected(&[r#"DPoP algs="ES256""#]));
+    }
 
     fn rejected(values: &[&str]) -> bool {
         let values: Vec<&[u8]> = values.iter().map(|value| value.as_bytes()).collect();

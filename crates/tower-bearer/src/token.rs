@@ -147,6 +147,7 @@ impl Token {
 
     /// Whether requests with this token need a proof: the auth layer sends them by the path
     /// that can make one.
+    #[cfg(feature = "dpop")]
     #[inline]
     pub(crate) fn is_dpop(&self) -> bool {
         self.inner.token_type == TokenType::DPoP

@@ -66,6 +66,9 @@ where
     request: Option<Request<B>>,
     // Once sent: the response future, and the token sent.
     sent: Option<(Pin<Box<S::Future>>, Token)>,
+    // For a DPoP-bound token, once sent: what its response is read with.
+    #[cfg(feature = "dpop")]
+    dpop: Option<super::dpop::Sent>,
 }
 
 impl<S, B> ResponseFuture<S, B>
@@ -90,6 +93,8 @@ where
                     service: None,
                     request: None,
                     sent: None,
+                    #[cfg(feature = "dpop")]
+                    dpop: None,
                 }),
             },
         }
@@ -108,6 +113,8 @@ where
                     service: Some(service),
                     request: Some(request),
                     sent: None,
+                    #[cfg(feature = "dpop")]
+                    dpop: None,
                 }),
             },
         }
@@ -139,8 +146,14 @@ where
                 StateProj::Fetching { fetching } => {
                     if let Some((sent, token)) = &mut fetching.sent {
                         let mut response = ready!(sent.as_mut().poll(cx)).map_err(Into::into)?;
+                        let reject = || fetching.cache.reject(token);
+                        #[cfg(feature = "dpop")]
+                        if let Some(dpop) = &fetching.dpop {
+                            super::dpop::on_response(&mut response, dpop, reject);
+                            return Poll::Ready(Ok(response));
+                        }
                         if may_reject(&response) {
-                            on_rejection(&mut response, || fetching.cache.reject(token));
+                            on_rejection(&mut response, reject);
                         }
                         return Poll::Ready(Ok(response));
                     }
@@ -151,6 +164,10 @@ where
                         return Poll::Ready(Err(polled_after_completion()));
                     };
                     insert_authorization(request.headers_mut(), token.header_value().clone());
+                    #[cfg(feature = "dpop")]
+                    {
+                        fetching.dpop = super::dpop::attach_proof(&mut request, &token)?;
+                    }
                     fetching.sent = Some((Box::pin(service.call(request)), token));
                 }
             }

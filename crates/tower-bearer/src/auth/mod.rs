@@ -96,6 +96,8 @@
 //! which attaches the token only to the origins listed. Without the list, that order sends
 //! the token to every hop, wherever it points.
 
+#[cfg(feature = "dpop")]
+mod dpop;
 mod future;
 mod layer;
 mod origin;

@@ -45,6 +45,18 @@ pub(super) fn on_rejection<B>(response: &mut Response<B>, reject: impl FnOnce() 
     if !token_rejected(response.headers()) {
         return;
     }
+    invalidate(response, reject);
+}
+
+/// Has the cache invalidate the token a response rejected, and marks it for the retry
+/// layer; the challenge has been read already.
+pub(super) fn invalidate<B>(response: &mut Response<B>, reject: impl FnOnce() -> Rejected) {
     let replay = reject() != Rejected::HeldOff;
+    mark_for_replay(response, replay);
+}
+
+/// Marks a response for the retry layer: a replay would (or, with `false`, would not) go
+/// out with something this request lacked, a new token or a server's nonce.
+pub(super) fn mark_for_replay<B>(response: &mut Response<B>, replay: bool) {
     response.extensions_mut().insert(TokenRejected { replay });
 }

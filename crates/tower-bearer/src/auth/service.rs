@@ -171,6 +171,11 @@ impl<S> BearerAuth<S> {
         let Some(entry) = self.reader.usable_entry() else {
             return Prepared::Fetch;
         };
+        // A DPoP-bound token needs a proof: the slower path makes it (see `auth::dpop`).
+        #[cfg(feature = "dpop")]
+        if entry.token().is_dpop() {
+            return Prepared::Fetch;
+        }
         insert_authorization(request.headers_mut(), entry.token().header_value().clone());
         Prepared::Send(Some(entry.id()))
     }

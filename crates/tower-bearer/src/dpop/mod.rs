@@ -38,5 +38,4 @@ mod proof;
 
 pub use error::{DpopError, KeyRejected};
 pub use key::DpopKey;
-pub(crate) use nonces::DPOP_NONCE;
 pub use proof::{access_token_hash, htu};

@@ -2,6 +2,7 @@
 
 mod auth;
 mod cache;
+mod dpop;
 mod e2e;
 mod faults;
 mod grpc;
