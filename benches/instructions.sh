@@ -22,11 +22,23 @@ count() { # id calls -> instructions
 echo "| hot_path id | instructions per call | ratio to add_authorization |"
 echo "|---|---:|---:|"
 declare -A per_call
-for id in noop add_authorization bearer_auth bearer_auth_with_retry naive_mutex naive_rwlock; do
-    full=$(count "$id" "$calls")
+ids="noop add_authorization bearer_auth bearer_auth_with_retry naive_mutex naive_rwlock noop_absolute bearer_auth_absolute dpop dpop_proof"
+for id in $ids; do
+    # A proof is a signature, thousands of times the rest: fewer calls keep the run short.
+    n=$calls
+    case $id in dpop*) n=2000 ;; esac
+    full=$(count "$id" "$n")
     setup=$(count "$id" 0)
-    per_call[$id]=$(( (full - setup) / calls ))
+    per_call[$id]=$(( (full - setup) / n ))
 done
-for id in noop add_authorization bearer_auth bearer_auth_with_retry naive_mutex naive_rwlock; do
+for id in $ids; do
     python3 -c "print(f'| $id | ${per_call[$id]} | {${per_call[$id]} / ${per_call[add_authorization]}:.3f}x |')"
 done
+echo
+echo "DPoP, the layer's own work (what is not building the request or the proof):"
+python3 -c "
+bearer = ${per_call[bearer_auth_absolute]} - ${per_call[noop_absolute]}
+dpop = ${per_call[dpop]} - ${per_call[dpop_proof]}
+print(f'bearer_auth_absolute - noop_absolute = {bearer}; dpop - dpop_proof = {dpop}; ratio {dpop / bearer:.2f}x')
+print(f'dpop / bearer_auth_absolute = {${per_call[dpop]} / ${per_call[bearer_auth_absolute]}:.1f}x; the proof is {${per_call[dpop_proof]} / ${per_call[dpop]}:.1%} of a DPoP call')
+"

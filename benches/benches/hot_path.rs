@@ -13,7 +13,10 @@ use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use benches::{call_now, request, warm_cache, NaiveMutex, NaiveRwLock, Noop, TOKEN};
+use benches::{
+    absolute_request, call_now, request, warm_cache, warm_dpop_cache, NaiveMutex, NaiveRwLock,
+    Noop, DPOP_URI, TOKEN,
+};
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
 use http::Request;
 use tower::{Layer, Service};
@@ -67,6 +70,20 @@ fn bench<S>(
     });
 }
 
+/// Registers `id`, measured with `service` on [`absolute_request`]s, uncontended.
+fn bench_absolute<S>(
+    group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    id: &str,
+    mut service: S,
+) where
+    S: Service<Request<()>, Response = Response>,
+    S::Error: std::fmt::Debug,
+{
+    group.bench_function(id, |b| {
+        b.iter(|| black_box(call_now(&mut service, black_box(absolute_request()))))
+    });
+}
+
 fn hot_path(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -95,6 +112,20 @@ fn hot_path(c: &mut Criterion) {
         let with_retry = RetryOn401Layer::new().layer(BearerAuthLayer::new(cache).layer(Noop));
         bench(&mut group, "bearer_auth_with_retry", with_retry, contended);
         bench(&mut group, "naive_mutex", NaiveMutex::new(Noop), contended);
+        if !contended {
+            // DPoP (RFC 9449): a proof per request, against the bearer path with the same
+            // request (a proof needs an absolute URI); `dpop_proof` is the proof alone.
+            let (dpop_cache, key) = warm_dpop_cache(&runtime, false);
+            let bearer = BearerAuthLayer::new(warm_cache(&runtime)).layer(Noop);
+            let dpop = BearerAuthLayer::new(dpop_cache).layer(Noop);
+            bench_absolute(&mut group, "bearer_auth_absolute", bearer);
+            bench_absolute(&mut group, "dpop", dpop);
+            let uri = http::Uri::from_static(DPOP_URI);
+            let ath = tower_bearer::dpop::access_token_hash(TOKEN);
+            group.bench_function("dpop_proof", |b| {
+                b.iter(|| black_box(key.proof_with_ath(&http::Method::GET, &uri, &ath, None)))
+            });
+        }
         bench(
             &mut group,
             "naive_rwlock",

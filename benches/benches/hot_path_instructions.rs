@@ -7,7 +7,10 @@
 use std::hint::black_box;
 use std::process::ExitCode;
 
-use benches::{call_now, request, warm_cache, NaiveMutex, NaiveRwLock, Noop, TOKEN};
+use benches::{
+    absolute_request, call_now, request, warm_cache, warm_dpop_cache, NaiveMutex, NaiveRwLock,
+    Noop, TOKEN,
+};
 use http::Request;
 use tower::{Layer, Service};
 use tower_bearer::{BearerAuthLayer, RetryOn401Layer};
@@ -17,13 +20,22 @@ use tower_http::auth::AddAuthorizationLayer;
 /// removes by also running each id with zero calls.
 const CALLS: u32 = 200_000;
 
-fn run<S>(mut service: S, calls: u32)
+fn run<S>(service: S, calls: u32)
+where
+    S: Service<Request<()>>,
+    S::Error: std::fmt::Debug,
+{
+    run_with(service, calls, request);
+}
+
+/// [`run`] with requests from `make`: the DPoP ids need an absolute URI.
+fn run_with<S>(mut service: S, calls: u32, make: fn() -> Request<()>)
 where
     S: Service<Request<()>>,
     S::Error: std::fmt::Debug,
 {
     for _ in 0..calls {
-        black_box(call_now(&mut service, black_box(request())));
+        black_box(call_now(&mut service, black_box(make())));
     }
 }
 
@@ -54,10 +66,35 @@ fn main() -> ExitCode {
         ),
         "naive_mutex" => run(NaiveMutex::new(Noop), calls),
         "naive_rwlock" => run(NaiveRwLock::new(Noop), calls),
+        "noop_absolute" => run_with(Noop, calls, absolute_request),
+        "bearer_auth_absolute" => run_with(
+            BearerAuthLayer::new(cache).layer(Noop),
+            calls,
+            absolute_request,
+        ),
+        "dpop" => {
+            let (dpop_cache, _key) = warm_dpop_cache(&runtime, true);
+            run_with(
+                BearerAuthLayer::new(dpop_cache).layer(Noop),
+                calls,
+                absolute_request,
+            )
+        }
+        "dpop_proof" => {
+            let (_cache, key) = warm_dpop_cache(&runtime, true);
+            // What the layer signs: the token's hash is made once per token, not per proof.
+            let ath = tower_bearer::dpop::access_token_hash(TOKEN);
+            for _ in 0..calls {
+                let request = black_box(absolute_request());
+                let proof = key.proof_with_ath(request.method(), request.uri(), &ath, None);
+                black_box(proof.expect("a proof"));
+            }
+        }
         _ => {
             eprintln!(
                 "usage: hot_path_instructions <id> [calls]; ids: noop, add_authorization, \
-                 bearer_auth, bearer_auth_with_retry, naive_mutex, naive_rwlock"
+                 bearer_auth, bearer_auth_with_retry, naive_mutex, naive_rwlock, \
+                 noop_absolute, bearer_auth_absolute, dpop, dpop_proof"
             );
             return ExitCode::from(2);
         }

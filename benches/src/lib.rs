@@ -14,6 +14,7 @@ use std::time::Duration;
 use http::header::{ACCEPT, AUTHORIZATION, USER_AGENT};
 use http::{HeaderValue, Request, Response};
 use tower::Service;
+use tower_bearer::dpop::DpopKey;
 use tower_bearer::{source, FetchError, Token, TokenCache};
 use tower_bearer_oauth2::{BuildError, ClientAuth, ClientCredentials, Endpoint};
 use tower_bearer_testkit::AuthServer;
@@ -34,6 +35,16 @@ pub fn request() -> Request<()> {
     let headers = request.headers_mut();
     headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
     headers.insert(USER_AGENT, HeaderValue::from_static("tower-bearer-bench"));
+    request
+}
+
+/// The URI the DPoP ids' requests go to: a proof names it (`htu`), so it must be absolute.
+pub const DPOP_URI: &str = "https://api.example.com/v1/orders";
+
+/// [`request`], to [`DPOP_URI`]: what the DPoP comparison sends, bearer and DPoP alike.
+pub fn absolute_request() -> Request<()> {
+    let mut request = request();
+    *request.uri_mut() = http::Uri::from_static(DPOP_URI);
     request
 }
 
@@ -95,6 +106,36 @@ pub fn warm_cache(runtime: &tokio::runtime::Runtime) -> TokenCache {
         .block_on(cache.token())
         .expect("the bench source cannot fail");
     cache
+}
+
+/// A token cache holding a fresh DPoP-bound token (RFC 9449) valid for an hour, and its
+/// key (ES256 unless `ed25519`); see [`warm_cache`].
+///
+/// Instruction counts use Ed25519: its signatures are deterministic, so two runs count the
+/// same, where ES256 draws a random nonce per signature and its count moves by thousands.
+pub fn warm_dpop_cache(runtime: &tokio::runtime::Runtime, ed25519: bool) -> (TokenCache, DpopKey) {
+    let key = if ed25519 {
+        DpopKey::generate_ed25519()
+    } else {
+        DpopKey::generate_es256()
+    }
+    .expect("ring generates a key");
+    let bound = key.clone();
+    let source = source::from_fn(move || {
+        let key = bound.clone();
+        async move {
+            Token::builder(TOKEN)
+                .expires_in(Duration::from_secs(3600))
+                .dpop_key(key)
+                .build()
+                .map_err(FetchError::from)
+        }
+    });
+    let cache = TokenCache::new(source);
+    runtime
+        .block_on(cache.token())
+        .expect("the bench source cannot fail");
+    (cache, key)
 }
 
 /// What a hand-written cache keeps: the header to send and when it stops being valid.

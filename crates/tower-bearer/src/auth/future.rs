@@ -10,7 +10,6 @@ use tower_service::Service;
 
 use super::rejected::{may_reject, on_rejection};
 use super::service::insert_authorization;
-use super::RelativeUri;
 use crate::cache::Entry;
 use crate::{BoxError, FetchError, Token, TokenCache};
 
@@ -59,7 +58,8 @@ struct Fetching<S, B>
 where
     S: Service<Request<B>>,
 {
-    fetch: TokenFetch,
+    // `None` once the token is in hand (or from the start, for a DPoP request).
+    fetch: Option<TokenFetch>,
     cache: TokenCache,
     // Both `Some` until the token arrives.
     service: Option<S>,
@@ -84,17 +84,40 @@ where
 
     /// A request that is not sent: the future fails with `error`. It goes the way of a
     /// failed fetch, so that the usual path's `match` has no arm for it.
-    pub(super) fn refused(cache: TokenCache, error: RelativeUri) -> Self {
+    pub(super) fn refused(cache: TokenCache, error: BoxError) -> Self {
         ResponseFuture {
             state: State::Fetching {
                 fetching: Box::new(Fetching {
-                    fetch: Box::pin(std::future::ready(Err(error.into()))),
+                    fetch: Some(Box::pin(std::future::ready(Err(error)))),
                     cache,
                     service: None,
                     request: None,
                     sent: None,
                     #[cfg(feature = "dpop")]
                     dpop: None,
+                }),
+            },
+        }
+    }
+
+    /// Sent with a DPoP-bound token and its proof. It takes the boxed state, as a fetch
+    /// does, so the bearer path's state stays small; a proof costs far more than the box.
+    #[cfg(feature = "dpop")]
+    pub(super) fn sent_dpop(
+        cache: TokenCache,
+        future: S::Future,
+        token: Token,
+        dpop: super::dpop::Sent,
+    ) -> Self {
+        ResponseFuture {
+            state: State::Fetching {
+                fetching: Box::new(Fetching {
+                    fetch: None,
+                    cache,
+                    service: None,
+                    request: None,
+                    sent: Some((Box::pin(future), token)),
+                    dpop: Some(dpop),
                 }),
             },
         }
@@ -108,7 +131,7 @@ where
         ResponseFuture {
             state: State::Fetching {
                 fetching: Box::new(Fetching {
-                    fetch,
+                    fetch: Some(fetch),
                     cache,
                     service: Some(service),
                     request: Some(request),
@@ -157,7 +180,11 @@ where
                         }
                         return Poll::Ready(Ok(response));
                     }
-                    let token = ready!(fetching.fetch.as_mut().poll(cx))?;
+                    let Some(fetch) = fetching.fetch.as_mut() else {
+                        return Poll::Ready(Err(polled_after_completion()));
+                    };
+                    let token = ready!(fetch.as_mut().poll(cx))?;
+                    fetching.fetch = None;
                     let (Some(mut service), Some(mut request)) =
                         (fetching.service.take(), fetching.request.take())
                     else {

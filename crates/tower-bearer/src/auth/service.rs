@@ -129,6 +129,9 @@ enum Prepared {
     Fetch,
     /// Not to be sent: its URI is relative and an allow-list is set.
     Refuse,
+    /// To be sent with this DPoP-bound token and a proof.
+    #[cfg(feature = "dpop")]
+    Dpop(crate::Token),
 }
 
 impl<S, B, ResBody> Service<Request<B>> for BearerAuth<S>
@@ -151,6 +154,8 @@ where
             Prepared::Send(attached) => ResponseFuture::sent(self.inner.call(request), attached),
             Prepared::Fetch => self.call_after_fetch(request),
             Prepared::Refuse => self.refuse(&request),
+            #[cfg(feature = "dpop")]
+            Prepared::Dpop(token) => self.call_dpop(request, token),
         }
     }
 }
@@ -171,10 +176,10 @@ impl<S> BearerAuth<S> {
         let Some(entry) = self.reader.usable_entry() else {
             return Prepared::Fetch;
         };
-        // A DPoP-bound token needs a proof: the slower path makes it (see `auth::dpop`).
+        // A DPoP-bound token needs a proof, made out of line (see `auth::dpop`).
         #[cfg(feature = "dpop")]
         if entry.token().is_dpop() {
-            return Prepared::Fetch;
+            return Prepared::Dpop(entry.token().clone());
         }
         insert_authorization(request.headers_mut(), entry.token().header_value().clone());
         Prepared::Send(Some(entry.id()))
@@ -189,7 +194,29 @@ impl<S> BearerAuth<S> {
     where
         S: Service<Request<B>>,
     {
-        ResponseFuture::refused(self.reader.cache().clone(), RelativeUri::new(request.uri()))
+        let error = RelativeUri::new(request.uri());
+        ResponseFuture::refused(self.reader.cache().clone(), error.into())
+    }
+
+    /// Sends `request` with a DPoP-bound token and a proof for it; refuses it when no
+    /// proof can be made (a relative URI).
+    #[cfg(feature = "dpop")]
+    #[cold]
+    #[inline(never)]
+    fn call_dpop<B>(&mut self, mut request: Request<B>, token: crate::Token) -> ResponseFuture<S, B>
+    where
+        S: Service<Request<B>>,
+    {
+        insert_authorization(request.headers_mut(), token.header_value().clone());
+        let cache = self.reader.cache().clone();
+        match super::dpop::attach_proof(&mut request, &token) {
+            Ok(Some(sent)) => {
+                ResponseFuture::sent_dpop(cache, self.inner.call(request), token, sent)
+            }
+            // A `DPoP` token always has its key; were it not bound, it would go as it is.
+            Ok(None) => ResponseFuture::sent(self.inner.call(request), None),
+            Err(error) => ResponseFuture::refused(cache, error.into()),
+        }
     }
 
     /// The slow path: no usable token. The returned future waits for the fetch, then calls

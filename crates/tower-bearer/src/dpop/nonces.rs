@@ -1,6 +1,7 @@
 //! The nonces servers have handed the client (RFC 9449 sections 8 and 9), one per origin.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use http::{HeaderMap, Uri};
@@ -19,10 +20,15 @@ const MAX_ORIGINS: usize = 256;
 #[derive(Default)]
 pub(super) struct Nonces {
     by_origin: Mutex<HashMap<String, Arc<str>>>,
+    /// Whether any server has sent one: most never do, and then a proof costs no lock.
+    any: AtomicBool,
 }
 
 impl Nonces {
     pub(super) fn get(&self, uri: &Uri) -> Option<Arc<str>> {
+        if !self.any.load(Ordering::Acquire) {
+            return None;
+        }
         let origin = origin(uri)?;
         crate::sync::lock(&self.by_origin).get(&origin).cloned()
     }
@@ -50,6 +56,7 @@ impl Nonces {
             by_origin.clear();
         }
         by_origin.insert(origin, Arc::from(nonce));
+        self.any.store(true, Ordering::Release);
         true
     }
 }

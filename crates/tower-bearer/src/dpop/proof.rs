@@ -75,9 +75,10 @@ impl DpopKey {
         self.proof_with(method, uri, access_token.map(Ath::Token), nonce)
     }
 
-    /// [`proof`](Self::proof), with the `ath` already computed ([`access_token_hash`]): what
-    /// the auth layer sends with every request, the hash made once per token.
-    pub(crate) fn proof_with_ath(
+    /// [`proof`](Self::proof) for a request with an access token whose `ath` is already
+    /// computed ([`access_token_hash`]): what the auth layer sends with every request, the
+    /// hash made once per token.
+    pub fn proof_with_ath(
         &self,
         method: &Method,
         uri: &Uri,
