@@ -4,7 +4,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
-use tower_bearer::store::StoreError;
+use tower_bearer::dpop::DpopKey;
+use tower_bearer::store::{StoreError, StoreErrorKind};
 use tower_bearer::{Token, TokenType};
 use zeroize::Zeroizing;
 
@@ -18,6 +19,10 @@ struct RecordOut<'a> {
     expires_at_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     scope: Option<&'a str>,
+    /// For a DPoP-bound token: the thumbprint of its key (RFC 9449), which a replica must
+    /// hold to use it. The key itself is never stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jkt: Option<&'a str>,
 }
 
 #[derive(Deserialize)]
@@ -26,6 +31,7 @@ struct RecordIn {
     token_type: String,
     expires_at_ms: Option<u64>,
     scope: Option<String>,
+    jkt: Option<String>,
 }
 
 /// `token` as JSON; the buffer is zeroed when dropped.
@@ -35,6 +41,7 @@ pub(crate) fn encode(token: &Token) -> Zeroizing<Vec<u8>> {
         token_type: token.token_type().as_str(),
         expires_at_ms: token.expires_at_system().map(unix_ms),
         scope: token.scope(),
+        jkt: token.dpop_key().map(DpopKey::thumbprint),
     };
     // Serializing strings and integers into a Vec cannot fail.
     Zeroizing::new(serde_json::to_vec(&record).unwrap_or_default())
@@ -52,7 +59,10 @@ pub(crate) fn decode(json: &[u8]) -> Result<Option<Token>, StoreError> {
             record.token_type
         ))
     })?;
-    let mut builder = Token::builder(std::mem::take(&mut *secret)).token_type(token_type);
+    let mut builder = Token::builder(std::mem::take(&mut *secret)).token_type(token_type.clone());
+    if token_type == TokenType::DPoP {
+        builder = builder.dpop_key(held_key(record.jkt.as_deref())?);
+    }
     if let Some(at) = record.expires_at_ms {
         let remaining = at.saturating_sub(unix_ms(SystemTime::now()));
         if remaining == 0 {
@@ -67,6 +77,21 @@ pub(crate) fn decode(json: &[u8]) -> Result<Option<Token>, StoreError> {
         .build()
         .map(Some)
         .map_err(|_| unreadable("the stored token value is not a valid token"))
+}
+
+/// The key a stored DPoP-bound token is bound to, if this process holds it.
+fn held_key(jkt: Option<&str>) -> Result<DpopKey, StoreError> {
+    let jkt = jkt.ok_or_else(|| unreadable("the stored DPoP token does not name its key"))?;
+    DpopKey::held(jkt).ok_or_else(|| {
+        StoreError::new(
+            StoreErrorKind::Config,
+            format!(
+                "the stored token is bound to the DPoP key with thumbprint {jkt}, which this \
+                 replica does not hold: replicas that share tokens under one store key must \
+                 load the same DPoP key, or use store keys of their own"
+            ),
+        )
+    })
 }
 
 /// Milliseconds since the Unix epoch; `0` for times before it.
@@ -94,6 +119,32 @@ mod tests {
             unix_ms(back.expires_at_system().unwrap()),
         );
         assert!(a.abs_diff(b) < 1000);
+    }
+
+    #[test]
+    fn a_dpop_token_keeps_its_key_for_a_replica_that_holds_it_and_no_other() {
+        let key = DpopKey::generate_es256().unwrap();
+        let token = Token::builder("abc")
+            .expires_in(Duration::from_secs(60))
+            .dpop_key(key.clone())
+            .build()
+            .unwrap();
+        let record = encode(&token);
+        let text = String::from_utf8(record.to_vec()).unwrap();
+        assert!(text.contains(key.thumbprint()), "{text}");
+        assert!(
+            !text.contains("\"d\""),
+            "no private key in the record: {text}"
+        );
+        let back = decode(&record).unwrap().unwrap();
+        assert_eq!(back.dpop_key().unwrap().thumbprint(), key.thumbprint());
+
+        let jkt = key.thumbprint().to_owned();
+        drop((key, token, back));
+        let error = decode(&record).unwrap_err();
+        assert_eq!(error.kind(), StoreErrorKind::Config);
+        assert!(error.to_string().contains(&jkt), "{error}");
+        assert!(!error.to_string().contains("abc"));
     }
 
     #[test]

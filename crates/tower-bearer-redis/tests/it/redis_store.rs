@@ -644,3 +644,65 @@ impl TokenSource for Counting {
         })
     }
 }
+
+/// Two replicas that load one DPoP key (RFC 9449) share one DPoP-bound token: the second
+/// takes it from the store, and the API accepts the proofs it signs with its copy of the key.
+#[tokio::test]
+async fn replicas_that_load_one_dpop_key_share_its_bound_token() {
+    use tower_bearer::dpop::DpopKey;
+    use tower_bearer::TokenCache;
+    use tower_bearer_testkit::{
+        dpop_client_credentials_source, ApiServer, AuthServer, DpopOptions,
+    };
+
+    let Some(redis) = RedisServer::start_or_skip("dpop_sharing") else {
+        return;
+    };
+    let auth = AuthServer::start().await.unwrap();
+    let api = ApiServer::builder(&auth)
+        .dpop(DpopOptions::new().require_proof(true))
+        .start()
+        .await
+        .unwrap();
+    // One secret, loaded by each replica: what a fleet mounts from its secret store.
+    let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(
+        &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        &ring::rand::SystemRandom::new(),
+    )
+    .unwrap();
+    let replica = || {
+        let key = DpopKey::from_pkcs8_der(pkcs8.as_ref()).unwrap();
+        let store = encrypted(&redis, "k1", KEY_1);
+        let source = StoreSource::new(
+            dpop_client_credentials_source(&auth, key.clone()),
+            store,
+            store_key("dpop-fleet"),
+        );
+        (TokenCache::new(source.clone()), source, key)
+    };
+    let (cache_a, source_a, key_a) = replica();
+    let (cache_b, source_b, key_b) = replica();
+    assert_eq!(key_a.thumbprint(), key_b.thumbprint());
+
+    let token_a = cache_a.token().await.unwrap();
+    let token_b = cache_b.token().await.unwrap();
+    assert_eq!(auth.token_requests(), 1, "one token for the fleet");
+    assert_eq!(source_a.stats().fetched, 1);
+    assert_eq!(source_b.stats().from_store, 1);
+    assert_eq!(
+        token_b.secret().expose_secret(),
+        token_a.secret().expose_secret()
+    );
+    assert_eq!(token_b.dpop_key().unwrap().thumbprint(), key_a.thumbprint());
+
+    let client = tower::Layer::layer(
+        &tower_bearer::BearerAuthLayer::new(cache_b),
+        tower_bearer_testkit::http_client(),
+    );
+    let request = http::Request::get(format!("{}/orders", api.url()))
+        .body(http_body_util::Full::<bytes::Bytes>::default())
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(client, request).await.unwrap();
+    assert_eq!(response.status(), 200, "{:?}", api.refusals());
+    assert_eq!(api.dpop_requests(), 1);
+}
