@@ -9,6 +9,17 @@
 //! An `Authorization` header the caller set is left alone. With an
 //! [origin allow-list](BearerAuthLayer::allow_origins) the token goes only to those origins.
 //!
+//! # DPoP
+//!
+//! With the `dpop` feature, a token bound to a `dpop::DpopKey` (RFC 9449; see
+//! `TokenBuilder::dpop_key`) goes out as
+//! `Authorization: DPoP <token>` with a `DPoP` proof signed for each request: its method,
+//! its URI without query and fragment, the token's hash, and the latest nonce the origin
+//! sent. Responses' `DPoP-Nonce` headers are kept; a 401 whose `DPoP` challenge says
+//! `use_dpop_nonce` is marked for one replay (the token stays), and one that says
+//! `invalid_token` drops the token. A request with a relative URI cannot name its target in
+//! a proof, and fails with a `dpop::DpopError` without being sent.
+//!
 //! # Where it goes in a stack
 //!
 //! Put [`RetryOn401Layer`](crate::RetryOn401Layer) outside it, so a rejected token is
