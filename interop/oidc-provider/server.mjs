@@ -26,13 +26,20 @@
 // INTEROP_EXTRA_CLIENTS may hold a JSON array of more client metadata objects (RFC 7591
 // names), e.g. a `private_key_jwt` client with the `jwks` of a key a test made.
 //
+// DPoP (RFC 9449, oidc-provider's `features.dPoP`) is on: a token request with a valid
+// `DPoP` proof gets a DPoP-bound token (`cnf.jkt` at introspection). The `interop-dpop*`
+// clients below are registered with `dpop_bound_access_tokens`, so they get nothing without
+// a proof, and the nonce client must also carry a server nonce (RFC 9449 section 8).
+//
 // TEST-ONLY PATH, not part of oidc-provider: `POST /interop/seed-refresh-token?client_id=ID`
 // mints a refresh token for that client with the provider's own Grant and RefreshToken
 // models, as if a user had consented to `api:read api:write` in an authorization code flow.
 // It lets the Rust tests exercise the refresh_token grant (with rotation and reuse
 // detection, as oidc-provider implements them) without scripting a browser login. It
-// answers `{"refresh_token": "..."}`. Never copy it into a real deployment: it hands out
-// refresh tokens to anybody who asks.
+// answers `{"refresh_token": "..."}`. With `&jkt=THUMBPRINT` the refresh token is bound to
+// that DPoP key, as oidc-provider binds the refresh tokens of public clients that used DPoP
+// in the code exchange. Never copy it into a real deployment: it hands out refresh tokens
+// to anybody who asks.
 
 import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -71,7 +78,33 @@ const CLIENTS = [
     client_secret: 's3cr:et%+ s&=',
     token_endpoint_auth_method: 'client_secret_basic',
   },
+  {
+    // DPoP-bound tokens only (RFC 9449 section 5): a request without a proof is refused.
+    client_id: 'interop-dpop',
+    client_secret: 'interop-dpop-secret',
+    token_endpoint_auth_method: 'client_secret_basic',
+    dpop_bound_access_tokens: true,
+  },
+  {
+    // As `interop-dpop`, and every proof must carry a server nonce (see DPOP_NONCE_CLIENTS).
+    client_id: 'interop-dpop-nonce',
+    client_secret: 'interop-dpop-nonce-secret',
+    token_endpoint_auth_method: 'client_secret_basic',
+    dpop_bound_access_tokens: true,
+  },
+  {
+    // A public client (RFC 6749 section 2.1) with DPoP, for the refresh_token grant: its
+    // seeded refresh tokens are bound to a DPoP key, as oidc-provider binds those of public
+    // clients, and work with no other key.
+    client_id: 'interop-dpop-refresh',
+    token_endpoint_auth_method: 'none',
+    grant_types: ['refresh_token'],
+    dpop_bound_access_tokens: true,
+  },
 ];
+
+// The clients whose DPoP proofs at the token endpoint must carry a server nonce.
+const DPOP_NONCE_CLIENTS = new Set(['interop-dpop-nonce']);
 
 // RFC 8707 resource indicators this server knows; a token asked for one of them is a JWT
 // whose `aud` is the indicator. Any other indicator is refused with `invalid_target`.
@@ -181,6 +214,7 @@ function configuration(tls) {
       return { accountId: sub, async claims() { return { sub }; } };
     },
     clientAuthMethods: [
+      'none',
       'client_secret_basic',
       'client_secret_post',
       'private_key_jwt',
@@ -190,6 +224,15 @@ function configuration(tls) {
       ...(tls ? { mTLS: mutualTls() } : {}),
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
+      dPoP: {
+        enabled: true,
+        // A fresh secret per run: nonces are HMACs of the time step under it.
+        nonceSecret: randomBytes(32),
+        // Called after client authentication, so the client is known.
+        requireNonce: (ctx) => DPOP_NONCE_CLIENTS.has(ctx.oidc.client?.clientId),
+        // The default, spelled out: a proof's `jti` is accepted once.
+        allowReplay: false,
+      },
       introspection: { enabled: true },
       revocation: { enabled: true },
       resourceIndicators: {
@@ -223,7 +266,7 @@ function configuration(tls) {
 const SEED_REFRESH_TOKEN_PATH = '/interop/seed-refresh-token';
 const SEEDED_ACCOUNT = 'interop-user';
 
-async function seedRefreshToken(provider, clientId) {
+async function seedRefreshToken(provider, clientId, jkt) {
   const client = clientId ? await provider.Client.find(clientId) : undefined;
   if (!client) throw new Error(`unknown client \`${clientId}\``);
   if (!client.grantTypeAllowed('refresh_token')) {
@@ -238,6 +281,7 @@ async function seedRefreshToken(provider, clientId) {
     grantId,
     gty: 'authorization_code',
     scope: SCOPES,
+    ...(jkt ? { jkt } : {}),
   });
   return refreshToken.save();
 }
@@ -267,7 +311,7 @@ async function main() {
   handler = (req, res) => {
     const url = new URL(req.url, issuer);
     if (url.pathname === SEED_REFRESH_TOKEN_PATH && req.method === 'POST') {
-      seedRefreshToken(provider, url.searchParams.get('client_id'))
+      seedRefreshToken(provider, url.searchParams.get('client_id'), url.searchParams.get('jkt'))
         .then((refreshToken) => {
           res.setHeader('content-type', 'application/json');
           res.end(JSON.stringify({ refresh_token: refreshToken }));

@@ -9,6 +9,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use http::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
+use tower_bearer::dpop::DpopKey;
 use zeroize::Zeroizing;
 
 use crate::redact::Redactor;
@@ -28,6 +29,9 @@ use crate::BuildError;
 ///   [`self_signed_tls_client_auth`](Self::self_signed_tls_client_auth): the TLS client
 ///   certificate the endpoint's [`HttpClient`](crate::HttpClient) presents (RFC 8705).
 /// - [`public`](Self::public): no authentication, for grants that carry their own proof.
+///
+/// Any of them can also hold a DPoP key ([`dpop`](Self::dpop), RFC 9449): then each token
+/// request proves possession of it, and the server binds the tokens it issues to it.
 ///
 /// The secret or key never appears in `Debug` output, errors or logs.
 ///
@@ -49,6 +53,8 @@ use crate::BuildError;
 pub struct ClientAuth {
     id: String,
     credential: Credential,
+    /// The key each token request proves possession of (RFC 9449), if any.
+    dpop: Option<DpopKey>,
 }
 
 /// What proves the client's identity, one per method, so a secret comes only with a secret
@@ -137,6 +143,7 @@ impl ClientAuth {
         Ok(ClientAuth {
             id,
             credential: method(secret),
+            dpop: None,
         })
     }
 
@@ -154,6 +161,7 @@ impl ClientAuth {
         Ok(ClientAuth {
             id: non_empty(client_id.into())?,
             credential: Credential::PrivateKeyJwt(key),
+            dpop: None,
         })
     }
 
@@ -172,6 +180,7 @@ impl ClientAuth {
         Ok(ClientAuth {
             id: non_empty(client_id.into())?,
             credential: Credential::TlsClientAuth,
+            dpop: None,
         })
     }
 
@@ -184,6 +193,7 @@ impl ClientAuth {
         Ok(ClientAuth {
             id: non_empty(client_id.into())?,
             credential: Credential::SelfSignedTlsClientAuth,
+            dpop: None,
         })
     }
 
@@ -194,7 +204,49 @@ impl ClientAuth {
         ClientAuth {
             id: client_id.into(),
             credential: Credential::None,
+            dpop: None,
         }
+    }
+
+    /// The same client, proving possession of `key` with every token request (DPoP, RFC
+    /// 9449): each request to the token endpoint, of every grant made with this client,
+    /// carries a `DPoP` proof signed with `key` (`htm` `POST`, `htu` the token URL, and the
+    /// server's latest nonce for that origin, if it sent one), and the server binds the
+    /// tokens it issues to the key's [thumbprint](DpopKey::thumbprint). Such a token is
+    /// a [`TokenType::DPoP`](tower_bearer::TokenType::DPoP) token that carries the key, so
+    /// `tower-bearer`'s auth layer sends a proof with each request that uses it.
+    ///
+    /// A server that wants a nonce (RFC 9449 section 8) answers `use_dpop_nonce` with one
+    /// in `DPoP-Nonce`; the request is then sent once more with a proof that carries it,
+    /// outside the endpoint's [`RetryPolicy`](crate::RetryPolicy). The nonce in every token
+    /// endpoint response is kept, for every clone of the key. A server that answers a
+    /// proof with a `Bearer` token is an error (RFC 9449 section 5), never a silent
+    /// downgrade: see [`EndpointError::is_dpop_downgrade`](crate::EndpointError::is_dpop_downgrade).
+    ///
+    /// Keep the key as long as its tokens: a refresh token bound to it works with no other
+    /// key. Replaces a key given before.
+    ///
+    /// ```
+    /// use tower_bearer::dpop::DpopKey;
+    /// use tower_bearer_oauth2::ClientAuth;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let key = DpopKey::generate_es256()?;
+    /// let client = ClientAuth::secret_basic("billing-service", "s3cret")?.dpop(key.clone());
+    /// assert_eq!(client.dpop_key().map(DpopKey::thumbprint), Some(key.thumbprint()));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn dpop(mut self, key: DpopKey) -> ClientAuth {
+        self.dpop = Some(key);
+        self
+    }
+
+    /// The DPoP key token requests prove possession of, if one was given with
+    /// [`dpop`](Self::dpop).
+    pub fn dpop_key(&self) -> Option<&DpopKey> {
+        self.dpop.as_ref()
     }
 
     /// The client id (empty for a public client given none).
@@ -293,6 +345,7 @@ impl ClientAuth {
             Credential::SecretAuto(secret, detected) if !detected.is_known() => Some(ClientAuth {
                 id: self.id.clone(),
                 credential: Credential::SecretPost(secret.clone()),
+                dpop: self.dpop.clone(),
             }),
             _ => None,
         }
@@ -362,6 +415,9 @@ impl fmt::Debug for ClientAuth {
                 debug.field("key", key);
             }
             Credential::TlsClientAuth | Credential::SelfSignedTlsClientAuth | Credential::None => {}
+        }
+        if let Some(key) = &self.dpop {
+            debug.field("dpop", key);
         }
         debug.finish()
     }

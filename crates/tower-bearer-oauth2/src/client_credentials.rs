@@ -93,8 +93,10 @@ impl ClientCredentials {
     /// The key that names this source's tokens in a shared
     /// [`TokenStore`](tower_bearer::store::TokenStore): built from everything that changes
     /// the token issued (token URL, client id, scope, audience, resources and extra
-    /// parameters), never from the secret. Two sources share tokens exactly when their keys
-    /// are equal.
+    /// parameters, and the [thumbprint](tower_bearer::dpop::DpopKey::thumbprint) of the
+    /// client's DPoP key), never from the secret. Two sources share tokens exactly when
+    /// their keys are equal: replicas with different DPoP keys never read each other's
+    /// tokens, which they could not send.
     ///
     /// ```
     /// use tower_bearer::store::{MemoryStore, StoreSource};
@@ -120,6 +122,10 @@ impl ClientCredentials {
         }
         for (name, value) in &self.params.params {
             key = key.param(name.as_str(), value.as_str());
+        }
+        // The name RFC 9449 section 10 gives the thumbprint a token is to be bound to.
+        if let Some(dpop) = self.client_auth().dpop_key() {
+            key = key.param("dpop_jkt", dpop.thumbprint());
         }
         key.build()
     }
@@ -332,6 +338,24 @@ mod tests {
         assert!(printed.contains("my client:1"), "{printed}");
         assert!(printed.contains("assertion"), "{printed}");
     }
+    #[test]
+    fn the_store_key_names_the_dpop_key() {
+        let (client, _) = fake(200, &[], TOKEN_BODY);
+        let key = tower_bearer::dpop::DpopKey::generate_es256().unwrap();
+        let source = |auth: ClientAuth| {
+            ClientCredentials::builder(endpoint(client.clone()), auth)
+                .build()
+                .unwrap()
+                .store_key()
+        };
+        let plain = || ClientAuth::secret_basic(ID, SECRET).unwrap();
+        let bound = source(plain().dpop(key.clone()));
+        assert_eq!(bound, source(plain().dpop(key.clone())), "the same key");
+        assert_ne!(bound, source(plain()), "no key");
+        let other = tower_bearer::dpop::DpopKey::generate_es256().unwrap();
+        assert_ne!(bound, source(plain().dpop(other)), "another key");
+    }
+
     #[cfg(feature = "hyper-client")]
     #[test]
     fn builds_with_the_default_client() {

@@ -112,6 +112,20 @@ impl OAuthError {
         self.error == "invalid_request"
     }
 
+    /// `invalid_dpop_proof` (RFC 9449 section 5): the server refused the request's DPoP
+    /// proof, or wants one and got none.
+    pub fn is_invalid_dpop_proof(&self) -> bool {
+        self.error == "invalid_dpop_proof"
+    }
+
+    /// `use_dpop_nonce` (RFC 9449 section 8): the server wants a DPoP proof that carries
+    /// the nonce it sent in the response's `DPoP-Nonce` header. The token sources send the
+    /// request again once with it; this error reaches a caller only when the server asked
+    /// again right after, sent no usable nonce, or the client has no DPoP key.
+    pub fn is_use_dpop_nonce(&self) -> bool {
+        self.error == "use_dpop_nonce"
+    }
+
     /// Whether asking again later may succeed: the status is 5xx, 429 or 408, or the code
     /// says the server is busy (`temporarily_unavailable`, `server_error`, `slow_down`).
     ///
@@ -170,6 +184,10 @@ enum EndpointErrorKind {
     Timeout(Duration),
     UnexpectedStatus,
     InvalidResponse(String),
+    /// A DPoP-bound token, and no DPoP key to send its proofs with.
+    DpopKeyMissing,
+    /// Another token type than `DPoP` (named here) in answer to a request with a proof.
+    DpopDowngrade(String),
     TooLarge(usize),
 }
 
@@ -196,6 +214,19 @@ impl EndpointError {
             EndpointErrorKind::InvalidResponse(what),
             Some(status),
             transient,
+            None,
+        )
+    }
+
+    pub(crate) fn dpop_key_missing(status: StatusCode) -> Self {
+        Self::new(EndpointErrorKind::DpopKeyMissing, Some(status), false, None)
+    }
+
+    pub(crate) fn dpop_downgrade(status: StatusCode, token_type: String) -> Self {
+        Self::new(
+            EndpointErrorKind::DpopDowngrade(token_type),
+            Some(status),
+            false,
             None,
         )
     }
@@ -251,9 +282,32 @@ impl EndpointError {
     }
 
     /// The endpoint answered with a success status but the body is not a usable token
-    /// response (not JSON, a required field missing, a token type this crate cannot use).
+    /// response (not JSON, a required field missing, a token type this crate cannot use,
+    /// or one that does not fit the client's DPoP configuration: see
+    /// [`is_dpop_key_missing`](Self::is_dpop_key_missing) and
+    /// [`is_dpop_downgrade`](Self::is_dpop_downgrade)).
     pub fn is_invalid_response(&self) -> bool {
-        matches!(self.kind, EndpointErrorKind::InvalidResponse(_))
+        matches!(
+            self.kind,
+            EndpointErrorKind::InvalidResponse(_)
+                | EndpointErrorKind::DpopKeyMissing
+                | EndpointErrorKind::DpopDowngrade(_)
+        )
+    }
+
+    /// The server issued a DPoP-bound token (`token_type` `DPoP`, RFC 9449) to a client
+    /// without a DPoP key, so no request could carry the proofs the token needs. Configure
+    /// the client's key with [`ClientAuth::dpop`](crate::ClientAuth::dpop).
+    pub fn is_dpop_key_missing(&self) -> bool {
+        matches!(self.kind, EndpointErrorKind::DpopKeyMissing)
+    }
+
+    /// The request carried a DPoP proof and the server issued a token of another type,
+    /// usually `Bearer` (RFC 9449 section 5): the server does not support DPoP, or not for
+    /// this client. The token is not used, so a client configured for DPoP never falls
+    /// back to bearer tokens unnoticed.
+    pub fn is_dpop_downgrade(&self) -> bool {
+        matches!(self.kind, EndpointErrorKind::DpopDowngrade(_))
     }
 
     /// The response was larger than the configured maximum response size.
@@ -284,6 +338,19 @@ impl fmt::Display for EndpointError {
             EndpointErrorKind::InvalidResponse(what) => write!(
                 f,
                 "the HTTP {} response is not a usable token response: {what}",
+                self.status.map_or(0, |status| status.as_u16())
+            ),
+            EndpointErrorKind::DpopKeyMissing => write!(
+                f,
+                "the HTTP {} response holds a DPoP-bound token (RFC 9449) and the client has no \
+                 DPoP key to prove possession of it",
+                self.status.map_or(0, |status| status.as_u16())
+            ),
+            EndpointErrorKind::DpopDowngrade(token_type) => write!(
+                f,
+                "the HTTP {} response holds a token of type `{token_type}` though the request \
+                 carried a DPoP proof, where RFC 9449 section 5 has the server issue a DPoP \
+                 token or refuse",
                 self.status.map_or(0, |status| status.as_u16())
             ),
             EndpointErrorKind::TooLarge(limit) => write!(

@@ -283,7 +283,9 @@ impl JwtBearerBuilder {
     /// Authenticates the client besides the assertion (default: no client authentication
     /// and no `client_id`). RFC 7523 section 3.1 allows any method; some servers require
     /// one, such as [`ClientAuth::secret_basic`], or [`ClientAuth::public`] for servers that
-    /// want to know the client but not authenticate it.
+    /// want to know the client but not authenticate it. For DPoP-bound tokens without
+    /// client authentication, give a public client the key:
+    /// `ClientAuth::public("").dpop(key)` sends no `client_id` and a proof with each request.
     pub fn client_auth(mut self, client: ClientAuth) -> Self {
         self.client = client;
         self

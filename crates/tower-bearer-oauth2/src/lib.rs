@@ -24,7 +24,8 @@
 //!   once per server and shared by every source on it; [`Discovery`] finds it from the
 //!   issuer URL (RFC 8414, OpenID Connect Discovery);
 //! - a [`ClientAuth`]: who the client is and how it authenticates (a secret, a private key,
-//!   a TLS client certificate, or none);
+//!   a TLS client certificate, or none), and the DPoP key it proves possession of, if any
+//!   ([`ClientAuth::dpop`], see [DPoP](#dpop));
 //! - the grant's own parameters, and the [`TokenParams`] (scope, audience, resources, extra
 //!   parameters) every grant takes.
 //!
@@ -117,6 +118,7 @@
 //!   [`AuthServerMetadata::client_secret_auth`] a client secret method the server lists.
 //!   With mutual TLS, the server's `mtls_endpoint_aliases` (RFC 8705 section 5) replace
 //!   the token and revocation endpoints.
+//! - DPoP (RFC 9449) for every grant, with server nonces: see [DPoP](#dpop).
 //! - A plain `http://` URL is refused unless the host is loopback or you opt in.
 //! - The client secret, refresh tokens, access tokens, subject and actor tokens and JWT bearer
 //!   assertions never appear in `Debug`, `Display`, errors or logs.
@@ -231,6 +233,57 @@
 //! # fn main() {}
 //! ```
 //!
+//! # DPoP
+//!
+//! With DPoP (RFC 9449) the server binds the tokens it issues to a key the client holds,
+//! so a token that leaks is of no use without the key. Give the client a
+//! [`DpopKey`](tower_bearer::dpop::DpopKey) with [`ClientAuth::dpop`]: every grant made
+//! with that client (client credentials, refresh token, token exchange, JWT bearer) then
+//! sends a `DPoP` proof with each token request (`htm` `POST`, `htu` the token URL, no
+//! `ath`), and its tokens are [`TokenType::DPoP`](tower_bearer::TokenType::DPoP) tokens
+//! that carry the key, so `tower-bearer`'s auth layer sends `Authorization: DPoP` and a
+//! proof with each request.
+//!
+//! ```no_run
+//! use tower_bearer::dpop::DpopKey;
+//! use tower_bearer::TokenCache;
+//! use tower_bearer_oauth2::{ClientAuth, ClientCredentials, Endpoint};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! // Keep the key as long as its tokens: load it, or generate one per process.
+//! let key = DpopKey::from_pkcs8_pem(&std::fs::read_to_string("/run/secrets/dpop-key.pem")?)?;
+//! let client = ClientAuth::secret_basic("billing-service", std::env::var("CLIENT_SECRET")?)?
+//!     .dpop(key);
+//! let endpoint = Endpoint::builder("https://auth.example.com/oauth2/token").build()?;
+//! let cache = TokenCache::new(ClientCredentials::builder(endpoint, client).build()?);
+//! let token = cache.token().await?;
+//! assert_eq!(token.header_value().to_str()?.split(' ').next(), Some("DPoP"));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! - **Nonces** (RFC 9449 section 8). A server that wants its own nonce in proofs answers
+//!   400 `use_dpop_nonce` with one in `DPoP-Nonce`. The request is then sent once more
+//!   with a proof that carries it; that second request is part of the same attempt, not
+//!   one of the [`RetryPolicy`]'s. The `DPoP-Nonce` of every token endpoint response, a
+//!   success too, is kept on the key, per origin and for all its clones, so later proofs
+//!   carry the latest nonce and a server that rotates them costs one extra request per
+//!   rotation at most. A second `use_dpop_nonce` right after the retry ends the fetch with
+//!   a transient error (the cache backs off); the request never loops.
+//! - **Token types** (RFC 9449 section 5). When a proof was sent, a `token_type` other
+//!   than `DPoP` is a permanent error ([`EndpointError::is_dpop_downgrade`]): the server
+//!   ignored the proof, and the bearer token is never used. Without a key, a `DPoP` token
+//!   is a permanent error ([`EndpointError::is_dpop_key_missing`]) that says to configure
+//!   one, and so is a server that requires proofs (`invalid_dpop_proof`,
+//!   [`OAuthError::is_invalid_dpop_proof`]).
+//! - **Refresh tokens.** A server may bind the refresh token to the key too (RFC 9449
+//!   section 5 has it do so for public clients); it then works with no other key, so keep
+//!   the key with the refresh token, and give the replicas that share one the same key.
+//!   [`ClientCredentials::store_key`] includes the key's thumbprint, so replicas with
+//!   different keys never share access tokens they could not send.
+//! - Proofs and nonces never appear in errors or logs.
+//!
 //! # Migrating from 0.1's constructors
 //!
 //! The URL, client and settings that 0.1 passed to a constructor per combination are now
@@ -272,10 +325,11 @@
 //!   `ClientAuth::private_key_jwt` with a `PrivateKey` signs a short-lived client assertion
 //!   per request with an RS256 or ES256 key, using `ring`; the key also signs the
 //!   assertions of `JwtBearer::builder` (without the feature,
-//!   [`JwtBearer::builder_with_assertion`] takes your own). On by default, as the default
-//!   client's rustls builds `ring` anyway; without `hyper-client`, turn it off to avoid
-//!   building `ring`.
+//!   [`JwtBearer::builder_with_assertion`] takes your own). On by default, as `ring` is
+//!   built anyway, for DPoP.
 //! - `full`: everything.
+//!
+//! DPoP is always on: `tower-bearer`'s `dpop` feature, which signs proofs with `ring`.
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 

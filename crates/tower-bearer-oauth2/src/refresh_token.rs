@@ -54,6 +54,15 @@ use crate::{BuildError, ClientAuth, Endpoint, RetryPolicy, RevocationError, Toke
 /// [`retry_processed(true)`](RetryPolicy::retry_processed) is fine with servers that neither
 /// rotate refresh tokens nor detect reuse.
 ///
+/// # DPoP
+///
+/// With a client that has a DPoP key ([`ClientAuth::dpop`]), every refresh carries a proof
+/// signed with it, and the access tokens come bound to it. A server may bind the refresh
+/// token to the key too (RFC 9449 section 5 has it do so for public clients); such a
+/// refresh token works with no other key, so keep the key as long as the refresh token,
+/// and give replicas that share one through
+/// [`share_through`](RefreshTokenBuilder::share_through) the same key.
+///
 /// `RefreshToken` is cheap to clone; clones share the refresh token and the connection pool.
 ///
 /// ```no_run
@@ -430,12 +439,23 @@ impl RefreshTokenBuilder {
             RetryPolicy::for_refresh_tokens(),
         )?;
         // Longer than the longest refresh can take (a wait after a data loss included), so
-        // the lease never runs out while its holder's request is in flight.
+        // the lease never runs out while its holder's request is in flight. With DPoP, an
+        // attempt may take a second request, for a server nonce.
+        let requests_per_attempt = if endpoint.client.dpop_key().is_some() {
+            2
+        } else {
+            1
+        };
         let lease_ttl = crate::fleet_refresh::SETTLE.saturating_add(
             endpoint
                 .limits()
                 .timeout
-                .saturating_mul(endpoint.retry.attempts())
+                .saturating_mul(
+                    endpoint
+                        .retry
+                        .attempts()
+                        .saturating_mul(requests_per_attempt),
+                )
                 .saturating_add(endpoint.retry.max_total_wait())
                 .saturating_add(Duration::from_secs(5)),
         );

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value};
+use tower_bearer::dpop::DpopKey;
 use tower_bearer::{Token, TokenType};
 
 use crate::redact::{sanitize, Redactor};
@@ -21,6 +22,8 @@ pub(crate) struct InvalidResponse {
     /// Worth asking again: the body was not JSON at all (cut short, a proxy's page).
     pub(crate) transient: bool,
     pub(crate) source: Option<tower_bearer::BoxError>,
+    /// Set when the token type does not fit the client's DPoP key, or its lack of one.
+    pub(crate) dpop: Option<DpopMismatch>,
 }
 
 impl InvalidResponse {
@@ -29,8 +32,31 @@ impl InvalidResponse {
             what: what.into(),
             transient: false,
             source: None,
+            dpop: None,
         }
     }
+
+    fn dpop(mismatch: DpopMismatch) -> Self {
+        let what = match &mismatch {
+            DpopMismatch::KeyMissing => "a DPoP token, and the client has no DPoP key".to_owned(),
+            DpopMismatch::Downgrade(token_type) => {
+                format!("a {token_type} token in answer to a DPoP proof")
+            }
+        };
+        InvalidResponse {
+            dpop: Some(mismatch),
+            ..Self::permanent(what)
+        }
+    }
+}
+
+/// A token type that does not fit the request's DPoP proof (RFC 9449 section 5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum DpopMismatch {
+    /// `DPoP`, and no proof was sent: the client has no key.
+    KeyMissing,
+    /// Not `DPoP` (this type instead), though a proof was sent.
+    Downgrade(TokenType),
 }
 
 /// What a success response must hold beyond RFC 6749 section 5.1.
@@ -61,11 +87,15 @@ const BEARER_USABLE_TYPES: &[&str] = &[
 /// - `scope`, when missing, is the scope that was requested (RFC 6749 section 5.1: the server
 ///   may leave it out only when it granted exactly that).
 /// - `null` counts as missing for every field, as some servers serialize absent fields so.
+/// - `dpop_key` is the key the request's DPoP proof was signed with, if it carried one.
+///   Then the token must be a `DPoP` token (RFC 9449 section 5), and it is bound to the
+///   key; without a key, a `DPoP` token is refused, as no request could carry its proofs.
 pub(crate) fn parse_token(
     body: &[u8],
     rules: TokenResponseRules,
     requested_scope: Option<&str>,
     default_lifetime: Duration,
+    dpop_key: Option<&DpopKey>,
     redactor: &Redactor,
 ) -> Result<Token, InvalidResponse> {
     // Parse to a generic value first: serde's typed errors quote the offending value, which
@@ -79,9 +109,9 @@ pub(crate) fn parse_token(
         }
         Err(error) => {
             return Err(InvalidResponse {
-                what: "the body is not JSON".to_owned(),
                 transient: true,
                 source: Some(error.into()),
+                ..InvalidResponse::permanent("the body is not JSON")
             })
         }
     };
@@ -108,9 +138,13 @@ pub(crate) fn parse_token(
         .filter(|lifetime| !lifetime.is_zero())
         .unwrap_or(default_lifetime);
 
-    let mut builder = Token::builder(access_token)
-        .token_type(token_type)
-        .expires_in(lifetime);
+    let mut builder = Token::builder(access_token).expires_in(lifetime);
+    builder = match (token_type, dpop_key) {
+        (TokenType::DPoP, Some(key)) => builder.dpop_key(key.clone()),
+        (TokenType::DPoP, None) => return Err(InvalidResponse::dpop(DpopMismatch::KeyMissing)),
+        (other, Some(_)) => return Err(InvalidResponse::dpop(DpopMismatch::Downgrade(other))),
+        (other, None) => builder.token_type(other),
+    };
     match take_string(&mut fields, "scope")? {
         Some(scope) => builder = builder.scope(scope),
         None => {
@@ -125,9 +159,8 @@ pub(crate) fn parse_token(
         }
     }
     builder.build().map_err(|error| InvalidResponse {
-        what: "the access token cannot be sent in an HTTP header".to_owned(),
-        transient: false,
         source: Some(error.into()),
+        ..InvalidResponse::permanent("the access token cannot be sent in an HTTP header")
     })
 }
 
@@ -248,6 +281,14 @@ pub(crate) fn parse_error(
     ))
 }
 
+/// Whether an answer is `use_dpop_nonce` (RFC 9449 section 8): a client error whose body
+/// is an error response with that code.
+pub(crate) fn asks_for_dpop_nonce(status: StatusCode, body: &[u8]) -> bool {
+    status.is_client_error()
+        && parse_error(status, body, &Redactor::default())
+            .is_some_and(|error| error.is_use_dpop_nonce())
+}
+
 /// How long the server asks us to wait: `Retry-After` as delay-seconds or an HTTP-date
 /// (a date in the past is no wait). `None` if absent or unreadable.
 pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
@@ -279,6 +320,19 @@ mod tests {
             TokenResponseRules::Standard,
             Some("requested"),
             Duration::from_secs(300),
+            None,
+            &Redactor::default(),
+        )
+    }
+
+    /// The response to a request whose proof was signed with `key`.
+    fn parse_with_proof(body: &str, key: &DpopKey) -> Result<Token, InvalidResponse> {
+        parse_token(
+            body.as_bytes(),
+            TokenResponseRules::Standard,
+            None,
+            Duration::from_secs(300),
+            Some(key),
             &Redactor::default(),
         )
     }
@@ -423,8 +477,56 @@ mod tests {
             let token = parse(&body).unwrap();
             assert_eq!(token.header_value(), "Bearer t");
         }
-        let token = parse(r#"{"access_token":"t","token_type":"dpop"}"#).unwrap();
-        assert_eq!(token.token_type(), &TokenType::DPoP);
+        let key = DpopKey::generate_es256().unwrap();
+        for token_type in ["dpop", "DPOP", "DPoP"] {
+            let body = format!(r#"{{"access_token":"t","token_type":"{token_type}"}}"#);
+            let token = parse_with_proof(&body, &key).unwrap();
+            assert_eq!(token.token_type(), &TokenType::DPoP);
+            assert_eq!(token.header_value(), "DPoP t");
+            assert_eq!(
+                token.dpop_key().map(DpopKey::thumbprint),
+                Some(key.thumbprint())
+            );
+        }
+    }
+
+    #[test]
+    fn a_dpop_token_without_a_key_is_permanent_and_names_the_mismatch() {
+        let invalid = parse(r#"{"access_token":"s3cr3t-token","token_type":"DPoP"}"#).unwrap_err();
+        assert!(!invalid.transient);
+        assert_eq!(invalid.dpop, Some(DpopMismatch::KeyMissing));
+        assert!(invalid.what.contains("no DPoP key"), "{}", invalid.what);
+        assert!(!invalid.what.contains("s3cr3t"), "{}", invalid.what);
+    }
+
+    #[test]
+    fn a_bearer_token_in_answer_to_a_proof_is_a_permanent_downgrade() {
+        let key = DpopKey::generate_ed25519().unwrap();
+        for token_type in ["Bearer", "bearer"] {
+            let body = format!(r#"{{"access_token":"s3cr3t-token","token_type":"{token_type}"}}"#);
+            let invalid = parse_with_proof(&body, &key).unwrap_err();
+            assert!(!invalid.transient);
+            assert_eq!(
+                invalid.dpop,
+                Some(DpopMismatch::Downgrade(TokenType::Bearer))
+            );
+            assert!(!invalid.what.contains("s3cr3t"), "{}", invalid.what);
+        }
+        // A token exchange's `N_A` is read as Bearer, so it is a downgrade too.
+        let body = r#"{"access_token":"t","token_type":"N_A","issued_token_type":"urn:ietf:params:oauth:token-type:access_token"}"#;
+        let invalid = parse_token(
+            body.as_bytes(),
+            TokenResponseRules::TokenExchange,
+            None,
+            HOUR,
+            Some(&key),
+            &Redactor::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            invalid.dpop,
+            Some(DpopMismatch::Downgrade(TokenType::Bearer))
+        );
     }
 
     #[test]
@@ -500,6 +602,7 @@ mod tests {
             TokenResponseRules::Standard,
             None,
             HOUR,
+            None,
             &Redactor::default(),
         )
         .unwrap();
@@ -596,6 +699,7 @@ mod tests {
             TokenResponseRules::TokenExchange,
             None,
             HOUR,
+            None,
             &Redactor::default(),
         )
     }

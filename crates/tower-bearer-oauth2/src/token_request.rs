@@ -11,9 +11,10 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
-use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Collected, Full, LengthLimitError, Limited};
 use tower::ServiceExt;
+use tower_bearer::dpop::DpopKey;
 use tower_bearer::{BoxError, FetchError, Token};
 use zeroize::Zeroizing;
 
@@ -21,7 +22,7 @@ use crate::client_auth::Placement;
 use crate::error::is_transient_status;
 use crate::http_client::ResponseBody;
 use crate::redact::Redactor;
-use crate::response::{self, InvalidResponse, TokenResponseRules};
+use crate::response::{self, DpopMismatch, InvalidResponse, TokenResponseRules};
 use crate::retry::{Failure, RetryReason};
 use crate::server_url::ServerUrl;
 use crate::token_params::TokenParams;
@@ -34,6 +35,14 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 
 pub(crate) const USER_AGENT_VALUE: &str =
     concat!("tower-bearer-oauth2/", env!("CARGO_PKG_VERSION"));
+
+/// The request header that carries a DPoP proof (RFC 9449 section 4.1).
+const DPOP: HeaderName = HeaderName::from_static("dpop");
+
+/// What to do when the server wants DPoP from a client without a key.
+const CONFIGURE_DPOP_KEY: &str = "configure one with `ClientAuth::dpop`, such as \
+                                  `.dpop(DpopKey::generate_es256()?)` on the client's \
+                                  `ClientAuth`";
 
 /// An [`Endpoint`] as one client uses it: the URLs for its client authentication, the
 /// client's credentials and the grant's retry policy. What every source sends its requests
@@ -64,6 +73,27 @@ pub(crate) struct Grant<'a> {
 impl Grant<'_> {
     fn scope(&self) -> Option<&str> {
         self.params.scope.as_deref()
+    }
+}
+
+/// Whether a token request carried a DPoP proof, for reading its answer.
+#[derive(Clone, Copy, Debug)]
+enum Proof<'a> {
+    /// No proof: the client has no DPoP key.
+    None,
+    /// A proof signed with this key.
+    Sent(&'a DpopKey),
+    /// A proof signed with this key, in the second request of an attempt: the first was
+    /// answered `use_dpop_nonce`, and this one carried the nonce that came with it.
+    SentWithNewNonce(&'a DpopKey),
+}
+
+impl<'a> Proof<'a> {
+    fn key(self) -> Option<&'a DpopKey> {
+        match self {
+            Proof::None => None,
+            Proof::Sent(key) | Proof::SentWithNewNonce(key) => Some(key),
+        }
     }
 }
 
@@ -141,6 +171,7 @@ impl TokenEndpoint {
             client_id = %self.client.client_id(),
             grant_type = grant.grant_type,
             scope = grant.scope(),
+            dpop = self.client.dpop_key().map(|key| key.algorithm()),
             "requesting a token"
         );
         let result = self
@@ -188,6 +219,12 @@ impl TokenEndpoint {
     }
 
     /// One attempt: one HTTP request within the timeout, and its answer.
+    ///
+    /// With a DPoP key, the request carries a proof, with the server's latest nonce if it
+    /// sent one, and the nonce of every answer is kept. An answer of `use_dpop_nonce` with
+    /// a new nonce (RFC 9449 section 8) is the server refusing the proof before it looked
+    /// at the grant, so the request is sent once more with a proof that carries it, as part
+    /// of the same attempt: the retry policy is for transient failures, and this is none.
     async fn exchange(&self, client: &ClientAuth, grant: Grant<'_>) -> Result<Token, Failure> {
         let mut form: Vec<(&str, &str)> = vec![("grant_type", grant.grant_type)];
         form.extend(grant.secret_params.iter().copied());
@@ -206,10 +243,62 @@ impl TokenEndpoint {
             .iter()
             .map(|(_, value)| *value)
             .collect();
+        let Some(key) = client.dpop_key() else {
+            let response = self
+                .post_form(client, self.target(), &form, &secrets)
+                .await?;
+            return self.interpret(grant, client, response, Proof::None);
+        };
+        let sent_nonce = key.nonce_for(self.url.uri());
         let response = self
-            .post_form(client, self.target(), &form, &secrets)
+            .post_with_proof(client, key, sent_nonce.as_deref(), &form, &secrets)
             .await?;
-        self.interpret(grant, response)
+        let new_nonce = key
+            .nonce_for(self.url.uri())
+            .filter(|nonce| Some(nonce) != sent_nonce.as_ref());
+        let asks_for_nonce = response::asks_for_dpop_nonce(response.status, &response.body);
+        let Some(new_nonce) = new_nonce.filter(|_| asks_for_nonce) else {
+            return self.interpret(grant, client, response, Proof::Sent(key));
+        };
+        tracing::debug!(
+            client_id = %client.client_id(),
+            "the token endpoint asked for a DPoP nonce (use_dpop_nonce); sending the request \
+             once more with a proof that carries it"
+        );
+        let response = self
+            .post_with_proof(client, key, Some(&new_nonce), &form, &secrets)
+            .await?;
+        self.interpret(grant, client, response, Proof::SentWithNewNonce(key))
+    }
+
+    /// [`post_form`](Self::post_form) to the token endpoint with a DPoP proof signed with
+    /// `key` and carrying `nonce`; keeps the nonce of the answer, whatever its status, as
+    /// servers rotate them on successful answers too.
+    async fn post_with_proof(
+        &self,
+        client: &ClientAuth,
+        key: &DpopKey,
+        nonce: Option<&str>,
+        form: &[(&str, &str)],
+        secrets: &[&str],
+    ) -> Result<RawResponse, Failure> {
+        let target = self.target();
+        let proof = key
+            .proof(&Method::POST, self.url.uri(), None, nonce)
+            .map_err(|error| {
+                Failure::last(
+                    FetchError::transient(format!(
+                        "cannot make the DPoP proof for {target}; it will be tried again after \
+                         a backoff"
+                    ))
+                    .with_source(error),
+                )
+            })?;
+        let response = self
+            .send_form(client, target, form, secrets, Some(proof))
+            .await?;
+        key.update_nonce(self.url.uri(), &response.headers);
+        Ok(response)
     }
 
     /// Sends one form POST with the client's credentials to `target` within the timeout,
@@ -223,12 +312,24 @@ impl TokenEndpoint {
         form: &[(&str, &str)],
         secrets: &[&str],
     ) -> Result<RawResponse, Failure> {
+        self.send_form(client, target, form, secrets, None).await
+    }
+
+    /// [`post_form`](Self::post_form), with a `DPoP` header when there is a proof.
+    async fn send_form(
+        &self,
+        client: &ClientAuth,
+        target: Target<'_>,
+        form: &[(&str, &str)],
+        secrets: &[&str],
+        dpop_proof: Option<HeaderValue>,
+    ) -> Result<RawResponse, Failure> {
         let mut redactor = Redactor::default();
         for secret in secrets {
             redactor.secret(secret);
         }
         let request = self
-            .build_request(client, target, form, &mut redactor)
+            .build_request(client, target, form, dpop_proof, &mut redactor)
             .map_err(Failure::last)?;
         tokio::time::timeout(self.limits().timeout, self.send(target, request, redactor))
             .await
@@ -240,6 +341,7 @@ impl TokenEndpoint {
         client: &ClientAuth,
         target: Target<'_>,
         fields: &[(&str, &str)],
+        dpop_proof: Option<HeaderValue>,
         redactor: &mut Redactor,
     ) -> Result<Request<Full<Bytes>>, FetchError> {
         let mut form = form_urlencoded::Serializer::new(String::new());
@@ -265,6 +367,9 @@ impl TokenEndpoint {
             .header(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
         if let Placement::Header(value) = placement {
             request = request.header(AUTHORIZATION, value);
+        }
+        if let Some(proof) = dpop_proof {
+            request = request.header(DPOP, proof);
         }
         request
             .body(Full::new(Bytes::copy_from_slice(body.as_bytes())))
@@ -309,7 +414,13 @@ impl TokenEndpoint {
         })
     }
 
-    fn interpret(&self, grant: Grant<'_>, response: RawResponse) -> Result<Token, Failure> {
+    fn interpret(
+        &self,
+        grant: Grant<'_>,
+        client: &ClientAuth,
+        response: RawResponse,
+        proof: Proof<'_>,
+    ) -> Result<Token, Failure> {
         let RawResponse {
             status,
             headers,
@@ -322,13 +433,17 @@ impl TokenEndpoint {
                 grant.response,
                 grant.scope(),
                 self.limits().default_lifetime,
+                proof.key(),
                 &redactor,
             )
-            .map_err(|invalid| Failure::last(self.invalid_response_error(status, invalid)));
+            .map_err(|invalid| {
+                Failure::last(self.invalid_response_error(client, status, invalid))
+            });
         }
         let (mut error, retry) = match response::parse_error(status, &body, &redactor) {
             // Even on a 5xx or 429, these codes say the request itself is wrong.
             Some(oauth) if is_never_retried(&oauth) => (self.oauth_error(grant, oauth), None),
+            Some(oauth) if is_dpop_error(&oauth) => (self.dpop_error(client, oauth, proof), None),
             Some(oauth) => (
                 self.oauth_error(grant, oauth),
                 RetryReason::for_status(status),
@@ -413,8 +528,81 @@ impl TokenEndpoint {
         fetch_error.with_source(oauth)
     }
 
-    fn invalid_response_error(&self, status: StatusCode, invalid: InvalidResponse) -> FetchError {
+    /// A refused DPoP proof (RFC 9449 sections 5 and 8), or a server that wants one from a
+    /// client without a key. Never retried inside the fetch: the one nonce retry is done.
+    fn dpop_error(&self, client: &ClientAuth, oauth: OAuthError, proof: Proof<'_>) -> FetchError {
         let url = &self.url;
+        let client_id = client.client_id();
+        let Some(key) = proof.key() else {
+            return FetchError::permanent(format!(
+                "the token endpoint {url} requires DPoP proofs (RFC 9449) from client \
+                 `{client_id}`, which has no DPoP key; {CONFIGURE_DPOP_KEY}"
+            ))
+            .with_source(oauth);
+        };
+        if oauth.is_invalid_dpop_proof() {
+            let algorithm = key.algorithm();
+            return FetchError::permanent(format!(
+                "the token endpoint {url} refused the DPoP proof of client `{client_id}`; \
+                 check that the server accepts {algorithm} proofs (its metadata's \
+                 `dpop_signing_alg_values_supported`) and DPoP for this client, and that this \
+                 machine's clock is right, as each proof carries the time"
+            ))
+            .with_source(oauth);
+        }
+        match proof {
+            // Asked again at once: the nonce it sent was no good for the very next request.
+            Proof::SentWithNewNonce(_) => FetchError::transient(format!(
+                "the token endpoint {url} asked for a new DPoP nonce (use_dpop_nonce) again, \
+                 right after the request was sent once more with the nonce it had just \
+                 given; the latest nonce is kept for the next fetch, after a backoff. If this \
+                 persists, the server issues nonces that do not last for one request (several \
+                 instances that do not share their nonce secret?)"
+            ))
+            .with_source(oauth),
+            _ => FetchError::permanent(format!(
+                "the token endpoint {url} asked for a DPoP nonce (use_dpop_nonce) without a new, \
+                 valid one in a `DPoP-Nonce` header (RFC 9449 section 8), so no proof can \
+                 carry it; check the server, and any proxy in front of it that may drop the \
+                 header"
+            ))
+            .with_source(oauth),
+        }
+    }
+
+    fn invalid_response_error(
+        &self,
+        client: &ClientAuth,
+        status: StatusCode,
+        invalid: InvalidResponse,
+    ) -> FetchError {
+        let url = &self.url;
+        let client_id = client.client_id();
+        match invalid.dpop {
+            Some(DpopMismatch::KeyMissing) => {
+                return FetchError::permanent(format!(
+                    "the token endpoint {url} issued a DPoP-bound token (RFC 9449) to client \
+                     `{client_id}`, which has no DPoP key, so no request could carry the \
+                     token's proofs; {CONFIGURE_DPOP_KEY}"
+                ))
+                .with_source(EndpointError::dpop_key_missing(status));
+            }
+            Some(DpopMismatch::Downgrade(token_type)) => {
+                return FetchError::permanent(format!(
+                    "the token endpoint {url} issued a {token_type} token to client \
+                     `{client_id}` though the request carried a DPoP proof (RFC 9449 section \
+                     5), so the token is not used: the server ignores DPoP, or does not \
+                     support it for this client. Enable DPoP for the client at the server \
+                     (for example `dpop_bound_access_tokens`), or remove the DPoP key from the \
+                     `ClientAuth` to use bearer tokens"
+                ))
+                .with_source(EndpointError::dpop_downgrade(
+                    status,
+                    token_type.to_string(),
+                ));
+            }
+            None => {}
+        }
         let transient = invalid.transient;
         let mut error = EndpointError::invalid_response(status, invalid.what, transient);
         if let Some(source) = invalid.source {
@@ -602,6 +790,11 @@ fn refused_client(error: &FetchError) -> bool {
         .source()
         .and_then(|source| source.downcast_ref::<OAuthError>())
         .is_some_and(OAuthError::is_invalid_client)
+}
+
+/// The DPoP errors of RFC 9449 sections 5 and 8, which the token request handles itself.
+fn is_dpop_error(oauth: &OAuthError) -> bool {
+    oauth.is_invalid_dpop_proof() || oauth.is_use_dpop_nonce()
 }
 
 fn is_never_retried(oauth: &OAuthError) -> bool {
@@ -886,6 +1079,110 @@ mod tests {
         assert!(error.to_string().contains("cannot reach"), "{error}");
         let cause = endpoint_source(&error).source().map(ToString::to_string);
         assert_eq!(cause.as_deref(), Some("connection refused"));
+    }
+
+    /// The claims of a request's DPoP proof.
+    fn proof_claims(headers: &HeaderMap) -> serde_json::Value {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine as _;
+        let proof = headers["dpop"].to_str().unwrap();
+        let claims = proof.split('.').nth(1).unwrap();
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims).unwrap()).unwrap()
+    }
+
+    fn dpop_endpoint(client: HttpClient, key: &DpopKey) -> TokenEndpoint {
+        let auth = ClientAuth::secret_basic(ID, SECRET)
+            .unwrap()
+            .dpop(key.clone());
+        // The default retry policy, with attempts to spare: DPoP errors are not for it.
+        let endpoint = Endpoint::builder(URL).http_client(client).build().unwrap();
+        TokenEndpoint::new(endpoint, auth, RetryPolicy::new()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_dpop_client_sends_a_sensitive_proof_for_the_token_url_and_keeps_the_nonce() {
+        let key = DpopKey::generate_es256().unwrap();
+        let (client, seen) = fake(
+            200,
+            &[("dpop-nonce", "n-1")],
+            r#"{"access_token":"at-s3cr3t","token_type":"DPoP"}"#,
+        );
+        let token = request(&dpop_endpoint(client, &key)).await.unwrap();
+        assert_eq!(token.header_value(), "DPoP at-s3cr3t");
+        let seen = seen.lock().unwrap()[0].clone();
+        assert!(seen.headers["dpop"].is_sensitive());
+        let claims = proof_claims(&seen.headers);
+        assert_eq!(claims["htm"], "POST");
+        assert_eq!(claims["htu"], URL);
+        assert!(claims.get("ath").is_none() && claims.get("nonce").is_none());
+        // The nonce of a successful answer is kept for the next proof.
+        let url: http::Uri = URL.parse().unwrap();
+        assert_eq!(key.nonce_for(&url).as_deref(), Some("n-1"));
+    }
+
+    #[tokio::test]
+    async fn use_dpop_nonce_is_retried_once_with_the_nonce_then_is_a_transient_error() {
+        let key = DpopKey::generate_ed25519().unwrap();
+        let (client, seen) = fake(
+            400,
+            &[("dpop-nonce", "n-1")],
+            r#"{"error":"use_dpop_nonce","error_description":"nonce required"}"#,
+        );
+        let error = request(&dpop_endpoint(client, &key)).await.unwrap_err();
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 2, "one retry, whatever the retry policy allows");
+        assert!(proof_claims(&seen[0].headers).get("nonce").is_none());
+        assert_eq!(proof_claims(&seen[1].headers)["nonce"], "n-1");
+        assert!(error.is_transient(), "{error}");
+        assert!(oauth_source(&error).is_use_dpop_nonce());
+        let printed = format!("{error} {error:?}");
+        for sent in &seen {
+            let proof = sent.headers["dpop"].to_str().unwrap();
+            assert!(!printed.contains(proof), "{printed}");
+        }
+        assert!(!printed.contains("n-1"), "{printed}");
+
+        // The same nonce again: nothing new to retry with, so one request and a permanent
+        // error.
+        let (client, seen) = fake(
+            400,
+            &[("dpop-nonce", "n-1")],
+            r#"{"error":"use_dpop_nonce"}"#,
+        );
+        let error = request(&dpop_endpoint(client, &key)).await.unwrap_err();
+        assert_eq!(seen.lock().unwrap().len(), 1);
+        assert!(error.is_permanent(), "{error}");
+        assert!(error.to_string().contains("DPoP-Nonce"), "{error}");
+
+        // No nonce, or one that is not `1*NQCHAR`: the same.
+        for headers in [&[][..], &[("dpop-nonce", "not a \"nonce\"")]] {
+            let key = DpopKey::generate_es256().unwrap();
+            let (client, seen) = fake(400, headers, r#"{"error":"use_dpop_nonce"}"#);
+            let error = request(&dpop_endpoint(client, &key)).await.unwrap_err();
+            assert_eq!(seen.lock().unwrap().len(), 1, "{headers:?}");
+            assert!(error.is_permanent(), "{error}");
+            assert!(!format!("{error:?}").contains("not a"), "{error:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn dpop_errors_without_a_key_say_how_to_configure_one() {
+        for body in [
+            r#"{"error":"invalid_dpop_proof"}"#,
+            r#"{"error":"use_dpop_nonce"}"#,
+        ] {
+            let error = fetch_with(endpoint(), 400, &[("dpop-nonce", "n-1")], body)
+                .await
+                .unwrap_err();
+            assert!(error.is_permanent(), "{error}");
+            assert!(error.to_string().contains("ClientAuth::dpop"), "{error}");
+        }
+        let key = DpopKey::generate_es256().unwrap();
+        let (client, seen) = fake(400, &[], r#"{"error":"invalid_dpop_proof"}"#);
+        let error = request(&dpop_endpoint(client, &key)).await.unwrap_err();
+        assert_eq!(seen.lock().unwrap().len(), 1);
+        assert!(error.is_permanent(), "{error}");
+        assert!(error.to_string().contains("ES256"), "{error}");
     }
 
     #[tokio::test]

@@ -85,6 +85,8 @@
 //! - **Observing.** [`AuthServer::dpop_proofs_received`], [`AuthServer::dpop_refusals`],
 //!   [`AuthServer::token_jkt`], [`ApiServer::dpop_requests`], [`ApiServer::refusals`] (an
 //!   [`ApiRefusal`] per refused request), and `dpop_nonce` / `rotate_dpop_nonce` on both.
+//! - **Your own server.** [`DpopProofVerifier`] makes the same checks for a server a test
+//!   writes itself, such as a resource server for another authorization server's tokens.
 //!
 //! ```
 //! use http_body_util::{BodyExt, Full};
@@ -143,7 +145,7 @@ mod tracing_capture;
 
 pub use api_server::{ApiRefusal, ApiServer, ApiServerBuilder};
 pub use auth_server::{AuthServer, AuthServerBuilder, Echo};
-pub use dpop::{jwk_thumbprint, DpopNoncePolicy, DpopOptions, DpopProblem};
+pub use dpop::{jwk_thumbprint, DpopNoncePolicy, DpopOptions, DpopProblem, DpopProofVerifier};
 pub use fault::Fault;
 pub use http_client::{http_client, HttpClient};
 #[cfg(feature = "redis")]

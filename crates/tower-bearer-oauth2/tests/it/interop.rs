@@ -1,5 +1,5 @@
-//! `ClientCredentials`, `RefreshToken`, revocation and discovery against a real,
-//! independent authorization server: the `oidc-provider` npm package, run by
+//! `ClientCredentials`, `RefreshToken`, revocation, discovery and DPoP (RFC 9449) against a
+//! real, independent authorization server: the `oidc-provider` npm package, run by
 //! `interop/oidc-provider/server.mjs` on a free loopback port (one server per test).
 //!
 //! Each test is skipped, with the reason printed, when `node` or the server's npm packages
@@ -20,16 +20,21 @@ use secrecy::ExposeSecret;
 use serde_json::Value;
 use tokio::task::JoinSet;
 use tower::{service_fn, ServiceBuilder, ServiceExt};
+use tower_bearer::dpop::DpopKey;
 use tower_bearer::{
     BearerAuthLayer, BoxError, CacheConfig, FetchError, RetryOn401Layer, TokenCache, TokenSource,
+    TokenType,
 };
 use tower_bearer_oauth2::{
     AuthMethod, ClientAuth, ClientCredentials, ClientCredentialsBuilder, Discovery, Endpoint,
-    EndpointBuilder, HttpClient, OAuthError, RefreshToken, RefreshTokenBuilder, TokenParams,
+    EndpointBuilder, HttpClient, OAuthError, RefreshToken, RefreshTokenBuilder, RetryPolicy,
+    TokenParams,
 };
-use tower_bearer_testkit::http_client;
+use tower_bearer_testkit::{http_client, DpopOptions, DpopProofVerifier};
 
-use crate::oidc_provider::{Client, OidcProvider, BASIC, ODD, POST, REFRESH, RESOURCE};
+use crate::oidc_provider::{
+    Client, OidcProvider, BASIC, DPOP, DPOP_NONCE, DPOP_REFRESH_ID, ODD, POST, REFRESH, RESOURCE,
+};
 
 type TestResult = Result<(), BoxError>;
 
@@ -71,15 +76,20 @@ impl RequestCounter {
 
     /// The server's endpoints, reached through a plain HTTP client that counts requests.
     fn endpoint(&self, server: &OidcProvider) -> Result<Endpoint, BoxError> {
+        Ok(endpoint_for(server)
+            .http_client(self.http_client())
+            .build()?)
+    }
+
+    /// A plain HTTP client that counts the requests it sends.
+    fn http_client(&self) -> HttpClient {
         let counter = Arc::clone(&self.0);
         let client = http_client();
         let counting = service_fn(move |request: Request<Full<Bytes>>| {
             counter.fetch_add(1, Ordering::SeqCst);
             client.request(request)
         });
-        Ok(endpoint_for(server)
-            .http_client(HttpClient::from_service(counting))
-            .build()?)
+        HttpClient::from_service(counting)
     }
 }
 
@@ -634,7 +644,12 @@ async fn discovery_refuses_an_issuer_spelled_differently() -> TestResult {
 
 /// A refresh token for [`REFRESH`], from the interop server's test-only seeding path.
 async fn seed_refresh_token(server: &OidcProvider) -> Result<String, BoxError> {
-    let request = Request::post(server.seed_refresh_token_url()).body(Full::default())?;
+    seed_refresh_token_at(&server.seed_refresh_token_url()).await
+}
+
+/// A refresh token from the interop server's test-only seeding path at `url`.
+async fn seed_refresh_token_at(url: &str) -> Result<String, BoxError> {
+    let request = Request::post(url).body(Full::default())?;
     let response = http_client().request(request).await?;
     let status = response.status();
     let body: Value = serde_json::from_slice(&response.into_body().collect().await?.to_bytes())?;
@@ -824,5 +839,277 @@ async fn private_key_jwt_with_rs256_and_es256_gets_tokens_and_revokes_them() -> 
         .expect_err("an unregistered key");
     assert!(error.is_permanent(), "{error}");
     assert!(oauth_error(&error).is_invalid_client(), "{error}");
+    Ok(())
+}
+
+/// Introspection's word on a DPoP-bound access token: active, of type DPoP, bound to `key`.
+async fn assert_bound_at_introspection(
+    server: &OidcProvider,
+    token: &tower_bearer::Token,
+    key: &DpopKey,
+) -> TestResult {
+    assert_eq!(token.token_type(), &TokenType::DPoP);
+    assert_eq!(
+        token.dpop_key().map(DpopKey::thumbprint),
+        Some(key.thumbprint())
+    );
+    let introspection = introspect(server, token.secret().expose_secret()).await?;
+    assert_eq!(introspection["active"], true, "{introspection}");
+    assert_eq!(introspection["token_type"], "DPoP", "{introspection}");
+    assert_eq!(
+        introspection["cnf"]["jkt"],
+        key.thumbprint(),
+        "{}: {introspection}",
+        key.algorithm()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn dpop_client_credentials_token_is_bound_to_the_key_at_introspection() -> TestResult {
+    let Some(server) =
+        OidcProvider::start("dpop_client_credentials_token_is_bound_to_the_key_at_introspection")
+    else {
+        return Ok(());
+    };
+    for key in [DpopKey::generate_es256()?, DpopKey::generate_ed25519()?] {
+        let counter = RequestCounter::default();
+        let client = basic(DPOP).dpop(key.clone());
+        let source = ClientCredentials::builder(counter.endpoint(&server)?, client)
+            .params(TokenParams::new().scope(SCOPES))
+            .build()?;
+        let token = source.fetch().await?;
+        assert_bound_at_introspection(&server, &token, &key).await?;
+        assert_eq!(counter.count(), 1, "{}: no nonce required", key.algorithm());
+    }
+
+    // The client is registered for DPoP-bound tokens only: without a key it gets none.
+    let error = source_for(&server, DPOP)
+        .build()?
+        .fetch()
+        .await
+        .expect_err("no proof");
+    assert!(error.is_permanent(), "{error}");
+    assert!(oauth_error(&error).is_invalid_grant(), "{error}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn dpop_nonce_required_at_the_token_endpoint_costs_one_retry() -> TestResult {
+    let Some(server) =
+        OidcProvider::start("dpop_nonce_required_at_the_token_endpoint_costs_one_retry")
+    else {
+        return Ok(());
+    };
+    let key = DpopKey::generate_es256()?;
+    let counter = RequestCounter::default();
+    // One attempt per fetch: the nonce retry is not one of the policy's.
+    let endpoint = endpoint_for(&server)
+        .retry(RetryPolicy::none())
+        .http_client(counter.http_client())
+        .build()?;
+    let source =
+        ClientCredentials::builder(endpoint, basic(DPOP_NONCE).dpop(key.clone())).build()?;
+    let token_url: http::Uri = server.token_url().parse()?;
+
+    let token = source.fetch().await?;
+    assert_bound_at_introspection(&server, &token, &key).await?;
+    assert_eq!(
+        counter.count(),
+        2,
+        "use_dpop_nonce, then the retry with the nonce"
+    );
+    assert!(key.nonce_for(&token_url).is_some(), "the nonce is kept");
+
+    let token = source.fetch().await?;
+    assert_bound_at_introspection(&server, &token, &key).await?;
+    assert_eq!(counter.count(), 3, "the kept nonce is sent at once");
+    Ok(())
+}
+
+#[tokio::test]
+async fn dpop_refresh_keeps_the_binding_and_another_key_is_refused() -> TestResult {
+    let Some(server) =
+        OidcProvider::start("dpop_refresh_keeps_the_binding_and_another_key_is_refused")
+    else {
+        return Ok(());
+    };
+    let key = DpopKey::generate_ed25519()?;
+    let seeded =
+        seed_refresh_token_at(&server.seed_bound_refresh_token_url(key.thumbprint())).await?;
+    let client = || ClientAuth::public(DPOP_REFRESH_ID);
+    let endpoint = || endpoint_for(&server).build();
+    let source =
+        RefreshToken::builder(endpoint()?, client().dpop(key.clone()), seeded.as_str()).build()?;
+
+    let mut presented = seeded;
+    for round in 1..=2 {
+        let token = source.fetch().await?;
+        assert_bound_at_introspection(&server, &token, &key).await?;
+        let current = source.refresh_token().expose_secret().to_owned();
+        assert_ne!(current, presented, "round {round}: rotated");
+        let introspection = introspect(&server, &current).await?;
+        assert_eq!(
+            introspection["active"], true,
+            "round {round}: {introspection}"
+        );
+        assert_eq!(
+            introspection["cnf"]["jkt"],
+            key.thumbprint(),
+            "round {round}: the rotated refresh token stays bound: {introspection}"
+        );
+        presented = current;
+    }
+
+    let other = DpopKey::generate_es256()?;
+    let error = RefreshToken::builder(endpoint()?, client().dpop(other), presented.as_str())
+        .build()?
+        .fetch()
+        .await
+        .expect_err("a refresh token bound to another key");
+    assert!(error.is_permanent(), "{error}");
+    assert!(oauth_error(&error).is_invalid_grant(), "{error}");
+    assert!(!printed(&error).contains(&presented));
+    // The refusal did not use the refresh token up.
+    let token = source.fetch().await?;
+    assert_bound_at_introspection(&server, &token, &key).await?;
+    Ok(())
+}
+
+/// A resource server of the test's own on 127.0.0.1: it takes `Authorization: DPoP
+/// <token>`, asks the interop server about the token (introspection), and checks the
+/// request's proof with the test kit's verifier against the token's `cnf.jkt` (RFC 9449
+/// section 7). 200 when all holds, 401 with a `DPoP` challenge otherwise.
+async fn start_resource_server(server: &OidcProvider) -> Result<String, BoxError> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let origin = format!("http://{}", listener.local_addr()?);
+    let verifier = Arc::new(DpopProofVerifier::new(DpopOptions::new()));
+    let introspection_url = server.introspection_url();
+    let own_origin = origin.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let verifier = Arc::clone(&verifier);
+            let introspection_url = introspection_url.clone();
+            let origin = own_origin.clone();
+            let handler =
+                hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+                    let verifier = Arc::clone(&verifier);
+                    let introspection_url = introspection_url.clone();
+                    let uri = format!("{origin}{}", request.uri().path());
+                    async move {
+                        let refusal =
+                            check_dpop_request(&verifier, &introspection_url, &uri, &request).await;
+                        let mut response = Response::new(Full::new(Bytes::new()));
+                        if let Err(error) = refusal {
+                            *response.status_mut() = StatusCode::UNAUTHORIZED;
+                            let challenge = format!(r#"DPoP error="{error}", algs="ES256 EdDSA""#);
+                            response.headers_mut().insert(
+                                "www-authenticate",
+                                challenge.parse().expect("visible ASCII"),
+                            );
+                        }
+                        Ok::<_, std::convert::Infallible>(response)
+                    }
+                });
+            tokio::spawn(async move {
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, handler)
+                    .await;
+            });
+        }
+    });
+    Ok(origin)
+}
+
+/// What the resource server checks; the OAuth error code of the first check that fails.
+async fn check_dpop_request<B>(
+    verifier: &DpopProofVerifier,
+    introspection_url: &str,
+    uri: &str,
+    request: &Request<B>,
+) -> Result<(), &'static str> {
+    let token = request
+        .headers()
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("DPoP "))
+        .ok_or("invalid_token")?;
+    let introspection = introspect_at(introspection_url, token)
+        .await
+        .map_err(|_| "invalid_token")?;
+    let bound_to = introspection["cnf"]["jkt"].as_str();
+    if introspection["active"] != true || bound_to.is_none() {
+        return Err("invalid_token");
+    }
+    let proof_key = verifier
+        .verify(request.method(), uri, request.headers(), Some(token))
+        .map_err(|_| "invalid_dpop_proof")?;
+    if Some(proof_key.as_str()) != bound_to {
+        return Err("invalid_dpop_proof");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn dpop_bound_token_is_accepted_with_its_proof_and_refused_without() -> TestResult {
+    let Some(server) =
+        OidcProvider::start("dpop_bound_token_is_accepted_with_its_proof_and_refused_without")
+    else {
+        return Ok(());
+    };
+    let key = DpopKey::generate_es256()?;
+    let token = source_as(&server, basic(DPOP).dpop(key.clone()))
+        .build()?
+        .fetch()
+        .await?;
+    let token = token.secret().expose_secret();
+    let api = start_resource_server(&server).await?;
+    let uri: http::Uri = format!("{api}/orders?page=2").parse()?;
+    let call = |proof: Option<http::HeaderValue>| {
+        let uri = uri.clone();
+        async move {
+            let mut request = Request::get(uri).header("authorization", format!("DPoP {token}"));
+            if let Some(proof) = proof {
+                request = request.header("dpop", proof);
+            }
+            let response = http_client()
+                .request(request.body(Full::<Bytes>::default())?)
+                .await?;
+            let challenge = response
+                .headers()
+                .get("www-authenticate")
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned);
+            Ok::<_, BoxError>((response.status(), challenge))
+        }
+    };
+
+    let proof = key.proof(&http::Method::GET, &uri, Some(token), None)?;
+    assert_eq!(
+        call(Some(proof)).await?,
+        (StatusCode::OK, None),
+        "with its proof"
+    );
+
+    let (status, challenge) = call(None).await?;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "without a proof");
+    let challenge = challenge.expect("a DPoP challenge");
+    assert!(challenge.contains("invalid_dpop_proof"), "{challenge}");
+
+    // A proof with another key, or for another token, does not do either.
+    let stranger = DpopKey::generate_es256()?;
+    let proof = stranger.proof(&http::Method::GET, &uri, Some(token), None)?;
+    assert_eq!(
+        call(Some(proof)).await?.0,
+        StatusCode::UNAUTHORIZED,
+        "another key"
+    );
+    let proof = key.proof(&http::Method::GET, &uri, Some("another-token"), None)?;
+    assert_eq!(
+        call(Some(proof)).await?.0,
+        StatusCode::UNAUTHORIZED,
+        "another token"
+    );
     Ok(())
 }

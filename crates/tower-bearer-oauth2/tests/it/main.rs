@@ -2,6 +2,7 @@
 
 mod client_credentials;
 mod discovery;
+mod dpop;
 mod echoed_secrets;
 mod error_chains;
 mod interop;

@@ -72,6 +72,24 @@ pub const REFRESH: Client = Client {
     secret: "interop-refresh-secret",
 };
 
+/// Registered with `client_secret_basic` and `dpop_bound_access_tokens`: no token without a
+/// DPoP proof.
+pub const DPOP: Client = Client {
+    id: "interop-dpop",
+    secret: "interop-dpop-secret",
+};
+
+/// As [`DPOP`], and its proofs at the token endpoint must carry a server nonce.
+pub const DPOP_NONCE: Client = Client {
+    id: "interop-dpop-nonce",
+    secret: "interop-dpop-nonce-secret",
+};
+
+/// A public client (no secret) with `dpop_bound_access_tokens`, allowed the `refresh_token`
+/// grant; [`OidcProvider::seed_bound_refresh_token_url`] mints its DPoP-bound refresh
+/// tokens.
+pub const DPOP_REFRESH_ID: &str = "interop-dpop-refresh";
+
 /// The resource indicator for which the server issues JWT access tokens.
 pub const RESOURCE: &str = "https://api.interop.test/";
 
@@ -169,6 +187,16 @@ impl OidcProvider {
         format!(
             "{}/interop/seed-refresh-token?client_id={}",
             self.issuer, REFRESH.id
+        )
+    }
+
+    /// Like [`seed_refresh_token_url`](Self::seed_refresh_token_url), for
+    /// [`DPOP_REFRESH_ID`] and a refresh token bound to the DPoP key whose thumbprint is
+    /// `jkt`.
+    pub fn seed_bound_refresh_token_url(&self, jkt: &str) -> String {
+        format!(
+            "{}/interop/seed-refresh-token?client_id={DPOP_REFRESH_ID}&jkt={jkt}",
+            self.issuer
         )
     }
 

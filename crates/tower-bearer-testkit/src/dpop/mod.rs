@@ -16,13 +16,15 @@
 //! - the `jti` was not accepted before within the window.
 //!
 //! The proof's key is then named by its RFC 7638 thumbprint ([`jwk_thumbprint`]), the `jkt`
-//! that a DPoP-bound token is bound to.
+//! that a DPoP-bound token is bound to. [`DpopProofVerifier`] makes the same checks for a
+//! server a test writes itself.
 
 mod htu;
 mod jwk;
 mod nonce;
 mod options;
 mod problem;
+mod proof_verifier;
 mod replay;
 mod verifier;
 
@@ -30,6 +32,7 @@ pub(crate) use htu::HttpUri;
 pub use jwk::jwk_thumbprint;
 pub use options::{DpopNoncePolicy, DpopOptions};
 pub use problem::DpopProblem;
+pub use proof_verifier::DpopProofVerifier;
 pub(crate) use verifier::{
     AcceptedProof, DpopVerifier, ProofContext, DPOP_HEADER, DPOP_NONCE_HEADER,
 };

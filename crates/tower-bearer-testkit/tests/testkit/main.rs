@@ -5,6 +5,7 @@ mod auth_server;
 mod dpop_api_server;
 mod dpop_auth_server;
 mod dpop_proof;
+mod dpop_proof_verifier;
 mod faults;
 mod lifecycle;
 mod revocation_metadata;
