@@ -103,6 +103,20 @@ fn axum_gateway() {
 }
 
 #[test]
+fn dpop_client() {
+    succeeds(
+        env!("CARGO_BIN_EXE_dpop_client"),
+        &[],
+        &[
+            "GET /orders: 200 OK",
+            "GET /invoices: 200 OK",
+            "(2 token requests, 4 API requests for 3 calls)",
+            "the same token without its key: 401 Unauthorized",
+        ],
+    );
+}
+
+#[test]
 fn examples_that_use_only_the_mock_servers() {
     for binary in [
         env!("CARGO_BIN_EXE_static_token"),
