@@ -40,7 +40,7 @@ pin_project! {
     {
         // Boxed so that the usual `Sent` path does not carry a request's worth of bytes.
         Fetching {
-            fetching: Box<Fetching<S, B>>,
+            fetching: Pin<Box<Fetching<S, B>>>,
         },
         Sent {
             #[pin]
@@ -53,22 +53,44 @@ pin_project! {
     }
 }
 
-/// Everything needed to send the request once the token arrives, and then its response.
-struct Fetching<S, B>
-where
-    S: Service<Request<B>>,
-{
-    // `None` once the token is in hand (or from the start, for a DPoP request).
-    fetch: Option<TokenFetch>,
-    cache: TokenCache,
-    // Both `Some` until the token arrives.
-    service: Option<S>,
-    request: Option<Request<B>>,
-    // Once sent: the response future, and the token sent.
-    sent: Option<(Pin<Box<S::Future>>, Token)>,
-    // For a DPoP-bound token, once sent: what its response is read with.
-    #[cfg(feature = "dpop")]
-    dpop: Option<super::dpop::Sent>,
+/// What the response of a request with a DPoP-bound token is read with; nothing without
+/// the `dpop` feature.
+#[cfg(feature = "dpop")]
+type DpopSent = Option<super::dpop::Sent>;
+#[cfg(not(feature = "dpop"))]
+type DpopSent = ();
+
+pin_project! {
+    /// Everything needed to send the request once the token arrives, and then its response.
+    /// Pinned in its box, so the inner future lives in the same allocation.
+    struct Fetching<S, B>
+    where
+        S: Service<Request<B>>,
+    {
+        // `None` once the token is in hand (or from the start, for a DPoP request).
+        fetch: Option<TokenFetch>,
+        cache: TokenCache,
+        // Both `Some` until the token arrives.
+        service: Option<S>,
+        request: Option<Request<B>>,
+        // Once sent: the response future, and the token sent.
+        #[pin]
+        response: Awaited<S::Future>,
+        token: Option<Token>,
+        // For a DPoP-bound token, once sent: what its response is read with.
+        dpop: DpopSent,
+    }
+}
+
+pin_project! {
+    #[project = AwaitedProj]
+    enum Awaited<F> {
+        NotSent,
+        Sent {
+            #[pin]
+            future: F,
+        },
+    }
 }
 
 impl<S, B> ResponseFuture<S, B>
@@ -87,14 +109,14 @@ where
     pub(super) fn refused(cache: TokenCache, error: BoxError) -> Self {
         ResponseFuture {
             state: State::Fetching {
-                fetching: Box::new(Fetching {
+                fetching: Box::pin(Fetching {
                     fetch: Some(Box::pin(std::future::ready(Err(error)))),
                     cache,
                     service: None,
                     request: None,
-                    sent: None,
-                    #[cfg(feature = "dpop")]
-                    dpop: None,
+                    response: Awaited::NotSent,
+                    token: None,
+                    dpop: DpopSent::default(),
                 }),
             },
         }
@@ -111,12 +133,13 @@ where
     ) -> Self {
         ResponseFuture {
             state: State::Fetching {
-                fetching: Box::new(Fetching {
+                fetching: Box::pin(Fetching {
                     fetch: None,
                     cache,
                     service: None,
                     request: None,
-                    sent: Some((Box::pin(future), token)),
+                    response: Awaited::Sent { future },
+                    token: Some(token),
                     dpop: Some(dpop),
                 }),
             },
@@ -130,14 +153,14 @@ where
         };
         ResponseFuture {
             state: State::Fetching {
-                fetching: Box::new(Fetching {
+                fetching: Box::pin(Fetching {
                     fetch: Some(fetch),
                     cache,
                     service: Some(service),
                     request: Some(request),
-                    sent: None,
-                    #[cfg(feature = "dpop")]
-                    dpop: None,
+                    response: Awaited::NotSent,
+                    token: None,
+                    dpop: DpopSent::default(),
                 }),
             },
         }
@@ -167,11 +190,15 @@ where
                 }
 
                 StateProj::Fetching { fetching } => {
-                    if let Some((sent, token)) = &mut fetching.sent {
-                        let mut response = ready!(sent.as_mut().poll(cx)).map_err(Into::into)?;
+                    let mut fetching = fetching.as_mut().project();
+                    if let AwaitedProj::Sent { future } = fetching.response.as_mut().project() {
+                        let mut response = ready!(future.poll(cx)).map_err(Into::into)?;
+                        let Some(token) = fetching.token.as_ref() else {
+                            return Poll::Ready(Err(polled_after_completion()));
+                        };
                         let reject = || fetching.cache.reject(token);
                         #[cfg(feature = "dpop")]
-                        if let Some(dpop) = &fetching.dpop {
+                        if let Some(dpop) = fetching.dpop.as_ref() {
                             super::dpop::on_response(&mut response, dpop, reject);
                             return Poll::Ready(Ok(response));
                         }
@@ -184,7 +211,7 @@ where
                         return Poll::Ready(Err(polled_after_completion()));
                     };
                     let token = ready!(fetch.as_mut().poll(cx))?;
-                    fetching.fetch = None;
+                    *fetching.fetch = None;
                     let (Some(mut service), Some(mut request)) =
                         (fetching.service.take(), fetching.request.take())
                     else {
@@ -193,9 +220,12 @@ where
                     insert_authorization(request.headers_mut(), token.header_value().clone());
                     #[cfg(feature = "dpop")]
                     {
-                        fetching.dpop = super::dpop::attach_proof(&mut request, &token)?;
+                        *fetching.dpop = super::dpop::attach_proof(&mut request, &token)?;
                     }
-                    fetching.sent = Some((Box::pin(service.call(request)), token));
+                    fetching.response.set(Awaited::Sent {
+                        future: service.call(request),
+                    });
+                    *fetching.token = Some(token);
                 }
             }
         }
