@@ -11,15 +11,15 @@ use http::{Request, Response, Uri};
 use super::rejected::{invalidate, mark_for_replay, may_reject};
 use crate::cache::Rejected;
 use crate::challenge::{dpop_challenge, DpopChallenge};
-use crate::dpop::{DpopError, DpopKey};
+use crate::dpop::DpopError;
 use crate::Token;
 
 /// `DPoP`, the proof's header (RFC 9449 section 4.1).
 const DPOP: HeaderName = HeaderName::from_static("dpop");
 
 /// What a DPoP request keeps for its response: where it went, and the nonce its proof had.
+/// The key is the token's, which the response future keeps too.
 pub(super) struct Sent {
-    key: DpopKey,
     uri: Uri,
     nonce: Option<std::sync::Arc<str>>,
 }
@@ -37,7 +37,6 @@ pub(super) fn attach_proof<B>(
     let proof = key.proof_with_ath(request.method(), request.uri(), ath, nonce.as_deref())?;
     request.headers_mut().insert(DPOP, proof);
     Ok(Some(Sent {
-        key: key.clone(),
         uri: request.uri().clone(),
         nonce,
     }))
@@ -49,16 +48,20 @@ pub(super) fn attach_proof<B>(
 /// token is bad.
 pub(super) fn on_response<B>(
     response: &mut Response<B>,
+    token: &Token,
     sent: &Sent,
     reject: impl FnOnce() -> Rejected,
 ) {
-    sent.key.update_nonce(&sent.uri, response.headers());
+    let Some(key) = token.dpop_key() else {
+        return;
+    };
+    key.update_nonce(&sent.uri, response.headers());
     if !may_reject(response) {
         return;
     }
     match dpop_challenge(response.headers()) {
         DpopChallenge::NonceRequired => {
-            let fresh = sent.key.nonce_for(&sent.uri);
+            let fresh = key.nonce_for(&sent.uri);
             let replay = fresh.is_some() && fresh != sent.nonce;
             if !replay {
                 tracing::debug!(

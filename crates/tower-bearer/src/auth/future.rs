@@ -199,7 +199,7 @@ where
                         let reject = || fetching.cache.reject(token);
                         #[cfg(feature = "dpop")]
                         if let Some(dpop) = fetching.dpop.as_ref() {
-                            super::dpop::on_response(&mut response, dpop, reject);
+                            super::dpop::on_response(&mut response, token, dpop, reject);
                             return Poll::Ready(Ok(response));
                         }
                         if may_reject(&response) {
