@@ -120,14 +120,22 @@ impl DpopKey {
         .to_json();
 
         // The compact JWS: header and claims, which are what is signed, then the signature.
-        let mut jws = String::with_capacity(
-            inner.header_prefix.len() + base64_len(claims.len()) + 1 + base64_len(SIGNATURE_BYTES),
-        );
-        jws.push_str(&inner.header_prefix);
-        URL_SAFE_NO_PAD.encode_string(claims, &mut jws);
-        let signature = inner.signer.sign(&inner.rng, jws.as_bytes())?;
-        jws.push('.');
-        URL_SAFE_NO_PAD.encode_string(signature, &mut jws);
+        // Encoded into one buffer of the exact length: `encode_slice` writes bytes in place,
+        // where `encode_string` goes through a chunked writer at several times the cost.
+        let prefix = inner.header_prefix.len();
+        let claims_len = base64_len(claims.len());
+        let mut jws = vec![0; prefix + claims_len + 1 + base64_len(SIGNATURE_BYTES)];
+        jws[..prefix].copy_from_slice(inner.header_prefix.as_bytes());
+        let written = URL_SAFE_NO_PAD
+            .encode_slice(claims, &mut jws[prefix..prefix + claims_len])
+            .map_err(|_| DpopError::InvalidHeaderValue)?;
+        let signed = prefix + written;
+        let signature = inner.signer.sign(&inner.rng, &jws[..signed])?;
+        jws[signed] = b'.';
+        let written = URL_SAFE_NO_PAD
+            .encode_slice(signature, &mut jws[signed + 1..])
+            .map_err(|_| DpopError::InvalidHeaderValue)?;
+        jws.truncate(signed + 1 + written);
 
         let mut value = HeaderValue::try_from(jws).map_err(|_| DpopError::InvalidHeaderValue)?;
         value.set_sensitive(true);
