@@ -17,6 +17,36 @@ use crate::{BoxError, TokenCache};
 ///
 /// The clone is what keeps a request that waits for a token from holding up the next
 /// caller: the service made ready for it moves into its future, and a clone takes its place.
+///
+/// A service that is not `Clone` does not compile under the layer, and the error names
+/// this trait and says what to do:
+///
+/// ```compile_fail
+/// use std::convert::Infallible;
+/// use std::future::{ready, Ready};
+/// use std::task::{Context, Poll};
+/// use http::{Request, Response};
+/// use tower::{Service, ServiceBuilder};
+/// use tower_bearer::{source::StaticToken, BearerAuthLayer, TokenCache};
+///
+/// struct NotClone;
+///
+/// impl Service<Request<()>> for NotClone {
+///     type Response = Response<()>;
+///     type Error = Infallible;
+///     type Future = Ready<Result<Response<()>, Infallible>>;
+///     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+///         Poll::Ready(Ok(()))
+///     }
+///     fn call(&mut self, _: Request<()>) -> Self::Future {
+///         ready(Ok(Response::new(())))
+///     }
+/// }
+///
+/// let cache = TokenCache::new(StaticToken::new("token").unwrap());
+/// // error: `BearerAuth` needs the service it wraps to be `Clone`, and `NotClone` is not
+/// let client = ServiceBuilder::new().layer(BearerAuthLayer::new(cache)).service(NotClone);
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`BearerAuth` needs the service it wraps to be `Clone`, and `{Self}` is not",
     label = "not `Clone`",
