@@ -139,6 +139,13 @@ mod tests {
         let back = decode(&record).unwrap().unwrap();
         assert_eq!(back.dpop_key().unwrap().thumbprint(), key.thumbprint());
 
+        // A record that says DPoP but names no key is unreadable, not a bearer token.
+        let text = text.replace(&format!(r#","jkt":"{}""#, key.thumbprint()), "");
+        assert_eq!(
+            decode(text.as_bytes()).unwrap_err().kind(),
+            StoreErrorKind::Unreadable
+        );
+
         let jkt = key.thumbprint().to_owned();
         drop((key, token, back));
         let error = decode(&record).unwrap_err();

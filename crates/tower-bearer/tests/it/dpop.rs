@@ -22,6 +22,13 @@ async fn servers(api_options: DpopOptions) -> (AuthServer, ApiServer) {
     (auth, api)
 }
 
+/// An API that wants a proof on every request and a nonce of its own in each.
+fn proofs_and_nonces() -> DpopOptions {
+    DpopOptions::new()
+        .require_proof(true)
+        .require_nonce(DpopNoncePolicy::new())
+}
+
 fn dpop_cache(auth: &AuthServer, key: &DpopKey) -> TokenCache {
     TokenCache::new(dpop_client_credentials_source(auth, key.clone()))
 }
@@ -57,12 +64,7 @@ async fn each_request_carries_a_proof_for_its_method_uri_and_token() {
 
 #[tokio::test]
 async fn a_resource_server_nonce_costs_one_replay_and_is_remembered() {
-    let (auth, api) = servers(
-        DpopOptions::new()
-            .require_proof(true)
-            .require_nonce(DpopNoncePolicy::new()),
-    )
-    .await;
+    let (auth, api) = servers(proofs_and_nonces()).await;
     let key = DpopKey::generate_es256().unwrap();
     let cache = dpop_cache(&auth, &key);
     let mut client = client(&cache, 8);
@@ -192,12 +194,7 @@ async fn a_request_without_an_origin_is_refused_before_it_is_sent() {
 
 #[tokio::test]
 async fn neither_the_proof_nor_the_token_is_logged() {
-    let (auth, api) = servers(
-        DpopOptions::new()
-            .require_proof(true)
-            .require_nonce(DpopNoncePolicy::new()),
-    )
-    .await;
+    let (auth, api) = servers(proofs_and_nonces()).await;
     let key = DpopKey::generate_es256().unwrap();
     let cache = dpop_cache(&auth, &key);
     let mut client = client(&cache, 8);
