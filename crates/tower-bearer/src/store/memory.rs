@@ -8,14 +8,19 @@ use std::time::Duration;
 use secrecy::SecretString;
 use tokio::time::Instant;
 
-use super::{RefreshTokenStore, StoreFuture, StoreKey, StoredRefresh, TokenStore};
+use super::{
+    RefreshRecord, RefreshState, RefreshTokenStore, RefreshValue, RefreshWrite, StoreFuture,
+    StoreKey, TokenStore,
+};
 use crate::Token;
 
 /// A [`TokenStore`] in memory: shares tokens between the caches of one process (several
 /// clients of the same API, say), and stands in for a shared store in tests.
 ///
 /// Cheap to clone; clones share the same entries. Expired tokens and leases are dropped when
-/// read; the store holds at most one token, one lease and one refresh token per key.
+/// read; the store holds at most one token, one lease and one refresh-token record per key.
+/// Its refresh-token records are never [damaged](super::RefreshValue::Damaged): it holds them
+/// in memory, in clear.
 #[derive(Clone, Default)]
 pub struct MemoryStore {
     inner: Arc<Mutex<HashMap<StoreKey, Slot>>>,
@@ -25,7 +30,14 @@ pub struct MemoryStore {
 struct Slot {
     token: Option<(Token, Instant)>,
     lease: Option<(String, Instant)>,
-    refresh: Option<StoredRefresh>,
+    refresh: Option<Refresh>,
+    settle_until: Option<Instant>,
+}
+
+struct Refresh {
+    generation: u64,
+    refresh_token: SecretString,
+    presenting: Option<String>,
 }
 
 impl MemoryStore {
@@ -96,49 +108,98 @@ impl TokenStore for MemoryStore {
 }
 
 impl RefreshTokenStore for MemoryStore {
-    fn refresh_token<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoredRefresh>> {
-        let stored = self.slots().get(key).and_then(|slot| slot.refresh.clone());
-        Box::pin(std::future::ready(Ok(stored)))
+    fn refresh_record<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, RefreshState> {
+        let now = Instant::now();
+        let slots = self.slots();
+        let slot = slots.get(key);
+        let state = RefreshState {
+            record: slot.and_then(|slot| slot.refresh.as_ref()).map(|refresh| RefreshRecord {
+                generation: refresh.generation,
+                value: RefreshValue::Readable(refresh.refresh_token.clone()),
+                presenting: refresh.presenting.clone(),
+            }),
+            settling: slot.is_some_and(|slot| slot.settling(now)),
+        };
+        Box::pin(std::future::ready(Ok(state)))
     }
 
-    fn replace_refresh_token<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        expected: u64,
-        refresh_token: &'a SecretString,
-    ) -> StoreFuture<'a, bool> {
-        let mut slots = self.slots();
-        let slot = slots.entry(key.clone()).or_default();
-        let current = slot.refresh.as_ref().map_or(0, |r| r.generation);
-        let replaced = current == expected;
-        if replaced {
-            slot.refresh = Some(StoredRefresh {
-                refresh_token: refresh_token.clone(),
-                generation: expected + 1,
-            });
-        }
-        Box::pin(std::future::ready(Ok(replaced)))
-    }
-
-    fn put_refresh_token<'a>(
+    fn begin_presenting<'a>(
         &'a self,
         key: &'a StoreKey,
         generation: u64,
-        refresh_token: &'a SecretString,
+        holder: &'a str,
+    ) -> StoreFuture<'a, bool> {
+        let now = Instant::now();
+        let mut slots = self.slots();
+        let begun = slots.get_mut(key).is_some_and(|slot| {
+            let settling = slot.settling(now);
+            match &mut slot.refresh {
+                Some(refresh) if refresh.generation == generation && !settling => {
+                    match &refresh.presenting {
+                        Some(other) => other == holder,
+                        None => {
+                            refresh.presenting = Some(holder.to_owned());
+                            true
+                        }
+                    }
+                }
+                _ => false,
+            }
+        });
+        Box::pin(std::future::ready(Ok(begun)))
+    }
+
+    fn end_presenting<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        generation: u64,
+        holder: &'a str,
     ) -> StoreFuture<'a, bool> {
         let mut slots = self.slots();
+        let ended = match slots.get_mut(key).and_then(|slot| slot.refresh.as_mut()) {
+            Some(refresh)
+                if refresh.generation == generation
+                    && refresh.presenting.as_deref() == Some(holder) =>
+            {
+                refresh.presenting = None;
+                true
+            }
+            _ => false,
+        };
+        Box::pin(std::future::ready(Ok(ended)))
+    }
+
+    fn store_refresh<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        write: RefreshWrite<'a>,
+    ) -> StoreFuture<'a, bool> {
+        let now = Instant::now();
+        let mut slots = self.slots();
         let slot = slots.entry(key.clone()).or_default();
-        let stored = slot
+        // Nothing here is ever damaged, so `replacing_damaged` never applies.
+        let written = slot
             .refresh
             .as_ref()
-            .is_none_or(|current| current.generation < generation);
-        if stored {
-            slot.refresh = Some(StoredRefresh {
-                refresh_token: refresh_token.clone(),
-                generation,
+            .is_none_or(|current| current.generation < write.generation);
+        if written {
+            slot.refresh = Some(Refresh {
+                generation: write.generation,
+                refresh_token: write.refresh_token.clone(),
+                presenting: None,
             });
+            if let Some(settle) = write.settle {
+                let until = now + settle.min(Token::MAX_LIFETIME);
+                slot.settle_until = Some(slot.settle_until.map_or(until, |at| at.max(until)));
+            }
         }
-        Box::pin(std::future::ready(Ok(stored)))
+        Box::pin(std::future::ready(Ok(written)))
+    }
+}
+
+impl Slot {
+    fn settling(&self, now: Instant) -> bool {
+        self.settle_until.is_some_and(|until| now < until)
     }
 }
 

@@ -92,61 +92,112 @@ pub trait TokenStore: Send + Sync + 'static {
 }
 
 /// Where a fleet keeps the one refresh token its replicas share, for servers that rotate
-/// refresh tokens; see `tower-bearer-oauth2`'s `RefreshTokenBuilder::share_through`.
+/// refresh tokens; see `tower-bearer-oauth2`'s `RefreshTokenBuilder::share_through`, which
+/// documents the protocol these operations serve.
 ///
-/// A [`TokenStore`] too: refreshing takes the fleet's lease with
-/// [`try_lease`](TokenStore::try_lease). A store that only shares access tokens implements
-/// [`TokenStore`] alone. Implementations: [`MemoryStore`] and `RedisStore`.
+/// The store holds one [`RefreshRecord`] per key: a refresh token, its generation (how many
+/// rotations led to it; the generation is the fencing token of every write), and the
+/// *intent* of the one replica presenting it right now, if any. Every operation must be
+/// atomic: a Redis implementation runs each as one script.
+///
+/// Implementations: [`MemoryStore`] and `tower-bearer-redis`'s `RedisStore`.
 pub trait RefreshTokenStore: TokenStore {
-    /// The stored refresh token for `key` and its generation, if any.
-    fn refresh_token<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoredRefresh>>;
+    /// What the store holds for `key`.
+    fn refresh_record<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, RefreshState>;
 
-    /// Replaces the refresh token for `key` with `refresh_token` if the stored generation is
-    /// still `expected` (`0`: nothing stored yet); `true` if it was replaced, and the stored
-    /// generation is then `expected + 1`.
-    ///
-    /// With refresh-token rotation every use issues a new refresh token and may invalidate
-    /// the old one; compare-and-set means a replica that used an older one can never
-    /// overwrite the newer one another replica stored meanwhile.
-    fn replace_refresh_token<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        expected: u64,
-        refresh_token: &'a SecretString,
-    ) -> StoreFuture<'a, bool>;
-
-    /// Stores `refresh_token` for `key` as generation `generation`, unless the store holds a
-    /// readable refresh token of that generation or a newer one; `true` if it was stored.
-    ///
-    /// For putting a refresh token back when the store lost its data (a restart without
-    /// persistence, `FLUSHALL`, eviction), holds an older generation than the caller's, or
-    /// holds a value nobody can read (which is replaced). Every replica that notices puts
-    /// back its own; the newest wins, whatever the order.
-    fn put_refresh_token<'a>(
+    /// Records that `holder` is about to present the refresh token of `generation`: only if
+    /// the stored record is of that generation, no other holder's intent is recorded, and
+    /// no settle is running (see [`RefreshState::settling`]). `true` if the intent is
+    /// `holder`'s now (it may have been already). The intent has no expiry: only its holder
+    /// resolves it, with [`store_refresh`](Self::store_refresh) or
+    /// [`end_presenting`](Self::end_presenting).
+    fn begin_presenting<'a>(
         &'a self,
         key: &'a StoreKey,
         generation: u64,
-        refresh_token: &'a SecretString,
+        holder: &'a str,
+    ) -> StoreFuture<'a, bool>;
+
+    /// Clears `holder`'s intent on the record of `generation`, which stays as it is (the
+    /// server answered without consuming the refresh token). `true` if it was cleared.
+    fn end_presenting<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        generation: u64,
+        holder: &'a str,
+    ) -> StoreFuture<'a, bool>;
+
+    /// Stores `write.refresh_token` as `write.generation`, with no intent, if the key holds
+    /// nothing, a record of an older generation, or the [damaged](RefreshValue::Damaged)
+    /// value of generation [`replacing_damaged`](RefreshWrite::replacing_damaged) it was
+    /// read with. With [`settle`](RefreshWrite::settle), a successful write also starts (or
+    /// lengthens) a settle of that length. `true` if it wrote.
+    ///
+    /// Newest-wins with the generation as fencing token: a replica holding an older refresh
+    /// token can never overwrite a newer one, whenever its write arrives.
+    fn store_refresh<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        write: RefreshWrite<'a>,
     ) -> StoreFuture<'a, bool>;
 }
 
-/// A refresh token read from a [`RefreshTokenStore`], with the generation that
-/// [`replace_refresh_token`](RefreshTokenStore::replace_refresh_token) compares.
-#[derive(Clone)]
-pub struct StoredRefresh {
-    /// The refresh token.
-    pub refresh_token: SecretString,
-    /// How many times it was replaced; the first stored one is generation 1.
-    pub generation: u64,
+/// What a [`RefreshTokenStore`] holds for one key.
+#[derive(Debug)]
+pub struct RefreshState {
+    /// The record, if the key holds one.
+    pub record: Option<RefreshRecord>,
+    /// Whether a settle is running: after a data loss, replicas put their copies back for
+    /// this long before anyone presents one (newest wins).
+    pub settling: bool,
 }
 
-impl fmt::Debug for StoredRefresh {
+/// The fleet's refresh token as a [`RefreshTokenStore`] holds it.
+#[derive(Debug)]
+pub struct RefreshRecord {
+    /// How many rotations led to this refresh token: 0 for one a replica was configured with.
+    pub generation: u64,
+    /// The refresh token, if this replica can read it.
+    pub value: RefreshValue,
+    /// The replica presenting this generation right now, if one announced it.
+    pub presenting: Option<String>,
+}
+
+/// A stored refresh token, as this replica can read it.
+pub enum RefreshValue {
+    /// Read and authenticated for its key, kind and generation.
+    Readable(SecretString),
+    /// Cannot be what any replica holding this replica's keys wrote there: malformed,
+    /// truncated, or failing authentication under a key this replica holds (tampered with,
+    /// or moved from another key or generation). Safe to replace with a good copy.
+    Damaged(StoreError),
+    /// Sealed with a key this replica does not hold. It may be the fleet's newest (and this
+    /// replica misconfigured), so it is neither replaced nor presented.
+    Foreign(StoreError),
+}
+
+impl fmt::Debug for RefreshValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StoredRefresh")
-            .field("refresh_token", &"[redacted]")
-            .field("generation", &self.generation)
-            .finish()
+        match self {
+            RefreshValue::Readable(_) => f.write_str("Readable([redacted])"),
+            RefreshValue::Damaged(error) => f.debug_tuple("Damaged").field(error).finish(),
+            RefreshValue::Foreign(error) => f.debug_tuple("Foreign").field(error).finish(),
+        }
     }
+}
+
+/// A write of [`RefreshTokenStore::store_refresh`].
+#[derive(Debug, Clone, Copy)]
+pub struct RefreshWrite<'a> {
+    /// The generation the refresh token is stored as.
+    pub generation: u64,
+    /// The refresh token.
+    pub refresh_token: &'a SecretString,
+    /// Also replace a [damaged](RefreshValue::Damaged) value, if the stored record is still
+    /// of this generation.
+    pub replacing_damaged: Option<u64>,
+    /// Start a settle this long if the write succeeds, or lengthen a running one to it.
+    pub settle: Option<Duration>,
 }
 
 impl<T: TokenStore + ?Sized> TokenStore for std::sync::Arc<T> {
@@ -178,26 +229,34 @@ impl<T: TokenStore + ?Sized> TokenStore for std::sync::Arc<T> {
 }
 
 impl<T: RefreshTokenStore + ?Sized> RefreshTokenStore for std::sync::Arc<T> {
-    fn refresh_token<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoredRefresh>> {
-        (**self).refresh_token(key)
+    fn refresh_record<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, RefreshState> {
+        (**self).refresh_record(key)
     }
 
-    fn replace_refresh_token<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        expected: u64,
-        refresh_token: &'a SecretString,
-    ) -> StoreFuture<'a, bool> {
-        (**self).replace_refresh_token(key, expected, refresh_token)
-    }
-
-    fn put_refresh_token<'a>(
+    fn begin_presenting<'a>(
         &'a self,
         key: &'a StoreKey,
         generation: u64,
-        refresh_token: &'a SecretString,
+        holder: &'a str,
     ) -> StoreFuture<'a, bool> {
-        (**self).put_refresh_token(key, generation, refresh_token)
+        (**self).begin_presenting(key, generation, holder)
+    }
+
+    fn end_presenting<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        generation: u64,
+        holder: &'a str,
+    ) -> StoreFuture<'a, bool> {
+        (**self).end_presenting(key, generation, holder)
+    }
+
+    fn store_refresh<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        write: RefreshWrite<'a>,
+    ) -> StoreFuture<'a, bool> {
+        (**self).store_refresh(key, write)
     }
 }
 
