@@ -338,7 +338,7 @@ mod client_credentials;
 mod discovery;
 mod endpoint;
 mod error;
-mod fleet_refresh;
+mod fleet;
 mod http_client;
 mod jwt_bearer;
 #[cfg(feature = "private-key-jwt")]
@@ -362,7 +362,7 @@ pub use client_credentials::{ClientCredentials, ClientCredentialsBuilder};
 pub use discovery::{AuthServerMetadata, Discovery, DiscoveryError};
 pub use endpoint::{Endpoint, EndpointBuilder};
 pub use error::{BuildError, EndpointError, OAuthError};
-pub use fleet_refresh::WhenStoreUnavailable;
+pub use fleet::{FleetConfig, WhenStoreUnavailable};
 pub use http_client::HttpClient;
 pub use jwt_bearer::{JwtBearer, JwtBearerBuilder};
 #[cfg(feature = "private-key-jwt")]

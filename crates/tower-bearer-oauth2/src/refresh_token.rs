@@ -5,14 +5,13 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use tower_bearer::source::TokenFuture;
 use tower_bearer::store::{RefreshTokenStore, StoreKey};
 use tower_bearer::{FetchError, Token, TokenCache, TokenSource};
 
-use crate::fleet_refresh::{Fleet, WhenStoreUnavailable};
+use crate::fleet::{Fleet, FleetConfig, Presentation, WhenStoreUnavailable};
 use crate::response::TokenResponseRules;
 use crate::revocation::TokenTypeHint;
 use crate::server_url::ServerUrl;
@@ -96,13 +95,14 @@ pub struct RefreshToken {
 struct Inner {
     endpoint: TokenEndpoint,
     params: TokenParams,
-    /// The refresh token to present next.
+    /// The refresh token to present next, without a fleet (a fleet keeps its own copy).
     current: Mutex<SecretString>,
-    /// Held for a whole refresh, so each one presents what the one before it left.
+    /// Held for a whole refresh without a fleet, so each one presents what the one before
+    /// it left (a fleet has its own turn).
     refreshing: tokio::sync::Mutex<()>,
     on_rotate: Option<RotateHook>,
-    /// Where a fleet keeps its one refresh token; see [`RefreshTokenBuilder::share_through`].
-    fleet: Option<Fleet>,
+    /// The fleet's refresh protocol; see [`RefreshTokenBuilder::share_through`].
+    fleet: Option<Arc<Fleet>>,
 }
 
 /// What to call with a new refresh token.
@@ -113,9 +113,6 @@ enum RotateHook {
 }
 
 type HookFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
-
-/// How long a replica waits for another's refresh before it gives up for this fetch.
-const FLEET_MAX_WAIT: Duration = Duration::from_secs(15);
 
 impl RefreshToken {
     /// Starts building a source that asks `endpoint` for access tokens as `client`,
@@ -135,13 +132,17 @@ impl RefreshToken {
             on_rotate: None,
             shared: None,
             when_store_unavailable: WhenStoreUnavailable::default(),
+            fleet: FleetConfig::default(),
         }
     }
 
     /// The refresh token the next fetch will present: the one given to the builder, or the
     /// latest the server rotated in.
     pub fn refresh_token(&self) -> SecretString {
-        self.current().clone()
+        match &self.inner.fleet {
+            Some(fleet) => fleet.refresh_token(),
+            None => self.current().clone(),
+        }
     }
 
     /// The token endpoint URL this source sends to: the endpoint's, or its mutual-TLS alias
@@ -171,7 +172,10 @@ impl RefreshToken {
     ///
     /// Waits for a refresh in progress, so the token revoked is the latest one.
     pub async fn revoke_refresh_token(&self) -> Result<(), RevocationError> {
-        let _turn = self.inner.refreshing.lock().await;
+        let _turn = match &self.inner.fleet {
+            Some(fleet) => fleet.turn().await,
+            None => self.inner.refreshing.lock().await,
+        };
         let refresh_token = self.refresh_token();
         self.inner
             .endpoint
@@ -202,57 +206,41 @@ impl RefreshToken {
     }
 
     async fn refresh(&self) -> Result<Token, FetchError> {
-        let _turn = self.inner.refreshing.lock().await;
         let Some(fleet) = &self.inner.fleet else {
+            let _turn = self.inner.refreshing.lock().await;
             let presented = self.refresh_token();
-            return self.present(&presented).await.map(|(token, _)| token);
-        };
-        self.start_checking(fleet);
-        let lease = match fleet.lease().await {
-            Ok(lease) => Some(lease),
-            Err(error) if fleet.when_unavailable() == WhenStoreUnavailable::RefreshWithOwnCopy => {
-                tracing::warn!(key = %fleet.key(), %error, "refreshing with this replica's own refresh token");
-                None
-            }
-            Err(error) => return Err(error),
-        };
-        let Some(lease) = lease else {
-            let presented = self.refresh_token();
-            return self.present(&presented).await.map(|(token, _)| token);
-        };
-        let chosen = match fleet.choose(&lease, self.refresh_token()).await {
-            Ok(chosen) => chosen,
-            Err(error) => {
-                lease.release().await;
-                return Err(error);
-            }
-        };
-        *self.current() = chosen.refresh_token.clone();
-        match self.present(&chosen.refresh_token).await {
-            Ok((token, Some(rotated))) => {
-                fleet.publish(lease, chosen.generation, &rotated).await;
+            let token = self.request(&presented).await?;
+            if let Some(rotated) = rotation(&token, &presented) {
+                *self.current() = rotated.clone();
                 self.call_hook(&rotated).await;
-                Ok(token)
             }
-            Ok((token, None)) => {
-                lease.release().await;
-                Ok(token)
-            }
-            Err(error) => {
-                lease.release().await;
-                Err(error)
-            }
+            return Ok(token);
+        };
+        fleet.start_checking();
+        let (token, rotated) = fleet
+            .refresh(|presented| self.present(presented))
+            .await?;
+        if let Some(rotated) = rotated {
+            self.call_hook(&rotated).await;
+        }
+        Ok(token)
+    }
+
+    /// Presents `presented` for the fleet, and says whether the server may have consumed it.
+    async fn present(&self, presented: SecretString) -> Presentation {
+        match self.request(&presented).await {
+            Ok(token) => match rotation(&token, &presented) {
+                Some(rotated) => Presentation::Rotated(token, rotated),
+                None => Presentation::Kept(token),
+            },
+            Err(error) if issued_nothing(&error) => Presentation::Refused(error),
+            Err(error) => Presentation::Unknown(error),
         }
     }
 
-    /// Presents `presented` at the token endpoint. On a rotation, holds the new refresh
-    /// token before it returns, and returns it too; the caller shares it and calls the hook.
-    async fn present(
-        &self,
-        presented: &SecretString,
-    ) -> Result<(Token, Option<SecretString>), FetchError> {
-        let token = self
-            .inner
+    /// One refresh token grant request presenting `presented`.
+    async fn request(&self, presented: &SecretString) -> Result<Token, FetchError> {
+        self.inner
             .endpoint
             .request(Grant {
                 grant_type: "refresh_token",
@@ -260,23 +248,7 @@ impl RefreshToken {
                 params: &self.inner.params,
                 response: TokenResponseRules::Standard,
             })
-            .await?;
-        let rotated = token
-            .refresh_token()
-            .filter(|rotated| rotated.expose_secret() != presented.expose_secret())
-            .cloned();
-        let Some(rotated) = rotated else {
-            return Ok((token, None));
-        };
-        *self.current() = rotated.clone();
-        tracing::debug!(
-            client_id = %self.inner.endpoint.client.client_id(),
-            "the token endpoint rotated the refresh token"
-        );
-        if self.inner.fleet.is_none() {
-            self.call_hook(&rotated).await;
-        }
-        Ok((token, Some(rotated)))
+            .await
     }
 
     async fn call_hook(&self, rotated: &SecretString) {
@@ -286,32 +258,32 @@ impl RefreshToken {
             None => {}
         }
     }
+}
 
-    /// Keeps this replica's copy in step with the fleet's between refreshes; see
-    /// `fleet_refresh`.
-    fn start_checking(&self, fleet: &Fleet) {
-        if !fleet.first_to_start_checking() {
-            return;
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let inner = Arc::downgrade(&self.inner);
-        runtime.spawn(async move {
-            loop {
-                tokio::time::sleep(crate::fleet_refresh::CHECK_EVERY).await;
-                let Some(inner) = inner.upgrade() else {
-                    return;
-                };
-                if let Some(fleet) = &inner.fleet {
-                    // Not while this replica refreshes: that reads the store itself.
-                    if let Ok(_turn) = inner.refreshing.try_lock() {
-                        fleet.check(&inner.current).await;
-                    }
-                }
-            }
-        });
+/// The new refresh token in `token`, if the server rotated `presented`.
+fn rotation(token: &Token, presented: &SecretString) -> Option<SecretString> {
+    let rotated = token
+        .refresh_token()
+        .filter(|rotated| rotated.expose_secret() != presented.expose_secret())
+        .cloned()?;
+    tracing::debug!("the token endpoint rotated the refresh token");
+    Some(rotated)
+}
+
+/// Whether the token endpoint answered `error` without issuing anything: an OAuth error
+/// response, or a client error status (4xx). A timeout, a broken connection or a 5xx may
+/// come after the server acted.
+fn issued_nothing(error: &FetchError) -> bool {
+    let Some(source) = std::error::Error::source(error) else {
+        return false;
+    };
+    if source.downcast_ref::<crate::OAuthError>().is_some() {
+        return true;
     }
+    source
+        .downcast_ref::<crate::EndpointError>()
+        .and_then(crate::EndpointError::status)
+        .is_some_and(|status| status.is_client_error())
 }
 
 impl TokenSource for RefreshToken {
@@ -328,7 +300,7 @@ impl fmt::Debug for RefreshToken {
             .field("refresh_token", &"[redacted]")
             .field("params", &inner.params)
             .field("on_rotate", &inner.on_rotate.as_ref().map(|_| ".."))
-            .field("shared", &inner.fleet.as_ref().map(Fleet::key))
+            .field("shared", &inner.fleet.as_deref().map(Fleet::key))
             .finish_non_exhaustive()
     }
 }
@@ -343,6 +315,7 @@ pub struct RefreshTokenBuilder {
     on_rotate: Option<RotateHook>,
     shared: Option<(Arc<dyn RefreshTokenStore>, StoreKey)>,
     when_store_unavailable: WhenStoreUnavailable,
+    fleet: FleetConfig,
 }
 
 impl RefreshTokenBuilder {
@@ -379,6 +352,13 @@ impl RefreshTokenBuilder {
     /// [`WhenStoreUnavailable::Wait`]); only matters with [`share_through`](Self::share_through).
     pub fn when_store_unavailable(mut self, choice: WhenStoreUnavailable) -> Self {
         self.when_store_unavailable = choice;
+        self
+    }
+
+    /// The fleet's timings (default [`FleetConfig::default`]); only matters with
+    /// [`share_through`](Self::share_through).
+    pub fn fleet(mut self, config: FleetConfig) -> Self {
+        self.fleet = config;
         self
     }
 
@@ -438,27 +418,38 @@ impl RefreshTokenBuilder {
             self.client,
             RetryPolicy::for_refresh_tokens(),
         )?;
-        // Longer than the longest refresh can take (a wait after a data loss included), so
-        // the lease never runs out while its holder's request is in flight. With DPoP, an
-        // attempt may take a second request, for a server nonce.
+        // The longest one refresh can take at the token endpoint, retries included; with
+        // DPoP, an attempt may take a second request, for a server nonce.
         let requests_per_attempt = if endpoint.client.dpop_key().is_some() {
             2
         } else {
             1
         };
-        let lease_ttl = crate::fleet_refresh::SETTLE.saturating_add(
-            endpoint
-                .limits()
-                .timeout
-                .saturating_mul(
-                    endpoint
-                        .retry
-                        .attempts()
-                        .saturating_mul(requests_per_attempt),
-                )
-                .saturating_add(endpoint.retry.max_total_wait())
-                .saturating_add(Duration::from_secs(5)),
-        );
+        let longest_refresh = endpoint
+            .limits()
+            .timeout
+            .saturating_mul(
+                endpoint
+                    .retry
+                    .attempts()
+                    .saturating_mul(requests_per_attempt),
+            )
+            .saturating_add(endpoint.retry.max_total_wait());
+        let fleet = self.shared.map(|(store, key)| {
+            Arc::new(Fleet::new(
+                store,
+                key,
+                self.fleet,
+                longest_refresh,
+                self.when_store_unavailable,
+                self.refresh_token.clone(),
+            ))
+        });
+        if let Some(fleet) = &fleet {
+            // Every replica observes the fleet from its start; without a runtime here, from
+            // its first fetch.
+            fleet.start_checking();
+        }
         Ok(RefreshToken {
             inner: Arc::new(Inner {
                 endpoint,
@@ -466,15 +457,7 @@ impl RefreshTokenBuilder {
                 current: Mutex::new(self.refresh_token),
                 refreshing: tokio::sync::Mutex::new(()),
                 on_rotate: self.on_rotate,
-                fleet: self.shared.map(|(store, key)| {
-                    Fleet::new(
-                        store,
-                        key,
-                        lease_ttl,
-                        FLEET_MAX_WAIT,
-                        self.when_store_unavailable,
-                    )
-                }),
+                fleet,
             }),
         })
     }
@@ -489,6 +472,7 @@ impl fmt::Debug for RefreshTokenBuilder {
             .field("params", &self.params)
             .field("on_rotate", &self.on_rotate.as_ref().map(|_| ".."))
             .field("shared", &self.shared.as_ref().map(|(_, key)| key))
+            .field("fleet", &self.fleet)
             .finish()
     }
 }
