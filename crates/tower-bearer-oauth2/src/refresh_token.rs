@@ -217,8 +217,12 @@ impl RefreshToken {
             return Ok(token);
         };
         fleet.start_checking();
+        let this = self.clone();
         let (token, rotated) = fleet
-            .refresh(|presented| self.present(presented))
+            .refresh(move |presented| {
+                let this = this.clone();
+                async move { this.present(presented).await }
+            })
             .await?;
         if let Some(rotated) = rotated {
             self.call_hook(&rotated).await;

@@ -120,15 +120,21 @@ impl FleetConfig {
         self
     }
 
+    /// How long a replica watches the store before its first presentation: the longest
+    /// jittered check interval, a store timeout and a second, so that every other replica
+    /// had the chance to put back a newer copy than the store's.
+    pub(crate) fn watch_first(&self) -> Duration {
+        self.check_interval
+            .mul_f64(1.2)
+            .saturating_add(self.store_timeout)
+            .saturating_add(Duration::from_secs(1))
+    }
+
     /// The settle in force: the configured one, or the default computed with the longest
     /// refresh can take (`longest_refresh`).
     pub(crate) fn settle_for(&self, longest_refresh: Duration) -> Duration {
         self.settle.unwrap_or_else(|| {
-            self.check_interval
-                .mul_f64(1.2)
-                .saturating_add(self.store_timeout)
-                .saturating_add(longest_refresh)
-                .saturating_add(Duration::from_secs(1))
+            self.watch_first().saturating_add(longest_refresh)
         })
     }
 }

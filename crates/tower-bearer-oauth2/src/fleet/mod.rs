@@ -87,6 +87,10 @@ pub(crate) struct Fleet {
     key: StoreKey,
     config: FleetConfig,
     settle: Duration,
+    /// How long a replica watches the store before its first presentation: one jittered
+    /// check of every other replica, so that a replica holding a newer copy than the store
+    /// (after a restore from an old backup, say) has put it back.
+    watch_first: Duration,
     /// The name this replica's intents carry.
     holder: String,
     when_unavailable: WhenStoreUnavailable,
@@ -110,6 +114,8 @@ struct Local {
     waiting_on: Option<(String, u64, Instant)>,
     /// When a foreign value was last reported.
     reported_foreign: Option<Instant>,
+    /// When this replica first read a record from the store.
+    first_seen: Option<Instant>,
 }
 
 /// What the store's state asks of a refreshing replica.
@@ -134,6 +140,7 @@ impl Fleet {
             .unwrap_or_else(|| format!("replica-{:016x}", fastrand::u64(..)));
         Fleet {
             settle: config.settle_for(longest_refresh),
+            watch_first: config.watch_first(),
             store,
             key,
             config,
@@ -146,6 +153,7 @@ impl Fleet {
                 unknown_outcome: false,
                 waiting_on: None,
                 reported_foreign: None,
+                first_seen: None,
             }),
             turn: tokio::sync::Mutex::new(()),
             checking: AtomicBool::new(false),
@@ -154,11 +162,6 @@ impl Fleet {
 
     pub(crate) fn key(&self) -> &StoreKey {
         &self.key
-    }
-
-    /// The settle in force.
-    pub(crate) fn settle(&self) -> Duration {
-        self.settle
     }
 
     /// This replica's copy of the refresh token.
@@ -179,7 +182,35 @@ impl Fleet {
     /// One refresh for the fleet: presents the fleet's refresh token through `present` once
     /// this replica may, and returns the access token and, on rotation, the new refresh
     /// token (already this replica's copy).
+    ///
+    /// It runs on a task of its own, so a caller that goes away (a dropped cache, a
+    /// timeout) cannot cut a presentation off between the server's rotation and the
+    /// publication of its result, which would lose the grant.
     pub(crate) async fn refresh<F, Fut>(
+        self: &Arc<Self>,
+        present: F,
+    ) -> Result<(Token, Option<SecretString>), FetchError>
+    where
+        F: Fn(SecretString) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Presentation> + Send,
+    {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return self.refresh_here(present).await;
+        };
+        let fleet = self.clone();
+        runtime
+            .spawn(async move { fleet.refresh_here(present).await })
+            .await
+            .unwrap_or_else(|error| {
+                Err(FetchError::transient(
+                    "the fleet's refresh task ended before it finished (a panic, or the \
+                     runtime shutting down)",
+                )
+                .with_source(error))
+            })
+    }
+
+    async fn refresh_here<F, Fut>(
         &self,
         present: F,
     ) -> Result<(Token, Option<SecretString>), FetchError>
@@ -312,6 +343,16 @@ impl Fleet {
             None => {}
         }
         let mut local = self.local();
+        let now = Instant::now();
+        let watched = now.duration_since(*local.first_seen.get_or_insert(now));
+        if watched < self.watch_first {
+            return Next::Wait(format!(
+                "this replica has watched the store for {watched:?}; it presents the fleet's \
+                 refresh token only after {:?}, once every replica had the chance to put \
+                 back a newer copy than the store's",
+                self.watch_first
+            ));
+        }
         if state.settling {
             return Next::Wait(
                 "the fleet is settling after a data loss, while replicas put back their copies"
