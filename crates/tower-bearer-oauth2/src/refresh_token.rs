@@ -11,7 +11,7 @@ use tower_bearer::source::TokenFuture;
 use tower_bearer::store::{RefreshTokenStore, StoreKey};
 use tower_bearer::{FetchError, Token, TokenCache, TokenSource};
 
-use crate::fleet::{Fleet, FleetConfig, Presentation, WhenStoreUnavailable};
+use crate::fleet::{on_own_task, Fleet, FleetConfig, Presentation, WhenStoreUnavailable};
 use crate::response::TokenResponseRules;
 use crate::revocation::TokenTypeHint;
 use crate::server_url::ServerUrl;
@@ -207,14 +207,13 @@ impl RefreshToken {
 
     async fn refresh(&self) -> Result<Token, FetchError> {
         let Some(fleet) = &self.inner.fleet else {
-            let _turn = self.inner.refreshing.lock().await;
-            let presented = self.refresh_token();
-            let token = self.request(&presented).await?;
-            if let Some(rotated) = rotation(&token, &presented) {
-                *self.current() = rotated.clone();
-                self.call_hook(&rotated).await;
-            }
-            return Ok(token);
+            // On a task of its own, so that a fetch dropped mid-request (a cache dropped or
+            // timing out) cannot lose a rotated refresh token the server already issued.
+            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                return self.refresh_alone().await;
+            };
+            let this = self.clone();
+            return on_own_task(runtime, async move { this.refresh_alone().await }).await;
         };
         fleet.start_checking();
         let this = self.clone();
@@ -225,6 +224,18 @@ impl RefreshToken {
             })
             .await?;
         if let Some(rotated) = rotated {
+            self.call_hook(&rotated).await;
+        }
+        Ok(token)
+    }
+
+    /// A refresh without a fleet: each presents what the one before it left.
+    async fn refresh_alone(&self) -> Result<Token, FetchError> {
+        let _turn = self.inner.refreshing.lock().await;
+        let presented = self.refresh_token();
+        let token = self.request(&presented).await?;
+        if let Some(rotated) = rotation(&token, &presented) {
+            *self.current() = rotated.clone();
             self.call_hook(&rotated).await;
         }
         Ok(token)

@@ -29,6 +29,10 @@ use http::StatusCode;
 pub enum Fault {
     /// Wait this long (on the tokio clock), then answer the request normally.
     Delay(Duration),
+    /// Act on the request at once (issue, rotate, revoke), then wait this long (on the tokio
+    /// clock) before sending the answer: a client that gives up meanwhile loses what the
+    /// server did, as with an answer lost on the network.
+    DelayAnswer(Duration),
     /// Answer with this status, a short `text/plain` body and nothing else.
     Status(StatusCode),
     /// Answer with this status and `Retry-After` set to the given number of seconds.

@@ -85,9 +85,8 @@ impl FleetConfig {
     /// (the newest generation wins) and for a refresh that was in flight during the loss to
     /// publish its result.
     ///
-    /// Default: 1.2 check intervals (the longest jittered gap) plus the store timeout, plus
-    /// the longest a refresh at the token endpoint can take with its retries, plus one
-    /// second. A shorter settle is safe only if every replica that may hold a newer copy,
+    /// Default: 1.5 check intervals (the longest jittered gap is 1.2) plus the store
+    /// timeout, plus the longest a refresh at the token endpoint can take with its retries. A shorter settle is safe only if every replica that may hold a newer copy,
     /// or be presenting one, reaches the store within it.
     #[must_use]
     pub fn settle(mut self, settle: Duration) -> Self {
@@ -120,22 +119,20 @@ impl FleetConfig {
         self
     }
 
-    /// How long a replica watches the store before its first presentation: the longest
-    /// jittered check interval, a store timeout and a second, so that every other replica
-    /// had the chance to put back a newer copy than the store's.
+    /// How long a replica watches the store before its first presentation: one and a half
+    /// check intervals (the longest jittered gap is 1.2) and a store timeout, so that every
+    /// other replica had the chance to put back a newer copy than the store's.
     pub(crate) fn watch_first(&self) -> Duration {
         self.check_interval
-            .mul_f64(1.2)
+            .mul_f64(1.5)
             .saturating_add(self.store_timeout)
-            .saturating_add(Duration::from_secs(1))
     }
 
     /// The settle in force: the configured one, or the default computed with the longest
     /// refresh can take (`longest_refresh`).
     pub(crate) fn settle_for(&self, longest_refresh: Duration) -> Duration {
-        self.settle.unwrap_or_else(|| {
-            self.watch_first().saturating_add(longest_refresh)
-        })
+        self.settle
+            .unwrap_or_else(|| self.watch_first().saturating_add(longest_refresh))
     }
 }
 

@@ -170,6 +170,7 @@ impl Fleet {
     }
 
     /// The generation of this replica's copy.
+    #[cfg(test)]
     pub(crate) fn generation(&self) -> u64 {
         self.local().generation
     }
@@ -198,16 +199,7 @@ impl Fleet {
             return self.refresh_here(present).await;
         };
         let fleet = self.clone();
-        runtime
-            .spawn(async move { fleet.refresh_here(present).await })
-            .await
-            .unwrap_or_else(|error| {
-                Err(FetchError::transient(
-                    "the fleet's refresh task ended before it finished (a panic, or the \
-                     runtime shutting down)",
-                )
-                .with_source(error))
-            })
+        on_own_task(runtime, async move { fleet.refresh_here(present).await }).await
     }
 
     async fn refresh_here<F, Fut>(
@@ -662,6 +654,22 @@ impl Fleet {
         self.local
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Runs `refresh` on a task of its own and waits for it: a caller that goes away does not
+/// cut it short. A panic inside goes on in the caller, as if it had run there.
+pub(crate) async fn on_own_task<T: Send + 'static>(
+    runtime: tokio::runtime::Handle,
+    refresh: impl Future<Output = Result<T, FetchError>> + Send + 'static,
+) -> Result<T, FetchError> {
+    match runtime.spawn(refresh).await {
+        Ok(result) => result,
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Err(error) => Err(FetchError::transient(
+            "the refresh task was cancelled before it finished (the runtime is shutting down)",
+        )
+        .with_source(error)),
     }
 }
 

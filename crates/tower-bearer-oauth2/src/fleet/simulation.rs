@@ -59,7 +59,9 @@ fn sim_config(clock_rate: f64) -> FleetConfig {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -338,9 +340,7 @@ impl RefreshTokenStore for StoreView {
                 Some(SimRecord {
                     generation: Some(stored),
                     ..
-                }) => {
-                    *stored < write.generation || write.replacing_damaged == Some(*stored)
-                }
+                }) => *stored < write.generation || write.replacing_damaged == Some(*stored),
             };
             if writable {
                 world.history.push((write.generation, token.clone()));
@@ -468,8 +468,9 @@ impl Server {
                 }
                 world.in_flight = None;
                 if matches!(outcome, Presentation::Rotated(..)) && world.lost.is_none() {
-                    world.lost =
-                        Some(format!("the answer to {by}'s presentation of {refresh_token}"));
+                    world.lost = Some(format!(
+                        "the answer to {by}'s presentation of {refresh_token}"
+                    ));
                 }
             }
             if dead {
@@ -548,7 +549,11 @@ impl TokenSource for FleetSource {
                 .fleet
                 .refresh(move |presented: SecretString| {
                     let (server, name, dead) = (server.clone(), name.clone(), dead.clone());
-                    async move { server.present(&name, presented.expose_secret(), &dead).await }
+                    async move {
+                        server
+                            .present(&name, presented.expose_secret(), &dead)
+                            .await
+                    }
                 })
                 .await?;
             Ok(token)
@@ -785,7 +790,11 @@ async fn schedule(seed: u64) -> Result<Outcome, String> {
         let fault = inject(&mut sim, mix, &mut restarts);
         sim.note_if_newest_lost(fault);
         let at = now.duration_since(sim.server.world().start);
-        let _ = writeln!(sim.server.world().trace, "{at:?} fault: {fault} at replica {slot}", slot = sim.last_slot);
+        let _ = writeln!(
+            sim.server.world().trace,
+            "{at:?} fault: {fault} at replica {slot}",
+            slot = sim.last_slot
+        );
         *outcome.faults.entry(fault).or_default() += 1;
     }
     // Heal everything, restart the dead, and let the fleet run quietly.
@@ -835,7 +844,10 @@ async fn schedule(seed: u64) -> Result<Outcome, String> {
                     eprintln!("  last error at {:?}: {error}", at.duration_since(healed));
                 }
             }
-            eprintln!("now {:?} after healing", Instant::now().duration_since(healed));
+            eprintln!(
+                "now {:?} after healing",
+                Instant::now().duration_since(healed)
+            );
         }
         return Err(failure);
     }
@@ -959,9 +971,12 @@ fn inject(
             if let Some(replica) = &sim.replicas[slot] {
                 let name = replica.name.clone();
                 let same_name = fastrand::u8(..4) != 0;
-                let standing = sim.store.world().record.as_ref().is_some_and(|record| {
-                    record.presenting.as_deref() == Some(name.as_str())
-                });
+                let standing = sim
+                    .store
+                    .world()
+                    .record
+                    .as_ref()
+                    .is_some_and(|record| record.presenting.as_deref() == Some(name.as_str()));
                 if standing && !same_name {
                     sim.orphaned = true;
                 }
@@ -1008,7 +1023,12 @@ fn check_end(sim: &mut Sim, healed: Instant, outcome: &mut Outcome) -> Result<()
         .record
         .as_ref()
         .and_then(|record| record.presenting.clone());
-    let live: Vec<&str> = sim.replicas.iter().flatten().map(|r| r.name.as_str()).collect();
+    let live: Vec<&str> = sim
+        .replicas
+        .iter()
+        .flatten()
+        .map(|r| r.name.as_str())
+        .collect();
     outcome.orphaned = sim.orphaned && standing.is_some_and(|holder| !live.contains(&&*holder));
     if outcome.lost_grant || outcome.orphaned {
         return Ok(());
@@ -1097,4 +1117,3 @@ fn a_seed_replays_exactly() {
     assert_eq!(once.trace_digest, again.trace_digest);
     assert_eq!(once.requests, again.requests);
 }
-

@@ -404,6 +404,7 @@ async fn replicas_with_one_key_share_a_dpop_bound_refresh_token_through_a_store(
     let replica = || {
         RefreshToken::builder(endpoint()?, dpop_client(&key), initial.as_str())
             .share_through(store.clone(), store_key.clone())
+            .fleet(crate::support::quick_fleet())
             .build()
     };
     let (a, b) = (replica()?, replica()?);

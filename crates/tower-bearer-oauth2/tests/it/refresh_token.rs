@@ -378,7 +378,7 @@ fn build_checks_the_refresh_token_and_parameters() {
 
 #[tokio::test]
 async fn replicas_share_rotated_refresh_tokens_through_a_store() -> TestResult {
-    use tower_bearer::store::{MemoryStore, RefreshTokenStore, StoreKey};
+    use tower_bearer::store::{MemoryStore, StoreKey};
 
     let server = AuthServer::builder()
         .detect_refresh_token_reuse(true)
@@ -390,6 +390,7 @@ async fn replicas_share_rotated_refresh_tokens_through_a_store() -> TestResult {
     let replica = || {
         source_for(&server, &initial)
             .share_through(store.clone(), key.clone())
+            .fleet(crate::support::quick_fleet())
             .build()
     };
     let (a, b) = (replica()?, replica()?);
@@ -399,31 +400,25 @@ async fn replicas_share_rotated_refresh_tokens_through_a_store() -> TestResult {
         a.fetch().await?;
         b.fetch().await?;
     }
-    let stored = store
-        .refresh_token(&key)
-        .await?
-        .expect("a shared refresh token");
-    assert_eq!(stored.generation, 6, "six rotations, each stored once");
-    assert_eq!(
-        stored.refresh_token.expose_secret(),
-        b.refresh_token().expose_secret()
-    );
-    assert!(server.is_refresh_token_valid(stored.refresh_token.expose_secret()));
-    assert!(!format!("{a:?}").contains(stored.refresh_token.expose_secret()));
+    let (generation, stored) = crate::support::stored_refresh(&store, &key).await;
+    assert_eq!(generation, 6, "six rotations, each stored once");
+    assert_eq!(stored, b.refresh_token().expose_secret());
+    assert!(server.is_refresh_token_valid(&stored));
+    assert!(!format!("{a:?}").contains(&stored));
 
     // A replica started later with the stale refresh token from its configuration catches
     // up from the store instead of presenting a dead one.
     let late = replica()?;
     late.fetch().await?;
-    assert_eq!(store.refresh_token(&key).await?.unwrap().generation, 7);
+    assert_eq!(crate::support::stored_refresh(&store, &key).await.0, 7);
 
     // Without the store, a replica presents the rotated-away refresh token: the server takes
     // it for a stolen one and revokes the grant.
     let alone = source_for(&server, &initial).build()?;
     let error = alone.fetch().await.unwrap_err();
     assert!(oauth_error(&error).is_invalid_grant(), "{error}");
-    let current = store.refresh_token(&key).await?.unwrap().refresh_token;
-    assert!(!server.is_refresh_token_valid(current.expose_secret()));
+    let (_, current) = crate::support::stored_refresh(&store, &key).await;
+    assert!(!server.is_refresh_token_valid(&current));
     Ok(())
 }
 
@@ -457,5 +452,46 @@ async fn a_panicking_rotation_hook_is_a_typed_error_and_the_grant_survives() -> 
     cache.token().await?;
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     assert!(server.is_refresh_token_valid(source.refresh_token().expose_secret()));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_cache_dropped_mid_refresh_does_not_lose_the_rotated_refresh_token() -> TestResult {
+    // The cache aborts its fetch when it is dropped. The refresh runs on a task of its own,
+    // so the rotation the server already made still reaches the source, alone or in a fleet.
+    for shared in [false, true] {
+        let server = AuthServer::builder()
+            .detect_refresh_token_reuse(true)
+            .start()
+            .await?;
+        let seeded = server.issue_refresh_token("client", None);
+        let mut builder = source_for(&server, &seeded);
+        if shared {
+            let store = tower_bearer::store::MemoryStore::new();
+            let key = tower_bearer::store::StoreKey::builder(server.token_url(), "client").build();
+            builder = builder
+                .share_through(store, key)
+                .fleet(crate::support::quick_fleet());
+        }
+        let source = builder.build()?;
+        server.fail_next(1, Fault::DelayAnswer(Duration::from_millis(1000)));
+        let cache = TokenCache::new(source.clone());
+        // Gone while the request is at the server (a new fleet settles for 300 ms first).
+        let gave_up = tokio::time::timeout(Duration::from_millis(600), cache.token()).await;
+        assert!(gave_up.is_err(), "shared: {shared}");
+        drop(cache);
+        // Long enough for the delayed answer to arrive.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(server.token_requests(), 1, "shared: {shared}");
+        let token = source.fetch().await?;
+        assert!(
+            server.is_valid(token.secret().expose_secret()),
+            "shared: {shared}"
+        );
+        assert!(
+            server.is_refresh_token_valid(source.refresh_token().expose_secret()),
+            "shared: {shared}"
+        );
+    }
     Ok(())
 }

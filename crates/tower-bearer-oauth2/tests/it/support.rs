@@ -108,3 +108,28 @@ pub(crate) async fn tokens_for_concurrent_callers(
     }
     Ok(tokens)
 }
+
+/// Fleet timings for tests: checks every 20 ms, a settle of 300 ms.
+pub(crate) fn quick_fleet() -> tower_bearer_oauth2::FleetConfig {
+    tower_bearer_oauth2::FleetConfig::new()
+        .check_interval(std::time::Duration::from_millis(20))
+        .store_timeout(std::time::Duration::from_millis(200))
+        .settle(std::time::Duration::from_millis(300))
+}
+
+/// The generation and refresh token `store` holds for `key`; panics if it holds none it can
+/// read.
+pub(crate) async fn stored_refresh(
+    store: &impl tower_bearer::store::RefreshTokenStore,
+    key: &tower_bearer::store::StoreKey,
+) -> (u64, String) {
+    use secrecy::ExposeSecret;
+    let state = store.refresh_record(key).await.expect("the store answers");
+    let record = state.record.expect("a shared refresh token");
+    match record.value {
+        tower_bearer::store::RefreshValue::Readable(token) => {
+            (record.generation, token.expose_secret().to_owned())
+        }
+        other => panic!("an unreadable refresh token: {other:?}"),
+    }
+}

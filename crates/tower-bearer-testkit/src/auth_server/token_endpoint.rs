@@ -144,9 +144,11 @@ pub(super) async fn handle(state: Arc<AuthState>, request: Request<Incoming>) ->
         *lock(&state.last_request) = Some(for_assertions(params, header.as_ref()));
     }
 
+    let mut answer_after = None;
     match fault {
         None => {}
         Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
+        Some(Fault::DelayAnswer(delay)) => answer_after = Some(delay),
         Some(Fault::DropConnection) => return Err(DropConnection),
         Some(Fault::Status(status)) => return Ok(injected_status(status)),
         Some(Fault::StatusRetryAfter(status, seconds)) => {
@@ -200,6 +202,9 @@ pub(super) async fn handle(state: Arc<AuthState>, request: Request<Incoming>) ->
         Endpoint::Token => state.token(&params, header, peer.as_ref(), &parts),
         Endpoint::Revocation => state.revocation(&params, header, peer.as_ref()),
     });
+    if let Some(delay) = answer_after {
+        tokio::time::sleep(delay).await;
+    }
     Ok(answer.unwrap_or_else(Rejection::into_response))
 }
 
