@@ -292,7 +292,20 @@ impl Fleet {
                      chance to put back a newer one"
                 ));
             }
-            RefreshValue::Foreign(error) => return Next::Fail(self.foreign(error)),
+            RefreshValue::Foreign(error) => {
+                // Newest-wins holds for values this replica cannot read too: one older than
+                // our copy (put back by a replica with other keys after a data loss) gets
+                // ours over it; a newer one may be the fleet's newest, and is left alone.
+                if generation < self.local().generation {
+                    self.restore(None).await;
+                    return Next::Wait(format!(
+                        "the store held generation {generation} of the fleet's refresh token \
+                         sealed with a key this replica does not hold, older than this \
+                         replica's copy, which replaced it"
+                    ));
+                }
+                return Next::Fail(self.foreign(error));
+            }
         };
         // `Some(ours)`: the store holds an older generation than our copy's.
         let older_than = {

@@ -570,6 +570,7 @@ impl std::fmt::Debug for FleetSource {
 struct Replica {
     name: String,
     fleet: Arc<Fleet>,
+    source: Arc<FleetSource>,
     dead: Arc<AtomicBool>,
     /// The callers stop calling.
     quiet: Arc<AtomicBool>,
@@ -588,9 +589,25 @@ struct Sim {
     /// present that generation again, so the fleet waits for a person (liveness only).
     orphaned: bool,
     last_slot: usize,
+    /// Whether replicas get callers of their own (the scenarios call by hand instead).
+    callers: bool,
 }
 
 impl Sim {
+    fn new(count: usize, share_access_tokens: bool, callers: bool) -> Self {
+        Sim {
+            store: SimStore::new(),
+            server: Server::new(),
+            key: StoreKey::builder("https://auth.example.test/token", "fleet-sim").build(),
+            share_access_tokens,
+            replicas: (0..count).map(|_| None).collect(),
+            incarnations: 0,
+            orphaned: false,
+            last_slot: 0,
+            callers,
+        }
+    }
+
     fn start_replica(&mut self, slot: usize, name: String, key: u8, clock_rate: f64) {
         self.incarnations += 1;
         let dead = Arc::new(AtomicBool::new(false));
@@ -604,19 +621,19 @@ impl Sim {
             SecretString::from("rt-0"),
         ));
         fleet.start_checking();
-        let source = FleetSource {
+        let source = Arc::new(FleetSource {
             fleet: fleet.clone(),
             server: self.server.clone(),
             name: name.clone(),
             dead: dead.clone(),
-        };
+        });
         let cache = if self.share_access_tokens {
-            TokenCache::new(StoreSource::new(source, view, self.key.clone()))
+            TokenCache::new(StoreSource::new(source.clone(), view, self.key.clone()))
         } else {
-            TokenCache::new(source)
+            TokenCache::new(source.clone())
         };
         let last_ok = Arc::new(Mutex::new(None));
-        let quiet = Arc::new(AtomicBool::new(false));
+        let quiet = Arc::new(AtomicBool::new(!self.callers));
         let last_error = Arc::new(Mutex::new(None));
         tokio::spawn(call_forever(
             cache,
@@ -629,6 +646,7 @@ impl Sim {
         self.replicas[slot] = Some(Replica {
             name,
             fleet,
+            source,
             dead,
             quiet,
             last_ok,
@@ -759,16 +777,7 @@ async fn schedule(seed: u64) -> Result<Outcome, String> {
         Mix::Everything
     };
     let count = fastrand::usize(2..=8);
-    let mut sim = Sim {
-        store: SimStore::new(),
-        server: Server::new(),
-        key: StoreKey::builder("https://auth.example.test/token", "fleet-sim").build(),
-        share_access_tokens: fastrand::bool(),
-        replicas: (0..count).map(|_| None).collect(),
-        incarnations: 0,
-        orphaned: false,
-        last_slot: 0,
-    };
+    let mut sim = Sim::new(count, fastrand::bool(), true);
     let rates: Vec<f64> = (0..count).map(|_| 0.9 + 0.2 * fastrand::f64()).collect();
     for (slot, rate) in rates.iter().enumerate() {
         sim.start_replica(slot, format!("replica-{slot}"), 1, *rate);
@@ -1116,4 +1125,250 @@ fn a_seed_replays_exactly() {
     let again = run_schedule(7).expect("schedule 7");
     assert_eq!(once.trace_digest, again.trace_digest);
     assert_eq!(once.requests, again.requests);
+}
+
+// ---------------------------------------------------------------------------------------
+// The cases of the fleet issue, as fixed scenarios on the same harness
+
+impl Sim {
+    fn replica(&self, slot: usize) -> &Replica {
+        self.replicas[slot].as_ref().expect("a live replica")
+    }
+
+    async fn fetch(&self, slot: usize) -> Result<Token, FetchError> {
+        self.replica(slot).source.fetch().await
+    }
+
+    /// Fetches on `slot` until one succeeds, at most `tries` times a second apart.
+    async fn fetch_until_ok(&self, slot: usize, tries: usize) -> Result<Token, FetchError> {
+        let mut last = None;
+        for _ in 0..tries {
+            match self.fetch(slot).await {
+                Ok(token) => return Ok(token),
+                Err(error) => last = Some(error),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        Err(last.expect("at least one try"))
+    }
+
+    /// Panics with the server's log if an invariant broke or the grant is revoked.
+    fn assert_grant_valid(&self) {
+        let server = self.server.world();
+        assert!(
+            server.violations.is_empty() && !server.revoked,
+            "{:?}\n{}",
+            server.violations,
+            server.trace
+        );
+    }
+
+    fn newest(&self) -> String {
+        self.server
+            .world()
+            .chain
+            .last()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn requests(&self) -> u64 {
+        self.server.world().requests
+    }
+}
+
+fn scenario(count: usize) -> Sim {
+    fastrand::seed(1);
+    let mut sim = Sim::new(count, false, false);
+    for slot in 0..count {
+        sim.start_replica(slot, format!("replica-{slot}"), 1, 1.0);
+    }
+    sim
+}
+
+#[tokio::test(start_paused = true)]
+async fn case_1_a_replica_that_never_refreshed_goes_first_after_a_flush() {
+    let sim = scenario(3);
+    for _ in 0..3 {
+        sim.fetch_until_ok(0, 20)
+            .await
+            .expect("replica 0 refreshes");
+    }
+    // Every replica's check has seen the newest, though only replica 0 ever refreshed.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for slot in 0..3 {
+        assert_eq!(
+            sim.replica(slot).fleet.refresh_token().expose_secret(),
+            sim.newest()
+        );
+    }
+    let before = sim.requests();
+    {
+        let mut world = sim.store.world();
+        world.record = None;
+        world.settle_until = None;
+    }
+    // Replica 1 (generation 3 by observation, not by refreshing) asks first: it puts its copy
+    // back and settles rather than presenting anything at once.
+    let started = Instant::now();
+    sim.fetch_until_ok(1, 20)
+        .await
+        .expect("replica 1 refreshes");
+    assert_eq!(
+        sim.requests(),
+        before + 1,
+        "one presentation, of the newest"
+    );
+    assert!(started.elapsed() >= sim.replica(1).fleet.settle);
+    sim.assert_grant_valid();
+    // A replica started afterwards, with the configured (long rotated) token, works.
+    let mut sim = sim;
+    sim.replicas.push(None);
+    sim.start_replica(3, "replica-3".into(), 1, 1.0);
+    sim.fetch_until_ok(3, 20)
+        .await
+        .expect("a new replica refreshes");
+    sim.assert_grant_valid();
+}
+
+#[tokio::test(start_paused = true)]
+async fn case_2_a_holder_cut_off_for_a_minute_mid_refresh_keeps_the_others_waiting() {
+    let sim = scenario(2);
+    sim.fetch_until_ok(0, 20).await.expect("a first refresh");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = sim.requests();
+    let holder = sim.replica(0).source.clone();
+    let in_flight = tokio::spawn(async move { holder.fetch().await });
+    while sim.requests() == before {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // The server has it; replica 0 cannot reach the store for a minute, far longer than
+    // any lease or settle.
+    sim.store
+        .world()
+        .links
+        .get_mut(&0)
+        .expect("a link")
+        .cut_until = Some(Instant::now() + Duration::from_secs(60));
+    let token = in_flight
+        .await
+        .expect("no panic")
+        .expect("replica 0 refreshed");
+    drop(token);
+    for _ in 0..5 {
+        let error = sim.fetch(1).await.expect_err("replica 1 waits");
+        assert!(error.to_string().contains("replica-0"), "{error}");
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    assert_eq!(sim.requests(), before + 1, "nobody presented it again");
+    // Healed: replica 0's check publishes, and replica 1 refreshes from the newest.
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    sim.fetch_until_ok(1, 20)
+        .await
+        .expect("replica 1 refreshes");
+    sim.assert_grant_valid();
+}
+
+#[tokio::test(start_paused = true)]
+async fn case_3_an_old_value_moved_to_a_higher_generation_is_not_presented() {
+    let sim = scenario(2);
+    for _ in 0..3 {
+        sim.fetch_until_ok(0, 20).await.expect("refreshes");
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    {
+        let mut world = sim.store.world();
+        let current = world
+            .record
+            .as_ref()
+            .and_then(|r| r.generation)
+            .unwrap_or(0);
+        world.record = Some(SimRecord {
+            generation: Some(current + 5),
+            value: SimValue::Sealed {
+                token: "rt-1".into(),
+                sealed_for: 1,
+                key: 1,
+            },
+            presenting: None,
+        });
+    }
+    sim.fetch_until_ok(1, 20)
+        .await
+        .expect("replica 1 refreshes");
+    sim.assert_grant_valid();
+    assert!(!sim.server.world().trace.contains("presents rt-1\n0"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn case_4_a_damaged_value_at_a_higher_generation_is_replaced() {
+    let sim = scenario(2);
+    sim.fetch_until_ok(0, 20).await.expect("a first refresh");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    sim.store.world().record = Some(SimRecord {
+        generation: Some(40),
+        value: SimValue::Garbage,
+        presenting: None,
+    });
+    let started = Instant::now();
+    sim.fetch_until_ok(1, 20)
+        .await
+        .expect("replica 1 refreshes");
+    assert!(started.elapsed() < Duration::from_secs(10), "not stuck");
+    sim.assert_grant_valid();
+    let world = sim.store.world();
+    let record = world.record.as_ref().expect("a record");
+    assert!(matches!(record.value, SimValue::Sealed { key: 1, .. }));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replica_with_the_wrong_key_never_presents_nor_overwrites() {
+    let mut sim = scenario(2);
+    sim.fetch_until_ok(0, 20).await.expect("a first refresh");
+    sim.replicas.push(None);
+    sim.start_replica(2, "misconfigured".into(), 2, 1.0);
+    let error = sim.fetch(2).await.expect_err("it cannot read the fleet's");
+    assert!(error.is_permanent());
+    assert!(error.to_string().contains("key"), "{error}");
+    // Even after a flush, where it puts back its own (older) copy first, the fleet's newer
+    // copy wins and the misconfigured replica presents nothing.
+    sim.store.world().record = None;
+    let _ = sim.fetch(2).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let _ = sim.fetch(2).await;
+    sim.fetch_until_ok(1, 20)
+        .await
+        .expect("the fleet refreshes");
+    assert!(!sim.server.world().trace.contains("misconfigured presents"));
+    sim.assert_grant_valid();
+    let world = sim.store.world();
+    assert!(matches!(
+        world.record.as_ref().map(|r| &r.value),
+        Some(SimValue::Sealed { key: 1, .. })
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replica_started_after_a_restore_from_an_old_backup_waits_for_the_others() {
+    let mut sim = scenario(1);
+    for _ in 0..3 {
+        sim.fetch_until_ok(0, 20).await.expect("refreshes");
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The store comes back from a backup of generation 1; a replica starts at that moment.
+    sim.store.world().record = Some(SimRecord {
+        generation: Some(1),
+        value: SimValue::Sealed {
+            token: "rt-1".into(),
+            sealed_for: 1,
+            key: 1,
+        },
+        presenting: None,
+    });
+    sim.replicas.push(None);
+    sim.start_replica(1, "replica-1".into(), 1, 1.0);
+    sim.fetch_until_ok(1, 20)
+        .await
+        .expect("the new replica refreshes");
+    sim.assert_grant_valid();
 }
