@@ -11,8 +11,8 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower_bearer::source::TokenFuture;
 use tower_bearer::store::{
-    MemoryStore, RefreshTokenStore, StoreConfig, StoreError, StoreErrorKind, StoreFuture, StoreKey,
-    StoreSource, StoredRefresh, TokenStore,
+    MemoryStore, RefreshState, RefreshTokenStore, RefreshValue, RefreshWrite, StoreConfig,
+    StoreError, StoreErrorKind, StoreFuture, StoreKey, StoreSource, TokenStore,
 };
 use tower_bearer::{Token, TokenCache, TokenSource};
 
@@ -233,23 +233,21 @@ impl TokenStore for BrokenStore {
 }
 
 impl RefreshTokenStore for BrokenStore {
-    fn refresh_token<'a>(&'a self, _: &'a StoreKey) -> StoreFuture<'a, Option<StoredRefresh>> {
+    fn refresh_record<'a>(&'a self, _: &'a StoreKey) -> StoreFuture<'a, RefreshState> {
         self.fail()
     }
-    fn replace_refresh_token<'a>(
+    fn begin_presenting<'a>(
         &'a self,
         _: &'a StoreKey,
         _: u64,
-        _: &'a SecretString,
+        _: &'a str,
     ) -> StoreFuture<'a, bool> {
         self.fail()
     }
-    fn put_refresh_token<'a>(
-        &'a self,
-        _: &'a StoreKey,
-        _: u64,
-        _: &'a SecretString,
-    ) -> StoreFuture<'a, bool> {
+    fn end_presenting<'a>(&'a self, _: &'a StoreKey, _: u64, _: &'a str) -> StoreFuture<'a, bool> {
+        self.fail()
+    }
+    fn store_refresh<'a>(&'a self, _: &'a StoreKey, _: RefreshWrite<'a>) -> StoreFuture<'a, bool> {
         self.fail()
     }
 }
@@ -283,34 +281,155 @@ async fn a_broken_store_fails_no_call_and_warns_once_per_interval() {
     }
 }
 
-#[tokio::test]
-async fn refresh_tokens_are_replaced_by_compare_and_set() {
+/// What `MemoryStore` holds for `key`: generation, refresh token and intent, or `None`.
+async fn refresh_record(store: &MemoryStore) -> Option<(u64, String, Option<String>)> {
+    let state = store.refresh_record(&key()).await.unwrap();
+    state.record.map(|record| {
+        let RefreshValue::Readable(refresh_token) = record.value else {
+            panic!("a MemoryStore record is always readable: {record:?}");
+        };
+        let refresh_token = refresh_token.expose_secret().to_owned();
+        (record.generation, refresh_token, record.presenting)
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn refresh_tokens_are_presented_by_one_replica_and_written_newest_wins() {
     let store = MemoryStore::new();
     let key = key();
-    assert!(store.refresh_token(&key).await.unwrap().is_none());
-    let first = SecretString::from("refresh-1");
-    let rival = SecretString::from("refresh-1-rival");
-    assert!(store.replace_refresh_token(&key, 0, &first).await.unwrap());
+    let write = |generation, refresh_token, settle| RefreshWrite {
+        generation,
+        refresh_token,
+        replacing_damaged: None,
+        settle,
+    };
+    let state = store.refresh_record(&key).await.unwrap();
+    assert!(state.record.is_none() && !state.settling);
     assert!(
-        !store.replace_refresh_token(&key, 0, &rival).await.unwrap(),
-        "a second writer with the same expectation loses"
+        !store.begin_presenting(&key, 0, "a").await.unwrap(),
+        "nothing to present"
     );
-    let stored = store.refresh_token(&key).await.unwrap().unwrap();
-    assert_eq!(stored.generation, 1);
-    assert_eq!(stored.refresh_token.expose_secret(), "refresh-1");
-    let newer = SecretString::from("refresh-2");
-    assert!(store.replace_refresh_token(&key, 1, &newer).await.unwrap());
-    let older = SecretString::from("refresh-stale");
+
+    let configured = SecretString::from("refresh-0");
+    assert!(store
+        .store_refresh(&key, write(0, &configured, None))
+        .await
+        .unwrap());
     assert!(
-        !store.replace_refresh_token(&key, 1, &older).await.unwrap(),
+        !store
+            .store_refresh(&key, write(0, &configured, None))
+            .await
+            .unwrap(),
+        "the same generation is not written twice"
+    );
+
+    // One replica's intent at a time; only its holder resolves it.
+    assert!(store.begin_presenting(&key, 0, "a").await.unwrap());
+    assert!(
+        store.begin_presenting(&key, 0, "a").await.unwrap(),
+        "already a's"
+    );
+    assert!(!store.begin_presenting(&key, 0, "b").await.unwrap());
+    assert!(
+        !store.begin_presenting(&key, 1, "b").await.unwrap(),
+        "no such generation"
+    );
+    assert!(!store.end_presenting(&key, 0, "b").await.unwrap());
+    assert!(store.end_presenting(&key, 0, "a").await.unwrap());
+    assert_eq!(
+        refresh_record(&store).await,
+        Some((0, "refresh-0".into(), None))
+    );
+
+    // a presents and the server rotates: the new generation replaces the record and its intent.
+    assert!(store.begin_presenting(&key, 0, "a").await.unwrap());
+    let rotated = SecretString::from("refresh-1");
+    assert!(store
+        .store_refresh(&key, write(1, &rotated, None))
+        .await
+        .unwrap());
+    assert_eq!(
+        refresh_record(&store).await,
+        Some((1, "refresh-1".into(), None))
+    );
+    assert!(
+        !store.end_presenting(&key, 0, "a").await.unwrap(),
+        "the old intent is gone"
+    );
+    let rival = SecretString::from("refresh-1-rival");
+    let stale = SecretString::from("refresh-stale");
+    assert!(
+        !store
+            .store_refresh(&key, write(1, &rival, None))
+            .await
+            .unwrap(),
+        "a second writer of the same generation loses"
+    );
+    assert!(
+        !store
+            .store_refresh(&key, write(0, &stale, None))
+            .await
+            .unwrap(),
         "an older generation never clobbers a newer one"
     );
-    let stored = store.refresh_token(&key).await.unwrap().unwrap();
     assert_eq!(
-        (stored.generation, stored.refresh_token.expose_secret()),
-        (2, "refresh-2")
+        refresh_record(&store).await,
+        Some((1, "refresh-1".into(), None))
     );
-    assert!(!format!("{stored:?}").contains("refresh-2"));
+
+    // A write with a settle: nobody presents until it has passed, and writes during it
+    // lengthen it but never shorten it.
+    let newest = SecretString::from("refresh-3");
+    let settle = Duration::from_secs(5);
+    assert!(store
+        .store_refresh(&key, write(3, &newest, Some(settle)))
+        .await
+        .unwrap());
+    assert!(store.refresh_record(&key).await.unwrap().settling);
+    assert!(
+        !store.begin_presenting(&key, 3, "a").await.unwrap(),
+        "settling"
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let older = SecretString::from("refresh-2");
+    assert!(
+        !store
+            .store_refresh(&key, write(2, &older, Some(settle)))
+            .await
+            .unwrap(),
+        "a put-back older than the newest loses, and its settle does not start"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        !store.refresh_record(&key).await.unwrap().settling,
+        "the settle has passed"
+    );
+    let fourth = SecretString::from("refresh-4");
+    assert!(store
+        .store_refresh(&key, write(4, &fourth, Some(settle)))
+        .await
+        .unwrap());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let fifth = SecretString::from("refresh-5");
+    let short = Duration::from_secs(1);
+    assert!(store
+        .store_refresh(&key, write(5, &fifth, Some(short)))
+        .await
+        .unwrap());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        store.refresh_record(&key).await.unwrap().settling,
+        "a shorter settle does not cut a running one short"
+    );
+    assert!(!store.begin_presenting(&key, 5, "b").await.unwrap());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(store.begin_presenting(&key, 5, "b").await.unwrap());
+    assert_eq!(
+        refresh_record(&store).await,
+        Some((5, "refresh-5".into(), Some("b".into())))
+    );
+    let shown = format!("{:?}", store.refresh_record(&key).await.unwrap());
+    assert!(!shown.contains("refresh-5"), "{shown}");
 }
 
 #[tokio::test]
