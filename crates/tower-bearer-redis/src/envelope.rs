@@ -2,8 +2,9 @@
 //! in clear, around a small JSON record.
 //!
 //! Encrypted layout: `0x01`, key id length (one byte), key id, 24-byte random nonce, then
-//! the XChaCha20-Poly1305 ciphertext and tag. The associated data is the Redis key name, so
-//! a value copied to another key does not decrypt. Clear layout: `0x02`, then the plaintext.
+//! the XChaCha20-Poly1305 ciphertext and tag. The associated data is the Redis key name (and,
+//! for a refresh token, a NUL, `refresh`, a NUL and its generation in decimal), so a value
+//! copied to another key or generation does not decrypt. Clear layout: `0x02`, then the plaintext.
 
 use std::fmt;
 
@@ -146,6 +147,27 @@ impl fmt::Debug for Codec {
                 )
                 .finish(),
         }
+    }
+}
+
+/// Whether `value` was sealed in a way this store cannot open at all: with a key id it does
+/// not hold, or encrypted where it stores in clear and the other way round. Such a value may
+/// be another deployment's good one; anything else that fails to open is damaged.
+pub(crate) fn is_foreign(codec: &Codec, value: &[u8]) -> bool {
+    match (value.first(), codec) {
+        (Some(&CLEAR_V1), Codec::Encrypted { .. }) | (Some(&ENCRYPTED_V1), Codec::Clear) => true,
+        (Some(&ENCRYPTED_V1), Codec::Encrypted { current, older }) => {
+            let Some((&id_len, rest)) = value[1..].split_first() else {
+                return false;
+            };
+            let Some(id) = rest.get(..usize::from(id_len)) else {
+                return false;
+            };
+            !std::iter::once(current)
+                .chain(older)
+                .any(|key| key.id.as_bytes() == id)
+        }
+        _ => false,
     }
 }
 

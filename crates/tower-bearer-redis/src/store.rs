@@ -6,7 +6,10 @@ use std::time::{Duration, SystemTime};
 
 use redis::Script;
 use secrecy::{ExposeSecret, SecretString};
-use tower_bearer::store::{RefreshTokenStore, StoreFuture, StoreKey, StoredRefresh, TokenStore};
+use tower_bearer::store::{
+    RefreshRecord, RefreshState, RefreshTokenStore, RefreshValue, RefreshWrite, StoreError,
+    StoreFuture, StoreKey, TokenStore,
+};
 use tower_bearer::Token;
 
 use crate::builder::RedisStoreBuilder;
@@ -24,18 +27,6 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// Replaces the refresh token only if the stored generation is the expected one.
-static REPLACE_REFRESH: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"local current = tonumber(redis.call('HGET', KEYS[1], 'gen') or '0')
-          if current ~= tonumber(ARGV[1]) then
-            return 0
-          end
-          redis.call('HSET', KEYS[1], 'gen', current + 1, 'val', ARGV[2])
-          return 1",
-    )
-});
-
 /// Takes the lease if nobody holds it. A lease key without an expiry (not written by us:
 /// ours always have one) gets one, so it blocks the fleet for one lease time at most.
 static TRY_LEASE: LazyLock<Script> = LazyLock::new(|| {
@@ -50,33 +41,72 @@ static TRY_LEASE: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// Reads the refresh-token hash, saying what type the key holds so that a foreign value is
-/// reported as unreadable rather than refused.
+/// Reads the refresh-token record: `{kind}` for anything but a hash, else `{kind, gen, val,
+/// presenting, settling}` (missing fields as empty strings, settling `1` or `0`).
 static READ_REFRESH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"local kind = redis.call('TYPE', KEYS[1]).ok
+          local settling = tostring(redis.call('EXISTS', KEYS[2]))
           if kind ~= 'hash' then
-            return {kind}
+            return {kind, settling}
           end
-          return {kind, redis.call('HGET', KEYS[1], 'gen') or '', redis.call('HGET', KEYS[1], 'val') or ''}",
+          return {kind, settling, redis.call('HGET', KEYS[1], 'gen') or '',
+                  redis.call('HGET', KEYS[1], 'val') or '',
+                  redis.call('HGET', KEYS[1], 'presenting') or ''}",
     )
 });
 
-/// Stores the refresh token as generation ARGV[1] unless the key holds a readable one of
-/// that generation or newer. A generation counts as readable when it is a whole number
-/// below 2^53 (exact in Lua's doubles); anything else, or a key of another type, is replaced.
-static PUT_REFRESH: LazyLock<Script> = LazyLock::new(|| {
+/// Records `ARGV[2]` as presenting generation `ARGV[1]`: only at that generation, with no
+/// other holder recorded, and no settle running.
+static BEGIN_PRESENTING: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
-        r"if redis.call('TYPE', KEYS[1]).ok == 'hash' then
+        r"if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+          if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return 0 end
+          if redis.call('HGET', KEYS[1], 'gen') ~= ARGV[1] then return 0 end
+          local holder = redis.call('HGET', KEYS[1], 'presenting')
+          if holder and holder ~= ARGV[2] then return 0 end
+          redis.call('HSET', KEYS[1], 'presenting', ARGV[2])
+          return 1",
+    )
+});
+
+/// Clears `ARGV[2]`'s intent on generation `ARGV[1]`.
+static END_PRESENTING: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return 0 end
+          if redis.call('HGET', KEYS[1], 'gen') ~= ARGV[1] then return 0 end
+          if redis.call('HGET', KEYS[1], 'presenting') ~= ARGV[2] then return 0 end
+          redis.call('HDEL', KEYS[1], 'presenting')
+          return 1",
+    )
+});
+
+/// Stores `ARGV[2]` as generation `ARGV[1]` (no intent) if the key holds nothing, something
+/// that is not a valid record, an older generation, or (with `ARGV[3]` not empty) the record
+/// of generation `ARGV[3]`. On a write with `ARGV[4]` > 0, the settle key lasts at least
+/// `ARGV[4]` ms.
+static STORE_REFRESH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local writable = true
+          if redis.call('TYPE', KEYS[1]).ok == 'hash' then
             local current = tonumber(redis.call('HGET', KEYS[1], 'gen') or '')
             local value = redis.call('HGET', KEYS[1], 'val')
             if current and value and current == math.floor(current)
-                and current < 9007199254740992 and current >= tonumber(ARGV[1]) then
-              return 0
+                and current >= 0 and current < 9007199254740992
+                and current >= tonumber(ARGV[1])
+                and not (ARGV[3] ~= '' and current == tonumber(ARGV[3])) then
+              writable = false
             end
+          elseif redis.call('EXISTS', KEYS[1]) == 0 then
+            writable = true
           end
+          if not writable then return 0 end
           redis.call('DEL', KEYS[1])
           redis.call('HSET', KEYS[1], 'gen', ARGV[1], 'val', ARGV[2])
+          local settle = tonumber(ARGV[4])
+          if settle > 0 and redis.call('PTTL', KEYS[2]) < settle then
+            redis.call('SET', KEYS[2], '1', 'PX', settle)
+          end
           return 1",
     )
 });
@@ -141,11 +171,17 @@ impl RedisStore {
         self.key_name(key, "refresh")
     }
 
+    /// The Redis key whose presence means the fleet is settling after a data loss, in the
+    /// same slot as its token.
+    pub fn settle_key(&self, key: &StoreKey) -> String {
+        self.key_name(key, "settle")
+    }
+
     fn key_name(&self, key: &StoreKey, what: &str) -> String {
         format!("{}{{{key}}}:{what}", self.prefix)
     }
 
-    async fn get(&self, key: &StoreKey) -> Result<Option<Token>, tower_bearer::store::StoreError> {
+    async fn get(&self, key: &StoreKey) -> Result<Option<Token>, StoreError> {
         let name = self.token_key(key);
         let value: Option<Vec<u8>> = self
             .connection
@@ -162,7 +198,7 @@ impl RedisStore {
         key: &StoreKey,
         token: &Token,
         ttl: Duration,
-    ) -> Result<(), tower_bearer::store::StoreError> {
+    ) -> Result<(), StoreError> {
         let lifetime = match token.expires_at_system() {
             Some(at) => at.duration_since(SystemTime::now()).unwrap_or_default(),
             None => ttl,
@@ -191,7 +227,7 @@ impl RedisStore {
         key: &StoreKey,
         holder: &str,
         ttl: Duration,
-    ) -> Result<bool, tower_bearer::store::StoreError> {
+    ) -> Result<bool, StoreError> {
         let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut invocation = TRY_LEASE.key(self.lease_key(key));
         invocation.arg(holder).arg(millis);
@@ -206,7 +242,7 @@ impl RedisStore {
         &self,
         key: &StoreKey,
         holder: &str,
-    ) -> Result<(), tower_bearer::store::StoreError> {
+    ) -> Result<(), StoreError> {
         let mut invocation = RELEASE.key(self.lease_key(key));
         invocation.arg(holder);
         self.connection
@@ -215,87 +251,127 @@ impl RedisStore {
             .map(drop)
     }
 
-    async fn refresh_token(
-        &self,
-        key: &StoreKey,
-    ) -> Result<Option<StoredRefresh>, tower_bearer::store::StoreError> {
+    async fn refresh_record(&self, key: &StoreKey) -> Result<RefreshState, StoreError> {
         let name = self.refresh_key(key);
-        let invocation = READ_REFRESH.key(&name);
+        let mut invocation = READ_REFRESH.key(&name);
+        invocation.key(self.settle_key(key));
         let reply: Vec<Vec<u8>> = self
             .connection
             .invoke("reading the refresh token", &invocation)
             .await?;
-        let (kind, generation, value) = match reply.as_slice() {
-            [kind] if kind == b"none" => return Ok(None),
-            [kind, generation, value] => (kind, generation, value),
-            _ => {
-                return Err(unreadable(
-                    "the refresh-token key holds something else than a hash",
-                ))
+        let settling = reply.get(1).is_some_and(|flag| flag == b"1");
+        let record = match reply.as_slice() {
+            [kind, _] if kind == b"none" => None,
+            [_, _] => Some(damaged(0, "the refresh-token key holds something else than a hash")),
+            [_, _, generation, value, presenting] => {
+                let parsed = std::str::from_utf8(generation)
+                    .ok()
+                    .and_then(|text| text.parse::<u64>().ok())
+                    .filter(|generation| *generation < 1 << 53);
+                match parsed {
+                    None => Some(damaged(0, "the refresh token's generation is not a whole number")),
+                    Some(generation) => Some(RefreshRecord {
+                        generation,
+                        value: self.open_refresh(&name, generation, value),
+                        presenting: (!presenting.is_empty())
+                            .then(|| String::from_utf8_lossy(presenting).into_owned()),
+                    }),
+                }
             }
+            _ => Some(damaged(0, "the refresh-token record has an unexpected shape")),
         };
-        debug_assert_eq!(kind, b"hash");
-        if generation.is_empty() && value.is_empty() {
-            return Ok(None);
-        }
-        let generation = std::str::from_utf8(generation)
-            .ok()
-            .and_then(|text| text.parse::<u64>().ok())
-            .filter(|generation| (1..1 << 53).contains(generation))
-            .ok_or_else(|| {
-                unreadable("the refresh token's generation is not a positive integer")
-            })?;
-        let plaintext = self.codec.open(&name, value)?;
-        let text = std::str::from_utf8(&plaintext)
-            .map_err(|_| unreadable("the stored refresh token is not UTF-8"))?;
-        Ok(Some(StoredRefresh {
-            refresh_token: SecretString::from(text.to_owned()),
-            generation,
-        }))
+        Ok(RefreshState { record, settling })
     }
 
-    /// Stores `refresh_token` for `key` as generation `generation` unless a readable one of
-    /// that generation or newer is stored.
-    async fn put_refresh_token(
-        &self,
-        key: &StoreKey,
-        generation: u64,
-        refresh_token: &SecretString,
-    ) -> Result<bool, tower_bearer::store::StoreError> {
-        let what = "storing the refresh token";
-        self.write_refresh(&PUT_REFRESH, what, key, generation, refresh_token)
-            .await
-    }
-
-    async fn replace_refresh_token(
-        &self,
-        key: &StoreKey,
-        expected: u64,
-        refresh_token: &SecretString,
-    ) -> Result<bool, tower_bearer::store::StoreError> {
-        let what = "replacing the refresh token";
-        self.write_refresh(&REPLACE_REFRESH, what, key, expected, refresh_token)
-            .await
-    }
-
-    /// Runs one of the refresh-token scripts: `KEYS[1]` the hash, `ARGV[1]` a generation,
-    /// `ARGV[2]` the sealed refresh token; `true` if it wrote.
-    async fn write_refresh(
-        &self,
-        script: &Script,
-        what: &str,
-        key: &StoreKey,
-        generation: u64,
-        refresh_token: &SecretString,
-    ) -> Result<bool, tower_bearer::store::StoreError> {
-        let name = self.refresh_key(key);
-        let value = self
+    /// The sealed refresh token `value` of `generation`, as this store can read it.
+    fn open_refresh(&self, name: &str, generation: u64, value: &[u8]) -> RefreshValue {
+        let opened = self
             .codec
-            .seal(&name, refresh_token.expose_secret().as_bytes())?;
-        let mut invocation = script.key(&name);
-        invocation.arg(generation).arg(value);
-        let written: i64 = self.connection.invoke(what, &invocation).await?;
+            .open(&refresh_aad(name, generation), value)
+            .and_then(|plaintext| {
+                std::str::from_utf8(&plaintext)
+                    .map(|text| SecretString::from(text.to_owned()))
+                    .map_err(|_| unreadable("the stored refresh token is not UTF-8"))
+            });
+        match opened {
+            Ok(token) => RefreshValue::Readable(token),
+            Err(error) if crate::envelope::is_foreign(&self.codec, value) => {
+                RefreshValue::Foreign(error)
+            }
+            Err(error) => RefreshValue::Damaged(error),
+        }
+    }
+
+    async fn begin_presenting(
+        &self,
+        key: &StoreKey,
+        generation: u64,
+        holder: &str,
+    ) -> Result<bool, StoreError> {
+        let mut invocation = BEGIN_PRESENTING.key(self.refresh_key(key));
+        invocation.key(self.settle_key(key)).arg(generation).arg(holder);
+        let begun: i64 = self
+            .connection
+            .invoke("recording the intent to present", &invocation)
+            .await?;
+        Ok(begun == 1)
+    }
+
+    async fn end_presenting(
+        &self,
+        key: &StoreKey,
+        generation: u64,
+        holder: &str,
+    ) -> Result<bool, StoreError> {
+        let mut invocation = END_PRESENTING.key(self.refresh_key(key));
+        invocation.arg(generation).arg(holder);
+        let ended: i64 = self
+            .connection
+            .invoke("clearing the intent to present", &invocation)
+            .await?;
+        Ok(ended == 1)
+    }
+
+    async fn store_refresh(
+        &self,
+        key: &StoreKey,
+        write: RefreshWrite<'_>,
+    ) -> Result<bool, StoreError> {
+        let name = self.refresh_key(key);
+        let value = self.codec.seal(
+            &refresh_aad(&name, write.generation),
+            write.refresh_token.expose_secret().as_bytes(),
+        )?;
+        let settle_ms = write
+            .settle
+            .map_or(0, |settle| u64::try_from(settle.as_millis()).unwrap_or(u64::MAX).max(1));
+        let mut invocation = STORE_REFRESH.key(&name);
+        invocation
+            .key(self.settle_key(key))
+            .arg(write.generation)
+            .arg(value)
+            .arg(write.replacing_damaged.map(|g| g.to_string()).unwrap_or_default())
+            .arg(settle_ms);
+        let written: i64 = self
+            .connection
+            .invoke("storing the refresh token", &invocation)
+            .await?;
         Ok(written == 1)
+    }
+}
+
+/// The associated data a refresh token of `generation` is sealed with: the Redis key name,
+/// the record's kind and its generation, so a value moved to another key, kind or
+/// generation does not open.
+fn refresh_aad(name: &str, generation: u64) -> String {
+    format!("{name}\0refresh\0{generation}")
+}
+
+fn damaged(generation: u64, message: &str) -> RefreshRecord {
+    RefreshRecord {
+        generation,
+        value: RefreshValue::Damaged(unreadable(message)),
+        presenting: None,
     }
 }
 
@@ -328,26 +404,34 @@ impl TokenStore for RedisStore {
 }
 
 impl RefreshTokenStore for RedisStore {
-    fn refresh_token<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoredRefresh>> {
-        Box::pin(self.refresh_token(key))
+    fn refresh_record<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, RefreshState> {
+        Box::pin(self.refresh_record(key))
     }
 
-    fn replace_refresh_token<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        expected: u64,
-        refresh_token: &'a SecretString,
-    ) -> StoreFuture<'a, bool> {
-        Box::pin(self.replace_refresh_token(key, expected, refresh_token))
-    }
-
-    fn put_refresh_token<'a>(
+    fn begin_presenting<'a>(
         &'a self,
         key: &'a StoreKey,
         generation: u64,
-        refresh_token: &'a SecretString,
+        holder: &'a str,
     ) -> StoreFuture<'a, bool> {
-        Box::pin(self.put_refresh_token(key, generation, refresh_token))
+        Box::pin(self.begin_presenting(key, generation, holder))
+    }
+
+    fn end_presenting<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        generation: u64,
+        holder: &'a str,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(self.end_presenting(key, generation, holder))
+    }
+
+    fn store_refresh<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        write: RefreshWrite<'a>,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(self.store_refresh(key, write))
     }
 }
 

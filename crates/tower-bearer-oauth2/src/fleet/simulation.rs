@@ -399,6 +399,8 @@ struct ServerWorld {
     start: Instant,
     /// A rotated refresh token on its way to the replica that presented.
     in_flight: Option<String>,
+    /// How long the access tokens it issues live.
+    lifetime: Duration,
 }
 
 #[derive(Clone)]
@@ -422,6 +424,7 @@ impl Server {
                 trace: String::new(),
                 start: Instant::now(),
                 in_flight: None,
+                lifetime: ACCESS_LIFETIME,
             })),
         }
     }
@@ -521,9 +524,9 @@ impl ServerWorld {
         self.chain.push(next.clone());
         self.in_flight = Some(next.clone());
         let access = format!("at-{}", self.chain.len());
-        self.access.insert(access.clone(), now + ACCESS_LIFETIME);
+        self.access.insert(access.clone(), now + self.lifetime);
         let token = Token::builder(access)
-            .expires_in(ACCESS_LIFETIME)
+            .expires_in(self.lifetime)
             .build()
             .expect("a valid token");
         Presentation::Rotated(token, SecretString::from(next))
@@ -591,6 +594,10 @@ struct Sim {
     last_slot: usize,
     /// Whether replicas get callers of their own (the scenarios call by hand instead).
     callers: bool,
+    /// How often, on average, a replica's callers ask for a token.
+    call_every: Duration,
+    /// The fleet's timings, if not the simulation's short ones.
+    config: Option<FleetConfig>,
 }
 
 impl Sim {
@@ -605,6 +612,8 @@ impl Sim {
             orphaned: false,
             last_slot: 0,
             callers,
+            call_every: Duration::from_millis(1100),
+            config: None,
         }
     }
 
@@ -615,7 +624,10 @@ impl Sim {
         let fleet = Arc::new(Fleet::new(
             view.clone(),
             self.key.clone(),
-            sim_config(clock_rate).replica_id(name.clone()),
+            self.config
+                .clone()
+                .unwrap_or_else(|| sim_config(clock_rate))
+                .replica_id(name.clone()),
             LONGEST_REFRESH,
             WhenStoreUnavailable::Wait,
             SecretString::from("rt-0"),
@@ -637,6 +649,7 @@ impl Sim {
         let last_error = Arc::new(Mutex::new(None));
         tokio::spawn(call_forever(
             cache,
+            self.call_every,
             self.server.clone(),
             dead.clone(),
             quiet.clone(),
@@ -701,6 +714,7 @@ impl Sim {
 /// expiry.
 async fn call_forever(
     cache: TokenCache,
+    every: Duration,
     server: Server,
     dead: Arc<AtomicBool>,
     quiet: Arc<AtomicBool>,
@@ -733,7 +747,7 @@ async fn call_forever(
             }
             *lock(&last_ok) = Some(now);
         }
-        tokio::time::sleep(Duration::from_millis(200 + fastrand::u64(..1800))).await;
+        tokio::time::sleep(every.mul_f64(0.2 + 1.6 * fastrand::f64())).await;
     }
 }
 
@@ -1371,4 +1385,111 @@ async fn a_replica_started_after_a_restore_from_an_old_backup_waits_for_the_othe
         .await
         .expect("the new replica refreshes");
     sim.assert_grant_valid();
+}
+
+// ---------------------------------------------------------------------------------------
+// The store's load at fleet scale, with default settings
+
+/// Store operations of a fleet of `replicas` sharing access tokens (a `StoreSource` over the
+/// refresh token shared through the same store, the README's composition), with default
+/// `FleetConfig`, `StoreConfig` and `CacheConfig`, tokens of `lifetime`, callers asking every
+/// 10 s or so, over two lifetimes with a flush of the store half-way.
+struct Load {
+    peak_per_second: u64,
+    peak_after_flush: u64,
+    ops_per_replica_per_lifetime: f64,
+    token_requests: u64,
+}
+
+fn store_load(replicas: usize, lifetime: Duration) -> Load {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("a runtime");
+    fastrand::seed(replicas as u64);
+    runtime.block_on(async move {
+        let mut sim = Sim::new(replicas, true, true);
+        sim.config = Some(FleetConfig::new());
+        sim.call_every = Duration::from_secs(10);
+        sim.server.world().lifetime = lifetime;
+        // Replicas start over a minute, as a rolling deployment would.
+        for slot in 0..replicas {
+            sim.start_replica(slot, format!("replica-{slot}"), 1, 1.0);
+            tokio::time::sleep(Duration::from_secs(60) / replicas as u32).await;
+        }
+        tokio::time::sleep(lifetime).await;
+        let flushed_at = {
+            let mut world = sim.store.world();
+            world.record = None;
+            world.settle_until = None;
+            world.tokens = MemoryStore::new();
+            Instant::now().duration_since(world.start).as_secs()
+        };
+        tokio::time::sleep(lifetime).await;
+        for replica in sim.replicas.iter().flatten() {
+            replica.dead.store(true, Ordering::Release);
+        }
+        sim.assert_grant_valid();
+        let world = sim.store.world();
+        if std::env::var_os("FLEET_SIM_TRACE").is_some() {
+            let mut busiest: Vec<_> = world.ops_per_second.iter().collect();
+            busiest.sort_by_key(|(second, ops)| (std::cmp::Reverse(**ops), **second));
+            eprintln!("busiest seconds (second, operations): {:?}", &busiest[..busiest.len().min(12)]);
+            eprintln!("flushed at {flushed_at}\n{}", sim.server.world().trace);
+        }
+        let peak_after_flush = (flushed_at..flushed_at + 120)
+            .map(|second| world.ops_per_second.get(&second).copied().unwrap_or(0))
+            .max()
+            .unwrap_or(0);
+        // The first minute is the rolling start; the rest is two lifetimes.
+        let steady: u64 = world
+            .ops_per_second
+            .iter()
+            .filter(|(second, _)| **second >= 60)
+            .map(|(_, ops)| ops)
+            .sum();
+        Load {
+            peak_per_second: world.ops_per_second.values().copied().max().unwrap_or(0),
+            peak_after_flush,
+            ops_per_replica_per_lifetime: steady as f64 / replicas as f64 / 2.0,
+            token_requests: sim.requests(),
+        }
+    })
+}
+
+#[test]
+fn the_store_load_grows_with_the_fleet_and_has_no_herd() {
+    // FLEET_SIM_LOAD=10000 (in a release build) gives the README's largest figure.
+    let largest = std::env::var("FLEET_SIM_LOAD")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1000);
+    let lifetime = Duration::from_secs(600);
+    for replicas in [10, 100, 1000, largest] {
+        if replicas > largest {
+            continue;
+        }
+        let load = store_load(replicas, lifetime);
+        println!(
+            "{replicas} replicas, {}s tokens: peak {} store operations per second ({} in \
+             the two minutes after a flush), {:.0} per replica per token lifetime, {} token \
+             requests in two lifetimes",
+            lifetime.as_secs(),
+            load.peak_per_second,
+            load.peak_after_flush,
+            load.ops_per_replica_per_lifetime,
+            load.token_requests
+        );
+        // One check per replica per 4 s at the most (5 s, jittered by 20%), plus the
+        // shared access token's reads, spread: no second sees the whole fleet at once.
+        let replicas = replicas as u64;
+        assert!(
+            load.peak_per_second <= replicas / 2 + 20,
+            "{replicas} replicas: a peak of {} operations in one second",
+            load.peak_per_second
+        );
+        // One refresh per lifetime for the whole fleet, plus the one after the flush.
+        assert!(load.token_requests <= 5, "{} token requests", load.token_requests);
+    }
 }
