@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use secrecy::{ExposeSecret, SecretString};
 use tower_bearer::source::{TokenFuture, TokenSource};
 use tower_bearer::store::{
-    RefreshTokenStore, StoreConfig, StoreErrorKind, StoreKey, StoreSource, TokenStore,
+    RefreshTokenStore, RefreshValue, RefreshWrite, StoreConfig, StoreErrorKind, StoreKey, StoreSource, TokenStore,
 };
 use tower_bearer::Token;
 use tower_bearer_redis::{BuildError, RedisStore};
@@ -71,22 +71,40 @@ pub(crate) async fn exercise(
     assert!(store.try_lease(key, "holder-b", lease).await.unwrap());
     store.release(key, "holder-b").await.unwrap();
 
-    assert!(store.refresh_token(key).await.unwrap().is_none());
-    let first = SecretString::from("refresh-1".to_owned());
-    let second = SecretString::from("refresh-2".to_owned());
-    assert!(store.replace_refresh_token(key, 0, &first).await.unwrap());
-    assert!(
-        !store.replace_refresh_token(key, 0, &second).await.unwrap(),
-        "stale generation"
+    assert!(readable(store, key).await.is_none());
+    assert!(write(store, key, 1, "refresh-1", None).await);
+    assert!(!write(store, key, 1, "refresh-2", None).await, "same generation");
+    assert!(write(store, key, 2, "refresh-2", None).await);
+    assert_eq!(
+        readable(store, key).await,
+        Some((2, "refresh-2".to_owned()))
     );
-    assert!(store.replace_refresh_token(key, 1, &second).await.unwrap());
-    let stored = store
-        .refresh_token(key)
-        .await
-        .unwrap()
-        .expect("a refresh token");
-    assert_eq!(stored.refresh_token.expose_secret(), "refresh-2");
-    assert_eq!(stored.generation, 2);
+}
+
+/// The readable refresh token `store` holds for `key`, with its generation.
+async fn readable(store: &RedisStore, key: &StoreKey) -> Option<(u64, String)> {
+    let record = store.refresh_record(key).await.unwrap().record?;
+    match record.value {
+        RefreshValue::Readable(token) => Some((record.generation, token.expose_secret().to_owned())),
+        other => panic!("not readable: {other:?}"),
+    }
+}
+
+async fn write(
+    store: &RedisStore,
+    key: &StoreKey,
+    generation: u64,
+    token: &str,
+    settle: Option<Duration>,
+) -> bool {
+    let token = SecretString::from(token.to_owned());
+    let write = RefreshWrite {
+        generation,
+        refresh_token: &token,
+        replacing_damaged: None,
+        settle,
+    };
+    store.store_refresh(key, write).await.unwrap()
 }
 
 #[tokio::test]
@@ -389,30 +407,34 @@ async fn the_lease_is_exclusive_until_released_or_expired() {
 }
 
 #[tokio::test]
-async fn refresh_tokens_are_replaced_by_compare_and_set() {
-    let Some(redis) = RedisServer::start_or_skip("refresh_cas") else {
+async fn refresh_records_take_intents_newest_wins_writes_and_settles() {
+    let Some(redis) = RedisServer::start_or_skip("refresh_protocol") else {
         return;
     };
     let store = Arc::new(encrypted(&redis, "k1", KEY_1));
     let key = store_key("refresh");
-    assert!(store.refresh_token(&key).await.unwrap().is_none());
-    let first = SecretString::from("refresh-1".to_owned());
-    assert!(store.replace_refresh_token(&key, 0, &first).await.unwrap());
-    let stored = store.refresh_token(&key).await.unwrap().unwrap();
-    assert_eq!(stored.generation, 1);
-    assert_eq!(stored.refresh_token.expose_secret(), "refresh-1");
+    assert!(write(&store, &key, 1, "refresh-1", None).await);
     let raw = redis
         .command(&[b"HGET", store.refresh_key(&key).as_bytes(), b"val"])
         .unwrap();
     assert!(!raw.windows(9).any(|w| w == b"refresh-1"));
 
-    // Two writers holding generation 1: exactly one wins.
+    // One intent at a time, at the stored generation only, cleared by its holder only.
+    assert!(!store.begin_presenting(&key, 2, "a").await.unwrap());
+    assert!(store.begin_presenting(&key, 1, "a").await.unwrap());
+    assert!(store.begin_presenting(&key, 1, "a").await.unwrap(), "already a's");
+    assert!(!store.begin_presenting(&key, 1, "b").await.unwrap());
+    assert!(!store.end_presenting(&key, 1, "b").await.unwrap());
+    let state = store.refresh_record(&key).await.unwrap();
+    assert_eq!(state.record.unwrap().presenting.as_deref(), Some("a"));
+    assert!(store.end_presenting(&key, 1, "a").await.unwrap());
+
+    // Two writers of generation 2: exactly one wins; an older write never lands.
     let mut tasks = Vec::new();
     for writer in ["refresh-2a", "refresh-2b"] {
         let (store, key) = (Arc::clone(&store), key.clone());
         tasks.push(tokio::spawn(async move {
-            let value = SecretString::from(writer.to_owned());
-            store.replace_refresh_token(&key, 1, &value).await.unwrap()
+            write(&store, &key, 2, writer, None).await
         }));
     }
     let mut wins = 0;
@@ -420,17 +442,38 @@ async fn refresh_tokens_are_replaced_by_compare_and_set() {
         wins += usize::from(task.await.unwrap());
     }
     assert_eq!(wins, 1);
-    let now = store.refresh_token(&key).await.unwrap().unwrap();
-    assert_eq!(now.generation, 2);
-    let newer = now.refresh_token.expose_secret().to_owned();
+    assert!(!write(&store, &key, 1, "refresh-stale", None).await);
+    assert_eq!(readable(&store, &key).await.unwrap().0, 2);
 
-    // A replica still holding generation 1 never clobbers the newer token.
-    let stale = SecretString::from("refresh-stale".to_owned());
-    assert!(!store.replace_refresh_token(&key, 1, &stale).await.unwrap());
-    assert!(!store.replace_refresh_token(&key, 0, &stale).await.unwrap());
-    let after = store.refresh_token(&key).await.unwrap().unwrap();
-    assert_eq!(after.generation, 2);
-    assert_eq!(after.refresh_token.expose_secret(), newer);
+    // A write with a settle starts one; no intent can be taken while it runs.
+    assert!(write(&store, &key, 3, "refresh-3", Some(Duration::from_millis(300))).await);
+    assert!(store.refresh_record(&key).await.unwrap().settling);
+    assert!(!store.begin_presenting(&key, 3, "a").await.unwrap());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(!store.refresh_record(&key).await.unwrap().settling);
+    assert!(store.begin_presenting(&key, 3, "a").await.unwrap());
+
+    // A sealed value moved to another generation is damaged, and replaceable as such.
+    let name = store.refresh_key(&key);
+    redis
+        .command(&[b"HSET", name.as_bytes(), b"gen", b"9"])
+        .unwrap();
+    let record = store.refresh_record(&key).await.unwrap().record.unwrap();
+    assert!(matches!(record.value, RefreshValue::Damaged(_)), "{record:?}");
+    let token = SecretString::from("refresh-3".to_owned());
+    let replace = RefreshWrite {
+        generation: 3,
+        refresh_token: &token,
+        replacing_damaged: Some(9),
+        settle: None,
+    };
+    assert!(store.store_refresh(&key, replace).await.unwrap());
+    assert_eq!(readable(&store, &key).await, Some((3, "refresh-3".to_owned())));
+
+    // A value sealed under a key id this store lacks is foreign.
+    let other = encrypted(&redis, "k2", KEY_2);
+    let record = other.refresh_record(&key).await.unwrap().record.unwrap();
+    assert!(matches!(record.value, RefreshValue::Foreign(_)), "{record:?}");
 }
 
 #[tokio::test]
@@ -461,10 +504,8 @@ async fn garbage_values_are_unreadable_not_panics() {
     redis
         .command(&[b"HSET", refresh.as_bytes(), b"gen", b"1", b"val", b"junk"])
         .unwrap();
-    assert_eq!(
-        store.refresh_token(&key).await.unwrap_err().kind(),
-        StoreErrorKind::Unreadable
-    );
+    let record = store.refresh_record(&key).await.unwrap().record.unwrap();
+    assert!(matches!(record.value, RefreshValue::Damaged(_)), "{record:?}");
 
     // A StoreSource over the garbage falls back and still hands out tokens.
     redis

@@ -65,6 +65,11 @@ impl Fleet {
         .unwrap();
         RefreshToken::builder(endpoint, client, self.seed.as_str())
             .share_through(Arc::clone(&self.store), self.key.clone())
+            .fleet(
+                tower_bearer_oauth2::FleetConfig::new()
+                    .check_interval(Duration::from_millis(200))
+                    .settle(Duration::from_millis(1000)),
+            )
     }
 
     fn replica(&self) -> RefreshToken {
@@ -73,8 +78,11 @@ impl Fleet {
 
     /// The fleet's refresh token in the store.
     async fn stored(&self) -> Option<(u64, SecretString)> {
-        let stored = self.store.refresh_token(&self.key).await.unwrap()?;
-        Some((stored.generation, stored.refresh_token))
+        let record = self.store.refresh_record(&self.key).await.unwrap().record?;
+        match record.value {
+            tower_bearer::store::RefreshValue::Readable(token) => Some((record.generation, token)),
+            _ => None,
+        }
     }
 
     /// The newest refresh token the server issued is still good: nothing was reused.
@@ -265,7 +273,7 @@ async fn unreadable_values_are_replaced_under_the_lease() -> TestResult {
         redis.command(&[b"DEL", name.as_bytes()])?;
         if command[0] == b"HSET" {
             // A hash like ours, with a good value, and then the bad field.
-            let good = fleet.store.refresh_token(&fleet.key).await;
+            let good = fleet.store.refresh_record(&fleet.key).await;
             assert!(good.is_ok());
             redis.command(&[b"HSET", name.as_bytes(), b"val", b"x"])?;
         }
