@@ -193,12 +193,7 @@ impl RedisStore {
         }
     }
 
-    async fn put(
-        &self,
-        key: &StoreKey,
-        token: &Token,
-        ttl: Duration,
-    ) -> Result<(), StoreError> {
+    async fn put(&self, key: &StoreKey, token: &Token, ttl: Duration) -> Result<(), StoreError> {
         let lifetime = match token.expires_at_system() {
             Some(at) => at.duration_since(SystemTime::now()).unwrap_or_default(),
             None => ttl,
@@ -238,11 +233,7 @@ impl RedisStore {
         Ok(taken == 1)
     }
 
-    async fn release(
-        &self,
-        key: &StoreKey,
-        holder: &str,
-    ) -> Result<(), StoreError> {
+    async fn release(&self, key: &StoreKey, holder: &str) -> Result<(), StoreError> {
         let mut invocation = RELEASE.key(self.lease_key(key));
         invocation.arg(holder);
         self.connection
@@ -262,14 +253,20 @@ impl RedisStore {
         let settling = reply.get(1).is_some_and(|flag| flag == b"1");
         let record = match reply.as_slice() {
             [kind, _] if kind == b"none" => None,
-            [_, _] => Some(damaged(0, "the refresh-token key holds something else than a hash")),
+            [_, _] => Some(damaged(
+                0,
+                "the refresh-token key holds something else than a hash",
+            )),
             [_, _, generation, value, presenting] => {
                 let parsed = std::str::from_utf8(generation)
                     .ok()
                     .and_then(|text| text.parse::<u64>().ok())
                     .filter(|generation| *generation < 1 << 53);
                 match parsed {
-                    None => Some(damaged(0, "the refresh token's generation is not a whole number")),
+                    None => Some(damaged(
+                        0,
+                        "the refresh token's generation is not a whole number",
+                    )),
                     Some(generation) => Some(RefreshRecord {
                         generation,
                         value: self.open_refresh(&name, generation, value),
@@ -278,7 +275,10 @@ impl RedisStore {
                     }),
                 }
             }
-            _ => Some(damaged(0, "the refresh-token record has an unexpected shape")),
+            _ => Some(damaged(
+                0,
+                "the refresh-token record has an unexpected shape",
+            )),
         };
         Ok(RefreshState { record, settling })
     }
@@ -309,7 +309,10 @@ impl RedisStore {
         holder: &str,
     ) -> Result<bool, StoreError> {
         let mut invocation = BEGIN_PRESENTING.key(self.refresh_key(key));
-        invocation.key(self.settle_key(key)).arg(generation).arg(holder);
+        invocation
+            .key(self.settle_key(key))
+            .arg(generation)
+            .arg(holder);
         let begun: i64 = self
             .connection
             .invoke("recording the intent to present", &invocation)
@@ -342,15 +345,20 @@ impl RedisStore {
             &refresh_aad(&name, write.generation),
             write.refresh_token.expose_secret().as_bytes(),
         )?;
-        let settle_ms = write
-            .settle
-            .map_or(0, |settle| u64::try_from(settle.as_millis()).unwrap_or(u64::MAX).max(1));
+        let settle_ms = write.settle.map_or(0, |settle| {
+            u64::try_from(settle.as_millis()).unwrap_or(u64::MAX).max(1)
+        });
         let mut invocation = STORE_REFRESH.key(&name);
         invocation
             .key(self.settle_key(key))
             .arg(write.generation)
             .arg(value)
-            .arg(write.replacing_damaged.map(|g| g.to_string()).unwrap_or_default())
+            .arg(
+                write
+                    .replacing_damaged
+                    .map(|g| g.to_string())
+                    .unwrap_or_default(),
+            )
             .arg(settle_ms);
         let written: i64 = self
             .connection

@@ -490,49 +490,56 @@ impl Fleet {
             Ok(true) => self.published(generation),
             // Nothing older to overwrite: our earlier write got through and only its answer
             // was lost, or the store holds something we have to look at.
-            Ok(false) => match self.timed(self.store.refresh_record(&self.key)).await {
-                Ok(RefreshState {
-                    record:
-                        Some(RefreshRecord {
-                            generation: stored,
-                            value,
-                            ..
-                        }),
-                    ..
-                }) => match value {
-                    RefreshValue::Readable(token)
-                        if stored == generation
-                            && token.expose_secret() == refresh_token.expose_secret() =>
-                    {
-                        self.published(generation)
-                    }
-                    RefreshValue::Damaged(_) => {
-                        let write = RefreshWrite {
-                            replacing_damaged: Some(stored),
-                            ..write
-                        };
-                        if let Ok(true) =
-                            self.timed(self.store.store_refresh(&self.key, write)).await
-                        {
-                            self.published(generation);
-                        }
-                    }
-                    _ => tracing::error!(
-                        key = %self.key,
-                        stored,
-                        ours = generation,
-                        "the store holds another refresh token at or above this replica's \
-                         unpublished rotation; this replica keeps its own"
-                    ),
-                },
-                _ => {}
-            },
+            Ok(false) => self.published_or_not(write).await,
             Err(error) => tracing::warn!(
                 key = %self.key,
                 %error,
                 generation,
                 "could not store the rotated refresh token for the fleet; the other replicas \
                  wait, and this replica keeps trying"
+            ),
+        }
+    }
+
+    /// After a refused publication of `write`: done if the store holds it already (only the
+    /// answer to an earlier write was lost), a damaged value is replaced by it, anything
+    /// else is reported.
+    async fn published_or_not(&self, write: RefreshWrite<'_>) {
+        let generation = write.generation;
+        let Ok(RefreshState {
+            record:
+                Some(RefreshRecord {
+                    generation: stored,
+                    value,
+                    ..
+                }),
+            ..
+        }) = self.timed(self.store.refresh_record(&self.key)).await
+        else {
+            return;
+        };
+        match value {
+            RefreshValue::Readable(token)
+                if stored == generation
+                    && token.expose_secret() == write.refresh_token.expose_secret() =>
+            {
+                self.published(generation)
+            }
+            RefreshValue::Damaged(_) => {
+                let write = RefreshWrite {
+                    replacing_damaged: Some(stored),
+                    ..write
+                };
+                if let Ok(true) = self.timed(self.store.store_refresh(&self.key, write)).await {
+                    self.published(generation);
+                }
+            }
+            _ => tracing::error!(
+                key = %self.key,
+                stored,
+                ours = generation,
+                "the store holds another refresh token at or above this replica's unpublished \
+                 rotation; this replica keeps its own"
             ),
         }
     }

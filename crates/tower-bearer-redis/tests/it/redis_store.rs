@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use secrecy::{ExposeSecret, SecretString};
 use tower_bearer::source::{TokenFuture, TokenSource};
 use tower_bearer::store::{
-    RefreshTokenStore, RefreshValue, RefreshWrite, StoreConfig, StoreErrorKind, StoreKey, StoreSource, TokenStore,
+    RefreshTokenStore, RefreshValue, RefreshWrite, StoreConfig, StoreErrorKind, StoreKey,
+    StoreSource, TokenStore,
 };
 use tower_bearer::Token;
 use tower_bearer_redis::{BuildError, RedisStore};
@@ -73,7 +74,10 @@ pub(crate) async fn exercise(
 
     assert!(readable(store, key).await.is_none());
     assert!(write(store, key, 1, "refresh-1", None).await);
-    assert!(!write(store, key, 1, "refresh-2", None).await, "same generation");
+    assert!(
+        !write(store, key, 1, "refresh-2", None).await,
+        "same generation"
+    );
     assert!(write(store, key, 2, "refresh-2", None).await);
     assert_eq!(
         readable(store, key).await,
@@ -85,7 +89,9 @@ pub(crate) async fn exercise(
 async fn readable(store: &RedisStore, key: &StoreKey) -> Option<(u64, String)> {
     let record = store.refresh_record(key).await.unwrap().record?;
     match record.value {
-        RefreshValue::Readable(token) => Some((record.generation, token.expose_secret().to_owned())),
+        RefreshValue::Readable(token) => {
+            Some((record.generation, token.expose_secret().to_owned()))
+        }
         other => panic!("not readable: {other:?}"),
     }
 }
@@ -422,7 +428,10 @@ async fn refresh_records_take_intents_newest_wins_writes_and_settles() {
     // One intent at a time, at the stored generation only, cleared by its holder only.
     assert!(!store.begin_presenting(&key, 2, "a").await.unwrap());
     assert!(store.begin_presenting(&key, 1, "a").await.unwrap());
-    assert!(store.begin_presenting(&key, 1, "a").await.unwrap(), "already a's");
+    assert!(
+        store.begin_presenting(&key, 1, "a").await.unwrap(),
+        "already a's"
+    );
     assert!(!store.begin_presenting(&key, 1, "b").await.unwrap());
     assert!(!store.end_presenting(&key, 1, "b").await.unwrap());
     let state = store.refresh_record(&key).await.unwrap();
@@ -446,7 +455,16 @@ async fn refresh_records_take_intents_newest_wins_writes_and_settles() {
     assert_eq!(readable(&store, &key).await.unwrap().0, 2);
 
     // A write with a settle starts one; no intent can be taken while it runs.
-    assert!(write(&store, &key, 3, "refresh-3", Some(Duration::from_millis(300))).await);
+    assert!(
+        write(
+            &store,
+            &key,
+            3,
+            "refresh-3",
+            Some(Duration::from_millis(300))
+        )
+        .await
+    );
     assert!(store.refresh_record(&key).await.unwrap().settling);
     assert!(!store.begin_presenting(&key, 3, "a").await.unwrap());
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -459,7 +477,10 @@ async fn refresh_records_take_intents_newest_wins_writes_and_settles() {
         .command(&[b"HSET", name.as_bytes(), b"gen", b"9"])
         .unwrap();
     let record = store.refresh_record(&key).await.unwrap().record.unwrap();
-    assert!(matches!(record.value, RefreshValue::Damaged(_)), "{record:?}");
+    assert!(
+        matches!(record.value, RefreshValue::Damaged(_)),
+        "{record:?}"
+    );
     let token = SecretString::from("refresh-3".to_owned());
     let replace = RefreshWrite {
         generation: 3,
@@ -468,12 +489,18 @@ async fn refresh_records_take_intents_newest_wins_writes_and_settles() {
         settle: None,
     };
     assert!(store.store_refresh(&key, replace).await.unwrap());
-    assert_eq!(readable(&store, &key).await, Some((3, "refresh-3".to_owned())));
+    assert_eq!(
+        readable(&store, &key).await,
+        Some((3, "refresh-3".to_owned()))
+    );
 
     // A value sealed under a key id this store lacks is foreign.
     let other = encrypted(&redis, "k2", KEY_2);
     let record = other.refresh_record(&key).await.unwrap().record.unwrap();
-    assert!(matches!(record.value, RefreshValue::Foreign(_)), "{record:?}");
+    assert!(
+        matches!(record.value, RefreshValue::Foreign(_)),
+        "{record:?}"
+    );
 }
 
 #[tokio::test]
@@ -505,7 +532,10 @@ async fn garbage_values_are_unreadable_not_panics() {
         .command(&[b"HSET", refresh.as_bytes(), b"gen", b"1", b"val", b"junk"])
         .unwrap();
     let record = store.refresh_record(&key).await.unwrap().record.unwrap();
-    assert!(matches!(record.value, RefreshValue::Damaged(_)), "{record:?}");
+    assert!(
+        matches!(record.value, RefreshValue::Damaged(_)),
+        "{record:?}"
+    );
 
     // A StoreSource over the garbage falls back and still hands out tokens.
     redis
