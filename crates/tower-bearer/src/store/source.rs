@@ -83,20 +83,20 @@ impl StoreConfig {
     }
 
     /// A stored token with no more than this left is not taken: the replica fetches a new
-    /// one instead (or waits for the lease holder's). Set, it is used as given, for tokens of
-    /// any lifetime. Each token passed over is logged at debug level and counted in
+    /// one instead (or waits for the lease holder's). Set here, it is used as given, whatever
+    /// the token's lifetime. Each token passed over is logged at debug level and counted in
     /// [`StoreStats::passed_over`].
     ///
-    /// The default scales with the token's lifetime: the smaller of 10 s and half the
+    /// By default it scales with the token's lifetime: the smaller of 10 s and half the
     /// lifetime. Half, because of the cache's windows (see
     /// [`CacheConfig`](crate::CacheConfig)): with its defaults, a token that lives less than
     /// ten minutes is refreshed once half its lifetime is left (the 5-minute refresh window
     /// is clamped to half the lifetime) and counts as expired at a quarter (the 30 s skew is
-    /// clamped to a quarter). A stored token with more than half its lifetime left is one
-    /// the replica that fetched it still uses as it is, neither due nor expired; and the
-    /// cache that takes it gets at least a quarter of the lifetime before its own refresh,
-    /// which it times from what is left. The 10 s cap is the fixed threshold this used to
-    /// be, kept for tokens that live 20 s or more.
+    /// clamped to a quarter). So a short-lived token taken with more than half its lifetime
+    /// left is one the replica that fetched it still uses as it is, neither due nor expired,
+    /// and the cache that takes it (which times its windows from what is left) uses it for
+    /// more than a quarter of the lifetime before it refreshes. The 10 s cap is the fixed
+    /// threshold this used to be, unchanged for tokens that live 20 s or more.
     ///
     /// A token does not carry the lifetime it was issued with, so the source goes by what
     /// it saw. A token that appeared in the store while this replica waited for it was
