@@ -23,7 +23,8 @@ pub struct StoreConfig {
     poll_interval: Duration,
     max_wait: Duration,
     op_timeout: Duration,
-    min_remaining: Duration,
+    /// `None` scales it to the token's lifetime; see [`StoreConfig::min_remaining`].
+    min_remaining: Option<Duration>,
     no_expiry_ttl: Duration,
     warn_interval: Duration,
 }
@@ -35,7 +36,7 @@ impl Default for StoreConfig {
             poll_interval: Duration::from_millis(50),
             max_wait: Duration::from_secs(15),
             op_timeout: Duration::from_millis(500),
-            min_remaining: Duration::from_secs(10),
+            min_remaining: None,
             no_expiry_ttl: Duration::from_secs(300),
             warn_interval: Duration::from_secs(60),
         }
@@ -44,7 +45,8 @@ impl Default for StoreConfig {
 
 impl StoreConfig {
     /// The defaults: a 10 s lease, polling every 50 ms for at most 15 s, 500 ms per store
-    /// operation, stored tokens taken with at least 10 s left, a warning a minute at most.
+    /// operation, stored tokens taken with more than half their lifetime or 10 s left
+    /// (whichever is less), a warning a minute at most.
     pub fn new() -> Self {
         Self::default()
     }
@@ -80,11 +82,32 @@ impl StoreConfig {
         self
     }
 
-    /// A stored token with less time than this left is not taken (default 10 s); the
-    /// replica fetches a new one instead.
+    /// A stored token with no more than this left is not taken: the replica fetches a new
+    /// one instead (or waits for the lease holder's). Set here, it is used as given, whatever
+    /// the token's lifetime. Each token passed over is logged at debug level and counted in
+    /// [`StoreStats::passed_over`].
+    ///
+    /// By default it scales with the token's lifetime: the smaller of 10 s and half the
+    /// lifetime. Half, because of the cache's windows (see
+    /// [`CacheConfig`](crate::CacheConfig)): with its defaults, a token that lives less than
+    /// ten minutes is refreshed once half its lifetime is left (the 5-minute refresh window
+    /// is clamped to half the lifetime) and counts as expired at a quarter (the 30 s skew is
+    /// clamped to a quarter). So a short-lived token taken with more than half its lifetime
+    /// left is one the replica that fetched it still uses as it is, neither due nor expired,
+    /// and the cache that takes it (which times its windows from what is left) uses it for
+    /// more than a quarter of the lifetime before it refreshes. The 10 s cap is the fixed
+    /// threshold this used to be, unchanged for tokens that live 20 s or more.
+    ///
+    /// A token does not carry the lifetime it was issued with, so the source goes by what
+    /// it saw. A token that appeared in the store while this replica waited for it was
+    /// fetched just now by the lease holder: its lifetime is what it has left. Any other is
+    /// taken to live as long as the tokens this source fetched or saw appear before. A
+    /// replica that has seen none yet and finds a token already stored cannot tell a fresh
+    /// short-lived token from the last seconds of a long-lived one, and requires the full
+    /// 10 s.
     #[must_use]
     pub fn min_remaining(mut self, remaining: Duration) -> Self {
-        self.min_remaining = at_most_a_year(remaining);
+        self.min_remaining = Some(at_most_a_year(remaining));
         self
     }
 
@@ -108,6 +131,9 @@ fn at_most_a_year(duration: Duration) -> Duration {
     duration.min(Token::MAX_LIFETIME)
 }
 
+/// The most the default [`StoreConfig::min_remaining`] asks of a stored token.
+const MIN_REMAINING_CAP: Duration = Duration::from_secs(10);
+
 /// A [`TokenSource`] that shares the tokens of another source through a [`TokenStore`], so
 /// that a fleet of replicas fetches one token per lifetime; see the [module docs](super).
 ///
@@ -124,11 +150,25 @@ struct Inner<S> {
     config: StoreConfig,
     /// The token this source returned last: the one its cache is replacing when it asks.
     last: Mutex<Option<Token>>,
+    /// How long this key's tokens live, as far as this source has seen: set by each token it
+    /// fetched or saw appear in the store, raised by any it found there living longer.
+    lifetime: Mutex<Option<Duration>>,
     warned_at: Mutex<Option<Instant>>,
     suppressed: AtomicU64,
     from_store: AtomicU64,
     fetched: AtomicU64,
     fallbacks: AtomicU64,
+    passed_over: AtomicU64,
+}
+
+/// What one fetch has seen of the store.
+#[derive(Default)]
+struct Sightings {
+    /// What the store held at the fetch's first read, once it has read. Any other token
+    /// appeared while the fetch waited: the lease holder fetched it just now.
+    first: Option<Option<Token>>,
+    /// The token passed over last, so that polling reports each one once.
+    passed_over: Option<Token>,
 }
 
 /// What a [`StoreSource`] did so far.
@@ -142,6 +182,10 @@ pub struct StoreStats {
     /// Tokens fetched from the source without the store, because it failed or because the
     /// lease holder took longer than `max_wait`.
     pub fallbacks: u64,
+    /// Stored tokens not taken because they had too little time left (see
+    /// [`StoreConfig::min_remaining`]); the replica fetched or waited for another. A token
+    /// is counted once per fetch, however often a waiting replica reads it.
+    pub passed_over: u64,
 }
 
 impl<S: TokenSource> StoreSource<S> {
@@ -164,11 +208,13 @@ impl<S: TokenSource> StoreSource<S> {
                 key,
                 config,
                 last: Mutex::new(None),
+                lifetime: Mutex::new(None),
                 warned_at: Mutex::new(None),
                 suppressed: AtomicU64::new(0),
                 from_store: AtomicU64::new(0),
                 fetched: AtomicU64::new(0),
                 fallbacks: AtomicU64::new(0),
+                passed_over: AtomicU64::new(0),
             }),
         }
     }
@@ -184,6 +230,7 @@ impl<S: TokenSource> StoreSource<S> {
             from_store: self.inner.from_store.load(Ordering::Relaxed),
             fetched: self.inner.fetched.load(Ordering::Relaxed),
             fallbacks: self.inner.fallbacks.load(Ordering::Relaxed),
+            passed_over: self.inner.passed_over.load(Ordering::Relaxed),
         }
     }
 }
@@ -213,19 +260,21 @@ impl<S: TokenSource> Inner<S> {
     async fn fetch(&self) -> Result<Token, FetchError> {
         let holder = format!("{}-{:016x}", std::process::id(), fastrand::u64(..));
         let deadline = Instant::now() + self.config.max_wait;
+        let mut seen = Sightings::default();
         loop {
             match self.op(self.store.get(&self.key)).await {
-                Ok(Some(token)) if self.acceptable(&token) => {
-                    self.from_store.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(key = %self.key, "token taken from the shared store");
-                    return Ok(token);
+                Ok(stored) => {
+                    if let Some(token) = self.take(stored, &mut seen) {
+                        self.from_store.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(key = %self.key, "token taken from the shared store");
+                        return Ok(token);
+                    }
                 }
-                Ok(_) => {}
                 Err(error) => return self.fallback(&error).await,
             }
             let ttl = self.config.lease_ttl;
             match self.op(self.store.try_lease(&self.key, &holder, ttl)).await {
-                Ok(true) => return self.fetch_holding_lease(&holder).await,
+                Ok(true) => return self.fetch_holding_lease(&holder, &mut seen).await,
                 Ok(false) => {}
                 Err(error) => return self.fallback(&error).await,
             }
@@ -244,10 +293,14 @@ impl<S: TokenSource> Inner<S> {
         }
     }
 
-    async fn fetch_holding_lease(&self, holder: &str) -> Result<Token, FetchError> {
+    async fn fetch_holding_lease(
+        &self,
+        holder: &str,
+        seen: &mut Sightings,
+    ) -> Result<Token, FetchError> {
         // Another replica may have stored a token between our read and our lease.
-        if let Ok(Some(token)) = self.op(self.store.get(&self.key)).await {
-            if self.acceptable(&token) {
+        if let Ok(stored) = self.op(self.store.get(&self.key)).await {
+            if let Some(token) = self.take(stored, seen) {
                 self.release(holder).await;
                 self.from_store.fetch_add(1, Ordering::Relaxed);
                 return Ok(token);
@@ -256,6 +309,7 @@ impl<S: TokenSource> Inner<S> {
         let result = self.source.fetch().await;
         if let Ok(token) = &result {
             self.fetched.fetch_add(1, Ordering::Relaxed);
+            self.learn_lifetime(token, true);
             let ttl = self.config.no_expiry_ttl;
             match self.op(self.store.put(&self.key, token, ttl)).await {
                 Ok(()) => tracing::debug!(key = %self.key, "fetched a token and shared it"),
@@ -277,18 +331,76 @@ impl<S: TokenSource> Inner<S> {
         self.warn(error);
         self.fallbacks.fetch_add(1, Ordering::Relaxed);
         crate::metrics::store_fell_back();
-        self.source.fetch().await
+        let result = self.source.fetch().await;
+        if let Ok(token) = &result {
+            self.learn_lifetime(token, true);
+        }
+        result
     }
 
-    /// Whether a stored token may be handed to the cache.
-    fn acceptable(&self, token: &Token) -> bool {
-        let replacing = lock(&self.last)
+    /// The `stored` token, if it may be handed to the cache: it is not the token this
+    /// source returned last (which the cache is replacing), and it has more than
+    /// [`min_remaining`](StoreConfig::min_remaining) left.
+    fn take(&self, stored: Option<Token>, seen: &mut Sightings) -> Option<Token> {
+        let first = seen.first.get_or_insert_with(|| stored.clone());
+        let token = stored?;
+        let appeared = !first.as_ref().is_some_and(|first| first.same_as(&token));
+        if lock(&self.last)
             .as_ref()
-            .is_some_and(|last| last.same_as(token));
-        let fresh = token
-            .expires_at()
-            .is_none_or(|at| at > Instant::now() + self.config.min_remaining);
-        fresh && !replacing
+            .is_some_and(|last| last.same_as(&token))
+        {
+            return None;
+        }
+        let Some(expires_at) = token.expires_at() else {
+            return Some(token);
+        };
+        let left = expires_at.saturating_duration_since(Instant::now());
+        let min_remaining = self.min_remaining(left, appeared);
+        if left > min_remaining {
+            self.learn_lifetime(&token, appeared);
+            return Some(token);
+        }
+        if !seen.passed_over.as_ref().is_some_and(|p| p.same_as(&token)) {
+            self.passed_over.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(
+                key = %self.key,
+                remaining_ms = millis(left),
+                min_remaining_ms = millis(min_remaining),
+                "stored token has too little time left; not taking it"
+            );
+            seen.passed_over = Some(token);
+        }
+        None
+    }
+
+    /// What a stored token with `left` to live must have left to be taken; see
+    /// [`StoreConfig::min_remaining`].
+    fn min_remaining(&self, left: Duration, appeared: bool) -> Duration {
+        if let Some(explicit) = self.config.min_remaining {
+            return explicit;
+        }
+        let lifetime = if appeared {
+            Some(left)
+        } else {
+            lock(&self.lifetime).map(|lifetime| lifetime.max(left))
+        };
+        lifetime.map_or(MIN_REMAINING_CAP, |lifetime| {
+            MIN_REMAINING_CAP.min(lifetime / 2)
+        })
+    }
+
+    /// Notes how long `token` lives: exactly what it has left if it was `issued_now`, at
+    /// least that otherwise.
+    fn learn_lifetime(&self, token: &Token, issued_now: bool) {
+        let Some(expires_at) = token.expires_at() else {
+            return;
+        };
+        let left = expires_at.saturating_duration_since(Instant::now());
+        let mut lifetime = lock(&self.lifetime);
+        *lifetime = match *lifetime {
+            Some(known) if !issued_now => Some(known.max(left)),
+            _ => Some(left),
+        };
     }
 
     async fn op<T>(
@@ -321,6 +433,10 @@ impl<S: TokenSource> Inner<S> {
             "token store failed; fetching without it"
         );
     }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl<S> fmt::Debug for StoreSource<S> {

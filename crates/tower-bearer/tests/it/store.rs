@@ -12,9 +12,9 @@ use tokio::time::Instant;
 use tower_bearer::source::TokenFuture;
 use tower_bearer::store::{
     MemoryStore, RefreshState, RefreshTokenStore, RefreshValue, RefreshWrite, StoreConfig,
-    StoreError, StoreErrorKind, StoreFuture, StoreKey, StoreSource, TokenStore,
+    StoreError, StoreErrorKind, StoreFuture, StoreKey, StoreSource, StoreStats, TokenStore,
 };
-use tower_bearer::{Token, TokenCache, TokenSource};
+use tower_bearer::{CacheConfig, Token, TokenCache, TokenSource};
 
 /// The authorization server, as far as the fleet can tell: counts every token request from
 /// every replica.
@@ -65,6 +65,21 @@ fn replica(
 ) -> (TokenCache, StoreSource<Server>) {
     let source = StoreSource::with_config(server.clone(), store.clone(), key(), config);
     (TokenCache::new(source.clone()), source)
+}
+
+/// A token stored by another replica, with `left` to live.
+async fn store_token(store: &MemoryStore, name: &str, left: Duration) -> Token {
+    let token = Token::builder(name).expires_in(left).build().unwrap();
+    store.put(&key(), &token, Duration::ZERO).await.unwrap();
+    token
+}
+
+/// Sums one figure over the replicas' stats.
+fn total(replicas: &[(TokenCache, StoreSource<Server>)], figure: fn(StoreStats) -> u64) -> u64 {
+    replicas
+        .iter()
+        .map(|(_, source)| figure(source.stats()))
+        .sum()
 }
 
 #[tokio::test(start_paused = true)]
@@ -185,18 +200,211 @@ async fn a_rejected_token_is_not_taken_from_the_store_again() {
 
 #[tokio::test(start_paused = true)]
 async fn a_token_close_to_expiry_in_the_store_is_not_taken() {
-    let server = Server::new(Duration::from_secs(3600), Duration::from_millis(10));
+    // A replica that has seen no token of its key cannot tell the last seconds of an hour
+    // token from a fresh 4 s one, so it asks for the full 10 s either way.
+    for (lifetime, left) in [(3600, 5), (4, 3)] {
+        let capture = tower_bearer_testkit::capture_tracing();
+        let server = Server::new(Duration::from_secs(lifetime), Duration::from_millis(10));
+        let store = MemoryStore::new();
+        let old = store_token(&store, "nearly-expired", Duration::from_secs(left)).await;
+        let (cache, source) = replica(&server, &store, StoreConfig::new());
+        let token = cache.token().await.unwrap();
+        assert!(!token.same_as(&old));
+        assert_eq!(server.requests(), 1);
+        assert!(store.get(&key()).await.unwrap().unwrap().same_as(&token));
+        assert_eq!(source.stats().passed_over, 1);
+        assert!(
+            capture.contains(&format!(
+                "remaining_ms={} min_remaining_ms=10000",
+                left * 1000
+            )),
+            "{}",
+            capture.contents()
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn three_cold_replicas_share_one_four_second_token() {
+    let server = Server::new(Duration::from_secs(4), Duration::from_millis(100));
     let store = MemoryStore::new();
-    let old = Token::builder("nearly-expired")
-        .expires_in(Duration::from_secs(5))
-        .build()
-        .unwrap();
-    store.put(&key(), &old, Duration::ZERO).await.unwrap();
-    let (cache, _) = replica(&server, &store, StoreConfig::new());
-    let token = cache.token().await.unwrap();
-    assert!(!token.same_as(&old));
-    assert_eq!(server.requests(), 1);
-    assert!(store.get(&key()).await.unwrap().unwrap().same_as(&token));
+    let replicas: Vec<_> = (0..3)
+        .map(|_| replica(&server, &store, StoreConfig::new()))
+        .collect();
+    let mut calls = JoinSet::new();
+    for (cache, _) in &replicas {
+        for _ in 0..10 {
+            let cache = cache.clone();
+            calls.spawn(async move { cache.token().await });
+        }
+    }
+    while let Some(result) = calls.join_next().await {
+        result.unwrap().unwrap();
+    }
+    assert_eq!(server.requests(), 1, "one token request for the fleet");
+    assert_eq!(total(&replicas, |s| s.fetched), 1);
+    assert_eq!(total(&replicas, |s| s.from_store), 2);
+    assert_eq!(total(&replicas, |s| s.passed_over), 0);
+}
+
+/// The token requests of `replicas` replicas sharing a store, each with a cache of
+/// `cache_config` called every 100 ms, over `lifetimes` token lifetimes.
+async fn requests_under_steady_load(
+    lifetime: Duration,
+    replicas: usize,
+    lifetimes: u32,
+    store_config: &StoreConfig,
+    cache_config: &CacheConfig,
+) -> u64 {
+    let server = Server::new(lifetime, Duration::from_millis(100));
+    let store = MemoryStore::new();
+    let end = Instant::now() + lifetime * lifetimes;
+    let mut fleet = JoinSet::new();
+    for _ in 0..replicas {
+        let source =
+            StoreSource::with_config(server.clone(), store.clone(), key(), store_config.clone());
+        let cache = TokenCache::with_config(source, cache_config.clone());
+        fleet.spawn(async move {
+            while Instant::now() < end {
+                cache.token().await.unwrap();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            cache.stats().waits
+        });
+    }
+    while let Some(waits) = fleet.join_next().await {
+        assert_eq!(
+            waits.unwrap(),
+            1,
+            "a replica waits only for its first token"
+        );
+    }
+    server.requests()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fleet_on_four_second_tokens_fetches_as_often_as_one_replica() {
+    let lifetime = Duration::from_secs(4);
+    let lifetimes = 100;
+    let shared = StoreConfig::new();
+    let unshared = StoreConfig::new().min_remaining(Duration::from_secs(10));
+    // The default cache refreshes a 4 s token with half its lifetime left (the refresh
+    // window is clamped to half), so even a lone replica fetches about twice per lifetime.
+    let default = CacheConfig::new();
+    // This one refreshes half a second before expiry: a little over once per lifetime
+    // (3.5 s, plus up to a call interval and a fetch).
+    let late = CacheConfig::new()
+        .refresh_window(Duration::from_millis(500), 0.0)
+        .refresh_jitter(0.0)
+        .expiry_skew(Duration::from_millis(250));
+    let mut figures = Vec::new();
+    for (name, cache) in [("default", &default), ("late", &late)] {
+        let alone = requests_under_steady_load(lifetime, 1, lifetimes, &shared, cache).await;
+        let fleet = requests_under_steady_load(lifetime, 3, lifetimes, &shared, cache).await;
+        let apart = requests_under_steady_load(lifetime, 3, lifetimes, &unshared, cache).await;
+        eprintln!(
+            "{name} cache, {lifetimes} lifetimes of 4 s: 1 replica {alone} token requests, \
+             3 sharing replicas {fleet}, 3 replicas with min_remaining 10 s {apart}"
+        );
+        assert!(fleet <= alone + 1, "{name}: fleet {fleet}, alone {alone}");
+        assert!(
+            apart + 3 >= 3 * alone,
+            "{name}: unshared {apart}, alone {alone}"
+        );
+        figures.push(fleet);
+    }
+    let lifetimes = u64::from(lifetimes);
+    assert!(
+        (180..=200).contains(&figures[0]),
+        "default: {} requests",
+        figures[0]
+    );
+    assert!(
+        (lifetimes..=lifetimes * 6 / 5).contains(&figures[1]),
+        "late: {} requests",
+        figures[1]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_explicit_min_remaining_is_used_as_given() {
+    let capture = tower_bearer_testkit::capture_tracing();
+    let server = Server::new(Duration::from_secs(4), Duration::from_millis(100));
+    let store = MemoryStore::new();
+    let config = StoreConfig::new().min_remaining(Duration::from_secs(10));
+    let replicas: Vec<_> = (0..3)
+        .map(|_| replica(&server, &store, config.clone()))
+        .collect();
+    let mut calls = JoinSet::new();
+    for (cache, _) in &replicas {
+        let cache = cache.clone();
+        calls.spawn(async move { cache.token().await });
+    }
+    while let Some(result) = calls.join_next().await {
+        result.unwrap().unwrap();
+    }
+    assert_eq!(server.requests(), 3, "4 s tokens never have 10 s left");
+    assert_eq!(total(&replicas, |s| s.fetched), 3);
+    assert_eq!(total(&replicas, |s| s.from_store), 0);
+    let passed_over = total(&replicas, |s| s.passed_over);
+    assert!(passed_over >= 2, "{passed_over} tokens passed over");
+    let logs = capture.contents();
+    let lines: Vec<_> = logs
+        .lines()
+        .filter(|line| line.contains("stored token has too little time left"))
+        .collect();
+    assert_eq!(lines.len() as u64, passed_over, "{logs}");
+    let line = lines[0];
+    assert!(line.contains("DEBUG"), "{line}");
+    assert!(line.contains("min_remaining_ms=10000"), "{line}");
+    assert!(line.contains(&format!("key={}", key())), "{line}");
+    let remaining: u64 = line
+        .split("remaining_ms=")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(|| panic!("no remaining_ms: {line}"));
+    assert!((3000..=4000).contains(&remaining), "{line}");
+    assert!(!logs.contains("secret-token"), "no token in the log");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_default_minimum_is_half_the_lifetime_and_at_most_10_s() {
+    for (lifetime, taken, passed_over) in [
+        (4, Duration::from_millis(2100), Duration::from_millis(1900)),
+        (
+            3600,
+            Duration::from_millis(10_100),
+            Duration::from_millis(9900),
+        ),
+    ] {
+        let server = Server::new(Duration::from_secs(lifetime), Duration::from_millis(10));
+        let store = MemoryStore::new();
+        let (cache, source) = replica(&server, &store, StoreConfig::new());
+        // The replica learns the lifetime from the token it fetches.
+        let first = cache.token().await.unwrap();
+        let stored = store_token(&store, "stored-with-enough-left", taken).await;
+        assert!(cache.invalidate(&first));
+        let second = cache.token().await.unwrap();
+        assert!(
+            second.same_as(&stored),
+            "{lifetime} s: taken with {taken:?} left"
+        );
+        let stored = store_token(&store, "stored-with-too-little-left", passed_over).await;
+        assert!(cache.invalidate(&second));
+        let third = cache.token().await.unwrap();
+        assert!(
+            !third.same_as(&stored),
+            "{lifetime} s: passed over with {passed_over:?} left"
+        );
+        assert_eq!(server.requests(), 2, "{lifetime} s");
+        let stats = source.stats();
+        assert_eq!(
+            (stats.from_store, stats.passed_over),
+            (1, 1),
+            "{lifetime} s"
+        );
+    }
 }
 
 /// A store that never answers, or answers with an error.
