@@ -113,11 +113,13 @@ impl RefreshTokenStore for MemoryStore {
         let slots = self.slots();
         let slot = slots.get(key);
         let state = RefreshState {
-            record: slot.and_then(|slot| slot.refresh.as_ref()).map(|refresh| RefreshRecord {
-                generation: refresh.generation,
-                value: RefreshValue::Readable(refresh.refresh_token.clone()),
-                presenting: refresh.presenting.clone(),
-            }),
+            record: slot
+                .and_then(|slot| slot.refresh.as_ref())
+                .map(|refresh| RefreshRecord {
+                    generation: refresh.generation,
+                    value: RefreshValue::Readable(refresh.refresh_token.clone()),
+                    presenting: refresh.presenting.clone(),
+                }),
             settling: slot.is_some_and(|slot| slot.settling(now)),
         };
         Box::pin(std::future::ready(Ok(state)))
