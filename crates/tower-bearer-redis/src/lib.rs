@@ -129,6 +129,7 @@ mod builder;
 mod connection;
 mod envelope;
 mod record;
+mod scripts;
 mod store;
 
 pub use builder::{BuildError, RedisStoreBuilder, DEFAULT_KEY_PREFIX};
