@@ -22,7 +22,8 @@ use crate::dpop::DpopKey;
 /// they are bound to ([`StoreKeyBuilder::dpop_key`]): its thumbprint is one of the hashed
 /// parts, and a store that reads a token bound to that thumbprint builds it with the key
 /// carried here. Equality, hashing, `Display` and `Debug` see the hash (and, in `Debug`, the
-/// thumbprint), never the private key.
+/// thumbprint), never the private key. So a `StoreKey` is a sound map key, although clippy's
+/// `mutable_key_type` sees the nonce cache inside the DPoP key and warns.
 #[derive(Clone)]
 pub struct StoreKey {
     hex: String,
@@ -282,6 +283,10 @@ mod tests {
             key().dpop_key(load()).build(),
         );
         assert_eq!(a, b);
+        #[expect(
+            clippy::mutable_key_type,
+            reason = "equality and hashing see the hash only, never the DPoP key's nonces"
+        )]
         let set: std::collections::HashSet<StoreKey> = [a.clone(), b].into_iter().collect();
         assert_eq!(set.len(), 1);
         assert_ne!(a, bound);

@@ -11,8 +11,8 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower_bearer::source::TokenFuture;
 use tower_bearer::store::{
-    MemoryStore, RefreshTokenStore, StoreConfig, StoreError, StoreErrorKind, StoreFuture, StoreKey,
-    StoreSource, StoredRefresh, TokenStore,
+    MemoryStore, RefreshState, RefreshTokenStore, RefreshValue, RefreshWrite, StoreConfig,
+    StoreError, StoreErrorKind, StoreFuture, StoreKey, StoreSource, TokenStore,
 };
 use tower_bearer::{Token, TokenCache, TokenSource};
 
@@ -233,23 +233,21 @@ impl TokenStore for BrokenStore {
 }
 
 impl RefreshTokenStore for BrokenStore {
-    fn refresh_token<'a>(&'a self, _: &'a StoreKey) -> StoreFuture<'a, Option<StoredRefresh>> {
+    fn refresh_record<'a>(&'a self, _: &'a StoreKey) -> StoreFuture<'a, RefreshState> {
         self.fail()
     }
-    fn replace_refresh_token<'a>(
+    fn begin_presenting<'a>(
         &'a self,
         _: &'a StoreKey,
         _: u64,
-        _: &'a SecretString,
+        _: &'a str,
     ) -> StoreFuture<'a, bool> {
         self.fail()
     }
-    fn put_refresh_token<'a>(
-        &'a self,
-        _: &'a StoreKey,
-        _: u64,
-        _: &'a SecretString,
-    ) -> StoreFuture<'a, bool> {
+    fn end_presenting<'a>(&'a self, _: &'a StoreKey, _: u64, _: &'a str) -> StoreFuture<'a, bool> {
+        self.fail()
+    }
+    fn store_refresh<'a>(&'a self, _: &'a StoreKey, _: RefreshWrite<'a>) -> StoreFuture<'a, bool> {
         self.fail()
     }
 }
@@ -283,34 +281,89 @@ async fn a_broken_store_fails_no_call_and_warns_once_per_interval() {
     }
 }
 
-#[tokio::test]
-async fn refresh_tokens_are_replaced_by_compare_and_set() {
+/// `MemoryStore`'s refresh-token record: the reference semantics that `RedisStore`'s
+/// scripts follow (tested against Redis in `tower-bearer-redis`).
+#[tokio::test(start_paused = true)]
+async fn refresh_records_are_fenced_newest_wins_with_intents_and_settles() {
     let store = MemoryStore::new();
     let key = key();
-    assert!(store.refresh_token(&key).await.unwrap().is_none());
-    let first = SecretString::from("refresh-1");
-    let rival = SecretString::from("refresh-1-rival");
-    assert!(store.replace_refresh_token(&key, 0, &first).await.unwrap());
+    let write = |generation, refresh_token| RefreshWrite {
+        generation,
+        refresh_token,
+        replacing_damaged: None,
+        settle: None,
+    };
+    let (first, rival, newer) = (
+        SecretString::from("refresh-1"),
+        SecretString::from("refresh-1-rival"),
+        SecretString::from("refresh-2"),
+    );
+    let state = store.refresh_record(&key).await.unwrap();
+    assert!(state.record.is_none() && !state.settling);
     assert!(
-        !store.replace_refresh_token(&key, 0, &rival).await.unwrap(),
-        "a second writer with the same expectation loses"
+        !store.begin_presenting(&key, 1, "a").await.unwrap(),
+        "no record"
     );
-    let stored = store.refresh_token(&key).await.unwrap().unwrap();
-    assert_eq!(stored.generation, 1);
-    assert_eq!(stored.refresh_token.expose_secret(), "refresh-1");
-    let newer = SecretString::from("refresh-2");
-    assert!(store.replace_refresh_token(&key, 1, &newer).await.unwrap());
-    let older = SecretString::from("refresh-stale");
+    assert!(store.store_refresh(&key, write(1, &first)).await.unwrap());
     assert!(
-        !store.replace_refresh_token(&key, 1, &older).await.unwrap(),
-        "an older generation never clobbers a newer one"
+        !store.store_refresh(&key, write(1, &rival)).await.unwrap(),
+        "a second writer of the same generation loses"
     );
-    let stored = store.refresh_token(&key).await.unwrap().unwrap();
-    assert_eq!(
-        (stored.generation, stored.refresh_token.expose_secret()),
-        (2, "refresh-2")
+    assert!(!store.store_refresh(&key, write(0, &rival)).await.unwrap());
+
+    assert!(
+        !store.begin_presenting(&key, 0, "a").await.unwrap(),
+        "another generation"
     );
-    assert!(!format!("{stored:?}").contains("refresh-2"));
+    assert!(store.begin_presenting(&key, 1, "a").await.unwrap());
+    assert!(
+        store.begin_presenting(&key, 1, "a").await.unwrap(),
+        "already a's"
+    );
+    assert!(!store.begin_presenting(&key, 1, "b").await.unwrap());
+    assert!(
+        !store.end_presenting(&key, 1, "b").await.unwrap(),
+        "only by its holder"
+    );
+    let record = store.refresh_record(&key).await.unwrap().record.unwrap();
+    assert_eq!(record.generation, 1);
+    assert_eq!(record.presenting.as_deref(), Some("a"));
+    assert!(matches!(&record.value, RefreshValue::Readable(v) if v.expose_secret() == "refresh-1"));
+    assert!(!format!("{record:?}").contains("refresh-1"));
+    assert!(store.end_presenting(&key, 1, "a").await.unwrap());
+    assert!(store
+        .refresh_record(&key)
+        .await
+        .unwrap()
+        .record
+        .unwrap()
+        .presenting
+        .is_none());
+
+    // A newer write clears the intent and starts a settle, during which nobody presents.
+    assert!(store.begin_presenting(&key, 1, "a").await.unwrap());
+    let settling = RefreshWrite {
+        settle: Some(Duration::from_secs(10)),
+        ..write(2, &newer)
+    };
+    assert!(store.store_refresh(&key, settling).await.unwrap());
+    let state = store.refresh_record(&key).await.unwrap();
+    assert!(state.settling);
+    let record = state.record.unwrap();
+    assert_eq!((record.generation, record.presenting), (2, None));
+    assert!(
+        !store.begin_presenting(&key, 2, "a").await.unwrap(),
+        "settling"
+    );
+    // A refused write does not lengthen the settle.
+    let refused = RefreshWrite {
+        settle: Some(Duration::from_secs(600)),
+        ..write(2, &rival)
+    };
+    assert!(!store.store_refresh(&key, refused).await.unwrap());
+    tokio::time::advance(Duration::from_secs(11)).await;
+    assert!(!store.refresh_record(&key).await.unwrap().settling);
+    assert!(store.begin_presenting(&key, 2, "a").await.unwrap());
 }
 
 #[tokio::test]
