@@ -123,9 +123,10 @@ impl ClientCredentials {
         for (name, value) in &self.params.params {
             key = key.param(name.as_str(), value.as_str());
         }
-        // The name RFC 9449 section 10 gives the thumbprint a token is to be bound to.
+        // The key's thumbprint is hashed; the key itself rides along, so a store that reads
+        // a token bound to it builds that token with it.
         if let Some(dpop) = self.client_auth().dpop_key() {
-            key = key.param("dpop_jkt", dpop.thumbprint());
+            key = key.dpop_key(dpop.clone());
         }
         key.build()
     }

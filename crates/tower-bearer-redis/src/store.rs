@@ -1,122 +1,42 @@
-//! [`RedisStore`]: the [`TokenStore`] methods as Redis commands.
+//! [`RedisStore`]: the [`TokenStore`] and [`RefreshTokenStore`] methods as Redis commands.
 
 use std::fmt;
-use std::sync::LazyLock;
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
-use redis::Script;
+use redis::Value;
 use secrecy::{ExposeSecret, SecretString};
 use tower_bearer::store::{
     RefreshRecord, RefreshState, RefreshTokenStore, RefreshValue, RefreshWrite, StoreError,
-    StoreFuture, StoreKey, TokenStore,
+    StoreErrorKind, StoreFuture, StoreKey, TokenStore,
 };
 use tower_bearer::Token;
 
 use crate::builder::RedisStoreBuilder;
 use crate::connection::Connection;
-use crate::envelope::{unreadable, Codec};
+use crate::envelope::{unreadable, Codec, Context, Kind, Unopened};
 use crate::record;
+use crate::scripts::{
+    BEGIN_PRESENTING, END_PRESENTING, READ_REFRESH, READ_TOKEN, RELEASE, STORE_REFRESH, TRY_LEASE,
+};
 
-/// Deletes the lease only if `holder` still holds it.
-static RELEASE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"if redis.call('GET', KEYS[1]) == ARGV[1] then
-            return redis.call('DEL', KEYS[1])
-          end
-          return 0",
-    )
-});
+/// Generations at or above this are not exact in Lua's numbers; no record holds one.
+const GENERATION_LIMIT: u64 = 1 << 53;
 
-/// Takes the lease if nobody holds it. A lease key without an expiry (not written by us:
-/// ours always have one) gets one, so it blocks the fleet for one lease time at most.
-static TRY_LEASE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-            return 1
-          end
-          if redis.call('PTTL', KEYS[1]) == -1 then
-            redis.call('PEXPIRE', KEYS[1], ARGV[2])
-          end
-          return 0",
-    )
-});
-
-/// Reads the refresh-token record: `{kind}` for anything but a hash, else `{kind, gen, val,
-/// presenting, settling}` (missing fields as empty strings, settling `1` or `0`).
-static READ_REFRESH: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"local kind = redis.call('TYPE', KEYS[1]).ok
-          local settling = tostring(redis.call('EXISTS', KEYS[2]))
-          if kind ~= 'hash' then
-            return {kind, settling}
-          end
-          return {kind, settling, redis.call('HGET', KEYS[1], 'gen') or '',
-                  redis.call('HGET', KEYS[1], 'val') or '',
-                  redis.call('HGET', KEYS[1], 'presenting') or ''}",
-    )
-});
-
-/// Records `ARGV[2]` as presenting generation `ARGV[1]`: only at that generation, with no
-/// other holder recorded, and no settle running.
-static BEGIN_PRESENTING: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-          if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return 0 end
-          if redis.call('HGET', KEYS[1], 'gen') ~= ARGV[1] then return 0 end
-          local holder = redis.call('HGET', KEYS[1], 'presenting')
-          if holder and holder ~= ARGV[2] then return 0 end
-          redis.call('HSET', KEYS[1], 'presenting', ARGV[2])
-          return 1",
-    )
-});
-
-/// Clears `ARGV[2]`'s intent on generation `ARGV[1]`.
-static END_PRESENTING: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return 0 end
-          if redis.call('HGET', KEYS[1], 'gen') ~= ARGV[1] then return 0 end
-          if redis.call('HGET', KEYS[1], 'presenting') ~= ARGV[2] then return 0 end
-          redis.call('HDEL', KEYS[1], 'presenting')
-          return 1",
-    )
-});
-
-/// Stores `ARGV[2]` as generation `ARGV[1]` (no intent) if the key holds nothing, something
-/// that is not a valid record, an older generation, or (with `ARGV[3]` not empty) the record
-/// of generation `ARGV[3]`. On a write with `ARGV[4]` > 0, the settle key lasts at least
-/// `ARGV[4]` ms.
-static STORE_REFRESH: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"local writable = true
-          if redis.call('TYPE', KEYS[1]).ok == 'hash' then
-            local current = tonumber(redis.call('HGET', KEYS[1], 'gen') or '')
-            local value = redis.call('HGET', KEYS[1], 'val')
-            if current and value and current == math.floor(current)
-                and current >= 0 and current < 9007199254740992
-                and current >= tonumber(ARGV[1])
-                and not (ARGV[3] ~= '' and current == tonumber(ARGV[3])) then
-              writable = false
-            end
-          elseif redis.call('EXISTS', KEYS[1]) == 0 then
-            writable = true
-          end
-          if not writable then return 0 end
-          redis.call('DEL', KEYS[1])
-          redis.call('HSET', KEYS[1], 'gen', ARGV[1], 'val', ARGV[2])
-          local settle = tonumber(ARGV[4])
-          if settle > 0 and redis.call('PTTL', KEYS[2]) < settle then
-            redis.call('SET', KEYS[2], '1', 'PX', settle)
-          end
-          return 1",
-    )
-});
-
-/// A [`TokenStore`] in Redis, shared by every replica that connects to it.
+/// A [`TokenStore`] and [`RefreshTokenStore`] in Redis, shared by every replica that
+/// connects to it.
 ///
-/// Built with [`RedisStore::builder`]; cheap to share (`Arc` it, or hand it to one
-/// [`StoreSource`](tower_bearer::store::StoreSource) per token). See the
-/// [crate docs](crate) for the key layout and the encryption.
+/// Built with [`RedisStore::builder`]. Cheap to clone: clones share one connection and one
+/// configuration, so one store can serve a
+/// [`StoreSource`](tower_bearer::store::StoreSource) per token and a refresh-token grant's
+/// `share_through` at once. See the [crate docs](crate) for the key layout, the encryption
+/// and the refresh-token record.
+#[derive(Clone)]
 pub struct RedisStore {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
     connection: Connection,
     prefix: String,
     codec: Codec,
@@ -148,9 +68,11 @@ impl RedisStore {
 
     pub(crate) fn new(connection: Connection, prefix: String, codec: Codec) -> Self {
         RedisStore {
-            connection,
-            prefix,
-            codec,
+            shared: Arc::new(Shared {
+                connection,
+                prefix,
+                codec,
+            }),
         }
     }
 
@@ -165,47 +87,83 @@ impl RedisStore {
         self.key_name(key, "lease")
     }
 
-    /// The Redis key holding the refresh token hash (`gen`, `val`) for `key`, in the same
-    /// slot as its token.
+    /// The Redis key holding the refresh-token record for `key` (a hash of `gen`, `val` and,
+    /// while a replica presents it, `presenting`), in the same slot as its token.
     pub fn refresh_key(&self, key: &StoreKey) -> String {
         self.key_name(key, "refresh")
     }
 
-    /// The Redis key whose presence means the fleet is settling after a data loss, in the
-    /// same slot as its token.
+    /// The Redis key that marks a running settle of the refresh token for `key` (see
+    /// [`RefreshState::settling`]), expiring when the settle ends; in the same slot as its
+    /// token.
     pub fn settle_key(&self, key: &StoreKey) -> String {
         self.key_name(key, "settle")
     }
 
     fn key_name(&self, key: &StoreKey, what: &str) -> String {
-        format!("{}{{{key}}}:{what}", self.prefix)
+        format!("{}{{{key}}}:{what}", self.shared.prefix)
+    }
+
+    fn connection(&self) -> &Connection {
+        &self.shared.connection
+    }
+
+    fn codec(&self) -> &Codec {
+        &self.shared.codec
     }
 
     async fn get(&self, key: &StoreKey) -> Result<Option<Token>, StoreError> {
         let name = self.token_key(key);
-        let value: Option<Vec<u8>> = self
-            .connection
-            .query("reading the token", redis::cmd("GET").arg(&name))
+        let reply: Vec<Value> = self
+            .connection()
+            .invoke("reading the token", &READ_TOKEN.key(&name))
             .await?;
-        match value {
-            None => Ok(None),
-            Some(value) => record::decode(&self.codec.open(&name, &value)?),
-        }
+        let (value, time_to_live) = match reply.as_slice() {
+            [kind] if text(kind) == Some("none") => return Ok(None),
+            [_, Value::BulkString(value), Value::Int(pttl)] => (value, *pttl),
+            [kind, ..] => {
+                return Err(unreadable(format!(
+                    "the token key holds a {}, not a string",
+                    text(kind).unwrap_or("value of unknown type")
+                )))
+            }
+            [] => return Err(unreadable("Redis answered the token read with nothing")),
+        };
+        // -1: the key has no expiry. (-2, no key, cannot be: the value was read with it.)
+        // Redis counts whole milliseconds: one less is never later than Redis drops the key.
+        let time_to_live = u64::try_from(time_to_live)
+            .ok()
+            .map(|millis| Duration::from_millis(millis.saturating_sub(1)));
+        let context = Context {
+            key_name: &name,
+            kind: Kind::Token,
+        };
+        let plaintext = self
+            .codec()
+            .open(&context, value)
+            .map_err(Unopened::into_error)?;
+        record::decode(&plaintext, time_to_live, key.dpop_key())
     }
 
     async fn put(&self, key: &StoreKey, token: &Token, ttl: Duration) -> Result<(), StoreError> {
-        let lifetime = match token.expires_at_system() {
-            Some(at) => at.duration_since(SystemTime::now()).unwrap_or_default(),
-            None => ttl,
-        };
-        let millis = u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX);
+        // From the monotonic clock: the key's time to live is what every reader trusts.
+        let lifetime = token
+            .expires_at()
+            .map(|at| at.saturating_duration_since(tokio::time::Instant::now()));
+        let millis = record::millis(lifetime.unwrap_or(ttl).min(Token::MAX_LIFETIME));
         if millis == 0 {
             // Expired already: nothing worth sharing.
             return Ok(());
         }
         let name = self.token_key(key);
-        let value = self.codec.seal(&name, &record::encode(token))?;
-        self.connection
+        let context = Context {
+            key_name: &name,
+            kind: Kind::Token,
+        };
+        let value = self
+            .codec()
+            .seal(&context, &record::encode(token, lifetime))?;
+        self.connection()
             .query::<()>(
                 "storing the token",
                 redis::cmd("SET")
@@ -223,11 +181,11 @@ impl RedisStore {
         holder: &str,
         ttl: Duration,
     ) -> Result<bool, StoreError> {
-        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let millis = record::millis(ttl.min(Token::MAX_LIFETIME)).max(1);
         let mut invocation = TRY_LEASE.key(self.lease_key(key));
         invocation.arg(holder).arg(millis);
         let taken: i64 = self
-            .connection
+            .connection()
             .invoke("taking the fetch lease", &invocation)
             .await?;
         Ok(taken == 1)
@@ -236,7 +194,7 @@ impl RedisStore {
     async fn release(&self, key: &StoreKey, holder: &str) -> Result<(), StoreError> {
         let mut invocation = RELEASE.key(self.lease_key(key));
         invocation.arg(holder);
-        self.connection
+        self.connection()
             .invoke::<i64>("releasing the fetch lease", &invocation)
             .await
             .map(drop)
@@ -246,59 +204,83 @@ impl RedisStore {
         let name = self.refresh_key(key);
         let mut invocation = READ_REFRESH.key(&name);
         invocation.key(self.settle_key(key));
-        let reply: Vec<Vec<u8>> = self
-            .connection
+        let reply: Vec<Value> = self
+            .connection()
             .invoke("reading the refresh token", &invocation)
             .await?;
-        let settling = reply.get(1).is_some_and(|flag| flag == b"1");
-        let record = match reply.as_slice() {
-            [kind, _] if kind == b"none" => None,
-            [_, _] => Some(damaged(
-                0,
-                "the refresh-token key holds something else than a hash",
-            )),
-            [_, _, generation, value, presenting] => {
-                let parsed = std::str::from_utf8(generation)
-                    .ok()
-                    .and_then(|text| text.parse::<u64>().ok())
-                    .filter(|generation| *generation < 1 << 53);
-                match parsed {
-                    None => Some(damaged(
-                        0,
-                        "the refresh token's generation is not a whole number",
-                    )),
-                    Some(generation) => Some(RefreshRecord {
-                        generation,
-                        value: self.open_refresh(&name, generation, value),
-                        presenting: (!presenting.is_empty())
-                            .then(|| String::from_utf8_lossy(presenting).into_owned()),
-                    }),
-                }
+        let (kind, settling, fields) = match reply.as_slice() {
+            [kind, Value::Int(settling), fields @ ..] => (text(kind), *settling == 1, fields),
+            _ => {
+                return Err(unreadable(
+                    "Redis answered the refresh-token read in an unexpected shape",
+                ))
             }
-            _ => Some(damaged(
-                0,
-                "the refresh-token record has an unexpected shape",
-            )),
+        };
+        let record = match (kind, fields) {
+            (Some("none"), _) => None,
+            (Some("hash"), [generation, value, presenting]) => {
+                Some(self.read_record(&name, generation, value, presenting))
+            }
+            (kind, _) => Some(RefreshRecord {
+                generation: 0,
+                value: RefreshValue::Damaged(unreadable(format!(
+                    "the refresh-token key holds a {}, not a hash",
+                    kind.unwrap_or("value of unknown type")
+                ))),
+                presenting: None,
+            }),
         };
         Ok(RefreshState { record, settling })
     }
 
-    /// The sealed refresh token `value` of `generation`, as this store can read it.
-    fn open_refresh(&self, name: &str, generation: u64, value: &[u8]) -> RefreshValue {
-        let opened = self
-            .codec
-            .open(&refresh_aad(name, generation), value)
-            .and_then(|plaintext| {
-                std::str::from_utf8(&plaintext)
-                    .map(|text| SecretString::from(text.to_owned()))
-                    .map_err(|_| unreadable("the stored refresh token is not UTF-8"))
-            });
-        match opened {
-            Ok(token) => RefreshValue::Readable(token),
-            Err(error) if crate::envelope::is_foreign(&self.codec, value) => {
-                RefreshValue::Foreign(error)
-            }
-            Err(error) => RefreshValue::Damaged(error),
+    /// The record in a hash's `gen`, `val` and `presenting` fields. One that is not a valid
+    /// record (see the [crate docs](crate#refresh-tokens)) is damaged: a bad generation is
+    /// reported as 0, and any write replaces it.
+    fn read_record(
+        &self,
+        name: &str,
+        generation: &Value,
+        value: &Value,
+        presenting: &Value,
+    ) -> RefreshRecord {
+        let presenting = match presenting {
+            Value::BulkString(holder) => Some(String::from_utf8_lossy(holder).into_owned()),
+            _ => None,
+        };
+        let Some(generation) = parse_generation(generation) else {
+            return RefreshRecord {
+                generation: 0,
+                value: RefreshValue::Damaged(unreadable(
+                    "the refresh token's generation is not a whole number below 2^53",
+                )),
+                presenting,
+            };
+        };
+        let Value::BulkString(value) = value else {
+            return RefreshRecord {
+                generation,
+                value: RefreshValue::Damaged(unreadable("the refresh-token record has no value")),
+                presenting,
+            };
+        };
+        let context = Context {
+            key_name: name,
+            kind: Kind::Refresh { generation },
+        };
+        let value = match self.codec().open(&context, value) {
+            Ok(plaintext) => match std::str::from_utf8(&plaintext) {
+                Ok(text) => RefreshValue::Readable(SecretString::from(text.to_owned())),
+                Err(_) => {
+                    RefreshValue::Damaged(unreadable("the stored refresh token is not UTF-8"))
+                }
+            },
+            Err(Unopened::Damaged(error)) => RefreshValue::Damaged(error),
+            Err(Unopened::Foreign(error)) => RefreshValue::Foreign(error),
+        };
+        RefreshRecord {
+            generation,
+            value,
+            presenting,
         }
     }
 
@@ -314,8 +296,8 @@ impl RedisStore {
             .arg(generation)
             .arg(holder);
         let begun: i64 = self
-            .connection
-            .invoke("recording the intent to present", &invocation)
+            .connection()
+            .invoke("announcing a refresh", &invocation)
             .await?;
         Ok(begun == 1)
     }
@@ -329,8 +311,8 @@ impl RedisStore {
         let mut invocation = END_PRESENTING.key(self.refresh_key(key));
         invocation.arg(generation).arg(holder);
         let ended: i64 = self
-            .connection
-            .invoke("clearing the intent to present", &invocation)
+            .connection()
+            .invoke("withdrawing a refresh", &invocation)
             .await?;
         Ok(ended == 1)
     }
@@ -340,46 +322,80 @@ impl RedisStore {
         key: &StoreKey,
         write: RefreshWrite<'_>,
     ) -> Result<bool, StoreError> {
+        if write.generation >= GENERATION_LIMIT {
+            return Err(StoreError::new(
+                StoreErrorKind::Config,
+                format!(
+                    "refresh-token generation {} is too large to store (the limit is 2^53)",
+                    write.generation
+                ),
+            ));
+        }
         let name = self.refresh_key(key);
-        let value = self.codec.seal(
-            &refresh_aad(&name, write.generation),
-            write.refresh_token.expose_secret().as_bytes(),
-        )?;
-        let settle_ms = write.settle.map_or(0, |settle| {
-            u64::try_from(settle.as_millis()).unwrap_or(u64::MAX).max(1)
-        });
+        let context = Context {
+            key_name: &name,
+            kind: Kind::Refresh {
+                generation: write.generation,
+            },
+        };
+        let value = self
+            .codec()
+            .seal(&context, write.refresh_token.expose_secret().as_bytes())?;
+        let replacing_damaged = write
+            .replacing_damaged
+            .map_or_else(String::new, |generation| generation.to_string());
+        let settle = write
+            .settle
+            .map(settle_millis)
+            .filter(|&millis| millis > 0)
+            .map_or_else(String::new, |millis| millis.to_string());
         let mut invocation = STORE_REFRESH.key(&name);
         invocation
             .key(self.settle_key(key))
             .arg(write.generation)
             .arg(value)
-            .arg(
-                write
-                    .replacing_damaged
-                    .map(|g| g.to_string())
-                    .unwrap_or_default(),
-            )
-            .arg(settle_ms);
+            .arg(replacing_damaged)
+            .arg(settle);
         let written: i64 = self
-            .connection
+            .connection()
             .invoke("storing the refresh token", &invocation)
             .await?;
         Ok(written == 1)
     }
 }
 
-/// The associated data a refresh token of `generation` is sealed with: the Redis key name,
-/// the record's kind and its generation, so a value moved to another key, kind or
-/// generation does not open.
-fn refresh_aad(name: &str, generation: u64) -> String {
-    format!("{name}\0refresh\0{generation}")
+/// A settle in whole milliseconds, rounded up (a settle shorter than one still runs), at
+/// most a year.
+fn settle_millis(settle: Duration) -> u64 {
+    let settle = settle.min(Token::MAX_LIFETIME);
+    let millis = record::millis(settle);
+    if Duration::from_millis(millis) < settle {
+        millis + 1
+    } else {
+        millis
+    }
 }
 
-fn damaged(generation: u64, message: &str) -> RefreshRecord {
-    RefreshRecord {
-        generation,
-        value: RefreshValue::Damaged(unreadable(message)),
-        presenting: None,
+/// A stored generation, read as the scripts read it: decimal digits of a number below 2^53.
+fn parse_generation(value: &Value) -> Option<u64> {
+    let Value::BulkString(digits) = value else {
+        return None;
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits)
+        .ok()?
+        .parse::<u64>()
+        .ok()
+        .filter(|&generation| generation < GENERATION_LIMIT)
+}
+
+fn text(value: &Value) -> Option<&str> {
+    match value {
+        Value::BulkString(bytes) => std::str::from_utf8(bytes).ok(),
+        Value::SimpleString(text) => Some(text),
+        _ => None,
     }
 }
 
@@ -446,8 +462,68 @@ impl RefreshTokenStore for RedisStore {
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
-            .field("key_prefix", &self.prefix)
-            .field("values", &self.codec)
+            .field("key_prefix", &self.shared.prefix)
+            .field("values", &self.shared.codec)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(text: &str) -> Value {
+        Value::BulkString(text.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn generations_read_as_the_scripts_read_them() {
+        assert_eq!(parse_generation(&bulk("0")), Some(0));
+        assert_eq!(parse_generation(&bulk("42")), Some(42));
+        assert_eq!(parse_generation(&bulk("007")), Some(7));
+        assert_eq!(
+            parse_generation(&bulk("9007199254740991")),
+            Some(GENERATION_LIMIT - 1)
+        );
+        for bad in [
+            "",
+            "9007199254740992",
+            "99999999999999999999999",
+            "-1",
+            "+1",
+            "1.0",
+            "1e3",
+            "0x10",
+            " 1",
+            "1 ",
+        ] {
+            assert_eq!(parse_generation(&bulk(bad)), None, "{bad:?}");
+        }
+        assert_eq!(parse_generation(&Value::Nil), None);
+        assert_eq!(parse_generation(&Value::Int(1)), None);
+    }
+
+    #[test]
+    fn settles_round_up_to_whole_milliseconds() {
+        assert_eq!(settle_millis(Duration::ZERO), 0);
+        assert_eq!(settle_millis(Duration::from_micros(1)), 1);
+        assert_eq!(settle_millis(Duration::from_millis(1500)), 1500);
+        assert_eq!(settle_millis(Duration::from_micros(1_501)), 2);
+        assert_eq!(
+            settle_millis(Duration::MAX),
+            record::millis(Token::MAX_LIFETIME)
+        );
+    }
+
+    #[test]
+    fn a_store_is_cheap_to_clone_and_shareable() {
+        fn assert_store<T: RefreshTokenStore + Clone + Send + Sync + fmt::Debug>() {}
+        assert_store::<RedisStore>();
+        let store = RedisStore::builder("redis://127.0.0.1:1")
+            .store_in_clear()
+            .build()
+            .unwrap();
+        let clone = store.clone();
+        assert!(Arc::ptr_eq(&store.shared, &clone.shared));
     }
 }

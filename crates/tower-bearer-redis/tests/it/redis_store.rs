@@ -14,14 +14,14 @@ use tower_bearer::Token;
 use tower_bearer_redis::{BuildError, RedisStore};
 use tower_bearer_testkit::RedisServer;
 
-const KEY_1: [u8; 32] = [1; 32];
-const KEY_2: [u8; 32] = [2; 32];
+pub(crate) const KEY_1: [u8; 32] = [1; 32];
+pub(crate) const KEY_2: [u8; 32] = [2; 32];
 
-fn store_key(name: &str) -> StoreKey {
+pub(crate) fn store_key(name: &str) -> StoreKey {
     StoreKey::builder("http://127.0.0.1/token", name).build()
 }
 
-fn token(secret: &str) -> Token {
+pub(crate) fn token(secret: &str) -> Token {
     Token::builder(secret)
         .expires_in(Duration::from_secs(60))
         .scope("read")
@@ -29,7 +29,7 @@ fn token(secret: &str) -> Token {
         .unwrap()
 }
 
-fn encrypted(redis: &RedisServer, id: &str, key: [u8; 32]) -> RedisStore {
+pub(crate) fn encrypted(redis: &RedisServer, id: &str, key: [u8; 32]) -> RedisStore {
     RedisStore::builder(&redis.url())
         .encryption_key(id, key)
         .build()
@@ -39,6 +39,19 @@ fn encrypted(redis: &RedisServer, id: &str, key: [u8; 32]) -> RedisStore {
 /// The raw bytes of a bulk-string reply.
 fn raw_get(redis: &RedisServer, name: &str) -> Vec<u8> {
     redis.command(&[b"GET", name.as_bytes()]).unwrap()
+}
+
+/// The number in an integer reply (`:N\r\n`).
+pub(crate) fn integer(reply: &[u8]) -> i64 {
+    std::str::from_utf8(reply)
+        .ok()
+        .and_then(|text| text.strip_prefix(':')?.strip_suffix("\r\n")?.parse().ok())
+        .unwrap_or_else(|| panic!("not an integer reply: {reply:?}"))
+}
+
+/// The remaining time to live of the key `name`, in milliseconds (-1: none, -2: no key).
+pub(crate) fn pttl(redis: &RedisServer, name: &str) -> i64 {
+    integer(&redis.command(&[b"PTTL", name.as_bytes()]).unwrap())
 }
 
 /// The store's operations on any topology, for the cluster and Sentinel tests: an
@@ -72,45 +85,37 @@ pub(crate) async fn exercise(
     assert!(store.try_lease(key, "holder-b", lease).await.unwrap());
     store.release(key, "holder-b").await.unwrap();
 
-    assert!(readable(store, key).await.is_none());
-    assert!(write(store, key, 1, "refresh-1", None).await);
+    let state = store.refresh_record(key).await.unwrap();
+    assert!(state.record.is_none() && !state.settling);
+    let first = SecretString::from("refresh-1".to_owned());
+    let second = SecretString::from("refresh-2".to_owned());
+    let write = |generation, refresh_token| RefreshWrite {
+        generation,
+        refresh_token,
+        replacing_damaged: None,
+        settle: None,
+    };
+    assert!(store.store_refresh(key, write(0, &first)).await.unwrap());
     assert!(
-        !write(store, key, 1, "refresh-2", None).await,
-        "same generation"
+        !store.store_refresh(key, write(0, &second)).await.unwrap(),
+        "not newer"
     );
-    assert!(write(store, key, 2, "refresh-2", None).await);
-    assert_eq!(
-        readable(store, key).await,
-        Some((2, "refresh-2".to_owned()))
-    );
-}
-
-/// The readable refresh token `store` holds for `key`, with its generation.
-async fn readable(store: &RedisStore, key: &StoreKey) -> Option<(u64, String)> {
-    let record = store.refresh_record(key).await.unwrap().record?;
-    match record.value {
-        RefreshValue::Readable(token) => {
-            Some((record.generation, token.expose_secret().to_owned()))
-        }
+    assert!(store.begin_presenting(key, 0, "holder-a").await.unwrap());
+    assert!(!store.begin_presenting(key, 0, "holder-b").await.unwrap());
+    let settling = RefreshWrite {
+        settle: Some(Duration::from_secs(30)),
+        ..write(1, &second)
+    };
+    assert!(store.store_refresh(key, settling).await.unwrap());
+    let state = store.refresh_record(key).await.unwrap();
+    assert!(state.settling);
+    let record = state.record.expect("a refresh token");
+    assert_eq!(record.generation, 1);
+    assert_eq!(record.presenting, None, "a write clears the intent");
+    match &record.value {
+        RefreshValue::Readable(value) => assert_eq!(value.expose_secret(), "refresh-2"),
         other => panic!("not readable: {other:?}"),
     }
-}
-
-async fn write(
-    store: &RedisStore,
-    key: &StoreKey,
-    generation: u64,
-    token: &str,
-    settle: Option<Duration>,
-) -> bool {
-    let token = SecretString::from(token.to_owned());
-    let write = RefreshWrite {
-        generation,
-        refresh_token: &token,
-        replacing_damaged: None,
-        settle,
-    };
-    store.store_refresh(key, write).await.unwrap()
 }
 
 #[tokio::test]
@@ -129,18 +134,15 @@ async fn round_trip_keeps_secret_type_scope_and_expiry() {
     let back = store.get(&key).await.unwrap().expect("a stored token");
     assert_eq!(back.secret().expose_secret(), "round-trip-secret");
     assert_eq!(back.scope(), Some("read"));
-    let left = back.expires_at_system().unwrap();
-    let want = stored.expires_at_system().unwrap();
-    let diff = left.duration_since(want).unwrap_or_else(|e| e.duration());
-    assert!(diff < Duration::from_secs(2), "expiry kept: {diff:?}");
+    let (left, want) = (back.expires_at().unwrap(), stored.expires_at().unwrap());
+    assert!(
+        left <= want,
+        "never later than the token: {:?}",
+        left - want
+    );
+    assert!(want - left < Duration::from_secs(2), "expiry kept");
     // Redis expires the value with the token.
-    let pttl = redis
-        .command(&[b"PTTL", store.token_key(&key).as_bytes()])
-        .unwrap();
-    let pttl: i64 = std::str::from_utf8(&pttl[1..pttl.len() - 2])
-        .unwrap()
-        .parse()
-        .unwrap();
+    let pttl = pttl(&redis, &store.token_key(&key));
     assert!(
         pttl > 50_000 && pttl <= 60_000,
         "PX from the lifetime: {pttl}"
@@ -413,97 +415,6 @@ async fn the_lease_is_exclusive_until_released_or_expired() {
 }
 
 #[tokio::test]
-async fn refresh_records_take_intents_newest_wins_writes_and_settles() {
-    let Some(redis) = RedisServer::start_or_skip("refresh_protocol") else {
-        return;
-    };
-    let store = Arc::new(encrypted(&redis, "k1", KEY_1));
-    let key = store_key("refresh");
-    assert!(write(&store, &key, 1, "refresh-1", None).await);
-    let raw = redis
-        .command(&[b"HGET", store.refresh_key(&key).as_bytes(), b"val"])
-        .unwrap();
-    assert!(!raw.windows(9).any(|w| w == b"refresh-1"));
-
-    // One intent at a time, at the stored generation only, cleared by its holder only.
-    assert!(!store.begin_presenting(&key, 2, "a").await.unwrap());
-    assert!(store.begin_presenting(&key, 1, "a").await.unwrap());
-    assert!(
-        store.begin_presenting(&key, 1, "a").await.unwrap(),
-        "already a's"
-    );
-    assert!(!store.begin_presenting(&key, 1, "b").await.unwrap());
-    assert!(!store.end_presenting(&key, 1, "b").await.unwrap());
-    let state = store.refresh_record(&key).await.unwrap();
-    assert_eq!(state.record.unwrap().presenting.as_deref(), Some("a"));
-    assert!(store.end_presenting(&key, 1, "a").await.unwrap());
-
-    // Two writers of generation 2: exactly one wins; an older write never lands.
-    let mut tasks = Vec::new();
-    for writer in ["refresh-2a", "refresh-2b"] {
-        let (store, key) = (Arc::clone(&store), key.clone());
-        tasks.push(tokio::spawn(async move {
-            write(&store, &key, 2, writer, None).await
-        }));
-    }
-    let mut wins = 0;
-    for task in tasks {
-        wins += usize::from(task.await.unwrap());
-    }
-    assert_eq!(wins, 1);
-    assert!(!write(&store, &key, 1, "refresh-stale", None).await);
-    assert_eq!(readable(&store, &key).await.unwrap().0, 2);
-
-    // A write with a settle starts one; no intent can be taken while it runs.
-    assert!(
-        write(
-            &store,
-            &key,
-            3,
-            "refresh-3",
-            Some(Duration::from_millis(300))
-        )
-        .await
-    );
-    assert!(store.refresh_record(&key).await.unwrap().settling);
-    assert!(!store.begin_presenting(&key, 3, "a").await.unwrap());
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    assert!(!store.refresh_record(&key).await.unwrap().settling);
-    assert!(store.begin_presenting(&key, 3, "a").await.unwrap());
-
-    // A sealed value moved to another generation is damaged, and replaceable as such.
-    let name = store.refresh_key(&key);
-    redis
-        .command(&[b"HSET", name.as_bytes(), b"gen", b"9"])
-        .unwrap();
-    let record = store.refresh_record(&key).await.unwrap().record.unwrap();
-    assert!(
-        matches!(record.value, RefreshValue::Damaged(_)),
-        "{record:?}"
-    );
-    let token = SecretString::from("refresh-3".to_owned());
-    let replace = RefreshWrite {
-        generation: 3,
-        refresh_token: &token,
-        replacing_damaged: Some(9),
-        settle: None,
-    };
-    assert!(store.store_refresh(&key, replace).await.unwrap());
-    assert_eq!(
-        readable(&store, &key).await,
-        Some((3, "refresh-3".to_owned()))
-    );
-
-    // A value sealed under a key id this store lacks is foreign.
-    let other = encrypted(&redis, "k2", KEY_2);
-    let record = other.refresh_record(&key).await.unwrap().record.unwrap();
-    assert!(
-        matches!(record.value, RefreshValue::Foreign(_)),
-        "{record:?}"
-    );
-}
-
-#[tokio::test]
 async fn garbage_values_are_unreadable_not_panics() {
     let Some(redis) = RedisServer::start_or_skip("garbage") else {
         return;
@@ -532,8 +443,9 @@ async fn garbage_values_are_unreadable_not_panics() {
         .command(&[b"HSET", refresh.as_bytes(), b"gen", b"1", b"val", b"junk"])
         .unwrap();
     let record = store.refresh_record(&key).await.unwrap().record.unwrap();
+    assert_eq!(record.generation, 1);
     assert!(
-        matches!(record.value, RefreshValue::Damaged(_)),
+        matches!(&record.value, RefreshValue::Damaged(e) if e.kind() == StoreErrorKind::Unreadable),
         "{record:?}"
     );
 
@@ -744,10 +656,13 @@ async fn replicas_that_load_one_dpop_key_share_its_bound_token() {
     let replica = || {
         let key = DpopKey::from_pkcs8_der(pkcs8.as_ref()).unwrap();
         let store = encrypted(&redis, "k1", KEY_1);
+        let store_key = StoreKey::builder("http://127.0.0.1/token", "dpop-fleet")
+            .dpop_key(key.clone())
+            .build();
         let source = StoreSource::new(
             dpop_client_credentials_source(&auth, key.clone()),
             store,
-            store_key("dpop-fleet"),
+            store_key,
         );
         (TokenCache::new(source.clone()), source, key)
     };
@@ -776,4 +691,157 @@ async fn replicas_that_load_one_dpop_key_share_its_bound_token() {
     let response = tower::ServiceExt::oneshot(client, request).await.unwrap();
     assert_eq!(response.status(), 200, "{:?}", api.refusals());
     assert_eq!(api.dpop_requests(), 1);
+}
+
+/// A writer's claim cannot make a token outlive its Redis key: the key's own time to live,
+/// read with the value, is what every replica trusts. Here the record says 630 s (as a
+/// writer whose clock runs ahead would once have made it say) and Redis drops it in 60 s.
+#[tokio::test]
+async fn the_keys_time_to_live_not_the_writers_claim_decides_a_tokens_lifetime() {
+    let Some(redis) = RedisServer::start_or_skip("time_to_live") else {
+        return;
+    };
+    let store = encrypted(&redis, "k1", KEY_1);
+    let key = store_key("time-to-live");
+    let claimed = Token::builder("claims-630-s")
+        .expires_in(Duration::from_secs(630))
+        .build()
+        .unwrap();
+    store.put(&key, &claimed, Duration::ZERO).await.unwrap();
+    let name = store.token_key(&key);
+    assert!(
+        pttl(&redis, &name) > 600_000,
+        "PX from the token's lifetime"
+    );
+    let reply = redis
+        .command(&[b"PEXPIRE", name.as_bytes(), b"60000"])
+        .unwrap();
+    assert_eq!(integer(&reply), 1);
+
+    let read = store.get(&key).await.unwrap().expect("a stored token");
+    let left = read.expires_at().unwrap() - tokio::time::Instant::now();
+    assert!(
+        left <= Duration::from_secs(60),
+        "expires within 60 s: {left:?}"
+    );
+    assert!(left > Duration::from_secs(50), "{left:?}");
+
+    // A key whose time to live was removed (not written by this crate) is not trusted.
+    redis.command(&[b"PERSIST", name.as_bytes()]).unwrap();
+    assert_eq!(
+        store.get(&key).await.unwrap_err().kind(),
+        StoreErrorKind::Unreadable
+    );
+}
+
+#[tokio::test]
+async fn a_token_without_expiry_is_kept_for_the_ttl_and_read_without_expiry() {
+    let Some(redis) = RedisServer::start_or_skip("no_expiry") else {
+        return;
+    };
+    let store = encrypted(&redis, "k1", KEY_1);
+    let key = store_key("no-expiry");
+    let forever = Token::builder("no-expiry-secret").build().unwrap();
+    store
+        .put(&key, &forever, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let ttl = pttl(&redis, &store.token_key(&key));
+    assert!(ttl > 0 && ttl <= 5_000, "kept for the ttl: {ttl}");
+    let read = store.get(&key).await.unwrap().expect("a stored token");
+    assert_eq!(read.secret().expose_secret(), "no-expiry-secret");
+    assert!(read.expires_at().is_none());
+}
+
+/// A stored DPoP-bound token is built with the DPoP key its store key carries; a store key
+/// with no key, or with another one than the token is bound to, gets a typed Config error.
+#[tokio::test]
+async fn a_dpop_token_is_read_with_the_key_its_store_key_carries() {
+    use tower_bearer::dpop::DpopKey;
+
+    let Some(redis) = RedisServer::start_or_skip("dpop_store_key") else {
+        return;
+    };
+    let store = encrypted(&redis, "k1", KEY_1);
+    let dpop = DpopKey::generate_es256().unwrap();
+    let bound = |secret: &str| {
+        Token::builder(secret)
+            .expires_in(Duration::from_secs(60))
+            .dpop_key(dpop.clone())
+            .build()
+            .unwrap()
+    };
+
+    // Matching: the token comes back bound to the carried key.
+    let key = StoreKey::builder("http://127.0.0.1/token", "dpop")
+        .dpop_key(dpop.clone())
+        .build();
+    store
+        .put(&key, &bound("dpop-secret-1"), Duration::ZERO)
+        .await
+        .unwrap();
+    let read = store.get(&key).await.unwrap().expect("a stored token");
+    assert_eq!(read.secret().expose_secret(), "dpop-secret-1");
+    assert_eq!(read.dpop_key().unwrap().thumbprint(), dpop.thumbprint());
+
+    // Missing: a store key built without the DPoP key its tokens are bound to.
+    let missing = store_key("dpop-missing");
+    store
+        .put(&missing, &bound("dpop-secret-2"), Duration::ZERO)
+        .await
+        .unwrap();
+    let error = store.get(&missing).await.unwrap_err();
+    assert_eq!(error.kind(), StoreErrorKind::Config);
+    assert!(error.to_string().contains("dpop_key"), "{error}");
+
+    // Different: the store key carries another key than the token is bound to.
+    let other = DpopKey::generate_es256().unwrap();
+    let different = StoreKey::builder("http://127.0.0.1/token", "dpop")
+        .dpop_key(other.clone())
+        .build();
+    store
+        .put(&different, &bound("dpop-secret-3"), Duration::ZERO)
+        .await
+        .unwrap();
+    let error = store.get(&different).await.unwrap_err();
+    assert_eq!(error.kind(), StoreErrorKind::Config);
+    let text = format!("{error} {error:?}");
+    assert!(text.contains(dpop.thumbprint()) && text.contains(other.thumbprint()));
+    assert!(!text.contains("dpop-secret"), "{text}");
+}
+
+/// One store serves a StoreSource and a refresh-token user at once: clones share the
+/// connection; an `Arc` works as well.
+#[tokio::test]
+async fn one_store_serves_a_store_source_and_refresh_tokens_at_once() {
+    let Some(redis) = RedisServer::start_or_skip("shared_store") else {
+        return;
+    };
+    let store = encrypted(&redis, "k1", KEY_1);
+    let key = store_key("shared-store");
+    let source = StoreSource::new(Counting::default(), store.clone(), key.clone());
+    let refresh_user: Arc<dyn RefreshTokenStore> = Arc::new(store.clone());
+    let refresh_token = SecretString::from("shared-refresh".to_owned());
+    let written = refresh_user
+        .store_refresh(
+            &key,
+            RefreshWrite {
+                generation: 0,
+                refresh_token: &refresh_token,
+                replacing_damaged: None,
+                settle: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(written);
+    source.fetch().await.unwrap();
+    assert!(
+        store.get(&key).await.unwrap().is_some(),
+        "the source stored"
+    );
+    let record = store.refresh_record(&key).await.unwrap().record.unwrap();
+    assert_eq!(record.generation, 0);
+    let arc = Arc::new(store);
+    assert!(TokenStore::get(&arc, &key).await.unwrap().is_some());
 }

@@ -22,6 +22,10 @@ use super::{jwk, pkcs8, DpopError};
 /// An ECDSA P-256 key signs proofs as `ES256`, an Ed25519 key as `EdDSA`. Generate one, or
 /// load one from PKCS#8. The authorization server binds the tokens it issues to the key's
 /// [thumbprint](Self::thumbprint), so keep the key for as long as you keep its tokens.
+/// Replicas that share DPoP-bound tokens through a store load the same key and name it in
+/// their [`StoreKey`](crate::store::StoreKey)
+/// ([`StoreKeyBuilder::dpop_key`](crate::store::StoreKeyBuilder::dpop_key)): the store builds
+/// a token it reads with the key carried there, and nothing keeps a table of keys.
 ///
 /// Whatever no proof changes (the public JWK, the thumbprint, the proof header) is computed
 /// once, here. `DpopKey` is cheap to clone (clones share one allocation), `Send` and `Sync`.
@@ -201,7 +205,7 @@ impl DpopKey {
         );
         let mut header_prefix = URL_SAFE_NO_PAD.encode(header);
         header_prefix.push('.');
-        let key = DpopKey {
+        Ok(DpopKey {
             inner: Arc::new(Inner {
                 signer,
                 rng,
@@ -210,20 +214,7 @@ impl DpopKey {
                 thumbprint,
                 nonces: Nonces::default(),
             }),
-        };
-        held::register(&key);
-        Ok(key)
-    }
-
-    /// The key with this [thumbprint](Self::thumbprint), if this process holds one: loaded
-    /// or generated, and not dropped since.
-    ///
-    /// A token shared through a store names the key it is bound to by thumbprint; a replica
-    /// that reads it can use it only with that key. Replicas that share DPoP-bound tokens
-    /// load the same key (from one PKCS#8 secret); a replica without it gets an error, not a
-    /// token it cannot prove.
-    pub fn held(thumbprint: &str) -> Option<DpopKey> {
-        held::find(thumbprint)
+        })
     }
 
     /// The JWS algorithm the proofs are signed with: `"ES256"` or `"EdDSA"`.
@@ -261,30 +252,6 @@ impl DpopKey {
     }
 }
 
-/// The keys this process holds, by thumbprint, for [`DpopKey::held`]. Weak, so that the
-/// list never keeps a key alive.
-mod held {
-    use std::collections::HashMap;
-    use std::sync::{Arc, Mutex, Weak};
-
-    use super::{DpopKey, Inner};
-
-    static HELD: Mutex<Option<HashMap<String, Weak<Inner>>>> = Mutex::new(None);
-
-    pub(super) fn register(key: &DpopKey) {
-        let mut held = crate::sync::lock(&HELD);
-        let held = held.get_or_insert_with(HashMap::new);
-        held.retain(|_, key| key.strong_count() > 0);
-        held.insert(key.thumbprint().to_owned(), Arc::downgrade(&key.inner));
-    }
-
-    pub(super) fn find(thumbprint: &str) -> Option<DpopKey> {
-        let held = crate::sync::lock(&HELD);
-        let inner = held.as_ref()?.get(thumbprint)?.upgrade()?;
-        Some(DpopKey { inner })
-    }
-}
-
 fn rejected(reason: ring::error::KeyRejected) -> DpopError {
     DpopError::KeyRejected(KeyRejected(reason))
 }
@@ -304,20 +271,6 @@ mod tests {
     use ring::signature::ECDSA_P384_SHA384_FIXED_SIGNING;
 
     use super::*;
-
-    #[test]
-    fn a_held_key_is_found_by_its_thumbprint_until_it_is_dropped() {
-        let key = DpopKey::generate_es256().unwrap();
-        let thumbprint = key.thumbprint().to_owned();
-        let found = DpopKey::held(&thumbprint).expect("held");
-        assert_eq!(found.public_jwk(), key.public_jwk());
-        assert!(DpopKey::held("not-a-thumbprint").is_none());
-        drop((key, found));
-        assert!(
-            DpopKey::held(&thumbprint).is_none(),
-            "the list keeps no key alive"
-        );
-    }
 
     // Test keys written by `openssl genpkey` (OpenSSL 3.0), with thumbprints computed apart
     // from this crate: `openssl pkey -pubout`, then Python's hashlib over the canonical JWK.

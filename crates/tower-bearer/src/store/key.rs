@@ -2,8 +2,12 @@
 
 use std::fmt;
 use std::fmt::Write as _;
+use std::hash::{Hash, Hasher};
 
 use sha2::{Digest, Sha256};
+
+#[cfg(feature = "dpop")]
+use crate::dpop::DpopKey;
 
 /// Identifies one token in a [`TokenStore`](super::TokenStore): the same key means "any
 /// replica may use this token".
@@ -13,9 +17,18 @@ use sha2::{Digest, Sha256};
 /// changes what the server issues. Never from the client secret. The parts are hashed
 /// (SHA-256), so the key shows neither the client id nor the scopes to someone browsing the
 /// store; scopes are compared as a set, in any order.
-#[derive(Clone, PartialEq, Eq, Hash)]
+///
+/// A key for DPoP-bound tokens (RFC 9449) also carries the [`DpopKey`](crate::dpop::DpopKey)
+/// they are bound to ([`StoreKeyBuilder::dpop_key`]): its thumbprint is one of the hashed
+/// parts, and a store that reads a token bound to that thumbprint builds it with the key
+/// carried here. Equality, hashing, `Display` and `Debug` see the hash (and, in `Debug`, the
+/// thumbprint), never the private key. So a `StoreKey` is a sound map key, although clippy's
+/// `mutable_key_type` sees the nonce cache inside the DPoP key and warns.
+#[derive(Clone)]
 pub struct StoreKey {
     hex: String,
+    #[cfg(feature = "dpop")]
+    dpop_key: Option<DpopKey>,
 }
 
 impl StoreKey {
@@ -29,12 +42,15 @@ impl StoreKey {
             client_id: client_id.into(),
             scopes: Vec::new(),
             params: Vec::new(),
+            #[cfg(feature = "dpop")]
+            dpop_key: None,
         }
     }
 
     /// A key for something else about the same token, named by `purpose`: a different key,
     /// the same on every replica. The refresh-token grant takes its fleet lease under
     /// `derive("refresh")`, apart from the lease a `StoreSource` takes for the access token.
+    /// The derived key carries the same [DPoP key](Self::dpop_key), if any.
     #[must_use]
     pub fn derive(&self, purpose: &str) -> StoreKey {
         let mut hash = Sha256::new();
@@ -44,6 +60,8 @@ impl StoreKey {
         hash.update(purpose.as_bytes());
         StoreKey {
             hex: hex(&hash.finalize()),
+            #[cfg(feature = "dpop")]
+            dpop_key: self.dpop_key.clone(),
         }
     }
 
@@ -51,11 +69,40 @@ impl StoreKey {
     pub fn as_str(&self) -> &str {
         &self.hex
     }
+
+    /// The DPoP key that tokens stored under this key are bound to, if it was built with
+    /// [`StoreKeyBuilder::dpop_key`]. A store that shares tokens between processes builds a
+    /// stored DPoP-bound token with this key, and refuses one bound to another.
+    #[cfg(feature = "dpop")]
+    pub fn dpop_key(&self) -> Option<&DpopKey> {
+        self.dpop_key.as_ref()
+    }
+}
+
+// The hash covers the DPoP key's thumbprint, so it alone decides identity.
+impl PartialEq for StoreKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.hex == other.hex
+    }
+}
+
+impl Eq for StoreKey {}
+
+impl Hash for StoreKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.hex.hash(state);
+    }
 }
 
 impl fmt::Debug for StoreKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("StoreKey").field(&self.hex).finish()
+        let mut debug = f.debug_tuple("StoreKey");
+        debug.field(&self.hex);
+        #[cfg(feature = "dpop")]
+        if let Some(key) = &self.dpop_key {
+            debug.field(&format_args!("dpop_jkt={}", key.thumbprint()));
+        }
+        debug.finish()
     }
 }
 
@@ -73,6 +120,8 @@ pub struct StoreKeyBuilder {
     client_id: String,
     scopes: Vec<String>,
     params: Vec<(String, String)>,
+    #[cfg(feature = "dpop")]
+    dpop_key: Option<DpopKey>,
 }
 
 impl StoreKeyBuilder {
@@ -99,6 +148,17 @@ impl StoreKeyBuilder {
         self
     }
 
+    /// Binds the key to the DPoP key (RFC 9449) its tokens are bound to: the key's
+    /// [thumbprint](DpopKey::thumbprint) becomes part of the hash, so replicas with
+    /// different DPoP keys never share a token they could not send, and the [`StoreKey`]
+    /// carries `key`, so a store that reads a token bound to it builds the token with it.
+    /// Only the thumbprint is hashed; the private key stays in memory.
+    #[cfg(feature = "dpop")]
+    pub fn dpop_key(mut self, key: DpopKey) -> Self {
+        self.dpop_key = Some(key);
+        self
+    }
+
     /// The key.
     pub fn build(mut self) -> StoreKey {
         self.scopes.sort();
@@ -122,8 +182,16 @@ impl StoreKeyBuilder {
             part(name.as_bytes());
             part(value.as_bytes());
         }
+        // After the counted parameters, so it cannot be mistaken for one.
+        #[cfg(feature = "dpop")]
+        if let Some(key) = &self.dpop_key {
+            part(b"dpop_jkt");
+            part(key.thumbprint().as_bytes());
+        }
         StoreKey {
             hex: hex(&hash.finalize()),
+            #[cfg(feature = "dpop")]
+            dpop_key: self.dpop_key,
         }
     }
 }
@@ -186,6 +254,47 @@ mod tests {
         let a = StoreKey::builder("https://a/", "bc").build();
         let b = StoreKey::builder("https://a/b", "c").build();
         assert_ne!(a, b);
+    }
+
+    #[cfg(feature = "dpop")]
+    #[test]
+    fn a_dpop_key_is_carried_and_identified_by_its_thumbprint_only() {
+        let dpop = DpopKey::generate_es256().unwrap();
+        let bound = key().dpop_key(dpop.clone()).build();
+        assert_ne!(bound, key().build());
+        // Not a parameter: a key cannot be forged by naming the thumbprint as one.
+        assert_ne!(bound, key().param("dpop_jkt", dpop.thumbprint()).build());
+        assert_eq!(bound.dpop_key().unwrap().thumbprint(), dpop.thumbprint());
+        assert!(key().build().dpop_key().is_none());
+        assert_eq!(
+            bound.derive("refresh").dpop_key().unwrap().thumbprint(),
+            dpop.thumbprint()
+        );
+
+        // The same key loaded twice (two replicas) gives equal store keys, hashing alike.
+        let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            &ring::rand::SystemRandom::new(),
+        )
+        .unwrap();
+        let load = || DpopKey::from_pkcs8_der(pkcs8.as_ref()).unwrap();
+        let (a, b) = (
+            key().dpop_key(load()).build(),
+            key().dpop_key(load()).build(),
+        );
+        assert_eq!(a, b);
+        #[expect(
+            clippy::mutable_key_type,
+            reason = "equality and hashing see the hash only, never the DPoP key's nonces"
+        )]
+        let set: std::collections::HashSet<StoreKey> = [a.clone(), b].into_iter().collect();
+        assert_eq!(set.len(), 1);
+        assert_ne!(a, bound);
+
+        let debug = format!("{bound:?}");
+        assert!(debug.contains(dpop.thumbprint()), "{debug}");
+        assert!(debug.contains(bound.as_str()), "{debug}");
+        assert_eq!(bound.to_string(), bound.as_str());
     }
 
     #[test]
