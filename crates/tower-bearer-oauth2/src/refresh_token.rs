@@ -339,25 +339,30 @@ impl RefreshTokenBuilder {
     ///
     /// With rotation, each refresh invalidates the refresh token it presented, and a server
     /// with reuse detection revokes the whole grant when a used one comes back. So no
-    /// refresh token is ever presented twice across the fleet:
+    /// refresh token is ever presented twice across the fleet (the protocol and what it
+    /// assumes are in the [crate docs](crate#a-fleet-sharing-one-refresh-token)):
     ///
-    /// - each refresh takes the fleet's refresh lease in the store (`SET NX PX` on a key
-    ///   derived from `key`), so replicas refresh one at a time, with or without a
-    ///   [`StoreSource`](tower_bearer::store::StoreSource) in front;
-    /// - under the lease the replica presents the store's refresh token if it is at least as
-    ///   new as its own, and stores the rotated one (compare-and-set on the generation)
-    ///   before it releases the lease;
+    /// - before presenting generation N of the refresh token, the replica records in the
+    ///   store that it is presenting N (an *intent*, with no expiry); while it stands, no
+    ///   other replica presents N, however long the holder takes or stays cut off. The
+    ///   holder resolves it by publishing N+1, which it keeps trying to do for as long as
+    ///   it lives;
+    /// - every write names its generation and the store keeps the newest, so a late write
+    ///   from a replica holding an older copy never overwrites a newer one;
+    /// - from the moment it is built, the replica reads the store every
+    ///   [`FleetConfig::check_interval`]: it adopts a newer refresh token and notices a
+    ///   data loss. An empty store, an older generation or a damaged value is put back from
+    ///   the newest copy a replica holds, and nobody presents during a settle that lets every
+    ///   replica put back its own; a value sealed with a key this replica lacks is never
+    ///   presented;
     /// - when the store cannot be reached or does not answer in time, the replica does not
     ///   refresh ([`WhenStoreUnavailable::Wait`], the default): the fetch fails with a
     ///   transient error saying why, and the cache keeps serving its still-valid access
-    ///   token;
-    /// - a store that lost its data, or holds a value this crate cannot read, is written
-    ///   again with the newest copy a replica holds, so sharing resumes by itself; a
-    ///   background check every few seconds keeps each replica's copy current and puts it
-    ///   back after a data loss.
+    ///   token.
     ///
     /// The store's token also wins over the one passed to [`RefreshToken::builder`], so a
-    /// replica started with a stale one catches up.
+    /// replica started with a stale one catches up. `store` may be a clone of the one a
+    /// [`StoreSource`](tower_bearer::store::StoreSource) shares access tokens through.
     pub fn share_through(mut self, store: impl RefreshTokenStore, key: StoreKey) -> Self {
         self.shared = Some((Arc::new(store), key));
         self
