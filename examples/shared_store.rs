@@ -24,8 +24,8 @@ use tower_bearer::TokenCache;
 use tower_bearer_oauth2::{ClientAuth, ClientCredentials, Endpoint, TokenParams};
 use tower_bearer_redis::RedisStore;
 use tower_bearer_testkit::AuthServer;
-use tower_bearer_testkit::RedisServer;
 
+mod redis_env;
 mod report;
 
 type BoxError = Box<dyn Error + Send + Sync>;
@@ -60,31 +60,12 @@ fn replica(
 }
 
 async fn run() -> Result<(), BoxError> {
-    let (redis_url, encryption_key, _redis) = match std::env::var("REDIS_URL") {
-        Ok(url) => {
-            let hex = std::env::var("TOKEN_STORE_KEY").map_err(|_| {
-                "REDIS_URL is set, so set TOKEN_STORE_KEY to 64 hex digits as well \
-                 (for example from `openssl rand -hex 32`)"
-            })?;
-            (url, parse_key(&hex)?, None)
-        }
-        Err(_) => {
-            let redis = RedisServer::start().map_err(|error| {
-                format!("REDIS_URL is not set and redis-server could not be started: {error}")
-            })?;
-            println!(
-                "REDIS_URL is not set: started redis-server at {}",
-                redis.url()
-            );
-            // A fixed demo key; a real fleet loads its key from a secret store.
-            (redis.url(), [7; 32], Some(redis))
-        }
-    };
+    let redis = redis_env::from_env()?;
     let auth = AuthServer::start().await?;
     let token_url = auth.token_url();
 
     let replicas = (0..3)
-        .map(|_| replica(&redis_url, encryption_key, &token_url))
+        .map(|_| replica(&redis.url, redis.encryption_key, &token_url))
         .collect::<Result<Vec<_>, _>>()?;
     for (n, cache) in replicas.iter().enumerate() {
         cache.token().await?;
@@ -99,18 +80,4 @@ async fn run() -> Result<(), BoxError> {
         auth.token_requests()
     );
     Ok(())
-}
-
-fn parse_key(hex: &str) -> Result<[u8; 32], BoxError> {
-    let hex = hex.trim();
-    let mut key = [0u8; 32];
-    if hex.len() != 64 || !hex.is_ascii() {
-        return Err("TOKEN_STORE_KEY must be exactly 64 hex digits (32 bytes)".into());
-    }
-    for (byte, pair) in key.iter_mut().zip(hex.as_bytes().chunks(2)) {
-        let pair = std::str::from_utf8(pair)?;
-        *byte = u8::from_str_radix(pair, 16)
-            .map_err(|_| "TOKEN_STORE_KEY must be exactly 64 hex digits (32 bytes)")?;
-    }
-    Ok(key)
 }

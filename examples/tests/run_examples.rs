@@ -20,6 +20,8 @@ fn run(binary: &str, env: &[(&str, String)]) -> Output {
         "API_URL",
         "API_TOKEN",
         "REQUESTS",
+        "REDIS_URL",
+        "TOKEN_STORE_KEY",
     ] {
         command.env_remove(variable);
     }
@@ -112,6 +114,24 @@ fn dpop_client() {
             "GET /invoices: 200 OK",
             "(2 token requests, 4 API requests for 3 calls)",
             "the same token without its key: 401 Unauthorized",
+        ],
+    );
+}
+
+/// The store examples start their own redis-server (`cargo xtask test` installs it).
+#[test]
+fn store_examples() {
+    succeeds(
+        env!("CARGO_BIN_EXE_shared_store"),
+        &[],
+        &["three replicas, 1 token request(s)"],
+    );
+    succeeds(
+        env!("CARGO_BIN_EXE_shared_refresh"),
+        &[],
+        &[
+            "the new grant's refresh token was seeded",
+            "the grant is valid: no refresh token was presented twice",
         ],
     );
 }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use secrecy::{ExposeSecret, SecretString};
 use tower_bearer::source::TokenFuture;
-use tower_bearer::store::{RefreshTokenStore, StoreKey};
+use tower_bearer::store::{RefreshTokenStore, RefreshWrite, StoreError, StoreKey};
 use tower_bearer::{FetchError, Token, TokenCache, TokenSource};
 
 use crate::fleet::{on_own_task, Fleet, FleetConfig, Presentation, WhenStoreUnavailable};
@@ -134,6 +134,52 @@ impl RefreshToken {
             when_store_unavailable: WhenStoreUnavailable::default(),
             fleet: FleetConfig::default(),
         }
+    }
+
+    /// Puts a new grant's refresh token into a fleet's store, if the store holds nothing for
+    /// `key` yet; `Ok(true)` if it did. For the moment the grant is obtained (right after
+    /// the login or the authorization that issued `refresh_token`) or a first deployment,
+    /// by whoever holds the token then: the fleet's replicas then find it and present it
+    /// after watching the store for 1.5 check intervals, instead of settling first as they
+    /// must when they find the store empty (with the default [`FleetConfig`] and endpoint
+    /// limits, that settle is about two minutes: it waits out the longest refresh that
+    /// may have been in flight when the store lost its data).
+    ///
+    /// Never call it as part of a replica's start: after a data loss the store is empty
+    /// too, and a refresh token seeded then, if the fleet had rotated it away, would be
+    /// presented again and get the grant revoked. Only seed a refresh token nobody has
+    /// presented yet. A store that already holds any record for `key`, even a damaged one,
+    /// is left as it is (`Ok(false)`).
+    ///
+    /// ```
+    /// use secrecy::SecretString;
+    /// use tower_bearer::store::{MemoryStore, StoreKey};
+    /// use tower_bearer_oauth2::RefreshToken;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// let store = MemoryStore::new(); // tower-bearer-redis's RedisStore in a fleet
+    /// let key = StoreKey::builder("https://auth.example.com/oauth2/token", "reporting").build();
+    /// let from_login = SecretString::from("the refresh token the login returned");
+    /// assert!(RefreshToken::seed_store(&store, &key, &from_login).await?);
+    /// assert!(!RefreshToken::seed_store(&store, &key, &from_login).await?, "only once");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn seed_store(
+        store: &impl RefreshTokenStore,
+        key: &StoreKey,
+        refresh_token: &SecretString,
+    ) -> Result<bool, StoreError> {
+        // Generation 0 is what every replica is configured with, and the lowest: newest-wins
+        // writes it only where no record is.
+        let write = RefreshWrite {
+            generation: 0,
+            refresh_token,
+            replacing_damaged: None,
+            settle: None,
+        };
+        store.store_refresh(key, write).await
     }
 
     /// The refresh token the next fetch will present: the one given to the builder, or the

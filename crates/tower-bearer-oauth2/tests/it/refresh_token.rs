@@ -376,6 +376,72 @@ fn build_checks_the_refresh_token_and_parameters() {
     assert_eq!(source.client_auth().client_id(), "id");
 }
 
+/// What a brand-new fleet's first refresh costs with the default timings, on tokio's
+/// paused clock: with nothing in the store, a settle that waits out the longest refresh
+/// that may have been in flight (about two minutes with the default endpoint limits);
+/// with the grant seeded into the store, only the first-presentation watch.
+#[tokio::test(start_paused = true)]
+async fn a_brand_new_fleet_settles_before_its_first_refresh_unless_the_grant_was_seeded(
+) -> TestResult {
+    use tower_bearer::store::{MemoryStore, StoreKey};
+    use tower_bearer_oauth2::FleetConfig;
+
+    let server = AuthServer::builder()
+        .detect_refresh_token_reuse(true)
+        .start()
+        .await?;
+    let key = StoreKey::builder(server.token_url(), AuthServer::DEFAULT_CLIENT_ID).build();
+    let mut waited = Vec::new();
+    for seeded in [false, true] {
+        let initial = server.issue_refresh_token(AuthServer::DEFAULT_CLIENT_ID, None);
+        let store = MemoryStore::new();
+        if seeded {
+            let seed = SecretString::from(initial.clone());
+            assert!(RefreshToken::seed_store(&store, &key, &seed).await?);
+            assert!(
+                !RefreshToken::seed_store(&store, &key, &seed).await?,
+                "a seeded store is not seeded again"
+            );
+        }
+        let replicas: Vec<RefreshToken> = (0..3)
+            .map(|_| {
+                source_for(&server, &initial)
+                    .share_through(store.clone(), key.clone())
+                    .fleet(FleetConfig::new())
+                    .build()
+            })
+            .collect::<Result<_, _>>()?;
+        let requests = server.token_requests();
+        let started = tokio::time::Instant::now();
+        // As a cache would: a transient failure (still settling) is tried again later.
+        let mut failures = 0;
+        while let Err(error) = replicas[0].fetch().await {
+            assert!(error.is_transient(), "{error}");
+            assert!(error.to_string().contains("settl"), "{error}");
+            failures += 1;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        waited.push(started.elapsed());
+        assert_eq!(server.token_requests(), requests + 1, "one presentation");
+        for replica in &replicas[1..] {
+            replica.fetch().await?;
+        }
+        let (generation, current) = crate::support::stored_refresh(&store, &key).await;
+        assert_eq!(generation, 3);
+        assert!(server.is_refresh_token_valid(&current));
+        println!(
+            "seeded: {seeded}: first refresh after {:?} ({failures} transient failures)",
+            waited.last().unwrap()
+        );
+    }
+    // Unseeded: 1.5 × 5 s + 0.5 s of watching, plus 3 × 30 s + 2 × 10 s for the longest
+    // refresh. Seeded: the watch only.
+    assert!(waited[0] >= Duration::from_secs(118), "{:?}", waited[0]);
+    assert!(waited[1] >= Duration::from_secs(8), "{:?}", waited[1]);
+    assert!(waited[1] < Duration::from_secs(10), "{:?}", waited[1]);
+    Ok(())
+}
+
 #[tokio::test]
 async fn replicas_share_rotated_refresh_tokens_through_a_store() -> TestResult {
     use tower_bearer::store::{MemoryStore, StoreKey};
