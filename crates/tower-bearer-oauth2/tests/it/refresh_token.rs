@@ -561,3 +561,79 @@ async fn a_cache_dropped_mid_refresh_does_not_lose_the_rotated_refresh_token() -
     }
     Ok(())
 }
+
+/// The runtime of a replica shuts down while it presents the fleet's refresh token (the
+/// process is stopping, or crashes): nothing panics or hangs, its intent stands, so the
+/// other replicas wait on it and name it rather than present the same refresh token, and
+/// the replica, started again under the same `replica_id`, resumes its own refresh.
+#[test]
+fn a_runtime_shut_down_mid_refresh_leaves_an_intent_that_its_replica_resumes() -> TestResult {
+    use tower_bearer::store::{MemoryStore, RefreshTokenStore, StoreKey};
+    use tower_bearer_oauth2::FleetConfig;
+
+    let servers = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let server = servers.block_on(
+        AuthServer::builder()
+            .detect_refresh_token_reuse(true)
+            .start(),
+    )?;
+    let initial = server.issue_refresh_token(AuthServer::DEFAULT_CLIENT_ID, None);
+    let store = MemoryStore::new();
+    let key = StoreKey::builder(server.token_url(), AuthServer::DEFAULT_CLIENT_ID).build();
+    let replica = |config: FleetConfig| {
+        source_for(&server, &initial)
+            .share_through(store.clone(), key.clone())
+            .fleet(config)
+            .build()
+    };
+    let named_a = || crate::support::quick_fleet().replica_id("replica-a");
+    let seeded = SecretString::from(initial.clone());
+    servers.block_on(RefreshToken::seed_store(&store, &key, &seeded))?;
+
+    // A, on a runtime of its own, begins presenting; the server takes 2 s to act on it, and
+    // A's runtime is shut down meanwhile.
+    server.fail_next(1, Fault::Delay(Duration::from_secs(2)));
+    let doomed = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    doomed.block_on(async {
+        let a = replica(named_a())?;
+        tokio::spawn(async move { a.fetch().await });
+        loop {
+            let record = store.refresh_record(&key).await?.record;
+            if record.is_some_and(|record| record.presenting.is_some()) {
+                return Ok::<_, Box<dyn std::error::Error + Send + Sync>>(());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })?;
+    doomed.shutdown_timeout(Duration::ZERO);
+
+    servers.block_on(async {
+        let b = replica(crate::support::quick_fleet().max_wait(Duration::from_millis(500)))?;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let error = b.fetch().await.unwrap_err();
+        assert!(
+            error.is_transient() && error.to_string().contains("replica-a"),
+            "{error}"
+        );
+        // Whatever the server made of A's request, nobody else presented the token.
+        assert_eq!(server.token_requests(), 1);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+
+        // The server dropped the request with its connection, unanswered and not acted on.
+        assert!(server.is_refresh_token_valid(&initial));
+        let a_again = replica(named_a())?;
+        a_again.fetch().await?;
+        assert_eq!(server.token_requests(), 2, "A presented generation 0 again");
+        let (generation, current) = crate::support::stored_refresh(&store, &key).await;
+        assert_eq!(generation, 1);
+        assert!(server.is_refresh_token_valid(&current));
+        b.fetch().await?;
+        assert_eq!(crate::support::stored_refresh(&store, &key).await.0, 2);
+        Ok(())
+    })
+}
