@@ -86,8 +86,11 @@ impl FleetConfig {
     /// publish its result.
     ///
     /// Default: 1.5 check intervals (the longest jittered gap is 1.2) plus the store
-    /// timeout, plus the longest a refresh at the token endpoint can take with its retries. A shorter settle is safe only if every replica that may hold a newer copy,
-    /// or be presenting one, reaches the store within it.
+    /// timeout, plus the longest a refresh at the token endpoint can take with its retries
+    /// (118 s with every default). A shorter settle is safe only if every replica that may
+    /// hold a newer copy, or be presenting one, reaches the store within it. A brand-new
+    /// fleet pays it at its first refresh unless the grant was put in the store with
+    /// [`RefreshToken::seed_store`](crate::RefreshToken::seed_store).
     #[must_use]
     pub fn settle(mut self, settle: Duration) -> Self {
         self.settle = Some(at_most_a_day(settle));

@@ -23,8 +23,9 @@
 //!   to put back its copy too (the newest wins) and for a refresh in flight to publish.
 //!   A replica that has never seen the store does the same, so a brand-new fleet pays one
 //!   settle at its first refresh.
-//! - **Foreign values** (sealed with a key this replica lacks) are never presented nor
-//!   replaced: that replica may be the misconfigured one.
+//! - **Foreign values** (sealed with a key this replica lacks) are never presented, and
+//!   replaced only when older than this replica's copy: this replica may be the
+//!   misconfigured one, and a newer foreign value may be the fleet's newest.
 //!
 //! An unknown outcome (the request may have reached the server, no answer came back) keeps
 //! the intent: only its holder presents that generation again, at its next refresh. If the
@@ -116,6 +117,17 @@ struct Local {
     reported_foreign: Option<Instant>,
     /// When this replica first read a record from the store.
     first_seen: Option<Instant>,
+}
+
+impl Local {
+    /// The server rotated the copy of `presented` we presented: the new one is newer than
+    /// anything stored, and ours to publish.
+    fn rotated(&mut self, rotated: &SecretString, presented: u64) {
+        self.refresh_token = rotated.clone();
+        self.generation = presented + 1;
+        self.unpublished = true;
+        self.unknown_outcome = false;
+    }
 }
 
 /// What the store's state asks of a refreshing replica.
@@ -402,13 +414,7 @@ impl Fleet {
         let presented = self.refresh_token();
         match present(presented).await {
             Presentation::Rotated(token, rotated) => {
-                {
-                    let mut local = self.local();
-                    local.refresh_token = rotated.clone();
-                    local.generation = generation + 1;
-                    local.unpublished = true;
-                    local.unknown_outcome = false;
-                }
+                self.local().rotated(&rotated, generation);
                 self.publish().await;
                 Ok((token, Some(rotated)))
             }
@@ -461,11 +467,7 @@ impl Fleet {
         let presented = self.refresh_token();
         match present(presented).await {
             Presentation::Rotated(token, rotated) => {
-                let mut local = self.local();
-                local.refresh_token = rotated.clone();
-                local.generation = generation + 1;
-                // Newer than anything stored: ours to publish.
-                local.unpublished = true;
+                self.local().rotated(&rotated, generation);
                 Ok((token, Some(rotated)))
             }
             Presentation::Kept(token) => Ok((token, None)),
