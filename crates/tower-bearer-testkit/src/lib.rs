@@ -123,7 +123,8 @@
 //! - `redis`: [`RedisServer`], [`RedisCluster`] and [`RedisSentinel`], private Redis
 //!   deployments on free loopback ports (started from the system's `redis-server`, and
 //!   `redis-cli` for a cluster) that can stop, restart and fail over, for testing a fleet
-//!   sharing tokens through `tower-bearer-redis`.
+//!   sharing tokens through `tower-bearer-redis`; a cluster or Sentinel group can listen on
+//!   TLS ports only ([`RedisCluster::start_tls`], [`RedisSentinel::start_tls`]).
 
 mod api_server;
 mod auth_server;

@@ -4,6 +4,11 @@
 //! empty temporary directory and no persistence, waits until it answers `PING`, and stops it
 //! when dropped. It never connects to a Redis it did not start.
 //!
+//! [`RedisCluster::start_tls`] and [`RedisSentinel::start_tls`] start deployments whose every
+//! TCP listener speaks TLS (`port 0`): clients, replication, the cluster bus and the
+//! Sentinels' links all go over TLS. The harness controls those servers through Unix
+//! sockets, so a client that reaches them over TCP cannot be talking plain Redis.
+//!
 //! ```no_run
 //! use tower_bearer_testkit::RedisServer;
 //!
@@ -48,10 +53,9 @@ const SENTINEL_FAILOVER_TIMEOUT_MS: u64 = 2000;
 /// A `redis-server` this process started; stopped when dropped.
 pub struct RedisServer {
     binary: PathBuf,
-    port: u16,
+    listeners: Listeners,
     dir: PathBuf,
     child: Option<Child>,
-    tls: Option<Tls>,
     role: Role,
 }
 
@@ -77,10 +81,46 @@ enum Launch {
     Sentinel { config: String },
 }
 
-/// The PEM files of a TLS listener, see [`RedisServer::start_tls`].
+/// What a server speaks on TCP, before its ports are chosen.
+#[derive(Clone, Debug)]
+enum Transport {
+    Plain,
+    PlainAndTls(TlsFiles),
+    TlsOnly(TlsFiles),
+}
+
+/// The ports a server listens on.
+#[derive(Clone, Debug)]
+enum Listeners {
+    /// A plain TCP port.
+    Plain { port: u16 },
+    /// A plain TCP port, and a TLS port beside it.
+    PlainAndTls { port: u16, tls: Tls },
+    /// A TLS port only (`port 0`), so every TCP connection to the server is TLS; the harness
+    /// talks to it through the Unix socket `socket` instead. Replication, the cluster bus
+    /// and a Sentinel's links to the servers it watches go over TLS too.
+    TlsOnly { socket: PathBuf, tls: Tls },
+}
+
+impl Listeners {
+    fn tls(&self) -> Option<&Tls> {
+        match self {
+            Listeners::Plain { .. } => None,
+            Listeners::PlainAndTls { tls, .. } | Listeners::TlsOnly { tls, .. } => Some(tls),
+        }
+    }
+}
+
+/// The PEM files of a TLS listener, see [`RedisServer::start_tls`],
+/// [`RedisCluster::start_tls`] and [`RedisSentinel::start_tls`].
+///
+/// The servers of a cluster or Sentinel group share these files and present `cert` as
+/// their client certificate when they connect to each other, as does the `redis-cli` that
+/// creates a cluster: with `require_client_cert`, `cert` must allow client authentication
+/// too (one without an extended key usage does).
 #[derive(Clone, Debug)]
 pub struct TlsFiles {
-    /// The server's certificate chain.
+    /// The server's certificate chain, valid for `127.0.0.1`.
     pub cert: PathBuf,
     /// The server's private key.
     pub key: PathBuf,
@@ -101,29 +141,44 @@ impl RedisServer {
     ///
     /// Fails with [`io::ErrorKind::NotFound`] when the binary is not installed.
     pub fn start() -> io::Result<Self> {
-        Self::start_with(None, Launch::Plain)
+        Self::start_with(Transport::Plain, Launch::Plain)
     }
 
     /// Starts a server that also listens for TLS on a second free port, with `files`; its
     /// URL is [`tls_url`](Self::tls_url). The plain port stays open for [`command`](Self::command).
     pub fn start_tls(files: TlsFiles) -> io::Result<Self> {
-        Self::start_with(Some(files), Launch::Plain)
+        Self::start_with(Transport::PlainAndTls(files), Launch::Plain)
     }
 
-    fn start_with(tls: Option<TlsFiles>, launch: Launch) -> io::Result<Self> {
+    fn start_with(transport: Transport, launch: Launch) -> io::Result<Self> {
+        if matches!(transport, Transport::TlsOnly(_)) && !cfg!(unix) {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "the harness controls a TLS-only redis-server through a Unix socket",
+            ));
+        }
         let binary = std::env::var_os(REDIS_SERVER_ENV)
             .map_or_else(|| PathBuf::from("redis-server"), PathBuf::from);
         let dir = temp_dir()?;
         let mut last_error = None;
         // Another program may take the free port between our check and the server's bind.
         for _ in 0..3 {
-            let port = free_port()?;
-            let tls = match &tls {
-                Some(files) => Some(Tls {
+            let tls = |files: &TlsFiles| -> io::Result<Tls> {
+                Ok(Tls {
                     port: free_port()?,
                     files: files.clone(),
-                }),
-                None => None,
+                })
+            };
+            let listeners = match &transport {
+                Transport::Plain => Listeners::Plain { port: free_port()? },
+                Transport::PlainAndTls(files) => Listeners::PlainAndTls {
+                    port: free_port()?,
+                    tls: tls(files)?,
+                },
+                Transport::TlsOnly(files) => Listeners::TlsOnly {
+                    socket: dir.join("redis.sock"),
+                    tls: tls(files)?,
+                },
             };
             let role = match &launch {
                 Launch::Plain => Role::Plain,
@@ -139,10 +194,9 @@ impl RedisServer {
             };
             let mut server = RedisServer {
                 binary: binary.clone(),
-                port,
+                listeners,
                 dir: dir.clone(),
                 child: None,
-                tls,
                 role,
             };
             match server.start_again() {
@@ -169,22 +223,40 @@ impl RedisServer {
         started_or_skipped(test, "redis-server", Self::start())
     }
 
-    /// `redis://127.0.0.1:<port>`.
+    /// `redis://127.0.0.1:<port>`; for a server without a plain TCP port (a node of
+    /// [`RedisCluster::start_tls`] or [`RedisSentinel::start_tls`]) `redis+unix://<path>`,
+    /// the Unix socket the harness controls it through.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match &self.listeners {
+            Listeners::Plain { port } | Listeners::PlainAndTls { port, .. } => {
+                format!("redis://127.0.0.1:{port}")
+            }
+            Listeners::TlsOnly { socket, .. } => format!("redis+unix://{}", socket.display()),
+        }
     }
 
     /// The `rediss://` URL of the TLS listener, if the server was started with
-    /// [`start_tls`](Self::start_tls).
+    /// [`start_tls`](Self::start_tls) or is a node of [`RedisCluster::start_tls`] or
+    /// [`RedisSentinel::start_tls`].
     pub fn tls_url(&self) -> Option<String> {
-        self.tls
-            .as_ref()
+        self.listeners
+            .tls()
             .map(|tls| format!("rediss://127.0.0.1:{}", tls.port))
     }
 
-    /// The loopback address it listens on (the plain port).
+    /// The loopback address it listens on: the plain port; for a server without one (a
+    /// node of [`RedisCluster::start_tls`] or [`RedisSentinel::start_tls`]) the TLS port,
+    /// which its cluster and Sentinels name it by.
     pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port()))
+    }
+
+    /// The port of [`addr`](Self::addr).
+    fn port(&self) -> u16 {
+        match &self.listeners {
+            Listeners::Plain { port } | Listeners::PlainAndTls { port, .. } => *port,
+            Listeners::TlsOnly { tls, .. } => tls.port,
+        }
     }
 
     /// Whether the server is running (not [`stop`](Self::stop)ped).
@@ -215,12 +287,17 @@ impl RedisServer {
             }
             command.arg(&file).arg("--sentinel");
         }
+        let plain_port = match &self.listeners {
+            Listeners::Plain { port } | Listeners::PlainAndTls { port, .. } => *port,
+            Listeners::TlsOnly { .. } => 0,
+        };
         command
             .arg("--port")
-            .arg(self.port.to_string())
+            .arg(plain_port.to_string())
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(&self.dir);
+        let tls_only = matches!(self.listeners, Listeners::TlsOnly { .. });
         match &self.role {
             Role::Plain | Role::Sentinel { .. } => {}
             Role::ClusterNode { bus_port } => {
@@ -233,6 +310,11 @@ impl RedisServer {
                         "--cluster-node-timeout",
                         &CLUSTER_NODE_TIMEOUT_MS.to_string(),
                     ]);
+                if tls_only {
+                    // The bus over TLS; and the node then names its TLS port in `CLUSTER
+                    // SLOTS`, `CLUSTER NODES`, `MOVED` and `ASK`.
+                    command.args(["--tls-cluster", "yes"]);
+                }
             }
             Role::Replica { master_port } => {
                 command
@@ -240,7 +322,16 @@ impl RedisServer {
                     .arg(master_port.to_string());
             }
         }
-        if let Some(tls) = &self.tls {
+        if let Listeners::TlsOnly { socket, .. } = &self.listeners {
+            // A replica (or a Sentinel) connects over TLS and announces its TLS port, so
+            // the master and the Sentinels name that one.
+            command
+                .args(["--tls-replication", "yes"])
+                .arg("--unixsocket")
+                .arg(socket)
+                .args(["--unixsocketperm", "700"]);
+        }
+        if let Some(tls) = self.listeners.tls() {
             command
                 .arg("--tls-port")
                 .arg(tls.port.to_string())
@@ -265,7 +356,7 @@ impl RedisServer {
         self.child = Some(child);
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            if ping(self.addr()) {
+            if self.ping() {
                 return Ok(());
             }
             let exited = self
@@ -276,7 +367,7 @@ impl RedisServer {
                 self.stop();
                 return Err(io::Error::other(format!(
                     "redis-server on port {} did not answer PING (exited: {exited:?})",
-                    self.port
+                    self.port()
                 )));
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -306,9 +397,10 @@ impl RedisServer {
     }
 
     /// Runs one command (given as its words) on the server with a plain RESP client and
-    /// returns the raw reply, for tests that look at what is stored.
+    /// returns the raw reply, for tests that look at what is stored. It goes to the plain
+    /// port, or, for a server without one, to the Unix socket of [`url`](Self::url).
     pub fn command(&self, words: &[&[u8]]) -> io::Result<Vec<u8>> {
-        let mut stream = TcpStream::connect_timeout(&self.addr(), Duration::from_secs(2))?;
+        let mut stream = self.connect_plain(Duration::from_secs(2))?;
         stream.set_read_timeout(Some(Duration::from_secs(2)))?;
         let mut request = format!("*{}\r\n", words.len()).into_bytes();
         for word in words {
@@ -326,7 +418,7 @@ impl RedisServer {
                 break;
             }
             reply.extend_from_slice(&buf[..n]);
-            if reply_complete(&reply) {
+            if reply_len(&reply).is_some() {
                 break;
             }
         }
@@ -335,6 +427,29 @@ impl RedisServer {
 
     fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// A plain connection to the server: its plain TCP port, or its Unix socket.
+    fn connect_plain(&self, timeout: Duration) -> io::Result<PlainStream> {
+        match &self.listeners {
+            Listeners::Plain { .. } | Listeners::PlainAndTls { .. } => Ok(PlainStream::Tcp(
+                TcpStream::connect_timeout(&self.addr(), timeout)?,
+            )),
+            Listeners::TlsOnly { socket, .. } => PlainStream::unix(socket),
+        }
+    }
+
+    /// Whether the server answers `PING`.
+    fn ping(&self) -> bool {
+        let Ok(mut stream) = self.connect_plain(Duration::from_millis(200)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+        if stream.write_all(b"PING\r\n").is_err() {
+            return false;
+        }
+        let mut reply = [0u8; 7];
+        stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
     }
 
     /// A connection of the `redis` crate's own to this server, for the harness's queries
@@ -352,6 +467,63 @@ impl RedisServer {
 
     fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> io::Result<T> {
         command.query(&mut self.admin()?).map_err(io::Error::other)
+    }
+}
+
+/// The harness's plain connection to a server.
+enum PlainStream {
+    Tcp(TcpStream),
+    #[cfg(unix)]
+    Unix(std::os::unix::net::UnixStream),
+}
+
+impl PlainStream {
+    #[cfg(unix)]
+    fn unix(socket: &Path) -> io::Result<Self> {
+        Ok(PlainStream::Unix(std::os::unix::net::UnixStream::connect(
+            socket,
+        )?))
+    }
+
+    #[cfg(not(unix))]
+    fn unix(_socket: &Path) -> io::Result<Self> {
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
+
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        match self {
+            PlainStream::Tcp(stream) => stream.set_read_timeout(timeout),
+            #[cfg(unix)]
+            PlainStream::Unix(stream) => stream.set_read_timeout(timeout),
+        }
+    }
+}
+
+impl Read for PlainStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            PlainStream::Tcp(stream) => stream.read(buf),
+            #[cfg(unix)]
+            PlainStream::Unix(stream) => stream.read(buf),
+        }
+    }
+}
+
+impl Write for PlainStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            PlainStream::Tcp(stream) => stream.write(buf),
+            #[cfg(unix)]
+            PlainStream::Unix(stream) => stream.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            PlainStream::Tcp(stream) => stream.flush(),
+            #[cfg(unix)]
+            PlainStream::Unix(stream) => stream.flush(),
+        }
     }
 }
 
@@ -382,19 +554,35 @@ fn started_or_skipped<T>(test: &str, binary: &str, started: io::Result<T>) -> Op
     }
 }
 
-/// Whether `reply` holds one complete simple, integer, error or bulk-string reply.
-fn reply_complete(reply: &[u8]) -> bool {
-    let Some(line_end) = reply.windows(2).position(|w| w == b"\r\n") else {
-        return false;
+/// The length of the complete RESP2 reply at the start of `reply` (a simple string, an
+/// integer, an error, a bulk string, or an array of these), or `None` while more is to come.
+fn reply_len(reply: &[u8]) -> Option<usize> {
+    let line_end = reply.windows(2).position(|w| w == b"\r\n")?;
+    let header = line_end + 2;
+    // A malformed length ends the reply: `command` returns what came.
+    let number = || -> i64 {
+        std::str::from_utf8(&reply[1..line_end])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(-1)
     };
-    if reply[0] != b'$' {
-        return true;
+    match reply[0] {
+        b'$' => match usize::try_from(number()) {
+            Ok(len) => {
+                let end = header + len + 2;
+                (reply.len() >= end).then_some(end)
+            }
+            Err(_) => Some(header),
+        },
+        b'*' => {
+            let mut end = header;
+            for _ in 0..number().max(0) {
+                end += reply_len(&reply[end..])?;
+            }
+            Some(end)
+        }
+        _ => Some(header),
     }
-    let len: i64 = std::str::from_utf8(&reply[1..line_end])
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(-1);
-    len < 0 || reply.len() >= line_end + 2 + len as usize + 2
 }
 
 impl Drop for RedisServer {
@@ -409,7 +597,12 @@ impl Drop for RedisServer {
 impl fmt::Debug for RedisServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisServer")
-            .field("port", &self.port)
+            .field("port", &self.port())
+            .field("tls_port", &self.listeners.tls().map(|tls| tls.port))
+            .field(
+                "tls_only",
+                &matches!(self.listeners, Listeners::TlsOnly { .. }),
+            )
             .field("running", &self.is_running())
             .field("role", &self.role)
             .finish()
@@ -433,18 +626,6 @@ fn temp_dir() -> io::Result<PathBuf> {
     Ok(dir)
 }
 
-fn ping(addr: SocketAddr) -> bool {
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-    if stream.write_all(b"PING\r\n").is_err() {
-        return false;
-    }
-    let mut reply = [0u8; 7];
-    stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
-}
-
 /// A private Redis Cluster: six `redis-server` nodes on free loopback ports (three masters,
 /// each with one replica), each in its own temporary directory with its own `nodes.conf`;
 /// stopped when dropped.
@@ -456,6 +637,22 @@ fn ping(addr: SocketAddr) -> bool {
 /// let nodes = cluster.urls(); // give these to RedisStore::cluster_builder
 /// let took = cluster.fail_over("some-key").unwrap(); // kill its master, await the replica
 /// # let _ = (nodes, took);
+/// ```
+///
+/// Over TLS, with [`start_tls`](Self::start_tls):
+///
+/// ```no_run
+/// use tower_bearer_testkit::{RedisCluster, TlsFiles};
+///
+/// let files = TlsFiles {
+///     cert: "server.pem".into(), // for 127.0.0.1
+///     key: "server.key".into(),
+///     ca: "ca.pem".into(),
+///     require_client_cert: false,
+/// };
+/// let Some(cluster) = RedisCluster::start_tls_or_skip("my_test", files) else { return };
+/// let nodes = cluster.tls_urls(); // rediss://127.0.0.1:<port>, the only TCP ports it has
+/// # let _ = nodes;
 /// ```
 pub struct RedisCluster {
     nodes: Vec<RedisServer>,
@@ -470,13 +667,45 @@ impl RedisCluster {
     /// Fails with [`io::ErrorKind::NotFound`] when `redis-server` or `redis-cli` is not
     /// installed.
     pub fn start() -> io::Result<Self> {
+        Self::start_with(Transport::Plain)
+    }
+
+    /// Starts six nodes as [`start`](Self::start) does, but whose only TCP listeners are
+    /// TLS ports with `files` (`port 0`, `tls-port`), with the cluster bus and replication
+    /// over TLS too (`tls-cluster yes`, `tls-replication yes`): the nodes name their TLS
+    /// ports in `CLUSTER SLOTS`, `MOVED` and `ASK`, and every TCP connection to them is
+    /// TLS. Give [`tls_urls`](Self::tls_urls) to a client.
+    ///
+    /// `redis-cli` creates the cluster over TLS, presenting `files.cert` as its client
+    /// certificate; after that the harness's own queries ([`command_for`](Self::command_for),
+    /// [`fail_over`](Self::fail_over), [`RedisServer::command`]) go through each node's
+    /// Unix socket. The nodes read `files` again when [restarted](RedisServer::start_again):
+    /// keep them until the cluster is dropped.
+    ///
+    /// Fails with [`io::ErrorKind::NotFound`] when `redis-server` or `redis-cli` is not
+    /// installed, and with [`io::ErrorKind::Unsupported`] where there are no Unix sockets.
+    pub fn start_tls(files: TlsFiles) -> io::Result<Self> {
+        Self::start_with(Transport::TlsOnly(files))
+    }
+
+    fn start_with(transport: Transport) -> io::Result<Self> {
         let nodes = (0..Self::NODES)
-            .map(|_| RedisServer::start_with(None, Launch::ClusterNode))
+            .map(|_| RedisServer::start_with(transport.clone(), Launch::ClusterNode))
             .collect::<io::Result<Vec<_>>>()?;
         let cluster = RedisCluster { nodes };
         let cli = std::env::var_os(REDIS_CLI_ENV)
             .map_or_else(|| PathBuf::from("redis-cli"), PathBuf::from);
         let mut create = Command::new(cli);
+        if let Transport::TlsOnly(files) = &transport {
+            create
+                .arg("--tls")
+                .arg("--cacert")
+                .arg(&files.ca)
+                .arg("--cert")
+                .arg(&files.cert)
+                .arg("--key")
+                .arg(&files.key);
+        }
         create.args(["--cluster", "create"]);
         for node in &cluster.nodes {
             create.arg(node.addr().to_string());
@@ -495,9 +724,28 @@ impl RedisCluster {
         started_or_skipped(test, "redis-server or redis-cli", Self::start())
     }
 
-    /// The `redis://` URLs of the running nodes.
+    /// Starts a cluster over TLS as [`start_tls`](Self::start_tls) does, or skips `test` as
+    /// [`start_or_skip`](Self::start_or_skip) does.
+    pub fn start_tls_or_skip(test: &str, files: TlsFiles) -> Option<Self> {
+        started_or_skipped(test, "redis-server or redis-cli", Self::start_tls(files))
+    }
+
+    /// The `redis://` URLs of the running nodes ([`RedisServer::url`]; for a cluster from
+    /// [`start_tls`](Self::start_tls) their Unix sockets, which a cluster client cannot
+    /// use: the nodes name TCP ports).
     pub fn urls(&self) -> Vec<String> {
         self.running().map(RedisServer::url).collect()
+    }
+
+    /// The `rediss://127.0.0.1:<port>` URLs of the running nodes, for a cluster from
+    /// [`start_tls`](Self::start_tls); empty for one from [`start`](Self::start).
+    pub fn tls_urls(&self) -> Vec<String> {
+        self.running().filter_map(RedisServer::tls_url).collect()
+    }
+
+    /// The running nodes, masters and replicas, in no particular order.
+    pub fn nodes(&self) -> impl Iterator<Item = &RedisServer> {
+        self.running()
     }
 
     /// The hash slot of `key`, as the cluster computes it (`CLUSTER KEYSLOT`).
@@ -527,7 +775,7 @@ impl RedisCluster {
     /// `key`, and waits until the replica has been promoted and every running node reports
     /// `cluster_state:ok`. Returns the time from the kill to then.
     pub fn fail_over(&mut self, key: &str) -> io::Result<Duration> {
-        let master_port = self.master_of(key)?.port;
+        let master_port = self.master_of(key)?.port();
         let master_id = self
             .topology()?
             .into_iter()
@@ -573,6 +821,67 @@ impl RedisCluster {
         Ok(killed_at.elapsed())
     }
 
+    /// Gives the hash slot of `key`, which must hold no keys, to another master, as a
+    /// resharding does (`CLUSTER SETSLOT` `IMPORTING` on the new owner, `MIGRATING` on the
+    /// old one, then `NODE` on the new owner, the old one and every other master), and waits
+    /// until every running node names the new owner. A client that learned the slot map
+    /// before is answered `MOVED` for that slot from then on. Returns the new master.
+    pub fn move_slot(&self, key: &str) -> io::Result<&RedisServer> {
+        let slot = self.slot(key)?;
+        let topology = self.topology()?;
+        let serves = |node: &ClusterNode| node.slots.iter().any(|r| r.contains(&slot));
+        let from = topology
+            .iter()
+            .find(|node| node.is_master && serves(node))
+            .ok_or_else(|| io::Error::other(format!("no master serves slot {slot}")))?;
+        let to = topology
+            .iter()
+            .find(|node| node.is_master && !node.slots.is_empty() && node.id != from.id)
+            .ok_or_else(|| io::Error::other("no other master to move the slot to"))?;
+        let (old_owner, new_owner) = (self.node_on(from.port)?, self.node_on(to.port)?);
+        let keys: u64 = old_owner.query(redis::cmd("CLUSTER").arg("COUNTKEYSINSLOT").arg(slot))?;
+        if keys != 0 {
+            return Err(io::Error::other(format!(
+                "slot {slot} holds {keys} keys; move_slot moves only an empty slot"
+            )));
+        }
+        let set_slot = |node: &RedisServer, state: &str, id: &str| {
+            node.query::<()>(
+                redis::cmd("CLUSTER")
+                    .arg("SETSLOT")
+                    .arg(slot)
+                    .arg(state)
+                    .arg(id),
+            )
+        };
+        set_slot(new_owner, "IMPORTING", &from.id)?;
+        set_slot(old_owner, "MIGRATING", &to.id)?;
+        // The new owner first: it takes a new configuration epoch, so its claim wins.
+        set_slot(new_owner, "NODE", &to.id)?;
+        set_slot(old_owner, "NODE", &to.id)?;
+        for master in topology
+            .iter()
+            .filter(|node| node.is_master && node.id != from.id && node.id != to.id)
+        {
+            set_slot(self.node_on(master.port)?, "NODE", &to.id)?;
+        }
+        wait_until(self, "every node names the slot's new master", |cluster| {
+            cluster.running().all(|node| {
+                node.query::<String>(redis::cmd("CLUSTER").arg("NODES"))
+                    .is_ok_and(|nodes| {
+                        let owners: Vec<String> = nodes
+                            .lines()
+                            .filter_map(ClusterNode::parse)
+                            .filter(|node| node.is_master && serves(node))
+                            .map(|node| node.id)
+                            .collect();
+                        owners == [to.id.as_str()]
+                    })
+            })
+        })?;
+        Ok(new_owner)
+    }
+
     fn running(&self) -> impl Iterator<Item = &RedisServer> {
         self.nodes.iter().filter(|node| node.is_running())
     }
@@ -585,14 +894,14 @@ impl RedisCluster {
 
     fn node_on(&self, port: u16) -> io::Result<&RedisServer> {
         self.running()
-            .find(|node| node.port == port)
+            .find(|node| node.port() == port)
             .ok_or_else(|| io::Error::other(format!("no running cluster node on port {port}")))
     }
 
     fn node_on_mut(&mut self, port: u16) -> io::Result<&mut RedisServer> {
         self.nodes
             .iter_mut()
-            .find(|node| node.port == port)
+            .find(|node| node.port() == port)
             .ok_or_else(|| io::Error::other(format!("no cluster node on port {port}")))
     }
 
@@ -670,6 +979,22 @@ impl ClusterNode {
 /// let took = group.fail_over("some-key").unwrap(); // kill the master, await the replica
 /// # let _ = (sentinels, name, took);
 /// ```
+///
+/// Over TLS, with [`start_tls`](Self::start_tls):
+///
+/// ```no_run
+/// use tower_bearer_testkit::{RedisSentinel, TlsFiles};
+///
+/// let files = TlsFiles {
+///     cert: "server.pem".into(), // for 127.0.0.1
+///     key: "server.key".into(),
+///     ca: "ca.pem".into(),
+///     require_client_cert: true,
+/// };
+/// let Some(group) = RedisSentinel::start_tls_or_skip("my_test", 3, files) else { return };
+/// let sentinels = group.tls_sentinel_urls(); // they name the master's TLS port
+/// # let _ = sentinels;
+/// ```
 pub struct RedisSentinel {
     master: RedisServer,
     replica: RedisServer,
@@ -686,17 +1011,38 @@ impl RedisSentinel {
     ///
     /// Fails with [`io::ErrorKind::NotFound`] when `redis-server` is not installed.
     pub fn start(sentinels: usize) -> io::Result<Self> {
+        Self::start_with(sentinels, Transport::Plain)
+    }
+
+    /// Starts a group as [`start`](Self::start) does, but whose only TCP listeners are TLS
+    /// ports with `files` (`port 0`, `tls-port`), with replication and the Sentinels' links
+    /// over TLS too (`tls-replication yes`): the Sentinels name the master's TLS port, and
+    /// every TCP connection to the group is TLS. Give
+    /// [`tls_sentinel_urls`](Self::tls_sentinel_urls) to a client.
+    ///
+    /// The harness's own queries ([`fail_over`](Self::fail_over), [`RedisServer::command`]
+    /// on [`master`](Self::master)) go through each server's Unix socket. The servers read
+    /// `files` again when [restarted](RedisServer::start_again): keep them until the group
+    /// is dropped.
+    ///
+    /// Fails with [`io::ErrorKind::NotFound`] when `redis-server` is not installed, and
+    /// with [`io::ErrorKind::Unsupported`] where there are no Unix sockets.
+    pub fn start_tls(sentinels: usize, files: TlsFiles) -> io::Result<Self> {
+        Self::start_with(sentinels, Transport::TlsOnly(files))
+    }
+
+    fn start_with(sentinels: usize, transport: Transport) -> io::Result<Self> {
         if !(1..=3).contains(&sentinels) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "a RedisSentinel has 1 to 3 Sentinels",
             ));
         }
-        let master = RedisServer::start()?;
+        let master = RedisServer::start_with(transport.clone(), Launch::Plain)?;
         let replica = RedisServer::start_with(
-            None,
+            transport.clone(),
             Launch::Replica {
-                master_port: master.port,
+                master_port: master.port(),
             },
         )?;
         let quorum = sentinels / 2 + 1;
@@ -706,12 +1052,12 @@ impl RedisSentinel {
              sentinel down-after-milliseconds {name} {SENTINEL_DOWN_AFTER_MS}\n\
              sentinel failover-timeout {name} {SENTINEL_FAILOVER_TIMEOUT_MS}\n\
              sentinel parallel-syncs {name} 1\n",
-            master.port
+            master.port()
         );
         let sentinels = (0..sentinels)
             .map(|_| {
                 RedisServer::start_with(
-                    None,
+                    transport.clone(),
                     Launch::Sentinel {
                         config: config.clone(),
                     },
@@ -746,9 +1092,25 @@ impl RedisSentinel {
         started_or_skipped(test, "redis-server", Self::start(sentinels))
     }
 
-    /// The `redis://` URLs of the Sentinels.
+    /// Starts a group over TLS as [`start_tls`](Self::start_tls) does, or skips `test` as
+    /// [`RedisServer::start_or_skip`] does.
+    pub fn start_tls_or_skip(test: &str, sentinels: usize, files: TlsFiles) -> Option<Self> {
+        started_or_skipped(test, "redis-server", Self::start_tls(sentinels, files))
+    }
+
+    /// The `redis://` URLs of the Sentinels ([`RedisServer::url`]; for a group from
+    /// [`start_tls`](Self::start_tls) their Unix sockets).
     pub fn sentinel_urls(&self) -> Vec<String> {
         self.sentinels.iter().map(RedisServer::url).collect()
+    }
+
+    /// The `rediss://127.0.0.1:<port>` URLs of the Sentinels, for a group from
+    /// [`start_tls`](Self::start_tls); empty for one from [`start`](Self::start).
+    pub fn tls_sentinel_urls(&self) -> Vec<String> {
+        self.sentinels
+            .iter()
+            .filter_map(RedisServer::tls_url)
+            .collect()
     }
 
     /// The master's name, [`MASTER_NAME`](Self::MASTER_NAME).
@@ -779,7 +1141,7 @@ impl RedisSentinel {
         })?;
         let killed_at = Instant::now();
         self.master.stop();
-        let promoted = self.replica.port.to_string();
+        let promoted = self.replica.port().to_string();
         wait_until(self, "the Sentinels promote the replica", |group| {
             let named = group.sentinels.iter().all(|sentinel| {
                 sentinel

@@ -1,8 +1,13 @@
-//! RedisStore over TLS (`rediss://`) against a real redis-server with a TLS listener, with
-//! certificates from a private CA made for each run.
+//! RedisStore over TLS (`rediss://`) against real redis-servers, with certificates from a
+//! private CA made for each run: one node with a TLS listener beside its plain port, and a
+//! cluster and a Sentinel group whose only TCP listeners are TLS ports.
+//!
+//! For other test modules: [`pki`] and [`files`] make the certificates, [`Pki::trusted_by`]
+//! gives them to a store, and [`tls_cluster`] and [`tls_sentinel`] start the TLS-only
+//! deployments with mutual TLS; [`assert_tls_only`] checks that a server has no plain port.
 
-use std::path::Path;
-use std::time::Duration;
+use std::future::Future;
+use std::time::{Duration, Instant};
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, IsCa, KeyPair,
@@ -10,17 +15,38 @@ use rcgen::{
 use secrecy::ExposeSecret;
 use tower_bearer::store::{StoreErrorKind, StoreKey, TokenStore};
 use tower_bearer::Token;
-use tower_bearer_redis::{BuildError, RedisStore};
-use tower_bearer_testkit::{RedisServer, TlsFiles};
+use tower_bearer_redis::{BuildError, RedisStore, RedisStoreBuilder};
+use tower_bearer_testkit::{RedisCluster, RedisSentinel, RedisServer, TlsFiles};
+
+use crate::redis_store::{self, store_key};
 
 const KEY: [u8; 32] = [7; 32];
 
-/// PEM files for a CA, a server certificate for 127.0.0.1 and a client certificate.
-struct Pki {
+/// How long a store may take to reach the new master after a failover: a hang guard.
+const RECONNECT_GUARD: Duration = Duration::from_secs(30);
+
+/// A private CA, a server certificate for `127.0.0.1` signed by it and a client
+/// certificate signed by it; from [`pki`]. The CA and the server's certificate and key are
+/// files in a temporary directory ([`files`]) that is removed on drop: keep the `Pki` as
+/// long as the servers using it, which read the files again when restarted.
+pub(crate) struct Pki {
     dir: tempdir::Dir,
-    ca: String,
-    client_cert: String,
-    client_key: String,
+    /// The CA certificate (PEM), for `tls_root_certificate`.
+    pub(crate) ca: String,
+    /// A client certificate (PEM, `CN=replica.test`) for mutual TLS.
+    pub(crate) client_cert: String,
+    /// The client certificate's private key (PEM).
+    pub(crate) client_key: String,
+}
+
+impl Pki {
+    /// `builder` trusting only this CA and presenting the client certificate (which a
+    /// server asks for only with mutual TLS).
+    pub(crate) fn trusted_by(&self, builder: RedisStoreBuilder) -> RedisStoreBuilder {
+        builder
+            .tls_root_certificate(self.ca.clone())
+            .tls_client_certificate(self.client_cert.clone(), self.client_key.clone())
+    }
 }
 
 mod tempdir {
@@ -55,7 +81,8 @@ mod tempdir {
     }
 }
 
-fn pki(name: &str) -> Pki {
+/// Makes a [`Pki`]; `name` goes into its directory's name.
+pub(crate) fn pki(name: &str) -> Pki {
     let dir = tempdir::Dir::new(name).unwrap();
     // Each certificate needs its own subject: OpenSSL (the server side) takes a certificate
     // whose subject equals its issuer's for self-signed.
@@ -91,7 +118,11 @@ fn pki(name: &str) -> Pki {
     }
 }
 
-fn files(dir: &Path, require_client_cert: bool) -> TlsFiles {
+/// The server's files of `pki`, for the harness's TLS listeners; `require_client_cert`
+/// asks for mutual TLS. The server certificate has no extended key usage, so the servers
+/// may present it to each other as a client certificate too.
+pub(crate) fn files(pki: &Pki, require_client_cert: bool) -> TlsFiles {
+    let dir = pki.dir.path();
     TlsFiles {
         cert: dir.join("server.pem"),
         key: dir.join("server.key"),
@@ -103,7 +134,67 @@ fn files(dir: &Path, require_client_cert: bool) -> TlsFiles {
 /// A TLS redis-server, or `None` (with the harness's printed reason) without the binary.
 fn start(test: &str, pki: &Pki, require_client_cert: bool) -> Option<RedisServer> {
     drop(RedisServer::start_or_skip(test)?);
-    Some(RedisServer::start_tls(files(pki.dir.path(), require_client_cert)).unwrap())
+    Some(RedisServer::start_tls(files(pki, require_client_cert)).unwrap())
+}
+
+/// A cluster whose only TCP ports are TLS ports with mutual TLS (see
+/// [`RedisCluster::start_tls`]), and its [`Pki`]; `None` (with the harness's printed reason)
+/// without `redis-server` or `redis-cli`. Give a store
+/// `pki.trusted_by(RedisStore::cluster_builder(cluster.tls_urls()))`.
+pub(crate) fn tls_cluster(test: &str) -> Option<(RedisCluster, Pki)> {
+    let pki = pki(test);
+    let cluster = RedisCluster::start_tls_or_skip(test, files(&pki, true))?;
+    Some((cluster, pki))
+}
+
+/// A Sentinel group (a master, a replica and `sentinels` Sentinels) whose only TCP ports
+/// are TLS ports with mutual TLS (see [`RedisSentinel::start_tls`]), and its [`Pki`]; `None`
+/// (with the harness's printed reason) without `redis-server`. Give a store
+/// `pki.trusted_by(RedisStore::sentinel_builder(group.tls_sentinel_urls(), group.master_name()))`.
+pub(crate) fn tls_sentinel(test: &str, sentinels: usize) -> Option<(RedisSentinel, Pki)> {
+    let pki = pki(test);
+    let group = RedisSentinel::start_tls_or_skip(test, sentinels, files(&pki, true))?;
+    Some((group, pki))
+}
+
+/// Asserts that `server` has no plain TCP port (`CONFIG GET port` is 0), so every TCP
+/// connection to it, a store's included, is TLS.
+pub(crate) fn assert_tls_only(server: &RedisServer) {
+    let reply = server.command(&[b"CONFIG", b"GET", b"port"]).unwrap();
+    assert_eq!(
+        reply,
+        b"*2\r\n$4\r\nport\r\n$1\r\n0\r\n",
+        "{server:?} has a plain TCP port: {}",
+        String::from_utf8_lossy(&reply)
+    );
+}
+
+/// `urls` with `rediss://` made `redis://`: plain Redis to the TLS ports.
+fn plain(urls: Vec<String>) -> Vec<String> {
+    urls.iter()
+        .map(|url| url.replacen("rediss://", "redis://", 1))
+        .collect()
+}
+
+/// How many `MOVED` replies `node` has sent (`INFO errorstats`).
+fn moved_replies(node: &RedisServer) -> u64 {
+    let info = node.command(&[b"INFO", b"errorstats"]).unwrap();
+    String::from_utf8_lossy(&info)
+        .lines()
+        .find_map(|line| line.strip_prefix("errorstat_MOVED:count="))
+        .map_or(0, |count| count.trim().parse().unwrap())
+}
+
+/// Runs `attempt` until it returns `Some`, for at most [`RECONNECT_GUARD`].
+async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, attempt: impl Fn() -> F) -> T {
+    let deadline = Instant::now() + RECONNECT_GUARD;
+    loop {
+        if let Some(done) = attempt().await {
+            return done;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 fn key() -> StoreKey {
@@ -217,5 +308,166 @@ fn tls_settings_need_a_rediss_url_and_valid_pem() {
     assert!(
         matches!(error, BuildError::InvalidTlsCertificate),
         "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_store_on_a_tls_cluster_round_trips_and_follows_moved_over_tls() {
+    let Some((cluster, pki)) =
+        tls_cluster("a_store_on_a_tls_cluster_round_trips_and_follows_moved_over_tls")
+    else {
+        return;
+    };
+    cluster.nodes().for_each(assert_tls_only);
+    let refused = RedisStore::cluster_builder(plain(cluster.tls_urls()))
+        .encryption_key("k1", KEY)
+        .build()
+        .unwrap();
+    assert!(
+        refused.get(&key()).await.is_err(),
+        "plain Redis to the TLS ports gets nowhere"
+    );
+
+    // One node to start from: the store learns the others from CLUSTER SLOTS over TLS.
+    let seed = cluster.master_of("seed").unwrap();
+    let store = pki
+        .trusted_by(RedisStore::cluster_builder([seed.tls_url().unwrap()]))
+        .encryption_key("k1", KEY)
+        .build()
+        .unwrap();
+    let far = (0..64)
+        .map(|n| store_key(&format!("tls-cluster-{n}")))
+        .find(|key| cluster.master_of(&store.token_key(key)).unwrap().addr() != seed.addr())
+        .expect("a key on another master than the seed");
+    redis_store::exercise(&store, &far, |name| {
+        cluster
+            .command_for(name, &[b"GET", name.as_bytes()])
+            .unwrap()
+    })
+    .await;
+
+    // A slot moved after the store learned the map: its old owner answers MOVED with the
+    // new owner's TLS port (its only TCP port), and the store follows.
+    let moved = store_key("tls-cluster-moved");
+    let name = store.token_key(&moved);
+    let old_owner = cluster.master_of(&name).unwrap();
+    let redirects_before = moved_replies(old_owner);
+    let new_owner = cluster.move_slot(&name).unwrap();
+    store.put(&moved, &token(), Duration::ZERO).await.unwrap();
+    let back = store
+        .get(&moved)
+        .await
+        .unwrap()
+        .expect("the token in the moved slot");
+    assert_eq!(back.secret().expose_secret(), "tls-secret-token");
+    assert_eq!(
+        new_owner.command(&[b"EXISTS", name.as_bytes()]).unwrap(),
+        b":1\r\n"
+    );
+    assert!(
+        moved_replies(old_owner) > redirects_before,
+        "the store was sent MOVED"
+    );
+}
+
+#[tokio::test]
+async fn a_store_on_a_tls_cluster_reaches_the_promoted_replica_over_tls() {
+    let Some((mut cluster, pki)) =
+        tls_cluster("a_store_on_a_tls_cluster_reaches_the_promoted_replica_over_tls")
+    else {
+        return;
+    };
+    let store = pki
+        .trusted_by(RedisStore::cluster_builder(cluster.tls_urls()))
+        .encryption_key("k1", KEY)
+        .reconnect_interval(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let key = store_key("tls-cluster-failover");
+    store.put(&key, &token(), Duration::ZERO).await.unwrap();
+    let name = store.token_key(&key);
+    let killed = cluster.master_of(&name).unwrap().addr();
+
+    cluster.fail_over(&name).unwrap();
+    let promoted = cluster.master_of(&name).unwrap();
+    assert_ne!(promoted.addr(), killed);
+    assert_tls_only(promoted);
+    let (store, key) = (&store, &key);
+    let back = eventually(
+        "the store reads the token from the promoted replica",
+        || async { store.get(key).await.ok().flatten() },
+    )
+    .await;
+    assert_eq!(back.secret().expose_secret(), "tls-secret-token");
+    assert!(store
+        .try_lease(key, "after", Duration::from_secs(30))
+        .await
+        .unwrap());
+    let lease = store.lease_key(key);
+    assert_eq!(
+        promoted.command(&[b"EXISTS", lease.as_bytes()]).unwrap(),
+        b":1\r\n",
+        "the write went to the promoted replica"
+    );
+}
+
+#[tokio::test]
+async fn a_store_through_tls_sentinels_round_trips_and_reaches_the_new_master_over_tls() {
+    let Some((mut group, pki)) = tls_sentinel(
+        "a_store_through_tls_sentinels_round_trips_and_reaches_the_new_master_over_tls",
+        3,
+    ) else {
+        return;
+    };
+    assert_tls_only(group.master());
+    assert_tls_only(group.replica());
+    let refused =
+        RedisStore::sentinel_builder(plain(group.tls_sentinel_urls()), group.master_name())
+            .encryption_key("k1", KEY)
+            .build()
+            .unwrap();
+    assert!(
+        refused.get(&key()).await.is_err(),
+        "plain Redis to the Sentinels' TLS ports gets nowhere"
+    );
+
+    let store = pki
+        .trusted_by(RedisStore::sentinel_builder(
+            group.tls_sentinel_urls(),
+            group.master_name(),
+        ))
+        .encryption_key("k1", KEY)
+        .reconnect_interval(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let key = store_key("tls-sentinel");
+    redis_store::exercise(&store, &key, |name| {
+        group.master().command(&[b"GET", name.as_bytes()]).unwrap()
+    })
+    .await;
+
+    let name = store.token_key(&key);
+    let killed = group.master().addr();
+    group.fail_over(&name).unwrap();
+    assert_ne!(group.master().addr(), killed);
+    assert_tls_only(group.master());
+    let (store, key) = (&store, &key);
+    let back = eventually("the store reads the token from the new master", || async {
+        store.get(key).await.ok().flatten()
+    })
+    .await;
+    assert_eq!(back.secret().expose_secret(), "topology-secret");
+    assert!(store
+        .try_lease(key, "after", Duration::from_secs(30))
+        .await
+        .unwrap());
+    let lease = store.lease_key(key);
+    assert_eq!(
+        group
+            .master()
+            .command(&[b"EXISTS", lease.as_bytes()])
+            .unwrap(),
+        b":1\r\n",
+        "the write went to the new master"
     );
 }
