@@ -24,6 +24,8 @@ use tower_bearer_oauth2::{ClientAuth, Endpoint, FleetConfig, RefreshToken, Refre
 use tower_bearer_redis::{RedisStore, RedisStoreBuilder};
 use tower_bearer_testkit::{AuthServer, Fault, RedisCluster, RedisSentinel, RedisServer};
 
+use crate::redis_tls::{tls_cluster, tls_sentinel, Pki};
+
 pub(crate) type TestResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// The encryption key every replica of the fleet is configured with.
@@ -66,6 +68,38 @@ impl Topology for RedisSentinel {
 
     fn lose_data(&mut self, _: &str) -> io::Result<()> {
         self.master().command(&[b"FLUSHALL"]).map(drop)
+    }
+}
+
+/// A TLS-only topology (no plain port on any node) and the certificates its store trusts:
+/// the store's every connection is TLS.
+pub(crate) struct OverTls<T> {
+    redis: T,
+    pki: Pki,
+}
+
+impl Topology for OverTls<RedisCluster> {
+    fn builder(&self) -> RedisStoreBuilder {
+        self.pki
+            .trusted_by(RedisStore::cluster_builder(self.redis.tls_urls()))
+    }
+
+    fn lose_data(&mut self, key_name: &str) -> io::Result<()> {
+        self.redis.lose_data(key_name)
+    }
+}
+
+impl Topology for OverTls<RedisSentinel> {
+    fn builder(&self) -> RedisStoreBuilder {
+        let sentinels = self.redis.tls_sentinel_urls();
+        self.pki.trusted_by(RedisStore::sentinel_builder(
+            sentinels,
+            self.redis.master_name(),
+        ))
+    }
+
+    fn lose_data(&mut self, key_name: &str) -> io::Result<()> {
+        self.redis.lose_data(key_name)
     }
 }
 
@@ -487,6 +521,38 @@ async fn case_2_behind_sentinel() -> TestResult {
         return Ok(());
     };
     case_2(group).await
+}
+
+#[tokio::test]
+async fn case_1_on_a_cluster_over_tls() -> TestResult {
+    let Some((redis, pki)) = tls_cluster("case_1_cluster_tls") else {
+        return Ok(());
+    };
+    case_1(OverTls { redis, pki }).await
+}
+
+#[tokio::test]
+async fn case_1_behind_sentinel_over_tls() -> TestResult {
+    let Some((redis, pki)) = tls_sentinel("case_1_sentinel_tls", 1) else {
+        return Ok(());
+    };
+    case_1(OverTls { redis, pki }).await
+}
+
+#[tokio::test]
+async fn case_2_on_a_cluster_over_tls() -> TestResult {
+    let Some((redis, pki)) = tls_cluster("case_2_cluster_tls") else {
+        return Ok(());
+    };
+    case_2(OverTls { redis, pki }).await
+}
+
+#[tokio::test]
+async fn case_2_behind_sentinel_over_tls() -> TestResult {
+    let Some((redis, pki)) = tls_sentinel("case_2_sentinel_tls", 1) else {
+        return Ok(());
+    };
+    case_2(OverTls { redis, pki }).await
 }
 
 /// Case 3: someone with write access to Redis, but without the encryption key, copies an
