@@ -31,8 +31,10 @@
 //! there, other than the one this source handed out last (which the cache is replacing
 //! because it is due for refresh or was rejected), is taken as it is. Otherwise the source
 //! takes a short lease on the key; the holder fetches from the authorization server and
-//! stores the result, and everyone else polls the store until the token appears. A holder
-//! that dies cannot block the others past the lease's time to live.
+//! stores the result, and everyone else polls the store until the token appears, backing
+//! off with jitter (see [`StoreConfig::poll_interval`]) so that a fleet of waiters neither
+//! loads the store much nor polls in step. A holder that dies cannot block the others past
+//! the lease's time to live.
 //!
 //! # When the store fails
 //!

@@ -21,6 +21,7 @@ use crate::{FetchError, Token};
 pub struct StoreConfig {
     lease_ttl: Duration,
     poll_interval: Duration,
+    max_poll_interval: Duration,
     max_wait: Duration,
     op_timeout: Duration,
     /// `None` scales it to the token's lifetime; see [`StoreConfig::min_remaining`].
@@ -34,6 +35,7 @@ impl Default for StoreConfig {
         StoreConfig {
             lease_ttl: Duration::from_secs(10),
             poll_interval: Duration::from_millis(50),
+            max_poll_interval: Duration::from_secs(1),
             max_wait: Duration::from_secs(15),
             op_timeout: Duration::from_millis(500),
             min_remaining: None,
@@ -44,9 +46,9 @@ impl Default for StoreConfig {
 }
 
 impl StoreConfig {
-    /// The defaults: a 10 s lease, polling every 50 ms for at most 15 s, 500 ms per store
-    /// operation, stored tokens taken with more than half their lifetime or 10 s left
-    /// (whichever is less), a warning a minute at most.
+    /// The defaults: a 10 s lease, waits polled from every 50 ms backing off to every second,
+    /// for at most 15 s, 500 ms per store operation, stored tokens taken with more than half
+    /// their lifetime or 10 s left (whichever is less), a warning a minute at most.
     pub fn new() -> Self {
         Self::default()
     }
@@ -60,14 +62,39 @@ impl StoreConfig {
         self
     }
 
-    /// How often a replica waiting for another's fetch looks at the store (default 50 ms).
+    /// How soon a replica waiting for another's fetch looks at the store again (default
+    /// 50 ms); each look doubles the gap, up to
+    /// [`max_poll_interval`](Self::max_poll_interval). Every gap is jittered by ±20%, so
+    /// replicas that began waiting together do not poll together.
+    ///
+    /// Each look is two store operations: a read, and an attempt at the lease (which a
+    /// waiter gets once the holder's has run out). The backoff bounds a waiter's load (with
+    /// the defaults, 6 looks in its first 2 s, then one a second) at a latency in proportion
+    /// to the wait: a token stored `t` into the wait is seen at most `1.5 × t + 1.2 ×
+    /// poll_interval` later, and never more than `1.2 × max_poll_interval` later, so the
+    /// token of a quick fetch is still seen quickly.
     #[must_use]
     pub fn poll_interval(mut self, interval: Duration) -> Self {
         self.poll_interval = at_most_a_year(interval.max(Duration::from_millis(1)));
         self
     }
 
-    /// How long a replica waits for others before fetching itself (default 15 s).
+    /// The longest a waiting replica goes between two looks at the store, before jitter
+    /// (default 1 s); see [`poll_interval`](Self::poll_interval). A `poll_interval` above
+    /// it is cut to it.
+    ///
+    /// Once backed off, each waiter makes two store operations per `max_poll_interval`:
+    /// when many replicas wait (a cold fleet whose first fetch is slow), this sets the
+    /// store's load. It also bounds, give or take the jitter, how late a waiter notices the
+    /// token the holder stored, or a lease that ran out.
+    #[must_use]
+    pub fn max_poll_interval(mut self, interval: Duration) -> Self {
+        self.max_poll_interval = at_most_a_year(interval.max(Duration::from_millis(1)));
+        self
+    }
+
+    /// How long a replica waits for others before fetching itself (default 15 s). No poll
+    /// sleeps past it: the last look is at the deadline.
     #[must_use]
     pub fn max_wait(mut self, wait: Duration) -> Self {
         self.max_wait = at_most_a_year(wait);
@@ -261,6 +288,7 @@ impl<S: TokenSource> Inner<S> {
         let holder = format!("{}-{:016x}", std::process::id(), fastrand::u64(..));
         let deadline = Instant::now() + self.config.max_wait;
         let mut seen = Sightings::default();
+        let mut gaps = PollGaps::new(&self.config);
         loop {
             match self.op(self.store.get(&self.key)).await {
                 Ok(stored) => {
@@ -278,7 +306,8 @@ impl<S: TokenSource> Inner<S> {
                 Ok(false) => {}
                 Err(error) => return self.fallback(&error).await,
             }
-            if Instant::now() >= deadline {
+            let now = Instant::now();
+            if now >= deadline {
                 let waited = StoreError::new(
                     StoreErrorKind::Timeout,
                     format!(
@@ -289,7 +318,7 @@ impl<S: TokenSource> Inner<S> {
                 );
                 return self.fallback(&waited).await;
             }
-            tokio::time::sleep(self.config.poll_interval).await;
+            tokio::time::sleep(gaps.next().min(deadline - now)).await;
         }
     }
 
@@ -435,6 +464,28 @@ impl<S: TokenSource> Inner<S> {
     }
 }
 
+/// The gaps between a waiting fetch's looks at the store: from `poll_interval`, doubling up
+/// to `max_poll_interval`, each jittered by ±20%.
+struct PollGaps {
+    nominal: Duration,
+    max: Duration,
+}
+
+impl PollGaps {
+    fn new(config: &StoreConfig) -> Self {
+        PollGaps {
+            nominal: config.poll_interval.min(config.max_poll_interval),
+            max: config.max_poll_interval,
+        }
+    }
+
+    fn next(&mut self) -> Duration {
+        let gap = self.nominal.mul_f64(0.8 + 0.4 * fastrand::f64());
+        self.nominal = self.nominal.saturating_mul(2).min(self.max);
+        gap
+    }
+}
+
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
@@ -445,5 +496,36 @@ impl<S> fmt::Debug for StoreSource<S> {
             .field("key", &self.inner.key)
             .field("config", &self.inner.config)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poll_gaps_double_from_the_poll_interval_to_the_maximum_with_jitter() {
+        let config = StoreConfig::new();
+        let mut gaps = PollGaps::new(&config);
+        let nominal = [50, 100, 200, 400, 800, 1000, 1000, 1000];
+        for millis in nominal {
+            let nominal = Duration::from_millis(millis);
+            let gap = gaps.next();
+            assert!(
+                gap >= nominal.mul_f64(0.8) && gap < nominal.mul_f64(1.2),
+                "{gap:?} for {nominal:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_poll_interval_above_the_maximum_is_cut_to_it() {
+        let config = StoreConfig::new()
+            .poll_interval(Duration::MAX)
+            .max_poll_interval(Duration::from_millis(200));
+        let mut gaps = PollGaps::new(&config);
+        for _ in 0..3 {
+            assert!(gaps.next() < Duration::from_millis(240));
+        }
     }
 }

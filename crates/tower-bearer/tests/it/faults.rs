@@ -292,6 +292,7 @@ async fn store_settings_of_duration_max_never_panic() {
     let config = StoreConfig::new()
         .lease_ttl(Duration::MAX)
         .poll_interval(Duration::MAX)
+        .max_poll_interval(Duration::MAX)
         .max_wait(Duration::MAX)
         .op_timeout(Duration::MAX)
         .min_remaining(Duration::MAX)

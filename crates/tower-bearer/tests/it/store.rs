@@ -3,7 +3,7 @@
 //! and real processes is tested in `tower-bearer-redis`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -170,9 +170,169 @@ async fn a_dead_lease_holder_holds_the_fleet_up_for_at_most_the_lease() {
     // Paused time: these bounds are exact arithmetic, not a measurement of the machine.
     assert!(waited >= lease - Duration::from_millis(100), "{waited:?}");
     assert!(
-        waited <= lease + Duration::from_millis(50 + 200),
-        "within the lease, one poll and one fetch: {waited:?}"
+        waited <= lease + Duration::from_millis(1200 + 200),
+        "within the lease, one backed-off gap (at most 1.2 × max_poll_interval) and one \
+         fetch: {waited:?}"
     );
+}
+
+/// A `MemoryStore` that notes when each `get` was made.
+#[derive(Clone, Default)]
+struct CountingStore {
+    store: MemoryStore,
+    gets: Arc<Mutex<Vec<Instant>>>,
+}
+
+impl CountingStore {
+    fn over(store: &MemoryStore) -> Self {
+        CountingStore {
+            store: store.clone(),
+            gets: Arc::default(),
+        }
+    }
+
+    fn gets(&self) -> Vec<Instant> {
+        self.gets.lock().unwrap().clone()
+    }
+}
+
+impl TokenStore for CountingStore {
+    fn get<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<Token>> {
+        self.gets.lock().unwrap().push(Instant::now());
+        self.store.get(key)
+    }
+    fn put<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        token: &'a Token,
+        ttl: Duration,
+    ) -> StoreFuture<'a, ()> {
+        self.store.put(key, token, ttl)
+    }
+    fn try_lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> StoreFuture<'a, bool> {
+        self.store.try_lease(key, holder, ttl)
+    }
+    fn release<'a>(&'a self, key: &'a StoreKey, holder: &'a str) -> StoreFuture<'a, ()> {
+        self.store.release(key, holder)
+    }
+}
+
+/// Replica A takes the lease and hangs in its fetch, holding the lease for `lease`.
+async fn hang_holding_the_lease(store: &MemoryStore, lease: Duration) {
+    let stuck = Server::new(Duration::from_secs(3600), Duration::from_secs(86_400));
+    let (cache, _) = replica(&stuck, store, StoreConfig::new().lease_ttl(lease));
+    tokio::spawn(async move { cache.token().await });
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(stuck.requests(), 1, "A holds the lease and is fetching");
+}
+
+/// Tokio's timers fire on whole milliseconds, so a paused sleep ends up to 1 ms late.
+const TIMER_TICK: Duration = Duration::from_millis(1);
+
+#[tokio::test(start_paused = true)]
+async fn a_waiter_backs_off_while_another_replica_holds_the_lease() {
+    let store = MemoryStore::new();
+    hang_holding_the_lease(&store, Duration::from_secs(60)).await;
+    let server = Server::new(Duration::from_secs(3600), Duration::from_millis(200));
+    let counting = CountingStore::over(&store);
+    let config = StoreConfig::new();
+    let source = StoreSource::with_config(server.clone(), counting.clone(), key(), config);
+    let started = Instant::now();
+    source
+        .fetch()
+        .await
+        .expect("B fetches itself after max_wait");
+    let max_wait = Duration::from_secs(15);
+    assert_eq!(started.elapsed(), max_wait + server.latency);
+    assert_eq!(source.stats().fallbacks, 1);
+
+    // Gaps of 50 ms doubling to 1 s, each 0.8 to 1.2 times that: the fastest schedule looks
+    // at 0, 40, 120, 280, 600 and 1240 ms, then every 800 ms, and at the deadline: 24 looks
+    // in 15 s. The slowest makes 17. A fixed 50 ms would make 301.
+    let gets = counting.gets();
+    assert!((17..=24).contains(&gets.len()), "{} looks", gets.len());
+    let gaps: Vec<_> = gets.windows(2).map(|pair| pair[1] - pair[0]).collect();
+    assert!(
+        gaps[..3]
+            .iter()
+            .zip([50, 100, 200])
+            .all(|(gap, nominal)| *gap <= Duration::from_millis(nominal * 6 / 5) + TIMER_TICK),
+        "the first looks are quick: {gaps:?}"
+    );
+    assert!(
+        gaps.iter()
+            .all(|gap| *gap <= Duration::from_millis(1200) + TIMER_TICK),
+        "{gaps:?}"
+    );
+    let last = *gets.last().unwrap();
+    assert_eq!(last - started, max_wait, "the last look is at the deadline");
+}
+
+#[tokio::test(start_paused = true)]
+async fn waiters_that_begin_together_do_not_poll_together() {
+    fastrand::seed(7);
+    let store = MemoryStore::new();
+    hang_holding_the_lease(&store, Duration::from_secs(60)).await;
+    let server = Server::new(Duration::from_secs(3600), Duration::from_millis(200));
+    let counting = CountingStore::over(&store);
+    let started = Instant::now();
+    let mut waiters = JoinSet::new();
+    for _ in 0..100 {
+        let source =
+            StoreSource::with_config(server.clone(), counting.clone(), key(), StoreConfig::new());
+        waiters.spawn(async move { source.fetch().await });
+    }
+    while let Some(result) = waiters.join_next().await {
+        result.unwrap().unwrap();
+    }
+    // Once backed off, 100 waiters spread evenly would make about 10 looks in each 100 ms;
+    // in step, all 100 would look in the same one. (They do at the deadline, which they
+    // share: the last look is at max_wait.)
+    let mut per_window = std::collections::HashMap::<u128, u32>::new();
+    for get in counting.gets() {
+        let since = get - started;
+        if (Duration::from_secs(5)..Duration::from_secs(15)).contains(&since) {
+            *per_window.entry(since.as_millis() / 100).or_default() += 1;
+        }
+    }
+    let busiest = per_window.values().copied().max().unwrap();
+    eprintln!("100 waiters, from 5 s on: {busiest} looks in the busiest 100 ms");
+    assert!(busiest <= 40, "{busiest} looks in the busiest 100 ms");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_waiter_sees_the_holders_token_soon_after_it_is_stored() {
+    // The lease outlives every fetch here, so the waiter only ever waits for the token.
+    let config = StoreConfig::new().lease_ttl(Duration::from_secs(60));
+    for fetch in [50, 100, 300, 1000, 3000, 12_000].map(Duration::from_millis) {
+        let store = MemoryStore::new();
+        let server = Server::new(Duration::from_secs(3600), fetch);
+        let (cache_a, _) = replica(&server, &store, config.clone());
+        let holder = tokio::spawn(async move { cache_a.token().await });
+        tokio::time::sleep(TIMER_TICK).await;
+        let stored_at = Instant::now() + fetch - TIMER_TICK;
+        let (cache_b, source_b) = replica(&server, &store, config.clone());
+        let started = Instant::now();
+        let token = cache_b.token().await.unwrap();
+        assert!(token.same_as(&holder.await.unwrap().unwrap()));
+        assert_eq!(server.requests(), 1, "{fetch:?}");
+        assert_eq!(source_b.stats().from_store, 1, "{fetch:?}");
+        // See `StoreConfig::poll_interval`: at most 1.5 × the wait + 1.2 × 50 ms late, and
+        // at most 1.2 × 1 s.
+        let waited = stored_at - started;
+        let late = Instant::now() - stored_at;
+        let bound =
+            (waited.mul_f64(1.5) + Duration::from_millis(60)).min(Duration::from_millis(1200));
+        assert!(
+            late <= bound + TIMER_TICK * 2,
+            "a token stored {waited:?} into the wait was seen {late:?} later"
+        );
+    }
 }
 
 #[tokio::test(start_paused = true)]
