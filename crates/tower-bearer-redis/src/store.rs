@@ -114,6 +114,8 @@ impl RedisStore {
 
     async fn get(&self, key: &StoreKey) -> Result<Option<Token>, StoreError> {
         let name = self.token_key(key);
+        // Redis counts the time to live from when it ran the read, after this instant.
+        let asked = tokio::time::Instant::now();
         let reply: Vec<Value> = self
             .connection()
             .invoke("reading the token", &READ_TOKEN.key(&name))
@@ -142,6 +144,9 @@ impl RedisStore {
             .codec()
             .open(&context, value)
             .map_err(Unopened::into_error)?;
+        // Counted from `asked`: the reply's way back (and a stalled task) does not lengthen
+        // the token's life past the key's. The 1 ms above covers what is left of building it.
+        let time_to_live = time_to_live.map(|ttl| ttl.saturating_sub(asked.elapsed()));
         record::decode(&plaintext, time_to_live, key.dpop_key())
     }
 
