@@ -1,6 +1,7 @@
 //! Client authentication (RFC 6749 section 2.3): who the client is and how it proves it to
 //! the authorization server's endpoints.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -63,7 +64,7 @@ pub struct ClientAuth {
 enum Credential {
     SecretBasic(SecretString),
     SecretPost(SecretString),
-    /// Basic until the server refuses it, then post; what worked is shared by clones.
+    /// Basic until the server refuses it, then post; what worked first is shared by clones.
     SecretAuto(SecretString, Arc<Detected>),
     #[cfg(feature = "private-key-jwt")]
     PrivateKeyJwt(crate::PrivateKey),
@@ -110,12 +111,31 @@ impl ClientAuth {
     }
 
     /// A client secret presented the way the server wants it, found out by trying: Basic
-    /// first (RFC 6749 section 2.3.1 requires servers to support it), and, when the server
-    /// answers `invalid_client`, the same request once more with the secret in the body
-    /// (`client_secret_post`). Whichever worked is remembered, by this value and its clones,
-    /// for every later request; until one has worked, each failing fetch costs at most one
-    /// extra request. Never a method other than these two. Like Go's x/oauth2
-    /// `AuthStyleAutoDetect`.
+    /// first (RFC 6749 section 2.3.1 requires servers to support it), then, if the server
+    /// refuses that request with an `invalid_client` error response of status 400 or 401
+    /// (RFC 6749 section 5.2), the same request once more with the secret in the body
+    /// (`client_secret_post`). No other answer switches: a 5xx whose body says
+    /// `invalid_client` is that fetch's error, and the next request sends Basic again.
+    /// Never a method other than these two. Like Go's x/oauth2 `AuthStyleAutoDetect`.
+    ///
+    /// The first method that gets a token is remembered, by this value and its clones, for
+    /// every later request: after post worked, requests send post; after Basic worked, a
+    /// refused Basic request is the fetch's error and post is not tried (the server takes
+    /// Basic, so the credentials are wrong). Until then nothing is remembered, and each
+    /// fetch starts with Basic. Each answer is read for the method its own request sent,
+    /// so fetches running together share what one of them learns and none fails for it: a
+    /// Basic request refused after another fetch found post is still sent once more with
+    /// post.
+    ///
+    /// The post request is the one extra request, at most once per fetch: it is not
+    /// retried by the endpoint's [`RetryPolicy`](crate::RetryPolicy). With a DPoP key (see
+    /// [`dpop`](Self::dpop)), each attempt replays at most one request after a
+    /// `use_dpop_nonce` answer, whichever method it sent: the post request carries the
+    /// latest nonce, and is replayed only if the Basic request of its attempt was not. So
+    /// one fetch sends the secret at most `max_attempts + 1` times, or
+    /// `2 × max_attempts + 1` times with a DPoP key: one more than
+    /// [`secret_basic`](Self::secret_basic) at most, `max_attempts` and
+    /// `2 × max_attempts`.
     ///
     /// Fails with [`BuildError::is_invalid_credentials`] when the id or the secret is empty.
     pub fn secret_auto(
@@ -338,35 +358,62 @@ impl ClientAuth {
         Placement::Form
     }
 
-    /// For [`secret_auto`](Self::secret_auto) that has not found out yet: the same client
-    /// with `client_secret_post`, to try once after Basic was refused.
-    pub(crate) fn post_to_try(&self) -> Option<ClientAuth> {
+    /// The client as the next request presents it: for [`secret_auto`](Self::secret_auto),
+    /// a `secret_basic` or `secret_post` client as known now, so the request is answered
+    /// for the method it used whatever another request learns meanwhile; any other client
+    /// as it is.
+    pub(crate) fn as_sent(&self) -> Cow<'_, ClientAuth> {
         match &self.credential {
-            Credential::SecretAuto(secret, detected) if !detected.is_known() => Some(ClientAuth {
-                id: self.id.clone(),
-                credential: Credential::SecretPost(secret.clone()),
-                dpop: self.dpop.clone(),
+            Credential::SecretAuto(secret, detected) => Cow::Owned(match detected.method() {
+                AuthMethod::ClientSecretPost => {
+                    self.with_credential(Credential::SecretPost(secret.clone()))
+                }
+                _ => self.with_credential(Credential::SecretBasic(secret.clone())),
             }),
+            _ => Cow::Borrowed(self),
+        }
+    }
+
+    /// For [`secret_auto`](Self::secret_auto): the client to send a request as once more
+    /// after the server refused it as `sent` with `invalid_client`: with post, if that
+    /// request used Basic and Basic has not worked for this client before.
+    pub(crate) fn fallback_after(&self, sent: AuthMethod) -> Option<ClientAuth> {
+        match &self.credential {
+            Credential::SecretAuto(secret, detected)
+                if sent == AuthMethod::ClientSecretBasic && !detected.is_basic() =>
+            {
+                Some(self.with_credential(Credential::SecretPost(secret.clone())))
+            }
             _ => None,
         }
     }
 
-    /// For [`secret_auto`](Self::secret_auto): `method` worked; use it from now on.
+    /// For [`secret_auto`](Self::secret_auto): a request sent with `method` got a token.
+    /// The first method that works is kept for good.
     pub(crate) fn worked(&self, method: AuthMethod) {
         if let Credential::SecretAuto(_, detected) = &self.credential {
-            if !detected.is_known() {
+            if detected.learn(method) {
                 tracing::debug!(
                     client_id = %self.id,
                     method = method.as_str(),
                     "found the client authentication method the server accepts"
                 );
             }
-            detected.set(method);
+        }
+    }
+
+    /// The same client id and DPoP key with another credential.
+    fn with_credential(&self, credential: Credential) -> ClientAuth {
+        ClientAuth {
+            id: self.id.clone(),
+            credential,
+            dpop: self.dpop.clone(),
         }
     }
 }
 
-/// What [`ClientAuth::secret_auto`] found out: nothing yet, Basic, or post.
+/// What [`ClientAuth::secret_auto`] found out: nothing yet, Basic, or post. Set once: the
+/// first method that works.
 #[derive(Debug, Default)]
 struct Detected(AtomicU8);
 
@@ -386,12 +433,19 @@ impl Detected {
         self.0.load(Ordering::Acquire) != Self::UNKNOWN
     }
 
-    fn set(&self, method: AuthMethod) {
+    fn is_basic(&self) -> bool {
+        self.0.load(Ordering::Acquire) == Self::BASIC
+    }
+
+    /// Keeps `method` unless one is known already; whether this call set it.
+    fn learn(&self, method: AuthMethod) -> bool {
         let value = match method {
             AuthMethod::ClientSecretPost => Self::POST,
             _ => Self::BASIC,
         };
-        self.0.store(value, Ordering::Release);
+        self.0
+            .compare_exchange(Self::UNKNOWN, value, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
     }
 }
 
@@ -599,6 +653,38 @@ mod tests {
         assert!(ClientAuth::self_signed_tls_client_auth("")
             .unwrap_err()
             .is_invalid_credentials());
+    }
+
+    #[test]
+    fn secret_auto_falls_back_by_the_method_sent_and_keeps_the_first_that_worked() {
+        let client = ClientAuth::secret_auto("billing", "s3cret").unwrap();
+        let sent = client.as_sent().into_owned();
+        assert_eq!(sent.method(), AuthMethod::ClientSecretBasic);
+        // Between sending Basic and reading its refusal, a clone learns post: the request
+        // that sent Basic still gets its one try with post.
+        client.clone().worked(AuthMethod::ClientSecretPost);
+        let post = client.fallback_after(sent.method()).expect("post to try");
+        assert_eq!(form_of(&post), "client_id=billing&client_secret=s3cret");
+        assert!(client
+            .fallback_after(AuthMethod::ClientSecretPost)
+            .is_none());
+        assert_eq!(client.as_sent().method(), AuthMethod::ClientSecretPost);
+        // A Basic request that worked late changes nothing: the first to work is kept.
+        client.worked(AuthMethod::ClientSecretBasic);
+        assert_eq!(client.method(), AuthMethod::ClientSecretPost);
+
+        // Once Basic has worked, a refused Basic request is wrong credentials: no post.
+        let client = ClientAuth::secret_auto("billing", "s3cret").unwrap();
+        client.worked(AuthMethod::ClientSecretBasic);
+        assert!(client
+            .fallback_after(AuthMethod::ClientSecretBasic)
+            .is_none());
+        // Other clients never fall back, and are sent as they are.
+        let basic = ClientAuth::secret_basic("billing", "s3cret").unwrap();
+        assert!(basic
+            .fallback_after(AuthMethod::ClientSecretBasic)
+            .is_none());
+        assert!(matches!(basic.as_sent(), Cow::Borrowed(_)));
     }
 
     #[test]

@@ -72,9 +72,10 @@
 //!   `client_secret_basic` ([`ClientAuth::secret_basic`]), with the id and secret
 //!   form-urlencoded before base64 as the RFC says, or `client_secret_post`
 //!   ([`ClientAuth::secret_post`]), or whichever of the two the server takes
-//!   ([`ClientAuth::secret_auto`]: Basic, then post once after `invalid_client`,
-//!   remembered; from metadata, [`AuthServerMetadata::client_secret_auth`] picks from the
-//!   methods the server lists); none ([`ClientAuth::public`]) where the grant allows
+//!   ([`ClientAuth::secret_auto`]: Basic, then post once after a 400 or 401
+//!   `invalid_client`, the first that works remembered; from metadata,
+//!   [`AuthServerMetadata::client_secret_auth`] picks from the methods the server
+//!   lists); none ([`ClientAuth::public`]) where the grant allows
 //!   it (token exchange, JWT bearer); `private_key_jwt` (RFC 7523 section 2.2) with an
 //!   RS256 or ES256 `PrivateKey`: a fresh assertion per request (`iss` = `sub` = client
 //!   id, `aud` = the token URL unless configured, random `jti`, one-minute `exp`); or

@@ -81,20 +81,35 @@ impl Grant<'_> {
 enum Proof<'a> {
     /// No proof: the client has no DPoP key.
     None,
-    /// A proof signed with this key.
+    /// A proof signed with this key, in an attempt that has not replayed a request for a
+    /// nonce yet.
     Sent(&'a DpopKey),
-    /// A proof signed with this key, in the second request of an attempt: the first was
-    /// answered `use_dpop_nonce`, and this one carried the nonce that came with it.
-    SentWithNewNonce(&'a DpopKey),
+    /// A proof signed with this key, after the attempt's one replay for a nonce: this
+    /// request is that replay, carrying the nonce the server had just given, or the
+    /// `secret_auto` fallback after it, carrying the latest nonce. Not replayed again.
+    AfterNonceReplay(&'a DpopKey),
 }
 
 impl<'a> Proof<'a> {
     fn key(self) -> Option<&'a DpopKey> {
         match self {
             Proof::None => None,
-            Proof::Sent(key) | Proof::SentWithNewNonce(key) => Some(key),
+            Proof::Sent(key) | Proof::AfterNonceReplay(key) => Some(key),
         }
     }
+
+    /// Whether a `use_dpop_nonce` answer to this request may be sent once more.
+    fn may_replay(self) -> bool {
+        matches!(self, Proof::Sent(_))
+    }
+}
+
+/// Whether an attempt has used its one replay for a DPoP nonce (RFC 9449 section 8), so
+/// that neither the retry policy nor the `secret_auto` fallback multiplies them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NonceReplay {
+    Unused,
+    Spent,
 }
 
 /// A response, read in full within the size limit.
@@ -174,33 +189,10 @@ impl TokenEndpoint {
             dpop = self.client.dpop_key().map(|key| key.algorithm()),
             "requesting a token"
         );
-        let result = self
+        let (token, attempt) = self
             .retry
-            .run(self.target(), || self.exchange(&self.client, grant))
-            .await;
-        let (token, attempt) = match result {
-            Ok(issued) => {
-                self.client.worked(self.client.method());
-                issued
-            }
-            // `ClientAuth::secret_auto`: Basic was refused; the same request once with post.
-            Err(error) => match self.client.post_to_try().filter(|_| refused_client(&error)) {
-                Some(post) => {
-                    tracing::debug!(
-                        client_id = %self.client.client_id(),
-                        "the token endpoint refused client_secret_basic (invalid_client); \
-                         trying client_secret_post once"
-                    );
-                    let token = self
-                        .exchange(&post, grant)
-                        .await
-                        .map_err(|failure| failure.error)?;
-                    self.client.worked(AuthMethod::ClientSecretPost);
-                    (token, 2)
-                }
-                None => return Err(error),
-            },
-        };
+            .run(self.target(), || self.attempt(grant))
+            .await?;
         tracing::debug!(
             token_type = %token.token_type(),
             expires_at = ?token.expires_at(),
@@ -218,14 +210,60 @@ impl TokenEndpoint {
         }
     }
 
-    /// One attempt: one HTTP request within the timeout, and its answer.
+    /// One attempt: an [`exchange`](Self::exchange), and for [`ClientAuth::secret_auto`]
+    /// the fallback to post.
+    ///
+    /// `secret_auto` is resolved to one method for the attempt, so its answer is read for
+    /// the method it sent, whatever other requests learn meanwhile. When Basic is refused
+    /// with a 400 or 401 `invalid_client` (RFC 6749 section 5.2) and has not worked
+    /// before, the request is sent once more with post within the attempt, sharing its one
+    /// nonce replay; whatever becomes of it ends the fetch, so the fallback costs one
+    /// request per fetch however many attempts the retry policy allows.
+    async fn attempt(&self, grant: Grant<'_>) -> Result<Token, Failure> {
+        let client = self.client.as_sent();
+        let method = client.method();
+        let mut nonce_replay = NonceReplay::Unused;
+        let failure = match self.exchange(&client, grant, &mut nonce_replay).await {
+            Ok(token) => {
+                self.client.worked(method);
+                return Ok(token);
+            }
+            Err(failure) => failure,
+        };
+        let Some(post) = self
+            .client
+            .fallback_after(method)
+            .filter(|_| refused_client_authentication(&failure.error))
+        else {
+            return Err(failure);
+        };
+        tracing::debug!(
+            client_id = %self.client.client_id(),
+            "the token endpoint refused client_secret_basic (invalid_client); trying \
+             client_secret_post once"
+        );
+        let token = self
+            .exchange(&post, grant, &mut nonce_replay)
+            .await
+            .map_err(|failure| Failure::last(failure.error))?;
+        self.client.worked(AuthMethod::ClientSecretPost);
+        Ok(token)
+    }
+
+    /// One HTTP request within the timeout, and its answer.
     ///
     /// With a DPoP key, the request carries a proof, with the server's latest nonce if it
     /// sent one, and the nonce of every answer is kept. An answer of `use_dpop_nonce` with
     /// a new nonce (RFC 9449 section 8) is the server refusing the proof before it looked
     /// at the grant, so the request is sent once more with a proof that carries it, as part
     /// of the same attempt: the retry policy is for transient failures, and this is none.
-    async fn exchange(&self, client: &ClientAuth, grant: Grant<'_>) -> Result<Token, Failure> {
+    /// That happens once per attempt, as `nonce_replay` records.
+    async fn exchange(
+        &self,
+        client: &ClientAuth,
+        grant: Grant<'_>,
+        nonce_replay: &mut NonceReplay,
+    ) -> Result<Token, Failure> {
         let mut form: Vec<(&str, &str)> = vec![("grant_type", grant.grant_type)];
         form.extend(grant.secret_params.iter().copied());
         if let Some(scope) = grant.scope() {
@@ -253,13 +291,18 @@ impl TokenEndpoint {
         let response = self
             .post_with_proof(client, key, sent_nonce.as_deref(), &form, &secrets)
             .await?;
+        let proof = match nonce_replay {
+            NonceReplay::Unused => Proof::Sent(key),
+            NonceReplay::Spent => Proof::AfterNonceReplay(key),
+        };
         let new_nonce = key
             .nonce_for(self.url.uri())
             .filter(|nonce| Some(nonce) != sent_nonce.as_ref());
         let asks_for_nonce = response::asks_for_dpop_nonce(response.status, &response.body);
-        let Some(new_nonce) = new_nonce.filter(|_| asks_for_nonce) else {
-            return self.interpret(grant, client, response, Proof::Sent(key));
+        let Some(new_nonce) = new_nonce.filter(|_| asks_for_nonce && proof.may_replay()) else {
+            return self.interpret(grant, client, response, proof);
         };
+        *nonce_replay = NonceReplay::Spent;
         tracing::debug!(
             client_id = %client.client_id(),
             "the token endpoint asked for a DPoP nonce (use_dpop_nonce); sending the request \
@@ -268,7 +311,7 @@ impl TokenEndpoint {
         let response = self
             .post_with_proof(client, key, Some(&new_nonce), &form, &secrets)
             .await?;
-        self.interpret(grant, client, response, Proof::SentWithNewNonce(key))
+        self.interpret(grant, client, response, Proof::AfterNonceReplay(key))
     }
 
     /// [`post_form`](Self::post_form) to the token endpoint with a DPoP proof signed with
@@ -442,10 +485,12 @@ impl TokenEndpoint {
         }
         let (mut error, retry) = match response::parse_error(status, &body, &redactor) {
             // Even on a 5xx or 429, these codes say the request itself is wrong.
-            Some(oauth) if is_never_retried(&oauth) => (self.oauth_error(grant, oauth), None),
+            Some(oauth) if is_never_retried(&oauth) => {
+                (self.oauth_error(grant, client, oauth), None)
+            }
             Some(oauth) if is_dpop_error(&oauth) => (self.dpop_error(client, oauth, proof), None),
             Some(oauth) => (
-                self.oauth_error(grant, oauth),
+                self.oauth_error(grant, client, oauth),
                 RetryReason::for_status(status),
             ),
             None => (
@@ -459,23 +504,25 @@ impl TokenEndpoint {
         Err(Failure { error, retry })
     }
 
-    fn oauth_error(&self, grant: Grant<'_>, oauth: OAuthError) -> FetchError {
+    /// The server's error response to a request sent as `client`.
+    fn oauth_error(&self, grant: Grant<'_>, client: &ClientAuth, oauth: OAuthError) -> FetchError {
         let url = &self.url;
-        let client_id = self.client.client_id();
+        let client_id = client.client_id();
+        // The method this request used: for `secret_auto`, Basic or post as sent.
+        let method = client.method();
         let grant_type = grant.grant_type;
         // The server's code and description are the source's to print, so chain printers
         // show them once; this message says what the code means here and what to do.
         let message = match oauth.error() {
             "invalid_client" => format!(
                 "the token endpoint {url} rejected the credentials of client `{client_id}`; \
-                 check the client id and {}, and that the server accepts {} client \
+                 check the client id and {}, and that the server accepts {method} client \
                  authentication for this client",
-                if self.client.method().is_mutual_tls() {
+                if method.is_mutual_tls() {
                     "the TLS client certificate registered for it"
                 } else {
                     "secret"
                 },
-                self.client.method()
             ),
             "invalid_grant" if grant.response == TokenResponseRules::TokenExchange => format!(
                 "the token endpoint {url} refused the token exchange of client `{client_id}`; \
@@ -552,7 +599,7 @@ impl TokenEndpoint {
         }
         match proof {
             // Asked again at once: the nonce it sent was no good for the very next request.
-            Proof::SentWithNewNonce(_) => FetchError::transient(format!(
+            Proof::AfterNonceReplay(_) => FetchError::transient(format!(
                 "the token endpoint {url} asked for a new DPoP nonce (use_dpop_nonce) again, \
                  right after the request was sent once more with the nonce it had just \
                  given; the latest nonce is kept for the next fetch, after a backoff. If this \
@@ -782,14 +829,20 @@ impl fmt::Debug for TokenEndpoint {
     }
 }
 
-/// OAuth errors that fail the same way however often they are repeated, whatever the status:
-/// wrong credentials, a revoked grant, a grant or scope the client may not have.
-/// Whether the server answered `invalid_client` (RFC 6749 section 5.2).
-fn refused_client(error: &FetchError) -> bool {
+/// Whether the server refused the client's authentication: an `invalid_client` error
+/// response with the status RFC 6749 section 5.2 gives it, 400 or 401. The same code with
+/// a 5xx is a server or proxy failing, not a verdict on the method.
+fn refused_client_authentication(error: &FetchError) -> bool {
     error
         .source()
         .and_then(|source| source.downcast_ref::<OAuthError>())
-        .is_some_and(OAuthError::is_invalid_client)
+        .is_some_and(|oauth| {
+            oauth.is_invalid_client()
+                && matches!(
+                    oauth.status(),
+                    StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED
+                )
+        })
 }
 
 /// The DPoP errors of RFC 9449 sections 5 and 8, which the token request handles itself.
@@ -797,6 +850,8 @@ fn is_dpop_error(oauth: &OAuthError) -> bool {
     oauth.is_invalid_dpop_proof() || oauth.is_use_dpop_nonce()
 }
 
+/// OAuth errors that fail the same way however often they are repeated, whatever the status:
+/// wrong credentials, a revoked grant, a grant or scope the client may not have.
 fn is_never_retried(oauth: &OAuthError) -> bool {
     oauth.is_invalid_client()
         || oauth.is_invalid_grant()

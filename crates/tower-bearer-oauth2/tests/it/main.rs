@@ -14,5 +14,6 @@ mod private_key_jwt;
 mod refresh_token;
 mod retries;
 mod revocation;
+mod secret_auto;
 mod support;
 mod token_exchange;

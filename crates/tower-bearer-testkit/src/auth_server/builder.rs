@@ -303,6 +303,7 @@ impl AuthServerBuilder {
                 dpop_proofs_received: Default::default(),
                 dpop_refusals: Default::default(),
                 last_request: Default::default(),
+                token_auth_methods: Default::default(),
             },
         )
         .await

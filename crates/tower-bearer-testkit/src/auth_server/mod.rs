@@ -226,6 +226,31 @@ impl AuthServer {
         lock(&self.state.last_request).clone()
     }
 
+    /// How each request to `/token` authenticated its client
+    /// ([`TokenRequest::auth_method`]), in the order the server read them, faulted requests
+    /// included; a request whose body is not a form is not listed. The `Basic` and `Post`
+    /// entries are the requests that sent a client secret, so a test can count the secret
+    /// sends per method.
+    ///
+    /// ```
+    /// use http_body_util::Full;
+    /// use tower_bearer_testkit::{http_client, AuthServer, ClientAuthMethod};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let auth = AuthServer::start().await?;
+    /// let request = http::Request::post(auth.token_url())
+    ///     .header("content-type", "application/x-www-form-urlencoded")
+    ///     .body(Full::from("grant_type=client_credentials&client_id=client&client_secret=secret"))?;
+    /// http_client().request(request).await?;
+    /// assert_eq!(auth.token_auth_methods(), [ClientAuthMethod::Post]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn token_auth_methods(&self) -> Vec<ClientAuthMethod> {
+        lock(&self.state.token_auth_methods).clone()
+    }
+
     /// Stops the server now, for every clone of the handle: no new connections, open ones
     /// closed, requests in flight unanswered. Returns once the server's tasks are gone.
     ///
@@ -347,6 +372,8 @@ struct AuthState {
     dpop_proofs_received: AtomicU64,
     dpop_refusals: Mutex<Vec<DpopProblem>>,
     last_request: Mutex<Option<TokenRequest>>,
+    /// How each form request to `/token` authenticated, in the order read.
+    token_auth_methods: Mutex<Vec<ClientAuthMethod>>,
 }
 
 /// Injected faults, taken in the order requests arrive.

@@ -141,7 +141,11 @@ pub(super) async fn handle(state: Arc<AuthState>, request: Request<Incoming>) ->
     let form = parse_form(&parts, &body);
     let header = parts.headers.get(AUTHORIZATION).map(header_credentials);
     if let Ok(params) = &form {
-        *lock(&state.last_request) = Some(for_assertions(params, header.as_ref()));
+        let sent = for_assertions(params, header.as_ref());
+        if matches!(endpoint, Endpoint::Token) {
+            lock(&state.token_auth_methods).push(sent.auth_method);
+        }
+        *lock(&state.last_request) = Some(sent);
     }
 
     let mut answer_after = None;
