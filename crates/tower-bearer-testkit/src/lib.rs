@@ -15,7 +15,8 @@
 //!   HTTPS and requires a client certificate, for mutual-TLS clients (RFC 8705) registered
 //!   by subject or, self-signed ([`TestCertificate::self_signed`]), by the certificate.
 //! - [`capture_tracing`] records logs to prove no secret reaches them; [`StreamingBody`] is a
-//!   body that cannot be replayed; [`http_client`] is a plain hyper client.
+//!   body that cannot be replayed (and can count its polls, and lead with empty frames);
+//!   [`http_client`] is a plain hyper client.
 //!
 //! ```
 //! use http_body_util::{BodyExt, Full};
@@ -154,7 +155,7 @@ pub use redis_harness::{
     RedisCluster, RedisSentinel, RedisServer, TlsFiles, REDIS_CLI_ENV, REDIS_SERVER_ENV,
     REQUIRE_REDIS_ENV,
 };
-pub use streaming_body::StreamingBody;
+pub use streaming_body::{PollCount, StreamingBody};
 pub use test_key::TestKey;
 pub use test_pki::{HttpsClient, TestCertificate, TestPki};
 pub use token_request::{ClientAuthMethod, TokenRequest};

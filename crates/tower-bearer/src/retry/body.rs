@@ -22,36 +22,35 @@ pub(super) fn into_bytes<D: Buf>(frame: Frame<D>) -> Frame<Bytes> {
 pub struct Recorder(Arc<Mutex<Recording>>);
 
 impl Recorder {
-    /// A recording of a body that has not been read yet, or (with `chunks`) of one whose
-    /// first `chunks` were read before it was sent.
-    pub(super) fn open(limit: usize, chunks: VecDeque<Bytes>, length: usize) -> Self {
-        Recorder::with_state(limit, chunks, length, None, RecordingState::Open)
+    /// A recording of a body that has not been read yet, or of one of which `read` was
+    /// read before it was sent.
+    pub(super) fn open(limits: Limits, read: Read) -> Self {
+        Recorder::with_state(limits, read, RecordingState::Open)
     }
 
     /// The recording of a body that was read to its end before it was sent.
-    pub(super) fn complete(chunks: VecDeque<Bytes>, trailers: Option<HeaderMap>) -> Self {
-        let length = chunks.iter().map(Bytes::len).sum();
-        Recorder::with_state(length, chunks, length, trailers, RecordingState::Complete)
+    pub(super) fn complete(read: Read) -> Self {
+        let limits = Limits {
+            bytes: read.length,
+            frames: read.frames,
+        };
+        Recorder::with_state(limits, read, RecordingState::Complete)
     }
 
-    /// A body that cannot be replayed: over the limit, or it failed.
+    /// A body that cannot be replayed: over a limit, or it failed.
     pub(super) fn abandoned() -> Self {
-        Recorder::with_state(0, VecDeque::new(), 0, None, RecordingState::Abandoned)
+        let limits = Limits {
+            bytes: 0,
+            frames: 0,
+        };
+        Recorder::with_state(limits, Read::default(), RecordingState::Abandoned)
     }
 
-    fn with_state(
-        limit: usize,
-        chunks: VecDeque<Bytes>,
-        length: usize,
-        trailers: Option<HeaderMap>,
-        state: RecordingState,
-    ) -> Self {
+    fn with_state(limits: Limits, read: Read, state: RecordingState) -> Self {
         Recorder(Arc::new(Mutex::new(Recording {
-            chunks,
-            length,
-            limit,
+            read,
+            limits,
             state,
-            trailers,
         })))
     }
 
@@ -62,8 +61,12 @@ impl Recorder {
     /// The body for a replay, if the whole body was recorded.
     pub(super) fn replay<B: Body>(&self) -> Option<ReplayBody<B>> {
         let recording = self.lock();
-        (recording.state == RecordingState::Complete)
-            .then(|| ReplayBody::replaying(recording.chunks.clone(), recording.trailers.clone()))
+        (recording.state == RecordingState::Complete).then(|| {
+            ReplayBody::replaying(
+                recording.read.chunks.clone(),
+                recording.read.trailers.clone(),
+            )
+        })
     }
 }
 
@@ -71,26 +74,70 @@ impl fmt::Debug for Recorder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let recording = self.lock();
         f.debug_struct("Recorder")
-            .field("length", &recording.length)
-            .field("limit", &recording.limit)
+            .field("length", &recording.read.length)
+            .field("frames", &recording.read.frames)
+            .field("limits", &recording.limits)
             .field("state", &recording.state)
             .finish()
     }
 }
 
+/// How much of a body may be kept for a replay. Both bound memory: `bytes` what the data
+/// takes, `frames` what the frames around it take (an endless stream of empty frames has no
+/// bytes at all) and how long reading a body before it is sent can go on.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Limits {
+    pub(super) bytes: usize,
+    pub(super) frames: usize,
+}
+
+impl Limits {
+    /// The default for `frames`: far more than a body within a replayable size is usually
+    /// split into (a unary gRPC call is one or two), few enough that reading them all in
+    /// `call` takes microseconds.
+    pub(super) const DEFAULT_FRAMES: usize = 1024;
+
+    /// Whether `read` is past either limit.
+    pub(super) fn exceeded_by(&self, read: &Read) -> bool {
+        read.length > self.bytes || read.frames > self.frames
+    }
+}
+
+/// What has been read of a body: its data, trailers, and how many frames it came in.
+#[derive(Clone, Default)]
+pub(super) struct Read {
+    pub(super) chunks: VecDeque<Bytes>,
+    pub(super) trailers: Option<HeaderMap>,
+    /// The bytes in `chunks`.
+    pub(super) length: usize,
+    /// Every frame read, empty ones and trailers included.
+    pub(super) frames: usize,
+}
+
+impl Read {
+    /// Adds a frame to what was read.
+    pub(super) fn push(&mut self, frame: &Frame<Bytes>) {
+        self.frames = self.frames.saturating_add(1);
+        if let Some(data) = frame.data_ref() {
+            self.length = self.length.saturating_add(data.len());
+            self.chunks.push_back(data.clone());
+        } else if let Some(trailers) = frame.trailers_ref() {
+            self.trailers = Some(trailers.clone());
+        }
+    }
+}
+
 struct Recording {
-    chunks: VecDeque<Bytes>,
-    length: usize,
-    limit: usize,
+    read: Read,
+    limits: Limits,
     state: RecordingState,
-    trailers: Option<HeaderMap>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum RecordingState {
     Open,
     Complete,
-    /// Over the limit, or the body failed: cannot be replayed.
+    /// Over a limit, or the body failed: cannot be replayed.
     Abandoned,
 }
 
@@ -99,15 +146,9 @@ impl Recording {
         if self.state != RecordingState::Open {
             return;
         }
-        if let Some(data) = frame.data_ref() {
-            self.length = self.length.saturating_add(data.len());
-            if self.length > self.limit {
-                self.abandon();
-            } else {
-                self.chunks.push_back(data.clone());
-            }
-        } else if let Some(trailers) = frame.trailers_ref() {
-            self.trailers = Some(trailers.clone());
+        self.read.push(frame);
+        if self.limits.exceeded_by(&self.read) {
+            self.abandon();
         }
     }
 
@@ -119,8 +160,7 @@ impl Recording {
 
     fn abandon(&mut self) {
         self.state = RecordingState::Abandoned;
-        self.chunks = VecDeque::new();
-        self.trailers = None;
+        self.read = Read::default();
     }
 }
 
@@ -134,10 +174,15 @@ pub(super) struct Prefix<E> {
 
 impl<E> Prefix<E> {
     pub(super) fn empty() -> Self {
+        Prefix::new(Read::default(), None)
+    }
+
+    /// Sends what was `read`, then `error` if there is one.
+    pub(super) fn new(read: Read, error: Option<E>) -> Self {
         Prefix {
-            chunks: VecDeque::new(),
-            trailers: None,
-            error: None,
+            chunks: read.chunks,
+            trailers: read.trailers,
+            error,
         }
     }
 
@@ -357,6 +402,36 @@ pub(super) mod test_bodies {
                 return Poll::Ready(Some(Err(std::io::Error::other("the body broke"))));
             }
             Poll::Ready(self.trailers.take().map(|t| Ok(Frame::trailers(t))))
+        }
+    }
+
+    /// Always ready, yields empty data frames for ever, and counts how often it is polled.
+    pub(crate) struct EmptyFrames {
+        polls: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl EmptyFrames {
+        /// The body, and the count of its polls.
+        pub(crate) fn endless() -> (Self, Arc<std::sync::atomic::AtomicUsize>) {
+            let polls = Arc::default();
+            let body = EmptyFrames {
+                polls: Arc::clone(&polls),
+            };
+            (body, polls)
+        }
+    }
+
+    impl Body for EmptyFrames {
+        type Data = Bytes;
+        type Error = std::io::Error;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+            self.polls
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Poll::Ready(Some(Ok(Frame::data(Bytes::new()))))
         }
     }
 

@@ -15,8 +15,9 @@ impl RetryOn401Layer {
     }
 
     /// Replays streaming request bodies of up to `limit` bytes by recording them as they
-    /// are sent. Larger bodies are not replayed: the rejection is returned. See
-    /// [`BufferBody`].
+    /// are sent. Larger bodies, and bodies in more than 1024 frames, are not replayed: the
+    /// rejection is returned. See [`BufferBody`], and its
+    /// [`max_frames`](BufferBody::max_frames) with [`with_policy`](Self::with_policy).
     pub fn buffered(limit: usize) -> RetryOn401Layer<BufferBody> {
         RetryOn401Layer {
             policy: BufferBody::new(limit),
@@ -25,7 +26,9 @@ impl RetryOn401Layer {
 
     /// Replays streaming request bodies of up to `limit` bytes by reading them before the
     /// first send, so a server that answers before reading the body does not prevent the
-    /// replay. The choice for unary gRPC and small JSON bodies; see [`CollectBody`].
+    /// replay. The choice for unary gRPC and small JSON bodies. Larger bodies, and bodies in
+    /// more than 1024 frames, are sent as they are and not replayed. See [`CollectBody`],
+    /// and its [`max_frames`](CollectBody::max_frames) with [`with_policy`](Self::with_policy).
     pub fn collected(limit: usize) -> RetryOn401Layer<CollectBody> {
         RetryOn401Layer {
             policy: CollectBody::new(limit),

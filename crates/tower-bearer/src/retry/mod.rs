@@ -20,8 +20,9 @@
 //!
 //! Bodies: with [`RetryOn401Layer::new`] the body type must be `Clone` and is cloned before
 //! the first send. For streaming bodies, [`RetryOn401Layer::buffered`] records the body as it
-//! is sent, up to a limit, and replays the recording; past the limit the 401 is returned
-//! untouched. The wrapped service then receives a [`ReplayBody`].
+//! is sent, up to a limit, and replays the recording; past the limit (in bytes, or in frames:
+//! 1024 by default) the 401 is returned untouched. The wrapped service then receives a
+//! [`ReplayBody`].
 //!
 //! ```
 //! use tower::ServiceBuilder;

@@ -35,7 +35,7 @@ pub mod oauth2_crate;
 mod static_token;
 
 pub use env::EnvToken;
-pub use file::FileToken;
+pub use file::{FileToken, TokenFileTooLarge};
 pub use from_fn::{from_fn, FromFn};
 pub use static_token::StaticToken;
 

@@ -13,6 +13,7 @@ use tokio::sync::Barrier;
 use http::StatusCode;
 use tokio::task::JoinSet;
 use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
+use tower_bearer::retry::{ReplayBody, ReplayPolicy};
 use tower_bearer::{BearerAuthLayer, CacheConfig, FetchError, RetryOn401Layer, TokenCache};
 use tower_bearer_testkit::{ApiServer, AuthServer, Fault, StreamingBody};
 
@@ -236,6 +237,88 @@ async fn streaming_bodies_are_replayed_only_under_the_limit() -> TestResult {
     let response = client.ready().await?.call(post(&api.url(), &["x"])).await?;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(auth.token_requests(), 4);
+    Ok(())
+}
+
+/// `RetryOn401Layer::collected` reads a ready body in `call`. A body that is always ready but
+/// whose frames are empty never passes the byte limit: it must stop at the frame limit (1024
+/// by default), not poll on for as long as the body goes on.
+#[tokio::test]
+async fn collecting_a_body_in_call_is_bounded_in_frames() -> TestResult {
+    let (auth, api) = servers().await?;
+    let mut client = ServiceBuilder::new()
+        .layer(RetryOn401Layer::collected(1024))
+        .layer(BearerAuthLayer::new(TokenCache::new(oauth_source(&auth))))
+        .service(capped_client(4));
+
+    let body = StreamingBody::empty_frames_then(100_000, &["hello"]);
+    let polls = body.polls();
+    let request = Request::post(api.url()).body(body)?;
+    let response = client.ready().await?.call(request);
+    assert!(
+        polls.get() <= 1025,
+        "call() polled the body {} times; at most 1024 frames and one past them",
+        polls.get()
+    );
+    let response = response.await?;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        api.last_body().as_deref(),
+        Some(&b"hello"[..]),
+        "sent whole"
+    );
+    Ok(())
+}
+
+/// Past the frame limit a body is sent and not kept for a replay, as past the byte limit:
+/// the 401 is returned as the server sent it, with `collected` and `buffered` alike.
+#[tokio::test]
+async fn a_body_past_the_frame_limit_is_not_replayed() -> TestResult {
+    let (auth, api) = servers().await?;
+    replayed_only_within_the_frame_limit(&auth, &api, RetryOn401Layer::collected(1024)).await?;
+    replayed_only_within_the_frame_limit(&auth, &api, RetryOn401Layer::buffered(1024)).await
+}
+
+async fn replayed_only_within_the_frame_limit<P>(
+    auth: &AuthServer,
+    api: &ApiServer,
+    layer: RetryOn401Layer<P>,
+) -> TestResult
+where
+    P: ReplayPolicy<StreamingBody, Body = ReplayBody<StreamingBody>> + Clone + std::fmt::Debug,
+{
+    let post = |empty_frames| {
+        let body = StreamingBody::empty_frames_then(empty_frames, &["hello"]);
+        Request::post(api.url()).body(body)
+    };
+    // A cache of its own each time, so no token is held back as a recent replacement.
+    let client = |cache: &TokenCache| {
+        ServiceBuilder::new()
+            .layer(layer.clone())
+            .layer(BearerAuthLayer::new(cache.clone()))
+            .service(capped_client(4))
+    };
+    let name = format!("{layer:?}");
+
+    // 1023 empty frames and the data: within the limit, replayed.
+    let requests = api.requests();
+    api.respond_next(1, StatusCode::UNAUTHORIZED, Some(INVALID_TOKEN));
+    let cache = TokenCache::new(oauth_source(auth));
+    let response = client(&cache).oneshot(post(1023)?).await?;
+    assert_eq!(response.status(), StatusCode::OK, "{name}");
+    assert_eq!(api.requests(), requests + 2, "{name}: replayed");
+
+    // 2000 empty frames and the data: past the limit, not replayed.
+    let requests = api.requests();
+    api.respond_next(1, StatusCode::UNAUTHORIZED, Some(INVALID_TOKEN));
+    let cache = TokenCache::new(oauth_source(auth));
+    let response = client(&cache).oneshot(post(2000)?).await?;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{name}");
+    assert_eq!(response.headers()["www-authenticate"], INVALID_TOKEN);
+    assert_eq!(api.requests(), requests + 1, "{name}: not replayed");
+    assert_eq!(api.last_body().as_deref(), Some(&b"hello"[..]), "{name}");
+    // The rejected token was still invalidated: the next call fetches a new one.
+    assert!(cache.cached().is_none(), "{name}: invalidated");
     Ok(())
 }
 

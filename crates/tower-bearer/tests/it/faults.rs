@@ -11,6 +11,9 @@ use tower_bearer::source::{FileToken, TokenFuture};
 use tower_bearer::store::{MemoryStore, StoreConfig, StoreKey, StoreSource};
 use tower_bearer::{CacheConfig, FetchError, Token, TokenCache, TokenSource};
 
+#[cfg(unix)]
+use crate::support::{poll_once, Fifo};
+
 /// A source whose `n`-th fetch (1-based) does what `script(n)` says.
 #[derive(Clone)]
 struct Scripted<F> {
@@ -313,35 +316,86 @@ async fn store_settings_of_duration_max_never_panic() {
 #[cfg(unix)]
 #[tokio::test]
 async fn a_token_file_on_a_fifo_times_out_and_a_later_file_is_read() {
-    let dir = std::env::temp_dir().join(format!("tower-bearer-fifo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("token");
-    let _ = std::fs::remove_file(&path);
-    let made = std::process::Command::new("mkfifo").arg(&path).status();
-    if !made.is_ok_and(|status| status.success()) {
-        // Straight to stderr, as the Redis and interop harnesses do: libtest hides `eprintln!`.
-        let message = "SKIPPED a_token_file_on_a_fifo_times_out: mkfifo is not available\n";
-        let _ = std::io::Write::write_all(&mut std::io::stderr(), message.as_bytes());
-        return;
-    }
+    let fifo = Fifo::new("timeout");
     // Real time: the read blocks a thread of the blocking pool, which paused time waits for.
     let config = CacheConfig::new()
         .fetch_timeout(Duration::from_millis(200))
         .backoff(Duration::from_millis(10), Duration::from_millis(20));
-    let cache = TokenCache::with_config(FileToken::new(&path), config);
+    let source = FileToken::new(fifo.path());
+    let cache = TokenCache::with_config(source.clone(), config);
     let error = cache.token().await.unwrap_err();
     assert!(error.is_timeout(), "{error}");
 
-    // Let the abandoned read finish, then put a regular file in the FIFO's place.
-    let fifo = path.clone();
-    tokio::task::spawn_blocking(move || std::fs::write(fifo, "ignored"))
+    // The abandoned read is still in flight: a fetch joins it, and gets what is at last
+    // written into the FIFO.
+    let mut joined = source.fetch();
+    assert!(poll_once(&mut joined).await.is_pending());
+    let path = fifo.path().to_owned();
+    tokio::task::spawn_blocking(move || std::fs::write(path, "fifo-token\n"))
         .await
         .unwrap()
         .unwrap();
-    std::fs::remove_file(&path).unwrap();
-    std::fs::write(&path, "file-token\n").unwrap();
+    let token = joined.await.expect("the read in flight got the token");
+    assert!(token.same_as(&Token::bearer("fifo-token").unwrap()));
+
+    // That read is over: a regular file in the FIFO's place is read by the next fetch.
+    std::fs::remove_file(fifo.path()).unwrap();
+    std::fs::write(fifo.path(), "file-token\n").unwrap();
+    // Past the cache's backoff (at most 20 ms) after the timeout.
     tokio::time::sleep(Duration::from_millis(50)).await;
     let token = cache.token().await.expect("the regular file is read");
     assert!(token.same_as(&Token::bearer("file-token").unwrap()));
-    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A file that hangs (a stuck network mount; here a FIFO nobody writes) holds one thread of
+/// tokio's blocking pool however many fetches of it are abandoned, so the pool's other work
+/// (DNS lookups, `tokio::fs`) goes on. With two blocking threads, one per abandoned read
+/// would leave none.
+#[cfg(unix)]
+#[test]
+fn abandoned_reads_of_a_hung_token_file_hold_one_blocking_thread() {
+    let fifo = Fifo::new("hung");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(2)
+        .build()
+        .unwrap();
+    let (abandoned, other_work, joined) = runtime.block_on(async {
+        let source = FileToken::new(fifo.path());
+        let clone = source.clone();
+        let mut abandoned = 0;
+        for n in 0..40 {
+            // Half through a clone, which shares the read in flight.
+            let source = if n % 2 == 0 { &source } else { &clone };
+            let fetch = tokio::time::timeout(Duration::from_millis(10), source.fetch()).await;
+            abandoned += u32::from(fetch.is_err());
+        }
+        let other_work = tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio::task::spawn_blocking(|| "done"),
+        )
+        .await;
+        // Let the read in flight end: a fetch joins it, then the FIFO gets a token.
+        let mut joined = source.fetch();
+        let _ = poll_once(&mut joined).await;
+        let path = fifo.path().to_owned();
+        // Not joined: with no reader at all, opening the FIFO to write would block.
+        drop(std::thread::spawn(move || {
+            std::fs::write(path, "fifo-token\n")
+        }));
+        let joined = tokio::time::timeout(Duration::from_secs(10), joined).await;
+        (abandoned, other_work, joined)
+    });
+    // Not dropped: dropping a runtime waits for every blocking thread, hung ones too.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+
+    assert_eq!(abandoned, 40, "every fetch was abandoned");
+    let other_work = other_work.expect(
+        "blocking work ran while the file hung: the abandoned reads hold one thread, not one each",
+    );
+    assert_eq!(other_work.unwrap(), "done");
+    let token = joined
+        .expect("the fetch joined the one read in flight, which the write ended")
+        .expect("the read got the token");
+    assert!(token.same_as(&Token::bearer("fifo-token").unwrap()));
 }

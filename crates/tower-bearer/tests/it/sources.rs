@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use tower_bearer::source::{EnvToken, FileToken, StaticToken};
+use tower_bearer::source::{EnvToken, FileToken, StaticToken, TokenFileTooLarge};
 use tower_bearer::{InvalidToken, TokenCache, TokenSource};
 
 #[test]
@@ -95,4 +95,90 @@ async fn file_token_is_reread_after_rotation() {
         "{error}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_token_file_over_the_size_limit_is_a_typed_error() {
+    let dir = std::env::temp_dir().join(format!("tower-bearer-large-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("token");
+
+    // One byte past the default of 64 KiB.
+    std::fs::write(&path, "t".repeat(64 * 1024 + 1)).unwrap();
+    let error = FileToken::new(&path).fetch().await.unwrap_err();
+    assert!(error.is_permanent(), "{error}");
+    let too_large = std::error::Error::source(&error)
+        .and_then(|source| source.downcast_ref::<TokenFileTooLarge>())
+        .expect("the source says what was wrong");
+    assert_eq!(too_large.limit(), 64 * 1024);
+    assert_eq!(too_large.path(), path);
+    let message = format!("{error}: {too_large}");
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(
+        message.contains("FileToken::max_size"),
+        "says what to do: {message}"
+    );
+    assert!(
+        !message.contains("ttttttt"),
+        "never the contents: {message}"
+    );
+    assert!(!format!("{error:?}").contains("ttttttt"));
+
+    // The limit counts the whole file; a file that fits exactly is read.
+    std::fs::write(&path, "sixteen-bytes-ok").unwrap();
+    let token = FileToken::new(&path).max_size(16).fetch().await.unwrap();
+    assert_eq!(token.header_value(), "Bearer sixteen-bytes-ok");
+    std::fs::write(&path, "sixteen-bytes-ok\n").unwrap();
+    let error = FileToken::new(&path)
+        .max_size(16)
+        .fetch()
+        .await
+        .unwrap_err();
+    let source = std::error::Error::source(&error).unwrap();
+    assert!(source.is::<TokenFileTooLarge>(), "{error}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Reading stops one byte past the limit: a writer that offers 16 MiB through a FIFO gets no
+/// further than the limit, the byte past it and what the pipe buffers before the reader
+/// closes it.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_token_file_is_read_no_further_than_one_byte_past_the_limit() {
+    use std::io::Write as _;
+
+    const OFFERED: usize = 16 * 1024 * 1024;
+    let fifo = crate::support::Fifo::new("large");
+    let path = fifo.path().to_owned();
+    // A thread of its own, not the blocking pool: the runtime does not wait for it.
+    let writer = std::thread::spawn(move || {
+        let mut file = std::fs::OpenOptions::new().write(true).open(path)?;
+        let chunk = vec![b't'; 64 * 1024];
+        let mut written = 0;
+        while written < OFFERED {
+            match file.write(&chunk) {
+                Ok(n) => written += n,
+                // The reader closed the FIFO (EPIPE; Rust ignores SIGPIPE).
+                Err(_) => break,
+            }
+        }
+        std::io::Result::Ok(written)
+    });
+    let fetched =
+        tokio::time::timeout(Duration::from_secs(20), FileToken::new(fifo.path()).fetch())
+            .await
+            .expect("the read ends");
+    let written = tokio::task::spawn_blocking(move || writer.join())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    // A pipe buffers 64 KiB by default, 1 MiB at most for an unprivileged process.
+    assert!(
+        written <= FileToken::DEFAULT_MAX_SIZE + 1 + 1024 * 1024,
+        "the reader took {written} of the {OFFERED} bytes offered"
+    );
+    let error = fetched.unwrap_err();
+    let source = std::error::Error::source(&error).unwrap();
+    assert!(source.is::<TokenFileTooLarge>(), "{error}");
 }

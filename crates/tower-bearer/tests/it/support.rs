@@ -104,3 +104,51 @@ pub fn get(url: &str) -> Request<Full<Bytes>> {
         .body(Full::default())
         .expect("a valid URL")
 }
+
+/// A FIFO in a directory of its own, removed on drop. Nobody writes to it unless the test
+/// does, so reading it blocks as a file on a hung network mount does.
+#[cfg(unix)]
+pub struct Fifo {
+    dir: std::path::PathBuf,
+    path: std::path::PathBuf,
+}
+
+#[cfg(unix)]
+impl Fifo {
+    /// Makes the FIFO with `mkfifo` (POSIX). A machine without it fails the test: a test that
+    /// cannot run must not count as passed.
+    pub fn new(name: &str) -> Fifo {
+        let dir =
+            std::env::temp_dir().join(format!("tower-bearer-fifo-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let path = dir.join("token");
+        let made = std::process::Command::new("mkfifo").arg(&path).status();
+        assert!(
+            made.as_ref().is_ok_and(|status| status.success()),
+            "mkfifo {} failed ({made:?}); this test needs a FIFO",
+            path.display()
+        );
+        Fifo { dir, path }
+    }
+
+    /// Where the FIFO is.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+#[cfg(unix)]
+impl Drop for Fifo {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Polls `future` once, so that whatever it starts on its first poll has started.
+pub async fn poll_once<F: std::future::Future + Unpin>(
+    future: &mut F,
+) -> std::task::Poll<F::Output> {
+    std::future::poll_fn(|cx| std::task::Poll::Ready(std::pin::Pin::new(&mut *future).poll(cx)))
+        .await
+}

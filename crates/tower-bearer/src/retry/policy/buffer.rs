@@ -1,15 +1,15 @@
-use std::collections::VecDeque;
-
 use http_body::Body;
 
 use super::ReplayPolicy;
-use crate::retry::body::{Prefix, Recorder, ReplayBody};
+use crate::retry::body::{Limits, Prefix, Read, Recorder, ReplayBody};
 
 /// Replays streaming bodies by recording them, up to a limit, as they are sent.
 ///
 /// The wrapped service receives a [`ReplayBody`]. A request can be replayed if its body was
-/// sent to the end and was no longer than the limit; otherwise the rejection is returned as
-/// it is. The recording is dropped as soon as it passes the limit, so memory stays bounded.
+/// sent to the end, was no longer than the limit and came in at most
+/// [`max_frames`](BufferBody::max_frames) frames (default 1024); otherwise the rejection is
+/// returned as it is. The recording is dropped as soon as it passes either limit, so memory
+/// stays bounded, even for a body that yields empty frames for ever.
 ///
 /// A server that answers before it has read the body (an auth proxy refusing the token,
 /// say) may leave the recording unfinished, and the request is then not replayed; over
@@ -17,13 +17,28 @@ use crate::retry::body::{Prefix, Recorder, ReplayBody};
 /// sending, so such answers replay too.
 #[derive(Clone, Copy, Debug)]
 pub struct BufferBody {
-    limit: usize,
+    limits: Limits,
 }
 
 impl BufferBody {
-    /// Records bodies up to `limit` bytes.
+    /// Records bodies up to `limit` bytes, in up to 1024 frames.
     pub fn new(limit: usize) -> Self {
-        BufferBody { limit }
+        BufferBody {
+            limits: Limits {
+                bytes: limit,
+                frames: Limits::DEFAULT_FRAMES,
+            },
+        }
+    }
+
+    /// The most frames a replayable body may come in, trailers included (default 1024).
+    ///
+    /// Raise it for bodies that arrive in many small pieces; a body in more frames is sent
+    /// and not replayed, as one over the byte limit is.
+    #[must_use]
+    pub fn max_frames(mut self, frames: usize) -> Self {
+        self.limits.frames = frames;
+        self
     }
 }
 
@@ -36,9 +51,9 @@ where
 
     fn prepare(&self, body: B) -> (ReplayBody<B>, Recorder) {
         let recorder = if body.is_end_stream() {
-            Recorder::complete(VecDeque::new(), None)
+            Recorder::complete(Read::default())
         } else {
-            Recorder::open(self.limit, VecDeque::new(), 0)
+            Recorder::open(self.limits, Read::default())
         };
         let body = ReplayBody::recording(Prefix::empty(), body, recorder.clone());
         (body, recorder)
@@ -52,9 +67,10 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::retry::body::test_bodies::{streaming, Chunks};
+    use crate::retry::body::test_bodies::{streaming, Chunks, EmptyFrames};
     use bytes::Bytes;
     use http_body_util::BodyExt;
+    use std::task::{Context, Poll, Waker};
 
     #[tokio::test]
     async fn replays_what_was_sent() {
@@ -84,5 +100,22 @@ mod tests {
         let policy = BufferBody::new(8);
         let (_body, saved) = policy.prepare(http_body_util::Empty::<Bytes>::new());
         assert!(ReplayPolicy::<http_body_util::Empty<Bytes>>::replay(&policy, saved).is_some());
+    }
+
+    #[test]
+    fn a_body_of_endless_empty_frames_is_not_recorded_without_bound() {
+        let policy = BufferBody::new(1024);
+        let (body, _polls) = EmptyFrames::endless();
+        let (body, saved) = ReplayPolicy::<EmptyFrames>::prepare(&policy, body);
+        let mut body = std::pin::pin!(body);
+        let mut cx = Context::from_waker(Waker::noop());
+        for _ in 0..10_000 {
+            let frame = body.as_mut().poll_frame(&mut cx);
+            assert!(matches!(frame, Poll::Ready(Some(Ok(_)))));
+        }
+        let recorded = format!("{saved:?}");
+        assert!(recorded.contains("state: Abandoned"), "{recorded}");
+        assert!(recorded.contains("frames: 0"), "nothing kept: {recorded}");
+        assert!(ReplayPolicy::<EmptyFrames>::replay(&policy, saved).is_none());
     }
 }

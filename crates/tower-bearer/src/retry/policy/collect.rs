@@ -1,47 +1,67 @@
-use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use http::HeaderMap;
 use http_body::Body;
 
 use super::ReplayPolicy;
-use crate::retry::body::{into_bytes, Prefix, Recorder, ReplayBody};
+use crate::retry::body::{into_bytes, Limits, Prefix, Read, Recorder, ReplayBody};
 
 /// Replays small bodies by reading them before the request is sent, so that a replay never
 /// depends on how much of the body the server read before it answered.
 ///
 /// Before the first send, the body is read as far as it is ready without waiting, up to
-/// `limit` bytes. A body that ends within that (a unary gRPC message, a JSON document) is
-/// sent from the copy and can always be replayed, even when the server answers before
-/// reading it; over HTTP/2 that is common, and [`BufferBody`](super::BufferBody) then cannot
-/// replay. A body that is not ready yet is not waited for: a streaming call whose client
-/// sends only after it hears from the server would never start. It is sent as it comes and
-/// recorded, as `BufferBody` does, so it can still be replayed if it was sent to its end
-/// within the limit. A body past the limit is sent as it is and not replayed.
+/// `limit` bytes in at most [`max_frames`](CollectBody::max_frames) frames (default 1024).
+/// A body that ends within that (a unary gRPC message, a JSON document) is sent from the
+/// copy and can always be replayed, even when the server answers before reading it; over
+/// HTTP/2 that is common, and [`BufferBody`](super::BufferBody) then cannot replay. A body
+/// that is not ready yet is not waited for: a streaming call whose client sends only after
+/// it hears from the server would never start. It is sent as it comes and recorded, as
+/// `BufferBody` does, so it can still be replayed if it was sent to its end within the
+/// limits.
+///
+/// A body past either limit, more than `limit` bytes or more than `max_frames` frames, is
+/// sent as it is and not replayed: a 401 for it is returned untouched, as for any body that
+/// cannot be replayed. The frame limit bounds the work done in `call`: a body that is always
+/// ready but yields empty frames for ever is read `max_frames + 1` times there, then handed
+/// to the service as it is.
 ///
 /// The wrapped service receives a [`ReplayBody`]. Bodies must be `Unpin` to be read before
 /// they are sent (`tonic::body::Body`, hyper's `Incoming`, `Full`, boxed bodies all are);
 /// pin others with `Box::pin`.
 #[derive(Clone, Copy, Debug)]
 pub struct CollectBody {
-    limit: usize,
+    limits: Limits,
 }
 
 impl CollectBody {
-    /// Reads bodies of up to `limit` bytes before sending them.
+    /// Reads bodies of up to `limit` bytes, in up to 1024 frames, before sending them.
     pub fn new(limit: usize) -> Self {
-        CollectBody { limit }
+        CollectBody {
+            limits: Limits {
+                bytes: limit,
+                frames: Limits::DEFAULT_FRAMES,
+            },
+        }
+    }
+
+    /// The most frames a replayable body may come in, trailers included (default 1024).
+    ///
+    /// Raise it for bodies that arrive in many small pieces; a body in more frames is sent
+    /// and not replayed, as one over the byte limit is.
+    #[must_use]
+    pub fn max_frames(mut self, frames: usize) -> Self {
+        self.limits.frames = frames;
+        self
     }
 }
 
 /// How far reading a body before the send got.
-enum Read<E> {
+enum Outcome<E> {
     /// To its end: everything is in hand.
     Complete,
     /// It would have to wait for more.
     Waiting,
-    /// More than the limit.
+    /// More bytes or frames than the limits.
     OverLimit,
     /// It failed with this error.
     Failed(E),
@@ -55,67 +75,53 @@ where
     type Saved = Recorder;
 
     fn prepare(&self, mut body: B) -> (ReplayBody<B>, Recorder) {
-        let mut chunks = VecDeque::new();
-        let mut length = 0usize;
-        let mut trailers: Option<HeaderMap> = None;
+        let mut read = Read::default();
         // Nothing waits on this context: a body that is not ready is handed over as it is,
         // and the service polls it again with its own waker.
         let mut cx = Context::from_waker(Waker::noop());
-        let read = loop {
+        // Every frame counts against the limits, so this ends for a body that is always
+        // ready, even one whose frames hold no bytes.
+        let outcome = loop {
             if body.is_end_stream() {
-                break Read::Complete;
+                break Outcome::Complete;
             }
             match Pin::new(&mut body).poll_frame(&mut cx) {
-                Poll::Ready(Some(Ok(frame))) => match into_bytes(frame).into_data() {
-                    Ok(data) => {
-                        length = length.saturating_add(data.len());
-                        chunks.push_back(data);
-                        if length > self.limit {
-                            break Read::OverLimit;
-                        }
+                Poll::Ready(Some(Ok(frame))) => {
+                    let frame = into_bytes(frame);
+                    read.push(&frame);
+                    if self.limits.exceeded_by(&read) {
+                        break Outcome::OverLimit;
                     }
-                    Err(frame) => {
-                        // Trailers end a body (http-body's `Frame`); other frames are not
-                        // recorded, as `BufferBody` does not record them.
-                        if let Ok(map) = frame.into_trailers() {
-                            trailers = Some(map);
-                            break Read::Complete;
-                        }
+                    // Trailers end a body (http-body's `Frame`).
+                    if frame.is_trailers() {
+                        break Outcome::Complete;
                     }
-                },
-                Poll::Ready(Some(Err(error))) => break Read::Failed(error),
-                Poll::Ready(None) => break Read::Complete,
-                Poll::Pending => break Read::Waiting,
+                }
+                Poll::Ready(Some(Err(error))) => break Outcome::Failed(error),
+                Poll::Ready(None) => break Outcome::Complete,
+                Poll::Pending => break Outcome::Waiting,
             }
         };
-        match read {
-            Read::Complete => {
-                let recorder = Recorder::complete(chunks.clone(), trailers.clone());
-                (ReplayBody::replaying(chunks, trailers), recorder)
+        match outcome {
+            Outcome::Complete => {
+                let body = ReplayBody::replaying(read.chunks.clone(), read.trailers.clone());
+                (body, Recorder::complete(read))
             }
-            Read::Waiting => {
-                let recorder = Recorder::open(self.limit, chunks.clone(), length);
-                let prefix = Prefix {
-                    chunks,
-                    trailers,
-                    error: None,
-                };
+            Outcome::Waiting => {
+                let recorder = Recorder::open(self.limits, read.clone());
+                let prefix = Prefix::new(read, None);
                 (
                     ReplayBody::recording(prefix, body, recorder.clone()),
                     recorder,
                 )
             }
-            Read::OverLimit | Read::Failed(_) => {
-                let error = match read {
-                    Read::Failed(error) => Some(error),
+            Outcome::OverLimit | Outcome::Failed(_) => {
+                let error = match outcome {
+                    Outcome::Failed(error) => Some(error),
                     _ => None,
                 };
                 let recorder = Recorder::abandoned();
-                let prefix = Prefix {
-                    chunks,
-                    trailers,
-                    error,
-                };
+                let prefix = Prefix::new(read, error);
                 (
                     ReplayBody::recording(prefix, body, recorder.clone()),
                     recorder,
@@ -132,9 +138,12 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::retry::body::test_bodies::{streaming, Chunks, Pausing};
+    use crate::retry::body::test_bodies::{streaming, Chunks, EmptyFrames, Pausing};
     use bytes::Bytes;
+    use http::HeaderMap;
     use http_body_util::BodyExt;
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
 
     fn replay<B: Body + Unpin>(policy: &CollectBody, saved: Recorder) -> Option<ReplayBody<B>> {
         ReplayPolicy::<B>::replay(policy, saved)
@@ -204,5 +213,60 @@ mod tests {
         let collected = replay.collect().await.unwrap();
         assert_eq!(collected.trailers(), Some(&trailers));
         assert_eq!(collected.to_bytes(), Bytes::from_static(b"data"));
+    }
+
+    #[test]
+    fn an_always_ready_body_of_empty_frames_is_read_a_bounded_number_of_times() {
+        let (body, polls) = EmptyFrames::endless();
+        // On a thread of its own, so a `prepare` that never returns fails the test instead
+        // of hanging it.
+        let (done, prepared) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let policy = CollectBody::new(1024);
+            let (body, saved) = policy.prepare(body);
+            let _ = done.send((body, replay::<EmptyFrames>(&policy, saved).is_none()));
+        });
+        let (body, not_replayable) = prepared
+            .recv_timeout(Duration::from_secs(10))
+            .expect("prepare returned");
+        let polls_in_prepare = polls.load(Ordering::Relaxed);
+        assert_eq!(
+            polls_in_prepare, 1025,
+            "1024 frames, and one past the limit"
+        );
+        assert!(
+            not_replayable,
+            "over the frame limit, as over the byte limit"
+        );
+        // The body is handed on as it is: the service reads the rest.
+        let mut body = std::pin::pin!(body);
+        let mut cx = Context::from_waker(Waker::noop());
+        for _ in 0..2000 {
+            let frame = body.as_mut().poll_frame(&mut cx);
+            assert!(matches!(frame, Poll::Ready(Some(Ok(_)))));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_within_the_frame_limit_is_replayed_and_one_past_it_is_not() {
+        let policy = CollectBody::new(1024).max_frames(3);
+        let (_body, saved) = policy.prepare(streaming(&["a", "", "c"]));
+        let replayed = replay::<Chunks>(&policy, saved).expect("3 frames, within the limit");
+        assert_eq!(replayed.collect().await.unwrap().to_bytes(), "ac");
+
+        let (body, saved) = policy.prepare(streaming(&["a", "", "c", ""]));
+        assert_eq!(body.collect().await.unwrap().to_bytes(), "ac", "sent whole");
+        assert!(replay::<Chunks>(&policy, saved).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_body_that_would_wait_is_recorded_within_the_frame_limit_only() {
+        let policy = CollectBody::new(1024).max_frames(2);
+        let (body, saved) = policy.prepare(Pausing::new(&["ready "], &["later", "!"]));
+        assert_eq!(body.collect().await.unwrap().to_bytes(), "ready later!");
+        assert!(
+            replay::<Pausing>(&policy, saved).is_none(),
+            "3 frames, one past the limit"
+        );
     }
 }
