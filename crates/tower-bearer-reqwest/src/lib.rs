@@ -16,7 +16,10 @@
 //!   `Bearer` challenge, or none; see [`token_rejected`](tower_bearer::challenge::token_rejected))
 //!   the token that was sent is rejected in the cache, and the request is replayed **once**
 //!   with a new token, if its body can be replayed (a streaming body cannot) and the cache
-//!   will hand out another token. `insufficient_scope` and 403 are returned as they are.
+//!   will hand out another token. `insufficient_scope` and 403 are returned as they are;
+//! - a 401 from another origin than the request's (reqwest followed a redirect there, and
+//!   drops `Authorization` when the origin changes) is that origin's answer to a request
+//!   without our token: returned as it is, the token kept, the request not replayed.
 //!
 //! ```no_run
 //! use reqwest_middleware::ClientBuilder;

@@ -5,9 +5,10 @@ use http::header::AUTHORIZATION;
 use http::{Extensions, StatusCode};
 use reqwest::{Request, Response, Url};
 use reqwest_middleware::{Error, Middleware, Next, Result};
-use tower_bearer::auth::{InvalidOrigin, Origin};
+use tower_bearer::auth::{InvalidOrigin, Origin as AllowedOrigin};
 use tower_bearer::challenge::token_rejected;
 use tower_bearer::{FetchError, Token, TokenCache};
+use url::Origin;
 
 /// Attaches bearer tokens from a [`TokenCache`] to reqwest requests, and replays a request
 /// once when the server rejects its token.
@@ -17,7 +18,7 @@ use tower_bearer::{FetchError, Token, TokenCache};
 #[derive(Clone)]
 pub struct BearerAuthMiddleware {
     cache: TokenCache,
-    allowed_origins: Option<Arc<[Origin]>>,
+    allowed_origins: Option<Arc<[AllowedOrigin]>>,
 }
 
 impl BearerAuthMiddleware {
@@ -51,7 +52,7 @@ impl BearerAuthMiddleware {
         let origins = origins
             .into_iter()
             .map(|origin| origin.as_ref().parse())
-            .collect::<std::result::Result<Vec<Origin>, _>>()?;
+            .collect::<std::result::Result<Vec<AllowedOrigin>, _>>()?;
         self.allowed_origins = Some(origins.into());
         Ok(self)
     }
@@ -92,9 +93,11 @@ impl Middleware for BearerAuthMiddleware {
         let token = self.token().await?;
         // Taken before sending: `None` for a streaming body, which cannot be sent twice.
         let mut replay = request.try_clone();
+        // The response's URL is where reqwest's redirects ended.
+        let sent_to = request.url().origin();
         attach(&mut request, &token);
         let response = next.clone().run(request, extensions).await?;
-        if !rejects_token(&response) {
+        if !rejects_token(&response, &sent_to) {
             return Ok(response);
         }
         let rejected = self.cache.reject(&token);
@@ -109,7 +112,7 @@ impl Middleware for BearerAuthMiddleware {
         let token = self.token().await?;
         attach(&mut replay, &token);
         let response = next.run(replay, extensions).await?;
-        if rejects_token(&response) {
+        if rejects_token(&response, &sent_to) {
             // Not replayed again; the next request gets another token, or the backoff.
             self.cache.reject(&token);
         }
@@ -117,9 +120,14 @@ impl Middleware for BearerAuthMiddleware {
     }
 }
 
-/// Whether `response` is a 401 whose challenge says the token itself is bad.
-fn rejects_token(response: &Response) -> bool {
-    response.status() == StatusCode::UNAUTHORIZED && token_rejected(response.headers())
+/// Whether `response` is a 401 whose challenge says the token itself is bad, from the
+/// origin the token was sent to. After a redirect to another origin (which reqwest follows
+/// without `Authorization`), a 401 is that origin's answer to a request without our token:
+/// returned as it is, the token kept and the request not replayed.
+fn rejects_token(response: &Response, sent_to: &Origin) -> bool {
+    response.status() == StatusCode::UNAUTHORIZED
+        && response.url().origin() == *sent_to
+        && token_rejected(response.headers())
 }
 
 fn attach(request: &mut Request, token: &Token) {
