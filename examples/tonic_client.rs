@@ -1,5 +1,6 @@
 //! gRPC with tonic: a `Channel` wrapped in tower-bearer's two layers, calling a gRPC service
-//! that checks tokens. The part to copy is `authorized` below.
+//! that checks tokens. The part to copy is `authorize(channel, cache)` below
+//! (`tower-bearer-tonic`).
 //!
 //! ```sh
 //! cargo run -p examples --bin tonic_client
@@ -10,24 +11,21 @@
 //! call is refused with `UNAUTHENTICATED` (`grpc-status: 16`) and replayed once with a new
 //! one, then shows the status a wrong client secret gives. It exits when done.
 //!
-//! gRPC refuses a token with HTTP `200` and `grpc-status: 16`, not a 401: `BearerAuthLayer`
-//! reads that from the headers of the trailers-only response (no body is read to decide),
-//! invalidates exactly the token it sent, and `RetryOn401Layer` replays the call once.
-//! `collected(limit)` reads the request message before the first send, so the replay does
-//! not depend on how much of it the server read before refusing; `map_body` turns the body
-//! back into the `tonic::body::Body` a `Channel` takes.
+//! gRPC refuses a token with HTTP `200` and `grpc-status: 16`, not a 401: the auth layer
+//! inside `authorize` reads that from the headers of the trailers-only response (no body is
+//! read to decide), invalidates exactly the token it sent, and the retry layer replays the
+//! call once. The request message (up to 64 KiB) is read before the first send, so the
+//! replay does not depend on how much of it the server read before refusing.
 
 use std::error::Error;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use examples::greeter::{GreeterClient, GreeterServer, HelloRequest};
-use tonic::body::Body;
-use tonic::transport::Channel;
-use tower::ServiceBuilder;
-use tower_bearer::{BearerAuthLayer, FetchError, RetryOn401Layer, TokenCache};
+use tower_bearer::TokenCache;
 use tower_bearer_oauth2::{ClientAuth, ClientCredentials, Endpoint};
 use tower_bearer_testkit::AuthServer;
+use tower_bearer_tonic::{authorize, fetch_error};
 
 mod report;
 
@@ -46,7 +44,7 @@ async fn run() -> Result<(), BoxError> {
         .await?;
 
     let cache = TokenCache::new(credentials(&auth, AuthServer::DEFAULT_CLIENT_SECRET)?);
-    let mut client = GreeterClient::new(authorized(channel.clone(), cache));
+    let mut client = GreeterClient::new(authorize(channel.clone(), cache));
     let hello = || HelloRequest {
         name: "tonic".into(),
     };
@@ -68,11 +66,11 @@ async fn run() -> Result<(), BoxError> {
         auth.token_requests(),
     );
 
-    // A wrong secret: no token, so the call is not sent, and the status carries the
-    // FetchError as its source.
+    // A wrong secret: no token, so the call is not sent; the status is UNAUTHENTICATED (a
+    // fetch that failed for now would be UNAVAILABLE), with the FetchError as its source.
     let wrong = TokenCache::new(credentials(&auth, "not-the-secret")?);
     let calls_before = server.seen().tokens.len();
-    match GreeterClient::new(authorized(channel, wrong))
+    match GreeterClient::new(authorize(channel, wrong))
         .say_hello(hello())
         .await
     {
@@ -88,31 +86,6 @@ async fn run() -> Result<(), BoxError> {
         },
     }
     Ok(())
-}
-
-/// The stack a tonic user builds around a `Channel`. Request messages up to 64 KiB are read
-/// before the first send so that a refused call can always be replayed.
-fn authorized(
-    channel: Channel,
-    cache: TokenCache,
-) -> impl tonic::client::GrpcService<Body, ResponseBody = Body, Error = BoxError, Future = impl Send>
-       + Clone {
-    ServiceBuilder::new()
-        .layer(RetryOn401Layer::collected(64 * 1024).map_body(Body::new))
-        .layer(BearerAuthLayer::new(cache))
-        .service(channel)
-}
-
-/// The `FetchError` behind a status, if the call failed for want of a token.
-fn fetch_error(status: &tonic::Status) -> Option<&FetchError> {
-    let mut source = status.source();
-    while let Some(error) = source {
-        if let Some(fetch) = error.downcast_ref::<FetchError>() {
-            return Some(fetch);
-        }
-        source = error.source();
-    }
-    None
 }
 
 fn credentials(auth: &AuthServer, secret: &str) -> Result<ClientCredentials, BoxError> {

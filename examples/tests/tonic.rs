@@ -12,8 +12,7 @@ use tower_bearer::auth::RelativeUri;
 use tower_bearer::{BearerAuthLayer, CacheConfig, FetchError, RetryOn401Layer, TokenCache};
 use tower_bearer_oauth2::{ClientAuth, ClientCredentials, Endpoint};
 use tower_bearer_testkit::AuthServer;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use tower_bearer_tonic::{authorize, fetch_error, Authorized};
 
 struct Setup {
     auth: Arc<AuthServer>,
@@ -48,22 +47,9 @@ fn cache(auth: &AuthServer, secret: &str) -> TokenCache {
     TokenCache::new(source(auth, secret))
 }
 
-/// The stack the README and `tonic_client` show, as written there.
-fn authorized(
-    channel: Channel,
-    cache: TokenCache,
-) -> GreeterClient<
-    impl tonic::client::GrpcService<Body, ResponseBody = Body, Error = BoxError, Future = impl Send>
-        + Clone
-        + Send
-        + 'static,
-> {
-    GreeterClient::new(
-        ServiceBuilder::new()
-            .layer(RetryOn401Layer::collected(64 * 1024).map_body(Body::new))
-            .layer(BearerAuthLayer::new(cache))
-            .service(channel),
-    )
+/// The channel the README and `tonic_client` show: `tower_bearer_tonic::authorize`.
+fn authorized(channel: Channel, cache: TokenCache) -> GreeterClient<Authorized<Channel>> {
+    GreeterClient::new(authorize(channel, cache))
 }
 
 /// The `FetchError` behind a status, if the call failed for want of a token.
@@ -203,7 +189,7 @@ async fn futures_join<T>(
 }
 
 #[tokio::test]
-async fn a_wrong_secret_fails_the_call_with_the_fetch_error_as_its_source() {
+async fn a_wrong_secret_fails_the_call_unauthenticated_with_the_fetch_error_as_its_source() {
     let Setup {
         auth,
         server,
@@ -211,8 +197,12 @@ async fn a_wrong_secret_fails_the_call_with_the_fetch_error_as_its_source() {
     } = setup().await;
     let mut client = authorized(channel, cache(&auth, "not-the-secret"));
     let status = within(client.say_hello(hello())).await.unwrap_err();
-    let fetch = source_of::<FetchError>(&status).expect("the FetchError is in the chain");
+    // Permanent: the call cannot succeed until someone fixes the credentials.
+    assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
+    let fetch = fetch_error(&status).expect("the FetchError is in the chain");
     assert!(fetch.is_permanent(), "{fetch}");
+    assert_eq!(status.message(), fetch.to_string());
+    assert!(source_of::<FetchError>(&status).is_some());
     assert!(!format!("{status:?}").contains("not-the-secret"));
     assert!(server.seen().tokens.is_empty(), "no call was sent");
 }
@@ -250,4 +240,38 @@ async fn an_allow_list_needs_the_clients_origin_and_says_so() {
         .await
         .unwrap();
     assert_eq!(reply.get_ref().message, "Hello, test!");
+}
+
+/// The authorization server is down: the fetch fails transiently, and the call fails with
+/// `UNAVAILABLE` (gRPC's "try again later"), not `UNKNOWN`.
+#[tokio::test]
+async fn a_call_that_gets_no_token_for_now_fails_unavailable() {
+    let Setup {
+        auth,
+        server,
+        channel,
+    } = setup().await;
+    auth.fail_always(tower_bearer_testkit::Fault::Status(
+        http::StatusCode::SERVICE_UNAVAILABLE,
+    ));
+    let mut client = authorized(channel, cache(&auth, AuthServer::DEFAULT_CLIENT_SECRET));
+    let status = within(client.say_hello(hello())).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    let fetch = fetch_error(&status).expect("the FetchError is in the chain");
+    assert!(fetch.is_transient(), "{fetch}");
+    assert!(server.seen().tokens.is_empty(), "no call was sent");
+
+    // Once the server is back (and the cache's backoff has passed), calls go through.
+    auth.heal();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match within(client.say_hello(hello())).await {
+            Ok(reply) => break assert_eq!(reply.get_ref().message, "Hello, test!"),
+            Err(status) if status.code() == tonic::Code::Unavailable => {
+                assert!(std::time::Instant::now() < deadline, "{status:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(status) => panic!("{status:?}"),
+        }
+    }
 }
