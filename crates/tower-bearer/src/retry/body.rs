@@ -97,6 +97,14 @@ impl Limits {
     /// `call` takes microseconds.
     pub(super) const DEFAULT_FRAMES: usize = 1024;
 
+    /// `bytes`, in up to [`DEFAULT_FRAMES`](Self::DEFAULT_FRAMES) frames.
+    pub(super) fn bytes(bytes: usize) -> Self {
+        Limits {
+            bytes,
+            frames: Self::DEFAULT_FRAMES,
+        }
+    }
+
     /// Whether `read` is past either limit.
     pub(super) fn exceeded_by(&self, read: &Read) -> bool {
         read.length > self.bytes || read.frames > self.frames

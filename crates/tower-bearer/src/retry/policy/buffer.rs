@@ -24,10 +24,7 @@ impl BufferBody {
     /// Records bodies up to `limit` bytes, in up to 1024 frames.
     pub fn new(limit: usize) -> Self {
         BufferBody {
-            limits: Limits {
-                bytes: limit,
-                frames: Limits::DEFAULT_FRAMES,
-            },
+            limits: Limits::bytes(limit),
         }
     }
 

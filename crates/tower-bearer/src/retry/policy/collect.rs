@@ -37,10 +37,7 @@ impl CollectBody {
     /// Reads bodies of up to `limit` bytes, in up to 1024 frames, before sending them.
     pub fn new(limit: usize) -> Self {
         CollectBody {
-            limits: Limits {
-                bytes: limit,
-                frames: Limits::DEFAULT_FRAMES,
-            },
+            limits: Limits::bytes(limit),
         }
     }
 
