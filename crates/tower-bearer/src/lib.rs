@@ -61,6 +61,7 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 pub mod auth;
+pub mod authorizer;
 mod backoff;
 pub mod cache;
 pub mod challenge;

@@ -107,17 +107,14 @@
 //! which attaches the token only to the origins listed. Without the list, that order sends
 //! the token to every hop, wherever it points.
 
-#[cfg(feature = "dpop")]
-mod dpop;
 mod future;
 mod layer;
-mod origin;
 mod rejected;
 mod service;
 
+pub use crate::authorizer::{InvalidOrigin, Origin, RelativeUri};
 pub use future::ResponseFuture;
 pub use layer::BearerAuthLayer;
-pub use origin::{InvalidOrigin, Origin, RelativeUri};
 #[cfg(feature = "retry")]
 pub(crate) use rejected::TokenRejected;
 pub use service::{BearerAuth, CloneService};

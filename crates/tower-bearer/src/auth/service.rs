@@ -1,14 +1,11 @@
 use std::fmt;
-use std::num::NonZeroU64;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::header::AUTHORIZATION;
-use http::{HeaderMap, HeaderValue, Request, Response};
+use http::{Request, Response};
 use tower_service::Service;
 
-use super::{BearerAuthLayer, Origin, RelativeUri, ResponseFuture};
-use crate::cache::Reader;
+use super::{BearerAuthLayer, ResponseFuture};
+use crate::authorizer::{Authorize, Authorizer, Pending};
 use crate::{BoxError, TokenCache};
 
 /// What [`BearerAuth`] asks of the service it wraps: to be `Clone`. Every `Clone` type is
@@ -59,12 +56,13 @@ impl<T: Clone> CloneService for T {}
 
 /// Adds a bearer token to each request; built by [`BearerAuthLayer`].
 ///
-/// The inner service must be `Clone` (see [`CloneService`]).
+/// It drives an [`Authorizer`], which decides what each request gets and what each
+/// response says; this type is its tower glue. The inner service must be `Clone` (see
+/// [`CloneService`]).
 #[derive(Clone)]
 pub struct BearerAuth<S> {
     inner: S,
-    reader: Reader,
-    allowed_origins: Option<Arc<[Origin]>>,
+    authorizer: Authorizer,
 }
 
 impl<S> BearerAuth<S> {
@@ -73,19 +71,15 @@ impl<S> BearerAuth<S> {
     where
         S: CloneService,
     {
-        Self::from_parts(inner, &cache, None)
+        Self::with_authorizer(inner, Authorizer::new(cache))
     }
 
-    pub(super) fn from_parts(
-        inner: S,
-        cache: &TokenCache,
-        allowed_origins: Option<Arc<[Origin]>>,
-    ) -> Self {
-        BearerAuth {
-            inner,
-            reader: cache.reader(),
-            allowed_origins,
-        }
+    /// Wraps `inner`, attaching tokens as `authorizer` says (its cache, its allow-list).
+    pub fn with_authorizer(inner: S, authorizer: Authorizer) -> Self
+    where
+        S: CloneService,
+    {
+        BearerAuth { inner, authorizer }
     }
 
     /// A layer that wraps services in `BearerAuth`.
@@ -110,58 +104,13 @@ impl<S> BearerAuth<S> {
 
     /// The cache tokens come from.
     pub fn cache(&self) -> &TokenCache {
-        self.reader.cache()
+        self.authorizer.cache()
     }
 
-    /// Whether the request's origin may get the token. A relative URI cannot be checked
-    /// against an allow-list: that is an error rather than a request silently sent without
-    /// its token (tonic, for one, sends path-only URIs unless given an origin).
-    #[inline]
-    fn origin_check<B>(&self, request: &Request<B>) -> OriginCheck {
-        match &self.allowed_origins {
-            None => OriginCheck::Allowed,
-            Some(origins) => check_origin(origins, request),
-        }
+    /// The authorizer this service drives.
+    pub fn authorizer(&self) -> &Authorizer {
+        &self.authorizer
     }
-}
-
-/// What the allow-list says about a request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum OriginCheck {
-    Allowed,
-    NotAllowed,
-    /// A relative URI: it cannot be checked.
-    Relative,
-}
-
-#[inline(never)]
-fn check_origin<B>(origins: &[Origin], request: &Request<B>) -> OriginCheck {
-    let uri = request.uri();
-    if uri.scheme().is_none() || uri.host().is_none() {
-        if has_authorization(request.headers()) {
-            // The caller's own credentials: not ours to check.
-            return OriginCheck::NotAllowed;
-        }
-        return OriginCheck::Relative;
-    }
-    if origins.iter().any(|o| o.matches(uri)) {
-        OriginCheck::Allowed
-    } else {
-        OriginCheck::NotAllowed
-    }
-}
-
-/// What [`BearerAuth::prepare`] did with a request.
-enum Prepared {
-    /// Ready to send; the number of the cache entry whose token it carries, if any.
-    Send(Option<NonZeroU64>),
-    /// A token must be fetched first.
-    Fetch,
-    /// Not to be sent: its URI is relative and an allow-list is set.
-    Refuse,
-    /// To be sent with this DPoP-bound token and a proof.
-    #[cfg(feature = "dpop")]
-    Dpop(crate::Token),
 }
 
 impl<S, B, ResBody> Service<Request<B>> for BearerAuth<S>
@@ -180,119 +129,34 @@ where
 
     #[inline]
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        match self.prepare(&mut request) {
-            Prepared::Send(attached) => ResponseFuture::sent(self.inner.call(request), attached),
-            Prepared::Fetch => self.call_after_fetch(request),
-            Prepared::Refuse => self.refuse(&request),
-            #[cfg(feature = "dpop")]
-            Prepared::Dpop(token) => self.call_dpop(request, token),
+        match self.authorizer.authorize(&mut request) {
+            Authorize::Send(sent) => ResponseFuture::sent(self.inner.call(request), sent),
+            Authorize::Wait(pending) => self.call_after(pending, request),
+            Authorize::Refuse(error) => ResponseFuture::refused(error),
         }
     }
 }
 
 impl<S> BearerAuth<S> {
-    /// Gets `request` ready to send without waiting: attaches the cached token, or leaves the
-    /// request alone when it is not ours to authorize.
-    #[inline]
-    fn prepare<B>(&mut self, request: &mut Request<B>) -> Prepared {
-        match self.origin_check(request) {
-            OriginCheck::Allowed => {}
-            OriginCheck::NotAllowed => return Prepared::Send(None),
-            OriginCheck::Relative => return Prepared::Refuse,
-        }
-        if has_authorization(request.headers()) {
-            return Prepared::Send(None);
-        }
-        let Some(entry) = self.reader.usable_entry() else {
-            return Prepared::Fetch;
-        };
-        // A DPoP-bound token needs a proof, made out of line (see `auth::dpop`).
-        #[cfg(feature = "dpop")]
-        if entry.token().is_dpop() {
-            return Prepared::Dpop(entry.token().clone());
-        }
-        insert_authorization(request.headers_mut(), entry.token().header_value().clone());
-        Prepared::Send(Some(entry.id()))
-    }
-}
-
-impl<S> BearerAuth<S> {
-    /// The future for a request that is not sent: see [`RelativeUri`].
+    /// The slow path: the request waits (for a token, or a DPoP nonce). The returned future
+    /// waits, then calls the service that was made ready; a clone takes its place here.
     #[cold]
     #[inline(never)]
-    fn refuse<B>(&self, request: &Request<B>) -> ResponseFuture<S, B>
-    where
-        S: Service<Request<B>>,
-    {
-        let error = RelativeUri::new(request.uri());
-        ResponseFuture::refused(self.reader.cache().clone(), error.into())
-    }
-
-    /// Sends `request` with a DPoP-bound token and a proof for it; refuses it when no
-    /// proof can be made (a relative URI).
-    #[cfg(feature = "dpop")]
-    #[cold]
-    #[inline(never)]
-    fn call_dpop<B>(&mut self, mut request: Request<B>, token: crate::Token) -> ResponseFuture<S, B>
-    where
-        S: Service<Request<B>>,
-    {
-        insert_authorization(request.headers_mut(), token.header_value().clone());
-        let cache = self.reader.cache().clone();
-        match super::dpop::attach_proof(&mut request, &token) {
-            Ok(Some(sent)) => {
-                ResponseFuture::sent_dpop(cache, self.inner.call(request), token, sent)
-            }
-            // A `DPoP` token always has its key; were it not bound, it would go as it is.
-            Ok(None) => ResponseFuture::sent(self.inner.call(request), None),
-            Err(error) => ResponseFuture::refused(cache, error.into()),
-        }
-    }
-
-    /// The slow path: no usable token. The returned future waits for the fetch, then calls
-    /// the service that was made ready.
-    #[cold]
-    #[inline(never)]
-    fn call_after_fetch<B>(&mut self, request: Request<B>) -> ResponseFuture<S, B>
+    fn call_after<B>(&mut self, pending: Pending, request: Request<B>) -> ResponseFuture<S, B>
     where
         S: Service<Request<B>> + Clone,
     {
-        let cache = self.reader.cache().clone();
         let fresh = self.inner.clone();
         let ready = std::mem::replace(&mut self.inner, fresh);
-        ResponseFuture::fetching(cache, ready, request)
+        ResponseFuture::waiting(pending, ready, request)
     }
-}
-
-/// Whether the caller already set an Authorization header: for the handful of headers
-/// requests usually carry, comparing names costs less than hashing one (an earlier
-/// `contains_key` was a third of this layer's cost in the `hot_path` bench). The entry API,
-/// and appending and taking ours back out, both measured slower.
-#[inline]
-fn has_authorization(headers: &HeaderMap) -> bool {
-    const SCAN_UP_TO: usize = 16;
-    if headers.keys_len() <= SCAN_UP_TO {
-        headers.keys().any(|name| name == AUTHORIZATION)
-    } else {
-        headers.contains_key(AUTHORIZATION)
-    }
-}
-
-/// Inserts the header in a function of its own: small enough that `HeaderMap::insert` is
-/// inlined into it and hashes the constant name at compile time, as it does in
-/// `AddAuthorization`. Inlined into the larger `call`, the insert stays a call that hashes
-/// at run time (about 35 instructions more per request in the `hot_path` bench).
-#[inline(never)]
-pub(super) fn insert_authorization(headers: &mut HeaderMap, value: HeaderValue) {
-    headers.insert(AUTHORIZATION, value);
 }
 
 impl<S: fmt::Debug> fmt::Debug for BearerAuth<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BearerAuth")
             .field("inner", &self.inner)
-            .field("cache", self.reader.cache())
-            .field("allowed_origins", &self.allowed_origins)
+            .field("authorizer", &self.authorizer)
             .finish()
     }
 }

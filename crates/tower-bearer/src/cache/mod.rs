@@ -195,8 +195,7 @@ struct Rejection {
 
 /// What became of a token a server rejected; see [`TokenCache::reject`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Rejected {
+pub(crate) enum Rejected {
     /// It was the cached token and is now invalidated: the next caller fetches.
     Invalidated,
     /// The cache already holds another token, or is already fetching one.
@@ -209,7 +208,7 @@ pub enum Rejected {
 impl Rejected {
     /// Whether replaying the rejected request would carry another token: false while the
     /// cache holds the rejected one back from being replaced.
-    pub fn replay_gets_another_token(self) -> bool {
+    pub(crate) fn replay_gets_another_token(self) -> bool {
         self != Rejected::HeldOff
     }
 }
@@ -358,11 +357,9 @@ impl TokenCache {
     /// Like [`invalidate`](Self::invalidate) (compare-and-invalidate: a newer cached token
     /// is left alone), except that a token fetched to replace a rejected one, and rejected
     /// again before the fetch backoff has passed, is kept: an API that rejects every token
-    /// then costs a few token requests, not one per request. This is what
-    /// [`BearerAuth`](crate::BearerAuth) does on a 401; adapters for clients that are not
-    /// tower services (reqwest's middleware, for one) call it the same way, and replay the
-    /// request only if [`replay_gets_another_token`](Rejected::replay_gets_another_token).
-    pub fn reject(&self, token: &Token) -> Rejected {
+    /// then costs a few token requests, not one per request. The authorizer's verdict calls
+    /// it; adapters go through the authorizer.
+    pub(crate) fn reject(&self, token: &Token) -> Rejected {
         self.shared.reject(|current| current.token.same_as(token))
     }
 

@@ -250,6 +250,18 @@ impl DpopKey {
     pub fn update_nonce(&self, uri: &Uri, headers: &HeaderMap) -> bool {
         self.inner.nonces.update(uri, headers)
     }
+
+    /// Whether a request to `uri` goes now or waits for its origin's first response (the
+    /// auth layer's nonce gate; see `Nonces::gate`).
+    pub(crate) fn nonce_gate(&self, uri: &Uri) -> super::nonces::Gate {
+        self.inner.nonces.gate(uri)
+    }
+
+    /// The gate's first request to `uri`'s origin is done (`answered` if its response was
+    /// read).
+    pub(crate) fn release_nonce_gate(&self, uri: &Uri, answered: bool) {
+        self.inner.nonces.release(uri, answered);
+    }
 }
 
 fn rejected(reason: ring::error::KeyRejected) -> DpopError {

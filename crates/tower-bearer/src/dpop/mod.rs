@@ -32,7 +32,7 @@
 mod error;
 mod jwk;
 mod key;
-mod nonces;
+pub(crate) mod nonces;
 mod pkcs8;
 mod proof;
 

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use http::{HeaderMap, Uri};
+use tokio::sync::watch;
 
 use super::proof::check_nonce;
 
@@ -16,12 +17,35 @@ pub(crate) const DPOP_NONCE: http::HeaderName = http::HeaderName::from_static("d
 /// `use_dpop_nonce` round trip).
 const MAX_ORIGINS: usize = 256;
 
-/// The latest nonce from each origin.
+/// The latest nonce from each origin, and whether a first request to it is out.
 #[derive(Default)]
 pub(super) struct Nonces {
-    by_origin: Mutex<HashMap<String, Arc<str>>>,
+    by_origin: Mutex<HashMap<String, OriginNonce>>,
     /// Whether any server has sent one: most never do, and then a proof costs no lock.
     any: AtomicBool,
+}
+
+#[derive(Default)]
+struct OriginNonce {
+    nonce: Option<Arc<str>>,
+    /// Whether a response from the origin has been read: from then on, requests to it go
+    /// with whatever nonce is known (none, for a server that wants none).
+    answered: bool,
+    /// While the origin's first request is out: dropped when its response is read or it
+    /// is abandoned, which wakes the requests subscribed to it.
+    probe: Option<watch::Sender<()>>,
+}
+
+/// Where a request stands at its origin's nonce gate (see [`Nonces::gate`]).
+pub(crate) enum Gate {
+    /// Send it now, with the nonce known (if any).
+    Open,
+    /// Send it now: it is the origin's first request, and others wait for its response.
+    /// Call [`Nonces::release`] when its response is read or it is abandoned.
+    Probe,
+    /// Wait: the origin's first request is out. This wakes when it is answered or
+    /// abandoned; then ask again.
+    Wait(watch::Receiver<()>),
 }
 
 impl Nonces {
@@ -30,7 +54,9 @@ impl Nonces {
             return None;
         }
         let origin = origin(uri)?;
-        crate::sync::lock(&self.by_origin).get(&origin).cloned()
+        crate::sync::lock(&self.by_origin)
+            .get(&origin)
+            .and_then(|known| known.nonce.clone())
     }
 
     /// Keeps the nonce in `headers`, if they carry a valid one; whether it is new.
@@ -46,19 +72,59 @@ impl Nonces {
             return false;
         };
         let mut by_origin = crate::sync::lock(&self.by_origin);
-        if by_origin
-            .get(&origin)
-            .is_some_and(|known| **known == *nonce)
-        {
+        let known = entry(&mut by_origin, origin);
+        if known.nonce.as_deref() == Some(nonce) {
             return false;
         }
-        if by_origin.len() >= MAX_ORIGINS && !by_origin.contains_key(&origin) {
-            by_origin.clear();
-        }
-        by_origin.insert(origin, Arc::from(nonce));
+        known.nonce = Some(Arc::from(nonce));
         self.any.store(true, Ordering::Release);
         true
     }
+
+    /// Whether a request to `uri` should wait for the nonce its origin's first response may
+    /// bring. Until one response from the origin has been read, the first request goes
+    /// alone (it is the [probe](Gate::Probe)) and the others wait; a burst of cold requests
+    /// to a server that wants nonces then costs one `use_dpop_nonce` round trip, not one
+    /// each. A relative URI has no origin, and is never held.
+    pub(crate) fn gate(&self, uri: &Uri) -> Gate {
+        let Some(origin) = origin(uri) else {
+            return Gate::Open;
+        };
+        let mut by_origin = crate::sync::lock(&self.by_origin);
+        let known = entry(&mut by_origin, origin);
+        if known.answered || known.nonce.is_some() {
+            return Gate::Open;
+        }
+        match &known.probe {
+            Some(probe) => Gate::Wait(probe.subscribe()),
+            None => {
+                known.probe = Some(watch::channel(()).0);
+                Gate::Probe
+            }
+        }
+    }
+
+    /// The probe to `uri`'s origin is done: `answered` if its response was read. Wakes the
+    /// requests waiting for it.
+    pub(crate) fn release(&self, uri: &Uri, answered: bool) {
+        let Some(origin) = origin(uri) else {
+            return;
+        };
+        let mut by_origin = crate::sync::lock(&self.by_origin);
+        if let Some(known) = by_origin.get_mut(&origin) {
+            known.answered |= answered;
+            known.probe = None;
+        }
+    }
+}
+
+/// The origin's entry, made if need be. Past `MAX_ORIGINS` the map starts over (which
+/// wakes every waiting request: their probes are forgotten).
+fn entry(by_origin: &mut HashMap<String, OriginNonce>, origin: String) -> &mut OriginNonce {
+    if by_origin.len() >= MAX_ORIGINS && !by_origin.contains_key(&origin) {
+        by_origin.clear();
+    }
+    by_origin.entry(origin).or_default()
 }
 
 /// `scheme://host:port`, lowercased, with the scheme's default port filled in.
@@ -112,6 +178,35 @@ mod tests {
         assert!(!nonces.update(&api, &HeaderMap::new()));
         assert_eq!(nonces.get(&api), None);
         assert!(!nonces.update(&"/relative".parse().unwrap(), &with_nonce("n")));
+    }
+
+    #[test]
+    fn the_first_request_to_an_origin_goes_alone_until_it_is_answered() {
+        let nonces = Nonces::default();
+        let api: Uri = "https://api.example.com/a".parse().unwrap();
+        let other: Uri = "https://other.example.com/a".parse().unwrap();
+        assert!(matches!(nonces.gate(&api), Gate::Probe));
+        let Gate::Wait(waiting) = nonces.gate(&api) else {
+            panic!("a second request waits");
+        };
+        assert!(
+            matches!(nonces.gate(&other), Gate::Probe),
+            "origins are apart"
+        );
+        // Abandoned: the waiting request wakes and becomes the probe.
+        nonces.release(&api, false);
+        assert!(waiting.has_changed().is_err(), "woken");
+        assert!(matches!(nonces.gate(&api), Gate::Probe));
+        nonces.update(&api, &with_nonce("n-1"));
+        nonces.release(&api, true);
+        assert!(matches!(nonces.gate(&api), Gate::Open));
+        // A server that sends no nonce opens the gate once answered.
+        nonces.release(&other, true);
+        assert!(matches!(nonces.gate(&other), Gate::Open));
+        assert!(matches!(
+            nonces.gate(&"/relative".parse().unwrap()),
+            Gate::Open
+        ));
     }
 
     #[test]

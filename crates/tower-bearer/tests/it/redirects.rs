@@ -42,13 +42,17 @@ enum Stack {
     AuthOutside,
     /// The documented order, with `allow_origins` naming the API.
     AuthOutsideAllowList,
+    /// Retry, auth, then `FollowRedirect` with tower-http's default policy, which follows
+    /// redirects to other origins without `Authorization` (0.7 never puts it back).
+    AuthOutsideDefaultPolicy,
     /// `FollowRedirect` (default policy) outside both: `allow_origins` decides each hop.
     RedirectsOutsideAllowList,
 }
 
-const STACKS: [Stack; 3] = [
+const STACKS: [Stack; 4] = [
     Stack::AuthOutside,
     Stack::AuthOutsideAllowList,
+    Stack::AuthOutsideDefaultPolicy,
     Stack::RedirectsOutsideAllowList,
 ];
 
@@ -78,6 +82,13 @@ impl Stack {
                     .layer(FollowRedirectLayer::with_policy(same_origin))
                     .service(transport),
             ),
+            Stack::AuthOutsideDefaultPolicy => BoxCloneService::new(
+                ServiceBuilder::new()
+                    .layer(RetryOn401Layer::new())
+                    .layer(auth)
+                    .layer(FollowRedirectLayer::new())
+                    .service(transport),
+            ),
             Stack::RedirectsOutsideAllowList => BoxCloneService::new(
                 ServiceBuilder::new()
                     .layer(FollowRedirectLayer::new())
@@ -92,7 +103,10 @@ impl Stack {
     /// Whether this stack follows a redirect to another origin (without the token) rather
     /// than hand it back to the caller.
     fn follows_cross_origin(self) -> bool {
-        matches!(self, Stack::RedirectsOutsideAllowList)
+        matches!(
+            self,
+            Stack::RedirectsOutsideAllowList | Stack::AuthOutsideDefaultPolicy
+        )
     }
 }
 
@@ -110,13 +124,16 @@ fn authorizations(server: &ApiServer, path: &str) -> Vec<Option<String>> {
 /// to `landing`, the `/landing` of another origin served by `other`. Asserts that `api` got
 /// the token, `other` never did, and the caller got `other`'s answer (401, as it came
 /// without a token) or, where cross-origin redirects are not followed, the redirect itself.
+/// That 401 is the other origin's answer to a request without our token: the token stays
+/// cached and nothing is replayed (the other origin gets one request per redirect).
 async fn redirect_across_origins(
     stack: Stack,
-    client: &Inner<Full<Bytes>>,
+    (client, cache): (&Inner<Full<Bytes>>, &TokenCache),
     api: &ApiServer,
     (landing, other): (&str, &ApiServer),
 ) -> TestResult {
-    for status in REDIRECTS {
+    let landed_before = authorizations(other, "/landing").len();
+    for (i, status) in REDIRECTS.into_iter().enumerate() {
         let path = redirect_from(api, status, landing);
         let response = client
             .clone()
@@ -133,12 +150,23 @@ async fn redirect_across_origins(
             "{stack:?}, {status}: the other origin got a token: {landed:?}"
         );
         if stack.follows_cross_origin() {
-            assert!(!landed.is_empty(), "{stack:?}, {status}: followed");
+            assert_eq!(
+                landed.len(),
+                landed_before + i + 1,
+                "{stack:?}, {status}: followed once, and not replayed"
+            );
             assert_eq!(
                 response.status(),
                 StatusCode::UNAUTHORIZED,
                 "{stack:?}, {status}"
             );
+            let first = sent.first().cloned().flatten();
+            assert_eq!(
+                first,
+                Some(format!("Bearer {}", current_token(cache))),
+                "{stack:?}, {status}: the token that went out is still the cached one"
+            );
+            assert_eq!(sent.len(), 1, "{stack:?}, {status}: {path} got one request");
         } else {
             assert_eq!(response.status(), status, "{stack:?}: back to the caller");
         }
@@ -173,7 +201,7 @@ async fn a_redirect_to_another_port_carries_no_token() -> TestResult {
         let client = stack.build(&cache, &api.url(), transport(http_client()))?;
         redirect_across_origins(
             stack,
-            &client,
+            (&client, &cache),
             &api,
             (&format!("{}/landing", elsewhere.url()), &elsewhere),
         )
@@ -190,7 +218,7 @@ async fn a_redirect_from_127_0_0_1_to_localhost_carries_no_token() -> TestResult
         let localhost = format!("http://localhost:{}/landing", api.addr().port());
         let cache = TokenCache::new(oauth_source(&auth));
         let client = stack.build(&cache, &api.url(), loopback_transport())?;
-        redirect_across_origins(stack, &client, &api, (&localhost, &api)).await?;
+        redirect_across_origins(stack, (&client, &cache), &api, (&localhost, &api)).await?;
     }
     Ok(())
 }
@@ -208,7 +236,7 @@ async fn a_redirect_from_https_to_http_carries_no_token() -> TestResult {
         let client = stack.build(&cache, &api.url(), https)?;
         redirect_across_origins(
             stack,
-            &client,
+            (&client, &cache),
             &api,
             (&format!("{}/landing", plain.url()), &plain),
         )
@@ -288,7 +316,9 @@ async fn a_revoked_token_is_replaced_once_through_a_redirect() -> TestResult {
         );
         let start = match stack {
             // The replay starts over from the caller's URI.
-            Stack::AuthOutside | Stack::AuthOutsideAllowList => vec![revoked, renewed],
+            Stack::AuthOutside | Stack::AuthOutsideAllowList | Stack::AuthOutsideDefaultPolicy => {
+                vec![revoked, renewed]
+            }
             // The retry layer sees each hop on its own: only the rejected hop is replayed.
             Stack::RedirectsOutsideAllowList => vec![revoked],
         };

@@ -1,7 +1,71 @@
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use http::Uri;
+
+/// The origins a token may go to: an allow-list, parsed once and shared by every clone of
+/// the [`Authorizer`](super::Authorizer) (and the layer or middleware that drives it).
+///
+/// ```
+/// use tower_bearer::authorizer::AllowedOrigins;
+///
+/// let origins = AllowedOrigins::new(["https://api.example.com", "http://127.0.0.1:8080"])?;
+/// assert!(origins.contains(&"https://API.example.com:443/v1/orders?page=2".parse()?));
+/// assert!(!origins.contains(&"http://api.example.com/v1/orders".parse()?));
+/// assert!(!origins.contains(&"/relative".parse()?));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AllowedOrigins(Arc<[Origin]>);
+
+impl AllowedOrigins {
+    /// Parses each origin (`https://api.example.com`, `http://127.0.0.1:8080`); the first
+    /// that is not one is the error.
+    pub fn new<I>(origins: I) -> Result<Self, InvalidOrigin>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let origins = origins
+            .into_iter()
+            .map(|origin| origin.as_ref().parse())
+            .collect::<Result<Vec<Origin>, _>>()?;
+        Ok(AllowedOrigins(origins.into()))
+    }
+
+    /// Whether `uri` points at one of the origins. A relative URI never does.
+    pub fn contains(&self, uri: &Uri) -> bool {
+        self.0.iter().any(|origin| origin.matches(uri))
+    }
+
+    /// The origins, in the order given.
+    pub fn iter(&self) -> impl Iterator<Item = &Origin> {
+        self.0.iter()
+    }
+
+    /// What the list says about a request to `uri`.
+    #[inline(never)]
+    pub(super) fn check(&self, uri: &Uri) -> Check {
+        if uri.scheme().is_none() || uri.host().is_none() {
+            return Check::Relative;
+        }
+        if self.contains(uri) {
+            Check::Allowed
+        } else {
+            Check::NotAllowed
+        }
+    }
+}
+
+/// What the allow-list says about a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Check {
+    Allowed,
+    NotAllowed,
+    /// A relative URI: it cannot be checked.
+    Relative,
+}
 
 /// A scheme, host and port that may receive the token (RFC 6454 origin).
 ///
@@ -29,26 +93,7 @@ impl Origin {
     }
 }
 
-impl Origin {
-    /// Whether the URL in `url` points at this origin: for clients whose requests carry a
-    /// string or a `url::Url` (pass `url.as_str()`) rather than a [`Uri`]. A relative URL, or
-    /// text that is not a URL, never does.
-    ///
-    /// ```
-    /// use tower_bearer::auth::Origin;
-    ///
-    /// let origin: Origin = "https://api.example.com".parse()?;
-    /// assert!(origin.matches_str("https://API.example.com:443/v1/orders?page=2"));
-    /// assert!(!origin.matches_str("http://api.example.com/v1/orders"));
-    /// assert!(!origin.matches_str("not a url"));
-    /// # Ok::<(), tower_bearer::auth::InvalidOrigin>(())
-    /// ```
-    pub fn matches_str(&self, url: &str) -> bool {
-        url.parse::<Uri>().is_ok_and(|uri| self.matches(&uri))
-    }
-}
-
-fn default_port(scheme: &str) -> Option<u16> {
+pub(super) fn default_port(scheme: &str) -> Option<u16> {
     if scheme.eq_ignore_ascii_case("https") {
         Some(443)
     } else if scheme.eq_ignore_ascii_case("http") {
@@ -116,8 +161,8 @@ impl fmt::Display for InvalidOrigin {
 
 impl std::error::Error for InvalidOrigin {}
 
-/// The error [`BearerAuth`](super::BearerAuth) returns, without sending the request, for a
-/// relative URI (no scheme and host) when an [allow-list](super::BearerAuthLayer::allow_origins)
+/// The error the [`Authorizer`](super::Authorizer) refuses a request with, so that it is not
+/// sent, for a relative URI (no scheme and host) when an [allow-list](super::AllowedOrigins)
 /// is set: such a request cannot be checked against the list.
 ///
 /// tonic sends path-only URIs (`/package.Service/Method`) unless the client is given an
