@@ -212,3 +212,133 @@ async fn neither_the_proof_nor_the_token_is_logged() {
     assert!(!text.contains("eyJ"), "no JWS in the logs: {text}");
     assert!(!format!("{key:?}").contains("eyJ"));
 }
+
+/// 500 cold calls at an API that wants nonces cost 500 requests and one `use_dpop_nonce`
+/// replay: one fetch for the token, and while the origin's first response is out the
+/// others wait for its nonce. (Each call learning the nonce from its own 401 cost 913
+/// requests.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_burst_at_a_nonce_requiring_api_costs_one_nonce_replay() {
+    const CALLS: u64 = 500;
+    let (auth, api) = servers(proofs_and_nonces()).await;
+    let key = DpopKey::generate_es256().unwrap();
+    let client = client(&dpop_cache(&auth, &key), 64);
+    let url = format!("{}/orders", api.url());
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..CALLS {
+        calls.spawn(client.clone().oneshot(get(&url)));
+    }
+    while let Some(call) = calls.join_next().await {
+        assert_eq!(call.unwrap().unwrap().status(), StatusCode::OK);
+    }
+    assert_eq!(auth.token_requests(), 1);
+    assert_eq!(
+        api.requests(),
+        CALLS + 1,
+        "one nonce replay ({} refusals)",
+        api.refusals().len()
+    );
+}
+
+/// A cache of one DPoP-bound token that needs no server, and a client whose first call to
+/// the API never answers (until dropped) and whose others answer 200 without a nonce.
+fn gated_client(
+    key: &DpopKey,
+) -> (
+    impl Service<
+            http::Request<String>,
+            Response = http::Response<()>,
+            Error = tower_bearer::BoxError,
+            Future: Send,
+        > + Clone,
+    std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    use tower::ServiceBuilder;
+    use tower_bearer::{BearerAuthLayer, RetryOn401Layer, Token, TokenType};
+
+    let key = key.clone();
+    let cache = TokenCache::new(tower_bearer::source::from_fn(move || {
+        let token = Token::builder("dpop-bound")
+            .token_type(TokenType::DPoP)
+            .dpop_key(key.clone())
+            .build();
+        async move { token.map_err(|e| tower_bearer::FetchError::permanent(e.to_string())) }
+    }));
+    let calls = Arc::new(AtomicU64::new(0));
+    let api = {
+        let calls = Arc::clone(&calls);
+        tower::service_fn(move |_: http::Request<String>| {
+            let first = calls.fetch_add(1, Ordering::SeqCst) == 0;
+            async move {
+                if first {
+                    std::future::pending::<()>().await;
+                }
+                Ok::<_, std::convert::Infallible>(http::Response::new(()))
+            }
+        })
+    };
+    let client = ServiceBuilder::new()
+        .layer(RetryOn401Layer::new())
+        .layer(BearerAuthLayer::new(cache))
+        .service(api);
+    (client, calls)
+}
+
+fn api_request() -> http::Request<String> {
+    http::Request::get("https://api.example.com/orders")
+        .body(String::new())
+        .unwrap()
+}
+
+/// The origin's first request is abandoned before its answer: the requests waiting for its
+/// nonce go on at once (one of them becomes the first), rather than wait for ever.
+#[tokio::test]
+async fn an_abandoned_first_request_lets_the_waiting_ones_go() {
+    use std::time::Duration;
+    let key = DpopKey::generate_es256().unwrap();
+    let (client, calls) = gated_client(&key);
+    let first = tokio::spawn(client.clone().oneshot(api_request()));
+    while calls.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    let second = tokio::spawn(client.clone().oneshot(api_request()));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the second request waits for the first one's answer"
+    );
+    first.abort();
+    let response = tokio::time::timeout(Duration::from_secs(1), second)
+        .await
+        .expect(
+            "the waiting request went on once the first was abandoned (well within the 2 s bound)",
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+/// The origin's first answer is slow to come (a long-running call): the others wait for
+/// its nonce a bounded time, then go without it.
+#[tokio::test(start_paused = true)]
+async fn a_slow_first_answer_holds_the_others_two_seconds_at_most() {
+    use std::time::Duration;
+    let key = DpopKey::generate_es256().unwrap();
+    let (client, calls) = gated_client(&key);
+    let _first = tokio::spawn(client.clone().oneshot(api_request()));
+    while calls.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    let started = tokio::time::Instant::now();
+    let response = client.oneshot(api_request()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(2) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+}
