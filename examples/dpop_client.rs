@@ -10,7 +10,9 @@
 //! The first token request and the first API request are each answered `use_dpop_nonce`
 //! and retried once with the server's nonce; after that, every proof carries the latest
 //! one. It shows the token bound to the key's thumbprint, then that a stolen copy of the
-//! token is useless without the key. It exits when done.
+//! token is useless without the key. Then it does the same through reqwest
+//! (`BearerAuthMiddleware`, the same authorizer as the layers), with a key of its own. It
+//! exits when done.
 
 use std::error::Error;
 use std::process::ExitCode;
@@ -24,6 +26,7 @@ use tower::{ServiceBuilder, ServiceExt};
 use tower_bearer::dpop::DpopKey;
 use tower_bearer::{BearerAuthLayer, RetryOn401Layer, TokenCache};
 use tower_bearer_oauth2::{ClientAuth, ClientCredentials, Endpoint};
+use tower_bearer_reqwest::BearerAuthMiddleware;
 use tower_bearer_testkit::{ApiServer, AuthServer, DpopNoncePolicy, DpopOptions};
 
 mod report;
@@ -80,6 +83,24 @@ async fn run() -> Result<(), BoxError> {
         .request(stolen)
         .await?;
     println!("the same token without its key: {}", response.status());
+
+    // reqwest: the middleware drives the same authorizer, so it sends the same proofs and
+    // learns the same nonces. Another key, so its first requests show the nonce round trips.
+    let key = DpopKey::generate_ed25519()?;
+    let cache = TokenCache::new(source(&auth, key)?);
+    let reqwest = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(BearerAuthMiddleware::new(cache.clone()))
+        .build();
+    let (tokens_before, api_before) = (auth.token_requests(), api.requests());
+    for path in ["/orders", "/orders/7", "/invoices"] {
+        let response = reqwest.get(format!("{}{path}", api.url())).send().await?;
+        println!("reqwest GET {path}: {}", response.status());
+    }
+    println!(
+        "reqwest: {} token requests, {} API requests for 3 calls",
+        auth.token_requests() - tokens_before,
+        api.requests() - api_before
+    );
     Ok(())
 }
 

@@ -114,6 +114,8 @@ fn dpop_client() {
             "GET /invoices: 200 OK",
             "(2 token requests, 4 API requests for 3 calls)",
             "the same token without its key: 401 Unauthorized",
+            "reqwest GET /invoices: 200 OK",
+            "reqwest: 2 token requests, 4 API requests for 3 calls",
         ],
     );
 }

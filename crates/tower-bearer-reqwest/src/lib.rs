@@ -6,7 +6,8 @@
 //! everything the cache does for tower clients: one fetch for any number of concurrent
 //! callers, refresh ahead of expiry, backoff while the authorization server is down.
 //!
-//! It behaves like the tower pair `RetryOn401Layer` + `BearerAuthLayer`:
+//! It drives the same [`Authorizer`](tower_bearer::authorizer::Authorizer) as the tower
+//! pair `RetryOn401Layer` + `BearerAuthLayer`, and behaves like it:
 //!
 //! - a request that already carries an `Authorization` header is sent as it is, and never
 //!   replayed;
@@ -79,7 +80,11 @@
 //!
 //! # Features
 //!
-//! None: the crate has one middleware and the helper [`fetch_error`].
+//! - `dpop`: DPoP-bound tokens (RFC 9449). Each request with such a token carries a proof
+//!   for its method and URL with the origin's latest nonce; a `DPoP-Nonce` header is kept,
+//!   a `DPoP error="use_dpop_nonce"` 401 is replayed once with the new nonce (the token
+//!   stays), and `DPoP error="invalid_token"` drops the token and replays once with a new
+//!   one. The same as `tower-bearer`'s `dpop` feature, which turns it on wherever it is on.
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 

@@ -17,6 +17,9 @@
 //! token request each. [`RetryOn401Layer`] goes outside it and replays such a request once.
 //! It never loops and never replays a body it cannot.
 //!
+//! Both layers' decisions live in the [`authorizer`] module, which the reqwest adapter
+//! drives too, so every transport behaves the same.
+//!
 //! Secrets never show up in `Debug`, `Display`, errors or logs, and the header value is
 //! marked sensitive.
 //!
@@ -54,6 +57,10 @@
 //! - `metrics`: counters and a histogram through the [`metrics`](https://docs.rs/metrics)
 //!   facade (fetches by outcome, fetch latency, waits, invalidations, store fallbacks);
 //!   the fresh path records nothing. See [`TokenCache::health`] for a readiness signal.
+//! - `follow-redirect` (default): the auth layer reads the final URI tower-http's
+//!   `FollowRedirect` (0.7) records on a response, so that a 401 from another origin after a
+//!   redirect is never taken for a rejection of the token. Adds the `tower-http` dependency
+//!   (its `follow-redirect` feature only).
 //! - `dpop`: the `dpop` module, DPoP (RFC 9449) keys and per-request proofs. Adds the
 //!   `ring` and `base64` dependencies.
 //! - `full`: everything.

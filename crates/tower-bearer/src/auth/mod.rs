@@ -1,5 +1,9 @@
 //! Adds `Authorization: Bearer <token>` to requests, with tokens from a [`TokenCache`](crate::TokenCache).
 //!
+//! [`BearerAuth`] is tower's driver of the [`Authorizer`](crate::authorizer::Authorizer),
+//! which decides what each request gets and what each response says about the token; the
+//! reqwest crate's middleware drives the same one.
+//!
 //! [`BearerAuthLayer`] wraps any `Service<http::Request<B>>`. On the usual path the cached
 //! token is fresh and attaching it costs an atomic load and a reference-counted clone of a
 //! ready header value. When no usable token is cached, the request waits for the cache's
@@ -55,9 +59,14 @@
 //! `https` to `http`) comes back to the caller unfollowed, so the token never leaves the
 //! origin it was sent to.
 //!
-//! tower-http's default policy is not enough on its own: it strips `Authorization` from a
-//! hop that changes origin, but rebuilds each later hop from the caller's headers, so a
-//! server that redirects to itself gets the token on its second hop (tower-http 0.6).
+//! With tower-http 0.7, the default policy (`FollowRedirectLayer::new()`) in the same place
+//! is safe too, and follows redirects to other origins: it strips `Authorization` from the
+//! hop that leaves the origin and never puts it back on a later one. With the default
+//! `follow-redirect` feature this layer reads the final URI `FollowRedirect` records
+//! (`RequestUri`), so a 401 from another origin is never taken for a rejection of the token:
+//! the token stays cached and the retry layer does not replay. On tower-http 0.6, keep
+//! `SameOrigin`: its default policy puts the token back on a same-origin hop after one that
+//! left, and its `RequestUri` is another type, which this layer does not read.
 //!
 //! ```
 //! use std::convert::Infallible;

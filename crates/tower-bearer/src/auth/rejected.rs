@@ -21,17 +21,10 @@ pub(crate) struct TokenRejected {
 }
 
 /// Marks a response the verdict says rejected the token.
-#[inline]
 pub(super) fn mark<B>(response: &mut Response<B>, verdict: Verdict) {
     if verdict != Verdict::Keep {
-        insert(response, verdict);
+        response.extensions_mut().insert(TokenRejected {
+            replay: verdict.replay(),
+        });
     }
-}
-
-#[cold]
-#[inline(never)]
-fn insert<B>(response: &mut Response<B>, verdict: Verdict) {
-    response.extensions_mut().insert(TokenRejected {
-        replay: verdict.replay(),
-    });
 }

@@ -5,7 +5,7 @@ use http::{Request, Response};
 use tower_service::Service;
 
 use super::{BearerAuthLayer, ResponseFuture};
-use crate::authorizer::{Authorize, Authorizer, Pending};
+use crate::authorizer::{Attach, Authorize, Authorizer, Pending};
 use crate::{BoxError, TokenCache};
 
 /// What [`BearerAuth`] asks of the service it wraps: to be `Clone`. Every `Clone` type is
@@ -129,10 +129,15 @@ where
 
     #[inline]
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        match self.authorizer.authorize(&mut request) {
-            Authorize::Send(sent) => ResponseFuture::sent(self.inner.call(request), sent),
-            Authorize::Wait(pending) => self.call_after(pending, request),
-            Authorize::Refuse(error) => ResponseFuture::refused(error),
+        match self.authorizer.attach(&mut request) {
+            Attach::Attached(attached) => {
+                ResponseFuture::attached(self.inner.call(request), attached)
+            }
+            Attach::Other(Authorize::Send(sent)) => {
+                ResponseFuture::sent(self.inner.call(request), sent)
+            }
+            Attach::Other(Authorize::Wait(pending)) => self.call_after(pending, request),
+            Attach::Other(Authorize::Refuse(error)) => ResponseFuture::refused(error),
         }
     }
 }

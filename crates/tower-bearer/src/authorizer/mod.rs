@@ -68,6 +68,7 @@ use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Uri, Version};
 
 pub use origins::{AllowedOrigins, InvalidOrigin, Origin, RelativeUri};
+pub(crate) use sent::Attached;
 pub use sent::{Sent, Verdict};
 
 use crate::cache::Reader;
@@ -213,26 +214,36 @@ impl Authorizer {
     /// one header insert: no lock, no clock read, no allocation.
     #[inline]
     pub fn authorize<R: Outgoing + ?Sized>(&mut self, request: &mut R) -> Authorize {
+        match self.attach(request) {
+            Attach::Attached(attached) => Authorize::Send(attached.into_sent()),
+            Attach::Other(authorize) => authorize,
+        }
+    }
+
+    /// [`authorize`](Self::authorize), with the usual path's outcome as an [`Attached`]:
+    /// what the tower layer keeps, so that its usual path never builds a [`Sent`].
+    #[inline]
+    pub(crate) fn attach<R: Outgoing + ?Sized>(&mut self, request: &mut R) -> Attach {
         if let Some(origins) = &self.origins {
             match origins.check(request.uri()) {
                 origins::Check::Allowed => {}
-                origins::Check::NotAllowed => return Authorize::Send(Sent::not_ours()),
-                origins::Check::Relative => return relative(request),
+                origins::Check::NotAllowed => return Attach::Attached(Attached::not_ours()),
+                origins::Check::Relative => return Attach::Other(relative(request)),
             }
         }
         if has_authorization(request.headers()) {
-            return Authorize::Send(Sent::not_ours());
+            return Attach::Attached(Attached::not_ours());
         }
         let Some(entry) = self.reader.usable_entry() else {
-            return self.wait_for_token(request);
+            return Attach::Other(self.wait_for_token(request));
         };
         #[cfg(feature = "dpop")]
         if entry.token().is_dpop() {
             let token = entry.token().clone();
-            return self.authorize_dpop(token, request);
+            return Attach::Other(self.authorize_dpop(token, request));
         }
         insert_authorization(request.headers_mut(), entry.token().header_value().clone());
-        Authorize::Send(Sent::entry(entry.id(), request.uri()))
+        Attach::Attached(Attached::entry(entry.id(), request.uri()))
     }
 
     /// No usable token: the request waits for the cache's fetch (and for a DPoP-bound
@@ -290,6 +301,14 @@ fn relative<R: Outgoing + ?Sized>(request: &R) -> Authorize {
         return Authorize::Send(Sent::not_ours());
     }
     Authorize::Refuse(RelativeUri::new(request.uri()).into())
+}
+
+/// What [`Authorizer::attach`] did with a request.
+pub(crate) enum Attach {
+    /// The usual path: a cached bearer token, or none of ours.
+    Attached(Attached),
+    /// Anything else.
+    Other(Authorize),
 }
 
 /// What [`Authorizer::authorize`] did with a request.

@@ -8,6 +8,7 @@
 use std::fmt;
 use std::num::NonZeroU64;
 
+use http::uri::Scheme;
 use http::{StatusCode, Uri, Version};
 
 use super::Incoming;
@@ -50,16 +51,6 @@ impl Sent {
         }
     }
 
-    #[inline]
-    pub(super) fn entry(id: NonZeroU64, uri: &Uri) -> Self {
-        Sent {
-            kind: Kind::Entry {
-                id,
-                origin: fingerprint(uri),
-            },
-        }
-    }
-
     pub(super) fn fetched(token: Token, cache: TokenCache, uri: &Uri) -> Self {
         Sent {
             kind: Kind::Fetched(Box::new(Fetched {
@@ -74,6 +65,20 @@ impl Sent {
     pub(super) fn dpop(sent: super::dpop::Sent) -> Self {
         Sent {
             kind: Kind::Dpop(Box::new(sent)),
+        }
+    }
+
+    /// Whether `response` needs reading at all: a response to a request with a cached or
+    /// fetched bearer token needs it only if it may reject the token (a 401, or gRPC's
+    /// UNAUTHENTICATED); a DPoP request's always does (it may carry a nonce). When this is
+    /// false, [`verdict`](Self::verdict) would be [`Verdict::Keep`] and have no effect.
+    #[inline]
+    pub fn needs_reading<R: Incoming + ?Sized>(&self, response: &R) -> bool {
+        match self.kind {
+            Kind::NotOurs => false,
+            Kind::Entry { .. } | Kind::Fetched(_) => may_reject(response),
+            #[cfg(feature = "dpop")]
+            Kind::Dpop(_) => true,
         }
     }
 
@@ -111,6 +116,51 @@ impl Sent {
             }
             #[cfg(feature = "dpop")]
             Kind::Dpop(sent) => sent.verdict(response),
+        }
+    }
+}
+
+/// A [`Sent`] for a cached bearer token (or none of ours), with nothing to drop: what the
+/// tower layer keeps in its response future on the usual path, where every instruction
+/// shows.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Attached {
+    id: Option<NonZeroU64>,
+    origin: u64,
+}
+
+impl Attached {
+    pub(super) fn not_ours() -> Self {
+        Attached {
+            id: None,
+            origin: 0,
+        }
+    }
+
+    #[inline]
+    pub(super) fn entry(id: NonZeroU64, uri: &Uri) -> Self {
+        Attached {
+            id: Some(id),
+            origin: fingerprint(uri),
+        }
+    }
+
+    /// As [`Sent::needs_reading`].
+    #[inline]
+    pub(crate) fn needs_reading<R: Incoming + ?Sized>(&self, response: &R) -> bool {
+        self.id.is_some() && may_reject(response)
+    }
+
+    /// The `Sent` it came from, to read a response with.
+    pub(crate) fn into_sent(self) -> Sent {
+        match self.id {
+            Some(id) => Sent {
+                kind: Kind::Entry {
+                    id,
+                    origin: self.origin,
+                },
+            },
+            None => Sent::not_ours(),
         }
     }
 }
@@ -176,32 +226,53 @@ pub(super) fn fingerprint(uri: &Uri) -> u64 {
     let Some(authority) = uri.authority() else {
         return 0;
     };
-    let scheme = uri.scheme_str().unwrap_or("").as_bytes();
-    let mut authority = authority.as_str().as_bytes();
-    let default_port: &[u8] = if scheme.eq_ignore_ascii_case(b"https") {
-        b":443"
-    } else {
-        b":80"
-    };
-    if let Some(without) = authority.strip_suffix(default_port) {
-        authority = without;
+    let authority = authority.as_str().as_bytes();
+    // Each default port a constant, so that the suffix test is one comparison, not a call.
+    match uri.scheme() {
+        Some(scheme) if *scheme == Scheme::HTTPS => fold(2, strip(authority, b":443")),
+        Some(scheme) if *scheme == Scheme::HTTP => fold(1, strip(authority, b":80")),
+        Some(other) => fold(fold(3, other.as_str().as_bytes()), authority),
+        None => fold(0, authority),
     }
-    fold(fold(0x9e37_79b9_7f4a_7c15, scheme), authority)
 }
 
-/// Mixes `bytes`, case-folded, into `hash`, eight at a time.
+/// `authority` without `port` at its end.
+#[inline]
+fn strip<'a, const N: usize>(authority: &'a [u8], port: &[u8; N]) -> &'a [u8] {
+    match authority.split_last_chunk::<N>() {
+        Some((rest, last)) if last == port => rest,
+        _ => authority,
+    }
+}
+
+/// Mixes `bytes`, case-folded, into `hash`: eight at a time, the last eight read again
+/// where they overlap the ones before (so no copy), and the length.
 #[inline]
 fn fold(mut hash: u64, bytes: &[u8]) -> u64 {
     const LOWER: u64 = 0x2020_2020_2020_2020;
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
-        hash = mix(hash, word | LOWER);
+    let word = |at: usize| {
+        let chunk: [u8; 8] = bytes
+            .get(at..at + 8)
+            .and_then(|chunk| chunk.try_into().ok())
+            .unwrap_or_default();
+        u64::from_le_bytes(chunk) | LOWER
+    };
+    let len = bytes.len();
+    if len >= 8 {
+        let mut at = 0;
+        while at + 8 < len {
+            hash = mix(hash, word(at));
+            at += 8;
+        }
+        hash = mix(hash, word(len - 8));
+    } else {
+        let mut short = 0u64;
+        for (i, byte) in bytes.iter().enumerate() {
+            short |= u64::from(*byte | 0x20) << (8 * i);
+        }
+        hash = mix(hash, short);
     }
-    let rest = chunks.remainder();
-    let mut last = [0u8; 8];
-    last[..rest.len()].copy_from_slice(rest);
-    mix(hash, (u64::from_le_bytes(last) | LOWER) ^ rest.len() as u64)
+    mix(hash, len as u64)
 }
 
 #[inline]
