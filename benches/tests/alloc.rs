@@ -58,4 +58,10 @@ fn the_fresh_path_allocates_no_more_than_the_noop_baseline() {
     // layer allocates what it keeps for a replay.
     assert!(noop >= 1.0, "{noop}");
     assert!(with_retry > noop, "{with_retry}");
+    // What the retry layer keeps for a replay is one allocation: the header pairs, in an
+    // exact-size slice (a cloned `HeaderMap` was two).
+    assert!(
+        with_retry <= noop + 1.0,
+        "the retry layer allocates once per request: {with_retry} against {noop}"
+    );
 }

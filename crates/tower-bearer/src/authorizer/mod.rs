@@ -399,7 +399,7 @@ struct Gate;
 /// `contains_key` was a third of this layer's cost in the `hot_path` bench). The entry API,
 /// and appending and taking ours back out, both measured slower.
 #[inline]
-fn has_authorization(headers: &HeaderMap) -> bool {
+pub(crate) fn has_authorization(headers: &HeaderMap) -> bool {
     const SCAN_UP_TO: usize = 16;
     if headers.keys_len() <= SCAN_UP_TO {
         headers.keys().any(|name| name == AUTHORIZATION)

@@ -4,10 +4,11 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 
-use http::{Request, Response};
+use http::{Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
+use super::head::RequestHead;
 use super::ReplayPolicy;
 use crate::auth::TokenRejected;
 
@@ -16,8 +17,27 @@ pub(super) struct Replay<S, P: ReplayPolicy<B>, B> {
     /// Cloned for the replay, if there is one.
     pub(super) service: Arc<Mutex<S>>,
     pub(super) policy: P,
-    pub(super) request: Request<()>,
+    /// The request's method, URI, version, headers and extensions, as the caller sent it.
+    pub(super) head: RequestHead,
     pub(super) saved: P::Saved,
+}
+
+impl<S, P: ReplayPolicy<B>, B> Replay<S, P, B> {
+    /// The service and request for the replay of a response the auth layer marked as
+    /// `rejected`, or `None` to return the response as it is. Out of line: most responses
+    /// never get here, and inlined into `poll` this code costs every one of them.
+    #[inline(never)]
+    fn start(self, rejected: TokenRejected, status: StatusCode) -> Option<(S, Request<P::Body>)>
+    where
+        S: Clone,
+    {
+        let request = replay_request(rejected, status, || {
+            self.policy
+                .replay(self.saved)
+                .map(|body| self.head.into_request(body))
+        })?;
+        Some((crate::sync::lock(&self.service).clone(), request))
+    }
 }
 
 pin_project! {
@@ -81,20 +101,27 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::First { future, replay } => {
-                    let response = ready!(future.poll(cx))?;
-                    let Some(replay) = replay.take() else {
-                        return Poll::Ready(Ok(response));
+                    let output = ready!(future.poll(cx));
+                    // The usual response is no rejection: it is returned as it came, and the
+                    // replay is dropped where it is, without being moved out first.
+                    let rejected = match &output {
+                        Ok(response) => response
+                            .extensions()
+                            .get::<TokenRejected>()
+                            .map(|&rejected| (rejected, response.status())),
+                        Err(_) => None,
                     };
-                    let Some(request) = replay_request(&response, || {
-                        replay
-                            .policy
-                            .replay(replay.saved)
-                            .map(|body| replay.request.map(|()| body))
-                    }) else {
-                        return Poll::Ready(Ok(response));
+                    let Some((rejected, status)) = rejected else {
+                        return Poll::Ready(output);
+                    };
+                    let Some((service, request)) = replay
+                        .take()
+                        .and_then(|replay| replay.start(rejected, status))
+                    else {
+                        return Poll::Ready(output);
                     };
                     this.state.set(State::Readying {
-                        service: crate::sync::lock(&replay.service).clone(),
+                        service,
                         request: Some(request),
                     });
                 }
@@ -112,15 +139,14 @@ where
     }
 }
 
-/// Decides on the first response: the replay, if the auth layer inside says it rejected its
-/// own token (a 401, or gRPC's UNAUTHENTICATED) and a replay would carry another one; `None`
-/// to return the response as it is.
-fn replay_request<ResBody, R>(
-    response: &Response<ResBody>,
+/// Decides on a first response that the auth layer inside marked as `rejected` (a 401, or
+/// gRPC's UNAUTHENTICATED, for its own token): the replay, if it would carry another token;
+/// `None` to return the response as it is.
+fn replay_request<R>(
+    rejected: TokenRejected,
+    status: StatusCode,
     build: impl FnOnce() -> Option<Request<R>>,
 ) -> Option<Request<R>> {
-    let rejected = response.extensions().get::<TokenRejected>()?;
-    let status = response.status();
     if !rejected.replay {
         tracing::debug!(
             %status,

@@ -47,6 +47,7 @@
 
 mod body;
 mod future;
+mod head;
 mod layer;
 mod policy;
 mod service;

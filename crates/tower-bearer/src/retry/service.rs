@@ -1,11 +1,12 @@
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use http::header::AUTHORIZATION;
 use http::{Request, Response};
 use tower_service::Service;
 
+use super::head::RequestHead;
 use super::{CloneBody, ReplayPolicy, ResponseFuture, RetryOn401Layer};
+use crate::authorizer::has_authorization;
 
 /// Retries once on a 401 for a rejected token; built by [`RetryOn401Layer`].
 ///
@@ -80,25 +81,14 @@ where
         let (parts, body) = request.into_parts();
         let (body, saved) = self.policy.prepare(body);
         // A request with the caller's own credentials is never replayed.
-        if parts.headers.contains_key(AUTHORIZATION) {
-            drop(saved);
-            return ResponseFuture::new(self.inner.call(Request::from_parts(parts, body)), None);
-        }
-        let mut replay = Request::new(());
-        *replay.method_mut() = parts.method.clone();
-        *replay.uri_mut() = parts.uri.clone();
-        *replay.version_mut() = parts.version;
-        *replay.headers_mut() = parts.headers.clone();
-        *replay.extensions_mut() = parts.extensions.clone();
+        let head = (!has_authorization(&parts.headers)).then(|| RequestHead::copy_of(&parts));
         let future = self.inner.call(Request::from_parts(parts, body));
-        ResponseFuture::new(
-            future,
-            Some(super::future::Replay {
-                service: Arc::clone(&self.replayer),
-                policy: self.policy.clone(),
-                request: replay,
-                saved,
-            }),
-        )
+        let replay = head.map(|head| super::future::Replay {
+            service: Arc::clone(&self.replayer),
+            policy: self.policy.clone(),
+            head,
+            saved,
+        });
+        ResponseFuture::new(future, replay)
     }
 }

@@ -1,0 +1,111 @@
+//! The copy of a request's head that [`RetryOn401`](super::RetryOn401) keeps for a replay.
+
+use http::header::{HeaderName, HeaderValue};
+use http::request::Parts;
+use http::{Extensions, HeaderMap, Method, Request, Uri, Version};
+
+/// Method, URI, version, headers and extensions of a request, kept to send it again.
+///
+/// Most requests are never replayed, so the copy is made to be cheap and the work of a
+/// `HeaderMap` is left to the replay: the headers are kept as their (name, value) pairs in
+/// one exact-size allocation, where a cloned `HeaderMap` costs two (its index table and its
+/// entries) and copies its hash table too.
+pub(super) struct RequestHead {
+    method: Method,
+    uri: Uri,
+    version: Version,
+    /// Every value of every header, in the map's order: a name's values stay in the order
+    /// they were added, which is what a replay must keep (RFC 9110, section 5.3).
+    headers: Box<[(HeaderName, HeaderValue)]>,
+    extensions: Extensions,
+}
+
+impl RequestHead {
+    /// A copy of the head of the request `parts` belong to.
+    #[inline]
+    pub(super) fn copy_of(parts: &Parts) -> Self {
+        // `len` counts values, not names, so repeated headers fit without a reallocation
+        // and the boxed slice takes the vector's buffer as it is.
+        let mut headers = Vec::with_capacity(parts.headers.len());
+        for (name, value) in &parts.headers {
+            headers.push((name.clone(), value.clone()));
+        }
+        RequestHead {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            version: parts.version,
+            headers: headers.into_boxed_slice(),
+            extensions: parts.extensions.clone(),
+        }
+    }
+
+    /// The request this head was copied from, with `body`.
+    pub(super) fn into_request<B>(self, body: B) -> Request<B> {
+        let mut headers = HeaderMap::with_capacity(self.headers.len());
+        for (name, value) in self.headers {
+            // Appending in the order they were read gives back the map that was copied:
+            // the same names in the same order, each with its values in order.
+            headers.append(name, value);
+        }
+        let mut request = Request::new(body);
+        *request.method_mut() = self.method;
+        *request.uri_mut() = self.uri;
+        *request.version_mut() = self.version;
+        *request.headers_mut() = headers;
+        *request.extensions_mut() = self.extensions;
+        request
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Clone, Debug, PartialEq)]
+    struct Marker(u32);
+
+    #[test]
+    fn the_request_comes_back_as_it_was_copied() {
+        let mut request = Request::builder()
+            .method(Method::PUT)
+            .uri("https://api.example.com/v1/items?page=2")
+            .version(Version::HTTP_2)
+            .header("x-a", "first")
+            .header("accept", "application/json")
+            .header("x-a", "second")
+            .header("x-b", "only")
+            .header("x-a", "third")
+            .extension(Marker(7))
+            .body(())
+            .unwrap();
+        let mut secret = HeaderValue::from_static("kept secret");
+        secret.set_sensitive(true);
+        request.headers_mut().insert("x-secret", secret);
+        let (parts, ()) = request.into_parts();
+
+        let replay = RequestHead::copy_of(&parts).into_request("body");
+
+        assert_eq!(replay.method(), Method::PUT);
+        assert_eq!(replay.uri(), &parts.uri);
+        assert_eq!(replay.version(), Version::HTTP_2);
+        let pairs = |map: &HeaderMap| {
+            map.iter()
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(pairs(replay.headers()), pairs(&parts.headers));
+        let values: Vec<_> = replay.headers().get_all("x-a").iter().collect();
+        assert_eq!(values, ["first", "second", "third"]);
+        assert!(replay.headers()["x-secret"].is_sensitive());
+        assert_eq!(replay.extensions().get::<Marker>(), Some(&Marker(7)));
+        assert_eq!(*replay.body(), "body");
+    }
+
+    #[test]
+    fn a_request_without_headers_keeps_none() {
+        let (parts, ()) = Request::new(()).into_parts();
+        let head = RequestHead::copy_of(&parts);
+        assert!(head.headers.is_empty());
+        assert!(head.into_request(()).headers().is_empty());
+    }
+}
