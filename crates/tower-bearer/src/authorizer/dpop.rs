@@ -28,9 +28,16 @@ const DPOP: HeaderName = HeaderName::from_static("dpop");
 const NONCE_WAIT: Duration = Duration::from_secs(2);
 
 /// A request's place at its origin's nonce gate: for the origin's first request, what
-/// lets the others go once its response is read, or it is dropped unread.
+/// lets the others go once its response is read, or it is dropped unread; for the others,
+/// the nonce the gate found (`None` inside when it was not asked).
 #[derive(Default)]
-pub(crate) struct Gate(Option<Probe>);
+pub(crate) struct Gate(Option<Probe>, Option<Option<Arc<str>>>);
+
+impl Gate {
+    fn open(nonce: Option<Arc<str>>) -> Self {
+        Gate(None, Some(nonce))
+    }
+}
 
 struct Probe {
     key: DpopKey,
@@ -56,7 +63,7 @@ pub(super) fn gate(token: &Token, uri: &Uri) -> GateNow {
         return GateNow::Go(Gate::default());
     };
     match key.nonce_gate(uri) {
-        NonceGate::Open => GateNow::Go(Gate::default()),
+        NonceGate::Open(nonce) => GateNow::Go(Gate::open(nonce)),
         NonceGate::Probe => GateNow::Go(probe(key, uri)),
         NonceGate::Wait(_) => GateNow::Wait,
     }
@@ -71,7 +78,7 @@ pub(super) async fn wait_for_nonce(token: &Token, uri: &Uri) -> Gate {
     let deadline = tokio::time::Instant::now() + NONCE_WAIT;
     loop {
         match key.nonce_gate(uri) {
-            NonceGate::Open => return Gate::default(),
+            NonceGate::Open(nonce) => return Gate::open(nonce),
             NonceGate::Probe => return probe(key, uri),
             NonceGate::Wait(mut first) => {
                 // Err once the first request is done: ask again.
@@ -89,11 +96,13 @@ pub(super) async fn wait_for_nonce(token: &Token, uri: &Uri) -> Gate {
 }
 
 fn probe(key: &DpopKey, uri: &Uri) -> Gate {
-    Gate(Some(Probe {
+    let probe = Probe {
         key: key.clone(),
         uri: uri.clone(),
         answered: false,
-    }))
+    };
+    // The origin has answered nothing yet, so there is no nonce to send.
+    Gate(Some(probe), Some(None))
 }
 
 /// What a DPoP request keeps for its response.
@@ -115,13 +124,16 @@ pub(super) fn attach_proof<R: Outgoing + ?Sized>(
     request: &mut R,
     token: Token,
     cache: TokenCache,
-    gate: Gate,
+    mut gate: Gate,
 ) -> Result<Result<Sent, (Token, TokenCache)>, DpopError> {
     let Some((key, ath)) = token.dpop_binding() else {
         return Ok(Err((token, cache)));
     };
     let uri = request.uri();
-    let nonce = key.nonce_for(uri);
+    let nonce = match gate.1.take() {
+        Some(found) => found,
+        None => key.nonce_for(uri),
+    };
     let proof = key.proof_with_ath(request.method(), uri, ath, nonce.as_deref())?;
     let uri = uri.clone();
     request.headers_mut().insert(DPOP, proof);

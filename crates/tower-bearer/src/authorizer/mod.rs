@@ -68,6 +68,8 @@ use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Uri, Version};
 
 pub use origins::{AllowedOrigins, InvalidOrigin, Origin, RelativeUri};
+#[cfg(feature = "dpop")]
+pub(crate) use sent::fingerprint;
 pub(crate) use sent::Attached;
 pub use sent::{Sent, Verdict};
 

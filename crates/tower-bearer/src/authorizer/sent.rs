@@ -222,7 +222,7 @@ pub(super) fn from_origin<R: Incoming + ?Sized>(response: &R, sent_to: u64) -> b
 /// that differ get different fingerprints but for a 64-bit hash collision, or authorities
 /// that differ only in punctuation folded together (`[` and `{`), which no redirect makes.
 #[inline]
-pub(super) fn fingerprint(uri: &Uri) -> u64 {
+pub(crate) fn fingerprint(uri: &Uri) -> u64 {
     let Some(authority) = uri.authority() else {
         return 0;
     };

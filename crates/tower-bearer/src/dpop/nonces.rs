@@ -1,7 +1,7 @@
 //! The nonces servers have handed the client (RFC 9449 sections 8 and 9), one per origin.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use http::{HeaderMap, Uri};
@@ -23,6 +23,11 @@ pub(super) struct Nonces {
     by_origin: Mutex<HashMap<String, OriginNonce>>,
     /// Whether any server has sent one: most never do, and then a proof costs no lock.
     any: AtomicBool,
+    /// The fingerprint of the last origin the gate found answered: while no server has sent
+    /// a nonce, requests to it pass the gate without the lock. (A fingerprint that two
+    /// origins share would let a request to the other pass unheld: it may then pay a nonce
+    /// replay, nothing worse.)
+    open: AtomicU64,
 }
 
 #[derive(Default)]
@@ -38,8 +43,8 @@ struct OriginNonce {
 
 /// Where a request stands at its origin's nonce gate (see [`Nonces::gate`]).
 pub(crate) enum Gate {
-    /// Send it now, with the nonce known (if any).
-    Open,
+    /// Send it now, with this nonce (the latest the origin sent, if any).
+    Open(Option<Arc<str>>),
     /// Send it now: it is the origin's first request, and others wait for its response.
     /// Call [`Nonces::release`] when its response is read or it is abandoned.
     Probe,
@@ -87,13 +92,23 @@ impl Nonces {
     /// to a server that wants nonces then costs one `use_dpop_nonce` round trip, not one
     /// each. A relative URI has no origin, and is never held.
     pub(crate) fn gate(&self, uri: &Uri) -> Gate {
+        let fingerprint = crate::authorizer::fingerprint(uri);
+        if !self.any.load(Ordering::Acquire)
+            && fingerprint != 0
+            && self.open.load(Ordering::Relaxed) == fingerprint
+        {
+            return Gate::Open(None);
+        }
         let Some(origin) = origin(uri) else {
-            return Gate::Open;
+            return Gate::Open(None);
         };
         let mut by_origin = crate::sync::lock(&self.by_origin);
         let known = entry(&mut by_origin, origin);
         if known.answered || known.nonce.is_some() {
-            return Gate::Open;
+            if known.answered {
+                self.open.store(fingerprint, Ordering::Relaxed);
+            }
+            return Gate::Open(known.nonce.clone());
         }
         match &known.probe {
             Some(probe) => Gate::Wait(probe.subscribe()),
@@ -199,13 +214,13 @@ mod tests {
         assert!(matches!(nonces.gate(&api), Gate::Probe));
         nonces.update(&api, &with_nonce("n-1"));
         nonces.release(&api, true);
-        assert!(matches!(nonces.gate(&api), Gate::Open));
+        assert!(matches!(nonces.gate(&api), Gate::Open(Some(_))));
         // A server that sends no nonce opens the gate once answered.
         nonces.release(&other, true);
-        assert!(matches!(nonces.gate(&other), Gate::Open));
+        assert!(matches!(nonces.gate(&other), Gate::Open(None)));
         assert!(matches!(
             nonces.gate(&"/relative".parse().unwrap()),
-            Gate::Open
+            Gate::Open(None)
         ));
     }
 
