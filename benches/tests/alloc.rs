@@ -54,14 +54,15 @@ fn the_fresh_path_allocates_no_more_than_the_noop_baseline() {
         "the fresh path allocates nothing of its own"
     );
     assert_eq!(add_authorization, noop);
-    // The counter works: building the request allocates its header table, and the retry
-    // layer allocates what it keeps for a replay.
+    // The counter works: building the request allocates its header table.
     assert!(noop >= 1.0, "{noop}");
-    assert!(with_retry > noop, "{with_retry}");
-    // What the retry layer keeps for a replay is one allocation: the header pairs, in an
-    // exact-size slice (a cloned `HeaderMap` was two).
-    assert!(
-        with_retry <= noop + 1.0,
-        "the retry layer allocates once per request: {with_retry} against {noop}"
+    // The retry layer keeps the request's head for a replay in one allocation: the header
+    // pairs, in a buffer of exactly their number (`retry/head.rs`). The method and URI are
+    // cloned without allocating (a standard method, a URI made of shared bytes) and this
+    // request has no extensions; a cloned `HeaderMap` cost two allocations here.
+    assert_eq!(
+        with_retry,
+        noop + 1.0,
+        "the retry layer allocates once per request"
     );
 }

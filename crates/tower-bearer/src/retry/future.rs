@@ -16,9 +16,11 @@ use crate::auth::TokenRejected;
 pub(super) struct Replay<S, P: ReplayPolicy<B>, B> {
     /// Cloned for the replay, if there is one.
     pub(super) service: Arc<Mutex<S>>,
+    /// Turns `saved` into the replay's body.
     pub(super) policy: P,
     /// The request's method, URI, version, headers and extensions, as the caller sent it.
     pub(super) head: RequestHead,
+    /// What the policy kept of the body.
     pub(super) saved: P::Saved,
 }
 

@@ -9,6 +9,7 @@ mod grpc;
 mod health;
 mod oauth2_crate;
 mod redirects;
+mod retry;
 mod secrets;
 mod sources;
 mod store;
