@@ -305,29 +305,9 @@ async fn a_late_401_for_an_older_token_leaves_the_newer_one_alone() {
     assert!(cache.cached().unwrap().same_as(&second));
 }
 
-/// A source of `token-N` that counts fetches, and an API that rejects, with a bare 401,
-/// every token `accepts` says no to.
-fn counting_source() -> (
-    impl tower_bearer::TokenSource,
-    std::sync::Arc<std::sync::atomic::AtomicU64>,
-) {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::Arc;
-    let fetches = Arc::new(AtomicU64::new(0));
-    let source = {
-        let fetches = Arc::clone(&fetches);
-        from_fn(move || {
-            let n = fetches.fetch_add(1, Ordering::SeqCst) + 1;
-            async move {
-                Token::builder(format!("token-{n}"))
-                    .expires_in(std::time::Duration::from_secs(3600))
-                    .build()
-                    .map_err(FetchError::from)
-            }
-        })
-    };
-    (source, fetches)
-}
+/// A source of `token-N` that counts fetches (`numbered_source`); `judging_api` rejects,
+/// with a bare 401, every token `accepts` says no to.
+use crate::support::numbered_source as counting_source;
 
 fn judging_api(
     accepts: impl Fn(&str) -> bool + Clone + Send + 'static,

@@ -5,30 +5,16 @@
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{Request, Response, StatusCode, Version};
 use tower::util::BoxCloneService;
 use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
-use tower_bearer::source::from_fn;
-use tower_bearer::{BearerAuthLayer, FetchError, RetryOn401Layer, Token, TokenCache};
+use tower_bearer::{BearerAuthLayer, RetryOn401Layer, TokenCache};
 
 /// `token-1`, `token-2`, ... one per fetch.
 fn numbered_tokens() -> (TokenCache, Arc<AtomicU64>) {
-    let fetches = Arc::new(AtomicU64::new(0));
-    let source = {
-        let fetches = Arc::clone(&fetches);
-        from_fn(move || {
-            let n = fetches.fetch_add(1, Ordering::SeqCst) + 1;
-            async move {
-                Token::builder(format!("token-{n}"))
-                    .expires_in(Duration::from_secs(3600))
-                    .build()
-                    .map_err(FetchError::from)
-            }
-        })
-    };
+    let (source, fetches) = crate::support::numbered_source();
     (TokenCache::new(source), fetches)
 }
 

@@ -3,15 +3,13 @@
 //! (`auth.rs`, `e2e.rs`, `grpc.rs`, `redirects.rs`).
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use tower::{service_fn, ServiceBuilder, ServiceExt};
-use tower_bearer::source::from_fn;
-use tower_bearer::{BearerAuthLayer, FetchError, RetryOn401Layer, Token, TokenCache};
+use tower_bearer::{BearerAuthLayer, RetryOn401Layer, TokenCache};
 
 /// A value a caller hangs on a request for the services below (a trace context, say).
 #[derive(Clone, Debug, PartialEq)]
@@ -56,19 +54,7 @@ impl Seen {
 #[tokio::test]
 async fn a_replay_carries_the_method_uri_version_every_header_in_order_and_the_extensions() {
     // `token-1`, then `token-2`: the API rejects the first.
-    let fetches = Arc::new(AtomicU64::new(0));
-    let source = {
-        let fetches = Arc::clone(&fetches);
-        from_fn(move || {
-            let n = fetches.fetch_add(1, Ordering::SeqCst) + 1;
-            async move {
-                Token::builder(format!("token-{n}"))
-                    .expires_in(Duration::from_secs(3600))
-                    .build()
-                    .map_err(FetchError::from)
-            }
-        })
-    };
+    let (source, fetches) = crate::support::numbered_source();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let api = {
         let seen = Arc::clone(&seen);

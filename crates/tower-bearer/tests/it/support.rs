@@ -152,3 +152,27 @@ pub async fn poll_once<F: std::future::Future + Unpin>(
     std::future::poll_fn(|cx| std::task::Poll::Ready(std::pin::Pin::new(&mut *future).poll(cx)))
         .await
 }
+
+/// A source of `token-1`, `token-2`, ... (one per fetch, each valid an hour), and the count
+/// of its fetches.
+pub fn numbered_source() -> (
+    impl tower_bearer::TokenSource,
+    std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let fetches = Arc::new(AtomicU64::new(0));
+    let source = {
+        let fetches = Arc::clone(&fetches);
+        tower_bearer::source::from_fn(move || {
+            let n = fetches.fetch_add(1, Ordering::SeqCst) + 1;
+            async move {
+                tower_bearer::Token::builder(format!("token-{n}"))
+                    .expires_in(std::time::Duration::from_secs(3600))
+                    .build()
+                    .map_err(tower_bearer::FetchError::from)
+            }
+        })
+    };
+    (source, fetches)
+}
