@@ -2,17 +2,15 @@
 //! verifies every proof (signature, `htm`, `htu`, `iat`, `jti`, `ath`, nonce, key binding):
 //! the same behaviour as the tower layers (`tower-bearer`'s `tests/it/dpop.rs`).
 
-use futures_util::future::join_all;
 use http::StatusCode;
 use secrecy::ExposeSecret;
 use tower_bearer::dpop::DpopKey;
 use tower_bearer::TokenCache;
 use tower_bearer_testkit::{
-    capture_tracing, dpop_client_credentials_source, ApiRefusal, ApiServer, AuthServer,
-    DpopNoncePolicy, DpopOptions,
+    capture_tracing, dpop_client_credentials_source, ApiRefusal, ApiServer, AuthServer, DpopOptions,
 };
 
-use crate::support::client;
+use crate::support::{burst, client};
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
@@ -20,13 +18,6 @@ async fn servers(api_options: DpopOptions) -> Result<(AuthServer, ApiServer), st
     let auth = AuthServer::start().await?;
     let api = ApiServer::builder(&auth).dpop(api_options).start().await?;
     Ok((auth, api))
-}
-
-/// An API that wants a proof on every request and a nonce of its own in each.
-fn proofs_and_nonces() -> DpopOptions {
-    DpopOptions::new()
-        .require_proof(true)
-        .require_nonce(DpopNoncePolicy::new())
 }
 
 fn dpop_cache(auth: &AuthServer, key: &DpopKey) -> TokenCache {
@@ -74,7 +65,7 @@ async fn each_request_carries_a_proof_for_its_method_uri_and_token() -> TestResu
 
 #[tokio::test]
 async fn a_resource_server_nonce_costs_one_replay_and_is_remembered() -> TestResult {
-    let (auth, api) = servers(proofs_and_nonces()).await?;
+    let (auth, api) = servers(DpopOptions::strict()).await?;
     let key = DpopKey::generate_es256()?;
     let cache = dpop_cache(&auth, &key);
     let client = client(&cache);
@@ -162,17 +153,11 @@ async fn an_api_that_rejects_every_dpop_token_gets_exactly_one_replay() -> TestR
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cold_burst_at_a_nonce_requiring_api_costs_one_nonce_replay() -> TestResult {
     const CALLS: u64 = 300;
-    let (auth, api) = servers(proofs_and_nonces()).await?;
+    let (auth, api) = servers(DpopOptions::strict()).await?;
     let key = DpopKey::generate_es256()?;
     let client = client(&dpop_cache(&auth, &key));
-    let url = format!("{}/orders", api.url());
-    let calls = (0..CALLS).map(|_| {
-        let client = client.clone();
-        let url = url.clone();
-        tokio::spawn(async move { client.get(url).send().await.map(|r| r.status()) })
-    });
-    for status in join_all(calls).await {
-        assert_eq!(status??, StatusCode::OK);
+    for status in burst(&client, &format!("{}/orders", api.url()), CALLS).await? {
+        assert_eq!(status, StatusCode::OK);
     }
     assert_eq!(auth.token_requests(), 1);
     assert_eq!(
@@ -186,7 +171,7 @@ async fn a_cold_burst_at_a_nonce_requiring_api_costs_one_nonce_replay() -> TestR
 
 #[tokio::test]
 async fn neither_the_proof_nor_the_token_is_logged() -> TestResult {
-    let (auth, api) = servers(proofs_and_nonces()).await?;
+    let (auth, api) = servers(DpopOptions::strict()).await?;
     let key = DpopKey::generate_es256()?;
     let cache = dpop_cache(&auth, &key);
     let logs = capture_tracing();

@@ -3,11 +3,10 @@
 use std::io;
 
 use bytes::Bytes;
-use futures_util::future::join_all;
 use http::StatusCode;
 use tower_bearer_testkit::{ApiServer, AuthServer};
 
-use crate::support::{cache, client, current_token, INVALID_TOKEN};
+use crate::support::{burst, cache, client, current_token, INVALID_TOKEN};
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
@@ -16,14 +15,8 @@ async fn a_cold_burst_of_200_calls_makes_one_token_request() -> TestResult {
     let auth = AuthServer::start().await?;
     let api = ApiServer::start(&auth).await?;
     let client = client(&cache(&auth));
-    let url = api.url();
-    let calls = (0..200).map(|_| {
-        let client = client.clone();
-        let url = url.clone();
-        tokio::spawn(async move { client.get(url).send().await.map(|r| r.status()) })
-    });
-    for status in join_all(calls).await {
-        assert_eq!(status??, StatusCode::OK);
+    for status in burst(&client, &api.url(), 200).await? {
+        assert_eq!(status, StatusCode::OK);
     }
     assert_eq!(auth.token_requests(), 1);
     assert_eq!(api.requests(), 200);

@@ -45,3 +45,22 @@ pub fn current_token(cache: &TokenCache) -> String {
 
 /// `WWW-Authenticate` for a token the server does not accept (RFC 6750 section 3.1).
 pub const INVALID_TOKEN: &str = r#"Bearer realm="testkit", error="invalid_token""#;
+
+/// Sends `calls` GETs to `url` through `client` at once, each on its own task; their
+/// statuses, or the first error.
+pub async fn burst(
+    client: &ClientWithMiddleware,
+    url: &str,
+    calls: u64,
+) -> reqwest_middleware::Result<Vec<http::StatusCode>> {
+    let calls = (0..calls).map(|_| {
+        let client = client.clone();
+        let url = url.to_owned();
+        tokio::spawn(async move { client.get(url).send().await.map(|r| r.status()) })
+    });
+    let mut statuses = Vec::new();
+    for call in futures_util::future::join_all(calls).await {
+        statuses.push(call.expect("the call's task ran to its end")?);
+    }
+    Ok(statuses)
+}

@@ -54,6 +54,14 @@ impl DpopOptions {
         }
     }
 
+    /// The strictest server: a proof on every request, and a nonce of the server's own in
+    /// each ([`DpopNoncePolicy::new`]); the default window and cache.
+    pub fn strict() -> DpopOptions {
+        DpopOptions::new()
+            .require_proof(true)
+            .require_nonce(DpopNoncePolicy::new())
+    }
+
     /// Whether every request needs a DPoP proof (default `false`). At the token endpoint
     /// a request without one gets 400 `invalid_dpop_proof`; at the API a `Bearer` token, or
     /// none, gets 401 with a `DPoP` challenge.

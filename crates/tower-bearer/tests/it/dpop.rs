@@ -6,8 +6,7 @@ use tower::{Service, ServiceExt};
 use tower_bearer::dpop::DpopKey;
 use tower_bearer::{ExposeSecret, TokenCache};
 use tower_bearer_testkit::{
-    capture_tracing, dpop_client_credentials_source, ApiRefusal, ApiServer, AuthServer,
-    DpopNoncePolicy, DpopOptions,
+    capture_tracing, dpop_client_credentials_source, ApiRefusal, ApiServer, AuthServer, DpopOptions,
 };
 
 use crate::support::{client, get};
@@ -20,13 +19,6 @@ async fn servers(api_options: DpopOptions) -> (AuthServer, ApiServer) {
         .await
         .unwrap();
     (auth, api)
-}
-
-/// An API that wants a proof on every request and a nonce of its own in each.
-fn proofs_and_nonces() -> DpopOptions {
-    DpopOptions::new()
-        .require_proof(true)
-        .require_nonce(DpopNoncePolicy::new())
 }
 
 fn dpop_cache(auth: &AuthServer, key: &DpopKey) -> TokenCache {
@@ -64,7 +56,7 @@ async fn each_request_carries_a_proof_for_its_method_uri_and_token() {
 
 #[tokio::test]
 async fn a_resource_server_nonce_costs_one_replay_and_is_remembered() {
-    let (auth, api) = servers(proofs_and_nonces()).await;
+    let (auth, api) = servers(DpopOptions::strict()).await;
     let key = DpopKey::generate_es256().unwrap();
     let cache = dpop_cache(&auth, &key);
     let mut client = client(&cache, 8);
@@ -194,7 +186,7 @@ async fn a_request_without_an_origin_is_refused_before_it_is_sent() {
 
 #[tokio::test]
 async fn neither_the_proof_nor_the_token_is_logged() {
-    let (auth, api) = servers(proofs_and_nonces()).await;
+    let (auth, api) = servers(DpopOptions::strict()).await;
     let key = DpopKey::generate_es256().unwrap();
     let cache = dpop_cache(&auth, &key);
     let mut client = client(&cache, 8);
@@ -220,7 +212,7 @@ async fn neither_the_proof_nor_the_token_is_logged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cold_burst_at_a_nonce_requiring_api_costs_one_nonce_replay() {
     const CALLS: u64 = 500;
-    let (auth, api) = servers(proofs_and_nonces()).await;
+    let (auth, api) = servers(DpopOptions::strict()).await;
     let key = DpopKey::generate_es256().unwrap();
     let client = client(&dpop_cache(&auth, &key), 64);
     let url = format!("{}/orders", api.url());
