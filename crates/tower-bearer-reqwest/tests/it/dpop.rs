@@ -149,7 +149,7 @@ async fn an_api_that_rejects_every_dpop_token_gets_exactly_one_replay() -> TestR
 
 /// N cold calls at an API that wants nonces cost N requests and one `use_dpop_nonce`
 /// replay: while the origin's first response is out, the others wait for its nonce. (Before
-/// the gate, each call learnt the nonce from its own 401: twice the requests.)
+/// the authorizer, this middleware sent no proof at all, and every call was refused.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cold_burst_at_a_nonce_requiring_api_costs_one_nonce_replay() -> TestResult {
     const CALLS: u64 = 300;
