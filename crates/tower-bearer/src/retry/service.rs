@@ -6,7 +6,6 @@ use tower_service::Service;
 
 use super::head::RequestHead;
 use super::{CloneBody, ReplayPolicy, ResponseFuture, RetryOn401Layer};
-use crate::authorizer::has_authorization;
 
 /// Retries once on a 401 for a rejected token; built by [`RetryOn401Layer`].
 ///
@@ -81,7 +80,7 @@ where
         let (parts, body) = request.into_parts();
         let (body, saved) = self.policy.prepare(body);
         // A request with the caller's own credentials is never replayed.
-        let head = (!has_authorization(&parts.headers)).then(|| RequestHead::copy_of(&parts));
+        let head = RequestHead::copy_of(&parts);
         let future = self.inner.call(Request::from_parts(parts, body));
         let replay = head.map(|head| super::future::Replay {
             service: Arc::clone(&self.replayer),
