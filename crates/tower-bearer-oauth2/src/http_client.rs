@@ -64,7 +64,8 @@ pub struct HttpClient {
 
 impl HttpClient {
     /// The default client: hyper-util's pooled client speaking HTTP/1.1 over rustls with the
-    /// `ring` provider and the Mozilla root certificates, presenting no client certificate.
+    /// Mozilla root certificates, presenting no client certificate. Its crypto provider is
+    /// the program's process-wide rustls default if it installed one, `ring` otherwise.
     #[cfg(feature = "hyper-client")]
     pub fn new() -> Result<Self, BuildError> {
         Self::with_tls(crate::ClientTls::new())
@@ -149,13 +150,14 @@ where
         .boxed_unsync()
 }
 
-/// The default client: hyper-util's pooled legacy client, HTTP/1.1 over rustls with the
-/// `ring` provider, trusting the Mozilla root store compiled in by `webpki-roots` plus the
-/// extra roots of `tls`, and presenting its identity when the server asks for a client
-/// certificate.
+/// The default client: hyper-util's pooled legacy client, HTTP/1.1 over rustls, trusting the
+/// Mozilla root store compiled in by `webpki-roots` plus the extra roots of `tls`, and
+/// presenting its identity when the server asks for a client certificate.
 ///
-/// The provider is passed explicitly instead of relying on rustls' process-wide default, so
-/// this works whichever other rustls providers the application links.
+/// The crypto provider is the one the program installed as rustls' process-wide default
+/// (`CryptoProvider::install_default`: aws-lc-rs for post-quantum key exchange, or a FIPS
+/// build), and rustls' `ring` provider when it installed none. This crate never installs one
+/// itself, and works whichever other providers the program links.
 #[cfg(feature = "hyper-client")]
 fn default_client(tls: &crate::ClientTls) -> Result<DefaultClient, BuildError> {
     use std::sync::Arc;
@@ -176,12 +178,13 @@ fn default_client(tls: &crate::ClientTls) -> Result<DefaultClient, BuildError> {
             error,
         )
     };
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(setup_error)?
-    .with_root_certificates(roots);
+    let provider = rustls::crypto::CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(ring_provider()));
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(setup_error)?
+        .with_root_certificates(roots);
     let config = match &tls.identity {
         None => config.with_no_client_auth(),
         Some(identity) => config
@@ -210,6 +213,18 @@ type DefaultClient = hyper_util::client::legacy::Client<
     hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
     Full<Bytes>,
 >;
+
+/// rustls' `ring` provider, for a program that installed no process-wide default.
+///
+/// rustls 0.23.48 deprecated the function for want of post-quantum key exchange, which only
+/// its aws-lc-rs provider has; it names no replacement built on `ring`. A program that wants
+/// post-quantum key exchange installs aws-lc-rs as its default, and the default client uses
+/// that instead.
+#[cfg(feature = "hyper-client")]
+#[allow(deprecated)]
+fn ring_provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::ring::default_provider()
+}
 
 #[cfg(test)]
 mod tests {

@@ -184,6 +184,18 @@ impl RedisStoreBuilder {
 
     /// Checks the settings. Does not connect: a Redis that is down now is not an error
     /// (the store reports it per operation, and the fleet falls back to fetching alone).
+    ///
+    /// # TLS and rustls' process-wide provider
+    ///
+    /// For a `rediss://` topology, and only when the program has not installed a rustls
+    /// [`CryptoProvider`](rustls::crypto::CryptoProvider) as the process-wide default, this
+    /// installs rustls' `ring` provider as that default. The redis crate's TLS takes only the
+    /// process-wide provider, and rustls panics on the first connection when it cannot
+    /// choose one by itself, which it cannot in a program that links two providers (`ring`
+    /// here, aws-lc-rs through another dependency). A program that wants another provider
+    /// (aws-lc-rs for post-quantum key exchange, a FIPS build) installs it with
+    /// `CryptoProvider::install_default` before building the store; this then changes
+    /// nothing. A `redis://` topology never touches the default.
     pub fn build(mut self) -> Result<RedisStore, BuildError> {
         let client = match std::mem::replace(&mut self.topology, Topology::Single(empty())) {
             Topology::Single(url) => self.single_client(&url)?,
@@ -299,8 +311,11 @@ impl RedisStoreBuilder {
     /// The TLS certificates given, for a topology whose URLs are `rediss://` when `tls`.
     fn certificates(&mut self, tls: bool) -> Result<Option<redis::TlsCertificates>, BuildError> {
         if tls {
-            // rediss:// uses rustls; make ring its provider unless the program chose one.
-            let _ = rustls::crypto::ring::default_provider().install_default();
+            // rediss:// uses rustls' process-wide provider: `ring`, unless the program chose
+            // one (see `build`). An error here means it did, which is what the program wants.
+            if rustls::crypto::CryptoProvider::get_default().is_none() {
+                let _ = ring_provider().install_default();
+            }
         }
         if self.tls_root.is_none() && self.tls_client.is_none() {
             return Ok(None);
@@ -484,3 +499,11 @@ impl fmt::Display for BuildError {
 }
 
 impl std::error::Error for BuildError {}
+
+/// rustls' `ring` provider. rustls 0.23.48 deprecated the function for want of post-quantum
+/// key exchange, which only its aws-lc-rs provider has, and names no replacement built on
+/// `ring`; a program that wants it installs aws-lc-rs before building the store.
+#[allow(deprecated)]
+fn ring_provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::ring::default_provider()
+}

@@ -121,7 +121,10 @@
 //! compiled in; a Redis with a certificate from your own CA needs
 //! [`tls_root_certificate`](RedisStoreBuilder::tls_root_certificate), and one that
 //! requires client certificates (`tls-auth-clients yes`) needs
-//! [`tls_client_certificate`](RedisStoreBuilder::tls_client_certificate).
+//! [`tls_client_certificate`](RedisStoreBuilder::tls_client_certificate). rustls' crypto
+//! provider is the program's process-wide default; when a `rediss://` store is built and the
+//! program installed none, [`build`](RedisStoreBuilder::build) installs `ring` as that
+//! default (why, and how to choose another, is in its documentation).
 //!
 //! # When Redis is down
 //!

@@ -65,7 +65,7 @@ pub(crate) struct PeerCertificate {
 
 /// TLS for a server with `pki`'s server certificate, requiring a client certificate.
 pub(crate) fn https(pki: &TestPki) -> Https {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(crate::test_pki::ring_provider());
     let mut roots = RootCertStore::empty();
     roots
         .add(pki.ca_der().clone())
