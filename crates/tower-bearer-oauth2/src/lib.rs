@@ -328,11 +328,10 @@
 //!   assertions of `JwtBearer::builder` (without the feature,
 //!   [`JwtBearer::builder_with_assertion`] takes your own). On by default, as `ring` is
 //!   built anyway, for DPoP.
-//! - `full`: everything.
 //!
 //! DPoP is always on: `tower-bearer`'s `dpop` feature, which signs proofs with `ring`.
 
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod client_auth;
 mod client_credentials;

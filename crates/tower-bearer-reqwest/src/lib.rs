@@ -86,7 +86,7 @@
 //!   stays), and `DPoP error="invalid_token"` drops the token and replays once with a new
 //!   one. The same as `tower-bearer`'s `dpop` feature, which turns it on wherever it is on.
 
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod middleware;
 

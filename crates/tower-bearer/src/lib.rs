@@ -63,9 +63,12 @@
 //!   (its `follow-redirect` feature only).
 //! - `dpop`: the `dpop` module, DPoP (RFC 9449) keys and per-request proofs. Adds the
 //!   `ring` and `base64` dependencies.
+//! - `oauth2-crate`: `source::oauth2_crate`, a [`TokenSource`] over a client of the `oauth2`
+//!   crate (5.x), whose tokens and errors it converts. Adds the `oauth2` and `serde_json`
+//!   dependencies.
 //! - `full`: everything.
 
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod auth;
 pub mod authorizer;
