@@ -263,7 +263,7 @@ impl Authorizer {
             #[cfg(feature = "dpop")]
             let gate = dpop::wait_for_nonce(&token, &uri).await;
             #[cfg(not(feature = "dpop"))]
-            let gate = Gate::default();
+            let gate = Gate;
             Ok(Ready { token, cache, gate })
         })))
     }
@@ -392,8 +392,8 @@ impl fmt::Debug for Ready {
 /// For a DPoP request: its place at its origin's nonce gate (see `authorizer::dpop`).
 #[cfg(feature = "dpop")]
 type Gate = dpop::Gate;
+/// Without DPoP, nothing.
 #[cfg(not(feature = "dpop"))]
-#[derive(Default)]
 struct Gate;
 
 /// Whether the caller already set an Authorization header: for the handful of headers
