@@ -5,9 +5,8 @@ use http::StatusCode;
 use tower::{Service, ServiceExt};
 use tower_bearer::dpop::DpopKey;
 use tower_bearer::{ExposeSecret, TokenCache};
-use tower_bearer_testkit::{
-    capture_tracing, dpop_client_credentials_source, ApiRefusal, ApiServer, AuthServer, DpopOptions,
-};
+use tower_bearer_test_support::dpop_client_credentials_source;
+use tower_bearer_testkit::{capture_tracing, ApiRefusal, ApiServer, AuthServer, DpopOptions};
 
 use crate::support::{client, get};
 
