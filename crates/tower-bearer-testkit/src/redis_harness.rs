@@ -373,25 +373,21 @@ impl RedisServer {
         }
     }
 
-    /// Keeps the server busy for `how_long` with a script that loops on `TIME`: every other
-    /// client waits meanwhile, as behind a Redis that is overloaded. Blocks the calling
-    /// thread; run it on one of its own to test a slow store.
-    pub fn busy_for(&self, how_long: Duration) -> io::Result<()> {
-        let micros = how_long.as_micros().to_string();
-        let script = b"local s = redis.call('TIME') \
-            local start = s[1] * 1000000 + s[2] \
-            while true do \
-              local t = redis.call('TIME') \
-              if t[1] * 1000000 + t[2] - start > tonumber(ARGV[1]) then break end \
-            end \
-            return 1";
-        let reply = self.command(&[b"EVAL", script, b"0", micros.as_bytes()])?;
-        if reply == b":1\r\n" {
-            Ok(())
+    /// Stops the server answering every client for `how_long` (`CLIENT PAUSE ... ALL`), as
+    /// behind an overloaded Redis: their commands wait until the pause is over. Returns once
+    /// the pause is in effect, so a command sent after this returns waits; the `Instant`
+    /// returned is no earlier than the end of the pause.
+    pub fn pause_clients(&self, how_long: Duration) -> io::Result<Instant> {
+        let millis = how_long.as_millis().to_string();
+        let reply = self.command(&[b"CLIENT", b"PAUSE", millis.as_bytes(), b"ALL"])?;
+        let ends = Instant::now() + how_long;
+        if reply == b"+OK\r\n" {
+            Ok(ends)
         } else {
-            Err(io::Error::other(
-                "the busy script did not finish as expected",
-            ))
+            Err(io::Error::other(format!(
+                "CLIENT PAUSE answered {:?}",
+                String::from_utf8_lossy(&reply)
+            )))
         }
     }
 

@@ -513,19 +513,16 @@ async fn redis_down_is_unavailable_fast_and_sharing_resumes_when_it_is_back() {
 #[tokio::test]
 async fn a_slow_redis_times_out_and_the_source_falls_back() {
     let redis = RedisServer::start_for_test("slow_redis");
-    let redis = Arc::new(redis);
     let store = Arc::new(encrypted(&redis, "k1", KEY_1));
     let key = store_key("slow");
     store
         .put(&key, &token("slow-secret"), Duration::ZERO)
         .await
         .unwrap();
-    // A script that keeps Redis busy for 1.5 s: every other client waits meanwhile.
-    let busy = {
-        let redis = Arc::clone(&redis);
-        std::thread::spawn(move || redis.busy_for(Duration::from_millis(1500)))
-    };
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Redis answers nobody for 2 s from here. The store's 400 ms response timeout then
+    // fails the read below, and its 1 s reconnect interval the fallback's read, as long as
+    // both are sent within 1.6 s of this line: the only real-time bound here.
+    let paused_until = redis.pause_clients(Duration::from_secs(2)).unwrap();
     let error = store.get(&key).await.unwrap_err();
     assert_eq!(error.kind(), StoreErrorKind::Timeout, "{error}");
     // The StoreSource falls back to its own source: the call does not fail.
@@ -536,7 +533,7 @@ async fn a_slow_redis_times_out_and_the_source_falls_back() {
         "fetched-1"
     );
     assert_eq!(source.stats().fallbacks, 1);
-    busy.join().unwrap().unwrap();
+    tokio::time::sleep_until(paused_until.into()).await;
 }
 
 #[tokio::test]

@@ -202,22 +202,18 @@ async fn a_single_replica_may_choose_to_refresh_with_its_own_copy() -> TestResul
 #[tokio::test]
 async fn redis_slower_than_the_store_timeout_fails_closed_too() -> TestResult {
     let redis = RedisServer::start_for_test("shared_refresh_slow_redis");
-    let redis = Arc::new(redis);
     let fleet = Fleet::on(redis.builder()).await;
     let (a, b) = (fleet.replica(), fleet.replica());
     a.fetch().await?;
     b.fetch().await?;
-    // A script keeps Redis busy for 1.5 s: every store operation times out meanwhile.
-    let busy = {
-        let redis = Arc::clone(&redis);
-        std::thread::spawn(move || redis.busy_for(Duration::from_millis(1500)))
-    };
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Redis answers nobody for 2 s from here: a store operation sent within 1.6 s of this
+    // line (the only real-time bound here) times out after the store's 400 ms.
+    let paused_until = redis.pause_clients(Duration::from_secs(2))?;
     let requests = fleet.auth.token_requests();
     let error = a.fetch().await.unwrap_err();
     assert!(store_unavailable(&error), "{error}");
     assert_eq!(fleet.auth.token_requests(), requests, "nothing presented");
-    busy.join().unwrap()?;
+    tokio::time::sleep_until(paused_until.into()).await;
     fleet.assert_grant_valid().await;
     Ok(())
 }
