@@ -346,6 +346,10 @@ fn a_lease_holder_killed_mid_fetch_holds_the_fleet_up_only_until_the_lease_expir
     let _one = fleet_lock();
     let (_runtime, auth) = auth_server(Duration::from_secs(3600));
     let lease = Duration::from_secs(2);
+    // The others' leases are long: the one of them that takes over after the holder's has
+    // expired keeps its lease for as long as a loaded machine could take to fetch, so no
+    // third member fetches. Exactly 2 requests then holds however slow the machine is.
+    let takeover_lease = Duration::from_secs(60);
     // The first token request hangs: its sender holds the lease and is stuck fetching.
     auth.fail_next(1, Fault::Delay(Duration::from_secs(120)));
 
@@ -354,7 +358,7 @@ fn a_lease_holder_killed_mid_fetch_holds_the_fleet_up_only_until_the_lease_expir
         auth.token_requests() == 1
     });
     let others: Vec<Member> = (1..PROCESSES)
-        .map(|_| Member::spawn("burst", &redis, &auth, lease))
+        .map(|_| Member::spawn("burst", &redis, &auth, takeover_lease))
         .collect();
     for member in &others {
         member.expect("READY");
