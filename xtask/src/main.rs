@@ -24,7 +24,7 @@ examples:
   cargo xtask test
   cargo xtask test -- --nocapture
   cargo xtask test interop
-  cargo xtask test -p tower-bearer-redis";
+  cargo xtask test -p tower-bearer-test-support";
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
