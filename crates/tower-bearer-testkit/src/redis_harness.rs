@@ -633,7 +633,7 @@ fn temp_dir() -> io::Result<PathBuf> {
 ///     ca: "ca.pem".into(),
 ///     require_client_cert: false,
 /// };
-/// let Some(cluster) = RedisCluster::start_tls_or_skip("my_test", files) else { return };
+/// let cluster = RedisCluster::start_tls_for_test("my_test", files);
 /// let nodes = cluster.tls_urls(); // rediss://127.0.0.1:<port>, the only TCP ports it has
 /// # let _ = nodes;
 /// ```
@@ -980,7 +980,7 @@ impl ClusterNode {
 ///     ca: "ca.pem".into(),
 ///     require_client_cert: true,
 /// };
-/// let Some(group) = RedisSentinel::start_tls_or_skip("my_test", 3, files) else { return };
+/// let group = RedisSentinel::start_tls_for_test("my_test", 3, files);
 /// let sentinels = group.tls_sentinel_urls(); // they name the master's TLS port
 /// # let _ = sentinels;
 /// ```
