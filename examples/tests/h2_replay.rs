@@ -5,7 +5,6 @@
 
 use std::collections::HashSet;
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,8 +16,8 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tower::{ServiceBuilder, ServiceExt};
-use tower_bearer::source::from_fn;
-use tower_bearer::{BearerAuthLayer, CacheConfig, FetchError, RetryOn401Layer, Token, TokenCache};
+use tower_bearer::{BearerAuthLayer, CacheConfig, RetryOn401Layer, TokenCache};
+use tower_bearer_test_support::{current_token, NumberedSource};
 
 /// Tokens the server refuses; it answers them with a 401 without reading the body.
 type Revoked = Arc<Mutex<HashSet<String>>>;
@@ -60,28 +59,14 @@ async fn early_refusing_server(revoked: Revoked) -> std::net::SocketAddr {
     addr
 }
 
-/// `token-1`, `token-2`, ...; the current one is shared so the test can revoke it.
-fn numbered_tokens(current: Arc<Mutex<String>>) -> (TokenCache, Arc<AtomicU64>) {
-    let fetches = Arc::new(AtomicU64::new(0));
-    let source = {
-        let fetches = Arc::clone(&fetches);
-        from_fn(move || {
-            let n = fetches.fetch_add(1, Ordering::SeqCst) + 1;
-            let value = format!("token-{n}");
-            *current.lock().unwrap() = value.clone();
-            async move {
-                Token::builder(value)
-                    .expires_in(Duration::from_secs(3600))
-                    .build()
-                    .map_err(FetchError::from)
-            }
-        })
-    };
+/// `token-1`, `token-2`, ...; the source counts its fetches.
+fn numbered_tokens() -> (TokenCache, NumberedSource) {
+    let source = NumberedSource::new();
     // Revocations in quick succession look like an API that refuses every token, which the
     // cache answers by holding new tokens back; a short backoff, and requests spaced past
     // it, keep this test about bodies.
     let config = CacheConfig::new().backoff(Duration::from_millis(10), Duration::from_millis(40));
-    (TokenCache::with_config(source, config), fetches)
+    (TokenCache::with_config(source.clone(), config), source)
 }
 
 /// A body that is not `Clone`, as a streaming request body is not.
@@ -95,8 +80,7 @@ async fn every_request_refused_before_its_body_was_read_is_replayed_over_h2() {
     const BODY: &str = "a thirty-byte JSON-ish payload";
     let revoked = Revoked::default();
     let addr = early_refusing_server(Arc::clone(&revoked)).await;
-    let current = Arc::new(Mutex::new(String::new()));
-    let (cache, fetches) = numbered_tokens(Arc::clone(&current));
+    let (cache, source) = numbered_tokens();
     let client = ServiceBuilder::new()
         .layer(RetryOn401Layer::collected(1024))
         .layer(BearerAuthLayer::new(cache.clone()))
@@ -109,7 +93,7 @@ async fn every_request_refused_before_its_body_was_read_is_replayed_over_h2() {
 
     for request in 0..REQUESTS {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let token = current.lock().unwrap().clone();
+        let token = current_token(&cache);
         revoked.lock().unwrap().insert(token);
         let call = Request::post(format!("http://{addr}/echo"))
             .body(streaming(BODY))
@@ -125,5 +109,5 @@ async fn every_request_refused_before_its_body_was_read_is_replayed_over_h2() {
             "request {request}: the replay carried the whole body"
         );
     }
-    assert_eq!(fetches.load(Ordering::SeqCst) as usize, REQUESTS + 1);
+    assert_eq!(source.fetches(), REQUESTS as u64 + 1);
 }

@@ -141,7 +141,6 @@ mod streaming_body;
 mod test_key;
 mod test_pki;
 mod token_request;
-mod token_source;
 mod token_store;
 mod tracing_capture;
 
@@ -153,13 +152,11 @@ pub use http_client::{http_client, HttpClient};
 #[cfg(feature = "redis")]
 pub use redis_harness::{
     RedisCluster, RedisSentinel, RedisServer, TlsFiles, REDIS_CLI_ENV, REDIS_SERVER_ENV,
-    REQUIRE_REDIS_ENV,
 };
 pub use streaming_body::{PollCount, StreamingBody};
 pub use test_key::TestKey;
 pub use test_pki::{HttpsClient, TestCertificate, TestPki};
 pub use token_request::{ClientAuthMethod, TokenRequest};
-pub use token_source::{client_credentials_source, dpop_client_credentials_source};
 pub use tracing_capture::{capture_tracing, TracingCapture};
 
 use std::sync::{Mutex, MutexGuard};

@@ -12,9 +12,8 @@
 //! ```no_run
 //! use tower_bearer_testkit::RedisServer;
 //!
-//! // In a test: skips (with a printed reason) when redis-server is not installed, unless
-//! // TOWER_BEARER_REQUIRE_REDIS=1 is set.
-//! let Some(redis) = RedisServer::start_or_skip("my_test") else { return };
+//! // In a test: fails, saying which package to install, when redis-server is not installed.
+//! let redis = RedisServer::start_for_test("my_test");
 //! println!("{}", redis.url());
 //! ```
 
@@ -25,9 +24,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-
-/// The environment variable that turns a missing `redis-server` from a skip into a failure.
-pub const REQUIRE_REDIS_ENV: &str = "TOWER_BEARER_REQUIRE_REDIS";
 
 /// The environment variable naming the `redis-server` binary (default: `redis-server` on
 /// the `PATH`).
@@ -216,11 +212,14 @@ impl RedisServer {
         Err(last_error.unwrap_or_else(|| io::Error::other("redis-server did not start")))
     }
 
-    /// Starts a server, or, when `redis-server` is not installed, prints why `test` is
-    /// skipped and returns `None`. With `TOWER_BEARER_REQUIRE_REDIS=1` a missing binary
-    /// panics instead, so CI cannot skip silently. Any other failure to start panics.
-    pub fn start_or_skip(test: &str) -> Option<Self> {
-        started_or_skipped(test, "redis-server", Self::start())
+    /// Starts a server for `test`.
+    ///
+    /// # Panics
+    ///
+    /// When `redis-server` is not installed, with a message naming the package to install:
+    /// a test that cannot run must fail, not pass. Any other failure to start panics too.
+    pub fn start_for_test(test: &str) -> Self {
+        started_for_test(test, "redis-server", Self::start())
     }
 
     /// `redis://127.0.0.1:<port>`; for a server without a plain TCP port (a node of
@@ -374,25 +373,21 @@ impl RedisServer {
         }
     }
 
-    /// Keeps the server busy for `how_long` with a script that loops on `TIME`: every other
-    /// client waits meanwhile, as behind a Redis that is overloaded. Blocks the calling
-    /// thread; run it on one of its own to test a slow store.
-    pub fn busy_for(&self, how_long: Duration) -> io::Result<()> {
-        let micros = how_long.as_micros().to_string();
-        let script = b"local s = redis.call('TIME') \
-            local start = s[1] * 1000000 + s[2] \
-            while true do \
-              local t = redis.call('TIME') \
-              if t[1] * 1000000 + t[2] - start > tonumber(ARGV[1]) then break end \
-            end \
-            return 1";
-        let reply = self.command(&[b"EVAL", script, b"0", micros.as_bytes()])?;
-        if reply == b":1\r\n" {
-            Ok(())
+    /// Stops the server answering every client for `how_long` (`CLIENT PAUSE ... ALL`), as
+    /// behind an overloaded Redis: their commands wait until the pause is over. Returns once
+    /// the pause is in effect, so a command sent after this returns waits; the `Instant`
+    /// returned is no earlier than the end of the pause.
+    pub fn pause_clients(&self, how_long: Duration) -> io::Result<Instant> {
+        let millis = how_long.as_millis().to_string();
+        let reply = self.command(&[b"CLIENT", b"PAUSE", millis.as_bytes(), b"ALL"])?;
+        let ends = Instant::now() + how_long;
+        if reply == b"+OK\r\n" {
+            Ok(ends)
         } else {
-            Err(io::Error::other(
-                "the busy script did not finish as expected",
-            ))
+            Err(io::Error::other(format!(
+                "CLIENT PAUSE answered {:?}",
+                String::from_utf8_lossy(&reply)
+            )))
         }
     }
 
@@ -527,29 +522,17 @@ impl Write for PlainStream {
     }
 }
 
-/// Starts something with `start`, or, when `binary` is not installed, prints why `test` is
-/// skipped and returns `None`. With `TOWER_BEARER_REQUIRE_REDIS=1` a missing binary panics
-/// instead, so CI cannot skip silently. Any other failure to start panics.
-fn started_or_skipped<T>(test: &str, binary: &str, started: io::Result<T>) -> Option<T> {
+/// What `start` started for `test`; panics when it failed, saying what to install when
+/// `binary` is missing.
+fn started_for_test<T>(test: &str, binary: &str, started: io::Result<T>) -> T {
     match started {
-        Ok(started) => Some(started),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => {
-            if std::env::var(REQUIRE_REDIS_ENV).is_ok_and(|v| v == "1") {
-                panic!(
-                    "{test}: {binary} is not installed, and {REQUIRE_REDIS_ENV}=1 requires it; \
-                     install the redis-server and redis-tools packages or set \
-                     {REDIS_SERVER_ENV} and {REDIS_CLI_ENV} to their paths"
-                );
-            }
-            // Straight to stderr: the test harness captures print macros.
-            let _ = writeln!(
-                io::stderr(),
-                "SKIPPED {test}: {binary} is not installed (install the redis-server and \
-                 redis-tools packages, or set {REDIS_SERVER_ENV} and {REDIS_CLI_ENV}); set \
-                 {REQUIRE_REDIS_ENV}=1 to fail instead"
-            );
-            None
-        }
+        Ok(started) => started,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => panic!(
+            "{test} needs {binary}, which is not installed: install the Debian packages \
+             redis-server and redis-tools (`apt-get install redis-server redis-tools`), or run \
+             `cargo xtask test`, which installs them; or set {REDIS_SERVER_ENV} and \
+             {REDIS_CLI_ENV} to the binaries' paths"
+        ),
         Err(error) => panic!("{test}: could not start {binary}: {error}"),
     }
 }
@@ -633,7 +616,7 @@ fn temp_dir() -> io::Result<PathBuf> {
 /// ```no_run
 /// use tower_bearer_testkit::RedisCluster;
 ///
-/// let Some(mut cluster) = RedisCluster::start_or_skip("my_test") else { return };
+/// let mut cluster = RedisCluster::start_for_test("my_test");
 /// let nodes = cluster.urls(); // give these to RedisStore::cluster_builder
 /// let took = cluster.fail_over("some-key").unwrap(); // kill its master, await the replica
 /// # let _ = (nodes, took);
@@ -650,7 +633,7 @@ fn temp_dir() -> io::Result<PathBuf> {
 ///     ca: "ca.pem".into(),
 ///     require_client_cert: false,
 /// };
-/// let Some(cluster) = RedisCluster::start_tls_or_skip("my_test", files) else { return };
+/// let cluster = RedisCluster::start_tls_for_test("my_test", files);
 /// let nodes = cluster.tls_urls(); // rediss://127.0.0.1:<port>, the only TCP ports it has
 /// # let _ = nodes;
 /// ```
@@ -718,16 +701,22 @@ impl RedisCluster {
         Ok(cluster)
     }
 
-    /// Starts a cluster, or skips `test` as [`RedisServer::start_or_skip`] does (and when
-    /// `redis-cli` is missing too).
-    pub fn start_or_skip(test: &str) -> Option<Self> {
-        started_or_skipped(test, "redis-server or redis-cli", Self::start())
+    /// Starts a cluster for `test`.
+    ///
+    /// # Panics
+    ///
+    /// As [`RedisServer::start_for_test`] does, and when `redis-cli` is missing too.
+    pub fn start_for_test(test: &str) -> Self {
+        started_for_test(test, "redis-server or redis-cli", Self::start())
     }
 
-    /// Starts a cluster over TLS as [`start_tls`](Self::start_tls) does, or skips `test` as
-    /// [`start_or_skip`](Self::start_or_skip) does.
-    pub fn start_tls_or_skip(test: &str, files: TlsFiles) -> Option<Self> {
-        started_or_skipped(test, "redis-server or redis-cli", Self::start_tls(files))
+    /// Starts a cluster over TLS for `test`, as [`start_tls`](Self::start_tls) does.
+    ///
+    /// # Panics
+    ///
+    /// As [`start_for_test`](Self::start_for_test) does.
+    pub fn start_tls_for_test(test: &str, files: TlsFiles) -> Self {
+        started_for_test(test, "redis-server or redis-cli", Self::start_tls(files))
     }
 
     /// The `redis://` URLs of the running nodes ([`RedisServer::url`]; for a cluster from
@@ -974,7 +963,7 @@ impl ClusterNode {
 /// ```no_run
 /// use tower_bearer_testkit::RedisSentinel;
 ///
-/// let Some(mut group) = RedisSentinel::start_or_skip("my_test", 3) else { return };
+/// let mut group = RedisSentinel::start_for_test("my_test", 3);
 /// let (sentinels, name) = (group.sentinel_urls(), group.master_name());
 /// let took = group.fail_over("some-key").unwrap(); // kill the master, await the replica
 /// # let _ = (sentinels, name, took);
@@ -991,7 +980,7 @@ impl ClusterNode {
 ///     ca: "ca.pem".into(),
 ///     require_client_cert: true,
 /// };
-/// let Some(group) = RedisSentinel::start_tls_or_skip("my_test", 3, files) else { return };
+/// let group = RedisSentinel::start_tls_for_test("my_test", 3, files);
 /// let sentinels = group.tls_sentinel_urls(); // they name the master's TLS port
 /// # let _ = sentinels;
 /// ```
@@ -1087,15 +1076,22 @@ impl RedisSentinel {
         Ok(group)
     }
 
-    /// Starts a group, or skips `test` as [`RedisServer::start_or_skip`] does.
-    pub fn start_or_skip(test: &str, sentinels: usize) -> Option<Self> {
-        started_or_skipped(test, "redis-server", Self::start(sentinels))
+    /// Starts a group for `test`.
+    ///
+    /// # Panics
+    ///
+    /// As [`RedisServer::start_for_test`] does.
+    pub fn start_for_test(test: &str, sentinels: usize) -> Self {
+        started_for_test(test, "redis-server", Self::start(sentinels))
     }
 
-    /// Starts a group over TLS as [`start_tls`](Self::start_tls) does, or skips `test` as
-    /// [`RedisServer::start_or_skip`] does.
-    pub fn start_tls_or_skip(test: &str, sentinels: usize, files: TlsFiles) -> Option<Self> {
-        started_or_skipped(test, "redis-server", Self::start_tls(sentinels, files))
+    /// Starts a group over TLS for `test`, as [`start_tls`](Self::start_tls) does.
+    ///
+    /// # Panics
+    ///
+    /// As [`RedisServer::start_for_test`] does.
+    pub fn start_tls_for_test(test: &str, sentinels: usize, files: TlsFiles) -> Self {
+        started_for_test(test, "redis-server", Self::start_tls(sentinels, files))
     }
 
     /// The `redis://` URLs of the Sentinels ([`RedisServer::url`]; for a group from

@@ -2,9 +2,9 @@
 //! real, independent authorization server: the `oidc-provider` npm package, run by
 //! `interop/oidc-provider/server.mjs` on a free loopback port (one server per test).
 //!
-//! Each test is skipped, with the reason printed, when `node` or the server's npm packages
-//! are missing; with `TOWER_BEARER_REQUIRE_INTEROP=1` it fails instead. Tokens are checked
-//! with the server itself (introspection, RFC 7662), not with our own parsing.
+//! Each test fails, saying what is missing and how to install it, when `node` or the
+//! server's npm packages are missing. Tokens are checked with the server itself
+//! (introspection, RFC 7662), not with our own parsing.
 
 use std::error::Error as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -155,10 +155,7 @@ fn decode_jwt_part(part: &str) -> Result<Value, BoxError> {
 
 #[tokio::test]
 async fn client_secret_basic_token_is_active_at_introspection() -> TestResult {
-    let Some(server) = OidcProvider::start("client_secret_basic_token_is_active_at_introspection")
-    else {
-        return Ok(());
-    };
+    let server = OidcProvider::start("client_secret_basic_token_is_active_at_introspection");
     let source = source_for(&server, BASIC).build()?;
     assert_eq!(source.client_auth().method(), AuthMethod::ClientSecretBasic);
     let token = source.fetch().await?;
@@ -180,10 +177,7 @@ async fn client_secret_basic_token_is_active_at_introspection() -> TestResult {
 
 #[tokio::test]
 async fn client_secret_post_token_is_active_at_introspection() -> TestResult {
-    let Some(server) = OidcProvider::start("client_secret_post_token_is_active_at_introspection")
-    else {
-        return Ok(());
-    };
+    let server = OidcProvider::start("client_secret_post_token_is_active_at_introspection");
     let token = source_as(&server, post(POST)).build()?.fetch().await?;
 
     let introspection = introspect(&server, token.secret().expose_secret()).await?;
@@ -194,9 +188,7 @@ async fn client_secret_post_token_is_active_at_introspection() -> TestResult {
 
 #[tokio::test]
 async fn requested_scopes_are_granted() -> TestResult {
-    let Some(server) = OidcProvider::start("requested_scopes_are_granted") else {
-        return Ok(());
-    };
+    let server = OidcProvider::start("requested_scopes_are_granted");
     for (requested, client) in [
         (SCOPES, basic(BASIC)),
         ("api:read", basic(BASIC)),
@@ -218,11 +210,8 @@ async fn requested_scopes_are_granted() -> TestResult {
 
 #[tokio::test]
 async fn odd_characters_in_id_and_secret_authenticate_with_basic_and_post() -> TestResult {
-    let Some(server) =
-        OidcProvider::start("odd_characters_in_id_and_secret_authenticate_with_basic_and_post")
-    else {
-        return Ok(());
-    };
+    let server =
+        OidcProvider::start("odd_characters_in_id_and_secret_authenticate_with_basic_and_post");
     // oidc-provider lets a client registered for Basic use the form body too.
     for client in [basic(ODD), post(ODD)] {
         let method = client.method();
@@ -254,11 +243,7 @@ async fn odd_characters_in_id_and_secret_authenticate_with_basic_and_post() -> T
 
 #[tokio::test]
 async fn non_ascii_basic_credentials_are_a_permanent_invalid_request() -> TestResult {
-    let Some(server) =
-        OidcProvider::start("non_ascii_basic_credentials_are_a_permanent_invalid_request")
-    else {
-        return Ok(());
-    };
+    let server = OidcProvider::start("non_ascii_basic_credentials_are_a_permanent_invalid_request");
     // RFC 6749 Appendix A allows only %x20-7E in a client id or secret, and this server
     // holds Basic credentials to that: what it says must reach the caller as permanent.
     let secret = "sé cr:et%+";
@@ -277,11 +262,8 @@ async fn non_ascii_basic_credentials_are_a_permanent_invalid_request() -> TestRe
 
 #[tokio::test]
 async fn wrong_secret_is_a_permanent_invalid_client_error_without_the_secret() -> TestResult {
-    let Some(server) =
-        OidcProvider::start("wrong_secret_is_a_permanent_invalid_client_error_without_the_secret")
-    else {
-        return Ok(());
-    };
+    let server =
+        OidcProvider::start("wrong_secret_is_a_permanent_invalid_client_error_without_the_secret");
     let wrong_secret = "wr0ng-interop-s3cret";
     for (client, auth) in [
         (BASIC, ClientAuth::secret_basic(BASIC.id, wrong_secret)?),
@@ -310,11 +292,8 @@ async fn wrong_secret_is_a_permanent_invalid_client_error_without_the_secret() -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cache_sends_one_request_for_a_burst_of_callers_with_a_wrong_secret() -> TestResult {
-    let Some(server) =
-        OidcProvider::start("cache_sends_one_request_for_a_burst_of_callers_with_a_wrong_secret")
-    else {
-        return Ok(());
-    };
+    let server =
+        OidcProvider::start("cache_sends_one_request_for_a_burst_of_callers_with_a_wrong_secret");
     let counter = RequestCounter::default();
     let wrong = ClientAuth::secret_basic(BASIC.id, "wr0ng-interop-s3cret")?;
     let source = ClientCredentials::builder(counter.endpoint(&server)?, wrong).build()?;
@@ -340,10 +319,7 @@ async fn cache_sends_one_request_for_a_burst_of_callers_with_a_wrong_secret() ->
 
 #[tokio::test]
 async fn resource_indicator_yields_a_jwt_for_that_audience() -> TestResult {
-    let Some(server) = OidcProvider::start("resource_indicator_yields_a_jwt_for_that_audience")
-    else {
-        return Ok(());
-    };
+    let server = OidcProvider::start("resource_indicator_yields_a_jwt_for_that_audience");
     let token = source_for(&server, BASIC)
         .params(TokenParams::new().scope(SCOPES).resource(RESOURCE))
         .build()?
@@ -368,9 +344,7 @@ async fn resource_indicator_yields_a_jwt_for_that_audience() -> TestResult {
 
 #[tokio::test]
 async fn unknown_resource_is_a_permanent_invalid_target() -> TestResult {
-    let Some(server) = OidcProvider::start("unknown_resource_is_a_permanent_invalid_target") else {
-        return Ok(());
-    };
+    let server = OidcProvider::start("unknown_resource_is_a_permanent_invalid_target");
     let error = source_for(&server, BASIC)
         .params(TokenParams::new().resource("https://unknown.interop.test/"))
         .build()?
@@ -385,9 +359,7 @@ async fn unknown_resource_is_a_permanent_invalid_target() -> TestResult {
 
 #[tokio::test]
 async fn revoked_token_is_no_longer_active() -> TestResult {
-    let Some(server) = OidcProvider::start("revoked_token_is_no_longer_active") else {
-        return Ok(());
-    };
+    let server = OidcProvider::start("revoked_token_is_no_longer_active");
     let token = source_for(&server, BASIC).build()?.fetch().await?;
     let value = token.secret().expose_secret();
 
@@ -399,11 +371,8 @@ async fn revoked_token_is_no_longer_active() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_stack_makes_one_token_request_for_many_concurrent_calls() -> TestResult {
-    let Some(server) =
-        OidcProvider::start("full_stack_makes_one_token_request_for_many_concurrent_calls")
-    else {
-        return Ok(());
-    };
+    let server =
+        OidcProvider::start("full_stack_makes_one_token_request_for_many_concurrent_calls");
     let counter = RequestCounter::default();
     let source = ClientCredentials::builder(counter.endpoint(&server)?, basic(BASIC))
         .params(TokenParams::new().scope(SCOPES))
@@ -461,10 +430,7 @@ async fn full_stack_makes_one_token_request_for_many_concurrent_calls() -> TestR
 
 #[tokio::test]
 async fn revoked_token_is_replaced_after_the_api_answers_401() -> TestResult {
-    let Some(server) = OidcProvider::start("revoked_token_is_replaced_after_the_api_answers_401")
-    else {
-        return Ok(());
-    };
+    let server = OidcProvider::start("revoked_token_is_replaced_after_the_api_answers_401");
     let counter = RequestCounter::default();
     let cache = TokenCache::new(
         ClientCredentials::builder(counter.endpoint(&server)?, basic(BASIC)).build()?,
@@ -533,10 +499,7 @@ async fn revoked_token_is_replaced_after_the_api_answers_401() -> TestResult {
 
 #[tokio::test]
 async fn revoke_cached_token_then_introspection_says_inactive() -> TestResult {
-    let Some(server) = OidcProvider::start("revoke_cached_token_then_introspection_says_inactive")
-    else {
-        return Ok(());
-    };
+    let server = OidcProvider::start("revoke_cached_token_then_introspection_says_inactive");
     for client in [basic(BASIC), post(POST)] {
         let method = client.method();
         let source = source_as(&server, client).build()?;
@@ -559,10 +522,7 @@ async fn revoke_cached_token_then_introspection_says_inactive() -> TestResult {
 
 #[tokio::test]
 async fn revocation_with_a_wrong_secret_is_invalid_client() -> TestResult {
-    let Some(server) = OidcProvider::start("revocation_with_a_wrong_secret_is_invalid_client")
-    else {
-        return Ok(());
-    };
+    let server = OidcProvider::start("revocation_with_a_wrong_secret_is_invalid_client");
     let token = source_for(&server, BASIC).build()?.fetch().await?;
     let wrong = source_as(
         &server,
@@ -581,11 +541,7 @@ async fn revocation_with_a_wrong_secret_is_invalid_client() -> TestResult {
 
 #[tokio::test]
 async fn discovery_from_the_issuer_then_a_token_and_its_revocation() -> TestResult {
-    let Some(server) =
-        OidcProvider::start("discovery_from_the_issuer_then_a_token_and_its_revocation")
-    else {
-        return Ok(());
-    };
+    let server = OidcProvider::start("discovery_from_the_issuer_then_a_token_and_its_revocation");
     let metadata = Discovery::new().fetch(server.issuer()).await?;
     assert_eq!(metadata.issuer(), server.issuer());
     assert_eq!(metadata.token_endpoint(), server.token_url());
@@ -627,10 +583,7 @@ async fn discovery_from_the_issuer_then_a_token_and_its_revocation() -> TestResu
 
 #[tokio::test]
 async fn discovery_refuses_an_issuer_spelled_differently() -> TestResult {
-    let Some(server) = OidcProvider::start("discovery_refuses_an_issuer_spelled_differently")
-    else {
-        return Ok(());
-    };
+    let server = OidcProvider::start("discovery_refuses_an_issuer_spelled_differently");
     let error = Discovery::new()
         .fetch(&format!("{}/", server.issuer()))
         .await
@@ -669,11 +622,8 @@ fn refresh_source(server: &OidcProvider, refresh_token: &str) -> RefreshTokenBui
 
 #[tokio::test]
 async fn refresh_rotates_and_the_rotated_away_refresh_token_is_inactive() -> TestResult {
-    let Some(server) =
-        OidcProvider::start("refresh_rotates_and_the_rotated_away_refresh_token_is_inactive")
-    else {
-        return Ok(());
-    };
+    let server =
+        OidcProvider::start("refresh_rotates_and_the_rotated_away_refresh_token_is_inactive");
     let seeded = seed_refresh_token(&server).await?;
     let rotations = Arc::new(Mutex::new(Vec::new()));
     let hook_seen = Arc::clone(&rotations);
@@ -717,11 +667,7 @@ async fn refresh_rotates_and_the_rotated_away_refresh_token_is_inactive() -> Tes
 
 #[tokio::test]
 async fn replaying_a_rotated_away_refresh_token_revokes_the_grant() -> TestResult {
-    let Some(server) =
-        OidcProvider::start("replaying_a_rotated_away_refresh_token_revokes_the_grant")
-    else {
-        return Ok(());
-    };
+    let server = OidcProvider::start("replaying_a_rotated_away_refresh_token_revokes_the_grant");
     // What a client that retried a refresh whose answer it lost would do: the server takes
     // it as theft (reuse detection) and revokes the grant. This is why RefreshToken does not
     // retry such failures by default.
@@ -747,11 +693,9 @@ async fn replaying_a_rotated_away_refresh_token_revokes_the_grant() -> TestResul
 
 #[tokio::test]
 async fn revoked_refresh_token_is_inactive_and_refresh_fails_with_invalid_grant() -> TestResult {
-    let Some(server) = OidcProvider::start(
+    let server = OidcProvider::start(
         "revoked_refresh_token_is_inactive_and_refresh_fails_with_invalid_grant",
-    ) else {
-        return Ok(());
-    };
+    );
     let metadata = Discovery::new().fetch(server.issuer()).await?;
     let seeded = seed_refresh_token(&server).await?;
     let client = metadata.client_secret_auth(REFRESH.id, REFRESH.secret)?;
@@ -793,12 +737,10 @@ async fn private_key_jwt_with_rs256_and_es256_gets_tokens_and_revokes_them() -> 
             })
         })
         .collect();
-    let Some(server) = OidcProvider::start_with_clients(
+    let server = OidcProvider::start_with_clients(
         "private_key_jwt_with_rs256_and_es256_gets_tokens_and_revokes_them",
         &clients,
-    ) else {
-        return Ok(());
-    };
+    );
     for (id, key) in &keys {
         let private = match key.algorithm() {
             "RS256" => PrivateKey::rs256_from_pem(key.pkcs8_pem())?,
@@ -867,11 +809,8 @@ async fn assert_bound_at_introspection(
 
 #[tokio::test]
 async fn dpop_client_credentials_token_is_bound_to_the_key_at_introspection() -> TestResult {
-    let Some(server) =
-        OidcProvider::start("dpop_client_credentials_token_is_bound_to_the_key_at_introspection")
-    else {
-        return Ok(());
-    };
+    let server =
+        OidcProvider::start("dpop_client_credentials_token_is_bound_to_the_key_at_introspection");
     for key in [DpopKey::generate_es256()?, DpopKey::generate_ed25519()?] {
         let counter = RequestCounter::default();
         let client = basic(DPOP).dpop(key.clone());
@@ -896,11 +835,7 @@ async fn dpop_client_credentials_token_is_bound_to_the_key_at_introspection() ->
 
 #[tokio::test]
 async fn dpop_nonce_required_at_the_token_endpoint_costs_one_retry() -> TestResult {
-    let Some(server) =
-        OidcProvider::start("dpop_nonce_required_at_the_token_endpoint_costs_one_retry")
-    else {
-        return Ok(());
-    };
+    let server = OidcProvider::start("dpop_nonce_required_at_the_token_endpoint_costs_one_retry");
     let key = DpopKey::generate_es256()?;
     let counter = RequestCounter::default();
     // One attempt per fetch: the nonce retry is not one of the policy's.
@@ -929,11 +864,7 @@ async fn dpop_nonce_required_at_the_token_endpoint_costs_one_retry() -> TestResu
 
 #[tokio::test]
 async fn dpop_refresh_keeps_the_binding_and_another_key_is_refused() -> TestResult {
-    let Some(server) =
-        OidcProvider::start("dpop_refresh_keeps_the_binding_and_another_key_is_refused")
-    else {
-        return Ok(());
-    };
+    let server = OidcProvider::start("dpop_refresh_keeps_the_binding_and_another_key_is_refused");
     let key = DpopKey::generate_ed25519()?;
     let seeded =
         seed_refresh_token_at(&server.seed_bound_refresh_token_url(key.thumbprint())).await?;
@@ -1053,11 +984,8 @@ async fn check_dpop_request<B>(
 
 #[tokio::test]
 async fn dpop_bound_token_is_accepted_with_its_proof_and_refused_without() -> TestResult {
-    let Some(server) =
-        OidcProvider::start("dpop_bound_token_is_accepted_with_its_proof_and_refused_without")
-    else {
-        return Ok(());
-    };
+    let server =
+        OidcProvider::start("dpop_bound_token_is_accepted_with_its_proof_and_refused_without");
     let key = DpopKey::generate_es256()?;
     let token = source_as(&server, basic(DPOP).dpop(key.clone()))
         .build()?

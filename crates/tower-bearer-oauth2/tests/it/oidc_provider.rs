@@ -1,13 +1,13 @@
 //! Runs the interop authorization server (`interop/oidc-provider/server.mjs`, the
 //! `oidc-provider` npm package) as a child process on a free loopback port.
 //!
-//! [`OidcProvider::start`] returns `None`, after printing why, when `node` or the server's
-//! npm packages are missing, so the suite passes on machines without Node.js. With
-//! `TOWER_BEARER_REQUIRE_INTEROP=1` (as in CI) it panics instead.
+//! [`OidcProvider::start`] panics, saying what is missing and how to install it, when `node`
+//! or the server's npm packages are missing: a test that cannot run must not pass.
+//! `cargo xtask test` installs both.
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
@@ -17,9 +17,6 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-
-/// Set to `1` to fail, rather than skip, when the interop server cannot run.
-pub const REQUIRE_ENV: &str = "TOWER_BEARER_REQUIRE_INTEROP";
 
 /// How long the server may take to print its `LISTENING` line.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -113,22 +110,19 @@ pub struct OidcProvider {
 }
 
 impl OidcProvider {
-    /// Starts a server for the test `test`, or returns `None` after printing why it cannot.
+    /// Starts a server for the test `test`.
     ///
     /// # Panics
     ///
-    /// When `TOWER_BEARER_REQUIRE_INTEROP=1` and the server cannot run, or when the server
-    /// is installed but fails to start.
-    pub fn start(test: &str) -> Option<OidcProvider> {
+    /// When the server cannot run here (the message says what is missing and how to get
+    /// it), or when it is installed but fails to start.
+    pub fn start(test: &str) -> OidcProvider {
         Self::start_with_clients(test, &[])
     }
 
     /// Like [`start`](Self::start), with more clients registered for this run
     /// (`INTEROP_EXTRA_CLIENTS`: client metadata objects with RFC 7591 names).
-    pub fn start_with_clients(
-        test: &str,
-        extra_clients: &[serde_json::Value],
-    ) -> Option<OidcProvider> {
+    pub fn start_with_clients(test: &str, extra_clients: &[serde_json::Value]) -> OidcProvider {
         Self::start_with(test, extra_clients, None)
     }
 
@@ -139,7 +133,7 @@ impl OidcProvider {
         test: &str,
         extra_clients: &[serde_json::Value],
         tls: &ServerTls,
-    ) -> Option<OidcProvider> {
+    ) -> OidcProvider {
         Self::start_with(test, extra_clients, Some(tls))
     }
 
@@ -147,22 +141,16 @@ impl OidcProvider {
         test: &str,
         extra_clients: &[serde_json::Value],
         tls: Option<&ServerTls>,
-    ) -> Option<OidcProvider> {
+    ) -> OidcProvider {
         let dir = interop_dir();
         if let Err(reason) = check_prerequisites(&dir) {
-            if std::env::var(REQUIRE_ENV).is_ok_and(|value| value == "1") {
-                panic!("{test}: the interop server is required ({REQUIRE_ENV}=1) but {reason}");
-            }
-            // Straight to the process's stderr: the test harness captures `eprintln!` of
-            // passing tests, and a skip should be seen.
-            let _ = writeln!(
-                std::io::stderr(),
-                "skipping {test}: {reason} (set {REQUIRE_ENV}=1 to fail instead)"
+            panic!(
+                "{test} needs the interop server, but {reason}; `cargo xtask test` installs \
+                 what it needs"
             );
-            return None;
         }
         let extra = serde_json::Value::from(extra_clients.to_vec()).to_string();
-        Some(spawn(&dir, &extra, tls).unwrap_or_else(|error| panic!("{test}: {error}")))
+        spawn(&dir, &extra, tls).unwrap_or_else(|error| panic!("{test}: {error}"))
     }
 
     /// The issuer, `http://127.0.0.1:PORT` (`https://` from [`start_https`](Self::start_https)),
@@ -228,7 +216,8 @@ fn check_prerequisites(dir: &std::path::Path) -> Result<(), String> {
         Ok(output) => return Err(format!("`node --version` failed: {}", output.status)),
         Err(error) => {
             return Err(format!(
-                "`node` cannot be run ({error}); install Node.js 20+"
+                "`node` cannot be run ({error}); install Node.js 20 or later (Debian package: \
+                 nodejs)"
             ))
         }
     }

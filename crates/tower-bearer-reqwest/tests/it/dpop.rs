@@ -6,9 +6,8 @@ use http::StatusCode;
 use secrecy::ExposeSecret;
 use tower_bearer::dpop::DpopKey;
 use tower_bearer::TokenCache;
-use tower_bearer_testkit::{
-    capture_tracing, dpop_client_credentials_source, ApiRefusal, ApiServer, AuthServer, DpopOptions,
-};
+use tower_bearer_test_support::dpop_client_credentials_source;
+use tower_bearer_testkit::{capture_tracing, ApiRefusal, ApiServer, AuthServer, DpopOptions};
 
 use crate::support::{burst, client};
 

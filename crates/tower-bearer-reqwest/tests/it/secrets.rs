@@ -6,6 +6,7 @@ use std::error::Error as _;
 use http::StatusCode;
 use tower_bearer::TokenCache;
 use tower_bearer_reqwest::BearerAuthMiddleware;
+use tower_bearer_test_support::assert_no_secret;
 use tower_bearer_testkit::{capture_tracing, ApiServer, AuthServer};
 
 use crate::support::{current_token, oauth_source, with};
@@ -54,10 +55,6 @@ async fn tokens_and_secrets_never_show_in_debug_errors_or_logs() -> TestResult {
         "the replay is logged: {}",
         logs.contents()
     );
-    for text in &seen {
-        for secret in [first.as_str(), second.as_str(), SECRET] {
-            assert!(!text.contains(secret), "{secret:?} leaked into {text}");
-        }
-    }
+    assert_no_secret(&seen, &[first.as_str(), second.as_str(), SECRET]);
     Ok(())
 }

@@ -1,14 +1,15 @@
 //! What the tests share: a client-credentials token source written against the wire (so
-//! these tests do not depend on the oauth2 crate; it lives in the test kit), and the client
-//! a user builds.
+//! these tests do not depend on the oauth2 crate; it lives in the test-support crate), and
+//! the client a user builds.
 
 #![allow(dead_code, unreachable_pub)]
 
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
-use secrecy::ExposeSecret;
 use tower_bearer::{TokenCache, TokenSource};
 use tower_bearer_reqwest::BearerAuthMiddleware;
-use tower_bearer_testkit::{client_credentials_source, AuthServer};
+use tower_bearer_test_support::client_credentials_source;
+pub use tower_bearer_test_support::current_token;
+use tower_bearer_testkit::AuthServer;
 
 /// Client credentials against the wire, from the test kit: a 400 or 401 from the token
 /// endpoint (`invalid_client`, say) is permanent, anything else transient.
@@ -31,16 +32,6 @@ pub fn with(auth: BearerAuthMiddleware) -> ClientWithMiddleware {
     ClientBuilder::new(reqwest::Client::new())
         .with(auth)
         .build()
-}
-
-/// The value of the token the cache holds now.
-pub fn current_token(cache: &TokenCache) -> String {
-    cache
-        .cached()
-        .expect("a token is cached")
-        .secret()
-        .expose_secret()
-        .to_owned()
 }
 
 /// `WWW-Authenticate` for a token the server does not accept (RFC 6750 section 3.1).

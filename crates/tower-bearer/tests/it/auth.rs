@@ -8,6 +8,7 @@ use tokio_test_shim::assert_pending;
 use tower::{service_fn, Layer, Service, ServiceBuilder, ServiceExt};
 use tower_bearer::source::{from_fn, StaticToken};
 use tower_bearer::{BearerAuthLayer, FetchError, Token, TokenCache};
+use tower_bearer_test_support::NumberedSource;
 
 mod tokio_test_shim {
     macro_rules! assert_pending {
@@ -252,7 +253,8 @@ async fn a_late_401_for_an_older_token_leaves_the_newer_one_alone() {
     use tokio::sync::Notify;
     use tower_bearer::RetryOn401Layer;
 
-    let (source, fetches) = counting_source();
+    let numbered = NumberedSource::new();
+    let source = numbered.clone();
     let cache = TokenCache::new(source);
     let first = cache.token().await.unwrap();
 
@@ -297,18 +299,11 @@ async fn a_late_401_for_an_older_token_leaves_the_newer_one_alone() {
         http::StatusCode::OK,
         "replayed with token-2"
     );
-    assert_eq!(
-        fetches.load(Ordering::SeqCst),
-        2,
-        "token-2 was not invalidated"
-    );
+    assert_eq!(numbered.fetches(), 2, "token-2 was not invalidated");
     assert!(cache.cached().unwrap().same_as(&second));
 }
 
-/// A source of `token-N` that counts fetches (`numbered_source`); `judging_api` rejects,
-/// with a bare 401, every token `accepts` says no to.
-use crate::support::numbered_source as counting_source;
-
+/// `judging_api` rejects, with a bare 401, every token `accepts` says no to.
 fn judging_api(
     accepts: impl Fn(&str) -> bool + Clone + Send + 'static,
 ) -> impl Service<Request<String>, Response = Response<()>, Error = Infallible, Future = impl Send> + Clone
@@ -334,7 +329,8 @@ async fn tokens_rejected_right_after_a_fetch_back_off_and_service_resumes() {
     use std::time::Duration;
     use tower_bearer::RetryOn401Layer;
 
-    let (source, fetches) = counting_source();
+    let numbered = NumberedSource::new();
+    let source = numbered.clone();
     let accepting = Arc::new(AtomicBool::new(false));
     let api = {
         let accepting = Arc::clone(&accepting);
@@ -358,7 +354,7 @@ async fn tokens_rejected_right_after_a_fetch_back_off_and_service_resumes() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     // Holds of about 1, 2, 4, 8, 16 s (the fetch backoff): a handful of token requests.
-    let during = fetches.load(Ordering::SeqCst);
+    let during = numbered.fetches();
     assert!((3..=8).contains(&during), "{during} token requests in 30 s");
 
     accepting.store(true, Ordering::SeqCst);
@@ -370,21 +366,17 @@ async fn tokens_rejected_right_after_a_fetch_back_off_and_service_resumes() {
         .await
         .unwrap();
     assert_eq!(response.status(), http::StatusCode::OK);
-    assert_eq!(
-        fetches.load(Ordering::SeqCst),
-        during,
-        "the held token is used"
-    );
+    assert_eq!(numbered.fetches(), during, "the held token is used");
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_held_token_that_stays_rejected_is_replaced_once_its_hold_passes() {
-    use std::sync::atomic::Ordering;
     use std::time::Duration;
     use tower_bearer::RetryOn401Layer;
 
     // The API rejects token-1 and token-2 (both revoked) and accepts any later one.
-    let (source, fetches) = counting_source();
+    let numbered = NumberedSource::new();
+    let source = numbered.clone();
     let api = judging_api(|token| token != "token-1" && token != "token-2");
     let cache = TokenCache::new(source);
     let mut client = ServiceBuilder::new()
@@ -398,14 +390,14 @@ async fn a_held_token_that_stays_rejected_is_replaced_once_its_hold_passes() {
 
     // token-1 is rejected, the replay with token-2 too: the 401 comes back.
     assert_eq!(call().await, http::StatusCode::UNAUTHORIZED);
-    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    assert_eq!(numbered.fetches(), 2);
     // Right after, token-2 is kept: no token request per 401.
     for _ in 0..10 {
         assert_eq!(call().await, http::StatusCode::UNAUTHORIZED);
     }
-    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    assert_eq!(numbered.fetches(), 2);
     // Once its hold (at most the first backoff, 1 s) has passed, the next 401 replaces it.
     tokio::time::sleep(Duration::from_millis(1001)).await;
     assert_eq!(call().await, http::StatusCode::OK);
-    assert_eq!(fetches.load(Ordering::SeqCst), 3);
+    assert_eq!(numbered.fetches(), 3);
 }

@@ -3,7 +3,6 @@
 //! HTTP/2 connection).
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
@@ -11,11 +10,12 @@ use http::{Request, Response, StatusCode, Version};
 use tower::util::BoxCloneService;
 use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
 use tower_bearer::{BearerAuthLayer, RetryOn401Layer, TokenCache};
+use tower_bearer_test_support::NumberedSource;
 
 /// `token-1`, `token-2`, ... one per fetch.
-fn numbered_tokens() -> (TokenCache, Arc<AtomicU64>) {
-    let (source, fetches) = crate::support::numbered_source();
-    (TokenCache::new(source), fetches)
+fn numbered_tokens() -> (TokenCache, NumberedSource) {
+    let numbered = NumberedSource::new();
+    (TokenCache::new(numbered.clone()), numbered)
 }
 
 type GrpcApi = BoxCloneService<Request<String>, Response<()>, Infallible>;
@@ -82,7 +82,7 @@ fn grpc_status<B>(response: &Response<B>) -> Option<&str> {
 
 #[tokio::test]
 async fn unauthenticated_invalidates_the_token_and_replays_once_with_a_new_one() {
-    let (cache, fetches) = numbered_tokens();
+    let (cache, numbered) = numbered_tokens();
     let (api, seen) = grpc_api(|token| token != "token-1", "16", None);
     let client = ServiceBuilder::new()
         .layer(RetryOn401Layer::new())
@@ -92,17 +92,17 @@ async fn unauthenticated_invalidates_the_token_and_replays_once_with_a_new_one()
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(grpc_status(&response), None, "the replay succeeded");
     assert_eq!(*seen.lock().unwrap(), ["token-1", "token-2"]);
-    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    assert_eq!(numbered.fetches(), 2);
 
     // The next call goes out with the new token at once.
     client.oneshot(grpc_call()).await.unwrap();
     assert_eq!(seen.lock().unwrap().last().unwrap(), "token-2");
-    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    assert_eq!(numbered.fetches(), 2);
 }
 
 #[tokio::test]
 async fn a_token_that_stays_unauthenticated_is_returned_after_exactly_one_replay() {
-    let (cache, _fetches) = numbered_tokens();
+    let (cache, _numbered) = numbered_tokens();
     let (api, seen) = grpc_api(|_| false, "16", None);
     let client = ServiceBuilder::new()
         .layer(RetryOn401Layer::new())
@@ -126,7 +126,7 @@ async fn other_grpc_statuses_and_insufficient_scope_are_returned_untouched() {
             )),
         ),
     ] {
-        let (cache, fetches) = numbered_tokens();
+        let (cache, numbered) = numbered_tokens();
         let (api, seen) = grpc_api(|_| false, status, extra);
         let client = ServiceBuilder::new()
             .layer(RetryOn401Layer::new())
@@ -139,7 +139,7 @@ async fn other_grpc_statuses_and_insufficient_scope_are_returned_untouched() {
             1,
             "grpc-status {status} {extra:?}"
         );
-        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+        assert_eq!(numbered.fetches(), 1);
         assert!(cache.cached().is_some(), "the token was not invalidated");
     }
 }
@@ -148,7 +148,7 @@ async fn other_grpc_statuses_and_insufficient_scope_are_returned_untouched() {
 /// HTTP traffic never pays for reading `grpc-status`.
 #[tokio::test]
 async fn grpc_status_on_an_http1_request_is_not_a_rejection() {
-    let (cache, fetches) = numbered_tokens();
+    let (cache, numbered) = numbered_tokens();
     let (api, seen) = grpc_api(|_| false, "16", None);
     let client = ServiceBuilder::new()
         .layer(RetryOn401Layer::new())
@@ -158,13 +158,13 @@ async fn grpc_status_on_an_http1_request_is_not_a_rejection() {
     *call.version_mut() = Version::HTTP_11;
     client.oneshot(call).await.unwrap();
     assert_eq!(seen.lock().unwrap().len(), 1);
-    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    assert_eq!(numbered.fetches(), 1);
 }
 
 /// The first call of a cold cache waits for the fetch; its rejection is read the same way.
 #[tokio::test]
 async fn a_rejection_of_a_freshly_fetched_token_on_the_first_call_is_replayed() {
-    let (cache, fetches) = numbered_tokens();
+    let (cache, numbered) = numbered_tokens();
     let (api, seen) = grpc_api(|token| token == "token-2", "16", None);
     let client = ServiceBuilder::new()
         .layer(RetryOn401Layer::collected(1024))
@@ -182,5 +182,5 @@ async fn a_rejection_of_a_freshly_fetched_token_on_the_first_call_is_replayed() 
     let response = client.oneshot(call).await.unwrap();
     assert_eq!(grpc_status(&response), None);
     assert_eq!(*seen.lock().unwrap(), ["token-1", "token-2"]);
-    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    assert_eq!(numbered.fetches(), 2);
 }

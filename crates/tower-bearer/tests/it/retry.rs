@@ -3,13 +3,13 @@
 //! (`auth.rs`, `e2e.rs`, `grpc.rs`, `redirects.rs`).
 
 use std::convert::Infallible;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use tower::{service_fn, ServiceBuilder, ServiceExt};
 use tower_bearer::{BearerAuthLayer, RetryOn401Layer, TokenCache};
+use tower_bearer_test_support::NumberedSource;
 
 /// A value a caller hangs on a request for the services below (a trace context, say).
 #[derive(Clone, Debug, PartialEq)]
@@ -54,7 +54,8 @@ impl Seen {
 #[tokio::test]
 async fn a_replay_carries_the_method_uri_version_every_header_in_order_and_the_extensions() {
     // `token-1`, then `token-2`: the API rejects the first.
-    let (source, fetches) = crate::support::numbered_source();
+    let numbered = NumberedSource::new();
+    let source = numbered.clone();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let api = {
         let seen = Arc::clone(&seen);
@@ -118,5 +119,5 @@ async fn a_replay_carries_the_method_uri_version_every_header_in_order_and_the_e
         assert_eq!(request.trace, Some(TraceId(42)));
         assert_eq!(request.body, "payload");
     }
-    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    assert_eq!(numbered.fetches(), 2);
 }

@@ -1,5 +1,5 @@
 //! What the socket tests share: a token source that talks to the testkit authorization
-//! server over HTTP, and a client stack over hyper.
+//! server over HTTP (from the test-support crate), and a client stack over hyper.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -13,14 +13,15 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::{Connect, HttpConnector};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use secrecy::ExposeSecret;
 use tokio::sync::Semaphore;
 use tower::util::BoxCloneService;
 use tower::{service_fn, ServiceBuilder};
 use tower_bearer::{
     BearerAuth, BearerAuthLayer, BoxError, RetryOn401, RetryOn401Layer, TokenCache, TokenSource,
 };
-use tower_bearer_testkit::{client_credentials_source, AuthServer};
+use tower_bearer_test_support::client_credentials_source;
+pub use tower_bearer_test_support::current_token;
+use tower_bearer_testkit::AuthServer;
 
 /// The service the auth layers wrap: responses come back with their body read.
 pub type Inner<B> = BoxCloneService<Request<B>, Response<Bytes>, BoxError>;
@@ -88,16 +89,6 @@ pub fn client(
         .service(capped_client(connections))
 }
 
-/// The value of the token the cache holds now.
-pub fn current_token(cache: &TokenCache) -> String {
-    cache
-        .cached()
-        .expect("a token is cached")
-        .secret()
-        .expose_secret()
-        .to_owned()
-}
-
 /// A GET request to `url` with an empty body.
 pub fn get(url: &str) -> Request<Full<Bytes>> {
     Request::get(url)
@@ -151,28 +142,4 @@ pub async fn poll_once<F: std::future::Future + Unpin>(
 ) -> std::task::Poll<F::Output> {
     std::future::poll_fn(|cx| std::task::Poll::Ready(std::pin::Pin::new(&mut *future).poll(cx)))
         .await
-}
-
-/// A source of `token-1`, `token-2`, ... (one per fetch, each valid an hour), and the count
-/// of its fetches.
-pub fn numbered_source() -> (
-    impl tower_bearer::TokenSource,
-    std::sync::Arc<std::sync::atomic::AtomicU64>,
-) {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::Arc;
-    let fetches = Arc::new(AtomicU64::new(0));
-    let source = {
-        let fetches = Arc::clone(&fetches);
-        tower_bearer::source::from_fn(move || {
-            let n = fetches.fetch_add(1, Ordering::SeqCst) + 1;
-            async move {
-                tower_bearer::Token::builder(format!("token-{n}"))
-                    .expires_in(std::time::Duration::from_secs(3600))
-                    .build()
-                    .map_err(tower_bearer::FetchError::from)
-            }
-        })
-    };
-    (source, fetches)
 }

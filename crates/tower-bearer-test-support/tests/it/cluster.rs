@@ -26,9 +26,7 @@ impl FailingOver for RedisCluster {
 
 #[tokio::test]
 async fn each_token_keeps_its_keys_in_one_slot_and_tokens_spread_over_the_slots() {
-    let Some(cluster) = RedisCluster::start_or_skip("cluster_slots") else {
-        return;
-    };
+    let cluster = RedisCluster::start_for_test("cluster_slots");
     let store = RedisStore::cluster_builder(cluster.urls())
         .encryption_key("k1", [3; 32])
         .build()
@@ -74,18 +72,14 @@ async fn each_token_keeps_its_keys_in_one_slot_and_tokens_spread_over_the_slots(
 
 #[test]
 fn a_fleet_on_the_cluster_shares_one_token_per_lifetime() {
-    let Some(cluster) = RedisCluster::start_or_skip("cluster_fleet") else {
-        return;
-    };
+    let cluster = RedisCluster::start_for_test("cluster_fleet");
     let (warm_up, _) = fleet::over_five_lifetimes("cluster lifetimes", topology(&cluster));
     assert_eq!(warm_up, 1, "one token request for the cold fleet");
 }
 
 #[test]
 fn a_cluster_master_killed_mid_run_loses_no_token_and_fails_no_call() {
-    let Some(cluster) = RedisCluster::start_or_skip("cluster_failover") else {
-        return;
-    };
+    let cluster = RedisCluster::start_for_test("cluster_failover");
     let topology = topology(&cluster);
     fleet::through_a_failover("cluster failover", cluster, topology);
 }

@@ -22,14 +22,14 @@ struct Fixture {
 }
 
 impl Fixture {
-    fn start(test: &str) -> Option<Self> {
-        let redis = RedisServer::start_or_skip(test)?;
+    fn start(test: &str) -> Self {
+        let redis = RedisServer::start_for_test(test);
         let store = encrypted(&redis, "k1", KEY_1);
-        Some(Fixture {
+        Fixture {
             store,
             key: store_key(test),
             redis,
-        })
+        }
     }
 
     async fn store(&self, generation: u64, refresh_token: &str) -> bool {
@@ -138,9 +138,7 @@ fn is_foreign(record: &RefreshRecord) -> bool {
 
 #[tokio::test]
 async fn the_record_intent_and_settle_are_read_together() {
-    let Some(f) = Fixture::start("refresh_read") else {
-        return;
-    };
+    let f = Fixture::start("refresh_read");
     let state = f.store.refresh_record(&f.key).await.unwrap();
     assert!(state.record.is_none() && !state.settling);
     assert!(f.store(4, "refresh-4").await);
@@ -160,9 +158,7 @@ async fn the_record_intent_and_settle_are_read_together() {
 
 #[tokio::test]
 async fn begin_presenting_is_refused_at_another_generation_for_another_holder_and_while_settling() {
-    let Some(f) = Fixture::start("refresh_begin") else {
-        return;
-    };
+    let f = Fixture::start("refresh_begin");
     assert!(!f.begin(0, "a").await, "no record");
     assert!(f.store(2, "refresh-2").await);
     assert!(!f.begin(1, "a").await, "another generation");
@@ -189,9 +185,7 @@ async fn begin_presenting_is_refused_at_another_generation_for_another_holder_an
 
 #[tokio::test]
 async fn end_presenting_is_for_its_holder_at_its_generation_only() {
-    let Some(f) = Fixture::start("refresh_end") else {
-        return;
-    };
+    let f = Fixture::start("refresh_end");
     assert!(!f.end(0, "a").await, "no record");
     assert!(f.store(5, "refresh-5").await);
     assert!(!f.end(5, "a").await, "no intent");
@@ -223,9 +217,7 @@ async fn end_presenting_is_for_its_holder_at_its_generation_only() {
 
 #[tokio::test]
 async fn store_refresh_is_newest_wins_and_clears_the_intent() {
-    let Some(f) = Fixture::start("refresh_newest_wins") else {
-        return;
-    };
+    let f = Fixture::start("refresh_newest_wins");
     assert!(f.store(3, "refresh-3").await, "into an empty key");
     assert!(!f.store(3, "refresh-3b").await, "equal generation");
     assert!(!f.store(2, "refresh-2").await, "older generation");
@@ -269,9 +261,7 @@ async fn store_refresh_is_newest_wins_and_clears_the_intent() {
 /// as damaged (a bad generation as generation 0).
 #[tokio::test]
 async fn store_refresh_replaces_anything_that_is_not_a_valid_record() {
-    let Some(f) = Fixture::start("refresh_garbage") else {
-        return;
-    };
+    let f = Fixture::start("refresh_garbage");
     let name = f.refresh_key();
     let sealed = {
         assert!(f.store(9, "refresh-9").await);
@@ -351,9 +341,7 @@ async fn store_refresh_replaces_anything_that_is_not_a_valid_record() {
 
 #[tokio::test]
 async fn replacing_damaged_replaces_only_at_the_named_generation() {
-    let Some(f) = Fixture::start("refresh_damaged") else {
-        return;
-    };
+    let f = Fixture::start("refresh_damaged");
     // A record of generation 5 whose value is damaged.
     f.hset(&[("gen", b"5"), ("val", b"\x03damaged")]);
     assert!(is_damaged(&f.record().await));
@@ -383,9 +371,7 @@ async fn replacing_damaged_replaces_only_at_the_named_generation() {
 
 #[tokio::test]
 async fn a_settle_is_set_and_lengthened_only_by_a_successful_write() {
-    let Some(f) = Fixture::start("refresh_settle") else {
-        return;
-    };
+    let f = Fixture::start("refresh_settle");
     let secs = Duration::from_secs;
     assert_eq!(f.settle_ttl(), -2, "no settle yet");
     assert!(f.write(1, "refresh-1", None, Some(secs(10))).await);
@@ -427,9 +413,7 @@ async fn a_settle_is_set_and_lengthened_only_by_a_successful_write() {
 /// damaged (in clear, where the context is stored rather than authenticated, too).
 #[tokio::test]
 async fn a_sealed_refresh_value_moved_to_another_generation_or_key_is_damaged() {
-    let Some(f) = Fixture::start("refresh_moved") else {
-        return;
-    };
+    let f = Fixture::start("refresh_moved");
     let clear = RedisStore::builder(&f.redis.url())
         .store_in_clear()
         .key_prefix("clear:")
@@ -487,9 +471,7 @@ async fn a_sealed_refresh_value_moved_to_another_generation_or_key_is_damaged() 
 /// read the value as foreign does not.
 #[tokio::test]
 async fn values_sealed_with_a_key_we_do_not_hold_are_foreign() {
-    let Some(f) = Fixture::start("refresh_foreign") else {
-        return;
-    };
+    let f = Fixture::start("refresh_foreign");
     assert!(f.store(3, "ours-3").await);
     let same_id_other_key = encrypted(&f.redis, "k1", KEY_2);
     let unknown_id = encrypted(&f.redis, "k9", KEY_1);

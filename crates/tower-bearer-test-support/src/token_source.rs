@@ -9,7 +9,7 @@ use http_body_util::{BodyExt, Full};
 use tower_bearer::dpop::DpopKey;
 use tower_bearer::{source, FetchError, Token, TokenSource};
 
-use crate::{http_client, AuthServer};
+use tower_bearer_testkit::{http_client, AuthServer, HttpClient};
 
 /// Client credentials for `client_id` / `client_secret` at `auth`'s token endpoint, sent as
 /// `client_secret_post`, in about as many lines as a user would write by hand.
@@ -21,7 +21,8 @@ use crate::{http_client, AuthServer};
 ///
 /// ```
 /// use tower_bearer::TokenCache;
-/// use tower_bearer_testkit::{client_credentials_source, AuthServer};
+/// use tower_bearer_test_support::client_credentials_source;
+/// use tower_bearer_testkit::AuthServer;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -52,7 +53,8 @@ pub fn client_credentials_source(
 /// ```
 /// use tower_bearer::dpop::DpopKey;
 /// use tower_bearer::TokenCache;
-/// use tower_bearer_testkit::{dpop_client_credentials_source, AuthServer};
+/// use tower_bearer_test_support::dpop_client_credentials_source;
+/// use tower_bearer_testkit::AuthServer;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -137,7 +139,7 @@ fn wire_source(
 
 /// One token request; the status and the JSON body (`null` if it is not JSON).
 async fn request_token(
-    client: &crate::HttpClient,
+    client: &HttpClient,
     token_url: &Uri,
     form: &str,
     key: Option<&DpopKey>,

@@ -30,9 +30,7 @@ impl FailingOver for RedisSentinel {
 
 #[tokio::test]
 async fn the_store_works_on_the_master_the_sentinels_name() {
-    let Some(group) = RedisSentinel::start_or_skip("sentinel_store", SENTINELS) else {
-        return;
-    };
+    let group = RedisSentinel::start_for_test("sentinel_store", SENTINELS);
     let store = RedisStore::sentinel_builder(group.sentinel_urls(), group.master_name())
         .encryption_key("k1", [4; 32])
         .build()
@@ -46,9 +44,7 @@ async fn the_store_works_on_the_master_the_sentinels_name() {
 
 #[test]
 fn a_sentinel_master_killed_mid_run_loses_no_token_and_fails_no_call() {
-    let Some(group) = RedisSentinel::start_or_skip("sentinel_failover", SENTINELS) else {
-        return;
-    };
+    let group = RedisSentinel::start_for_test("sentinel_failover", SENTINELS);
     let topology = topology(&group);
     fleet::through_a_failover("sentinel failover", group, topology);
 }

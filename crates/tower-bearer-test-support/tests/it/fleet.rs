@@ -1,239 +1,32 @@
 //! The fleet: real OS processes sharing tokens through one real redis-server.
 //!
-//! The member process and the parent's helpers here serve the cluster and Sentinel tests
-//! too: a member connects to whatever [`FleetRedis`] its parent names.
+//! The parent's helpers here serve the cluster and Sentinel tests too: a member connects to
+//! whatever [`FleetRedis`] its parent names.
 //!
 //! Each parent test starts a redis-server and the testkit's mock authorization server, then
-//! re-executes this test binary as member processes (`--exact fleet_member`), configured
-//! by environment variables. A member builds a cold `TokenCache` over
-//! `StoreSource<ClientCredentials>` over `RedisStore`, runs 200 concurrent callers, and
-//! prints machine-readable lines (`FLEET READY`, `FLEET WARM`, `FLEET RESULT k=v ...`) that
-//! the parent parses.
+//! runs `fleet-member` processes (this crate's binary, `tower_bearer_test_support::fleet`),
+//! configured by environment variables, and parses the lines they print.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use tower_bearer::store::{StoreConfig, StoreKey, StoreSource};
-use tower_bearer::{CacheConfig, TokenCache};
-use tower_bearer_oauth2::{ClientAuth, ClientCredentials, Endpoint, TokenParams};
-use tower_bearer_redis::{RedisStore, RedisStoreBuilder};
+use tower_bearer::store::StoreKey;
+use tower_bearer_redis::RedisStore;
+use tower_bearer_test_support::fleet::{unix_ms, MemberConfig};
+pub(crate) use tower_bearer_test_support::fleet::{FleetRedis, CALLERS, SCOPE};
 use tower_bearer_testkit::RedisServer;
 use tower_bearer_testkit::{AuthServer, Fault};
 
-const ROLE_ENV: &str = "TOWER_BEARER_FLEET_MEMBER";
-const REDIS_ENV: &str = "TOWER_BEARER_FLEET_REDIS";
-const TOKEN_URL_ENV: &str = "TOWER_BEARER_FLEET_TOKEN_URL";
-const LEASE_MS_ENV: &str = "TOWER_BEARER_FLEET_LEASE_MS";
-
 pub(crate) const PROCESSES: usize = 8;
-pub(crate) const CALLERS: usize = 200;
-pub(crate) const SCOPE: &str = "fleet:read";
-const ENCRYPTION_KEY: [u8; 32] = [42; 32];
 /// Every wait in these tests is bounded by this, so a broken fleet fails instead of hanging.
 const HANG_GUARD: Duration = Duration::from_secs(90);
 
-/// The Redis a member connects to, handed to it in one environment variable.
-#[derive(Clone, Debug)]
-pub(crate) enum FleetRedis {
-    Single(String),
-    Cluster(Vec<String>),
-    Sentinel {
-        sentinels: Vec<String>,
-        master_name: String,
-    },
-}
-
-impl FleetRedis {
-    /// `single <url>`, `cluster <url>...` or `sentinel <master name> <url>...`.
-    fn encode(&self) -> String {
-        match self {
-            FleetRedis::Single(url) => format!("single {url}"),
-            FleetRedis::Cluster(nodes) => format!("cluster {}", nodes.join(" ")),
-            FleetRedis::Sentinel {
-                sentinels,
-                master_name,
-            } => format!("sentinel {master_name} {}", sentinels.join(" ")),
-        }
-    }
-
-    fn decode(text: &str) -> FleetRedis {
-        let mut words = text.split_whitespace().map(str::to_owned);
-        match words.next().as_deref() {
-            Some("single") => FleetRedis::Single(words.next().unwrap()),
-            Some("cluster") => FleetRedis::Cluster(words.collect()),
-            Some("sentinel") => FleetRedis::Sentinel {
-                master_name: words.next().unwrap(),
-                sentinels: words.collect(),
-            },
-            other => panic!("unknown topology {other:?}"),
-        }
-    }
-
-    pub(crate) fn builder(&self) -> RedisStoreBuilder {
-        match self {
-            FleetRedis::Single(url) => RedisStore::builder(url),
-            FleetRedis::Cluster(nodes) => RedisStore::cluster_builder(nodes),
-            FleetRedis::Sentinel {
-                sentinels,
-                master_name,
-            } => RedisStore::sentinel_builder(sentinels, master_name),
-        }
-    }
-}
-
-impl From<&RedisServer> for FleetRedis {
-    fn from(redis: &RedisServer) -> Self {
-        FleetRedis::Single(redis.url())
-    }
-}
-
 /// The fleet tests start many processes; one at a time keeps a small machine responsive.
 static ONE_FLEET_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-// ---------------------------------------------------------------------------------------
-// The member process.
-
-/// Runs as a fleet member when re-executed by a parent test; otherwise returns at once.
-#[test]
-fn fleet_member() {
-    let Ok(role) = std::env::var(ROLE_ENV) else {
-        return;
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(member(&role));
-}
-
-async fn member(role: &str) {
-    let redis = FleetRedis::decode(&std::env::var(REDIS_ENV).unwrap());
-    let token_url = std::env::var(TOKEN_URL_ENV).unwrap();
-    let lease = Duration::from_millis(std::env::var(LEASE_MS_ENV).unwrap().parse().unwrap());
-
-    // The three lines a user adds: the store, the key, the StoreSource around the source.
-    let store = redis
-        .builder()
-        .encryption_key("fleet-1", ENCRYPTION_KEY)
-        .reconnect_interval(Duration::from_millis(200))
-        .build()
-        .unwrap();
-    let key = StoreKey::builder(&token_url, AuthServer::DEFAULT_CLIENT_ID)
-        .scope(SCOPE)
-        .build();
-    let endpoint = Endpoint::builder(&token_url).build().unwrap();
-    let client = ClientAuth::secret_basic(
-        AuthServer::DEFAULT_CLIENT_ID,
-        AuthServer::DEFAULT_CLIENT_SECRET,
-    )
-    .unwrap();
-    let source = ClientCredentials::builder(endpoint, client)
-        .params(TokenParams::new().scope(SCOPE))
-        .build()
-        .unwrap();
-    let source = StoreSource::with_config(source, store, key, store_config(lease));
-    let cache = TokenCache::with_config(source.clone(), cache_config());
-
-    let stop = Arc::new(AtomicBool::new(false));
-    if role == "continuous" {
-        // The parent closes our stdin to stop us.
-        let stop = Arc::clone(&stop);
-        std::thread::spawn(move || {
-            let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
-            stop.store(true, Ordering::SeqCst);
-        });
-    }
-    say("READY");
-
-    let ok = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
-    let warm = Arc::new(AtomicBool::new(false));
-    let mut callers = Vec::new();
-    for _ in 0..CALLERS {
-        let (cache, ok, failed, warm, stop) = (
-            cache.clone(),
-            Arc::clone(&ok),
-            Arc::clone(&failed),
-            Arc::clone(&warm),
-            Arc::clone(&stop),
-        );
-        let continuous = role == "continuous";
-        callers.push(tokio::spawn(async move {
-            loop {
-                match cache.token().await {
-                    Ok(_) => {
-                        ok.fetch_add(1, Ordering::Relaxed);
-                        if !warm.swap(true, Ordering::SeqCst) {
-                            say("WARM");
-                        }
-                    }
-                    Err(error) => {
-                        failed.fetch_add(1, Ordering::Relaxed);
-                        eprintln!("token failed: {error}");
-                    }
-                }
-                if !continuous || stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }));
-    }
-    for caller in callers {
-        caller.await.unwrap();
-    }
-    let stats = source.stats();
-    say(&format!(
-        "RESULT ok={} failed={} fetched={} from_store={} fallbacks={} done_ms={}",
-        ok.load(Ordering::SeqCst),
-        failed.load(Ordering::SeqCst),
-        stats.fetched,
-        stats.from_store,
-        stats.fallbacks,
-        unix_ms(),
-    ));
-}
-
-fn store_config(lease: Duration) -> StoreConfig {
-    StoreConfig::new()
-        .lease_ttl(lease)
-        .poll_interval(Duration::from_millis(20))
-        .max_wait(Duration::from_secs(60))
-        .op_timeout(Duration::from_secs(2))
-        .min_remaining(Duration::from_millis(100))
-        .warn_interval(Duration::from_secs(1))
-}
-
-/// For 2 s tokens: a refresh starts 250 ms before expiry (no jitter), and a token is used
-/// until 100 ms before it. So consecutive fetches are at least 1.75 s apart.
-fn cache_config() -> CacheConfig {
-    CacheConfig::new()
-        .expiry_skew(Duration::from_millis(100))
-        .refresh_window(Duration::from_millis(250), 0.0)
-        .refresh_jitter(0.0)
-        .backoff(Duration::from_millis(100), Duration::from_secs(1))
-}
-
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "FLEET {line}");
-    let _ = out.flush();
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-// ---------------------------------------------------------------------------------------
-// The parent side.
 
 /// One member process; killed and reaped when dropped.
 pub(crate) struct Member {
@@ -250,18 +43,14 @@ impl Member {
         auth: &AuthServer,
         lease: Duration,
     ) -> Member {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "fleet::fleet_member",
-                "--nocapture",
-                "--test-threads",
-                "1",
-            ])
-            .env(ROLE_ENV, role)
-            .env(REDIS_ENV, redis.into().encode())
-            .env(TOKEN_URL_ENV, auth.token_url())
-            .env(LEASE_MS_ENV, lease.as_millis().to_string())
+        let config = MemberConfig {
+            role: role.to_owned(),
+            redis: redis.into(),
+            token_url: auth.token_url(),
+            lease,
+        };
+        let mut child = Command::new(env!("CARGO_BIN_EXE_fleet-member"))
+            .envs(config.env())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -272,9 +61,8 @@ impl Member {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                // libtest may have printed the test's name on the same line first.
-                if let Some(at) = line.find("FLEET ") {
-                    if send.send(line[at + "FLEET ".len()..].to_owned()).is_err() {
+                if let Some(said) = line.strip_prefix("FLEET ") {
+                    if send.send(said.to_owned()).is_err() {
                         break;
                     }
                 }
@@ -377,9 +165,7 @@ pub(crate) fn fleet_lock() -> std::sync::MutexGuard<'static, ()> {
 
 #[test]
 fn eight_cold_processes_with_200_callers_each_make_one_token_request() {
-    let Some(redis) = RedisServer::start_or_skip("fleet_cold") else {
-        return;
-    };
+    let redis = RedisServer::start_for_test("fleet_cold");
     let _one = fleet_lock();
     let (_runtime, auth) = auth_server(Duration::from_secs(3600));
     let lease = Duration::from_secs(10);
@@ -411,9 +197,7 @@ fn eight_cold_processes_with_200_callers_each_make_one_token_request() {
 /// bound asserted is lifetimes + 1 = 6 token requests inside the window.
 #[test]
 fn over_five_token_lifetimes_the_fleet_makes_at_most_six_token_requests() {
-    let Some(redis) = RedisServer::start_or_skip("fleet_lifetimes") else {
-        return;
-    };
+    let redis = RedisServer::start_for_test("fleet_lifetimes");
     over_five_lifetimes("fleet lifetimes", &redis);
 }
 
@@ -558,12 +342,14 @@ pub(crate) fn through_a_failover(label: &str, mut redis: impl FailingOver, topol
 
 #[test]
 fn a_lease_holder_killed_mid_fetch_holds_the_fleet_up_only_until_the_lease_expires() {
-    let Some(redis) = RedisServer::start_or_skip("fleet_sigkill") else {
-        return;
-    };
+    let redis = RedisServer::start_for_test("fleet_sigkill");
     let _one = fleet_lock();
     let (_runtime, auth) = auth_server(Duration::from_secs(3600));
     let lease = Duration::from_secs(2);
+    // The others' leases are long: the one of them that takes over after the holder's has
+    // expired keeps its lease for as long as a loaded machine could take to fetch, so no
+    // third member fetches. Exactly 2 requests then holds however slow the machine is.
+    let takeover_lease = Duration::from_secs(60);
     // The first token request hangs: its sender holds the lease and is stuck fetching.
     auth.fail_next(1, Fault::Delay(Duration::from_secs(120)));
 
@@ -572,7 +358,7 @@ fn a_lease_holder_killed_mid_fetch_holds_the_fleet_up_only_until_the_lease_expir
         auth.token_requests() == 1
     });
     let others: Vec<Member> = (1..PROCESSES)
-        .map(|_| Member::spawn("burst", &redis, &auth, lease))
+        .map(|_| Member::spawn("burst", &redis, &auth, takeover_lease))
         .collect();
     for member in &others {
         member.expect("READY");
@@ -609,9 +395,7 @@ fn a_lease_holder_killed_mid_fetch_holds_the_fleet_up_only_until_the_lease_expir
 
 #[test]
 fn redis_stopped_mid_run_fails_no_call_and_sharing_resumes_when_it_is_back() {
-    let Some(mut redis) = RedisServer::start_or_skip("fleet_redis_down") else {
-        return;
-    };
+    let mut redis = RedisServer::start_for_test("fleet_redis_down");
     let _one = fleet_lock();
     let lifetime = Duration::from_secs(2);
     let (_runtime, auth) = auth_server(lifetime);

@@ -1,17 +1,17 @@
 //! RedisStore against a real redis-server started by the test harness.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
-use tower_bearer::source::{TokenFuture, TokenSource};
+use tower_bearer::source::TokenSource;
 use tower_bearer::store::{
     RefreshTokenStore, RefreshValue, RefreshWrite, StoreConfig, StoreErrorKind, StoreKey,
     StoreSource, TokenStore,
 };
 use tower_bearer::Token;
 use tower_bearer_redis::{BuildError, RedisStore};
+use tower_bearer_test_support::{assert_no_secret, NumberedSource};
 use tower_bearer_testkit::RedisServer;
 
 pub(crate) const KEY_1: [u8; 32] = [1; 32];
@@ -120,9 +120,7 @@ pub(crate) async fn exercise(
 
 #[tokio::test]
 async fn round_trip_keeps_secret_type_scope_and_expiry() {
-    let Some(redis) = RedisServer::start_or_skip("round_trip") else {
-        return;
-    };
+    let redis = RedisServer::start_for_test("round_trip");
     let store = encrypted(&redis, "k1", KEY_1);
     let key = store_key("round-trip");
     assert!(store.get(&key).await.unwrap().is_none());
@@ -155,9 +153,7 @@ async fn round_trip_keeps_secret_type_scope_and_expiry() {
 
 #[tokio::test]
 async fn raw_value_hides_the_token_and_does_not_open_with_another_key() {
-    let Some(redis) = RedisServer::start_or_skip("raw_value") else {
-        return;
-    };
+    let redis = RedisServer::start_for_test("raw_value");
     let store = encrypted(&redis, "k1", KEY_1);
     let key = store_key("raw");
     store
@@ -183,9 +179,7 @@ async fn raw_value_hides_the_token_and_does_not_open_with_another_key() {
 
 #[tokio::test]
 async fn a_value_moved_to_another_key_is_unreadable() {
-    let Some(redis) = RedisServer::start_or_skip("moved_value") else {
-        return;
-    };
+    let redis = RedisServer::start_for_test("moved_value");
     let store = encrypted(&redis, "k1", KEY_1);
     let (a, b) = (store_key("a"), store_key("b"));
     store
@@ -206,9 +200,7 @@ async fn a_value_moved_to_another_key_is_unreadable() {
 
 #[tokio::test]
 async fn rotation_reads_old_values_with_a_decryption_key() {
-    let Some(redis) = RedisServer::start_or_skip("rotation") else {
-        return;
-    };
+    let redis = RedisServer::start_for_test("rotation");
     let old = encrypted(&redis, "2025", KEY_1);
     let key = store_key("rotation");
     old.put(&key, &token("written-with-old"), Duration::ZERO)
@@ -261,9 +253,7 @@ async fn clear_storage_is_an_explicit_choice() {
         .unwrap_err();
     assert_eq!(both, BuildError::BothEncryptionAndClear);
 
-    let Some(redis) = RedisServer::start_or_skip("clear_mode") else {
-        return;
-    };
+    let redis = RedisServer::start_for_test("clear_mode");
     let clear = RedisStore::builder(&redis.url())
         .store_in_clear()
         .build()
@@ -335,9 +325,7 @@ async fn bad_settings_are_typed_errors() {
 
 #[tokio::test]
 async fn password_from_the_builder_authenticates() {
-    let Some(redis) = RedisServer::start_or_skip("password") else {
-        return;
-    };
+    let redis = RedisServer::start_for_test("password");
     let reply = redis
         .command(&[
             b"ACL", b"SETUSER", b"app", b"on", b">s3cret", b"~*", b"+@all",
@@ -376,9 +364,7 @@ async fn password_from_the_builder_authenticates() {
 
 #[tokio::test]
 async fn the_lease_is_exclusive_until_released_or_expired() {
-    let Some(redis) = RedisServer::start_or_skip("lease") else {
-        return;
-    };
+    let redis = RedisServer::start_for_test("lease");
     let store = encrypted(&redis, "k1", KEY_1);
     let key = store_key("lease");
     let ttl = Duration::from_millis(300);
@@ -420,9 +406,7 @@ async fn the_lease_is_exclusive_until_released_or_expired() {
 
 #[tokio::test]
 async fn garbage_values_are_unreadable_not_panics() {
-    let Some(redis) = RedisServer::start_or_skip("garbage") else {
-        return;
-    };
+    let redis = RedisServer::start_for_test("garbage");
     let store = encrypted(&redis, "k1", KEY_1);
     let key = store_key("garbage");
     let name = store.token_key(&key);
@@ -457,7 +441,7 @@ async fn garbage_values_are_unreadable_not_panics() {
     redis
         .command(&[b"SET", name.as_bytes(), b"\x01junk"])
         .unwrap();
-    let counting = Counting::default();
+    let counting = counting();
     let source = StoreSource::new(counting.clone(), store, key);
     let token = source.fetch().await.unwrap();
     assert_eq!(token.secret().expose_secret(), "fetched-1");
@@ -466,9 +450,7 @@ async fn garbage_values_are_unreadable_not_panics() {
 
 #[tokio::test]
 async fn redis_down_is_unavailable_fast_and_sharing_resumes_when_it_is_back() {
-    let Some(mut redis) = RedisServer::start_or_skip("redis_down") else {
-        return;
-    };
+    let mut redis = RedisServer::start_for_test("redis_down");
     let store = Arc::new(
         RedisStore::builder(&redis.url())
             .encryption_key("k1", KEY_1)
@@ -477,7 +459,7 @@ async fn redis_down_is_unavailable_fast_and_sharing_resumes_when_it_is_back() {
             .unwrap(),
     );
     let key = store_key("down");
-    let counting = Counting::default();
+    let counting = counting();
     let config = StoreConfig::new()
         .op_timeout(Duration::from_secs(2))
         .min_remaining(Duration::ZERO);
@@ -530,40 +512,33 @@ async fn redis_down_is_unavailable_fast_and_sharing_resumes_when_it_is_back() {
 
 #[tokio::test]
 async fn a_slow_redis_times_out_and_the_source_falls_back() {
-    let Some(redis) = RedisServer::start_or_skip("slow_redis") else {
-        return;
-    };
-    let redis = Arc::new(redis);
+    let redis = RedisServer::start_for_test("slow_redis");
     let store = Arc::new(encrypted(&redis, "k1", KEY_1));
     let key = store_key("slow");
     store
         .put(&key, &token("slow-secret"), Duration::ZERO)
         .await
         .unwrap();
-    // A script that keeps Redis busy for 1.5 s: every other client waits meanwhile.
-    let busy = {
-        let redis = Arc::clone(&redis);
-        std::thread::spawn(move || redis.busy_for(Duration::from_millis(1500)))
-    };
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Redis answers nobody for 2 s from here. The store's 400 ms response timeout then
+    // fails the read below, and its 1 s reconnect interval the fallback's read, as long as
+    // both are sent within 1.6 s of this line: the only real-time bound here.
+    let paused_until = redis.pause_clients(Duration::from_secs(2)).unwrap();
     let error = store.get(&key).await.unwrap_err();
     assert_eq!(error.kind(), StoreErrorKind::Timeout, "{error}");
     // The StoreSource falls back to its own source: the call does not fail.
-    let counting = Counting::default();
+    let counting = counting();
     let source = StoreSource::new(counting.clone(), Arc::clone(&store), key.clone());
     assert_eq!(
         source.fetch().await.unwrap().secret().expose_secret(),
         "fetched-1"
     );
     assert_eq!(source.stats().fallbacks, 1);
-    busy.join().unwrap().unwrap();
+    tokio::time::sleep_until(paused_until.into()).await;
 }
 
 #[tokio::test]
 async fn secrets_stay_out_of_logs_debug_and_errors() {
-    let Some(mut redis) = RedisServer::start_or_skip("no_secret_leaks") else {
-        return;
-    };
+    let mut redis = RedisServer::start_for_test("no_secret_leaks");
     redis
         .command(&[
             b"ACL",
@@ -585,51 +560,39 @@ async fn secrets_stay_out_of_logs_debug_and_errors() {
     );
     let key = store_key("leaks");
     let source = StoreSource::with_config(
-        Counting::default(),
+        counting(),
         Arc::clone(&store),
         key.clone(),
         StoreConfig::new().warn_interval(Duration::ZERO),
     );
     let shared = source.fetch().await.unwrap();
-    let mut seen = format!("{store:?} {shared:?}");
+    let mut seen = vec![format!("{store:?} {shared:?}")];
     // Garbage, then Redis gone: both warn, and the errors are printed.
     redis
         .command(&[b"SET", store.token_key(&key).as_bytes(), b"\x01junk"])
         .unwrap();
     let error = store.get(&key).await.unwrap_err();
-    seen.push_str(&format!("{error} {error:?}"));
+    seen.push(format!("{error} {error:?}"));
     source.fetch().await.unwrap();
     redis.stop();
     let error = store.get(&key).await.unwrap_err();
-    seen.push_str(&format!("{error} {error:?}"));
+    seen.push(format!("{error} {error:?}"));
     source.fetch().await.unwrap();
     let logged = logs.contents();
     assert!(
         logged.contains("token store failed"),
         "the fallbacks warned: {logged}"
     );
-    seen.push_str(&logged);
-    for secret in ["fetched-1", "fetched-2", "fetched-3", "pw-leak-check"] {
-        assert!(!seen.contains(secret), "{secret} leaked: {seen}");
-    }
+    seen.push(logged);
+    assert_no_secret(
+        &seen,
+        &["fetched-1", "fetched-2", "fetched-3", "pw-leak-check"],
+    );
 }
 
 /// A source that counts its fetches and hands out `fetched-N` tokens.
-#[derive(Clone, Default)]
-struct Counting {
-    fetches: Arc<AtomicUsize>,
-}
-
-impl TokenSource for Counting {
-    fn fetch(&self) -> TokenFuture<'_> {
-        let n = self.fetches.fetch_add(1, Ordering::SeqCst) + 1;
-        Box::pin(async move {
-            Token::builder(format!("fetched-{n}"))
-                .expires_in(Duration::from_secs(60))
-                .build()
-                .map_err(|e| tower_bearer::FetchError::permanent("bad test token").with_source(e))
-        })
-    }
+fn counting() -> NumberedSource {
+    NumberedSource::named("fetched").lifetime(Duration::from_secs(60))
 }
 
 /// Two replicas that load one DPoP key (RFC 9449) share one DPoP-bound token: the second
@@ -638,13 +601,10 @@ impl TokenSource for Counting {
 async fn replicas_that_load_one_dpop_key_share_its_bound_token() {
     use tower_bearer::dpop::DpopKey;
     use tower_bearer::TokenCache;
-    use tower_bearer_testkit::{
-        dpop_client_credentials_source, ApiServer, AuthServer, DpopOptions,
-    };
+    use tower_bearer_test_support::dpop_client_credentials_source;
+    use tower_bearer_testkit::{ApiServer, AuthServer, DpopOptions};
 
-    let Some(redis) = RedisServer::start_or_skip("dpop_sharing") else {
-        return;
-    };
+    let redis = RedisServer::start_for_test("dpop_sharing");
     let auth = AuthServer::start().await.unwrap();
     let api = ApiServer::builder(&auth)
         .dpop(DpopOptions::new().require_proof(true))
@@ -702,9 +662,7 @@ async fn replicas_that_load_one_dpop_key_share_its_bound_token() {
 /// writer whose clock runs ahead would once have made it say) and Redis drops it in 60 s.
 #[tokio::test]
 async fn the_keys_time_to_live_not_the_writers_claim_decides_a_tokens_lifetime() {
-    let Some(redis) = RedisServer::start_or_skip("time_to_live") else {
-        return;
-    };
+    let redis = RedisServer::start_for_test("time_to_live");
     let store = encrypted(&redis, "k1", KEY_1);
     let key = store_key("time-to-live");
     let claimed = Token::builder("claims-630-s")
@@ -740,9 +698,7 @@ async fn the_keys_time_to_live_not_the_writers_claim_decides_a_tokens_lifetime()
 
 #[tokio::test]
 async fn a_token_without_expiry_is_kept_for_the_ttl_and_read_without_expiry() {
-    let Some(redis) = RedisServer::start_or_skip("no_expiry") else {
-        return;
-    };
+    let redis = RedisServer::start_for_test("no_expiry");
     let store = encrypted(&redis, "k1", KEY_1);
     let key = store_key("no-expiry");
     let forever = Token::builder("no-expiry-secret").build().unwrap();
@@ -763,9 +719,7 @@ async fn a_token_without_expiry_is_kept_for_the_ttl_and_read_without_expiry() {
 async fn a_dpop_token_is_read_with_the_key_its_store_key_carries() {
     use tower_bearer::dpop::DpopKey;
 
-    let Some(redis) = RedisServer::start_or_skip("dpop_store_key") else {
-        return;
-    };
+    let redis = RedisServer::start_for_test("dpop_store_key");
     let store = encrypted(&redis, "k1", KEY_1);
     let dpop = DpopKey::generate_es256().unwrap();
     let bound = |secret: &str| {
@@ -818,12 +772,10 @@ async fn a_dpop_token_is_read_with_the_key_its_store_key_carries() {
 /// connection; an `Arc` works as well.
 #[tokio::test]
 async fn one_store_serves_a_store_source_and_refresh_tokens_at_once() {
-    let Some(redis) = RedisServer::start_or_skip("shared_store") else {
-        return;
-    };
+    let redis = RedisServer::start_for_test("shared_store");
     let store = encrypted(&redis, "k1", KEY_1);
     let key = store_key("shared-store");
-    let source = StoreSource::new(Counting::default(), store.clone(), key.clone());
+    let source = StoreSource::new(counting(), store.clone(), key.clone());
     let refresh_user: Arc<dyn RefreshTokenStore> = Arc::new(store.clone());
     let refresh_token = SecretString::from("shared-refresh".to_owned());
     let written = refresh_user

@@ -17,9 +17,7 @@ use crate::cases::{store_unavailable, Fleet, TestResult, Topology};
 
 #[tokio::test]
 async fn redis_down_fails_closed_and_the_grant_survives() -> TestResult {
-    let Some(mut redis) = RedisServer::start_or_skip("shared_refresh_redis_down") else {
-        return Ok(());
-    };
+    let mut redis = RedisServer::start_for_test("shared_refresh_redis_down");
     let fleet = Fleet::on(redis.builder()).await;
     let (a, b) = (fleet.replica(), fleet.replica());
     a.fetch().await?;
@@ -64,28 +62,20 @@ async fn redis_down_fails_closed_and_the_grant_survives() -> TestResult {
 
 #[tokio::test]
 async fn replicas_refreshing_at_the_same_moment_take_turns() -> TestResult {
-    let Some(redis) = RedisServer::start_or_skip("shared_refresh_same_moment") else {
-        return Ok(());
-    };
+    let redis = RedisServer::start_for_test("shared_refresh_same_moment");
     take_turns(Fleet::on(redis.builder()).await).await
 }
 
 #[tokio::test]
 async fn on_a_cluster_replicas_refreshing_at_the_same_moment_take_turns() -> TestResult {
-    let Some(cluster) = tower_bearer_testkit::RedisCluster::start_or_skip("shared_refresh_cluster")
-    else {
-        return Ok(());
-    };
+    let cluster = tower_bearer_testkit::RedisCluster::start_for_test("shared_refresh_cluster");
     take_turns(Fleet::on(RedisStore::cluster_builder(cluster.urls())).await).await
 }
 
 #[tokio::test]
 async fn through_sentinel_replicas_refreshing_at_the_same_moment_take_turns() -> TestResult {
-    let Some(sentinel) =
-        tower_bearer_testkit::RedisSentinel::start_or_skip("shared_refresh_sentinel", 1)
-    else {
-        return Ok(());
-    };
+    let sentinel =
+        tower_bearer_testkit::RedisSentinel::start_for_test("shared_refresh_sentinel", 1);
     let builder = RedisStore::sentinel_builder(sentinel.sentinel_urls(), sentinel.master_name());
     take_turns(Fleet::on(builder).await).await
 }
@@ -114,9 +104,7 @@ async fn take_turns(fleet: Fleet) -> TestResult {
 
 #[tokio::test]
 async fn after_redis_loses_its_data_sharing_resumes_and_a_late_replica_catches_up() -> TestResult {
-    let Some(redis) = RedisServer::start_or_skip("shared_refresh_data_loss") else {
-        return Ok(());
-    };
+    let redis = RedisServer::start_for_test("shared_refresh_data_loss");
     let fleet = Fleet::on(redis.builder()).await;
     let (a, b) = (fleet.replica(), fleet.replica());
     for _ in 0..2 {
@@ -145,9 +133,7 @@ async fn after_redis_loses_its_data_sharing_resumes_and_a_late_replica_catches_u
 
 #[tokio::test]
 async fn the_background_check_puts_the_newest_back_before_anyone_refreshes() -> TestResult {
-    let Some(redis) = RedisServer::start_or_skip("shared_refresh_check") else {
-        return Ok(());
-    };
+    let redis = RedisServer::start_for_test("shared_refresh_check");
     let fleet = Fleet::on(redis.builder()).await;
     let (a, b) = (fleet.replica(), fleet.replica());
     a.fetch().await?;
@@ -172,9 +158,7 @@ async fn the_background_check_puts_the_newest_back_before_anyone_refreshes() -> 
 
 #[tokio::test]
 async fn a_lease_without_an_expiry_holds_the_fleet_up_for_one_lease_time_at_most() -> TestResult {
-    let Some(redis) = RedisServer::start_or_skip("shared_refresh_foreign_lease") else {
-        return Ok(());
-    };
+    let redis = RedisServer::start_for_test("shared_refresh_foreign_lease");
     let fleet = Fleet::on(redis.builder()).await;
     let lease = fleet.store.lease_key(&fleet.key.derive("refresh"));
     redis.command(&[b"SET", lease.as_bytes(), b"someone-else"])?;
@@ -200,9 +184,7 @@ async fn a_lease_without_an_expiry_holds_the_fleet_up_for_one_lease_time_at_most
 
 #[tokio::test]
 async fn a_single_replica_may_choose_to_refresh_with_its_own_copy() -> TestResult {
-    let Some(mut redis) = RedisServer::start_or_skip("shared_refresh_own_copy") else {
-        return Ok(());
-    };
+    let mut redis = RedisServer::start_for_test("shared_refresh_own_copy");
     let fleet = Fleet::on(redis.builder()).await;
     let only = fleet
         .replica_builder_on(fleet.store.clone(), Fleet::config())
@@ -219,25 +201,19 @@ async fn a_single_replica_may_choose_to_refresh_with_its_own_copy() -> TestResul
 
 #[tokio::test]
 async fn redis_slower_than_the_store_timeout_fails_closed_too() -> TestResult {
-    let Some(redis) = RedisServer::start_or_skip("shared_refresh_slow_redis") else {
-        return Ok(());
-    };
-    let redis = Arc::new(redis);
+    let redis = RedisServer::start_for_test("shared_refresh_slow_redis");
     let fleet = Fleet::on(redis.builder()).await;
     let (a, b) = (fleet.replica(), fleet.replica());
     a.fetch().await?;
     b.fetch().await?;
-    // A script keeps Redis busy for 1.5 s: every store operation times out meanwhile.
-    let busy = {
-        let redis = Arc::clone(&redis);
-        std::thread::spawn(move || redis.busy_for(Duration::from_millis(1500)))
-    };
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Redis answers nobody for 2 s from here: a store operation sent within 1.6 s of this
+    // line (the only real-time bound here) times out after the store's 400 ms.
+    let paused_until = redis.pause_clients(Duration::from_secs(2))?;
     let requests = fleet.auth.token_requests();
     let error = a.fetch().await.unwrap_err();
     assert!(store_unavailable(&error), "{error}");
     assert_eq!(fleet.auth.token_requests(), requests, "nothing presented");
-    busy.join().unwrap()?;
+    tokio::time::sleep_until(paused_until.into()).await;
     fleet.assert_grant_valid().await;
     Ok(())
 }

@@ -477,81 +477,61 @@ pub(crate) async fn case_2(redis: impl Topology) -> TestResult {
 
 #[tokio::test]
 async fn case_1_a_replica_that_never_refreshed_goes_first_after_a_restart_empty() -> TestResult {
-    let Some(redis) = RedisServer::start_or_skip("case_1") else {
-        return Ok(());
-    };
+    let redis = RedisServer::start_for_test("case_1");
     case_1(redis).await
 }
 
 #[tokio::test]
 async fn case_1_on_a_cluster() -> TestResult {
-    let Some(cluster) = RedisCluster::start_or_skip("case_1_cluster") else {
-        return Ok(());
-    };
+    let cluster = RedisCluster::start_for_test("case_1_cluster");
     case_1(cluster).await
 }
 
 #[tokio::test]
 async fn case_1_behind_sentinel() -> TestResult {
-    let Some(group) = RedisSentinel::start_or_skip("case_1_sentinel", 1) else {
-        return Ok(());
-    };
+    let group = RedisSentinel::start_for_test("case_1_sentinel", 1);
     case_1(group).await
 }
 
 #[tokio::test]
 async fn case_2_the_store_cut_off_while_a_replica_refreshes() -> TestResult {
-    let Some(redis) = RedisServer::start_or_skip("case_2") else {
-        return Ok(());
-    };
+    let redis = RedisServer::start_for_test("case_2");
     case_2(redis).await
 }
 
 #[tokio::test]
 async fn case_2_on_a_cluster() -> TestResult {
-    let Some(cluster) = RedisCluster::start_or_skip("case_2_cluster") else {
-        return Ok(());
-    };
+    let cluster = RedisCluster::start_for_test("case_2_cluster");
     case_2(cluster).await
 }
 
 #[tokio::test]
 async fn case_2_behind_sentinel() -> TestResult {
-    let Some(group) = RedisSentinel::start_or_skip("case_2_sentinel", 1) else {
-        return Ok(());
-    };
+    let group = RedisSentinel::start_for_test("case_2_sentinel", 1);
     case_2(group).await
 }
 
 #[tokio::test]
 async fn case_1_on_a_cluster_over_tls() -> TestResult {
-    let Some((redis, pki)) = tls_cluster("case_1_cluster_tls") else {
-        return Ok(());
-    };
+    let (redis, pki) = tls_cluster("case_1_cluster_tls");
     case_1(OverTls { redis, pki }).await
 }
 
 #[tokio::test]
 async fn case_1_behind_sentinel_over_tls() -> TestResult {
-    let Some((redis, pki)) = tls_sentinel("case_1_sentinel_tls", 1) else {
-        return Ok(());
-    };
+    let (redis, pki) = tls_sentinel("case_1_sentinel_tls", 1);
     case_1(OverTls { redis, pki }).await
 }
 
 #[tokio::test]
 async fn case_2_on_a_cluster_over_tls() -> TestResult {
-    let Some((redis, pki)) = tls_cluster("case_2_cluster_tls") else {
-        return Ok(());
-    };
+    let (redis, pki) = tls_cluster("case_2_cluster_tls");
     case_2(OverTls { redis, pki }).await
 }
 
 #[tokio::test]
 async fn case_2_behind_sentinel_over_tls() -> TestResult {
-    let Some((redis, pki)) = tls_sentinel("case_2_sentinel_tls", 1) else {
-        return Ok(());
-    };
+    let (redis, pki) = tls_sentinel("case_2_sentinel_tls", 1);
     case_2(OverTls { redis, pki }).await
 }
 
@@ -561,9 +541,7 @@ async fn case_2_behind_sentinel_over_tls() -> TestResult {
 #[tokio::test]
 async fn case_3_an_old_sealed_value_copied_to_a_higher_generation_is_never_presented() -> TestResult
 {
-    let Some(redis) = RedisServer::start_or_skip("case_3") else {
-        return Ok(());
-    };
+    let redis = RedisServer::start_for_test("case_3");
     let fleet = Fleet::on(redis.builder()).await;
     let (a, b) = (fleet.replica(), fleet.replica());
     a.fetch().await?;
@@ -596,9 +574,7 @@ async fn case_3_an_old_sealed_value_copied_to_a_higher_generation_is_never_prese
 #[tokio::test]
 async fn case_4_a_damaged_value_is_replaced_and_a_replica_with_the_wrong_key_changes_nothing(
 ) -> TestResult {
-    let Some(redis) = RedisServer::start_or_skip("case_4") else {
-        return Ok(());
-    };
+    let redis = RedisServer::start_for_test("case_4");
     let fleet = Fleet::on(redis.builder()).await;
     let replica = fleet.replica();
     replica.fetch().await?;

@@ -131,30 +131,30 @@ pub(crate) fn files(pki: &Pki, require_client_cert: bool) -> TlsFiles {
     }
 }
 
-/// A TLS redis-server, or `None` (with the harness's printed reason) without the binary.
-fn start(test: &str, pki: &Pki, require_client_cert: bool) -> Option<RedisServer> {
-    drop(RedisServer::start_or_skip(test)?);
-    Some(RedisServer::start_tls(files(pki, require_client_cert)).unwrap())
+/// A TLS redis-server; a missing binary fails `test` with the harness's explanation.
+fn start(test: &str, pki: &Pki, require_client_cert: bool) -> RedisServer {
+    drop(RedisServer::start_for_test(test));
+    RedisServer::start_tls(files(pki, require_client_cert)).unwrap()
 }
 
 /// A cluster whose only TCP ports are TLS ports with mutual TLS (see
-/// [`RedisCluster::start_tls`]), and its [`Pki`]; `None` (with the harness's printed reason)
-/// without `redis-server` or `redis-cli`. Give a store
+/// [`RedisCluster::start_tls`]), and its [`Pki`]; a missing `redis-server`
+/// or `redis-cli` fails `test` with the harness's explanation. Give a store
 /// `pki.trusted_by(RedisStore::cluster_builder(cluster.tls_urls()))`.
-pub(crate) fn tls_cluster(test: &str) -> Option<(RedisCluster, Pki)> {
+pub(crate) fn tls_cluster(test: &str) -> (RedisCluster, Pki) {
     let pki = pki(test);
-    let cluster = RedisCluster::start_tls_or_skip(test, files(&pki, true))?;
-    Some((cluster, pki))
+    let cluster = RedisCluster::start_tls_for_test(test, files(&pki, true));
+    (cluster, pki)
 }
 
 /// A Sentinel group (a master, a replica and `sentinels` Sentinels) whose only TCP ports
-/// are TLS ports with mutual TLS (see [`RedisSentinel::start_tls`]), and its [`Pki`]; `None`
-/// (with the harness's printed reason) without `redis-server`. Give a store
+/// are TLS ports with mutual TLS (see [`RedisSentinel::start_tls`]), and its [`Pki`]; a missing
+/// `redis-server` fails `test` with the harness's explanation. Give a store
 /// `pki.trusted_by(RedisStore::sentinel_builder(group.tls_sentinel_urls(), group.master_name()))`.
-pub(crate) fn tls_sentinel(test: &str, sentinels: usize) -> Option<(RedisSentinel, Pki)> {
+pub(crate) fn tls_sentinel(test: &str, sentinels: usize) -> (RedisSentinel, Pki) {
     let pki = pki(test);
-    let group = RedisSentinel::start_tls_or_skip(test, sentinels, files(&pki, true))?;
-    Some((group, pki))
+    let group = RedisSentinel::start_tls_for_test(test, sentinels, files(&pki, true));
+    (group, pki)
 }
 
 /// Asserts that `server` has no plain TCP port (`CONFIG GET port` is 0), so every TCP
@@ -211,9 +211,7 @@ fn token() -> Token {
 #[tokio::test]
 async fn rediss_with_a_private_ca_round_trips() {
     let pki = pki("private-ca");
-    let Some(redis) = start("rediss_with_a_private_ca_round_trips", &pki, false) else {
-        return;
-    };
+    let redis = start("rediss_with_a_private_ca_round_trips", &pki, false);
     let store = RedisStore::builder(&redis.tls_url().unwrap())
         .tls_root_certificate(pki.ca.clone())
         .encryption_key("k1", KEY)
@@ -232,13 +230,11 @@ async fn rediss_with_a_private_ca_round_trips() {
 #[tokio::test]
 async fn a_server_certificate_from_an_unknown_ca_is_refused() {
     let pki = pki("unknown-ca");
-    let Some(redis) = start(
+    let redis = start(
         "a_server_certificate_from_an_unknown_ca_is_refused",
         &pki,
         false,
-    ) else {
-        return;
-    };
+    );
     // Only the compiled-in public roots: our private CA is not among them.
     let store = RedisStore::builder(&redis.tls_url().unwrap())
         .encryption_key("k1", KEY)
@@ -259,9 +255,7 @@ async fn a_server_certificate_from_an_unknown_ca_is_refused() {
 #[tokio::test]
 async fn mutual_tls_needs_the_client_certificate() {
     let pki = pki("mutual");
-    let Some(redis) = start("mutual_tls_needs_the_client_certificate", &pki, true) else {
-        return;
-    };
+    let redis = start("mutual_tls_needs_the_client_certificate", &pki, true);
     let url = redis.tls_url().unwrap();
     let without = RedisStore::builder(&url)
         .tls_root_certificate(pki.ca.clone())
@@ -313,11 +307,8 @@ fn tls_settings_need_a_rediss_url_and_valid_pem() {
 
 #[tokio::test]
 async fn a_store_on_a_tls_cluster_round_trips_and_follows_moved_over_tls() {
-    let Some((cluster, pki)) =
-        tls_cluster("a_store_on_a_tls_cluster_round_trips_and_follows_moved_over_tls")
-    else {
-        return;
-    };
+    let (cluster, pki) =
+        tls_cluster("a_store_on_a_tls_cluster_round_trips_and_follows_moved_over_tls");
     cluster.nodes().for_each(assert_tls_only);
     let refused = RedisStore::cluster_builder(plain(cluster.tls_urls()))
         .encryption_key("k1", KEY)
@@ -372,11 +363,8 @@ async fn a_store_on_a_tls_cluster_round_trips_and_follows_moved_over_tls() {
 
 #[tokio::test]
 async fn a_store_on_a_tls_cluster_reaches_the_promoted_replica_over_tls() {
-    let Some((mut cluster, pki)) =
-        tls_cluster("a_store_on_a_tls_cluster_reaches_the_promoted_replica_over_tls")
-    else {
-        return;
-    };
+    let (mut cluster, pki) =
+        tls_cluster("a_store_on_a_tls_cluster_reaches_the_promoted_replica_over_tls");
     let store = pki
         .trusted_by(RedisStore::cluster_builder(cluster.tls_urls()))
         .encryption_key("k1", KEY)
@@ -422,12 +410,10 @@ async fn follows_the_failover(
 
 #[tokio::test]
 async fn a_store_through_tls_sentinels_round_trips_and_reaches_the_new_master_over_tls() {
-    let Some((mut group, pki)) = tls_sentinel(
+    let (mut group, pki) = tls_sentinel(
         "a_store_through_tls_sentinels_round_trips_and_reaches_the_new_master_over_tls",
         3,
-    ) else {
-        return;
-    };
+    );
     assert_tls_only(group.master());
     assert_tls_only(group.replica());
     let refused =
