@@ -337,11 +337,13 @@
 mod client_auth;
 mod client_credentials;
 mod discovery;
+mod dpop;
 mod endpoint;
 mod error;
 mod fleet;
 mod http_client;
 mod jwt_bearer;
+mod messages;
 #[cfg(feature = "private-key-jwt")]
 mod private_key_jwt;
 mod redact;
@@ -357,6 +359,7 @@ mod tls;
 mod token_exchange;
 mod token_params;
 mod token_request;
+mod transport;
 
 pub use client_auth::{AuthMethod, ClientAuth};
 pub use client_credentials::{ClientCredentials, ClientCredentialsBuilder};

@@ -492,8 +492,8 @@ impl RefreshTokenBuilder {
             1
         };
         let longest_refresh = endpoint
-            .limits()
-            .timeout
+            .transport()
+            .timeout()
             .saturating_mul(
                 endpoint
                     .retry
