@@ -36,17 +36,21 @@ const OPENID_WELL_KNOWN: &str = "/.well-known/openid-configuration";
 /// [`DiscoveryError::is_transient`] says that may help: it reads statuses as the token
 /// requests do, so 5xx, 429 and 408 are transient.
 ///
-/// ```no_run
+/// ```
 /// use tower_bearer::TokenCache;
 /// use tower_bearer_oauth2::{ClientCredentials, Discovery, HttpClient, TokenParams};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// # let auth = tower_bearer_testkit::AuthServer::builder().client("my-service", "s3cret").start().await?;
+/// # std::env::set_var("CLIENT_SECRET", "s3cret");
+/// let issuer = "https://auth.example.com";
+/// # let issuer = auth.url();
 /// // One HTTP client, so discovery and token requests share a connection pool.
 /// let http = HttpClient::new()?;
 /// let metadata = Discovery::new()
 ///     .http_client(http.clone())
-///     .fetch("https://auth.example.com")
+///     .fetch(&issuer)
 ///     .await?;
 /// let endpoint = metadata.endpoint().http_client(http).build()?;
 /// let client = metadata.client_secret_auth("my-service", std::env::var("CLIENT_SECRET")?)?;
@@ -54,7 +58,8 @@ const OPENID_WELL_KNOWN: &str = "/.well-known/openid-configuration";
 ///     .params(TokenParams::new().scope("orders:read"))
 ///     .build()?;
 /// let cache = TokenCache::new(source);
-/// # let _ = cache;
+/// # cache.token().await?;
+/// # assert_eq!((auth.metadata_requests(), auth.tokens_issued()), (1, 1));
 /// # Ok(())
 /// # }
 /// ```

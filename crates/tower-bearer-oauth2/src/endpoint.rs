@@ -22,13 +22,20 @@ use crate::{BuildError, HttpClient, RetryPolicy};
 /// from the URLs or from the server's metadata
 /// ([`AuthServerMetadata::endpoint`](crate::AuthServerMetadata::endpoint)).
 ///
-/// ```no_run
+/// ```
 /// use std::time::Duration;
+/// use tower_bearer::TokenSource;
 /// use tower_bearer_oauth2::{ClientAuth, ClientCredentials, Endpoint, TokenParams};
 ///
-/// # fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-/// let endpoint = Endpoint::builder("https://auth.example.com/oauth2/token")
-///     .revocation_url("https://auth.example.com/oauth2/revoke")
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// # let auth = tower_bearer_testkit::AuthServer::builder().client("my-service", "s3cret").start().await?;
+/// # std::env::set_var("CLIENT_SECRET", "s3cret");
+/// let token_url = "https://auth.example.com/oauth2/token";
+/// let revocation_url = "https://auth.example.com/oauth2/revoke";
+/// # let (token_url, revocation_url) = (auth.token_url(), auth.revocation_url());
+/// let endpoint = Endpoint::builder(token_url)
+///     .revocation_url(revocation_url)
 ///     .timeout(Duration::from_secs(10))
 ///     .build()?;
 /// let secret = std::env::var("CLIENT_SECRET")?;
@@ -41,7 +48,9 @@ use crate::{BuildError, HttpClient, RetryPolicy};
 /// let invoices = ClientCredentials::builder(endpoint, ClientAuth::secret_basic("my-service", secret)?)
 ///     .params(TokenParams::new().scope("invoices:read"))
 ///     .build()?;
-/// # let _ = (orders, invoices);
+/// # orders.fetch().await?;
+/// # invoices.fetch().await?;
+/// # assert_eq!(auth.tokens_issued(), 2);
 /// # Ok(())
 /// # }
 /// ```

@@ -33,7 +33,7 @@
 //! all callers, refreshes ahead of expiry and backs off when the authorization server has
 //! trouble. The sources revoke what they hold (RFC 7009) when you are done.
 //!
-//! ```no_run
+//! ```
 //! use std::convert::Infallible;
 //! use http::{Request, Response};
 //! use tower::{service_fn, ServiceBuilder, ServiceExt};
@@ -42,7 +42,11 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-//! let endpoint = Endpoint::builder("https://auth.example.com/oauth2/token").build()?;
+//! # let auth = tower_bearer_testkit::AuthServer::builder().client("billing-service", "s3cret").start().await?;
+//! # std::env::set_var("BILLING_CLIENT_SECRET", "s3cret");
+//! let token_url = "https://auth.example.com/oauth2/token";
+//! # let token_url = auth.token_url();
+//! let endpoint = Endpoint::builder(token_url).build()?;
 //! let client = ClientAuth::secret_basic(
 //!     "billing-service",
 //!     std::env::var("BILLING_CLIENT_SECRET")?,
@@ -56,12 +60,14 @@
 //!     .layer(BearerAuthLayer::new(TokenCache::new(source)))
 //!     .service(service_fn(|request: Request<String>| async move {
 //!         // Your HTTP client goes here, e.g. hyper-util's `Client`.
+//! #       assert!(request.headers()["authorization"].to_str().unwrap().starts_with("Bearer "));
 //!         Ok::<_, Infallible>(Response::new(String::new()))
 //!     }));
 //! let response = client
 //!     .oneshot(Request::get("https://api.example.com/invoices").body(String::new())?)
 //!     .await?;
-//! # let _ = response;
+//! # assert_eq!(response.status(), 200);
+//! # assert_eq!(auth.tokens_issued(), 1);
 //! # Ok(())
 //! # }
 //! ```
@@ -130,18 +136,23 @@
 //! pool. Build one per authorization server and give a clone to each source on it; give the
 //! same [`HttpClient`] to [`Discovery`] too, so metadata and tokens come over one pool:
 //!
-//! ```no_run
-//! use tower_bearer::TokenCache;
+//! ```
+//! use tower_bearer::{TokenCache, TokenSource};
 //! use tower_bearer_oauth2::{
 //!     ClientAuth, ClientCredentials, Discovery, HttpClient, RefreshToken, TokenParams,
 //! };
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! # let auth = tower_bearer_testkit::AuthServer::builder().client("billing-service", "s3cret").start().await?;
+//! # std::env::set_var("BILLING_SECRET", "s3cret");
+//! # std::env::set_var("DESKTOP_REFRESH_TOKEN", "rt-1");
+//! let issuer = "https://auth.example.com";
+//! # let issuer = auth.url();
 //! let http = HttpClient::new()?;
 //! let metadata = Discovery::new()
 //!     .http_client(http.clone())
-//!     .fetch("https://auth.example.com")
+//!     .fetch(&issuer)
 //!     .await?;
 //! let endpoint = metadata.endpoint().http_client(http).build()?;
 //!
@@ -154,9 +165,11 @@
 //! let user = RefreshToken::builder(
 //!     endpoint,
 //!     ClientAuth::public("desktop-app"),
-//!     std::fs::read_to_string("refresh-token")?.trim(),
+//!     std::env::var("DESKTOP_REFRESH_TOKEN")?,
 //! )
 //! .build()?;
+//! # service.fetch().await?;
+//! # assert_eq!((auth.metadata_requests(), auth.tokens_issued()), (1, 1));
 //! # let _ = (TokenCache::new(service), TokenCache::new(user));
 //! # Ok(())
 //! # }
@@ -166,24 +179,30 @@
 //!
 //! `Drop` cannot wait for a request, so revoking is an explicit, async step:
 //!
-//! ```no_run
+//! ```
 //! use tower_bearer::TokenCache;
 //! use tower_bearer_oauth2::{ClientCredentials, Discovery};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-//! let metadata = Discovery::new().fetch("https://auth.example.com").await?;
+//! # let auth = tower_bearer_testkit::AuthServer::builder().client("billing-service", "s3cret").start().await?;
+//! # std::env::set_var("BILLING_CLIENT_SECRET", "s3cret");
+//! let issuer = "https://auth.example.com";
+//! # let issuer = auth.url();
+//! let metadata = Discovery::new().fetch(&issuer).await?;
 //! let client =
 //!     metadata.client_secret_auth("billing-service", std::env::var("BILLING_CLIENT_SECRET")?)?;
 //! let source = ClientCredentials::builder(metadata.endpoint().build()?, client).build()?;
 //! let cache = TokenCache::new(source.clone());
 //!
 //! // ... serve requests with `BearerAuthLayer::new(cache.clone())` until asked to stop ...
+//! # cache.token().await?;
 //!
 //! match source.revoke_cached(&cache).await {
 //!     Ok(revoked) => println!("access token revoked: {revoked}"),
 //!     Err(error) => eprintln!("could not revoke the access token: {error}"),
 //! }
+//! # assert_eq!(auth.tokens_revoked(), 1);
 //! # Ok(())
 //! # }
 //! ```
