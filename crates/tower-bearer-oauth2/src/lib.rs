@@ -264,21 +264,31 @@
 //! that carry the key, so `tower-bearer`'s auth layer sends `Authorization: DPoP` and a
 //! proof with each request.
 //!
-//! ```no_run
+//! ```
 //! use tower_bearer::dpop::DpopKey;
 //! use tower_bearer::TokenCache;
 //! use tower_bearer_oauth2::{ClientAuth, ClientCredentials, Endpoint};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! # let auth = tower_bearer_testkit::AuthServer::builder().client("billing-service", "s3cret").start().await?;
+//! # std::env::set_var("CLIENT_SECRET", "s3cret");
+//! # let dir = std::env::temp_dir().join(format!("tower-bearer-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir)?;
+//! # std::fs::write(dir.join("dpop-key.pem"), tower_bearer_testkit::TestKey::es256().pkcs8_pem())?;
+//! let key_path = "/run/secrets/dpop-key.pem";
+//! let token_url = "https://auth.example.com/oauth2/token";
+//! # let (key_path, token_url) = (dir.join("dpop-key.pem"), auth.token_url());
 //! // Keep the key as long as its tokens: load it, or generate one per process.
-//! let key = DpopKey::from_pkcs8_pem(&std::fs::read_to_string("/run/secrets/dpop-key.pem")?)?;
+//! let key = DpopKey::from_pkcs8_pem(&std::fs::read_to_string(key_path)?)?;
 //! let client = ClientAuth::secret_basic("billing-service", std::env::var("CLIENT_SECRET")?)?
 //!     .dpop(key);
-//! let endpoint = Endpoint::builder("https://auth.example.com/oauth2/token").build()?;
+//! let endpoint = Endpoint::builder(token_url).build()?;
 //! let cache = TokenCache::new(ClientCredentials::builder(endpoint, client).build()?);
 //! let token = cache.token().await?;
 //! assert_eq!(token.header_value().to_str()?.split(' ').next(), Some("DPoP"));
+//! # assert_eq!(auth.dpop_proofs_received(), 1);
+//! # std::fs::remove_dir_all(&dir)?;
 //! # Ok(())
 //! # }
 //! ```
