@@ -223,22 +223,38 @@
 //! does not accept for this client is an `invalid_client` [`OAuthError`], which is never
 //! retried.
 //!
-//! ```no_run
+//! ```
 //! # #[cfg(feature = "hyper-client")]
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 //! use tower_bearer::TokenCache;
 //! use tower_bearer_oauth2::{
 //!     AuthMethod, ClientAuth, ClientCredentials, ClientTls, Endpoint, HttpClient,
 //!     TlsClientIdentity,
 //! };
 //!
+//! # let pki = tower_bearer_testkit::TestPki::new();
+//! # let certificate = pki.client_certificate("billing-service");
+//! # let dir = std::env::temp_dir().join(format!("tower-bearer-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir)?;
+//! # std::fs::write(dir.join("tls.crt"), certificate.certificate_pem())?;
+//! # std::fs::write(dir.join("tls.key"), certificate.private_key_pem())?;
+//! # std::fs::write(dir.join("auth-ca.crt"), pki.ca_pem())?;
+//! # let auth = tower_bearer_testkit::AuthServer::builder()
+//! #     .https(&pki)
+//! #     .tls_client("billing-service", certificate.subject_dn())
+//! #     .start()
+//! #     .await?;
+//! let etc = std::path::Path::new("/etc/billing");
+//! let token_url = "https://mtls.auth.example.com/oauth2/token";
+//! # let (etc, token_url) = (dir.as_path(), auth.token_url());
 //! let tls = ClientTls::new()
 //!     .identity(TlsClientIdentity::from_pem(
-//!         std::fs::read("/etc/billing/tls.crt")?,
-//!         std::fs::read("/etc/billing/tls.key")?,
+//!         std::fs::read(etc.join("tls.crt"))?,
+//!         std::fs::read(etc.join("tls.key"))?,
 //!     )?)
-//!     .root_certificates_pem(std::fs::read("/etc/billing/auth-ca.crt")?)?;
-//! let endpoint = Endpoint::builder("https://mtls.auth.example.com/oauth2/token")
+//!     .root_certificates_pem(std::fs::read(etc.join("auth-ca.crt"))?)?;
+//! let endpoint = Endpoint::builder(token_url)
 //!     .http_client(HttpClient::with_tls(tls)?)
 //!     .build()?;
 //! // ClientAuth::self_signed_tls_client_auth for a self-signed certificate.
@@ -246,7 +262,9 @@
 //! let source = ClientCredentials::builder(endpoint, client).build()?;
 //! assert_eq!(source.client_auth().method(), AuthMethod::TlsClientAuth);
 //! let cache = TokenCache::new(source);
-//! # let _ = cache;
+//! # cache.token().await?;
+//! # assert_eq!(auth.tokens_issued(), 1);
+//! # std::fs::remove_dir_all(&dir)?;
 //! # Ok(())
 //! # }
 //! # #[cfg(not(feature = "hyper-client"))]
