@@ -556,6 +556,10 @@ mod tests {
         );
         let status = EndpointError::unexpected_status(StatusCode::NOT_FOUND);
         assert!(status.is_unexpected_status() && !status.is_transient());
+        for transient in [408, 429, 502] {
+            let status = EndpointError::unexpected_status(StatusCode::from_u16(transient).unwrap());
+            assert!(status.is_transient(), "{transient}");
+        }
         assert_eq!(status.status(), Some(StatusCode::NOT_FOUND));
         let too_large = EndpointError::too_large(StatusCode::OK, 10);
         assert!(too_large.is_too_large() && !too_large.is_transient());

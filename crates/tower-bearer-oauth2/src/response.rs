@@ -739,6 +739,52 @@ mod tests {
         assert!(!error.to_string().contains("hunter2"));
     }
 
+    /// An error answer with `status`, `body` and `Retry-After: 86400`.
+    fn error_response(status: u16, body: &str) -> ErrorResponse {
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static("86400"));
+        ErrorResponse::read(&RawResponse {
+            status: StatusCode::from_u16(status).unwrap(),
+            headers,
+            body: zeroize::Zeroizing::new(body.as_bytes().to_vec()),
+            redactor: Redactor::default(),
+        })
+    }
+
+    #[test]
+    fn error_responses_are_retried_by_status_unless_the_code_needs_a_fix() {
+        for status in [408, 429, 500, 503] {
+            let refusal = error_response(status, r#"{"error":"temporarily_unavailable"}"#);
+            assert!(refusal.retry().is_some(), "{status}");
+            assert!(refusal.oauth.is_some_and(|oauth| oauth.is_transient()));
+            assert!(error_response(status, "<html></html>").retry().is_some());
+        }
+        for code in [
+            "invalid_client",
+            "invalid_grant",
+            "unauthorized_client",
+            "invalid_scope",
+            "use_dpop_nonce",
+            "invalid_dpop_proof",
+        ] {
+            let body = format!(r#"{{"error":"{code}"}}"#);
+            assert!(error_response(503, &body).retry().is_none(), "{code}");
+        }
+        for status in [400, 401, 404] {
+            let refusal = error_response(status, r#"{"error":"temporarily_unavailable"}"#);
+            assert!(refusal.retry().is_none(), "{status}");
+        }
+    }
+
+    #[test]
+    fn retry_after_is_capped_and_only_on_transient_errors() {
+        let refusal = error_response(503, "");
+        let transient = refusal.with_retry_after(FetchError::transient("busy"));
+        assert_eq!(transient.retry_after(), Some(MAX_RETRY_AFTER));
+        let permanent = refusal.with_retry_after(FetchError::permanent("refused"));
+        assert_eq!(permanent.retry_after(), None);
+    }
+
     #[test]
     fn retry_after_seconds_or_date() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480); // 2015-10-21 07:28:00 GMT
