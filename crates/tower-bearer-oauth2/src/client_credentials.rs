@@ -32,13 +32,17 @@ use crate::{BuildError, ClientAuth, Endpoint, RetryPolicy, RevocationError, Toke
 ///
 /// `ClientCredentials` is cheap to clone; clones share the endpoint's connection pool.
 ///
-/// ```no_run
+/// ```
 /// use tower_bearer::{TokenCache, TokenSource};
 /// use tower_bearer_oauth2::{ClientAuth, ClientCredentials, Endpoint, TokenParams};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-/// let endpoint = Endpoint::builder("https://auth.example.com/oauth2/token").build()?;
+/// # let auth = tower_bearer_testkit::AuthServer::builder().client("my-service", "s3cret").start().await?;
+/// # std::env::set_var("CLIENT_SECRET", "s3cret");
+/// let token_url = "https://auth.example.com/oauth2/token";
+/// # let token_url = auth.token_url();
+/// let endpoint = Endpoint::builder(token_url).build()?;
 /// let client = ClientAuth::secret_basic("my-service", std::env::var("CLIENT_SECRET")?)?;
 /// let source = ClientCredentials::builder(endpoint, client)
 ///     .params(
@@ -49,7 +53,8 @@ use crate::{BuildError, ClientAuth, Endpoint, RetryPolicy, RevocationError, Toke
 ///     .build()?;
 /// let cache = TokenCache::new(source);
 /// let token = cache.token().await?;
-/// # let _ = token;
+/// # assert!(auth.is_valid(secrecy::ExposeSecret::expose_secret(token.secret())));
+/// # assert_eq!(auth.last_request().unwrap().param("audience"), Some("https://api.example.com"));
 /// # Ok(())
 /// # }
 /// ```
@@ -155,24 +160,31 @@ impl ClientCredentials {
     /// stopping would revoke it under the others (they recover after a 401, at the cost of a
     /// failed request each).
     ///
-    /// ```no_run
+    /// ```
     /// use tower_bearer::TokenCache;
     /// use tower_bearer_oauth2::{ClientAuth, ClientCredentials, Endpoint};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    /// let endpoint = Endpoint::builder("https://auth.example.com/oauth2/token")
-    ///     .revocation_url("https://auth.example.com/oauth2/revoke")
+    /// # let auth = tower_bearer_testkit::AuthServer::builder().client("my-service", "s3cret").start().await?;
+    /// # std::env::set_var("CLIENT_SECRET", "s3cret");
+    /// let token_url = "https://auth.example.com/oauth2/token";
+    /// let revocation_url = "https://auth.example.com/oauth2/revoke";
+    /// # let (token_url, revocation_url) = (auth.token_url(), auth.revocation_url());
+    /// let endpoint = Endpoint::builder(token_url)
+    ///     .revocation_url(revocation_url)
     ///     .build()?;
     /// let client = ClientAuth::secret_basic("my-service", std::env::var("CLIENT_SECRET")?)?;
     /// let source = ClientCredentials::builder(endpoint, client).build()?;
     /// let cache = TokenCache::new(source.clone());
     ///
     /// // ... serve until asked to stop ...
+    /// # cache.token().await?;
     ///
     /// if let Err(error) = source.revoke_cached(&cache).await {
     ///     eprintln!("could not revoke the access token at shutdown: {error}");
     /// }
+    /// # assert_eq!(auth.tokens_revoked(), 1);
     /// # Ok(())
     /// # }
     /// ```

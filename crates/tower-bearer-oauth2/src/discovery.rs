@@ -5,15 +5,15 @@
 use std::fmt;
 use std::time::Duration;
 
-use http::header::{ACCEPT, USER_AGENT};
-use http::{HeaderValue, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http::{Method, StatusCode};
+use http_body_util::Full;
 use serde_json::{Map, Value};
-use tower::ServiceExt;
 use tower_bearer::BoxError;
 
 use crate::redact::{sanitize, Redactor};
+use crate::response::ErrorResponse;
 use crate::server_url::{ServerUrl, MAX_URL_CHARS};
+use crate::transport::{StatusClass, Transport, TransportError};
 use crate::{AuthMethod, BuildError, ClientAuth, Endpoint, EndpointBuilder, HttpClient};
 
 /// The RFC 8414 well-known path, inserted between the host and the issuer's path.
@@ -33,19 +33,24 @@ const OPENID_WELL_KNOWN: &str = "/.well-known/openid-configuration";
 ///
 /// Discovery makes one request per document, without retries: it usually runs at startup,
 /// where failing loudly beats waiting. Call it again if
-/// [`DiscoveryError::is_transient`] says that may help.
+/// [`DiscoveryError::is_transient`] says that may help: it reads statuses as the token
+/// requests do, so 5xx, 429 and 408 are transient.
 ///
-/// ```no_run
+/// ```
 /// use tower_bearer::TokenCache;
 /// use tower_bearer_oauth2::{ClientCredentials, Discovery, HttpClient, TokenParams};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// # let auth = tower_bearer_testkit::AuthServer::builder().client("my-service", "s3cret").start().await?;
+/// # std::env::set_var("CLIENT_SECRET", "s3cret");
+/// let issuer = "https://auth.example.com";
+/// # let issuer = auth.url();
 /// // One HTTP client, so discovery and token requests share a connection pool.
 /// let http = HttpClient::new()?;
 /// let metadata = Discovery::new()
 ///     .http_client(http.clone())
-///     .fetch("https://auth.example.com")
+///     .fetch(&issuer)
 ///     .await?;
 /// let endpoint = metadata.endpoint().http_client(http).build()?;
 /// let client = metadata.client_secret_auth("my-service", std::env::var("CLIENT_SECRET")?)?;
@@ -53,7 +58,8 @@ const OPENID_WELL_KNOWN: &str = "/.well-known/openid-configuration";
 ///     .params(TokenParams::new().scope("orders:read"))
 ///     .build()?;
 /// let cache = TokenCache::new(source);
-/// # let _ = cache;
+/// # cache.token().await?;
+/// # assert_eq!((auth.metadata_requests(), auth.tokens_issued()), (1, 1));
 /// # Ok(())
 /// # }
 /// ```
@@ -141,9 +147,10 @@ impl Discovery {
                 .with_source(error)
             })?,
         };
+        let transport = Transport::new(http, self.timeout);
         let mut not_found = Vec::new();
         for url in well_known_urls(issuer) {
-            let fetched = self.get(&http, &url).await?;
+            let fetched = self.get(&transport, &url).await?;
             let url = shown(&url);
             match fetched {
                 Fetched::Document(document) => {
@@ -183,16 +190,8 @@ impl Discovery {
 
     /// Fetches one well-known document. `url` is made from a checked issuer URL, so it is
     /// printable, but it is capped like any other text in a message.
-    async fn get(&self, http: &HttpClient, url: &str) -> Result<Fetched, DiscoveryError> {
-        let http = http.service();
-        let request = Request::builder()
-            .method(Method::GET)
-            .uri(url)
-            .header(ACCEPT, HeaderValue::from_static("application/json"))
-            .header(
-                USER_AGENT,
-                HeaderValue::from_static(crate::token_request::USER_AGENT_VALUE),
-            )
+    async fn get(&self, transport: &Transport, url: &str) -> Result<Fetched, DiscoveryError> {
+        let request = Transport::request(Method::GET, url)
             .body(Full::default())
             .map_err(|error| {
                 DiscoveryError::new(
@@ -202,76 +201,84 @@ impl Discovery {
                 .with_source(error)
             })?;
         let url = shown(url);
-        let exchange = async {
-            let response = http.clone().oneshot(request).await.map_err(|error| {
-                DiscoveryError::new(
-                    Kind::Transport,
-                    format!("cannot reach {url} for the authorization server metadata"),
-                )
-                .with_source(error)
-            })?;
-            let (parts, body) = response.into_parts();
-            if parts.status.is_client_error() {
-                return Ok(Fetched::NotThere(parts.status));
-            }
-            if !parts.status.is_success() {
-                let transient =
-                    parts.status.is_server_error() || parts.status == StatusCode::TOO_MANY_REQUESTS;
-                let kind = if transient {
-                    Kind::Unavailable
-                } else {
-                    Kind::InvalidMetadata
-                };
-                return Err(DiscoveryError::new(
-                    kind,
-                    format!(
-                        "{url} answered HTTP {} instead of the authorization server metadata",
-                        parts.status.as_u16()
-                    ),
-                ));
-            }
-            let body = Limited::new(body, self.max_response_size)
-                .collect()
-                .await
-                .map_err(|error| {
-                    if error.is::<LengthLimitError>() {
-                        DiscoveryError::new(
-                            Kind::InvalidMetadata,
-                            format!(
-                                "the metadata at {url} is larger than {} bytes; raise \
-                                 `max_response_size` if that is expected",
-                                self.max_response_size
-                            ),
-                        )
-                    } else {
-                        DiscoveryError::new(
-                            Kind::Transport,
-                            format!("reading the metadata from {url} failed"),
-                        )
-                        .with_source(error)
-                    }
-                })?
-                .to_bytes();
-            match serde_json::from_slice::<Value>(&body) {
-                Ok(Value::Object(document)) => Ok(Fetched::Document(document)),
-                _ => Err(DiscoveryError::new(
-                    Kind::InvalidMetadata,
-                    format!("the metadata at {url} is not a JSON object"),
-                )),
-            }
-        };
-        tokio::time::timeout(self.timeout, exchange)
+        let response = match transport
+            .send(request, self.max_response_size, Redactor::default())
             .await
-            .map_err(|_| {
-                DiscoveryError::new(
-                    Kind::Timeout,
-                    format!(
-                        "{url} did not answer within {:?} with the authorization server metadata",
-                        self.timeout
-                    ),
-                )
-            })?
+        {
+            Ok(response) => response,
+            // An error page over the limit says as much as a small one.
+            Err(TransportError::TooLarge { status, .. }) if !status.is_success() => {
+                return not_metadata(&url, status, None);
+            }
+            Err(error) => return Err(self.transport_error(&url, error)),
+        };
+        if !response.status.is_success() {
+            let refusal = ErrorResponse::read(&response);
+            return not_metadata(&url, refusal.status, refusal.oauth);
+        }
+        match serde_json::from_slice::<Value>(&response.body) {
+            Ok(Value::Object(document)) => Ok(Fetched::Document(document)),
+            _ => Err(DiscoveryError::new(
+                Kind::InvalidMetadata,
+                format!("the metadata at {url} is not a JSON object"),
+            )),
+        }
     }
+
+    fn transport_error(&self, url: &str, error: TransportError) -> DiscoveryError {
+        match error {
+            TransportError::Connect(source) | TransportError::Send(source) => DiscoveryError::new(
+                Kind::Transport,
+                format!("cannot reach {url} for the authorization server metadata"),
+            )
+            .with_source(source),
+            TransportError::Read(source) => DiscoveryError::new(
+                Kind::Transport,
+                format!("reading the metadata from {url} failed"),
+            )
+            .with_source(source),
+            TransportError::Timeout(after) => DiscoveryError::new(
+                Kind::Timeout,
+                format!(
+                    "{url} did not answer within {after:?} with the authorization server metadata"
+                ),
+            ),
+            TransportError::TooLarge { limit, .. } => DiscoveryError::new(
+                Kind::InvalidMetadata,
+                format!(
+                    "the metadata at {url} is larger than {limit} bytes; raise \
+                     `max_response_size` if that is expected"
+                ),
+            ),
+        }
+    }
+}
+
+/// What an answer other than a success says: a client error that there is no document
+/// here (the next well-known URL may have one); a [transient](StatusClass::of) status that
+/// the server cannot answer now; anything else that this is no metadata endpoint. `oauth`
+/// is the error response in the body, if any.
+fn not_metadata(
+    url: &str,
+    status: StatusCode,
+    oauth: Option<crate::OAuthError>,
+) -> Result<Fetched, DiscoveryError> {
+    let kind = match StatusClass::of(status) {
+        StatusClass::ClientError => return Ok(Fetched::NotThere(status)),
+        StatusClass::Transient => Kind::Unavailable,
+        _ => Kind::InvalidMetadata,
+    };
+    let error = DiscoveryError::new(
+        kind,
+        format!(
+            "{url} answered HTTP {} instead of the authorization server metadata",
+            status.as_u16()
+        ),
+    );
+    Err(match oauth {
+        Some(oauth) => error.with_source(oauth),
+        None => error,
+    })
 }
 
 /// Server or user text as a message quotes it: printable, one line, capped.
@@ -564,7 +571,7 @@ impl DiscoveryError {
     }
 
     /// Whether asking again later may succeed: the server could not be reached, timed out,
-    /// or answered 5xx or 429.
+    /// or answered 5xx, 429 or 408.
     pub fn is_transient(&self) -> bool {
         matches!(
             self.kind,
@@ -603,7 +610,7 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use bytes::Bytes;
-    use http::Response;
+    use http::{Request, Response};
 
     use super::*;
 
@@ -822,6 +829,38 @@ mod tests {
             .await
             .unwrap_err();
         assert!(error.is_transient(), "{error}");
+    }
+
+    /// The statuses token requests take as transient are transient here too, not "no
+    /// document": 429 and 408 stop discovery at the first URL.
+    #[tokio::test]
+    async fn transient_statuses_are_transient_not_missing() {
+        for status in [408, 429, 500, 502, 503, 504] {
+            let (discovery, seen) = fake(vec![(
+                OAUTH_WELL_KNOWN,
+                status,
+                r#"{"error":"temporarily_unavailable"}"#.to_owned(),
+            )]);
+            let error = discovery
+                .fetch("https://auth.example.com")
+                .await
+                .unwrap_err();
+            assert!(error.is_transient(), "{status}: {error}");
+            assert!(!error.is_not_found(), "{status}: {error}");
+            assert_eq!(seen.lock().unwrap().len(), 1, "{status}");
+            let oauth = std::error::Error::source(&error)
+                .and_then(|source| source.downcast_ref::<crate::OAuthError>());
+            assert!(oauth.is_some_and(|oauth| oauth.error() == "temporarily_unavailable"));
+        }
+        for status in [400, 401, 403, 404, 410] {
+            let (discovery, seen) = fake(vec![(OAUTH_WELL_KNOWN, status, String::new())]);
+            let error = discovery
+                .fetch("https://auth.example.com")
+                .await
+                .unwrap_err();
+            assert!(error.is_not_found(), "{status}: {error}");
+            assert_eq!(seen.lock().unwrap().len(), 2, "{status}");
+        }
     }
 
     #[tokio::test]

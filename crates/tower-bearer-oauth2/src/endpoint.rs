@@ -9,6 +9,7 @@ use std::time::Duration;
 use http::Uri;
 
 use crate::server_url::ServerUrl;
+use crate::transport::Transport;
 use crate::{BuildError, HttpClient, RetryPolicy};
 
 /// An authorization server's token endpoint and how to talk to it: the token URL, the
@@ -21,13 +22,20 @@ use crate::{BuildError, HttpClient, RetryPolicy};
 /// from the URLs or from the server's metadata
 /// ([`AuthServerMetadata::endpoint`](crate::AuthServerMetadata::endpoint)).
 ///
-/// ```no_run
+/// ```
 /// use std::time::Duration;
+/// use tower_bearer::TokenSource;
 /// use tower_bearer_oauth2::{ClientAuth, ClientCredentials, Endpoint, TokenParams};
 ///
-/// # fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-/// let endpoint = Endpoint::builder("https://auth.example.com/oauth2/token")
-///     .revocation_url("https://auth.example.com/oauth2/revoke")
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// # let auth = tower_bearer_testkit::AuthServer::builder().client("my-service", "s3cret").start().await?;
+/// # std::env::set_var("CLIENT_SECRET", "s3cret");
+/// let token_url = "https://auth.example.com/oauth2/token";
+/// let revocation_url = "https://auth.example.com/oauth2/revoke";
+/// # let (token_url, revocation_url) = (auth.token_url(), auth.revocation_url());
+/// let endpoint = Endpoint::builder(token_url)
+///     .revocation_url(revocation_url)
 ///     .timeout(Duration::from_secs(10))
 ///     .build()?;
 /// let secret = std::env::var("CLIENT_SECRET")?;
@@ -40,7 +48,9 @@ use crate::{BuildError, HttpClient, RetryPolicy};
 /// let invoices = ClientCredentials::builder(endpoint, ClientAuth::secret_basic("my-service", secret)?)
 ///     .params(TokenParams::new().scope("invoices:read"))
 ///     .build()?;
-/// # let _ = (orders, invoices);
+/// # orders.fetch().await?;
+/// # invoices.fetch().await?;
+/// # assert_eq!(auth.tokens_issued(), 2);
 /// # Ok(())
 /// # }
 /// ```
@@ -57,17 +67,16 @@ struct Config {
     /// a client that uses mutual TLS is combined with the endpoint.
     mtls_aliases: MtlsAliases,
     allow_insecure_http: bool,
-    http: HttpClient,
+    transport: Transport,
     limits: Limits,
     /// `None`: each grant's own default.
     retry: Option<RetryPolicy>,
     assertion_audience: Option<String>,
 }
 
-/// Limits and defaults of a request.
+/// Limits and defaults of a token response.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Limits {
-    pub(crate) timeout: Duration,
     pub(crate) max_response_size: usize,
     pub(crate) default_lifetime: Duration,
 }
@@ -80,8 +89,9 @@ struct MtlsAliases {
 }
 
 impl Endpoint {
-    /// The default [`timeout`](EndpointBuilder::timeout): 30 seconds.
-    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+    /// The default [`timeout`](EndpointBuilder::timeout): 30 seconds, as for
+    /// [`Discovery`](crate::Discovery).
+    pub const DEFAULT_TIMEOUT: Duration = Transport::DEFAULT_TIMEOUT;
 
     /// The default [`max_response_size`](EndpointBuilder::max_response_size): 64 KiB, far
     /// above any real token response (large JWTs are a few KiB) and small enough that a
@@ -100,8 +110,8 @@ impl Endpoint {
             mtls_aliases: Vec::new(),
             allow_insecure_http: false,
             http: None,
+            timeout: Self::DEFAULT_TIMEOUT,
             limits: Limits {
-                timeout: Self::DEFAULT_TIMEOUT,
                 max_response_size: Self::DEFAULT_MAX_RESPONSE_SIZE,
                 default_lifetime: Self::DEFAULT_LIFETIME,
             },
@@ -120,8 +130,9 @@ impl Endpoint {
         self.config.revocation_url.as_ref().map(ServerUrl::uri)
     }
 
-    pub(crate) fn http(&self) -> &HttpClient {
-        &self.config.http
+    /// The HTTP client and the timeout of each request.
+    pub(crate) fn transport(&self) -> &Transport {
+        &self.config.transport
     }
 
     pub(crate) fn limits(&self) -> Limits {
@@ -172,7 +183,7 @@ impl fmt::Debug for Endpoint {
             .field("token_url", &config.token_url)
             .field("revocation_url", &config.revocation_url)
             .field("mtls_aliases", &config.mtls_aliases)
-            .field("http_client", &config.http)
+            .field("transport", &config.transport)
             .field("limits", &config.limits)
             .field("retry", &config.retry)
             .field("assertion_audience", &config.assertion_audience)
@@ -191,6 +202,7 @@ pub struct EndpointBuilder {
     mtls_aliases: Vec<(String, String)>,
     allow_insecure_http: bool,
     http: Option<HttpClient>,
+    timeout: Duration,
     limits: Limits,
     retry: Option<RetryPolicy>,
     assertion_audience: Option<String>,
@@ -220,7 +232,7 @@ impl EndpointBuilder {
     /// The timeout applies to each attempt: a whole fetch takes at most
     /// `max_attempts × timeout` plus [`RetryPolicy::max_total_wait`].
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.limits.timeout = timeout;
+        self.timeout = timeout;
         self
     }
 
@@ -324,7 +336,7 @@ impl EndpointBuilder {
                 revocation_url,
                 mtls_aliases,
                 allow_insecure_http: self.allow_insecure_http,
-                http,
+                transport: Transport::new(http, self.timeout),
                 limits: self.limits,
                 retry: self.retry,
                 assertion_audience: self.assertion_audience,
@@ -405,6 +417,6 @@ mod tests {
             .unwrap();
         assert_eq!(endpoint.token_url(), "https://auth.example.com/token");
         assert_eq!(endpoint.revocation_url(), None);
-        assert!(!endpoint.http().may_present_certificate());
+        assert!(!endpoint.transport().http().may_present_certificate());
     }
 }

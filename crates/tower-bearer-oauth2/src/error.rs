@@ -11,6 +11,8 @@ use std::time::Duration;
 use http::StatusCode;
 use tower_bearer::BoxError;
 
+use crate::transport::StatusClass;
+
 /// An error response from the token endpoint (RFC 6749 section 5.2).
 ///
 /// The server's `error` code says what went wrong; `error_description` and `error_uri` are
@@ -126,12 +128,13 @@ impl OAuthError {
         self.error == "use_dpop_nonce"
     }
 
-    /// Whether asking again later may succeed: the status is 5xx, 429 or 408, or the code
-    /// says the server is busy (`temporarily_unavailable`, `server_error`, `slow_down`).
+    /// Whether asking again later may succeed: the status is 5xx, 429 or 408 (the statuses
+    /// every request of this crate takes as transient), or the code says the server is busy
+    /// (`temporarily_unavailable`, `server_error`, `slow_down`).
     ///
     /// Every other error needs a change of configuration or credentials.
     pub fn is_transient(&self) -> bool {
-        is_transient_status(self.status)
+        StatusClass::of(self.status).is_transient()
             || matches!(
                 self.error.as_str(),
                 "temporarily_unavailable" | "server_error" | "slow_down"
@@ -158,13 +161,6 @@ impl fmt::Display for OAuthError {
 }
 
 impl StdError for OAuthError {}
-
-/// Statuses worth trying again later: server errors, rate limiting, request timeout.
-pub(crate) fn is_transient_status(status: StatusCode) -> bool {
-    status.is_server_error()
-        || status == StatusCode::TOO_MANY_REQUESTS
-        || status == StatusCode::REQUEST_TIMEOUT
-}
 
 /// A token request that failed without an OAuth error response: the endpoint could not be
 /// reached, did not answer in time, or answered with something other than a token response
@@ -204,7 +200,7 @@ impl EndpointError {
         Self::new(
             EndpointErrorKind::UnexpectedStatus,
             Some(status),
-            is_transient_status(status),
+            StatusClass::of(status).is_transient(),
             None,
         )
     }
@@ -560,6 +556,10 @@ mod tests {
         );
         let status = EndpointError::unexpected_status(StatusCode::NOT_FOUND);
         assert!(status.is_unexpected_status() && !status.is_transient());
+        for transient in [408, 429, 502] {
+            let status = EndpointError::unexpected_status(StatusCode::from_u16(transient).unwrap());
+            assert!(status.is_transient(), "{transient}");
+        }
         assert_eq!(status.status(), Some(StatusCode::NOT_FOUND));
         let too_large = EndpointError::too_large(StatusCode::OK, 10);
         assert!(too_large.is_too_large() && !too_large.is_transient());

@@ -56,18 +56,32 @@ type AssertionFuture = Pin<Box<dyn Future<Output = Result<SecretString, FetchErr
 /// `invalid_grant` (the server does not accept the assertion) is permanent. The assertion
 /// never appears in `Debug`, errors or logs.
 ///
-/// ```no_run
+/// ```
 /// use tower_bearer::TokenCache;
 /// use tower_bearer_oauth2::{Endpoint, JwtBearer, PrivateKey, TokenParams};
 ///
-/// # fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-/// let key = PrivateKey::rs256_from_pem(&std::fs::read_to_string("/run/secrets/sa-key.pem")?)?;
-/// let endpoint = Endpoint::builder("https://auth.example.com/oauth2/token").build()?;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// # let test_key = tower_bearer_testkit::TestKey::rs256();
+/// # let auth = tower_bearer_testkit::AuthServer::builder()
+/// #     .jwt_bearer_issuer("reporting@example.iam", &test_key)
+/// #     .start()
+/// #     .await?;
+/// # let dir = std::env::temp_dir().join(format!("tower-bearer-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// # std::fs::write(dir.join("sa-key.pem"), test_key.pkcs8_pem())?;
+/// let key_path = "/run/secrets/sa-key.pem";
+/// let token_url = "https://auth.example.com/oauth2/token";
+/// # let (key_path, token_url) = (dir.join("sa-key.pem"), auth.token_url());
+/// let key = PrivateKey::rs256_from_pem(&std::fs::read_to_string(key_path)?)?;
+/// let endpoint = Endpoint::builder(token_url).build()?;
 /// let source = JwtBearer::builder(endpoint, key, "reporting@example.iam", "reporting@example.iam")
 ///     .params(TokenParams::new().scope("reports.read"))
 /// .build()?;
 /// let cache = TokenCache::new(source);
-/// # let _ = cache;
+/// # cache.token().await?;
+/// # assert_eq!(auth.tokens_issued(), 1);
+/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok(())
 /// # }
 /// ```

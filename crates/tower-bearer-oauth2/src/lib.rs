@@ -33,7 +33,7 @@
 //! all callers, refreshes ahead of expiry and backs off when the authorization server has
 //! trouble. The sources revoke what they hold (RFC 7009) when you are done.
 //!
-//! ```no_run
+//! ```
 //! use std::convert::Infallible;
 //! use http::{Request, Response};
 //! use tower::{service_fn, ServiceBuilder, ServiceExt};
@@ -42,7 +42,11 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-//! let endpoint = Endpoint::builder("https://auth.example.com/oauth2/token").build()?;
+//! # let auth = tower_bearer_testkit::AuthServer::builder().client("billing-service", "s3cret").start().await?;
+//! # std::env::set_var("BILLING_CLIENT_SECRET", "s3cret");
+//! let token_url = "https://auth.example.com/oauth2/token";
+//! # let token_url = auth.token_url();
+//! let endpoint = Endpoint::builder(token_url).build()?;
 //! let client = ClientAuth::secret_basic(
 //!     "billing-service",
 //!     std::env::var("BILLING_CLIENT_SECRET")?,
@@ -56,12 +60,14 @@
 //!     .layer(BearerAuthLayer::new(TokenCache::new(source)))
 //!     .service(service_fn(|request: Request<String>| async move {
 //!         // Your HTTP client goes here, e.g. hyper-util's `Client`.
+//! #       assert!(request.headers()["authorization"].to_str().unwrap().starts_with("Bearer "));
 //!         Ok::<_, Infallible>(Response::new(String::new()))
 //!     }));
 //! let response = client
 //!     .oneshot(Request::get("https://api.example.com/invoices").body(String::new())?)
 //!     .await?;
-//! # let _ = response;
+//! # assert_eq!(response.status(), 200);
+//! # assert_eq!(auth.tokens_issued(), 1);
 //! # Ok(())
 //! # }
 //! ```
@@ -130,18 +136,23 @@
 //! pool. Build one per authorization server and give a clone to each source on it; give the
 //! same [`HttpClient`] to [`Discovery`] too, so metadata and tokens come over one pool:
 //!
-//! ```no_run
-//! use tower_bearer::TokenCache;
+//! ```
+//! use tower_bearer::{TokenCache, TokenSource};
 //! use tower_bearer_oauth2::{
 //!     ClientAuth, ClientCredentials, Discovery, HttpClient, RefreshToken, TokenParams,
 //! };
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! # let auth = tower_bearer_testkit::AuthServer::builder().client("billing-service", "s3cret").start().await?;
+//! # std::env::set_var("BILLING_SECRET", "s3cret");
+//! # std::env::set_var("DESKTOP_REFRESH_TOKEN", "rt-1");
+//! let issuer = "https://auth.example.com";
+//! # let issuer = auth.url();
 //! let http = HttpClient::new()?;
 //! let metadata = Discovery::new()
 //!     .http_client(http.clone())
-//!     .fetch("https://auth.example.com")
+//!     .fetch(&issuer)
 //!     .await?;
 //! let endpoint = metadata.endpoint().http_client(http).build()?;
 //!
@@ -154,9 +165,11 @@
 //! let user = RefreshToken::builder(
 //!     endpoint,
 //!     ClientAuth::public("desktop-app"),
-//!     std::fs::read_to_string("refresh-token")?.trim(),
+//!     std::env::var("DESKTOP_REFRESH_TOKEN")?,
 //! )
 //! .build()?;
+//! # service.fetch().await?;
+//! # assert_eq!((auth.metadata_requests(), auth.tokens_issued()), (1, 1));
 //! # let _ = (TokenCache::new(service), TokenCache::new(user));
 //! # Ok(())
 //! # }
@@ -166,24 +179,30 @@
 //!
 //! `Drop` cannot wait for a request, so revoking is an explicit, async step:
 //!
-//! ```no_run
+//! ```
 //! use tower_bearer::TokenCache;
 //! use tower_bearer_oauth2::{ClientCredentials, Discovery};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-//! let metadata = Discovery::new().fetch("https://auth.example.com").await?;
+//! # let auth = tower_bearer_testkit::AuthServer::builder().client("billing-service", "s3cret").start().await?;
+//! # std::env::set_var("BILLING_CLIENT_SECRET", "s3cret");
+//! let issuer = "https://auth.example.com";
+//! # let issuer = auth.url();
+//! let metadata = Discovery::new().fetch(&issuer).await?;
 //! let client =
 //!     metadata.client_secret_auth("billing-service", std::env::var("BILLING_CLIENT_SECRET")?)?;
 //! let source = ClientCredentials::builder(metadata.endpoint().build()?, client).build()?;
 //! let cache = TokenCache::new(source.clone());
 //!
 //! // ... serve requests with `BearerAuthLayer::new(cache.clone())` until asked to stop ...
+//! # cache.token().await?;
 //!
 //! match source.revoke_cached(&cache).await {
 //!     Ok(revoked) => println!("access token revoked: {revoked}"),
 //!     Err(error) => eprintln!("could not revoke the access token: {error}"),
 //! }
+//! # assert_eq!(auth.tokens_revoked(), 1);
 //! # Ok(())
 //! # }
 //! ```
@@ -204,22 +223,38 @@
 //! does not accept for this client is an `invalid_client` [`OAuthError`], which is never
 //! retried.
 //!
-//! ```no_run
+//! ```
 //! # #[cfg(feature = "hyper-client")]
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 //! use tower_bearer::TokenCache;
 //! use tower_bearer_oauth2::{
 //!     AuthMethod, ClientAuth, ClientCredentials, ClientTls, Endpoint, HttpClient,
 //!     TlsClientIdentity,
 //! };
 //!
+//! # let pki = tower_bearer_testkit::TestPki::new();
+//! # let certificate = pki.client_certificate("billing-service");
+//! # let dir = std::env::temp_dir().join(format!("tower-bearer-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir)?;
+//! # std::fs::write(dir.join("tls.crt"), certificate.certificate_pem())?;
+//! # std::fs::write(dir.join("tls.key"), certificate.private_key_pem())?;
+//! # std::fs::write(dir.join("auth-ca.crt"), pki.ca_pem())?;
+//! # let auth = tower_bearer_testkit::AuthServer::builder()
+//! #     .https(&pki)
+//! #     .tls_client("billing-service", certificate.subject_dn())
+//! #     .start()
+//! #     .await?;
+//! let etc = std::path::Path::new("/etc/billing");
+//! let token_url = "https://mtls.auth.example.com/oauth2/token";
+//! # let (etc, token_url) = (dir.as_path(), auth.token_url());
 //! let tls = ClientTls::new()
 //!     .identity(TlsClientIdentity::from_pem(
-//!         std::fs::read("/etc/billing/tls.crt")?,
-//!         std::fs::read("/etc/billing/tls.key")?,
+//!         std::fs::read(etc.join("tls.crt"))?,
+//!         std::fs::read(etc.join("tls.key"))?,
 //!     )?)
-//!     .root_certificates_pem(std::fs::read("/etc/billing/auth-ca.crt")?)?;
-//! let endpoint = Endpoint::builder("https://mtls.auth.example.com/oauth2/token")
+//!     .root_certificates_pem(std::fs::read(etc.join("auth-ca.crt"))?)?;
+//! let endpoint = Endpoint::builder(token_url)
 //!     .http_client(HttpClient::with_tls(tls)?)
 //!     .build()?;
 //! // ClientAuth::self_signed_tls_client_auth for a self-signed certificate.
@@ -227,7 +262,9 @@
 //! let source = ClientCredentials::builder(endpoint, client).build()?;
 //! assert_eq!(source.client_auth().method(), AuthMethod::TlsClientAuth);
 //! let cache = TokenCache::new(source);
-//! # let _ = cache;
+//! # cache.token().await?;
+//! # assert_eq!(auth.tokens_issued(), 1);
+//! # std::fs::remove_dir_all(&dir)?;
 //! # Ok(())
 //! # }
 //! # #[cfg(not(feature = "hyper-client"))]
@@ -245,21 +282,31 @@
 //! that carry the key, so `tower-bearer`'s auth layer sends `Authorization: DPoP` and a
 //! proof with each request.
 //!
-//! ```no_run
+//! ```
 //! use tower_bearer::dpop::DpopKey;
 //! use tower_bearer::TokenCache;
 //! use tower_bearer_oauth2::{ClientAuth, ClientCredentials, Endpoint};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! # let auth = tower_bearer_testkit::AuthServer::builder().client("billing-service", "s3cret").start().await?;
+//! # std::env::set_var("CLIENT_SECRET", "s3cret");
+//! # let dir = std::env::temp_dir().join(format!("tower-bearer-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir)?;
+//! # std::fs::write(dir.join("dpop-key.pem"), tower_bearer_testkit::TestKey::es256().pkcs8_pem())?;
+//! let key_path = "/run/secrets/dpop-key.pem";
+//! let token_url = "https://auth.example.com/oauth2/token";
+//! # let (key_path, token_url) = (dir.join("dpop-key.pem"), auth.token_url());
 //! // Keep the key as long as its tokens: load it, or generate one per process.
-//! let key = DpopKey::from_pkcs8_pem(&std::fs::read_to_string("/run/secrets/dpop-key.pem")?)?;
+//! let key = DpopKey::from_pkcs8_pem(&std::fs::read_to_string(key_path)?)?;
 //! let client = ClientAuth::secret_basic("billing-service", std::env::var("CLIENT_SECRET")?)?
 //!     .dpop(key);
-//! let endpoint = Endpoint::builder("https://auth.example.com/oauth2/token").build()?;
+//! let endpoint = Endpoint::builder(token_url).build()?;
 //! let cache = TokenCache::new(ClientCredentials::builder(endpoint, client).build()?);
 //! let token = cache.token().await?;
 //! assert_eq!(token.header_value().to_str()?.split(' ').next(), Some("DPoP"));
+//! # assert_eq!(auth.dpop_proofs_received(), 1);
+//! # std::fs::remove_dir_all(&dir)?;
 //! # Ok(())
 //! # }
 //! ```
@@ -336,11 +383,13 @@
 mod client_auth;
 mod client_credentials;
 mod discovery;
+mod dpop;
 mod endpoint;
 mod error;
 mod fleet;
 mod http_client;
 mod jwt_bearer;
+mod messages;
 #[cfg(feature = "private-key-jwt")]
 mod private_key_jwt;
 mod redact;
@@ -356,6 +405,7 @@ mod tls;
 mod token_exchange;
 mod token_params;
 mod token_request;
+mod transport;
 
 pub use client_auth::{AuthMethod, ClientAuth};
 pub use client_credentials::{ClientCredentials, ClientCredentialsBuilder};

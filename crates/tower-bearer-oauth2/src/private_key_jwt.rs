@@ -29,16 +29,31 @@ pub(crate) const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-
 /// `jwks`, or at a `jwks_uri`), and set [`key_id`](Self::key_id) to its `kid` when it has
 /// more than one. The key never appears in `Debug` output or errors.
 ///
-/// ```no_run
+/// ```
+/// use tower_bearer::TokenSource;
 /// use tower_bearer_oauth2::{ClientAuth, ClientCredentials, Endpoint, PrivateKey};
 ///
-/// # fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-/// let pem = std::fs::read_to_string("/run/secrets/client-key.pem")?;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// # let test_key = tower_bearer_testkit::TestKey::es256();
+/// # let auth = tower_bearer_testkit::AuthServer::builder()
+/// #     .private_key_jwt_client("reporting-service", &test_key)
+/// #     .start()
+/// #     .await?;
+/// # let dir = std::env::temp_dir().join(format!("tower-bearer-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// # std::fs::write(dir.join("client-key.pem"), test_key.pkcs8_pem())?;
+/// let key_path = "/run/secrets/client-key.pem";
+/// let token_url = "https://auth.example.com/oauth2/token";
+/// # let (key_path, token_url) = (dir.join("client-key.pem"), auth.token_url());
+/// let pem = std::fs::read_to_string(key_path)?;
 /// let key = PrivateKey::es256_from_pem(&pem)?.key_id("2024-06");
-/// let endpoint = Endpoint::builder("https://auth.example.com/oauth2/token").build()?;
+/// let endpoint = Endpoint::builder(token_url).build()?;
 /// let client = ClientAuth::private_key_jwt("reporting-service", key)?;
 /// let source = ClientCredentials::builder(endpoint, client).build()?;
-/// # let _ = source;
+/// # source.fetch().await?;
+/// # assert_eq!(auth.token_auth_methods(), [tower_bearer_testkit::ClientAuthMethod::PrivateKeyJwt]);
+/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok(())
 /// # }
 /// ```

@@ -64,26 +64,38 @@ use crate::{BuildError, ClientAuth, Endpoint, RetryPolicy, RevocationError, Toke
 ///
 /// `RefreshToken` is cheap to clone; clones share the refresh token and the connection pool.
 ///
-/// ```no_run
+/// ```
 /// use tower_bearer::{TokenCache, TokenSource};
 /// use tower_bearer_oauth2::{ClientAuth, Endpoint, RefreshToken};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-/// let stored = std::fs::read_to_string("refresh-token")?;
-/// let endpoint = Endpoint::builder("https://auth.example.com/oauth2/token").build()?;
+/// # let auth = tower_bearer_testkit::AuthServer::builder().client("desktop-sync", "s3cret").start().await?;
+/// # std::env::set_var("CLIENT_SECRET", "s3cret");
+/// # let dir = std::env::temp_dir().join(format!("tower-bearer-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// # let first = auth.issue_refresh_token("desktop-sync", None);
+/// # std::fs::write(dir.join("refresh-token"), &first)?;
+/// let path = std::path::PathBuf::from("refresh-token");
+/// let token_url = "https://auth.example.com/oauth2/token";
+/// # let (path, token_url) = (dir.join("refresh-token"), auth.token_url());
+/// let stored = std::fs::read_to_string(&path)?;
+/// let endpoint = Endpoint::builder(token_url).build()?;
 /// let client = ClientAuth::secret_basic("desktop-sync", std::env::var("CLIENT_SECRET")?)?;
 /// let source = RefreshToken::builder(endpoint, client, stored.trim())
-/// .on_rotate(|new_refresh_token| {
+/// .on_rotate(move |new_refresh_token| {
 ///     use secrecy::ExposeSecret;
-///     if let Err(error) = std::fs::write("refresh-token", new_refresh_token.expose_secret()) {
+///     if let Err(error) = std::fs::write(&path, new_refresh_token.expose_secret()) {
 ///         eprintln!("could not save the new refresh token: {error}");
 ///     }
 /// })
 /// .build()?;
 /// let cache = TokenCache::new(source);
 /// let token = cache.token().await?;
-/// # let _ = token;
+/// # let saved = std::fs::read_to_string(dir.join("refresh-token"))?;
+/// # assert!(saved != first && auth.is_refresh_token_valid(&saved));
+/// # assert!(auth.is_valid(secrecy::ExposeSecret::expose_secret(token.secret())));
+/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok(())
 /// # }
 /// ```
@@ -492,8 +504,8 @@ impl RefreshTokenBuilder {
             1
         };
         let longest_refresh = endpoint
-            .limits()
-            .timeout
+            .transport()
+            .timeout()
             .saturating_mul(
                 endpoint
                     .retry

@@ -1,5 +1,7 @@
-//! Reading token endpoint responses: the token response (RFC 6749 section 5.1), the error
-//! response (section 5.2) and `Retry-After` (RFC 9110 section 10.2.3).
+//! Reading the authorization server's answers: the token response (RFC 6749 section 5.1),
+//! the error response (section 5.2) and `Retry-After` (RFC 9110 section 10.2.3), and the
+//! one reading of an error answer, [`ErrorResponse`], that token, revocation and metadata
+//! requests share.
 //!
 //! Pure functions over a status, headers and body bytes, so every case is tested without a
 //! server.
@@ -9,10 +11,77 @@ use std::time::{Duration, SystemTime};
 use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value};
 use tower_bearer::dpop::DpopKey;
-use tower_bearer::{Token, TokenType};
+use tower_bearer::{FetchError, Token, TokenType};
 
 use crate::redact::{sanitize, Redactor};
+use crate::retry::RetryReason;
+use crate::transport::RawResponse;
 use crate::OAuthError;
+
+/// The longest `Retry-After` honoured. A misconfigured proxy asking for a day must not stop
+/// token refresh for a day; the cache's own backoff still applies on top.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+
+/// An answer that is not a success, read once, the same way for every request: its status
+/// (read with [`StatusClass`](crate::transport::StatusClass)), the OAuth error its body holds, if any, and the server's
+/// `Retry-After`.
+#[derive(Debug)]
+pub(crate) struct ErrorResponse {
+    pub(crate) status: StatusCode,
+    /// The body's error response (RFC 6749 section 5.2), sanitized, if it is one.
+    pub(crate) oauth: Option<OAuthError>,
+    /// `Retry-After`, capped at [`MAX_RETRY_AFTER`].
+    retry_after: Option<Duration>,
+}
+
+impl ErrorResponse {
+    pub(crate) fn read(response: &RawResponse) -> Self {
+        let retry_after =
+            retry_after(&response.headers, SystemTime::now()).map(|wait| wait.min(MAX_RETRY_AFTER));
+        ErrorResponse {
+            status: response.status,
+            oauth: parse_error(response.status, &response.body, &response.redactor),
+            retry_after,
+        }
+    }
+
+    /// Whether sending the request again within the fetch may help. Never for an OAuth
+    /// error that says the request itself is wrong, whatever the status: wrong credentials,
+    /// a revoked grant, a grant or scope the client may not have (repeating wrong
+    /// credentials can lock a client out), nor for the DPoP errors the token request
+    /// answers itself (RFC 9449 sections 5 and 8). Otherwise when the status is
+    /// [transient](crate::transport::StatusClass::of).
+    pub(crate) fn retry(&self) -> Option<RetryReason> {
+        if self.oauth.as_ref().is_some_and(is_never_retried) {
+            return None;
+        }
+        RetryReason::for_status(self.status)
+    }
+
+    /// `error` with the server's `Retry-After`, when `error` is transient: a permanent error
+    /// is not asked again, so there is nothing to wait for.
+    pub(crate) fn with_retry_after(&self, error: FetchError) -> FetchError {
+        match self.retry_after {
+            Some(wait) if error.is_transient() => error.with_retry_after(wait),
+            _ => error,
+        }
+    }
+}
+
+/// OAuth errors that fail the same way however often they are repeated, whatever the
+/// status, and the DPoP errors, which the token request handles itself.
+fn is_never_retried(oauth: &OAuthError) -> bool {
+    oauth.is_invalid_client()
+        || oauth.is_invalid_grant()
+        || oauth.is_unauthorized_client()
+        || oauth.is_invalid_scope()
+        || is_dpop_error(oauth)
+}
+
+/// The DPoP errors of RFC 9449 sections 5 and 8.
+pub(crate) fn is_dpop_error(oauth: &OAuthError) -> bool {
+    oauth.is_invalid_dpop_proof() || oauth.is_use_dpop_nonce()
+}
 
 /// Why a success response is not a usable token.
 #[derive(Debug)]
@@ -668,6 +737,52 @@ mod tests {
         assert!(!description.contains('\n') && !description.contains('\r'));
         assert_eq!(description.chars().count(), 503);
         assert!(!error.to_string().contains("hunter2"));
+    }
+
+    /// An error answer with `status`, `body` and `Retry-After: 86400`.
+    fn error_response(status: u16, body: &str) -> ErrorResponse {
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static("86400"));
+        ErrorResponse::read(&RawResponse {
+            status: StatusCode::from_u16(status).unwrap(),
+            headers,
+            body: zeroize::Zeroizing::new(body.as_bytes().to_vec()),
+            redactor: Redactor::default(),
+        })
+    }
+
+    #[test]
+    fn error_responses_are_retried_by_status_unless_the_code_needs_a_fix() {
+        for status in [408, 429, 500, 503] {
+            let refusal = error_response(status, r#"{"error":"temporarily_unavailable"}"#);
+            assert!(refusal.retry().is_some(), "{status}");
+            assert!(refusal.oauth.is_some_and(|oauth| oauth.is_transient()));
+            assert!(error_response(status, "<html></html>").retry().is_some());
+        }
+        for code in [
+            "invalid_client",
+            "invalid_grant",
+            "unauthorized_client",
+            "invalid_scope",
+            "use_dpop_nonce",
+            "invalid_dpop_proof",
+        ] {
+            let body = format!(r#"{{"error":"{code}"}}"#);
+            assert!(error_response(503, &body).retry().is_none(), "{code}");
+        }
+        for status in [400, 401, 404] {
+            let refusal = error_response(status, r#"{"error":"temporarily_unavailable"}"#);
+            assert!(refusal.retry().is_none(), "{status}");
+        }
+    }
+
+    #[test]
+    fn retry_after_is_capped_and_only_on_transient_errors() {
+        let refusal = error_response(503, "");
+        let transient = refusal.with_retry_after(FetchError::transient("busy"));
+        assert_eq!(transient.retry_after(), Some(MAX_RETRY_AFTER));
+        let permanent = refusal.with_retry_after(FetchError::permanent("refused"));
+        assert_eq!(permanent.retry_after(), None);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use http::StatusCode;
 use tower_bearer::FetchError;
 
-use crate::token_request::Target;
+use crate::transport::{StatusClass, Target};
 
 /// How a token source retries a failed token request before giving up on that fetch.
 ///
@@ -20,11 +20,13 @@ use crate::token_request::Target;
 /// - the request could not be sent or the response not read (connection refused or reset,
 ///   TLS or DNS failure),
 /// - no response within the [`timeout`](crate::EndpointBuilder::timeout),
-/// - a 5xx status, or 429 Too Many Requests.
+/// - a 5xx status, 429 Too Many Requests or 408 Request Timeout: the statuses that say
+///   asking again later may succeed, the same for every request of this crate and for
+///   [`FetchError::is_transient`](tower_bearer::FetchError::is_transient).
 ///
 /// With [`retry_processed(false)`](Self::retry_processed) (the default of the
 /// [`RefreshToken`](crate::RefreshToken) source, [`for_refresh_tokens`](Self::for_refresh_tokens))
-/// only failures to connect and 429 are retried: those the server cannot have acted on.
+/// only failures to connect, 429 and 408 are retried: those the server cannot have acted on.
 ///
 /// Every other answer is final at once: OAuth errors such as `invalid_client`,
 /// `invalid_grant`, `unauthorized_client` and `invalid_scope` (they fail the same way until
@@ -121,7 +123,7 @@ impl RetryPolicy {
 
     /// The default policy of the [`RefreshToken`](crate::RefreshToken) source: like
     /// [`new`](Self::new), but with [`retry_processed(false)`](Self::retry_processed), so only
-    /// connection failures (the request never left) and 429 (the server says it did not
+    /// connection failures (the request never left), 429 and 408 (the server says it did not
     /// act) are retried.
     ///
     /// Why: with refresh token rotation, a refresh request the server processed has already
@@ -180,8 +182,8 @@ impl RetryPolicy {
 
     /// Whether to retry failures after which the server may have processed the request
     /// (default `true`): timeouts, connections that broke after the request was sent, and
-    /// 5xx answers. With `false` only failures to connect and 429 Too Many Requests are
-    /// retried, as both mean the server did not act on the request. See
+    /// 5xx answers. With `false` only failures to connect, 429 Too Many Requests and 408
+    /// Request Timeout are retried, as each means the server did not act on the request. See
     /// [`for_refresh_tokens`](Self::for_refresh_tokens) for why a refresh wants that.
     #[must_use]
     pub const fn retry_processed(mut self, retry: bool) -> Self {
@@ -347,19 +349,22 @@ pub(crate) enum RetryReason {
 }
 
 impl RetryReason {
-    /// The statuses retried inside a fetch: 5xx and 429. Other 4xx (408 included) are left
-    /// to the cache's backoff.
+    /// The statuses retried inside a fetch: the [transient](StatusClass::of) ones, 5xx,
+    /// 429 and 408.
     pub(crate) fn for_status(status: StatusCode) -> Option<Self> {
-        (status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS)
+        StatusClass::of(status)
+            .is_transient()
             .then_some(RetryReason::Status(status))
     }
 
     /// Whether the server may have acted on the request: everything but a failure to
-    /// connect and 429 (RFC 6585: the server refused it for the rate).
+    /// connect, 429 (RFC 6585 section 4: the server refused it for the rate) and 408
+    /// (RFC 9110 section 15.5.9: the server did not receive the whole request).
     fn may_have_been_processed(self) -> bool {
         !matches!(
             self,
-            RetryReason::Connect | RetryReason::Status(StatusCode::TOO_MANY_REQUESTS)
+            RetryReason::Connect
+                | RetryReason::Status(StatusCode::TOO_MANY_REQUESTS | StatusCode::REQUEST_TIMEOUT)
         )
     }
 }
@@ -449,6 +454,11 @@ mod tests {
             policy.decide(1, too_many, Some(Duration::from_secs(2))),
             Decision::Retry(Duration::from_secs(2))
         );
+        let request_timeout = RetryReason::Status(StatusCode::REQUEST_TIMEOUT);
+        assert!(matches!(
+            policy.decide(1, request_timeout, None),
+            Decision::Retry(_)
+        ));
         for processed in [
             RetryReason::Transport,
             RetryReason::Timeout,
@@ -483,14 +493,14 @@ mod tests {
 
     #[test]
     fn retried_statuses() {
-        for status in [500, 502, 503, 504, 429] {
+        for status in [500, 502, 503, 504, 429, 408] {
             let status = StatusCode::from_u16(status).unwrap();
             assert_eq!(
                 RetryReason::for_status(status),
                 Some(RetryReason::Status(status))
             );
         }
-        for status in [400, 401, 403, 404, 408, 200, 302] {
+        for status in [400, 401, 403, 404, 409, 200, 302] {
             assert_eq!(
                 RetryReason::for_status(StatusCode::from_u16(status).unwrap()),
                 None

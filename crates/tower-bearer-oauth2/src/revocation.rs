@@ -8,9 +8,12 @@ use std::time::Duration;
 use secrecy::ExposeSecret;
 use tower_bearer::{FetchError, Token, TokenCache};
 
-use crate::retry::{Failure, RetryReason};
-use crate::token_request::{self, RawResponse, Target, TokenEndpoint};
-use crate::{response, OAuthError};
+use crate::messages;
+use crate::response::ErrorResponse;
+use crate::retry::Failure;
+use crate::token_request::TokenEndpoint;
+use crate::transport::{RawResponse, Target};
+use crate::OAuthError;
 
 /// What kind of token is being revoked, sent as `token_type_hint` (RFC 7009 section 2.1) so
 /// the server looks in the right place first. A server that does not find the token there
@@ -58,17 +61,13 @@ pub struct RevocationError {
 impl RevocationError {
     pub(crate) fn not_configured(client_id: &str) -> Self {
         RevocationError {
-            inner: FetchError::permanent(format!(
-                "no revocation endpoint is configured for client `{client_id}`; set \
-                 `revocation_url` on the `Endpoint`, or build it from the server's metadata \
-                 (`Discovery`), which names it"
-            )),
+            inner: messages::revocation_not_configured(client_id),
             not_configured: true,
         }
     }
 
     /// Whether trying again later may succeed: the server could not be reached, timed out,
-    /// answered 5xx or 429 (503 is how RFC 7009 section 2.2.1 says "not now").
+    /// answered 5xx, 429 or 408 (503 is how RFC 7009 section 2.2.1 says "not now").
     pub fn is_transient(&self) -> bool {
         self.inner.is_transient()
     }
@@ -166,60 +165,26 @@ impl TokenEndpoint {
         Ok(())
     }
 
+    /// Nothing on success (RFC 7009 section 2.2); otherwise the failure, read as every
+    /// error answer is ([`ErrorResponse`]).
     fn interpret_revocation(
         &self,
         target: Target<'_>,
         hint: TokenTypeHint,
         response: RawResponse,
     ) -> Result<(), Failure> {
-        let RawResponse {
-            status,
-            headers,
-            body,
-            redactor,
-        } = response;
-        if status.is_success() {
+        if response.status.is_success() {
             return Ok(());
         }
-        let client_id = self.client.client_id();
-        let (error, retry) = match response::parse_error(status, &body, &redactor) {
-            Some(oauth) => {
-                let retry = if oauth.is_transient() {
-                    RetryReason::for_status(status)
-                } else {
-                    None
-                };
-                // The server's code and description are the source's to print.
-                let error = if oauth.is_transient() {
-                    FetchError::transient(format!(
-                        "{target} could not revoke the {hint} just now; try again later"
-                    ))
-                } else if oauth.is_invalid_client() {
-                    FetchError::permanent(format!(
-                        "{target} rejected the credentials of client `{client_id}`; check the \
-                         client id and secret, and that the server accepts {} at its \
-                         revocation endpoint",
-                        self.client.method()
-                    ))
-                } else {
-                    FetchError::permanent(format!(
-                        "{target} refused to revoke the {hint} of client `{client_id}`; see the \
-                         authorization server's documentation of the error code it returned"
-                    ))
-                };
-                (error.with_source(oauth), retry)
-            }
-            None => (
-                token_request::status_error(target, status),
-                RetryReason::for_status(status),
-            ),
+        let refusal = ErrorResponse::read(&response);
+        let error = match refusal.oauth.clone() {
+            Some(oauth) => messages::revocation_refused(target, hint, &self.client, oauth),
+            None => messages::unexpected_status(target, response.status),
         };
-        let error = if error.is_transient() {
-            token_request::with_retry_after(error, &headers)
-        } else {
-            error
-        };
-        Err(Failure { error, retry })
+        Err(Failure {
+            error: refusal.with_retry_after(error),
+            retry: refusal.retry(),
+        })
     }
 }
 

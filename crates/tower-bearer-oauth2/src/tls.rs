@@ -90,17 +90,27 @@ impl fmt::Debug for TlsClientIdentity {
 /// ([`HttpClient::from_service`](crate::HttpClient::from_service)), set the certificate in
 /// that client's TLS configuration.
 ///
-/// ```no_run
+/// ```
 /// use tower_bearer_oauth2::{ClientTls, TlsClientIdentity};
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let pki = tower_bearer_testkit::TestPki::new();
+/// # let certificate = pki.client_certificate("billing-service");
+/// # let dir = std::env::temp_dir().join(format!("tower-bearer-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// # std::fs::write(dir.join("tls.crt"), certificate.certificate_pem())?;
+/// # std::fs::write(dir.join("tls.key"), certificate.private_key_pem())?;
+/// # std::fs::write(dir.join("auth-ca.crt"), pki.ca_pem())?;
+/// let etc = std::path::Path::new("/etc/billing");
+/// # let etc = dir.as_path();
 /// let tls = ClientTls::new()
 ///     .identity(TlsClientIdentity::from_pem(
-///         std::fs::read("/etc/billing/tls.crt")?,
-///         std::fs::read("/etc/billing/tls.key")?,
+///         std::fs::read(etc.join("tls.crt"))?,
+///         std::fs::read(etc.join("tls.key"))?,
 ///     )?)
-///     .root_certificates_pem(std::fs::read("/etc/billing/auth-ca.crt")?)?;
-/// # let _ = tls;
+///     .root_certificates_pem(std::fs::read(etc.join("auth-ca.crt"))?)?;
+/// # assert!(format!("{tls:?}").contains("extra_roots: 1"));
+/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok(())
 /// # }
 /// ```

@@ -65,25 +65,40 @@ pub mod token_type {
 /// authentication optional, and some servers trust the subject token alone. The subject and
 /// actor tokens never appear in `Debug`, errors or logs.
 ///
-/// ```no_run
+/// ```
 /// use tower_bearer::source::FileToken;
 /// use tower_bearer::TokenCache;
 /// use tower_bearer_oauth2::{token_type, ClientAuth, Endpoint, TokenExchange, TokenParams};
 ///
-/// # fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-/// let endpoint = Endpoint::builder("https://auth.example.com/oauth2/token").build()?;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// # let auth = tower_bearer_testkit::AuthServer::builder()
+/// #     .client("payments-workload", "s3cret")
+/// #     .subject_token("sa-token-1")
+/// #     .start()
+/// #     .await?;
+/// # std::env::set_var("CLIENT_SECRET", "s3cret");
+/// # let dir = std::env::temp_dir().join(format!("tower-bearer-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// # std::fs::write(dir.join("sa-token"), "sa-token-1")?;
+/// let token_url = "https://auth.example.com/oauth2/token";
+/// let subject_path = "/var/run/secrets/tokens/sa-token";
+/// # let (token_url, subject_path) = (auth.token_url(), dir.join("sa-token"));
+/// let endpoint = Endpoint::builder(token_url).build()?;
 /// let client = ClientAuth::secret_basic("payments-workload", std::env::var("CLIENT_SECRET")?)?;
 /// let source = TokenExchange::builder(
 ///     endpoint,
 ///     client,
-///     FileToken::new("/var/run/secrets/tokens/sa-token"),
+///     FileToken::new(subject_path),
 ///     token_type::JWT,
 /// )
 /// .params(TokenParams::new().audience("https://ledger.example.com"))
 /// .requested_token_type(token_type::ACCESS_TOKEN)
 /// .build()?;
 /// let cache = TokenCache::new(source);
-/// # let _ = cache;
+/// # cache.token().await?;
+/// # assert_eq!(auth.last_request().unwrap().param("subject_token"), Some("sa-token-1"));
+/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok(())
 /// # }
 /// ```

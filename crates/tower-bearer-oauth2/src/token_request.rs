@@ -1,48 +1,28 @@
-//! One token request, any grant: build the form, send it with the client's credentials,
-//! read the answer within the endpoint's limits, retry what may be brief per the
-//! [`RetryPolicy`], and turn the outcome into a token or a [`FetchError`] that says what to
-//! do.
+//! One token request, any grant: build the form, send it with the client's credentials
+//! (through the [DPoP exchange](crate::dpop) when the client has a key), retry what may be
+//! brief per the [`RetryPolicy`], and turn the answer into a token or a [`FetchError`].
 
-use std::error::Error as StdError;
+use std::error::Error as _;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
-use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Collected, Full, LengthLimitError, Limited};
-use tower::ServiceExt;
-use tower_bearer::dpop::DpopKey;
-use tower_bearer::{BoxError, FetchError, Token};
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderValue, Method, Request, StatusCode};
+use http_body_util::Full;
+use tower_bearer::{FetchError, Token};
 use zeroize::Zeroizing;
 
 use crate::client_auth::Placement;
-use crate::error::is_transient_status;
-use crate::http_client::ResponseBody;
+use crate::dpop::{self, NonceReplay, Proof, DPOP};
+use crate::messages::{self, Asked};
 use crate::redact::Redactor;
-use crate::response::{self, DpopMismatch, InvalidResponse, TokenResponseRules};
+use crate::response::{self, ErrorResponse, TokenResponseRules};
 use crate::retry::{Failure, RetryReason};
 use crate::server_url::ServerUrl;
 use crate::token_params::TokenParams;
+use crate::transport::{RawResponse, Target, Transport, TransportError};
 use crate::AuthMethod;
-use crate::{BuildError, ClientAuth, Endpoint, EndpointError, OAuthError, RetryPolicy};
-
-/// The longest `Retry-After` honoured. A misconfigured proxy asking for a day must not stop
-/// token refresh for a day; the cache's own backoff still applies on top.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
-
-pub(crate) const USER_AGENT_VALUE: &str =
-    concat!("tower-bearer-oauth2/", env!("CARGO_PKG_VERSION"));
-
-/// The request header that carries a DPoP proof (RFC 9449 section 4.1).
-const DPOP: HeaderName = HeaderName::from_static("dpop");
-
-/// What to do when the server wants DPoP from a client without a key.
-const CONFIGURE_DPOP_KEY: &str = "configure one with `ClientAuth::dpop`, such as \
-                                  `.dpop(DpopKey::generate_es256()?)` on the client's \
-                                  `ClientAuth`";
+use crate::{BuildError, ClientAuth, Endpoint, OAuthError, RetryPolicy};
 
 /// An [`Endpoint`] as one client uses it: the URLs for its client authentication, the
 /// client's credentials and the grant's retry policy. What every source sends its requests
@@ -76,53 +56,6 @@ impl Grant<'_> {
     }
 }
 
-/// Whether a token request carried a DPoP proof, for reading its answer.
-#[derive(Clone, Copy, Debug)]
-enum Proof<'a> {
-    /// No proof: the client has no DPoP key.
-    None,
-    /// A proof signed with this key, in an attempt that has not replayed a request for a
-    /// nonce yet.
-    Sent(&'a DpopKey),
-    /// A proof signed with this key, after the attempt's one replay for a nonce: this
-    /// request is that replay, carrying the nonce the server had just given, or the
-    /// `secret_auto` fallback after it, carrying the latest nonce. Not replayed again.
-    AfterNonceReplay(&'a DpopKey),
-}
-
-impl<'a> Proof<'a> {
-    fn key(self) -> Option<&'a DpopKey> {
-        match self {
-            Proof::None => None,
-            Proof::Sent(key) | Proof::AfterNonceReplay(key) => Some(key),
-        }
-    }
-
-    /// Whether a `use_dpop_nonce` answer to this request may be sent once more.
-    fn may_replay(self) -> bool {
-        matches!(self, Proof::Sent(_))
-    }
-}
-
-/// Whether an attempt has used its one replay for a DPoP nonce (RFC 9449 section 8), so
-/// that neither the retry policy nor the `secret_auto` fallback multiplies them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum NonceReplay {
-    Unused,
-    Spent,
-}
-
-/// A response, read in full within the size limit.
-pub(crate) struct RawResponse {
-    pub(crate) status: StatusCode,
-    pub(crate) headers: HeaderMap,
-    /// Zeroized on drop: on success it holds the access token (best effort; the transport
-    /// may have kept copies in its own buffers).
-    pub(crate) body: Zeroizing<Vec<u8>>,
-    /// The secrets the request sent, to remove from the server's texts.
-    pub(crate) redactor: Redactor,
-}
-
 impl TokenEndpoint {
     /// Combines `endpoint` and `client` for a grant whose retry policy is `default_retry`
     /// unless the endpoint sets one: where an invalid combination is refused.
@@ -136,14 +69,11 @@ impl TokenEndpoint {
     ) -> Result<Self, BuildError> {
         let method = client.method();
         let (url, revocation_url) = if method.is_mutual_tls() {
-            if !endpoint.http().may_present_certificate() {
-                return Err(BuildError::invalid_tls(format!(
-                    "client `{}` authenticates with {method} (RFC 8705) but the endpoint's \
-                     default HTTP client has no client certificate to present; give it one \
-                     with `HttpClient::with_tls(ClientTls::new().identity(..))`, or pass an \
-                     `HttpClient::from_service` whose TLS presents the certificate",
-                    client.client_id()
-                )));
+            if !endpoint.transport().http().may_present_certificate() {
+                return Err(messages::mtls_without_certificate(
+                    client.client_id(),
+                    method,
+                ));
             }
             endpoint.mtls_urls()?
         } else {
@@ -158,9 +88,9 @@ impl TokenEndpoint {
         })
     }
 
-    /// The limits of each request.
-    pub(crate) fn limits(&self) -> crate::endpoint::Limits {
-        self.endpoint.limits()
+    /// The HTTP client and the timeout of each request.
+    pub(crate) fn transport(&self) -> &Transport {
+        self.endpoint.transport()
     }
 
     /// Asks for a token: one HTTP request, repeated per the [`RetryPolicy`] while the
@@ -250,14 +180,8 @@ impl TokenEndpoint {
         Ok(token)
     }
 
-    /// One HTTP request within the timeout, and its answer.
-    ///
-    /// With a DPoP key, the request carries a proof, with the server's latest nonce if it
-    /// sent one, and the nonce of every answer is kept. An answer of `use_dpop_nonce` with
-    /// a new nonce (RFC 9449 section 8) is the server refusing the proof before it looked
-    /// at the grant, so the request is sent once more with a proof that carries it, as part
-    /// of the same attempt: the retry policy is for transient failures, and this is none.
-    /// That happens once per attempt, as `nonce_replay` records.
+    /// One request within the timeout, or two when the client's DPoP key needs a new nonce
+    /// ([`dpop::exchange`]), and its answer.
     async fn exchange(
         &self,
         client: &ClientAuth,
@@ -281,67 +205,25 @@ impl TokenEndpoint {
             .iter()
             .map(|(_, value)| *value)
             .collect();
-        let Some(key) = client.dpop_key() else {
-            let response = self
-                .post_form(client, self.target(), &form, &secrets)
-                .await?;
-            return self.interpret(grant, client, response, Proof::None);
-        };
-        let sent_nonce = key.nonce_for(self.url.uri());
-        let response = self
-            .post_with_proof(client, key, sent_nonce.as_deref(), &form, &secrets)
-            .await?;
-        let proof = match nonce_replay {
-            NonceReplay::Unused => Proof::Sent(key),
-            NonceReplay::Spent => Proof::AfterNonceReplay(key),
-        };
-        let new_nonce = key
-            .nonce_for(self.url.uri())
-            .filter(|nonce| Some(nonce) != sent_nonce.as_ref());
-        let asks_for_nonce = response::asks_for_dpop_nonce(response.status, &response.body);
-        let Some(new_nonce) = new_nonce.filter(|_| asks_for_nonce && proof.may_replay()) else {
-            return self.interpret(grant, client, response, proof);
-        };
-        *nonce_replay = NonceReplay::Spent;
-        tracing::debug!(
-            client_id = %client.client_id(),
-            "the token endpoint asked for a DPoP nonce (use_dpop_nonce); sending the request \
-             once more with a proof that carries it"
-        );
-        let response = self
-            .post_with_proof(client, key, Some(&new_nonce), &form, &secrets)
-            .await?;
-        self.interpret(grant, client, response, Proof::AfterNonceReplay(key))
-    }
-
-    /// [`post_form`](Self::post_form) to the token endpoint with a DPoP proof signed with
-    /// `key` and carrying `nonce`; keeps the nonce of the answer, whatever its status, as
-    /// servers rotate them on successful answers too.
-    async fn post_with_proof(
-        &self,
-        client: &ClientAuth,
-        key: &DpopKey,
-        nonce: Option<&str>,
-        form: &[(&str, &str)],
-        secrets: &[&str],
-    ) -> Result<RawResponse, Failure> {
         let target = self.target();
-        let proof = key
-            .proof(&Method::POST, self.url.uri(), None, nonce)
-            .map_err(|error| {
-                Failure::last(
-                    FetchError::transient(format!(
-                        "cannot make the DPoP proof for {target}; it will be tried again after \
-                         a backoff"
-                    ))
-                    .with_source(error),
+        let (response, proof) = match client.dpop_key() {
+            None => {
+                let response = self.post_form(client, target, &form, &secrets).await?;
+                (response, Proof::None)
+            }
+            Some(key) => {
+                let (form, secrets) = (&form, &secrets);
+                dpop::exchange(
+                    key,
+                    target,
+                    client.client_id(),
+                    nonce_replay,
+                    move |proof| self.send_form(client, target, form, secrets, Some(proof)),
                 )
-            })?;
-        let response = self
-            .send_form(client, target, form, secrets, Some(proof))
-            .await?;
-        key.update_nonce(self.url.uri(), &response.headers);
-        Ok(response)
+                .await?
+            }
+        };
+        self.interpret(grant, client, response, proof)
     }
 
     /// Sends one form POST with the client's credentials to `target` within the timeout,
@@ -374,9 +256,11 @@ impl TokenEndpoint {
         let request = self
             .build_request(client, target, form, dpop_proof, &mut redactor)
             .map_err(Failure::last)?;
-        tokio::time::timeout(self.limits().timeout, self.send(target, request, redactor))
+        let max_response_size = self.endpoint.limits().max_response_size;
+        self.transport()
+            .send(request, max_response_size, redactor)
             .await
-            .map_err(|_| Failure::retryable(self.timeout_error(target), RetryReason::Timeout))?
+            .map_err(|error| transport_failure(target, error))
     }
 
     fn build_request(
@@ -395,19 +279,14 @@ impl TokenEndpoint {
         let assertion_audience = self.endpoint.assertion_audience().unwrap_or(&token_url);
         let placement = client
             .apply(&mut form, assertion_audience, redactor)
-            .map_err(|error| build_error(target, error))?;
+            .map_err(|error| messages::unbuildable(target, error))?;
         // With client_secret_post the body holds the secret.
         let body = Zeroizing::new(form.finish());
 
-        let mut request = Request::builder()
-            .method(Method::POST)
-            .uri(target.url.uri().clone())
-            .header(
-                CONTENT_TYPE,
-                HeaderValue::from_static("application/x-www-form-urlencoded"),
-            )
-            .header(ACCEPT, HeaderValue::from_static("application/json"))
-            .header(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+        let mut request = Transport::request(Method::POST, target.url.uri().clone()).header(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
         if let Placement::Header(value) = placement {
             request = request.header(AUTHORIZATION, value);
         }
@@ -416,47 +295,10 @@ impl TokenEndpoint {
         }
         request
             .body(Full::new(Bytes::copy_from_slice(body.as_bytes())))
-            .map_err(|error| build_error(target, error))
+            .map_err(|error| messages::unbuildable(target, error))
     }
 
-    async fn send(
-        &self,
-        target: Target<'_>,
-        request: Request<Full<Bytes>>,
-        redactor: Redactor,
-    ) -> Result<RawResponse, Failure> {
-        let response = self
-            .endpoint
-            .http()
-            .service()
-            .oneshot(request)
-            .await
-            .map_err(|error| {
-                let reason = if is_connect_error(&*error) {
-                    RetryReason::Connect
-                } else {
-                    RetryReason::Transport
-                };
-                Failure::retryable(transport_error(target, error), reason)
-            })?;
-        let (parts, body) = response.into_parts();
-        let collected = read_limited(body, self.limits().max_response_size)
-            .await
-            .map_err(|error| {
-                if error.is::<LengthLimitError>() {
-                    Failure::last(self.too_large_error(target, parts.status))
-                } else {
-                    Failure::retryable(transport_error(target, error), RetryReason::Transport)
-                }
-            })?;
-        Ok(RawResponse {
-            status: parts.status,
-            headers: parts.headers,
-            body: Zeroizing::new(Vec::from(collected.to_bytes())),
-            redactor,
-        })
-    }
-
+    /// The token, or the failure the answer says, and whether to try again.
     fn interpret(
         &self,
         grant: Grant<'_>,
@@ -464,357 +306,68 @@ impl TokenEndpoint {
         response: RawResponse,
         proof: Proof<'_>,
     ) -> Result<Token, Failure> {
-        let RawResponse {
-            status,
-            headers,
-            body,
-            redactor,
-        } = response;
-        if status.is_success() {
+        if response.status.is_success() {
+            let limits = self.endpoint.limits();
             return response::parse_token(
-                &body,
+                &response.body,
                 grant.response,
                 grant.scope(),
-                self.limits().default_lifetime,
+                limits.default_lifetime,
                 proof.key(),
-                &redactor,
+                &response.redactor,
             )
             .map_err(|invalid| {
-                Failure::last(self.invalid_response_error(client, status, invalid))
+                Failure::last(messages::unusable_token_response(
+                    &self.url,
+                    client,
+                    response.status,
+                    invalid,
+                ))
             });
         }
-        let (mut error, retry) = match response::parse_error(status, &body, &redactor) {
-            // Even on a 5xx or 429, these codes say the request itself is wrong.
-            Some(oauth) if is_never_retried(&oauth) => {
-                (self.oauth_error(grant, client, oauth), None)
-            }
-            Some(oauth) if is_dpop_error(&oauth) => (self.dpop_error(client, oauth, proof), None),
-            Some(oauth) => (
-                self.oauth_error(grant, client, oauth),
-                RetryReason::for_status(status),
-            ),
-            None => (
-                status_error(self.target(), status),
-                RetryReason::for_status(status),
-            ),
+        let refusal = ErrorResponse::read(&response);
+        let asked = Asked {
+            url: &self.url,
+            client,
+            grant_type: grant.grant_type,
+            rules: grant.response,
+            scope: grant.scope(),
         };
-        if error.is_transient() {
-            error = with_retry_after(error, &headers);
-        }
-        Err(Failure { error, retry })
-    }
-
-    /// The server's error response to a request sent as `client`.
-    fn oauth_error(&self, grant: Grant<'_>, client: &ClientAuth, oauth: OAuthError) -> FetchError {
-        let url = &self.url;
-        let client_id = client.client_id();
-        // The method this request used: for `secret_auto`, Basic or post as sent.
-        let method = client.method();
-        let grant_type = grant.grant_type;
-        // The server's code and description are the source's to print, so chain printers
-        // show them once; this message says what the code means here and what to do.
-        let message = match oauth.error() {
-            "invalid_client" => format!(
-                "the token endpoint {url} rejected the credentials of client `{client_id}`; \
-                 check the client id and {}, and that the server accepts {method} client \
-                 authentication for this client",
-                if method.is_mutual_tls() {
-                    "the TLS client certificate registered for it"
-                } else {
-                    "secret"
-                },
+        let error = match refusal.oauth.clone() {
+            Some(oauth) if response::is_dpop_error(&oauth) => messages::dpop_refused(
+                &self.url,
+                client,
+                oauth,
+                proof.key(),
+                matches!(proof, Proof::AfterNonceReplay(_)),
             ),
-            "invalid_grant" if grant.response == TokenResponseRules::TokenExchange => format!(
-                "the token endpoint {url} refused the token exchange of client `{client_id}`; \
-                 the subject or actor token is invalid, expired or not trusted there, so check \
-                 where it comes from"
-            ),
-            "invalid_grant" => format!(
-                "the token endpoint {url} rejected the {grant_type} grant of client \
-                 `{client_id}`; the grant is invalid, expired or revoked, so get a new one"
-            ),
-            "unauthorized_client" => format!(
-                "client `{client_id}` may not use the {grant_type} grant at {url}; allow that \
-                 grant for the client at the authorization server"
-            ),
-            "invalid_scope" => format!(
-                "the token endpoint {url} refused the scope {} for client `{client_id}`; \
-                 request only scopes the client is allowed",
-                grant.scope().map_or_else(
-                    || "(none requested)".to_owned(),
-                    |scope| format!("`{scope}`")
-                )
-            ),
-            "unsupported_grant_type" => format!(
-                "the token endpoint {url} does not support the {grant_type} grant; check the \
-                 token URL and the authorization server's configuration"
-            ),
-            "invalid_target" => format!(
-                "the token endpoint {url} will not issue a token for the requested audience or \
-                 resource to client `{client_id}`; check the `audience` and `resource` values \
-                 (RFC 8693 section 2.2.2)"
-            ),
-            "invalid_request" => format!(
-                "the token endpoint {url} says the token request is malformed; check the extra \
-                 parameters, audience and resource"
-            ),
-            _ if oauth.is_transient() => format!(
-                "the token endpoint {url} could not issue a token just now; it will be asked \
-                 again after a backoff"
-            ),
-            _ => format!(
-                "the token endpoint {url} refused to issue a token to client `{client_id}`; see \
-                 the authorization server's documentation of the error code it returned"
-            ),
+            Some(oauth) => messages::token_refused(asked, oauth),
+            None => messages::unexpected_status(self.target(), response.status),
         };
-        let fetch_error = if oauth.is_transient() {
-            FetchError::transient(message)
-        } else {
-            FetchError::permanent(message)
-        };
-        fetch_error.with_source(oauth)
-    }
-
-    /// A refused DPoP proof (RFC 9449 sections 5 and 8), or a server that wants one from a
-    /// client without a key. Never retried inside the fetch: the one nonce retry is done.
-    fn dpop_error(&self, client: &ClientAuth, oauth: OAuthError, proof: Proof<'_>) -> FetchError {
-        let url = &self.url;
-        let client_id = client.client_id();
-        let Some(key) = proof.key() else {
-            return FetchError::permanent(format!(
-                "the token endpoint {url} requires DPoP proofs (RFC 9449) from client \
-                 `{client_id}`, which has no DPoP key; {CONFIGURE_DPOP_KEY}"
-            ))
-            .with_source(oauth);
-        };
-        if oauth.is_invalid_dpop_proof() {
-            let algorithm = key.algorithm();
-            return FetchError::permanent(format!(
-                "the token endpoint {url} refused the DPoP proof of client `{client_id}`; \
-                 check that the server accepts {algorithm} proofs (its metadata's \
-                 `dpop_signing_alg_values_supported`) and DPoP for this client, and that this \
-                 machine's clock is right, as each proof carries the time"
-            ))
-            .with_source(oauth);
-        }
-        match proof {
-            // Asked again at once: the nonce it sent was no good for the very next request.
-            Proof::AfterNonceReplay(_) => FetchError::transient(format!(
-                "the token endpoint {url} asked for a new DPoP nonce (use_dpop_nonce) again, \
-                 right after the request was sent once more with the nonce it had just \
-                 given; the latest nonce is kept for the next fetch, after a backoff. If this \
-                 persists, the server issues nonces that do not last for one request (several \
-                 instances that do not share their nonce secret?)"
-            ))
-            .with_source(oauth),
-            _ => FetchError::permanent(format!(
-                "the token endpoint {url} asked for a DPoP nonce (use_dpop_nonce) without a new, \
-                 valid one in a `DPoP-Nonce` header (RFC 9449 section 8), so no proof can \
-                 carry it; check the server, and any proxy in front of it that may drop the \
-                 header"
-            ))
-            .with_source(oauth),
-        }
-    }
-
-    fn invalid_response_error(
-        &self,
-        client: &ClientAuth,
-        status: StatusCode,
-        invalid: InvalidResponse,
-    ) -> FetchError {
-        let url = &self.url;
-        let client_id = client.client_id();
-        match invalid.dpop {
-            Some(DpopMismatch::KeyMissing) => {
-                return FetchError::permanent(format!(
-                    "the token endpoint {url} issued a DPoP-bound token (RFC 9449) to client \
-                     `{client_id}`, which has no DPoP key, so no request could carry the \
-                     token's proofs; {CONFIGURE_DPOP_KEY}"
-                ))
-                .with_source(EndpointError::dpop_key_missing(status));
-            }
-            Some(DpopMismatch::Downgrade(token_type)) => {
-                return FetchError::permanent(format!(
-                    "the token endpoint {url} issued a {token_type} token to client \
-                     `{client_id}` though the request carried a DPoP proof (RFC 9449 section \
-                     5), so the token is not used: the server ignores DPoP, or does not \
-                     support it for this client. Enable DPoP for the client at the server \
-                     (for example `dpop_bound_access_tokens`), or remove the DPoP key from the \
-                     `ClientAuth` to use bearer tokens"
-                ))
-                .with_source(EndpointError::dpop_downgrade(
-                    status,
-                    token_type.to_string(),
-                ));
-            }
-            None => {}
-        }
-        let transient = invalid.transient;
-        let mut error = EndpointError::invalid_response(status, invalid.what, transient);
-        if let Some(source) = invalid.source {
-            error = error.with_source(source);
-        }
-        // What is wrong with the body is the source's to say.
-        if transient {
-            FetchError::transient(format!(
-                "the token endpoint {url} sent no token response; it will be asked again after \
-                 a backoff, and if this persists check that the URL is the token endpoint"
-            ))
-            .with_source(error)
-        } else {
-            FetchError::permanent(format!(
-                "the token endpoint {url} sent a token response this client cannot use; check \
-                 that the URL is an OAuth 2.0 token endpoint"
-            ))
-            .with_source(error)
-        }
-    }
-
-    fn too_large_error(&self, target: Target<'_>, status: StatusCode) -> FetchError {
-        let limit = self.limits().max_response_size;
-        FetchError::permanent(format!(
-            "{target} sent a response over the size limit; check the URL, or raise \
-             `max_response_size` if its tokens really are that large"
-        ))
-        .with_source(EndpointError::too_large(status, limit))
-    }
-
-    fn timeout_error(&self, target: Target<'_>) -> FetchError {
-        let timeout = self.limits().timeout;
-        FetchError::transient(format!(
-            "the request to {target} timed out; it will be asked again after a backoff (raise \
-             `timeout` if the server is just slow)"
-        ))
-        .with_source(EndpointError::timeout(timeout))
+        Err(Failure {
+            error: refusal.with_retry_after(error),
+            retry: refusal.retry(),
+        })
     }
 }
 
-pub(crate) fn status_error(target: Target<'_>, status: StatusCode) -> FetchError {
-    let name = target.name;
-    let error = EndpointError::unexpected_status(status);
-    if is_transient_status(status) {
-        let message = if status == StatusCode::TOO_MANY_REQUESTS {
-            format!(
-                "{target} is rate limiting {name} requests; it will be asked again after a \
-                 backoff"
-            )
-        } else {
-            format!(
-                "{target} failed the {name} request; the authorization server may be down or \
-                 overloaded, it will be asked again after a backoff"
-            )
-        };
-        return FetchError::transient(message).with_source(error);
-    }
-    let endpoint_advice;
-    let advice = if status.is_redirection() {
-        "requests to it do not follow redirects, so configure the URL it redirects to"
-    } else if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-        "check the client id and secret and the client authentication method"
-    } else if status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED {
-        endpoint_advice =
-            format!("check that the URL is the authorization server's {name} endpoint");
-        &endpoint_advice
-    } else {
-        endpoint_advice = format!("check the {name} URL and the request parameters");
-        &endpoint_advice
-    };
-    FetchError::permanent(format!("{target} refused the {name} request; {advice}"))
-        .with_source(error)
-}
-
-fn transport_error(target: Target<'_>, error: BoxError) -> FetchError {
-    let hint = if refused_client_certificate(&*error) {
-        " (the server wants a TLS client certificate it accepts: check the \
-         identity given to `tls`, or the certificate your `http_client` presents)"
-    } else {
-        ""
-    };
-    FetchError::transient(format!(
-        "cannot reach {target}{hint}; it will be asked again after a backoff"
-    ))
-    .with_source(EndpointError::transport(error))
-}
-
-/// Whether the TLS handshake failed because the server asked for a client certificate
-/// (RFC 8705) and got none, or none it accepts.
-fn refused_client_certificate(error: &(dyn StdError + 'static)) -> bool {
-    #[cfg(feature = "hyper-client")]
-    {
-        use rustls::AlertDescription::{BadCertificate, CertificateRequired, UnknownCA};
-        let mut cause = Some(error);
-        while let Some(error) = cause {
-            // `io::Error::source` skips the error it wraps, so look inside explicitly.
-            let inner = error
-                .downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>());
-            if let Some(rustls::Error::AlertReceived(
-                CertificateRequired | BadCertificate | UnknownCA,
-            )) = inner.or_else(|| error.downcast_ref::<rustls::Error>())
-            {
-                return true;
-            }
-            cause = error.source();
+/// A request that got no answer: whether the server may have seen it decides how the
+/// retry policy treats it.
+fn transport_failure(target: Target<'_>, error: TransportError) -> Failure {
+    match error {
+        TransportError::Connect(error) => {
+            Failure::retryable(messages::unreachable(target, error), RetryReason::Connect)
+        }
+        TransportError::Send(error) | TransportError::Read(error) => {
+            Failure::retryable(messages::unreachable(target, error), RetryReason::Transport)
+        }
+        TransportError::Timeout(after) => {
+            Failure::retryable(messages::timed_out(target, after), RetryReason::Timeout)
+        }
+        TransportError::TooLarge { status, limit } => {
+            Failure::last(messages::too_large(target, status, limit))
         }
     }
-    #[cfg(not(feature = "hyper-client"))]
-    let _ = error;
-    false
-}
-
-fn build_error(target: Target<'_>, error: impl Into<BoxError>) -> FetchError {
-    FetchError::permanent(format!(
-        "cannot build the request for {target}; this is a bug in tower-bearer-oauth2"
-    ))
-    .with_source(error)
-}
-
-/// Adds the server's `Retry-After` (capped) to a transient error.
-pub(crate) fn with_retry_after(error: FetchError, headers: &HeaderMap) -> FetchError {
-    match response::retry_after(headers, SystemTime::now()) {
-        Some(wait) => error.with_retry_after(wait.min(MAX_RETRY_AFTER)),
-        None => error,
-    }
-}
-
-/// An endpoint of the authorization server, named for messages: "the token endpoint
-/// https://...".
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Target<'a> {
-    pub(crate) name: &'static str,
-    pub(crate) url: &'a ServerUrl,
-}
-
-impl fmt::Display for Target<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "the {} endpoint {}", self.name, self.url)
-    }
-}
-
-/// Whether the request failed before a connection was made, so the server never saw it:
-/// hyper-util's connect errors, or an I/O error saying the connection was refused.
-fn is_connect_error(error: &(dyn StdError + 'static)) -> bool {
-    let mut cause = Some(error);
-    while let Some(error) = cause {
-        #[cfg(feature = "hyper-client")]
-        if let Some(error) = error.downcast_ref::<hyper_util::client::legacy::Error>() {
-            if error.is_connect() {
-                return true;
-            }
-        }
-        if let Some(io) = error.downcast_ref::<std::io::Error>() {
-            if matches!(
-                io.kind(),
-                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::AddrNotAvailable
-            ) {
-                return true;
-            }
-        }
-        cause = error.source();
-    }
-    false
 }
 
 impl fmt::Debug for TokenEndpoint {
@@ -845,38 +398,13 @@ fn refused_client_authentication(error: &FetchError) -> bool {
         })
 }
 
-/// The DPoP errors of RFC 9449 sections 5 and 8, which the token request handles itself.
-fn is_dpop_error(oauth: &OAuthError) -> bool {
-    oauth.is_invalid_dpop_proof() || oauth.is_use_dpop_nonce()
-}
-
-/// OAuth errors that fail the same way however often they are repeated, whatever the status:
-/// wrong credentials, a revoked grant, a grant or scope the client may not have.
-fn is_never_retried(oauth: &OAuthError) -> bool {
-    oauth.is_invalid_client()
-        || oauth.is_invalid_grant()
-        || oauth.is_unauthorized_client()
-        || oauth.is_invalid_scope()
-}
-
-/// Reads the whole body, failing with [`LengthLimitError`] past `limit` bytes.
-///
-/// Boxed so the future is checked for `Send` here, where its types are concrete: inside an
-/// `async fn` the compiler fails to prove `Limited`'s `Into<BoxError>` bound for every
-/// lifetime when it checks the whole future for `Send`.
-fn read_limited(
-    body: ResponseBody,
-    limit: usize,
-) -> Pin<Box<dyn Future<Output = Result<Collected<Bytes>, BoxError>> + Send>> {
-    Box::pin(Limited::new(body, limit).collect())
-}
-
 #[cfg(test)]
 mod tests {
     use std::convert::Infallible;
-    use std::error::Error as _;
+    use std::time::Duration;
 
-    use http::{Request, Response};
+    use http::{HeaderMap, Response};
+    use tower_bearer::dpop::DpopKey;
 
     use super::*;
     use crate::test_support::{endpoint_source, fake, oauth_source};

@@ -227,14 +227,23 @@ async fn invalid_grant_is_permanent_and_not_retried() -> TestResult {
     Ok(())
 }
 
+/// 429 and 408 say the server did not act on the request, so even a refresh replays it.
 #[tokio::test]
-async fn a_429_is_retried_by_default() -> TestResult {
-    let server = AuthServer::start().await?;
-    let seeded = server.issue_refresh_token("client", None);
-    server.fail_next(1, Fault::StatusRetryAfter(StatusCode::TOO_MANY_REQUESTS, 0));
-    let source = source_for(&server, &seeded).build()?;
-    source.fetch().await?;
-    assert_eq!(server.token_requests(), 2);
+async fn a_429_or_408_is_retried_by_default() -> TestResult {
+    for fault in [
+        Fault::StatusRetryAfter(StatusCode::TOO_MANY_REQUESTS, 0),
+        Fault::Status(StatusCode::REQUEST_TIMEOUT),
+    ] {
+        let server = AuthServer::builder()
+            .detect_refresh_token_reuse(true)
+            .start()
+            .await?;
+        let seeded = server.issue_refresh_token("client", None);
+        server.fail_next(1, fault.clone());
+        let source = source_for(&server, &seeded).build()?;
+        source.fetch().await?;
+        assert_eq!(server.token_requests(), 2, "{fault:?}");
+    }
     Ok(())
 }
 

@@ -136,7 +136,7 @@ async fn other_4xx_answers_are_not_retried() -> TestResult {
         // Transient for the cache, which backs off, but not retried inside the fetch.
         Fault::oauth_error(StatusCode::BAD_REQUEST, "temporarily_unavailable"),
         Fault::Status(StatusCode::NOT_FOUND),
-        Fault::Status(StatusCode::REQUEST_TIMEOUT),
+        Fault::Status(StatusCode::CONFLICT),
         Fault::Status(StatusCode::FORBIDDEN),
     ] {
         server.fail_always(fault.clone());
@@ -144,6 +144,28 @@ async fn other_4xx_answers_are_not_retried() -> TestResult {
         source.fetch().await.expect_err("faulted");
         assert_eq!(server.token_requests() - before, 1, "{fault:?}");
     }
+    Ok(())
+}
+
+/// 408 is transient like 429 and 5xx (RFC 9110 section 15.5.9), for the retry policy as
+/// for the error the cache sees.
+#[tokio::test(start_paused = true)]
+async fn a_408_is_retried_and_transient() -> TestResult {
+    let server = AuthServer::start().await?;
+    let source = source_for(&server)?;
+    server.fail_next(1, Fault::Status(StatusCode::REQUEST_TIMEOUT));
+    source.fetch().await?;
+    assert_eq!(server.token_requests(), 2);
+
+    server.fail_always(Fault::Status(StatusCode::REQUEST_TIMEOUT));
+    let error = source.fetch().await.expect_err("408s");
+    assert!(error.is_transient(), "{error}");
+    assert_eq!(
+        server.token_requests(),
+        2 + 3,
+        "every attempt of the policy"
+    );
+    server.heal();
     Ok(())
 }
 

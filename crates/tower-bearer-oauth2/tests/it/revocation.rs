@@ -151,6 +151,32 @@ async fn revocation_gives_up_on_503s_with_a_transient_error() -> TestResult {
     Ok(())
 }
 
+/// Revocation reads an error answer as the token request does: 408 is retried, and the
+/// codes that need a fix are not, whatever the status.
+#[tokio::test]
+async fn revocation_retries_as_token_requests_do() -> TestResult {
+    let server = AuthServer::start().await?;
+    let source = source_for(&server)?;
+    let token = source.fetch().await?;
+    server.fail_next(1, Fault::Status(StatusCode::REQUEST_TIMEOUT));
+    source.revoke(&token).await?;
+    assert_eq!(server.revocation_requests(), 2, "one 408, one success");
+
+    let token = source.fetch().await?;
+    for (status, code) in [
+        (StatusCode::SERVICE_UNAVAILABLE, "invalid_client"),
+        (StatusCode::TOO_MANY_REQUESTS, "unauthorized_client"),
+    ] {
+        server.fail_always(Fault::oauth_error(status, code));
+        let before = server.revocation_requests();
+        let error = source.revoke(&token).await.expect_err(code);
+        assert_eq!(server.revocation_requests() - before, 1, "{status} {code}");
+        assert_eq!(error.oauth_error().map(|oauth| oauth.error()), Some(code));
+    }
+    server.heal();
+    Ok(())
+}
+
 #[tokio::test]
 async fn wrong_secret_at_revocation_is_permanent_and_never_printed() -> TestResult {
     let server = AuthServer::start().await?;

@@ -1,8 +1,15 @@
 //! The mock OAuth 2.0 authorization server.
 
+mod assertion;
 mod builder;
 mod client_auth;
+mod dpop_proof;
 mod echo;
+mod form;
+mod metadata;
+mod rejection;
+mod revocation;
+mod router;
 mod token_endpoint;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -110,7 +117,7 @@ impl AuthServer {
 
     /// The token endpoint, [`url`](Self::url) + `/token`.
     pub fn token_url(&self) -> String {
-        format!("{}{}", self.url(), token_endpoint::TOKEN_PATH)
+        format!("{}{}", self.url(), router::TOKEN_PATH)
     }
 
     /// How many HTTP requests reached `/token`, whatever their outcome. A request is
@@ -121,13 +128,13 @@ impl AuthServer {
 
     /// The revocation endpoint (RFC 7009), [`url`](Self::url) + `/revoke`.
     pub fn revocation_url(&self) -> String {
-        format!("{}{}", self.url(), token_endpoint::REVOCATION_PATH)
+        format!("{}{}", self.url(), router::REVOCATION_PATH)
     }
 
     /// The metadata document (RFC 8414),
     /// [`url`](Self::url) + `/.well-known/oauth-authorization-server`.
     pub fn metadata_url(&self) -> String {
-        format!("{}{}", self.url(), token_endpoint::METADATA_PATH)
+        format!("{}{}", self.url(), router::METADATA_PATH)
     }
 
     /// How many HTTP requests reached `/revoke`, whatever their outcome.
@@ -307,7 +314,7 @@ impl AuthServer {
         let handler_state = Arc::clone(&state);
         let with_tls = https.is_some();
         let task = server::spawn_with_tls(listener, https, move |request| {
-            token_endpoint::handle(Arc::clone(&handler_state), request)
+            router::handle(Arc::clone(&handler_state), request)
         });
         Ok(AuthServer {
             state,
