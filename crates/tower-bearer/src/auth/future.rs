@@ -46,31 +46,31 @@ pin_project! {
 }
 
 pin_project! {
-    /// Every path but the usual one, in the order it goes: an error that stops the request
-    /// (a refusal, or the wait's failure), the wait for a token with the service made ready
-    /// for it and the request, then the response and what reads it.
-    struct Slow<S, B>
+    /// Every path but the usual one. Each state holds only what it needs, and
+    /// [`Done`](Slow::Done) is what is left once a state gave its values away.
+    #[project = SlowProj]
+    #[project_replace = SlowOwned]
+    enum Slow<S, B>
     where
         S: Service<Request<B>>,
     {
-        error: Option<BoxError>,
-        pending: Option<Pending>,
-        service: Option<S>,
-        request: Option<Request<B>>,
-        #[pin]
-        response: Awaited<S::Future>,
-        sent: Option<Sent>,
-    }
-}
-
-pin_project! {
-    #[project = AwaitedProj]
-    enum Awaited<F> {
-        NotSent,
+        /// Not sent: the future fails with the error (a refusal, or the wait's failure).
+        Refused {
+            error: BoxError,
+        },
+        /// Waiting for a token, with the service made ready for it and the request.
+        Waiting {
+            pending: Pending,
+            service: S,
+            request: Request<B>,
+        },
+        /// Sent: the response, and what reads it.
         Sent {
             #[pin]
-            future: F,
+            future: S::Future,
+            sent: Sent,
         },
+        Done,
     }
 }
 
@@ -88,37 +88,20 @@ where
     /// Sent with a token that is not the usual path's (a DPoP-bound one).
     #[cold]
     pub(super) fn sent(future: S::Future, sent: Sent) -> Self {
-        Self::slow(Slow {
-            error: None,
-            pending: None,
-            service: None,
-            request: None,
-            response: Awaited::Sent { future },
-            sent: Some(sent),
-        })
+        Self::slow(Slow::Sent { future, sent })
     }
 
     /// A request that is not sent: the future fails with `error`.
     #[cold]
     pub(super) fn refused(error: BoxError) -> Self {
-        Self::slow(Slow {
-            error: Some(error),
-            pending: None,
-            service: None,
-            request: None,
-            response: Awaited::NotSent,
-            sent: None,
-        })
+        Self::slow(Slow::Refused { error })
     }
 
     pub(super) fn waiting(pending: Pending, service: S, request: Request<B>) -> Self {
-        Self::slow(Slow {
-            error: None,
-            pending: Some(pending),
-            service: Some(service),
-            request: Some(request),
-            response: Awaited::NotSent,
-            sent: None,
+        Self::slow(Slow::Waiting {
+            pending,
+            service,
+            request,
         })
     }
 
@@ -158,42 +141,50 @@ where
     S: Service<Request<B>>,
 {
     fn poll_slow<ResBody>(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Response<ResBody>, BoxError>>
     where
         S: Service<Request<B>, Response = Response<ResBody>>,
         S::Error: Into<BoxError>,
     {
-        let mut this = self.project();
-        if let Some(error) = this.error.take() {
-            return Poll::Ready(Err(error));
-        }
         loop {
-            if let AwaitedProj::Sent { future } = this.response.as_mut().project() {
-                let mut response = ready!(future.poll(cx)).map_err(Into::into)?;
-                let Some(sent) = this.sent.take() else {
-                    return Poll::Ready(Err(polled_after_completion()));
-                };
-                if sent.needs_reading(&response) {
-                    read(sent, &mut response);
+            match self.as_mut().project() {
+                SlowProj::Sent { future, .. } => {
+                    let result = ready!(future.poll(cx));
+                    let SlowOwned::Sent { sent, .. } = self.as_mut().project_replace(Slow::Done)
+                    else {
+                        unreachable!("the state was Sent a moment ago")
+                    };
+                    let mut response = result.map_err(Into::into)?;
+                    if sent.needs_reading(&response) {
+                        read(sent, &mut response);
+                    }
+                    return Poll::Ready(Ok(response));
                 }
-                return Poll::Ready(Ok(response));
+                SlowProj::Waiting { pending, .. } => {
+                    let ready = ready!(Pin::new(pending).poll(cx));
+                    let SlowOwned::Waiting {
+                        mut service,
+                        mut request,
+                        ..
+                    } = self.as_mut().project_replace(Slow::Done)
+                    else {
+                        unreachable!("the state was Waiting a moment ago")
+                    };
+                    let sent = ready?.attach(&mut request)?;
+                    let future = service.call(request);
+                    self.as_mut().project_replace(Slow::Sent { future, sent });
+                }
+                SlowProj::Refused { .. } => {
+                    let SlowOwned::Refused { error } = self.as_mut().project_replace(Slow::Done)
+                    else {
+                        unreachable!("the state was Refused a moment ago")
+                    };
+                    return Poll::Ready(Err(error));
+                }
+                SlowProj::Done => return Poll::Ready(Err(polled_after_completion())),
             }
-            let Some(pending) = this.pending.as_mut() else {
-                return Poll::Ready(Err(polled_after_completion()));
-            };
-            let ready = ready!(Pin::new(pending).poll(cx));
-            *this.pending = None;
-            let ready = ready?;
-            let (Some(mut service), Some(mut request)) = (this.service.take(), this.request.take())
-            else {
-                return Poll::Ready(Err(polled_after_completion()));
-            };
-            *this.sent = Some(ready.attach(&mut request)?);
-            this.response.set(Awaited::Sent {
-                future: service.call(request),
-            });
         }
     }
 }
@@ -217,9 +208,13 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
-            State::Slow { slow } if slow.pending.is_some() => "waiting for a token",
-            State::Slow { slow } if slow.error.is_some() => "refused",
-            State::Sent { .. } | State::Slow { .. } => "sent",
+            State::Sent { .. } => "sent",
+            State::Slow { slow } => match **slow {
+                Slow::Refused { .. } => "refused",
+                Slow::Waiting { .. } => "waiting for a token",
+                Slow::Sent { .. } => "sent",
+                Slow::Done => "done",
+            },
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)

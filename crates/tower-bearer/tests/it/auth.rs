@@ -210,6 +210,49 @@ async fn a_token_error_means_the_request_is_not_sent() {
     );
 }
 
+/// Polls `future` to its end, then once more: the second poll must be an error, not a panic
+/// nor a second request.
+async fn poll_past_completion<F, T>(future: F) -> (Result<T, tower::BoxError>, tower::BoxError)
+where
+    F: std::future::Future<Output = Result<T, tower::BoxError>>,
+{
+    let mut future = std::pin::pin!(future);
+    let first = std::future::poll_fn(|cx| future.as_mut().poll(cx)).await;
+    let again = std::future::poll_fn(|cx| std::task::Poll::Ready(future.as_mut().poll(cx))).await;
+    let std::task::Poll::Ready(Err(again)) = again else {
+        panic!("a second poll is an error at once");
+    };
+    (first, again)
+}
+
+#[tokio::test]
+async fn a_slow_path_future_polled_after_completion_is_an_error() {
+    // Waiting for a token, then sent.
+    let cache = TokenCache::new(NumberedSource::named("tok"));
+    let mut client = BearerAuthLayer::new(cache.clone()).layer(echo());
+    let future = client.ready().await.unwrap().call(Request::new(()));
+    let (first, again) = poll_past_completion(future).await;
+    assert_eq!(first.unwrap().into_body().unwrap(), "Bearer tok-1");
+    assert!(
+        again.to_string().contains("polled after it completed"),
+        "{again}"
+    );
+    assert_eq!(cache.stats().fetches, 1);
+
+    // Refused: the token could not be had.
+    let cache = TokenCache::new(from_fn(|| async {
+        Err::<Token, _>(FetchError::permanent("the client secret is wrong"))
+    }));
+    let mut client = BearerAuthLayer::new(cache).layer(echo());
+    let future = client.ready().await.unwrap().call(Request::new(()));
+    let (first, again) = poll_past_completion(future).await;
+    assert!(first.unwrap_err().downcast_ref::<FetchError>().is_some());
+    assert!(
+        again.to_string().contains("polled after it completed"),
+        "{again}"
+    );
+}
+
 #[tokio::test]
 async fn poll_ready_is_the_inner_services() {
     let cache = TokenCache::new(StaticToken::new("abc").unwrap());
