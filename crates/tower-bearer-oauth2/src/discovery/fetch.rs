@@ -1,7 +1,6 @@
 //! Fetching an authorization server's metadata from its issuer URL: [`Discovery`], the two
 //! well-known URLs it asks, and how it reads their answers.
 
-use std::fmt;
 use std::time::Duration;
 
 use http::{Method, StatusCode};
@@ -13,7 +12,7 @@ use crate::redact::{sanitize, Redactor};
 use crate::response::ErrorResponse;
 use crate::server_url::{ServerUrl, MAX_URL_CHARS};
 use crate::transport::{StatusClass, Transport, TransportError};
-use crate::{AuthServerMetadata, DiscoveryError, Endpoint, HttpClient};
+use crate::{AuthServerMetadata, DiscoveryError, HttpClient, HttpSettings};
 
 /// The RFC 8414 well-known path, inserted between the host and the issuer's path.
 pub(super) const OAUTH_WELL_KNOWN: &str = "/.well-known/oauth-authorization-server";
@@ -37,7 +36,7 @@ const OPENID_WELL_KNOWN: &str = "/.well-known/openid-configuration";
 ///
 /// ```
 /// use tower_bearer::TokenCache;
-/// use tower_bearer_oauth2::{ClientCredentials, Discovery, HttpClient, TokenParams};
+/// use tower_bearer_oauth2::{ClientCredentials, Discovery, TokenParams};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -45,13 +44,9 @@ const OPENID_WELL_KNOWN: &str = "/.well-known/openid-configuration";
 /// # std::env::set_var("CLIENT_SECRET", "s3cret");
 /// let issuer = "https://auth.example.com";
 /// # let issuer = auth.url();
-/// // One HTTP client, so discovery and token requests share a connection pool.
-/// let http = HttpClient::new()?;
-/// let metadata = Discovery::new()
-///     .http_client(http.clone())
-///     .fetch(&issuer)
-///     .await?;
-/// let endpoint = metadata.endpoint().http_client(http).build()?;
+/// let metadata = Discovery::new().fetch(&issuer).await?;
+/// // Token requests go over the client discovery used, and share its connection pool.
+/// let endpoint = metadata.endpoint().build()?;
 /// let client = metadata.client_secret_auth("my-service", std::env::var("CLIENT_SECRET")?)?;
 /// let source = ClientCredentials::builder(endpoint, client)
 ///     .params(TokenParams::new().scope("orders:read"))
@@ -62,58 +57,66 @@ const OPENID_WELL_KNOWN: &str = "/.well-known/openid-configuration";
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug, Default)]
 #[must_use = "a Discovery does nothing until `fetch` is called"]
 pub struct Discovery {
-    http_client: Option<HttpClient>,
-    timeout: Duration,
-    max_response_size: usize,
-    allow_insecure_http: bool,
+    http: HttpSettings,
 }
 
 impl Discovery {
-    /// The default [`timeout`](Self::timeout) of each request: 30 seconds.
-    pub const DEFAULT_TIMEOUT: Duration = Endpoint::DEFAULT_TIMEOUT;
+    /// The default [`timeout`](Self::timeout) of each request:
+    /// [`HttpSettings::DEFAULT_TIMEOUT`], 30 seconds.
+    pub const DEFAULT_TIMEOUT: Duration = HttpSettings::DEFAULT_TIMEOUT;
     /// The default [`max_response_size`](Self::max_response_size): 256 KiB, as OpenID
     /// providers' documents list many algorithms and claims.
     pub const DEFAULT_MAX_RESPONSE_SIZE: usize = 256 * 1024;
 
-    /// Discovery with the default HTTP client (from the `hyper-client` feature) and limits.
+    /// Discovery with the default [`HttpSettings`]: the default HTTP client (from the
+    /// `hyper-client` feature) and limits.
     pub fn new() -> Self {
         Discovery {
-            http_client: None,
-            timeout: Self::DEFAULT_TIMEOUT,
-            max_response_size: Self::DEFAULT_MAX_RESPONSE_SIZE,
-            allow_insecure_http: false,
+            http: HttpSettings::new(),
         }
     }
 
-    /// The HTTP client to fetch the metadata with (default: a new [`HttpClient::new`]): the
-    /// one the endpoint will use, to share its connection pool, or one made
-    /// [`with_tls`](HttpClient::with_tls) for an issuer with a certificate from a private CA
-    /// or one that requires a client certificate on every connection.
+    /// How requests reach the issuer: the HTTP client, the timeout, the size limit and
+    /// whether plain `http://` is allowed (default: [`HttpSettings::new`]). The metadata
+    /// fetched keeps them, client included, and its
+    /// [`endpoint`](AuthServerMetadata::endpoint) uses them for the token and revocation
+    /// requests. Replaces the four settings as set so far;
+    /// [`http_client`](Self::http_client), [`timeout`](Self::timeout),
+    /// [`max_response_size`](Self::max_response_size) and
+    /// [`allow_insecure_http`](Self::allow_insecure_http) change one of them.
+    pub fn http_settings(mut self, settings: HttpSettings) -> Self {
+        self.http = settings;
+        self
+    }
+
+    /// The HTTP client to fetch the metadata with; see [`HttpSettings::http_client`]. Give
+    /// one made [`with_tls`](HttpClient::with_tls) for an issuer with a certificate from a
+    /// private CA or one that requires a client certificate on every connection.
     pub fn http_client(mut self, client: HttpClient) -> Self {
-        self.http_client = Some(client);
+        self.http = self.http.http_client(client);
         self
     }
 
-    /// How long each metadata request may take (default 30 s).
+    /// How long each request may take (default 30 s); see [`HttpSettings::timeout`].
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.http = self.http.timeout(timeout);
         self
     }
 
-    /// The largest metadata document read, in bytes (default 256 KiB).
+    /// The largest response read, in bytes (default for metadata documents 256 KiB); see
+    /// [`HttpSettings::max_response_size`].
     pub fn max_response_size(mut self, bytes: usize) -> Self {
-        self.max_response_size = bytes;
+        self.http = self.http.max_response_size(bytes);
         self
     }
 
-    /// Allows a plain `http://` issuer that is not loopback (default: refused). Metadata
-    /// fetched in the clear can be changed on the way to point your client at another
-    /// server; only for networks you trust.
+    /// Allows a plain `http://` issuer and endpoints that are not loopback (default:
+    /// refused); see [`HttpSettings::allow_insecure_http`].
     pub fn allow_insecure_http(mut self, allow: bool) -> Self {
-        self.allow_insecure_http = allow;
+        self.http = self.http.allow_insecure_http(allow);
         self
     }
 
@@ -121,8 +124,8 @@ impl Discovery {
     /// fragment (RFC 8414 section 2), such as `https://auth.example.com` or
     /// `https://login.example.com/tenant-1`.
     pub async fn fetch(&self, issuer: &str) -> Result<AuthServerMetadata, DiscoveryError> {
-        let issuer_url =
-            ServerUrl::parse(issuer, "issuer", self.allow_insecure_http).map_err(|error| {
+        let issuer_url = ServerUrl::parse(issuer, "issuer", self.http.allows_insecure_http())
+            .map_err(|error| {
                 DiscoveryError::invalid_issuer(
                     "the issuer URL cannot be used for discovery".to_owned(),
                 )
@@ -136,24 +139,24 @@ impl Discovery {
                  does not allow; give the issuer URL exactly as the server names it"
             )));
         }
-        let http = match &self.http_client {
-            Some(client) => client.clone(),
-            None => HttpClient::default_or_error().map_err(|error| {
-                DiscoveryError::new(
-                    Kind::HttpClient,
-                    "cannot set up the default HTTP client for discovery".to_owned(),
-                )
-                .with_source(error)
-            })?,
-        };
-        let transport = Transport::new(http, self.timeout);
+        let http = self.http.client_or_default().map_err(|error| {
+            DiscoveryError::new(
+                Kind::HttpClient,
+                "cannot set up the default HTTP client for discovery".to_owned(),
+            )
+            .with_source(error)
+        })?;
+        let transport = Transport::new(http, self.http.request_timeout());
         let mut not_found = Vec::new();
         for url in well_known_urls(issuer) {
             let fetched = self.get(&transport, &url).await?;
             let url = shown(&url);
             match fetched {
                 Fetched::Document(document) => {
-                    let metadata = AuthServerMetadata::from_document(&url, document)?;
+                    // The metadata's endpoint talks to the server as discovery did, over the
+                    // same client and pool even when that is the default one.
+                    let settings = self.http.clone().http_client(transport.http().clone());
+                    let metadata = AuthServerMetadata::from_document(&url, document, settings)?;
                     if metadata.issuer() != issuer {
                         return Err(DiscoveryError::new(
                             Kind::IssuerMismatch,
@@ -201,7 +204,12 @@ impl Discovery {
             })?;
         let url = shown(url);
         let response = match transport
-            .send(request, self.max_response_size, Redactor::default())
+            .send(
+                request,
+                self.http
+                    .max_response_size_or(Self::DEFAULT_MAX_RESPONSE_SIZE),
+                Redactor::default(),
+            )
             .await
         {
             Ok(response) => response,
@@ -283,23 +291,6 @@ fn not_metadata(
 /// Server or user text as a message quotes it: printable, one line, capped.
 fn shown(text: &str) -> String {
     sanitize(text, MAX_URL_CHARS, &Redactor::default())
-}
-
-impl Default for Discovery {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Debug for Discovery {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Discovery")
-            .field("http_client", &self.http_client)
-            .field("timeout", &self.timeout)
-            .field("max_response_size", &self.max_response_size)
-            .field("allow_insecure_http", &self.allow_insecure_http)
-            .finish()
-    }
 }
 
 enum Fetched {

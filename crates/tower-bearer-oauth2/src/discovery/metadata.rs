@@ -5,14 +5,20 @@
 use serde_json::{Map, Value};
 
 use super::error::Kind;
-use crate::{AuthMethod, BuildError, ClientAuth, DiscoveryError, Endpoint, EndpointBuilder};
+use crate::{
+    AuthMethod, BuildError, ClientAuth, DiscoveryError, Endpoint, EndpointBuilder, HttpSettings,
+};
 
 /// An authorization server's metadata (RFC 8414 section 2), the parts this crate uses.
 ///
-/// From [`Discovery::fetch`]. [`endpoint`](Self::endpoint) configures an [`Endpoint`] from
-/// it, and [`client_secret_auth`](Self::client_secret_auth) picks the client secret method
-/// the server accepts.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// From [`Discovery::fetch`](crate::Discovery::fetch), whose [`HttpSettings`] it keeps.
+/// [`endpoint`](Self::endpoint) configures an [`Endpoint`] from it, and
+/// [`client_secret_auth`](Self::client_secret_auth) picks the client secret method the
+/// server accepts.
+///
+/// Two metadata are equal when the server said the same; the settings they were fetched
+/// with are not compared (an [`HttpClient`](crate::HttpClient) has no equality).
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct AuthServerMetadata {
     issuer: String,
@@ -26,6 +32,8 @@ pub struct AuthServerMetadata {
     scopes_supported: Option<Vec<String>>,
     mtls_token_endpoint: Option<String>,
     mtls_revocation_endpoint: Option<String>,
+    /// How discovery reached the server, the client it used included.
+    http: HttpSettings,
 }
 
 impl AuthServerMetadata {
@@ -33,6 +41,7 @@ impl AuthServerMetadata {
     pub(super) fn from_document(
         url: &str,
         document: Map<String, Value>,
+        http: HttpSettings,
     ) -> Result<Self, DiscoveryError> {
         let invalid = |what: String| {
             DiscoveryError::new(
@@ -99,15 +108,18 @@ impl AuthServerMetadata {
             scopes_supported: strings("scopes_supported")?,
             mtls_token_endpoint: mtls_alias("token_endpoint")?,
             mtls_revocation_endpoint: mtls_alias("revocation_endpoint")?,
+            http,
         })
     }
 
     /// Starts configuring an [`Endpoint`] for this server: its token endpoint, its
     /// revocation endpoint if it has one, and its `mtls_endpoint_aliases` (RFC 8705 section
-    /// 5), which replace those two for clients that authenticate with mutual TLS. A
-    /// revocation URL set on the builder afterwards is used as given.
+    /// 5), which replace those two for clients that authenticate with mutual TLS. Its
+    /// requests go with the [`HttpSettings`] discovery used, over the same HTTP client. A
+    /// revocation URL or a setting changed on the builder afterwards is used as given.
     pub fn endpoint(&self) -> EndpointBuilder {
         let mut builder = Endpoint::builder(&self.token_endpoint)
+            .http_settings(self.http.clone())
             .mtls_alias(Some(&self.token_endpoint), self.mtls_token_endpoint())
             .mtls_alias(self.revocation_endpoint(), self.mtls_revocation_endpoint());
         if let Some(url) = &self.revocation_endpoint {
@@ -209,9 +221,85 @@ impl AuthServerMetadata {
     }
 }
 
+impl PartialEq for AuthServerMetadata {
+    fn eq(&self, other: &Self) -> bool {
+        // Destructured, so that a new field cannot be left out unnoticed.
+        let AuthServerMetadata {
+            issuer,
+            token_endpoint,
+            revocation_endpoint,
+            introspection_endpoint,
+            jwks_uri,
+            token_endpoint_auth_methods_supported,
+            revocation_endpoint_auth_methods_supported,
+            grant_types_supported,
+            scopes_supported,
+            mtls_token_endpoint,
+            mtls_revocation_endpoint,
+            http: _,
+        } = self;
+        *issuer == other.issuer
+            && *token_endpoint == other.token_endpoint
+            && *revocation_endpoint == other.revocation_endpoint
+            && *introspection_endpoint == other.introspection_endpoint
+            && *jwks_uri == other.jwks_uri
+            && *token_endpoint_auth_methods_supported == other.token_endpoint_auth_methods_supported
+            && *revocation_endpoint_auth_methods_supported
+                == other.revocation_endpoint_auth_methods_supported
+            && *grant_types_supported == other.grant_types_supported
+            && *scopes_supported == other.scopes_supported
+            && *mtls_token_endpoint == other.mtls_token_endpoint
+            && *mtls_revocation_endpoint == other.mtls_revocation_endpoint
+    }
+}
+
+impl Eq for AuthServerMetadata {}
+
 #[cfg(test)]
 mod tests {
+    use tower_bearer::TokenSource;
+
     use super::super::test_support::{assert_one_bounded_line, document, fake, OAUTH_WELL_KNOWN};
+    use crate::ClientCredentials;
+
+    #[tokio::test]
+    async fn the_endpoint_talks_to_the_server_as_discovery_did() {
+        let issuer = "http://auth.example.com";
+        let (discovery, seen) = fake(vec![(OAUTH_WELL_KNOWN, 200, document(issuer, ""))]);
+        let metadata = discovery
+            .allow_insecure_http(true)
+            .fetch(issuer)
+            .await
+            .unwrap();
+        // Plain http to a host that is not loopback: allowed for discovery, so for its
+        // endpoint, unless the builder says otherwise.
+        let endpoint = metadata.endpoint().build().unwrap();
+        let error = metadata
+            .endpoint()
+            .allow_insecure_http(false)
+            .build()
+            .unwrap_err();
+        assert!(error.is_insecure_http(), "{error}");
+
+        // Token requests go through the client discovery used.
+        let client = metadata.client_secret_auth("id", "secret").unwrap();
+        let source = ClientCredentials::builder(endpoint, client)
+            .build()
+            .unwrap();
+        source
+            .fetch()
+            .await
+            .expect_err("the fake has no token endpoint");
+        assert_eq!(
+            seen.lock().unwrap().last().map(String::as_str),
+            Some("/token")
+        );
+
+        // Equal when the server said the same, whatever client fetched it.
+        let (other, _) = fake(vec![(OAUTH_WELL_KNOWN, 200, document(issuer, ""))]);
+        let again = other.allow_insecure_http(true).fetch(issuer).await.unwrap();
+        assert_eq!(again, metadata);
+    }
 
     #[tokio::test]
     async fn mtls_endpoint_aliases_are_read() {
