@@ -14,8 +14,8 @@ use crate::{BuildError, HttpClient, HttpSettings, RetryPolicy};
 
 /// An authorization server's token endpoint and how to talk to it: the token URL, the
 /// revocation URL, the [`HttpSettings`] (the [`HttpClient`], the timeout and size limit of
-/// each request, plain `http://` allowed or not), and the [`RetryPolicy`]. Every grant's builder takes one, with a [`ClientAuth`](crate::ClientAuth)
-/// that says who is asking.
+/// each request, plain `http://` allowed or not), and the [`RetryPolicy`]. Every grant's
+/// builder takes one, with a [`ClientAuth`](crate::ClientAuth) that says who is asking.
 ///
 /// `Endpoint` is cheap to clone: clones share the configuration and the HTTP client's
 /// connection pool, so sources on one server share one pool. Build it once per server,
