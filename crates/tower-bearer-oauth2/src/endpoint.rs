@@ -1,6 +1,6 @@
 //! Where and how the sources talk to an authorization server: its token and revocation
-//! URLs, the HTTP client, the limits of each request and the retry policy. One
-//! [`Endpoint`] serves every source on the same server.
+//! URLs, the [`HttpSettings`] of each request and the retry policy. One [`Endpoint`] serves
+//! every source on the same server.
 
 use std::fmt;
 use std::sync::Arc;
@@ -10,12 +10,12 @@ use http::Uri;
 
 use crate::server_url::ServerUrl;
 use crate::transport::Transport;
-use crate::{BuildError, HttpClient, RetryPolicy};
+use crate::{BuildError, HttpClient, HttpSettings, RetryPolicy};
 
 /// An authorization server's token endpoint and how to talk to it: the token URL, the
-/// revocation URL, the [`HttpClient`], the timeout and size limit of each request, and the
-/// [`RetryPolicy`]. Every grant's builder takes one, with a [`ClientAuth`](crate::ClientAuth)
-/// that says who is asking.
+/// revocation URL, the [`HttpSettings`] (the [`HttpClient`], the timeout and size limit of
+/// each request, plain `http://` allowed or not), and the [`RetryPolicy`]. Every grant's
+/// builder takes one, with a [`ClientAuth`](crate::ClientAuth) that says who is asking.
 ///
 /// `Endpoint` is cheap to clone: clones share the configuration and the HTTP client's
 /// connection pool, so sources on one server share one pool. Build it once per server,
@@ -89,13 +89,13 @@ struct MtlsAliases {
 }
 
 impl Endpoint {
-    /// The default [`timeout`](EndpointBuilder::timeout): 30 seconds, as for
-    /// [`Discovery`](crate::Discovery).
-    pub const DEFAULT_TIMEOUT: Duration = Transport::DEFAULT_TIMEOUT;
+    /// The default [`timeout`](EndpointBuilder::timeout):
+    /// [`HttpSettings::DEFAULT_TIMEOUT`], 30 seconds, as for [`Discovery`](crate::Discovery).
+    pub const DEFAULT_TIMEOUT: Duration = HttpSettings::DEFAULT_TIMEOUT;
 
-    /// The default [`max_response_size`](EndpointBuilder::max_response_size): 64 KiB, far
-    /// above any real token response (large JWTs are a few KiB) and small enough that a
-    /// wrong URL serving a big page costs little.
+    /// The default [`max_response_size`](EndpointBuilder::max_response_size) of token and
+    /// revocation responses: 64 KiB, far above any real token response (large JWTs are a
+    /// few KiB) and small enough that a wrong URL serving a big page costs little.
     pub const DEFAULT_MAX_RESPONSE_SIZE: usize = 64 * 1024;
 
     /// The default [`default_lifetime`](EndpointBuilder::default_lifetime): 5 minutes.
@@ -108,13 +108,8 @@ impl Endpoint {
             token_url: token_url.into(),
             revocation_url: None,
             mtls_aliases: Vec::new(),
-            allow_insecure_http: false,
-            http: None,
-            timeout: Self::DEFAULT_TIMEOUT,
-            limits: Limits {
-                max_response_size: Self::DEFAULT_MAX_RESPONSE_SIZE,
-                default_lifetime: Self::DEFAULT_LIFETIME,
-            },
+            http: HttpSettings::new(),
+            default_lifetime: Self::DEFAULT_LIFETIME,
             retry: None,
             assertion_audience: None,
         }
@@ -200,10 +195,8 @@ pub struct EndpointBuilder {
     /// `(plain, alias)` pairs from the metadata: an alias stands in for its plain URL only
     /// while that is still the one configured.
     mtls_aliases: Vec<(String, String)>,
-    allow_insecure_http: bool,
-    http: Option<HttpClient>,
-    timeout: Duration,
-    limits: Limits,
+    http: HttpSettings,
+    default_lifetime: Duration,
     retry: Option<RetryPolicy>,
     assertion_audience: Option<String>,
 }
@@ -216,23 +209,30 @@ impl EndpointBuilder {
         self
     }
 
-    /// The HTTP client to reach the server with (default: a new [`HttpClient::new`], from
-    /// the `hyper-client` feature). Pass a clone of one client to every endpoint and
-    /// discovery on the same server to share its connection pool, or
-    /// [`HttpClient::with_tls`] for a client certificate or a private CA.
+    /// How requests reach the server: the HTTP client, the timeout, the size limit and
+    /// whether plain `http://` is allowed (default: [`HttpSettings::new`], or the settings
+    /// discovery fetched the metadata with). Replaces the four settings as set so far;
+    /// [`http_client`](Self::http_client), [`timeout`](Self::timeout),
+    /// [`max_response_size`](Self::max_response_size) and
+    /// [`allow_insecure_http`](Self::allow_insecure_http) change one of them.
+    pub fn http_settings(mut self, settings: HttpSettings) -> Self {
+        self.http = settings;
+        self
+    }
+
+    /// The HTTP client to reach the server with; see [`HttpSettings::http_client`].
     pub fn http_client(mut self, client: HttpClient) -> Self {
-        self.http = Some(client);
+        self.http = self.http.http_client(client);
         self
     }
 
     /// How long one request may take, from sending it to reading the whole response
-    /// (default 30 s). A request that takes longer fails as a transient error, and is
-    /// retried per the [`retry`](Self::retry) policy.
+    /// (default 30 s); see [`HttpSettings::timeout`].
     ///
     /// The timeout applies to each attempt: a whole fetch takes at most
     /// `max_attempts × timeout` plus [`RetryPolicy::max_total_wait`].
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.http = self.http.timeout(timeout);
         self
     }
 
@@ -249,10 +249,10 @@ impl EndpointBuilder {
         self
     }
 
-    /// The largest response body read, in bytes (default 64 KiB). A larger response fails
-    /// as a permanent error.
+    /// The largest response body read, in bytes (default 64 KiB); see
+    /// [`HttpSettings::max_response_size`].
     pub fn max_response_size(mut self, bytes: usize) -> Self {
-        self.limits.max_response_size = bytes;
+        self.http = self.http.max_response_size(bytes);
         self
     }
 
@@ -264,18 +264,14 @@ impl EndpointBuilder {
     /// a few more token requests (twelve an hour), guessing too long sends an expired
     /// token until the API rejects it. Set your server's documented lifetime here.
     pub fn default_lifetime(mut self, lifetime: Duration) -> Self {
-        self.limits.default_lifetime = lifetime;
+        self.default_lifetime = lifetime;
         self
     }
 
-    /// Allows plain `http://` URLs to a host that is not loopback (default: refused).
-    ///
-    /// The client secret and the tokens then cross the network unencrypted, which
-    /// RFC 6749 section 3.2 forbids; only for networks you trust, such as a service mesh
-    /// that adds TLS. Loopback hosts (`localhost`, 127.0.0.0/8, `::1`) are always
-    /// allowed.
+    /// Allows plain `http://` URLs to a host that is not loopback (default: refused); see
+    /// [`HttpSettings::allow_insecure_http`].
     pub fn allow_insecure_http(mut self, allow: bool) -> Self {
-        self.allow_insecure_http = allow;
+        self.http = self.http.allow_insecure_http(allow);
         self
     }
 
@@ -302,11 +298,12 @@ impl EndpointBuilder {
     /// attempt, or if no HTTP client was given and the default one cannot be set up (or the
     /// `hyper-client` feature is off).
     pub fn build(self) -> Result<Endpoint, BuildError> {
-        let token_url = ServerUrl::parse(&self.token_url, "token", self.allow_insecure_http)?;
+        let allow_insecure_http = self.http.allows_insecure_http();
+        let token_url = ServerUrl::parse(&self.token_url, "token", allow_insecure_http)?;
         let revocation_url = self
             .revocation_url
             .as_deref()
-            .map(|text| ServerUrl::parse(text, "revocation", self.allow_insecure_http))
+            .map(|text| ServerUrl::parse(text, "revocation", allow_insecure_http))
             .transpose()?;
         if self.retry.is_some_and(|retry| retry.attempts() == 0) {
             return Err(BuildError::invalid_parameter(
@@ -326,18 +323,20 @@ impl EndpointBuilder {
             token: alias_of(Some(&self.token_url)),
             revocation: alias_of(self.revocation_url.as_ref()),
         };
-        let http = match self.http {
-            Some(client) => client,
-            None => HttpClient::default_or_error()?,
-        };
+        let transport = Transport::new(self.http.client_or_default()?, self.http.request_timeout());
         Ok(Endpoint {
             config: Arc::new(Config {
                 token_url,
                 revocation_url,
                 mtls_aliases,
-                allow_insecure_http: self.allow_insecure_http,
-                transport: Transport::new(http, self.timeout),
-                limits: self.limits,
+                allow_insecure_http,
+                transport,
+                limits: Limits {
+                    max_response_size: self
+                        .http
+                        .max_response_size_or(Endpoint::DEFAULT_MAX_RESPONSE_SIZE),
+                    default_lifetime: self.default_lifetime,
+                },
                 retry: self.retry,
                 assertion_audience: self.assertion_audience,
             }),

@@ -20,9 +20,10 @@
 //! Each is configured from values you compose:
 //!
 //! - an [`Endpoint`]: where and how to talk to the server (token and revocation URLs, the
-//!   [`HttpClient`] and its connection pool, timeout, size limit, [`RetryPolicy`]), built
-//!   once per server and shared by every source on it; [`Discovery`] finds it from the
-//!   issuer URL (RFC 8414, OpenID Connect Discovery);
+//!   [`HttpSettings`]: the [`HttpClient`] and its connection pool, timeout, size limit,
+//!   plain `http://` or not; the [`RetryPolicy`]), built once per server and shared by
+//!   every source on it; [`Discovery`] finds it from the issuer URL (RFC 8414, OpenID
+//!   Connect Discovery), and hands its own [`HttpSettings`] on to it;
 //! - a [`ClientAuth`]: who the client is and how it authenticates (a secret, a private key,
 //!   a TLS client certificate, or none), and the DPoP key it proves possession of, if any
 //!   ([`ClientAuth::dpop`], see [DPoP](#dpop));
@@ -133,13 +134,16 @@
 //! # One endpoint, many sources
 //!
 //! An [`Endpoint`] is cheap to clone, and clones share its [`HttpClient`]'s connection
-//! pool. Build one per authorization server and give a clone to each source on it; give the
-//! same [`HttpClient`] to [`Discovery`] too, so metadata and tokens come over one pool:
+//! pool. Build one per authorization server and give a clone to each source on it. An
+//! endpoint built from [`Discovery`]'s metadata talks to the server with the
+//! [`HttpSettings`] discovery used, over the same client, so metadata and tokens come over
+//! one pool:
 //!
 //! ```
 //! use tower_bearer::{TokenCache, TokenSource};
+//! use std::time::Duration;
 //! use tower_bearer_oauth2::{
-//!     ClientAuth, ClientCredentials, Discovery, HttpClient, RefreshToken, TokenParams,
+//!     ClientAuth, ClientCredentials, Discovery, HttpSettings, RefreshToken, TokenParams,
 //! };
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -149,12 +153,12 @@
 //! # std::env::set_var("DESKTOP_REFRESH_TOKEN", "rt-1");
 //! let issuer = "https://auth.example.com";
 //! # let issuer = auth.url();
-//! let http = HttpClient::new()?;
 //! let metadata = Discovery::new()
-//!     .http_client(http.clone())
+//!     .http_settings(HttpSettings::new().timeout(Duration::from_secs(10)))
 //!     .fetch(&issuer)
 //!     .await?;
-//! let endpoint = metadata.endpoint().http_client(http).build()?;
+//! // The discovery's client, pool and 10 s timeout.
+//! let endpoint = metadata.endpoint().build()?;
 //!
 //! let service = ClientCredentials::builder(
 //!     endpoint.clone(),
@@ -353,7 +357,7 @@
 //! | `JwtBearerBuilder::client_secret(id, secret)`, `client_private_key(id, key)`, `client_id(id)` | `.client_auth(ClientAuth::secret_basic(id, secret)?)`, `ClientAuth::private_key_jwt(id, key)?`, `ClientAuth::public(id)` |
 //! | `.scope(s)`, `.scopes(..)`, `.audience(a)`, `.resource(r)`, `.param(n, v)` on a grant's builder | `.params(TokenParams::new().scope(s).audience(a).resource(r).param(n, v))` |
 //! | `.revocation_url(u)`, `.timeout(t)`, `.retry(p)`, `.max_response_size(n)`, `.default_lifetime(d)`, `.allow_insecure_http(b)`, `.assertion_audience(a)` on a grant's builder | the same on [`EndpointBuilder`] |
-//! | `.http_client(service)` on a grant's builder or `Discovery` | `.http_client(HttpClient::from_service(service))` on [`EndpointBuilder`] or `Discovery` |
+//! | `.http_client(service)` on a grant's builder or `Discovery` | `.http_client(HttpClient::from_service(service))` on [`EndpointBuilder`] or `Discovery`, or in the [`HttpSettings`] both take |
 //! | `.tls(tls)` on a grant's builder or `Discovery` | `.http_client(HttpClient::with_tls(tls)?)` |
 //! | `ClientCredentialsBuilder::DEFAULT_TIMEOUT` (and `DEFAULT_MAX_RESPONSE_SIZE`, `DEFAULT_LIFETIME`) | `Endpoint::DEFAULT_TIMEOUT` (and the others) |
 //! | `source.client_id()`, `source.client_auth()` (the method) | `source.client_auth().client_id()`, `source.client_auth().method()` |
@@ -388,6 +392,7 @@ mod endpoint;
 mod error;
 mod fleet;
 mod http_client;
+mod http_settings;
 mod jwt_bearer;
 mod messages;
 #[cfg(feature = "private-key-jwt")]
@@ -414,6 +419,7 @@ pub use endpoint::{Endpoint, EndpointBuilder};
 pub use error::{BuildError, EndpointError, OAuthError};
 pub use fleet::{FleetConfig, WhenStoreUnavailable};
 pub use http_client::HttpClient;
+pub use http_settings::HttpSettings;
 pub use jwt_bearer::{JwtBearer, JwtBearerBuilder};
 #[cfg(feature = "private-key-jwt")]
 pub use private_key_jwt::PrivateKey;

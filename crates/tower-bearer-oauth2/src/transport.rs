@@ -1,6 +1,7 @@
 //! How every request reaches the authorization server: the [`Transport`] (the HTTP client
 //! and the timeout of each request) that an [`Endpoint`](crate::Endpoint) and a
-//! [`Discovery`](crate::Discovery) both hold; one request sent and its answer read within
+//! [`Discovery`](crate::Discovery) both make from their
+//! [`HttpSettings`](crate::HttpSettings); one request sent and its answer read within
 //! the timeout and a size limit; a failure to connect told apart from one after the request
 //! left; and the [`StatusClass`] that token, revocation and metadata requests all read a
 //! status with.
@@ -49,10 +50,6 @@ pub(crate) struct Transport {
 }
 
 impl Transport {
-    /// The default timeout of each request: 30 seconds, long enough for a server under load,
-    /// short enough that a hung connection is given up while a cached token is still valid.
-    pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-
     pub(crate) fn new(http: HttpClient, timeout: Duration) -> Self {
         Transport { http, timeout }
     }

@@ -8,12 +8,12 @@ use http::StatusCode;
 use secrecy::ExposeSecret;
 use tower_bearer::{FetchError, TokenCache, TokenSource};
 use tower_bearer_oauth2::{
-    ClientAuth, ClientCredentials, ClientCredentialsBuilder, Endpoint, EndpointBuilder,
-    EndpointError, HttpClient, OAuthError, RetryPolicy, TokenParams,
+    ClientAuth, ClientCredentials, ClientCredentialsBuilder, Endpoint, EndpointBuilder, HttpClient,
+    OAuthError, RetryPolicy, TokenParams,
 };
 use tower_bearer_testkit::{capture_tracing, AuthServer, ClientAuthMethod, Fault};
 
-use crate::support::{assert_each_cause_once, default_client};
+use crate::support::{assert_each_cause_once, default_client, endpoint_error};
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
@@ -37,13 +37,6 @@ fn oauth_error(error: &FetchError) -> &OAuthError {
         .source()
         .and_then(|source| source.downcast_ref::<OAuthError>())
         .unwrap_or_else(|| panic!("no OAuthError source: {error:?}"))
-}
-
-fn endpoint_error(error: &FetchError) -> &EndpointError {
-    error
-        .source()
-        .and_then(|source| source.downcast_ref::<EndpointError>())
-        .unwrap_or_else(|| panic!("no EndpointError source: {error:?}"))
 }
 
 #[tokio::test]

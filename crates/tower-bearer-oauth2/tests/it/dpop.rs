@@ -3,7 +3,6 @@
 //! server nonces (section 8) with one retry, the refresh token's binding, the errors when
 //! key and token type do not fit (section 5), and no proof, nonce or token in any output.
 
-use std::error::Error as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,8 +18,8 @@ use tower_bearer::dpop::DpopKey;
 use tower_bearer::store::{MemoryStore, StoreKey};
 use tower_bearer::{BoxError, FetchError, Token, TokenCache, TokenSource, TokenType};
 use tower_bearer_oauth2::{
-    token_type, ClientAuth, ClientCredentials, Endpoint, EndpointBuilder, EndpointError,
-    HttpClient, JwtBearer, RefreshToken, RetryPolicy, TokenExchange,
+    token_type, ClientAuth, ClientCredentials, Endpoint, EndpointBuilder, HttpClient, JwtBearer,
+    RefreshToken, RetryPolicy, TokenExchange,
 };
 use tower_bearer_testkit::{
     capture_tracing, http_client, AuthServer, AuthServerBuilder, DpopNoncePolicy, DpopOptions,
@@ -28,7 +27,8 @@ use tower_bearer_testkit::{
 };
 
 use crate::support::{
-    assert_each_cause_once, default_client, error_chain, oauth_error, private_key, TestResult,
+    assert_each_cause_once, default_client, endpoint_error, error_chain, oauth_error, private_key,
+    TestResult,
 };
 
 /// The two kinds of key `DpopKey` makes.
@@ -125,13 +125,6 @@ fn header(value: Option<&HeaderValue>) -> Option<String> {
     value
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned)
-}
-
-fn endpoint_error(error: &FetchError) -> &EndpointError {
-    error
-        .source()
-        .and_then(|source| source.downcast_ref::<EndpointError>())
-        .unwrap_or_else(|| panic!("no EndpointError source: {error:?}"))
 }
 
 /// Everything of an error a user could see: its chain and its `Debug`.

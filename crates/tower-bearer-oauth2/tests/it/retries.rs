@@ -6,7 +6,6 @@
 //! is in progress: the runtime only auto-advances the clock when no task was woken, and a
 //! write on loopback makes the peer readable before the runtime next looks for work.
 
-use std::error::Error as _;
 use std::time::Duration;
 
 use http::StatusCode;
@@ -14,12 +13,11 @@ use secrecy::ExposeSecret;
 use tokio::time::Instant;
 use tower_bearer::{FetchError, TokenCache, TokenSource};
 use tower_bearer_oauth2::{
-    BuildError, ClientAuth, ClientCredentials, Endpoint, EndpointBuilder, EndpointError,
-    RetryPolicy,
+    BuildError, ClientAuth, ClientCredentials, Endpoint, EndpointBuilder, RetryPolicy,
 };
 use tower_bearer_testkit::{capture_tracing, AuthServer, Fault};
 
-use crate::support::{assert_each_cause_once, default_client};
+use crate::support::{assert_each_cause_once, default_client, endpoint_error};
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
@@ -38,11 +36,7 @@ fn source_with(
 }
 
 fn endpoint_status(error: &FetchError) -> Option<StatusCode> {
-    error
-        .source()
-        .and_then(|source| source.downcast_ref::<EndpointError>())
-        .unwrap_or_else(|| panic!("no EndpointError source: {error:?}"))
-        .status()
+    endpoint_error(error).status()
 }
 
 #[tokio::test(start_paused = true)]

@@ -8,7 +8,7 @@ use std::error::Error as _;
 use std::fmt::Debug;
 
 use tower_bearer::{FetchError, Token, TokenCache};
-use tower_bearer_oauth2::{ClientAuth, OAuthError, PrivateKey};
+use tower_bearer_oauth2::{ClientAuth, EndpointError, OAuthError, PrivateKey};
 use tower_bearer_testkit::{AuthServer, TestKey, TracingCapture};
 
 pub(crate) type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
@@ -29,6 +29,14 @@ pub(crate) fn private_key(key: &TestKey) -> PrivateKey {
         _ => PrivateKey::es256_from_pem(key.pkcs8_pem()),
     };
     private.expect("a valid test key").key_id(key.key_id())
+}
+
+/// The endpoint error behind a fetch error.
+pub(crate) fn endpoint_error(error: &FetchError) -> &EndpointError {
+    error
+        .source()
+        .and_then(|source| source.downcast_ref::<EndpointError>())
+        .unwrap_or_else(|| panic!("no EndpointError source: {error:?}"))
 }
 
 /// The server's error response behind a fetch error.
