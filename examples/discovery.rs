@@ -23,9 +23,10 @@
 use std::env;
 use std::error::Error;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use tower_bearer::TokenCache;
-use tower_bearer_oauth2::{ClientCredentials, Discovery, HttpClient, TokenParams};
+use tower_bearer_oauth2::{ClientCredentials, Discovery, HttpSettings, TokenParams};
 use tower_bearer_testkit::AuthServer;
 
 mod report;
@@ -66,12 +67,10 @@ async fn main() -> ExitCode {
 }
 
 async fn run(issuer: &str, client_id: String, client_secret: String) -> Result<(), BoxError> {
-    // One HTTP client, so the metadata and the tokens come over one connection pool.
-    let http = HttpClient::new()?;
-    let metadata = Discovery::new()
-        .http_client(http.clone())
-        .fetch(issuer)
-        .await?;
+    // The endpoint built from the metadata talks to the server as discovery did: the same
+    // client and connection pool, the same timeout.
+    let http = HttpSettings::new().timeout(Duration::from_secs(10));
+    let metadata = Discovery::new().http_settings(http).fetch(issuer).await?;
     println!("issuer                  {}", metadata.issuer());
     println!("token endpoint          {}", metadata.token_endpoint());
     println!(
@@ -83,7 +82,7 @@ async fn run(issuer: &str, client_id: String, client_secret: String) -> Result<(
         metadata.token_endpoint_auth_methods_supported().join(", ")
     );
 
-    let endpoint = metadata.endpoint().http_client(http).build()?;
+    let endpoint = metadata.endpoint().build()?;
     let client = metadata.client_secret_auth(client_id, client_secret)?;
     let mut params = TokenParams::new();
     if let Ok(scope) = env::var("SCOPE") {

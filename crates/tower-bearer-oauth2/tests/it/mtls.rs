@@ -244,10 +244,10 @@ async fn a_users_own_transport_may_carry_the_certificate() -> TestResult {
 async fn discovery_metadata_sends_mutual_tls_clients_to_the_mtls_aliases() -> TestResult {
     let (pki, billing, auth) =
         billing_server(|builder| builder.client("secret-client", "s3cret")).await?;
-    // One client for the metadata and the tokens.
+    // One client for the metadata and, handed on by the metadata, the tokens.
     let http = https_client(&pki, Some(&billing));
     let metadata = Discovery::new()
-        .http_client(http.clone())
+        .http_client(http)
         .fetch(&auth.url())
         .await?;
     assert_eq!(
@@ -255,7 +255,7 @@ async fn discovery_metadata_sends_mutual_tls_clients_to_the_mtls_aliases() -> Te
         Some(format!("{}/mtls/token", auth.url()).as_str())
     );
 
-    let endpoint = metadata.endpoint().http_client(http.clone()).build()?;
+    let endpoint = metadata.endpoint().build()?;
     let billing_client = ClientAuth::tls_client_auth("billing")?;
     let source = ClientCredentials::builder(endpoint.clone(), billing_client.clone()).build()?;
     assert_eq!(source.token_url().path(), "/mtls/token");
@@ -272,7 +272,6 @@ async fn discovery_metadata_sends_mutual_tls_clients_to_the_mtls_aliases() -> Te
     let own_endpoint = metadata
         .endpoint()
         .revocation_url("https://revoke.example.com/revoke")
-        .http_client(http.clone())
         .build()?;
     let own = ClientCredentials::builder(own_endpoint, billing_client).build()?;
     assert_eq!(
