@@ -11,7 +11,8 @@ use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use super::{wait_for, Entry, FetchResult, Phase, Shared};
+use super::fetch::{wait_for, FetchResult};
+use super::{Entry, Phase, Shared};
 use crate::sync::lock;
 
 impl Shared {
