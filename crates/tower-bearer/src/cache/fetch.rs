@@ -17,7 +17,8 @@ use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use super::{deadline, FailureKind, Rejection, Shared};
+use super::entry::Rejection;
+use super::{deadline, FailureKind, Shared};
 use crate::error::Chain;
 use crate::{FetchError, Token, TokenSource};
 

@@ -11,8 +11,9 @@ use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
+use super::entry::{Entry, Phase};
 use super::fetch::{wait_for, FetchResult};
-use super::{Entry, Phase, Shared};
+use super::Shared;
 use crate::sync::lock;
 
 impl Shared {
