@@ -51,33 +51,31 @@
 //! ```
 
 use std::fmt;
-use std::future::Future;
-use std::num::NonZeroU64;
-use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
-use pin_project_lite::pin_project;
-use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use crate::error::Chain;
 use crate::sync::lock;
 use crate::{FetchError, Token, TokenSource};
 
 mod config;
+mod entry;
+mod fetch;
 mod health;
+mod refresh;
 mod registry;
 
 pub use config::CacheConfig;
+pub(crate) use entry::{Entry, Reader, Rejected};
 pub use health::{CacheHealth, FailureKind, HealthState};
 
-type FetchResult = Option<Result<Token, FetchError>>;
+use entry::{Phase, PhaseCell};
+use fetch::{wait_for, Flight, InFlight};
+use refresh::spawn_phase_timer;
 
 /// Caches tokens from a [`TokenSource`]; see the [module docs](self).
 ///
@@ -88,6 +86,9 @@ pub struct TokenCache {
     shared: Arc<Shared>,
 }
 
+/// What the clones of one [`TokenCache`] share. Its methods live with the part they serve:
+/// fetching in `fetch.rs`, the phase timer and the background refresh in `refresh.rs`,
+/// rejections in `entry.rs`; storing a fetched token, which ties them together, is here.
 struct Shared {
     source: Arc<dyn TokenSource>,
     config: CacheConfig,
@@ -99,164 +100,6 @@ struct Shared {
     refresher: Mutex<Option<AbortHandle>>,
     fetches: AtomicU64,
     waits: AtomicU64,
-}
-
-/// Where a cached token is in its life. Moved on by the cache's timer task, so the fast
-/// path reads one byte instead of the clock.
-#[repr(u8)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    Fresh = 0,
-    /// Inside the refresh window; the first caller to see it starts a background refresh.
-    RefreshDue = 1,
-    /// Inside the refresh window, with the background refresh started.
-    Refreshing = 2,
-    /// Past expiry minus the skew, or invalidated: callers wait for a fetch.
-    Expired = 3,
-}
-
-impl Phase {
-    fn name(self) -> &'static str {
-        match self {
-            Phase::Fresh => "fresh",
-            Phase::RefreshDue => "refresh due",
-            Phase::Refreshing => "refreshing",
-            Phase::Expired => "expired",
-        }
-    }
-}
-
-/// A [`Phase`] that the timer, the fast path and invalidation share.
-struct PhaseCell(AtomicU8);
-
-impl PhaseCell {
-    fn new(phase: Phase) -> Self {
-        PhaseCell(AtomicU8::new(phase as u8))
-    }
-
-    #[inline]
-    fn load(&self) -> Phase {
-        match self.0.load(Ordering::Acquire) {
-            0 => Phase::Fresh,
-            1 => Phase::RefreshDue,
-            2 => Phase::Refreshing,
-            _ => Phase::Expired,
-        }
-    }
-
-    /// Moves from `from` to `to`; false if the phase was not `from`.
-    fn advance(&self, from: Phase, to: Phase) -> bool {
-        self.0
-            .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-    }
-
-    /// Expires the entry; false if it already was.
-    fn expire(&self) -> bool {
-        self.0.swap(Phase::Expired as u8, Ordering::AcqRel) != Phase::Expired as u8
-    }
-}
-
-#[derive(Default)]
-struct Flight {
-    in_flight: Option<InFlight>,
-    failure: Option<Failure>,
-    timer: Option<AbortHandle>,
-    rejection: Option<Rejection>,
-}
-
-struct InFlight {
-    receiver: watch::Receiver<FetchResult>,
-    task: AbortHandle,
-}
-
-impl InFlight {
-    /// A fetch that ended without clearing itself has dropped its sender. Not expected (the
-    /// fetch's guard always clears it), but such a fetch must never be waited on.
-    fn is_running(&self) -> bool {
-        self.receiver.has_changed().is_ok()
-    }
-}
-
-struct Failure {
-    error: FetchError,
-    retry_at: Instant,
-    consecutive: u32,
-}
-
-/// The last time a server rejected a cached token.
-struct Rejection {
-    /// How many tokens in a row were rejected soon after they were cached.
-    streak: u32,
-    at: Instant,
-    /// How long the token fetched to replace it is kept even if it is rejected too.
-    hold: Duration,
-}
-
-/// What became of a token a server rejected; see [`TokenCache::reject`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Rejected {
-    /// It was the cached token and is now invalidated: the next caller fetches.
-    Invalidated,
-    /// The cache already holds another token, or is already fetching one.
-    Replaced,
-    /// It replaced a token that was rejected moments ago and is kept until the backoff
-    /// has passed: a replay would be sent with the same token.
-    HeldOff,
-}
-
-impl Rejected {
-    /// Whether replaying the rejected request would carry another token: false while the
-    /// cache holds the rejected one back from being replaced.
-    pub(crate) fn replay_gets_another_token(self) -> bool {
-        self != Rejected::HeldOff
-    }
-}
-
-/// A cached token and where it is in its life.
-pub(crate) struct Entry {
-    /// How a response future names this entry (see `registry`).
-    id: NonZeroU64,
-    token: Token,
-    phase: PhaseCell,
-    expire_at: Option<Instant>,
-    stored_at: Instant,
-    /// The cache, for a response future that sees this token rejected.
-    owner: Weak<Shared>,
-}
-
-impl Entry {
-    fn usable(&self, now: Instant) -> bool {
-        self.phase.load() != Phase::Expired && self.expire_at.is_none_or(|at| now < at)
-    }
-
-    pub(crate) fn token(&self) -> &Token {
-        &self.token
-    }
-
-    /// The number that names this entry for [`Entry::reject_by_id`].
-    pub(crate) fn id(&self) -> NonZeroU64 {
-        self.id
-    }
-
-    /// Tells the cache that a server rejected the token of the entry with this id. An entry
-    /// that no longer exists has been replaced already.
-    #[cold]
-    pub(crate) fn reject_by_id(id: NonZeroU64) -> Rejected {
-        let Some(entry) = registry::find(id) else {
-            return Rejected::Replaced;
-        };
-        match entry.owner.upgrade() {
-            Some(shared) => shared.reject(|current| current.id == id),
-            None => Rejected::Replaced,
-        }
-    }
-}
-
-impl Drop for Entry {
-    fn drop(&mut self) {
-        registry::unregister(self.id);
-    }
 }
 
 /// Counters a cache keeps, for tests and metrics.
@@ -411,13 +254,6 @@ impl TokenCache {
             waits: self.shared.waits.load(Ordering::Relaxed),
         }
     }
-
-    pub(crate) fn reader(&self) -> Reader {
-        Reader {
-            view: arc_swap::Cache::new(Arc::clone(&self.shared.current)),
-            cache: self.clone(),
-        }
-    }
 }
 
 impl fmt::Debug for TokenCache {
@@ -436,43 +272,6 @@ impl fmt::Debug for TokenCache {
     }
 }
 
-/// A service's view of the cache: the fast path, without locks or clock reads.
-#[derive(Clone)]
-pub(crate) struct Reader {
-    view: arc_swap::Cache<Arc<ArcSwapOption<Entry>>, Option<Arc<Entry>>>,
-    cache: TokenCache,
-}
-
-impl Reader {
-    /// The cached entry if its token can be used now; `None` if the caller must wait for a
-    /// fetch.
-    ///
-    /// Reads one pointer and one phase byte. Inside the refresh window the first caller
-    /// also starts the background refresh.
-    #[inline]
-    pub(crate) fn usable_entry(&mut self) -> Option<&Arc<Entry>> {
-        let entry = self.view.load().as_ref()?;
-        match entry.phase.load() {
-            Phase::Fresh | Phase::Refreshing => Some(entry),
-            Phase::RefreshDue => {
-                self.cache.shared.refresh_if_due(entry);
-                Some(entry)
-            }
-            Phase::Expired => None,
-        }
-    }
-
-    pub(crate) fn cache(&self) -> &TokenCache {
-        &self.cache
-    }
-}
-
-impl fmt::Debug for Reader {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.cache.fmt(f)
-    }
-}
-
 impl Shared {
     fn lock_flight(&self) -> MutexGuard<'_, Flight> {
         lock(&self.flight)
@@ -488,82 +287,6 @@ impl Shared {
             self.refresh_if_due(&entry);
         }
         Some(entry)
-    }
-
-    /// Starts the one fetch, on its own task. The caller holds the flight lock.
-    fn start_fetch(
-        self: &Arc<Self>,
-        flight: &mut Flight,
-    ) -> Result<watch::Receiver<FetchResult>, FetchError> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-            FetchError::permanent(
-                "the token cache needs a tokio runtime to fetch tokens; call it from within one",
-            )
-        })?;
-        let (sender, receiver) = watch::channel(None);
-        let fetch = Fetch {
-            shared: Arc::downgrade(self),
-            sender: Some(sender),
-        };
-        self.fetches.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!("fetching a new token");
-        let task = runtime.spawn(fetch.run(Arc::clone(&self.source), self.config.fetch_timeout));
-        flight.in_flight = Some(InFlight {
-            receiver: receiver.clone(),
-            task: task.abort_handle(),
-        });
-        Ok(receiver)
-    }
-
-    /// Records how a fetch ended and returns what its waiters get.
-    fn finish_fetch(
-        self: &Arc<Self>,
-        result: Result<Token, FetchError>,
-    ) -> Result<Token, FetchError> {
-        let mut flight = self.lock_flight();
-        flight.in_flight = None;
-        let result = result.and_then(|token| {
-            if self.store(token.clone(), &mut flight) {
-                Ok(token)
-            } else {
-                Err(FetchError::transient(
-                    "the token source returned a token that had already expired (its lifetime \
-                     was zero or in the past); the cache will ask again after a backoff",
-                ))
-            }
-        });
-        match &result {
-            Ok(_) => {
-                if let Some(failure) = flight.failure.take() {
-                    tracing::info!(
-                        failed_attempts = failure.consecutive,
-                        "token fetch succeeded after failures"
-                    );
-                }
-            }
-            Err(error) => self.record_failure(error, &mut flight),
-        }
-        result
-    }
-
-    fn record_failure(&self, error: &FetchError, flight: &mut Flight) {
-        let consecutive = flight
-            .failure
-            .as_ref()
-            .map_or(0, |f| f.consecutive)
-            .saturating_add(1);
-        let wait = self.config.wait_after_failure(consecutive, error);
-        tracing::warn!(
-            error = %Chain(error),
-            consecutive_failures = consecutive,
-            retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-            "token fetch failed"
-        );
-        flight.failure = Some(Failure {
-            error: error.clone(),
-            retry_at: deadline(Instant::now(), wait),
-            consecutive,
-        });
     }
 
     /// Makes `token` the cached one and sets the timer that moves it through its phases.
@@ -612,89 +335,6 @@ impl Shared {
         );
         phase != Phase::Expired
     }
-
-    /// A server rejected the cached entry if `is_rejected` says it is the one. Invalidates
-    /// it, unless it was fetched to replace a token rejected moments ago and its hold has
-    /// not passed; see [`Rejected`].
-    fn reject(&self, is_rejected: impl Fn(&Arc<Entry>) -> bool) -> Rejected {
-        let mut flight = self.lock_flight();
-        let current = self.current.load();
-        let Some(entry) = current.as_ref().filter(|entry| is_rejected(entry)) else {
-            return Rejected::Replaced;
-        };
-        if entry.phase.load() == Phase::Expired {
-            return Rejected::Replaced;
-        }
-        let now = Instant::now();
-        // A repeat: this token was cached after the last rejection, and is rejected before
-        // it has been in use for long.
-        let repeat = flight.rejection.as_ref().filter(|last| {
-            entry.stored_at >= last.at
-                && now.saturating_duration_since(entry.stored_at) < self.config.backoff_max
-        });
-        if let Some(last) = repeat {
-            if now < deadline(entry.stored_at, last.hold) {
-                tracing::debug!(
-                    rejected_in_a_row = last.streak + 1,
-                    "a freshly fetched token was rejected too; keeping it until the backoff passes"
-                );
-                return Rejected::HeldOff;
-            }
-        }
-        let streak = repeat.map_or(1, |last| last.streak.saturating_add(1));
-        flight.rejection = Some(Rejection {
-            streak,
-            at: now,
-            hold: self.config.backoff_after(streak),
-        });
-        entry.phase.expire();
-        crate::metrics::invalidated("rejected");
-        tracing::debug!(
-            rejected_in_a_row = streak,
-            "the server rejected the cached token; invalidated it"
-        );
-        Rejected::Invalidated
-    }
-
-    /// Inside the refresh window: the first caller to see it starts the background refresh.
-    #[cold]
-    #[inline(never)]
-    fn refresh_if_due(self: &Arc<Self>, entry: &Arc<Entry>) {
-        if !entry.phase.advance(Phase::RefreshDue, Phase::Refreshing) {
-            return;
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            // Without a runtime we cannot refresh ahead; callers will wait at expiry instead.
-            return;
-        };
-        tracing::debug!("token inside its refresh window; refreshing in the background");
-        let shared = Arc::downgrade(self);
-        let entry = Arc::downgrade(entry);
-        let task = runtime.spawn(refresh_in_background(shared, entry));
-        if let Some(previous) = lock(&self.refresher).replace(task.abort_handle()) {
-            previous.abort();
-        }
-    }
-
-    fn next_refresh_step(self: &Arc<Self>, entry: &Arc<Entry>) -> Step {
-        let still_current = self
-            .current
-            .load()
-            .as_ref()
-            .is_some_and(|current| Arc::ptr_eq(current, entry));
-        let now = Instant::now();
-        if !still_current || !entry.usable(now) {
-            return Step::Stop;
-        }
-        let mut flight = self.lock_flight();
-        if let Some(in_flight) = flight.in_flight.as_ref().filter(|f| f.is_running()) {
-            return Step::Wait(in_flight.receiver.clone());
-        }
-        match flight.failure.as_ref().map(|f| f.retry_at) {
-            Some(retry_at) if now < retry_at => Step::BackOff(retry_at),
-            _ => self.start_fetch(&mut flight).map_or(Step::Stop, Step::Wait),
-        }
-    }
 }
 
 impl Drop for Shared {
@@ -714,141 +354,6 @@ impl Drop for Shared {
     }
 }
 
-/// One fetch from the source, on its own task.
-///
-/// Its result always reaches the cache and the waiters: if the task ends before the source
-/// answers (aborted, or its runtime shut down), dropping it reports the fetch as cancelled.
-struct Fetch {
-    shared: Weak<Shared>,
-    sender: Option<watch::Sender<FetchResult>>,
-}
-
-impl Fetch {
-    async fn run(mut self, source: Arc<dyn TokenSource>, timeout: Duration) {
-        let span = tracing::debug_span!("token_fetch", outcome = tracing::field::Empty);
-        let started = Instant::now();
-        let fetch = tracing::Instrument::instrument(
-            CatchPanic {
-                future: source.fetch(),
-            },
-            span.clone(),
-        );
-        let result = match tokio::time::timeout(timeout, fetch).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(Panicked)) => Err(FetchError::source_panicked()),
-            Err(_elapsed) => Err(FetchError::timed_out(timeout)),
-        };
-        let outcome = match &result {
-            Ok(_) => "success",
-            Err(error) => FailureKind::of(error).as_str(),
-        };
-        span.record("outcome", outcome);
-        crate::metrics::fetched(outcome, started.elapsed());
-        self.finish(result);
-    }
-
-    fn finish(&mut self, result: Result<Token, FetchError>) {
-        let Some(sender) = self.sender.take() else {
-            return;
-        };
-        let result = match self.shared.upgrade() {
-            Some(shared) => shared.finish_fetch(result),
-            None => result,
-        };
-        // Nobody waiting is fine: the token is cached for the next caller.
-        let _ = sender.send(Some(result));
-    }
-}
-
-impl Drop for Fetch {
-    fn drop(&mut self) {
-        self.finish(Err(FetchError::cancelled()));
-    }
-}
-
-/// The source panicked; its payload is dropped unread, since it could hold a secret.
-struct Panicked;
-
-pin_project! {
-    /// Turns a panic while polling `future` into `Err(Panicked)`.
-    struct CatchPanic<F> {
-        #[pin]
-        future: F,
-    }
-}
-
-impl<F: Future> Future for CatchPanic<F> {
-    type Output = Result<F::Output, Panicked>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let future = self.project().future;
-        // The future is not polled again after a panic, so no broken state is observed.
-        match std::panic::catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
-            Ok(poll) => poll.map(Ok),
-            Err(payload) => {
-                // Dropping a payload can itself panic; that must not escape either.
-                let _ = std::panic::catch_unwind(AssertUnwindSafe(move || drop(payload)));
-                Poll::Ready(Err(Panicked))
-            }
-        }
-    }
-}
-
-/// Keeps fetching, with backoff, until a new token is stored or the current one expires
-/// (then callers take over and wait for the fetch themselves).
-async fn refresh_in_background(shared: Weak<Shared>, entry: Weak<Entry>) {
-    loop {
-        let step = match (shared.upgrade(), entry.upgrade()) {
-            (Some(shared), Some(entry)) => shared.next_refresh_step(&entry),
-            _ => Step::Stop,
-        };
-        match step {
-            Step::Wait(receiver) => {
-                if wait_for(receiver).await.is_ok() {
-                    return;
-                }
-            }
-            Step::BackOff(until) => tokio::time::sleep_until(until).await,
-            Step::Stop => return,
-        }
-    }
-}
-
-/// One turn of the background refresh loop.
-enum Step {
-    Wait(watch::Receiver<FetchResult>),
-    BackOff(Instant),
-    Stop,
-}
-
-/// Moves an entry to "refresh due" and then to "expired" at the given instants.
-fn spawn_phase_timer(
-    entry: &Arc<Entry>,
-    refresh_at: Option<Instant>,
-    expire_at: Option<Instant>,
-) -> Option<AbortHandle> {
-    let entry = Arc::downgrade(entry);
-    let timer = async move {
-        if let Some(at) = refresh_at {
-            tokio::time::sleep_until(at).await;
-            let Some(entry) = entry.upgrade() else {
-                return;
-            };
-            entry.phase.advance(Phase::Fresh, Phase::RefreshDue);
-        }
-        if let Some(at) = expire_at {
-            tokio::time::sleep_until(at).await;
-            if let Some(entry) = entry.upgrade() {
-                entry.phase.expire();
-            }
-        }
-    };
-    // `store` runs inside a fetch task, so a runtime is there; without one, `usable` still
-    // checks the expiry against the clock, only the refresh ahead is lost.
-    let runtime = tokio::runtime::Handle::try_current().ok()?;
-    Some(runtime.spawn(timer).abort_handle())
-}
-
 /// `now + wait`, for any `wait`. Waits and lifetimes are clamped well below this (a year at
 /// most), so the fallback is only a guard.
 fn deadline(now: Instant, wait: Duration) -> Instant {
@@ -858,14 +363,4 @@ fn deadline(now: Instant, wait: Duration) -> Instant {
 
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
-async fn wait_for(mut receiver: watch::Receiver<FetchResult>) -> Result<Token, FetchError> {
-    match receiver.wait_for(Option::is_some).await {
-        Ok(result) => result
-            .clone()
-            .unwrap_or_else(|| Err(FetchError::cancelled())),
-        // The fetch's guard sends before the sender goes, so this is a fetch that vanished.
-        Err(_) => Err(FetchError::cancelled()),
-    }
 }
