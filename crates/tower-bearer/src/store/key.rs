@@ -18,12 +18,23 @@ use crate::dpop::DpopKey;
 /// (SHA-256), so the key shows neither the client id nor the scopes to someone browsing the
 /// store; scopes are compared as a set, in any order.
 ///
-/// A key for DPoP-bound tokens (RFC 9449) also carries the [`DpopKey`](crate::dpop::DpopKey)
-/// they are bound to ([`StoreKeyBuilder::dpop_key`]): its thumbprint is one of the hashed
+/// A key for DPoP-bound tokens (RFC 9449) also carries the [`DpopKey`] they are bound to
+/// ([`StoreKeyBuilder::dpop_key`]): its thumbprint is one of the hashed
 /// parts, and a store that reads a token bound to that thumbprint builds it with the key
 /// carried here. Equality, hashing, `Display` and `Debug` see the hash (and, in `Debug`, the
 /// thumbprint), never the private key. So a `StoreKey` is a sound map key, although clippy's
 /// `mutable_key_type` sees the nonce cache inside the DPoP key and warns.
+///
+#[cfg_attr(feature = "dpop", doc = "[`DpopKey`]: crate::dpop::DpopKey")]
+#[cfg_attr(
+    feature = "dpop",
+    doc = "[`StoreKeyBuilder::dpop_key`]: StoreKeyBuilder::dpop_key"
+)]
+#[cfg_attr(not(feature = "dpop"), doc = "[`DpopKey`]: crate#features")]
+#[cfg_attr(
+    not(feature = "dpop"),
+    doc = "[`StoreKeyBuilder::dpop_key`]: crate#features"
+)]
 #[derive(Clone)]
 pub struct StoreKey {
     hex: String,
@@ -50,7 +61,7 @@ impl StoreKey {
     /// A key for something else about the same token, named by `purpose`: a different key,
     /// the same on every replica. The refresh-token grant takes its fleet lease under
     /// `derive("refresh")`, apart from the lease a `StoreSource` takes for the access token.
-    /// The derived key carries the same [DPoP key](Self::dpop_key), if any.
+    /// The derived key carries the same DPoP key, if any (the `dpop` feature).
     #[must_use]
     pub fn derive(&self, purpose: &str) -> StoreKey {
         let mut hash = Sha256::new();
