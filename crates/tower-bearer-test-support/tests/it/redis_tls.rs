@@ -39,13 +39,21 @@ pub(crate) struct Pki {
     pub(crate) client_key: String,
 }
 
+/// The time limits of the TLS tests' stores, none of which is about a timeout: a first
+/// command on a TLS cluster makes a handshake with each node it learns of, and ring's
+/// crypto in a debug build on a loaded 2-core machine took longer than the default 400 ms
+/// (a loaded run of the suite failed so).
+const PATIENT: Duration = Duration::from_secs(10);
+
 impl Pki {
     /// `builder` trusting only this CA and presenting the client certificate (which a
-    /// server asks for only with mutual TLS).
+    /// server asks for only with mutual TLS), with [`PATIENT`] time limits.
     pub(crate) fn trusted_by(&self, builder: RedisStoreBuilder) -> RedisStoreBuilder {
         builder
             .tls_root_certificate(self.ca.clone())
             .tls_client_certificate(self.client_cert.clone(), self.client_key.clone())
+            .connection_timeout(PATIENT)
+            .response_timeout(PATIENT)
     }
 }
 
